@@ -1,0 +1,33 @@
+"""magedl: list, fetch and mirror Magento release archives and patches.
+
+The public API is re-exported here lazily, so ``magedl --help`` does not pay
+for importing requests and friends.
+"""
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "open_client": "fetch",
+    "fetch_release": "fetch",
+    "Client": "api",
+    "RetryPolicy": "retry",
+    "Release": "catalog",
+    "parse_feed": "catalog",
+    "select": "catalog",
+    "download": "transfer",
+    "Progress": "transfer",
+    "Result": "transfer",
+    "md5_file": "transfer",
+    "MagedlError": "errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'magedl' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

@@ -1,0 +1,333 @@
+"""The command line: parse arguments, call the library, render, map errors to exit codes.
+
+This is the only place that turns a :class:`~magedl.errors.MagedlError` into
+an exit code and a one-line message. Heavy modules (requests, rich, tqdm) are
+imported inside the commands, so ``magedl --help`` starts instantly.
+"""
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+from . import __version__
+from .config import redact
+from .errors import Interrupted, MagedlError, UsageError
+
+log = logging.getLogger("magedl")
+
+EPILOG = """\
+credentials (first found wins):
+  --mageid/--token-file, MAGEDL_MAGEID/MAGEDL_TOKEN, the config file
+  ($XDG_CONFIG_HOME/magedl/config, mode 600), ~/.netrc for the API host, or a
+  curl-style base URL https://MAGEID:TOKEN@host/... . Prefer --token-file or
+  MAGEDL_TOKEN over --token: a token on the command line is visible to other
+  users in the process list and lands in shell history.
+
+exit codes:
+  0 ok, 1 other error, 2 usage, 3 credentials refused (401), 4 no entitlement
+  (403), 5 not found, 6 checksum mismatch or not the archive, 7 network or
+  server failure after all retries, 130 interrupted
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit 2."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _common(parser, suppress):
+    """Options valid both before and after the command name."""
+    default = argparse.SUPPRESS if suppress else None
+    g = parser.add_argument_group("common options")
+    g.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS if suppress else 0,
+                   help="more detail on stderr (twice for debug)")
+    g.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS if suppress else False,
+                   help="no progress, only errors on stderr")
+    g.add_argument("--base-url", metavar="URL", default=default,
+                   help="the API, a mirror (http/https) or a mirror folder (file://); env MAGEDL_BASE_URL")
+    g.add_argument("--mageid", metavar="ID", default=default, help="your MAGEID (MAG + 9 digits); env MAGEDL_MAGEID")
+    g.add_argument("--token-file", metavar="PATH", default=default,
+                   help="file holding the downloads access token ('-' reads stdin); env MAGEDL_TOKEN")
+    g.add_argument("--token", metavar="TOKEN", default=default,
+                   help="the token itself; discouraged: visible in the process list, use --token-file")
+    g.add_argument("--json", action="store_true", default=argparse.SUPPRESS if suppress else False,
+                   help="machine-readable JSON array on stdout")
+    g.add_argument("--ca-bundle", metavar="PATH", default=default, help="CA bundle to verify TLS with")
+    g.add_argument("--insecure", action="store_true", default=argparse.SUPPRESS if suppress else False,
+                   help="do NOT verify TLS (loudly discouraged)")
+    g.add_argument("--retries", type=_positive_int, metavar="N", default=default,
+                   help="attempts without progress before giving up (default 5)")
+    g.add_argument("--retry-wait", type=_seconds, metavar="S", default=default,
+                   help="first backoff wait in seconds, doubled each retry (default 1)")
+    g.add_argument("--timeout", type=_seconds, metavar="S", default=default,
+                   help="seconds without data before a connection counts as stalled (default 60)")
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def _seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return value
+
+
+def build_parser():
+    parser = _Parser(
+        prog="magedl",
+        description="List and fetch Adobe Commerce / Magento Open Source releases and patches, "
+        "resumably and verified against the feed's md5.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"magedl {__version__}")
+    _common(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def command(name, help_text):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        _common(p, suppress=True)
+        return p
+
+    p = command("versions", "versions per feed category, newest first")
+    p.add_argument("--type", action="append", default=[], metavar="T", help="ce-full, ee-full, ce-patch, ...")
+
+    p = command("list", "files in the catalogue")
+    _selection(p)
+
+    p = command("get", "download files, resuming and verifying each")
+    p.add_argument("names", nargs="*", metavar="NAME", help="file names as listed (or select with --version/--type)")
+    _selection(p)
+    p.add_argument("-o", "--output", default=".", metavar="DIR", help="target folder (default: current)")
+    p.add_argument("--require-checksum", action="store_true", help="refuse files the feed gives no md5 for")
+    return parser
+
+
+def _selection(p):
+    p.add_argument("--type", action="append", default=[], metavar="T", help="feed category (repeatable)")
+    p.add_argument("--version", action="append", default=[], metavar="GLOB", dest="versions",
+                   help="version or glob such as '2.4.*' (repeatable)")
+    p.add_argument("--format", action="append", default=[], metavar="EXT", dest="formats",
+                   help="archive suffix: tar.gz, zip, tar.bz2 (repeatable)")
+    p.add_argument("--latest", action="store_true", help="only the newest version of each type")
+
+
+# -- commands -----------------------------------------------------------------
+
+
+def _client(args):
+    from .api import Client
+    from .config import resolve
+    from .retry import RetryPolicy
+
+    settings = resolve(
+        base_url=args.base_url, mageid=args.mageid, token=args.token, token_file=args.token_file,
+        ca_bundle=args.ca_bundle, insecure=args.insecure,
+    )
+    if settings.credentials is None and not settings.base_url.startswith("file:"):
+        log.warning("no MAGEID and token found; the service will likely refuse (see 'magedl --help')")
+    retry = RetryPolicy(
+        attempts=args.retries or 5,
+        backoff=1.0 if args.retry_wait is None else args.retry_wait,
+    )
+    read_timeout = 60.0 if args.timeout is None else args.timeout
+    return Client(settings, retry=retry, timeout=(min(15.0, read_timeout or 15.0), read_timeout or None))
+
+
+def _catalog(client):
+    return client.catalog(warn=lambda msg: log.warning("feed: %s", msg))
+
+
+def cmd_versions(args, out):
+    from .versions import edition_of, sort_versions
+
+    with _client(args) as client:
+        releases = _catalog(client)
+    types = args.type or sorted({r.type for r in releases})
+    rows = []
+    for type_ in types:
+        for version in sort_versions(r.version for r in releases if r.type == type_ and r.version):
+            rows.append({"type": type_, "edition": edition_of(type_), "version": version})
+    if args.json:
+        _print_json(rows, out)
+    else:
+        from .render import print_versions
+
+        print_versions(rows, types, out)
+    return 0
+
+
+def cmd_list(args, out):
+    from .catalog import select
+
+    with _client(args) as client:
+        releases = select(_catalog(client), types=args.type, versions=args.versions,
+                          formats=args.formats, latest=args.latest)
+    if args.json:
+        _print_json([r.to_dict() for r in releases], out)
+    else:
+        from .render import print_releases
+
+        print_releases(releases, out)
+    if not releases:
+        log.warning("nothing in the catalogue matches")
+    return 0
+
+
+def cmd_get(args, out):
+    from .catalog import find_by_name, select, unique_files
+    from .fetch import fetch_release
+    from .paths import check_name
+    from .progress import ProgressView, human_bytes
+
+    selecting = args.versions or args.type or args.formats or args.latest
+    if args.names and selecting:
+        raise UsageError("give file names or a selection (--version/--type/--format/--latest), not both")
+    if not args.names and not selecting:
+        raise UsageError("nothing to get: give file names, or select with --version/--type/--latest")
+    for name in args.names:  # refuse unsafe names before any request
+        check_name(name)
+    output = args.output
+    if os.path.exists(output) and not os.path.isdir(output):
+        raise UsageError(f"-o {output}: not a folder")
+
+    with _client(args) as client:
+        releases = _catalog(client)
+        if args.names:
+            chosen = []
+            for name in args.names:
+                found = find_by_name(releases, name)
+                if found is None:
+                    from .errors import NotFoundError
+
+                    raise NotFoundError(f"{name}: not in the catalogue (see 'magedl list')")
+                chosen.append(found)
+            chosen = unique_files(chosen)
+        else:
+            chosen = unique_files(select(releases, types=args.type, versions=args.versions,
+                                         formats=args.formats, latest=args.latest))
+            if not chosen:
+                from .errors import NotFoundError
+
+                raise NotFoundError("nothing in the catalogue matches that selection (see 'magedl list')")
+
+        view = ProgressView(_progress_mode(args))
+        results, failures = [], []
+        try:
+            for release in chosen:
+                try:
+                    result = fetch_release(client, release, output, require_checksum=args.require_checksum,
+                                           progress=view)
+                except MagedlError as exc:
+                    view.close()
+                    log.error("%s", exc)
+                    failures.append(exc)
+                    continue
+                results.append((release, result))
+                if not args.quiet:
+                    state = "already present" if result.skipped else "saved"
+                    check = "md5 verified" if result.verified else "UNVERIFIED (no md5 in feed)"
+                    resumed = f", resumed at {human_bytes(result.resumed_from)}" if result.resumed_from else ""
+                    _say(f"{release.file_name}: {state}, {human_bytes(result.size)}, {check}{resumed}")
+                if not args.json:
+                    out.write(f"{result.path}\n")
+                    out.flush()
+        finally:
+            view.close()
+    if args.json:
+        _print_json([dict(r.to_dict(), path=str(res.path), size=res.size, verified=res.verified,
+                          status="present" if res.skipped else "fetched") for r, res in results], out)
+    if failures:
+        if len(failures) > 1:
+            log.error("%d of %d files failed", len(failures), len(chosen))
+        return failures[0].exit_code
+    return 0
+
+
+# -- helpers ------------------------------------------------------------------
+
+
+def _progress_mode(args):
+    if args.quiet:
+        return "none"
+    return "bar" if sys.stderr.isatty() else "lines"
+
+
+def _say(text):
+    log.info("%s", text)
+
+
+def _print_json(rows, out):
+    json.dump(rows, out, indent=2)
+    out.write("\n")
+    out.flush()
+
+
+def _setup_logging(args):
+    from .progress import ConsoleHandler
+
+    level = logging.WARNING
+    if args.quiet:
+        level = logging.ERROR
+    elif args.verbose >= 2:
+        level = logging.DEBUG
+    elif args.verbose == 1 or not args.json:
+        level = logging.INFO
+    log.handlers[:] = [ConsoleHandler()]
+    log.setLevel(level)
+    log.propagate = False
+    if args.verbose >= 2:
+        # urllib3's debug lines show URLs and status; its handler gets our redaction too.
+        lib = logging.getLogger("urllib3")
+        lib.handlers[:] = [ConsoleHandler()]
+        lib.setLevel(logging.DEBUG)
+
+
+COMMANDS = {"versions": cmd_versions, "list": cmd_list, "get": cmd_get}
+
+
+def main(argv=None):
+    """Run the command line; return the exit code."""
+    out = sys.stdout
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            build_parser().print_help(sys.stderr)
+            return 2
+        _setup_logging(args)
+        return COMMANDS[args.command](args, out)
+    except MagedlError as exc:
+        sys.stderr.write(f"magedl: error: {redact(exc)}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("magedl: interrupted; partial files are kept and the next run resumes them\n")
+        return Interrupted.exit_code
+    except BrokenPipeError:
+        # stdout closed early (e.g. piped into head): not an error worth a traceback.
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 1
+    except Exception as exc:  # a bug: say so in one line, without secrets
+        sys.stderr.write(f"magedl: internal error: {type(exc).__name__}: {redact(exc)}\n")
+        if os.environ.get("MAGEDL_DEBUG"):
+            import traceback
+
+            sys.stderr.write(redact("".join(traceback.format_exc())))
+        return 1

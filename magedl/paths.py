@@ -1,0 +1,61 @@
+"""Safe local paths for untrusted file names, and the names of our side files."""
+
+import os
+import re
+from pathlib import Path, PurePosixPath
+
+from .errors import UnsafeNameError
+
+PART_SUFFIX = ".magedl-part"
+STATE_SUFFIX = ".magedl-part.json"
+LOCK_SUFFIX = ".magedl-lock"
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def check_name(file_name):
+    """Refuse a feed or command-line name that could escape the target folder.
+
+    Names may contain ``/`` (the feed has such names), but no empty, ``.`` or
+    ``..`` component, no leading ``/``, no backslash, no drive letter and no
+    NUL or other control character.
+
+    Raises
+    ------
+    UnsafeNameError
+    """
+    reason = None
+    if not file_name or not isinstance(file_name, str):
+        reason = "empty name"
+    elif any(ord(c) < 32 or ord(c) == 127 for c in file_name):
+        reason = "control character in name"
+    elif file_name.startswith("/") or "\\" in file_name or _DRIVE.match(file_name):
+        reason = "absolute or Windows-style path"
+    elif any(part in ("", ".", "..") for part in file_name.split("/")):
+        reason = "'..', '.' or empty path component"
+    elif file_name.endswith((PART_SUFFIX, STATE_SUFFIX, LOCK_SUFFIX)):
+        reason = "name clashes with magedl's own partial files"
+    if reason:
+        shown = file_name.encode("unicode_escape").decode("ascii") if isinstance(file_name, str) else repr(file_name)
+        raise UnsafeNameError(f"refusing unsafe file name {shown!r}: {reason}")
+    return file_name
+
+
+def destination(folder, file_name):
+    """The final local path of *file_name* inside *folder*, checked.
+
+    Besides :func:`check_name`, the resolved path must stay inside the
+    resolved folder, so a symlinked sub-folder cannot lead elsewhere.
+    """
+    check_name(file_name)
+    root = Path(folder).resolve()
+    path = root.joinpath(*PurePosixPath(file_name).parts)
+    parent = path.parent.resolve()
+    if parent != root and root not in parent.parents:
+        raise UnsafeNameError(f"refusing {file_name!r}: it resolves outside {folder}")
+    return parent / path.name
+
+
+def side_file(path, suffix):
+    """The path of a side file (partial data, state, lock) next to *path*."""
+    return Path(os.fspath(path) + suffix)

@@ -1,0 +1,119 @@
+"""Retry policy: exponential backoff with jitter, honouring Retry-After.
+
+Only :class:`~magedl.errors.TransientError` is retried; 401, 403 and 404 map
+to other error types and so are never retried. A download that keeps moving
+forward is not penalised: the attempt budget counts consecutive attempts that
+made no progress, so a flaky link that drops every 100 MB still finishes.
+"""
+
+import email.utils
+import logging
+import time
+from dataclasses import dataclass
+
+import tenacity
+
+from .errors import NetworkError, TransientError
+
+log = logging.getLogger("magedl")
+
+
+def parse_retry_after(value, now=None):
+    """Seconds to wait from a ``Retry-After`` header, or ``None``."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    now = time.time() if now is None else now
+    return max(0.0, when.timestamp() - now)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try.
+
+    Attributes
+    ----------
+    attempts : int
+        Attempts in a row without progress before giving up.
+    backoff : float
+        First wait in seconds; doubles each time, with jitter.
+    max_backoff : float
+        Ceiling of a single computed wait.
+    max_retry_after : float
+        Ceiling on a server's ``Retry-After`` (a server asking for an hour
+        should not hang a build for an hour).
+    """
+
+    attempts: int = 5
+    backoff: float = 1.0
+    max_backoff: float = 60.0
+    max_retry_after: float = 300.0
+
+    def call(self, fn, what, progress=None):
+        """Run ``fn()`` until it succeeds, retrying transient failures.
+
+        Parameters
+        ----------
+        fn : callable
+            One attempt. Raises :class:`TransientError` to ask for a retry.
+        what : str
+            Names the operation in messages.
+        progress : callable, optional
+            Returns a number that grows while work gets done; an attempt
+            that moved it does not count against the budget.
+
+        Raises
+        ------
+        NetworkError
+            When the budget is spent; the message carries the last reason.
+        """
+        expo = tenacity.wait_exponential_jitter(initial=self.backoff, max=self.max_backoff, jitter=self.backoff)
+
+        def wait(state):
+            retry_after = getattr(state.outcome.exception(), "retry_after", None)
+            if retry_after is not None:
+                return min(retry_after, self.max_retry_after)
+            return expo(state)
+
+        def before_sleep(state):
+            log.warning(
+                "%s: %s; retrying in %.1fs", what, state.outcome.exception(), state.next_action.sleep
+            )
+
+        retrying = tenacity.Retrying(
+            stop=_StopWithoutProgress(self.attempts, progress),
+            wait=wait,
+            retry=tenacity.retry_if_exception_type(TransientError),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        try:
+            return retrying(fn)
+        except TransientError as exc:
+            raise NetworkError(f"{exc}; gave up after {self.attempts} attempts without progress") from None
+
+
+class _StopWithoutProgress:
+    """tenacity stop condition: N consecutive attempts that moved nothing."""
+
+    def __init__(self, attempts, progress):
+        self.attempts = max(1, attempts)
+        self.progress = progress or (lambda: 0)
+        self.last = self.progress()
+        self.stalled = 0
+
+    def __call__(self, state):
+        now = self.progress()
+        if now != self.last:
+            self.last = now
+            self.stalled = 0
+        self.stalled += 1
+        return self.stalled >= self.attempts
