@@ -9,7 +9,10 @@ import json
 import logging
 from urllib.parse import quote, urlsplit
 
+import socket
+
 import requests
+import urllib3
 
 from . import __version__, sniff
 from .config import redact
@@ -87,11 +90,12 @@ def transient_from(exc, what):
             f"{what}: TLS verification failed ({type(exc).__name__}); "
             "give the CA bundle with --ca-bundle if this host uses a private CA"
         )
-    if isinstance(exc, requests.exceptions.Timeout):
+    if isinstance(exc, (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError, socket.timeout)):
         return TransientError(f"{what}: timed out")
     if isinstance(exc, requests.exceptions.ConnectionError):
         return TransientError(f"{what}: connection failed or was cut")
-    if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
+    if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError,
+                        urllib3.exceptions.HTTPError, OSError)):
         return TransientError(f"{what}: the connection was cut mid-body")
     return NetworkError(f"{what}: {redact(type(exc).__name__)}")
 

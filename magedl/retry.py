@@ -75,7 +75,9 @@ class RetryPolicy:
         NetworkError
             When the budget is spent; the message carries the last reason.
         """
-        expo = tenacity.wait_exponential_jitter(initial=self.backoff, max=self.max_backoff, jitter=self.backoff)
+        expo = tenacity.wait_exponential(multiplier=self.backoff, max=self.max_backoff) + tenacity.wait_random(
+            0, self.backoff
+        )
 
         def wait(state):
             retry_after = getattr(state.outcome.exception(), "retry_after", None)
@@ -85,7 +87,7 @@ class RetryPolicy:
 
         def before_sleep(state):
             log.warning(
-                "%s: %s; retrying in %.1fs", what, state.outcome.exception(), state.next_action.sleep
+                "%s; retrying in %.1fs", state.outcome.exception(), state.next_action.sleep
             )
 
         retrying = tenacity.Retrying(

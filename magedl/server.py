@@ -551,11 +551,11 @@ def _parse_range(value, size):
             return "unsatisfiable"
         return max(0, size - n), size - 1
     start = int(first)
-    end = int(last) if last else size - 1
-    if end < start:
+    if last and int(last) < start:
         return None  # invalid spec: RFC 9110 says ignore the header
     if start >= size:
         return "unsatisfiable"
+    end = int(last) if last else size - 1
     return start, min(end, size - 1)
 
 
@@ -733,6 +733,16 @@ class _Handler(BaseHTTPRequestHandler):
     def _respond(self, req, reply, record):
         api = self.server.api
         record.status = reply.status
+        committed = []
+
+        def commit():
+            # The record enters the log just before the last bytes leave,
+            # so a client holding a complete response can already read its
+            # record in server.log, without waiting.
+            if not committed:
+                committed.append(True)
+                api._finished(record)
+
         try:
             self.send_response(reply.status)
             for key, value in reply.headers:
@@ -741,22 +751,25 @@ class _Handler(BaseHTTPRequestHandler):
             if reply.close:
                 self.send_header("Connection", "close")
                 self.close_connection = True
-            self.end_headers()
-            if reply.send_body:
-                self._write_body(api, reply, record)
-        except _ClientGone:
-            record.aborted = True
-            self.close_connection = True
-        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError,
-                socket.timeout):
+            if not reply.send_body or reply.content_length == 0:
+                commit()
+                self.end_headers()
+            else:
+                self.end_headers()
+                self._write_body(api, reply, record, commit)
+        except (_ClientGone, BrokenPipeError, ConnectionResetError,
+                ConnectionAbortedError, socket.timeout):
             record.aborted = True
             self.close_connection = True
         finally:
             if reply.stream is not None:
                 reply.stream.close()
-            api._finished(record)
+            if committed:
+                api._amended(record)
+            else:
+                api._finished(record)
 
-    def _write_body(self, api, reply, record):
+    def _write_body(self, api, reply, record, commit):
         pacing = reply.pacing
         total = reply.content_length
         if reply.stream is not None:
@@ -800,13 +813,21 @@ class _Handler(BaseHTTPRequestHandler):
                 # The file shrank under us: the client must see a short body.
                 self._cut(record)
                 return
+            last = sent + len(data) >= total
+            if last:
+                # Count the final chunk before writing it (see commit).
+                api._sent(record, len(data))
+                commit()
             try:
                 self.wfile.write(data)
             except (BrokenPipeError, ConnectionResetError,
                     ConnectionAbortedError, socket.timeout) as exc:
+                if last:
+                    api._sent(record, -len(data))
                 raise _ClientGone() from exc
             sent += len(data)
-            api._sent(record, len(data))
+            if not last:
+                api._sent(record, len(data))
             if pacing.rate:
                 due = clock_start + (sent - clock_bytes) / pacing.rate
                 delay = due - time.monotonic()
@@ -1035,6 +1056,12 @@ class ApiServer:
             self._access(line)
         else:
             log.debug("%s", line)
+
+    def _amended(self, record):
+        # A committed record changed after the fact (client left during
+        # the last chunk): wake waiters so they see it.
+        with self._cond:
+            self._cond.notify_all()
 
     def _access_log(self, handler, message):
         # Protocol-level complaints from http.server (bad request lines).

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+import urllib3
 
 from . import sniff
 from .api import transient_from
@@ -162,6 +163,7 @@ class Download:
         self.resumed_from = 0
         self.received = 0  # bytes received in this run, the retry budget's progress measure
         self.range_ok = True
+        self.prefix_kept = False  # whether bytes from an earlier run are part of the file
 
     # -- driver -------------------------------------------------------------
 
@@ -181,7 +183,7 @@ class Download:
                 digest = self.hasher.hexdigest()
                 if not self.md5 or digest == self.md5:
                     break
-                if self.resumed_from and not restart:
+                if self.prefix_kept and not restart:
                     # The kept prefix may be stale (re-published file, no validators): start over once.
                     log.warning("%s: md5 mismatch after resume; fetching the whole file again", self.file_name)
                     self._reset()
@@ -239,6 +241,7 @@ class Download:
         self.state = state
         self.total = state.get("size")
         self.offset = size
+        self.prefix_kept = size > 0
         with open(self.part, "rb") as f:
             for block in iter(lambda: f.read(CHUNK), b""):
                 self.hasher.update(block)
@@ -248,12 +251,12 @@ class Download:
     def _reset(self):
         """Forget any partial data: the next attempt starts at byte 0."""
         self.offset = 0
+        self.prefix_kept = False
         self.total = None
         self.state = {}
         self.hasher = hashlib.md5()
         self._remove(self.state_path)
-        with open(self.part, "wb"):
-            pass
+        self._remove(self.part)
 
     def _discard(self):
         self._remove(self.part)
@@ -347,7 +350,7 @@ class Download:
         return None
 
     def _receive(self, response):
-        chunks = response.iter_content(CHUNK)
+        chunks = _body(response)
         try:
             if self.offset == 0:
                 head = self._first_bytes(chunks)
@@ -367,7 +370,7 @@ class Download:
                     self.offset += len(block)
                     self.received += len(block)
                     self._emit("data")
-        except requests.exceptions.RequestException as exc:
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise transient_from(exc, self.file_name) from None
         if self.total is not None and self.offset < self.total:
             raise TransientError(f"{self.file_name}: short body, {self.offset} of {self.total} bytes")
@@ -404,6 +407,24 @@ class Download:
                 event,
             )
         )
+
+
+def _body(response):
+    """The body's bytes as they arrive.
+
+    ``read1`` hands over whatever the socket has, so a cut connection loses
+    nothing already received (``iter_content`` would drop a partly filled
+    chunk, and the next attempt would fetch those bytes again).
+    """
+    read1 = getattr(response.raw, "read1", None)
+    if read1 is None:  # urllib3 1.x
+        yield from response.iter_content(1 << 16)
+        return
+    while True:
+        block = read1(CHUNK, decode_content=True)
+        if not block:
+            return
+        yield block
 
 
 def _prepend(head, chunks):

@@ -1,0 +1,97 @@
+"""Shared fixtures: an emulator of the downloads API on loopback, a second
+host for redirects, and a mirror folder.
+
+Every server binds to 127.0.0.1 (127.0.0.2 for the second host) on a free
+port and is stopped after the test.  Synchronise with ``server.wait_for``,
+never with sleeps.
+"""
+
+import json
+
+import pytest
+
+from magedl.emulator import Emulator, demo_catalogue
+from magedl.server import ApiServer, MemoryStore
+
+# Big enough for several 64 KiB chunks (progress, resume), small enough to
+# keep every test fast.
+SMALL_BIG_SIZE = 512 * 1024
+BIG_FILE = "Magento-CE-2.4.7.tar.gz"
+
+
+@pytest.fixture(scope="session")
+def demo():
+    """The demo catalogue with a small big file: ``(feed, files)``.
+
+    Shared by the session: treat as read-only (stores copy it).
+    """
+    return demo_catalogue(seed=0, big_size=SMALL_BIG_SIZE)
+
+
+@pytest.fixture
+def make_emulator(demo):
+    """Factory: ``make_emulator(**Emulator kwargs)`` -> a started Emulator.
+
+    Each gets its own MemoryStore of the demo catalogue unless ``store`` is
+    given.  All are stopped after the test.
+    """
+    started = []
+
+    def make(**kwargs):
+        if "store" not in kwargs:
+            kwargs["store"] = MemoryStore(*demo)
+        emu = Emulator(**kwargs).start()
+        started.append(emu)
+        return emu
+
+    yield make
+    for emu in reversed(started):
+        emu.stop()
+
+
+@pytest.fixture
+def emulator(make_emulator):
+    """A started Emulator on 127.0.0.1, demo catalogue, auth required.
+
+    Use ``emulator.base_url``, ``(emulator.mageid, emulator.token)``,
+    ``emulator.faults`` / ``emulator.set_faults(...)``, ``emulator.log``,
+    ``emulator.wait_for(...)``, ``emulator.store``.
+    """
+    return make_emulator()
+
+
+@pytest.fixture
+def emulator_auth(emulator):
+    """``(mageid, token)`` accepted by the ``emulator`` fixture."""
+    return emulator.mageid, emulator.token
+
+
+@pytest.fixture
+def second_host(emulator):
+    """An open ApiServer on 127.0.0.2 serving the emulator's store.
+
+    Plays a CDN: point ``emulator.set_faults(redirect_files_to=
+    second_host.base_url)`` at it and check ``second_host.log`` for
+    ``had_authorization``.
+    """
+    server = ApiServer(emulator.store, host="127.0.0.2", prefix=emulator.prefix)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def demo_mirror(tmp_path, demo):
+    """A mirror folder of the demo catalogue (``info/json``, ``file/...``).
+
+    Returns the folder path; serve it with ``DirStore(path)``.
+    """
+    feed, files = demo
+    root = tmp_path / "mirror"
+    (root / "info").mkdir(parents=True)
+    (root / "info" / "json").write_text(json.dumps(feed), encoding="utf-8")
+    for name, data in files.items():
+        path = root / "file" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return root
