@@ -71,7 +71,7 @@ def check_status(response, what):
         raise AuthError(f"{what}: the MAGEID or downloads access token was refused (HTTP 401); {TOKEN_HELP}")
     if status == 403:
         raise EntitlementError(
-            f"{what}: this account may not download it (HTTP 403). The MAGEID may lack access "
+            f"{what}: no entitlement: this account may not download it (HTTP 403). The MAGEID may lack access "
             "to this file (e.g. Adobe Commerce files on an Open Source account), or access "
             "lapsed over an unpaid invoice; a file being listed does not mean it may be downloaded"
         )

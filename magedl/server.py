@@ -567,7 +567,7 @@ def _if_range_matches(value, info, validators):
         # Strong comparison: a weak tag never allows a partial answer.
         return not value.startswith("W/") and value == info.etag
     when = _parse_http_date(value)
-    return when is not None
+    return when is not None and int(when) == int(info.last_modified)
 
 
 # --------------------------------------------------------------------------
@@ -754,6 +754,19 @@ class _Handler(BaseHTTPRequestHandler):
             if not reply.send_body or reply.content_length == 0:
                 commit()
                 self.end_headers()
+            elif reply.stream is None and reply.pacing == Pacing():
+                # A small body leaves in one write with the headers, and
+                # is logged first: a client that stops at the status line
+                # still finds its request in the log.
+                api._sent(record, len(reply.body))
+                commit()
+                self._headers_buffer.append(b"\r\n")
+                self._headers_buffer.append(bytes(reply.body))
+                try:
+                    self.flush_headers()
+                except OSError:
+                    api._sent(record, -len(reply.body))
+                    raise
             else:
                 self.end_headers()
                 self._write_body(api, reply, record, commit)
