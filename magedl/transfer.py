@@ -246,7 +246,7 @@ class Download:
             for block in iter(lambda: f.read(CHUNK), b""):
                 self.hasher.update(block)
         if size:
-            log.info("%s: resuming at byte %d", self.file_name, size)
+            log.debug("%s: resuming at byte %d", self.file_name, size)
 
     def _reset(self):
         """Forget any partial data: the next attempt starts at byte 0."""

@@ -1,0 +1,102 @@
+"""The token never appears in output, logs, exceptions or files we write.
+
+Real ``magedl`` processes run every kind of command, successful and failing,
+with ``-vv``; then every byte they printed and every file under the output
+folder is searched for the token.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+BIG = "Magento-CE-2.4.7.tar.gz"
+WRONG_TOKEN = "feedfacecafebeef" * 2 + "01234567"
+
+
+@pytest.fixture
+def world(emulator, tmp_path):
+    home = tmp_path / "home"
+    (home / ".config" / "magedl").mkdir(parents=True)
+    config = home / ".config" / "magedl" / "config"
+    config.write_text(f"[magedl]\nmageid = {emulator.mageid}\ntoken = {emulator.token}\n")
+    os.chmod(config, 0o600)
+    token_file = tmp_path / "token"
+    token_file.write_text(emulator.token)
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAGEDL_")}
+    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"))
+    return emulator, env, token_file, out, tmp_path
+
+
+def run(env, *argv):
+    proc = subprocess.run([sys.executable, "-m", "magedl", "--retry-wait", "0", "--retries", "2", *argv],
+                          capture_output=True, env=env, timeout=120)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_token_never_printed_or_written(world):
+    emulator, env, token_file, out, root = world
+    base, o = emulator.base_url, str(out)
+    curl_style = base.replace("http://", f"http://{emulator.mageid}:{emulator.token}@")
+    env_token = dict(env, MAGEDL_BASE_URL=base, MAGEDL_MAGEID=emulator.mageid, MAGEDL_TOKEN=emulator.token)
+    wrong = dict(env_token, MAGEDL_TOKEN=WRONG_TOKEN)
+
+    outputs = []
+
+    def check(env_, *argv, expect):
+        code, text = run(env_, "-vv", *argv)
+        assert code == expect, text.decode(errors="replace")
+        outputs.append(text)
+
+    check(env_token, "versions", expect=0)
+    check(env_token, "list", "--json", expect=0)
+    check(dict(env, MAGEDL_BASE_URL=curl_style), "list", expect=0)
+    check(env, "--base-url", curl_style, "get", BIG, "-o", o, expect=0)  # config file credentials too
+    check(env, "--base-url", base, "--mageid", emulator.mageid, "--token-file", str(token_file),
+          "get", "Magento-CE-2.4.7.zip", "-o", o, expect=0)
+    check(env, "--base-url", base, "--mageid", emulator.mageid, "--token", emulator.token,
+          "get", "Magento-CE-2.4.6.tar.gz", "-o", o, expect=0)
+    check(wrong, "list", expect=3)
+    check(dict(env, MAGEDL_BASE_URL=curl_style.replace(emulator.token, WRONG_TOKEN)), "list", expect=3)
+
+    emulator.set_faults(auth_failure="text-200")
+    check(wrong, "list", expect=3)
+    emulator.clear_faults()
+    emulator.set_faults(forbidden={"Magento-EE-2.4.7.tar.gz"})
+    check(env_token, "get", "Magento-EE-2.4.7.tar.gz", "-o", o, expect=4)
+    emulator.clear_faults()
+    emulator.set_faults(drop_after=10_000, drop_count=1)
+    check(env_token, "--retries", "1", "get", "Magento-CE-2.4.7.tar.bz2", "-o", o, expect=7)  # leaves a partial
+    emulator.clear_faults()
+    emulator.store.replace("Magento-CE-2.4.6-p2.tar.gz", b"\x1f\x8b\x08" + b"z" * 9000, update_md5=False)
+    check(env_token, "get", "Magento-CE-2.4.6-p2.tar.gz", "-o", o, expect=6)
+
+    assert any(b"error" in text for text in outputs)  # the failures really printed something
+    files = [p for p in root.rglob("*") if p.is_file() and p != token_file and "home" not in p.parts]
+    assert any(p.name.endswith(".magedl-part.json") for p in files)
+    for secret in (emulator.token, WRONG_TOKEN):
+        needle = secret.encode()
+        for text in outputs:
+            assert needle not in text
+        for path in files:
+            assert needle not in path.read_bytes(), path
+
+
+def test_internal_error_message_is_redacted(monkeypatch, capsys):
+    """Even a bug's one-line report goes through redaction."""
+    from magedl import cli
+    from magedl.config import register_secret
+
+    secret = "0123456789abcdef0123456789abcdef01234567"
+    register_secret(secret)
+
+    def boom(args, out):
+        raise RuntimeError(f"failed with token {secret}")
+
+    monkeypatch.setitem(cli.COMMANDS, "list", boom)
+    code = cli.main(["list"])
+    err = capsys.readouterr().err
+    assert code == 1 and "internal error" in err and secret not in err and "***" in err
