@@ -95,9 +95,14 @@ def transient_from(exc, what):
     if isinstance(exc, requests.exceptions.ConnectionError):
         return TransientError(f"{what}: connection failed or was cut")
     if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError,
-                        urllib3.exceptions.HTTPError, OSError)):
+                        urllib3.exceptions.HTTPError)):
         return TransientError(f"{what}: the connection was cut mid-body")
-    return NetworkError(f"{what}: {redact(type(exc).__name__)}")
+    if isinstance(exc, requests.exceptions.RequestException):
+        # Invalid URL, too many redirects, bad header: retrying cannot help.
+        return NetworkError(f"{what}: {type(exc).__name__}")
+    if isinstance(exc, OSError):
+        return TransientError(f"{what}: the connection was cut mid-body")
+    return NetworkError(f"{what}: {type(exc).__name__}")
 
 
 class Client:
@@ -186,7 +191,9 @@ class Client:
         def attempt():
             response = self.open(self.url(path), what, headers={"Accept-Encoding": "identity"}, stream=False)
             try:
-                return response.content.decode(response.encoding or "utf-8", "replace")
+                # No charset in Content-Type means UTF-8 here, not HTTP/1.1's old ISO-8859-1 default.
+                charset = "charset=" in response.headers.get("Content-Type", "").lower() and response.encoding
+                return response.content.decode(charset or "utf-8", "replace")
             except requests.exceptions.RequestException as exc:
                 raise transient_from(exc, what) from None
 
@@ -196,7 +203,7 @@ class Client:
         """The JSON feed (``info/json``) as decoded JSON."""
         text = self.get_text("info/json")
         try:
-            return json.loads(text)
+            return json.loads(text.lstrip("\ufeff"))
         except ValueError:
             raise _not_json(text) from None
 
@@ -231,7 +238,7 @@ class Client:
 
 def _not_json(text, expected="the JSON feed"):
     head = text[:400].encode("utf-8", "replace")
-    snippet = sniff.excerpt(head)
+    snippet = redact(sniff.excerpt(head))
     if sniff.mentions_credentials(snippet):
         return AuthError(
             f"expected {expected} but the service answered {snippet!r}: the MAGEID or "

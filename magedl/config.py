@@ -55,7 +55,11 @@ class RedactingFilter(logging.Filter):
     """Logging filter that scrubs secrets from every record it passes."""
 
     def filter(self, record):
-        record.msg = redact(record.getMessage())
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: let the handler report it, unredacted args dropped
+            message = f"{record.msg} (unformattable log arguments)"
+        record.msg = redact(message)
         record.args = ()
         return True
 
@@ -89,18 +93,28 @@ def split_userinfo(url):
     The token is registered as a secret before anything else can see it.
     """
     parts = urlsplit(url)
-    if not parts.scheme:
-        raise UsageError(f"base URL needs a scheme (https://, http:// or file://): {redact(url)}")
+    # Anything that looks like userinfo is a secret before we can even tell the URL is bad.
+    userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
+    for piece in (userinfo, userinfo.partition(":")[2], unquote(userinfo.partition(":")[2])):
+        register_secret(piece)
+    if "@" in url and not userinfo:
+        register_secret(url.rpartition("@")[0].rpartition(":")[2])
     if parts.scheme not in ("http", "https", "file"):
-        raise UsageError(f"unsupported base URL scheme {parts.scheme!r}: use https, http or file")
+        raise UsageError("base URL must start with https://, http:// or file://")
+    if parts.scheme != "file" and not parts.hostname:
+        raise UsageError("base URL has no host name")
+    try:
+        port = parts.port
+    except ValueError:
+        raise UsageError("base URL has an invalid port") from None
     user = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password else None
     register_secret(password)
     netloc = parts.hostname or ""
     if ":" in netloc:  # IPv6 literal
         netloc = f"[{netloc}]"
-    if parts.port:
-        netloc += f":{parts.port}"
+    if port:
+        netloc += f":{port}"
     path = parts.path if parts.path.endswith("/") else parts.path + "/"
     return urlunsplit((parts.scheme, netloc, path, "", "")), user, password
 
@@ -148,7 +162,7 @@ def read_token_file(path):
 
             token = sys.stdin.readline()
         else:
-            token = Path(path).read_text(encoding="utf-8")
+            token = Path(path).read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise UsageError(f"cannot read token file {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
@@ -211,29 +225,27 @@ def resolve(
     register_secret(env.get("MAGEDL_TOKEN"))
     config = read_config(config_file or config_path(env))
 
-    # Each source contributes (base_url, mageid, token); userinfo in a base URL
-    # belongs to the same source as the URL.
+    # Each source contributes (base_url, mageid, token, userinfo). Credentials found
+    # in a URL's userinfo were given for that URL's host, so they count only
+    # when the chosen base URL is on the same host.
     sources = []
-    cli_url, cli_id, cli_tok = (None, None, None)
-    if base_url:
-        cli_url, cli_id, cli_tok = split_userinfo(base_url)
     if token_file:
         token = read_token_file(token_file)
-    sources.append((cli_url, mageid or cli_id, token or cli_tok))
-
-    env_url, env_id, env_tok = (None, None, None)
-    if env.get("MAGEDL_BASE_URL"):
-        env_url, env_id, env_tok = split_userinfo(env["MAGEDL_BASE_URL"])
-    sources.append((env_url, env.get("MAGEDL_MAGEID") or env_id, env.get("MAGEDL_TOKEN") or env_tok))
-
-    cfg_url, cfg_id, cfg_tok = (None, None, None)
-    if config.get("base_url"):
-        cfg_url, cfg_id, cfg_tok = split_userinfo(config["base_url"])
-    sources.append((cfg_url, config.get("mageid") or cfg_id, config.get("token") or cfg_tok))
+    cli = split_userinfo(base_url) if base_url else (None, None, None)
+    sources.append((cli[0], mageid, token, cli[1:]))
+    env_url = split_userinfo(env["MAGEDL_BASE_URL"]) if env.get("MAGEDL_BASE_URL") else (None, None, None)
+    sources.append((env_url[0], env.get("MAGEDL_MAGEID"), env.get("MAGEDL_TOKEN"), env_url[1:]))
+    cfg = split_userinfo(config["base_url"]) if config.get("base_url") else (None, None, None)
+    sources.append((cfg[0], config.get("mageid"), config.get("token"), cfg[1:]))
 
     url = next((s[0] for s in sources if s[0]), None) or DEFAULT_BASE_URL
-    the_id = next((s[1] for s in sources if s[1]), None)
-    the_token = next((s[2] for s in sources if s[2]), None)
+    host = urlsplit(url).netloc
+    candidates = []
+    for src_url, src_id, src_token, (url_id, url_token) in sources:
+        same_host = src_url is not None and urlsplit(src_url).netloc == host
+        candidates.append((src_id or (url_id if same_host else None), src_token or (url_token if same_host else None)))
+    the_id = next((c[0] for c in candidates if c[0]), None)
+    the_token = next((c[1] for c in candidates if c[1]), None)
 
     if (the_id is None or the_token is None) and use_netrc:
         login, password = netrc_credentials(urlsplit(url).hostname, env)

@@ -2,6 +2,7 @@
 
 import os
 import re
+import unicodedata
 from pathlib import Path, PurePosixPath
 
 from .errors import UnsafeNameError
@@ -27,7 +28,7 @@ def check_name(file_name):
     reason = None
     if not file_name or not isinstance(file_name, str):
         reason = "empty name"
-    elif any(ord(c) < 32 or ord(c) == 127 for c in file_name):
+    elif any(unicodedata.category(c) == "Cc" for c in file_name):
         reason = "control character in name"
     elif file_name.startswith("/") or "\\" in file_name or _DRIVE.match(file_name):
         reason = "absolute or Windows-style path"

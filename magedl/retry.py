@@ -23,7 +23,7 @@ def parse_retry_after(value, now=None):
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
@@ -75,9 +75,10 @@ class RetryPolicy:
         NetworkError
             When the budget is spent; the message carries the last reason.
         """
-        expo = tenacity.wait_exponential(multiplier=self.backoff, max=self.max_backoff) + tenacity.wait_random(
-            0, self.backoff
-        )
+        jittered = tenacity.wait_exponential(multiplier=self.backoff) + tenacity.wait_random(0, self.backoff)
+
+        def expo(state):
+            return min(jittered(state), self.max_backoff)
 
         def wait(state):
             retry_after = getattr(state.outcome.exception(), "retry_after", None)
@@ -117,5 +118,6 @@ class _StopWithoutProgress:
         if now != self.last:
             self.last = now
             self.stalled = 0
+            return False
         self.stalled += 1
         return self.stalled >= self.attempts

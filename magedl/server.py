@@ -605,7 +605,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.api._access_log(self, fmt % args)
 
     def log_request(self, code="-", size="-"):
-        # The ApiServer records requests itself, once the body is done.
+        # The ApiServer logs requests itself (see _respond).
         pass
 
     def do_GET(self):
@@ -625,9 +625,18 @@ class _Handler(BaseHTTPRequestHandler):
     do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _other
 
     def _drain_body(self):
-        length = self.headers.get("Content-Length")
-        if length and length.isdigit():
-            self.rfile.read(int(length))
+        # GET bodies are meaningless here, but left unread they would be
+        # parsed as the next request on this keep-alive connection.
+        length = self.headers.get("Content-Length", "")
+        left = int(length) if length.isdigit() else 0
+        if left > 2**20:
+            self.close_connection = True
+            return
+        while left > 0:
+            chunk = self.rfile.read(min(left, CHUNK))
+            if not chunk:
+                break
+            left -= len(chunk)
 
     # -- request handling ------------------------------------------------
 

@@ -64,6 +64,7 @@ def excerpt(head, limit=60):
     """A short, printable, one-line excerpt of a body for error messages."""
     text = head[:limit * 2].decode("utf-8", "replace")
     text = re.sub(r"<[^>]*>", " ", text)
+    text = "".join(c if c.isprintable() else " " for c in text)
     text = " ".join(text.split())
     return text[:limit] + ("..." if len(text) > limit else "")
 

@@ -181,11 +181,6 @@ def test_transient_from(exc, kind):
     assert str(err).startswith("info/json: ")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: every requests exception is an OSError, so the OSError clause in transient_from makes "
-    "InvalidURL/MissingSchema/TooManyRedirects transient (retried, reported as 'cut mid-body')",
-)
 @pytest.mark.parametrize(
     "exc",
     [requests.exceptions.InvalidURL(), requests.exceptions.MissingSchema(), requests.exceptions.TooManyRedirects(),
@@ -288,11 +283,6 @@ def test_get_text_decodes_declared_charset(client):
     assert client.get_text("info/help") == "caf\xe9"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: get_text decodes text/* without a charset as ISO-8859-1 (requests' default), "
-    "so a UTF-8 feed served as text/plain gets mojibake names",
-)
 @responses.activate
 def test_get_text_defaults_to_utf8(client):
     responses.add(responses.GET, BASE + "info/json", body="Magento \u2013 2.4.7".encode(), content_type="text/plain")
@@ -329,7 +319,6 @@ def test_feed_other_non_json_is_feed_error(client, body):
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: feed() does not strip a UTF-8 BOM before json.loads (parse_table does)")
 @responses.activate
 def test_feed_tolerates_bom(client):
     responses.add(responses.GET, BASE + "info/json", body=b"\xef\xbb\xbf" + json.dumps(FEED).encode(),
@@ -526,11 +515,6 @@ def test_token_never_in_exception_messages(client, label, kwargs, method):
     assert info.value.__cause__ is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _not_json quotes the body without redact(); a server/proxy page echoing the token "
-    "puts it in the exception message",
-)
 @responses.activate
 def test_token_echoed_in_body_is_not_in_exception(client):
     responses.add(responses.GET, BASE + "info/json", body=f"Bad token {TOKEN}")

@@ -296,21 +296,22 @@ def test_scheme_error_message_hides_userinfo(bad):
     assert "tok-noscheme-7" not in str(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a scheme-less '//ID:TOKEN@host/' base URL is echoed in the UsageError; redact's "
-    "userinfo pattern needs '://' and the token is not registered yet",
+@pytest.mark.parametrize(
+    "bad", ["//MAG000123456:tok-noscheme-8@h.example/", "https//MAG000123456:tok-noscheme-8@h.example/"]
 )
-def test_schemeless_error_message_hides_userinfo():
+def test_schemeless_error_message_hides_userinfo(bad):
     with pytest.raises(UsageError) as info:
-        split_userinfo("//MAG000123456:tok-noscheme-8@h.example/")
+        split_userinfo(bad)
     assert "tok-noscheme-8" not in str(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: split_userinfo lets urlsplit's ValueError for a bad port escape instead of a UsageError",
-)
+@pytest.mark.parametrize("bad", ["https:/MAG000123456:tok-nohost-9@h.example/", "https:///dl/"])
+def test_http_url_without_host_is_a_usage_error(bad):
+    with pytest.raises(UsageError) as info:
+        split_userinfo(bad)
+    assert "tok-nohost-9" not in str(info.value)
+
+
 @pytest.mark.parametrize("bad", ["https://h.example:abc/", "https://MAG000123456:tok-port-8@h.example:99999/"])
 def test_bad_port_is_a_usage_error(bad):
     with pytest.raises(UsageError) as info:
@@ -318,11 +319,6 @@ def test_bad_port_is_a_usage_error(bad):
     assert "tok-port-8" not in str(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: userinfo of MAGEDL_BASE_URL is used for a different --base-url host "
-    "(credentials leave the host they were given for)",
-)
 def test_userinfo_stays_with_its_own_url(tmp_path):
     s = resolve(
         base_url="https://other.example/dl/",
@@ -484,10 +480,6 @@ def test_token_file_dash_empty_stdin(monkeypatch):
         read_token_file("-")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a UTF-8 BOM (Windows Notepad) stays in the token; requests later fails to latin-1 encode it",
-)
 def test_token_file_with_bom(tmp_path):
     f = tmp_path / "token"
     f.write_bytes("\ufefftok-bom-888\r\n".encode("utf-8"))
@@ -557,11 +549,6 @@ def test_redacting_filter_on_a_logger():
     assert records[0].args == ()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: RedactingFilter calls record.getMessage() unguarded; a bad format string raises out of "
-    "the logging call instead of being reported by the handler",
-)
 def test_redacting_filter_never_raises():
     logger = logging.getLogger("magedl-test.redact-bad")
     logger.addFilter(RedactingFilter())

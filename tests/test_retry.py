@@ -85,11 +85,6 @@ def test_parse_http_date_literal():
     assert parse_retry_after("Tue, 14 Nov 2023 22:15:20 GMT", now=NOW) == 120.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: str.isdigit() accepts non-ASCII digits such as '\\xb2' (a latin-1 header byte); "
-    "float() then raises ValueError out of parse_retry_after",
-)
 def test_parse_non_ascii_digit_is_none():
     assert parse_retry_after("\xb2") is None
 
@@ -163,11 +158,6 @@ def test_progress_resets_the_budget(sleeps):
     assert fn.calls > 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _StopWithoutProgress counts the attempt that made progress as a stalled one "
-    "(stalled = 0 then += 1), so after progress only attempts-1 stalled attempts are allowed",
-)
 def test_progressing_attempt_does_not_count(sleeps):
     # attempts=3: attempt 1 progresses (free), then 3 stalled attempts -> 4 calls.
     fn = Script(*transient(50), progress_on={1})
@@ -176,7 +166,6 @@ def test_progressing_attempt_does_not_count(sleeps):
     assert fn.calls == 4
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: same off-by-one: with attempts=1 a progressing attempt still gives up")
 def test_attempts_one_with_progress_keeps_going(sleeps):
     fn = Script(*transient(3), progress_on={1, 2, 3})
     assert RetryPolicy(attempts=1, backoff=0).call(fn, "x", progress=fn.progress) == "ok"
@@ -231,11 +220,6 @@ def test_backoff_capped_without_jitter(sleeps, no_jitter):
     assert sleeps == [1.0, 2.0, 3.0, 3.0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: jitter is added after the max_backoff cap (wait_exponential(max=...) + wait_random), "
-    "so a wait can exceed max_backoff, which the docstring calls the ceiling of a single wait",
-)
 def test_max_backoff_is_a_ceiling(sleeps, full_jitter):
     fn = Script(*transient(4))
     RetryPolicy(attempts=6, backoff=1.0, max_backoff=3).call(fn, "x")

@@ -6,6 +6,7 @@ folder is searched for the token.
 """
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -54,7 +55,7 @@ def test_token_never_printed_or_written(world):
     check(env_token, "versions", expect=0)
     check(env_token, "list", "--json", expect=0)
     check(dict(env, MAGEDL_BASE_URL=curl_style), "list", expect=0)
-    check(env, "--base-url", curl_style, "get", BIG, "-o", o, expect=0)  # config file credentials too
+    check(env, "--base-url", curl_style, "get", "Magento-CE-2.4.6-p10.tar.gz", "-o", o, expect=0)
     check(env, "--base-url", base, "--mageid", emulator.mageid, "--token-file", str(token_file),
           "get", "Magento-CE-2.4.7.zip", "-o", o, expect=0)
     check(env, "--base-url", base, "--mageid", emulator.mageid, "--token", emulator.token,
@@ -68,8 +69,18 @@ def test_token_never_printed_or_written(world):
     emulator.set_faults(forbidden={"Magento-EE-2.4.7.tar.gz"})
     check(env_token, "get", "Magento-EE-2.4.7.tar.gz", "-o", o, expect=4)
     emulator.clear_faults()
-    emulator.set_faults(drop_after=10_000, drop_count=1)
-    check(env_token, "--retries", "1", "get", "Magento-CE-2.4.7.tar.bz2", "-o", o, expect=7)  # leaves a partial
+    emulator.set_faults(fail_status=503, fail_count=10, fail_paths="file")
+    check(env_token, "get", "Magento-CE-2.4.7.tar.bz2", "-o", o, expect=7)
+    emulator.clear_faults()
+    # Ctrl-C part-way leaves a partial file and its sidecar, which must not hold the token either.
+    size = len(emulator.store.data("Magento-CE-2.4.7.tar.gz"))
+    emulator.set_faults(rate=size // 2)
+    proc = subprocess.Popen([sys.executable, "-m", "magedl", "-vv", "get", "Magento-CE-2.4.7.tar.gz", "-o", o],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env_token)
+    assert emulator.wait_for(lambda s: s.bytes_sent("Magento-CE-2.4.7.tar.gz") >= size // 4, timeout=30)
+    proc.send_signal(signal.SIGINT)
+    outputs.append(proc.communicate(timeout=30)[0])
+    assert proc.returncode == 130
     emulator.clear_faults()
     emulator.store.replace("Magento-CE-2.4.6-p2.tar.gz", b"\x1f\x8b\x08" + b"z" * 9000, update_md5=False)
     check(env_token, "get", "Magento-CE-2.4.6-p2.tar.gz", "-o", o, expect=6)

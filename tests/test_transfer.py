@@ -43,6 +43,26 @@ def file_gets(server, name):
     return [r for r in server.log if r.file_name == name and r.method == "GET"]
 
 
+def interrupted_fetch(server, rel, folder, after=100_000):
+    """A run stopped by Ctrl-C once *after* bytes are on disk; returns the bytes kept.
+
+    The server cuts the body a little later, so the client cannot have the
+    whole file by the time it is interrupted, however the reads fall.
+    """
+
+    def stop(p):
+        if p.event == "data" and p.done >= after:
+            raise KeyboardInterrupt
+
+    server.set_faults(drop_after=after + 50_000, drop_count=1)
+    with pytest.raises(KeyboardInterrupt):
+        fetch_release(client_for(server), rel, folder, progress=stop)
+    server.set_faults(drop_after=None)
+    assert server.wait_for(lambda s: len(file_gets(s, rel.file_name)) == 1)
+    server.clear_log()
+    return (folder / (rel.file_name + ".magedl-part")).stat().st_size
+
+
 def leftovers(folder):
     return sorted(p.name for p in folder.rglob("*") if ".magedl-" in p.name)
 
@@ -76,19 +96,24 @@ def test_cut_connection_resumes_with_range_for_missing_bytes_only(emulator, tmp_
     assert md5_file(tmp_path / BIG) == rel.md5
 
 
-def test_partial_from_a_failed_run_is_resumed_by_the_next(emulator, tmp_path):
+def test_failed_run_keeps_partial_and_exits_7(emulator, tmp_path):
+    client = client_for(emulator, attempts=2)
+    rel = release(client, BIG)
+    emulator.set_faults(drop_after=0, drop_count=100)
+    with pytest.raises(NetworkError) as info:
+        fetch_release(client, rel, tmp_path)
+    assert info.value.exit_code == 7 and "gave up" in str(info.value)
+    assert len(file_gets(emulator, BIG)) == 2 and not (tmp_path / BIG).exists()
+
+
+def test_partial_from_an_interrupted_run_is_resumed_by_the_next(emulator, tmp_path):
     rel = release(client_for(emulator), BIG)
     size = len(emulator.store.data(BIG))
-    emulator.set_faults(drop_after=200_000, drop_count=1)
-    with pytest.raises(NetworkError) as info:
-        fetch_release(client_for(emulator, attempts=1), rel, tmp_path)
-    assert info.value.exit_code == 7
-    assert not (tmp_path / BIG).exists()
-    assert (tmp_path / (BIG + ".magedl-part")).stat().st_size == 200_000
-    emulator.clear_log()
+    kept = interrupted_fetch(emulator, rel, tmp_path, after=200_000)
+    assert 200_000 <= kept < size and not (tmp_path / BIG).exists()
     fetch_release(client_for(emulator), rel, tmp_path)
     [get] = file_gets(emulator, BIG)
-    assert get.range == "bytes=200000-" and get.bytes_sent == size - 200_000
+    assert get.range == f"bytes={kept}-" and get.bytes_sent == size - kept
     assert md5_file(tmp_path / BIG) == rel.md5 and leftovers(tmp_path) == []
 
 
@@ -104,9 +129,7 @@ def test_server_without_range_restarts_from_zero(emulator, tmp_path):
 
 def test_file_changed_upstream_between_runs_restarts(emulator, tmp_path):
     rel = release(client_for(emulator), BIG)
-    emulator.set_faults(drop_after=100_000, drop_count=1)
-    with pytest.raises(NetworkError):
-        fetch_release(client_for(emulator, attempts=1), rel, tmp_path)
+    interrupted_fetch(emulator, rel, tmp_path)
     new = bytes([0x1F, 0x8B, 8]) + b"republished" * 40_000
     emulator.store.replace(BIG, new)  # new ETag, Last-Modified and feed md5
     emulator.clear_faults()
@@ -121,12 +144,8 @@ def test_file_changed_upstream_between_runs_restarts(emulator, tmp_path):
 def test_if_range_mismatch_gets_whole_new_file(emulator, tmp_path):
     """Feed md5 unchanged (stale feed) but the file changed: If-Range makes it a 200."""
     rel = release(client_for(emulator), BIG)
-    emulator.set_faults(drop_after=100_000, drop_count=1)
-    with pytest.raises(NetworkError):
-        fetch_release(client_for(emulator, attempts=1), rel, tmp_path)
+    interrupted_fetch(emulator, rel, tmp_path)
     emulator.store.replace(BIG, emulator.store.data(BIG)[:-1] + b"X", update_md5=False)
-    emulator.clear_faults()
-    emulator.clear_log()
     with pytest.raises(ChecksumMismatch) as info:
         fetch_release(client_for(emulator), rel, tmp_path)
     [get] = file_gets(emulator, BIG)
@@ -137,18 +156,14 @@ def test_if_range_mismatch_gets_whole_new_file(emulator, tmp_path):
 
 def test_no_validators_and_stale_prefix_restarts_once_then_succeeds(emulator, tmp_path):
     rel = release(client_for(emulator), BIG)
-    emulator.set_faults(drop_after=100_000, drop_count=1, no_validators=True)
-    with pytest.raises(NetworkError):
-        fetch_release(client_for(emulator, attempts=1), rel, tmp_path)
+    emulator.set_faults(no_validators=True)
+    kept = interrupted_fetch(emulator, rel, tmp_path)
     part = tmp_path / (BIG + ".magedl-part")
     with open(part, "r+b") as f:  # the kept prefix rotted (or came from an older upload)
         f.write(b"\x1f\x8b\x08garbage")
-    emulator.clear_faults()
-    emulator.set_faults(no_validators=True)
-    emulator.clear_log()
     fetch_release(client_for(emulator), rel, tmp_path)
     resumed, whole = file_gets(emulator, BIG)
-    assert resumed.range == "bytes=100000-" and whole.range is None
+    assert resumed.range == f"bytes={kept}-" and not resumed.if_range and whole.range is None
     assert md5_file(tmp_path / BIG) == rel.md5
 
 
@@ -332,9 +347,7 @@ def test_name_with_slash_lands_in_subfolder(emulator, tmp_path):
 
 def test_sidecar_holds_no_credentials(emulator, tmp_path):
     rel = release(client_for(emulator), BIG)
-    emulator.set_faults(drop_after=100_000, drop_count=1)
-    with pytest.raises(NetworkError):
-        fetch_release(client_for(emulator, attempts=1), rel, tmp_path)
+    interrupted_fetch(emulator, rel, tmp_path)
     state = json.loads((tmp_path / (BIG + ".magedl-part.json")).read_text())
     assert state["url"].startswith("http://127.0.0.1:")
     text = json.dumps(state)

@@ -1,0 +1,126 @@
+"""Unit tests for magedl.paths: untrusted feed names never leave the folder."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from magedl.errors import UnsafeNameError, UsageError
+from magedl.paths import LOCK_SUFFIX, PART_SUFFIX, STATE_SUFFIX, check_name, destination, side_file
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "/abs",
+        "/etc/passwd",
+        "../x",
+        "..",
+        ".",
+        "a/../b",
+        "a/..",
+        "./a",
+        "a/./b",
+        "a//b",
+        "a/",
+        "C:x",
+        "c:/windows/x.zip",
+        "a\\b",
+        "..\\x",
+        "a\x00b",
+        "a\nb",
+        "a\rb",
+        "a\tb",
+        "a\x7fb",
+        "x.tar.gz" + PART_SUFFIX,
+        "x.tar.gz" + STATE_SUFFIX,
+        "x.tar.gz" + LOCK_SUFFIX,
+        "sub/x" + PART_SUFFIX,
+        None,
+        b"x.zip",
+    ],
+)
+def test_check_name_refuses(name):
+    with pytest.raises(UnsafeNameError) as info:
+        check_name(name)
+    assert isinstance(info.value, UsageError)
+    assert info.value.exit_code == 2
+    assert "\n" not in str(info.value) and "\x00" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Magento-CE-2.4.7.tar.gz",
+        "sub/dir/file.zip",
+        "Magento-CE-2.0.2+sample_data.zip",
+        "PATCH_SUPEE-6788_CE_1.9.2.1_v1.sh",
+        "..hidden-but-fine.zip",
+        "a..b.zip",
+        "x.magedl-part.zip",
+        "caf\xe9.zip",
+    ],
+)
+def test_check_name_accepts(name):
+    assert check_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["a\x9bb.zip", "a\x85b.zip"])
+def test_check_name_refuses_c1_controls(name):
+    with pytest.raises(UnsafeNameError):
+        check_name(name)
+
+
+def test_destination_plain(tmp_path):
+    assert destination(tmp_path, "Magento-CE-2.4.7.tar.gz") == tmp_path.resolve() / "Magento-CE-2.4.7.tar.gz"
+
+
+def test_destination_nested(tmp_path):
+    got = destination(tmp_path, "sub/dir/file.zip")
+    assert got == tmp_path.resolve() / "sub" / "dir" / "file.zip"
+    assert tmp_path.resolve() in got.parents
+
+
+def test_destination_checks_the_name(tmp_path):
+    with pytest.raises(UnsafeNameError):
+        destination(tmp_path, "../escape.zip")
+    assert not (tmp_path.parent / "escape.zip").exists()
+
+
+def test_destination_refuses_symlinked_subfolder_outside(tmp_path):
+    root = tmp_path / "root"
+    outside = tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    os.symlink(outside, root / "sub")
+    with pytest.raises(UnsafeNameError) as info:
+        destination(root, "sub/file.zip")
+    assert "outside" in str(info.value)
+    with pytest.raises(UnsafeNameError):
+        destination(root, "sub/deeper/file.zip")
+
+
+def test_destination_allows_symlinked_subfolder_inside(tmp_path):
+    root = tmp_path / "root"
+    (root / "real").mkdir(parents=True)
+    os.symlink(root / "real", root / "alias")
+    assert destination(root, "alias/file.zip") == root.resolve() / "real" / "file.zip"
+
+
+def test_destination_through_symlinked_root(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    os.symlink(real, tmp_path / "link")
+    assert destination(tmp_path / "link", "a/b.zip") == real.resolve() / "a" / "b.zip"
+
+
+def test_destination_accepts_str_folder(tmp_path):
+    assert destination(str(tmp_path), "x.zip") == Path(tmp_path).resolve() / "x.zip"
+
+
+def test_side_file(tmp_path):
+    p = tmp_path / "x.tar.gz"
+    assert side_file(p, PART_SUFFIX) == tmp_path / "x.tar.gz.magedl-part"
+    assert side_file(str(p), STATE_SUFFIX) == tmp_path / "x.tar.gz.magedl-part.json"
+    assert side_file(p, LOCK_SUFFIX).name == "x.tar.gz.magedl-lock"
