@@ -173,8 +173,11 @@ class Client:
         The caller owns the response and must close it.
         """
         try:
+            # verify is passed per request: requests would otherwise let REQUESTS_CA_BUNDLE
+            # silently override --ca-bundle or --insecure.
             response = self.session.request(
-                method, url, headers=headers, stream=stream, timeout=self.timeout, allow_redirects=True
+                method, url, headers=headers, stream=stream, timeout=self.timeout, allow_redirects=True,
+                verify=None if self.session.verify is True else self.session.verify,
             )
         except requests.exceptions.RequestException as exc:
             raise transient_from(exc, what) from None

@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 
-from .config import redact
+from .config import RedactingFilter
 
 
 def human_bytes(n):
@@ -30,14 +30,12 @@ class ConsoleHandler(logging.Handler):
     def __init__(self, stream=None):
         super().__init__()
         self.stream = stream
-        self.addFilter(_Redact())
+        self.addFilter(RedactingFilter())
 
     def emit(self, record):
         try:
-            level = record.levelname.lower()
-            prefix = "magedl: " if record.levelno >= logging.WARNING else "magedl: "
-            label = "" if record.levelno == logging.INFO else f"{level}: "
-            msg = f"{prefix}{label}{record.getMessage()}"
+            label = "" if record.levelno == logging.INFO else f"{record.levelname.lower()}: "
+            msg = f"magedl: {label}{record.getMessage()}"
             stream = self.stream or sys.stderr
             if "tqdm" in sys.modules:
                 from tqdm import tqdm
@@ -48,13 +46,6 @@ class ConsoleHandler(logging.Handler):
                 stream.flush()
         except Exception:  # pragma: no cover - logging must never raise
             self.handleError(record)
-
-
-class _Redact(logging.Filter):
-    def filter(self, record):
-        record.msg = redact(record.getMessage())
-        record.args = ()
-        return True
 
 
 class ProgressView:
