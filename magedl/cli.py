@@ -32,6 +32,11 @@ exit codes:
 """
 
 
+# Polite to a slow service, yet enough to fill a link when each connection is throttled.
+DEFAULT_CONNECTIONS = 5
+DEFAULT_JOBS = 4
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line and exit 2."""
 
@@ -115,7 +120,34 @@ def build_parser():
     _selection(p)
     p.add_argument("-o", "--output", default=".", metavar="DIR", help="target folder (default: current)")
     p.add_argument("--require-checksum", action="store_true", help="refuse files the feed gives no md5 for")
+    _transfer_options(p)
     return parser
+
+
+def _transfer_options(p):
+    p.add_argument("--connections", type=_connections, default=DEFAULT_CONNECTIONS, metavar="N",
+                   help=f"connections per large file when the server allows ranges (1-16, default "
+                        f"{DEFAULT_CONNECTIONS})")
+    p.add_argument("--jobs", type=_positive_int, default=DEFAULT_JOBS, metavar="N",
+                   help=f"files fetched at once (default {DEFAULT_JOBS})")
+    p.add_argument("--limit-rate", type=_rate, default=None, metavar="RATE",
+                   help="total bandwidth for the run, e.g. 500k, 20M (binary units, per second)")
+
+
+def _connections(text):
+    value = _positive_int(text)
+    if value > 16:
+        raise argparse.ArgumentTypeError(f"at most 16 connections: {text!r}")
+    return value
+
+
+def _rate(text):
+    from .ratelimit import parse_rate
+
+    try:
+        return parse_rate(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _selection(p):
@@ -191,7 +223,7 @@ def cmd_list(args, out):
 
 def cmd_get(args, out):
     from .catalog import find_by_name, select, unique_files
-    from .fetch import fetch_release
+    from .fetch import fetch_many
     from .paths import check_name
     from .progress import ProgressView, human_bytes
 
@@ -227,16 +259,19 @@ def cmd_get(args, out):
                 raise NotFoundError("nothing in the catalogue matches that selection (see 'magedl list')")
 
         view = ProgressView(_progress_mode(args))
+        limiter = None
+        if args.limit_rate:
+            from .ratelimit import RateLimiter
+
+            limiter = RateLimiter(args.limit_rate)
         results, failures = [], []
         try:
-            for release in chosen:
-                try:
-                    result = fetch_release(client, release, output, require_checksum=args.require_checksum,
-                                           progress=view)
-                except MagedlError as exc:
-                    view.close()
-                    log.error("%s", exc)
-                    failures.append(exc)
+            for release, result in fetch_many(client, chosen, output, jobs=args.jobs,
+                                              connections=args.connections, limiter=limiter,
+                                              require_checksum=args.require_checksum, progress=view):
+                if isinstance(result, MagedlError):
+                    log.error("%s", result)
+                    failures.append(result)
                     continue
                 results.append((release, result))
                 if not args.quiet:

@@ -13,11 +13,15 @@ Every failure is a :class:`magedl.errors.MagedlError` subclass whose
 ``exit_code`` says what kind it is.
 """
 
+import queue
+import threading
+
 from . import config
 from .api import Client
+from .errors import Interrupted, MagedlError
 from .paths import check_name, destination
 from .retry import RetryPolicy
-from .transfer import download
+from .transfer import Result, download
 
 
 def open_client(base_url=None, *, mageid=None, token=None, token_file=None, ca_bundle=None,
@@ -34,7 +38,8 @@ def open_client(base_url=None, *, mageid=None, token=None, token_file=None, ca_b
     return Client(settings, retry=retry or RetryPolicy(), timeout=timeout)
 
 
-def fetch_release(client, release, folder, *, require_checksum=False, progress=None):
+def fetch_release(client, release, folder, *, require_checksum=False, progress=None, connections=1,
+                  limiter=None, sha256=False, cancel=None):
     """Download one catalogue record into *folder*, verified against its md5.
 
     Parameters
@@ -47,6 +52,14 @@ def fetch_release(client, release, folder, *, require_checksum=False, progress=N
         Refuse files the feed gives no md5 for.
     progress : callable, optional
         Receives :class:`magedl.transfer.Progress` updates.
+    connections : int
+        Up to this many connections for one large file, when the server honours Range.
+    limiter : magedl.ratelimit.RateLimiter, optional
+        Shared bandwidth budget.
+    sha256 : bool
+        Also compute the sha256 as the data arrives (mirrors need it).
+    cancel : threading.Event, optional
+        Set it to stop the transfer; the partial file is kept for a resume.
 
     Returns
     -------
@@ -62,4 +75,63 @@ def fetch_release(client, release, folder, *, require_checksum=False, progress=N
         md5=release.md5,
         require_checksum=require_checksum,
         progress=progress,
+        connections=connections,
+        limiter=limiter,
+        sha256=sha256,
+        cancel=cancel,
     )
+
+
+def fetch_many(client, releases, folder, *, jobs=4, cancel=None, **options):
+    """Fetch several releases, *jobs* at a time; yield ``(release, outcome)`` as each ends.
+
+    *outcome* is a :class:`~magedl.transfer.Result`, or the
+    :class:`~magedl.errors.MagedlError` that file failed with: one failure
+    does not stop the others. Other keyword arguments go to
+    :func:`fetch_release`.
+
+    Ctrl-C (KeyboardInterrupt) in the caller's thread stops every transfer,
+    keeping their partial files, and is re-raised.
+    """
+    cancel = cancel or threading.Event()
+    todo = queue.Queue()
+    for release in releases:
+        todo.put(release)
+    done = queue.Queue()
+
+    def worker():
+        while not cancel.is_set():
+            try:
+                release = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                outcome = fetch_release(client, release, folder, cancel=cancel, **options)
+            except MagedlError as exc:
+                outcome = exc
+            except BaseException as exc:  # a bug: hand it to the caller's thread
+                outcome = exc
+            done.put((release, outcome))
+
+    # Daemon threads: a worker stuck in a read must not keep a Ctrl-C'd process alive.
+    threads = [threading.Thread(target=worker, daemon=True, name=f"magedl-job-{i}")
+               for i in range(max(1, min(jobs, len(releases))))]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(len(releases)):
+            while True:
+                try:
+                    release, outcome = done.get(timeout=0.5)
+                    break
+                except queue.Empty:
+                    if cancel.is_set() and not any(t.is_alive() for t in threads) and done.empty():
+                        raise Interrupted("cancelled") from None
+            if not isinstance(outcome, (Result, MagedlError)):
+                raise outcome
+            yield release, outcome
+    except BaseException:
+        cancel.set()
+        for t in threads:
+            t.join(timeout=5)
+        raise

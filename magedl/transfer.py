@@ -1,38 +1,48 @@
-"""One file from URL to disk: partial file, Range resume, retries, md5 as bytes arrive.
+"""One file from URL to disk: partial file, Range resume, segments, retries, hashing.
 
 The life of a download::
 
     NAME.magedl-lock        held (flock) while a process works on NAME
     NAME.magedl-part        the bytes received so far
-    NAME.magedl-part.json   what is needed to resume safely: URL, md5, size, validators
+    NAME.magedl-part.json   what resuming needs: URL, md5, size, validators, segments
     NAME                    appears (atomic rename) only once complete and verified
 
-A later run resumes ``.magedl-part`` with ``Range`` + ``If-Range`` when the
-server supports it and the file is unchanged upstream, and starts over
-otherwise. Nothing here prints: progress goes to a callback and warnings to
-the ``magedl`` logger.
+The first request is a plain GET. When the server honours Range, gives a
+validator (ETag or Last-Modified) and the file is large, the rest of the file
+is fetched over more connections, each a :class:`~magedl.segments.Segment`
+with its own retries; a worker that finishes early splits the largest
+remaining segment. A later run resumes every segment with ``Range`` +
+``If-Range``, and starts over when the server cannot resume or the file
+changed upstream.
+
+Nothing here prints: progress goes to a callback and warnings to the
+``magedl`` logger.
 """
 
-import hashlib
-import json
 import logging
 import os
 import re
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 import urllib3
 
+from . import segments as seglib
 from . import sniff
 from .api import transient_from
 from .errors import (
     ChecksumMismatch,
+    Interrupted,
     MagedlError,
+    NetworkError,
     NotAnArchive,
     TransientError,
     UnverifiedFile,
 )
+from .hashing import PrefixHasher, file_digests
 from .paths import LOCK_SUFFIX, PART_SUFFIX, STATE_SUFFIX, side_file
 
 try:
@@ -43,6 +53,8 @@ except ImportError:  # pragma: no cover - not on POSIX
 log = logging.getLogger("magedl")
 
 CHUNK = 1 << 20
+PROGRESS_INTERVAL = 0.1  # seconds between "data" progress events
+SAVE_INTERVAL = 0.5  # seconds between sidecar updates while data flows
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.I)
 
 
@@ -80,15 +92,13 @@ class Result:
     resumed_from: int = 0
     skipped: bool = False
     verified: bool = True
+    sha256: str = ""
+    connections: int = 1
 
 
-def md5_file(path, chunk=CHUNK):
+def md5_file(path):
     """md5 of a file on disk, hex."""
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digests(path)["md5"]
 
 
 class FileLock:
@@ -98,8 +108,9 @@ class FileLock:
     a lock that blocks the next one.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, what):
         self.path = path
+        self.what = what
         self._fd = None
 
     def __enter__(self):
@@ -109,8 +120,7 @@ class FileLock:
                 fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 os.close(self._fd)
-                self._fd = None
-                raise MagedlError(f"another magedl process is already downloading {self.path.name[:-len(LOCK_SUFFIX)]}") from None
+                raise MagedlError(f"another magedl process is already downloading {self.what}") from None
         return self
 
     def __exit__(self, *exc):
@@ -122,11 +132,497 @@ class FileLock:
         os.close(self._fd)
 
 
-def _write_json_atomic(path, data):
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
+class _StartOver(Exception):
+    """The partial data cannot be continued: discard it and fetch from byte 0."""
+
+    def __init__(self, reason, no_range=False, response=None):
+        super().__init__(reason)
+        self.no_range = no_range
+        self.response = response  # a 200 with the whole file, to start over with
+
+
+class Download:
+    """Fetch one file to *dest*; see :func:`download` for the parameters."""
+
+    def __init__(self, client, url, dest, *, file_name, md5="", require_checksum=False, progress=None,
+                 connections=1, limiter=None, sha256=False, cancel=None):
+        self.client = client
+        self.url = url
+        self.dest = Path(dest)
+        self.file_name = file_name
+        self.md5 = (md5 or "").lower()
+        self.suffix = _suffix(file_name)
+        self.require_checksum = require_checksum
+        self.progress = progress or (lambda p: None)
+        self.connections = max(1, connections)
+        self.limiter = limiter
+        self.algorithms = ("md5", "sha256") if sha256 else ("md5",)
+        self.cancel = cancel or threading.Event()
+        self.part = side_file(self.dest, PART_SUFFIX)
+        self.state_path = side_file(self.dest, STATE_SUFFIX)
+        self.lock = threading.Lock()
+        self.range_ok = True
+        self.received = 0  # bytes received in this run, the retry budget's measure of progress
+        self._forget()
+
+    def _forget(self):
+        """No partial data: the next transfer starts at byte 0."""
+        self.size = None
+        self.validators = {}
+        self.segments = []
+        self.prefix_kept = False  # whether bytes from an earlier run are part of the file
+        self.dirty = False
+        self.max_workers = 1
+
+    # -- driver -------------------------------------------------------------
+
+    def run(self):
+        if self.require_checksum and not self.md5:
+            raise UnverifiedFile(f"{self.file_name}: the feed has no md5 for it and --require-checksum was given")
+        self.dest.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(side_file(self.dest, LOCK_SUFFIX), self.file_name):
+            existing = self._existing()
+            if existing:
+                return existing
+            self._load_partial()
+            self.resumed_from = self._done()
+            self._emit("start")
+            digests = self._fetch()
+            if self.md5 and digests["md5"] != self.md5 and self.prefix_kept:
+                # The kept prefix may be stale (re-published file, no validators): start over once.
+                log.warning("%s: md5 mismatch after resume; fetching the whole file again", self.file_name)
+                self._discard()
+                self._forget()
+                self.resumed_from = 0
+                self._emit("restart")
+                digests = self._fetch()
+            if self.md5 and digests["md5"] != self.md5:
+                error = self._mismatch(digests["md5"])
+                self._discard()
+                raise error
+            return self._finish(digests)
+
+    def _fetch(self):
+        """Bring the partial file to full length; return its digests."""
+        start_overs, mark = 0, self.received
+        fresh = None
+        while True:
+            try:
+                return self._transfer(fresh)
+            except _StartOver as exc:
+                fresh = exc.response
+                # Like the retry budget, only fresh starts in a row that brought nothing count.
+                start_overs = 1 if self.received > mark else start_overs + 1
+                mark = self.received
+                if start_overs > self.client.retry.attempts:
+                    if fresh is not None:
+                        fresh.close()
+                    raise NetworkError(f"{self.file_name}: {exc}; gave up after {start_overs} fresh starts") from None
+                log.warning("%s: %s; starting over from byte 0", self.file_name, exc)
+                self._discard()
+                self._forget()
+                if exc.no_range:
+                    self.range_ok = False
+                self._emit("restart")
+
+    def _transfer(self, fresh=None):
+        first = None
+        if not self.segments:
+            first = self._first_response(fresh)
+        flags = os.O_RDWR | os.O_CREAT
+        fd = os.open(self.part, flags, 0o644)
+        hasher = PrefixHasher(fd, self.algorithms)
+        self.fd, self.hasher = fd, hasher
+        workers, errors = [], []
+        self.stop = threading.Event()
+        try:
+            if first is not None and self.size:
+                os.ftruncate(fd, self.size)  # reserve the space; the sidecar says what is real
+            self._save_state()
+            hasher.advance(seglib.contiguous_end(self.segments))
+            remaining = sum(s.remaining or 0 for s in self.segments if not s.finished)
+            n = max(1, min(self.max_workers, remaining // seglib.MIN_SEGMENT))
+            for i in range(n):
+                t = threading.Thread(target=self._worker, args=(first if i == 0 else None, errors),
+                                     daemon=True, name=f"magedl-seg-{i}")
+                workers.append(t)
+                t.start()
+            self._supervise(workers, errors)
+            if not all(s.finished for s in self.segments):  # pragma: no cover - a worker left early
+                raise TransientError(f"{self.file_name}: transfer ended with bytes missing")
+            size = self.size if self.size is not None else self._done()
+            digests = hasher.finish(size)
+            self._save_state()
+            return digests
+        except BaseException:
+            self.stop.set()
+            for t in workers:
+                t.join(timeout=5)
+            hasher.close()
+            if self.segments:
+                self._save_state()
+            raise
+        finally:
+            if not any(t.is_alive() for t in workers):
+                os.close(fd)
+            if first is not None and first[0] is not None:
+                first[0].close()
+
+    def _supervise(self, workers, errors):
+        """Wait for the workers, saving the sidecar now and then; raise the first error."""
+        while True:
+            for t in workers:
+                t.join(timeout=SAVE_INTERVAL / len(workers))
+            if self.cancel.is_set():
+                raise Interrupted(f"{self.file_name}: cancelled")
+            if errors:
+                raise errors[0]
+            if self.dirty:
+                self._save_state()
+            if not any(t.is_alive() for t in workers):
+                return
+
+    # -- the first request --------------------------------------------------
+
+    def _first_response(self, fresh=None):
+        """GET the whole file (or take *fresh*, a 200 already open); sniff it; plan segments.
+
+        Returns (response, head).
+        """
+        pending = [fresh]
+
+        def attempt():
+            response = pending.pop() if pending and pending[0] is not None else None
+            if response is None:
+                response = self.client.open(self.url, self.file_name, headers={"Accept-Encoding": "identity"})
+            if response.status_code != 200:
+                response.close()
+                raise MagedlError(f"{self.file_name}: unexpected answer HTTP {response.status_code}")
+            try:
+                head = _first_bytes(_body(response))
+            except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+                response.close()
+                raise transient_from(exc, self.file_name) from None
+            return response, head
+
+        response, head = self.client.retry.call(attempt, self.file_name)
+        headers = response.headers
+        encoded = headers.get("Content-Encoding", "identity").lower() not in ("identity", "")
+        length = headers.get("Content-Length", "")
+        self.size = int(length) if length.isdigit() and not encoded else None
+        reason = sniff.refuse_reason(self.suffix, head, headers.get("Content-Type", ""), self.size, bool(self.md5))
+        if reason:
+            response.close()
+            raise NotAnArchive(f"{self.file_name}: {reason}; nothing was saved")
+        self.validators = {"etag": headers.get("ETag"), "last_modified": headers.get("Last-Modified")}
+        resumable = (
+            self.range_ok and not encoded and self.size is not None
+            and headers.get("Accept-Ranges", "").lower() == "bytes" and self._validator()
+        )
+        self.max_workers = self.connections if resumable else 1
+        self.segments = seglib.plan(self.size, self.max_workers)
+        self.segments[0].busy = True  # the first worker continues this response
+        return response, head
+
+    # -- workers ------------------------------------------------------------
+
+    def _worker(self, first, errors):
+        try:
+            if first is not None:
+                seg = self.segments[0]
+            else:
+                seg = self._claim()
+            while seg is not None and not self._stopped():
+                self._work(seg, first)
+                first = None
+                seg = self._claim()
+        except BaseException as exc:  # handed to the supervising thread
+            if isinstance(exc, KeyboardInterrupt):
+                exc = Interrupted(f"{self.file_name}: interrupted")
+            errors.append(exc if isinstance(exc, (MagedlError, _StartOver)) else _bug(exc))
+            self.stop.set()
+
+    def _claim(self):
+        with self.lock:
+            seg = seglib.next_segment(self.segments)
+            if seg is not None:
+                seg.busy = True
+                self.dirty = True
+            return seg
+
+    def _stopped(self):
+        return self.stop.is_set() or self.cancel.is_set()
+
+    def _work(self, seg, first):
+        """Fill one segment, retrying it on its own."""
+        pending = [first]
+
+        def attempt():
+            if self._stopped():
+                return
+            if pending[0] is not None:
+                response, head = pending.pop()
+                pending.append(None)
+            else:
+                response, head = self._ranged(seg), b""
+            with response:
+                self._pump(seg, response, head)
+
+        try:
+            self.client.retry.call(attempt, self.file_name, progress=lambda: seg.done)
+        finally:
+            with self.lock:
+                seg.busy = False
+
+    def _ranged(self, seg):
+        """A response whose body continues *seg* exactly where it stands."""
+        headers = {"Accept-Encoding": "identity"}
+        last = "" if seg.end is None else str(seg.end - 1)
+        if self.range_ok:
+            headers["Range"] = f"bytes={seg.pos}-{last}"
+            validator = self._validator()
+            if validator:
+                headers["If-Range"] = validator
+        response = self.client.open(self.url, self.file_name, headers=headers)
+        status = response.status_code
+        if status == 206:
+            match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+            start = int(match.group(1)) if match else None
+            total = int(match.group(3)) if match and match.group(3) != "*" else None
+            changed = self._changed(response, total)
+            encoded = response.headers.get("Content-Encoding", "identity").lower() not in ("identity", "")
+            if changed or start != seg.pos or encoded:
+                response.close()
+                if changed:
+                    raise _StartOver(changed)
+                raise _StartOver(f"the server answered a different range ({start}, not {seg.pos})", no_range=True)
+            if self.size is None and total is not None:
+                self.size = total
+                seg.end = total
+            return response
+        if status != 200:
+            response.close()
+        if status == 200:
+            # Range ignored, or If-Range did not match. The validators tell which.
+            length = response.headers.get("Content-Length", "")
+            changed = self._changed(response, int(length) if length.isdigit() else None)
+            raise _StartOver(changed or "the server does not resume (it ignored Range)", no_range=not changed,
+                             response=response)
+        if status == 416:
+            raise _StartOver("the server refused the resume range (the file may have shrunk)")
+        raise MagedlError(f"{self.file_name}: unexpected answer HTTP {status}")
+
+    def _pump(self, seg, response, head):
+        """Copy the body into the partial file at the segment's position."""
+        blocks = _prepend(head, _body(response))
+        try:
+            for block in blocks:
+                if self._stopped():
+                    return
+                with self.lock:
+                    end = seg.end
+                if end is not None and seg.pos + len(block) > end:
+                    block = block[: max(0, end - seg.pos)]
+                if self.limiter:
+                    self.limiter.take(len(block))
+                os.pwrite(self.fd, block, seg.pos)
+                with self.lock:
+                    seg.done += len(block)
+                    self.received += len(block)
+                    self.dirty = True
+                    prefix = seglib.contiguous_end(self.segments)
+                self.hasher.advance(prefix)
+                self._emit_data()
+                if seg.end is not None and seg.pos >= seg.end:
+                    return  # done, or another worker took the rest of this segment
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            if self._stopped():
+                return
+            raise transient_from(exc, self.file_name) from None
+        if seg.end is None:  # size was unknown: the end of the body is the end of the file
+            with self.lock:
+                seg.end = seg.pos
+                self.size = seg.pos
+            self.hasher.advance(seg.pos)
+        elif seg.pos < seg.end:
+            raise TransientError(f"{self.file_name}: short body, the connection closed at byte {seg.pos}")
+
+    # -- partial state ------------------------------------------------------
+
+    def _load_partial(self):
+        state = seglib.load_state(self.state_path)
+        if not state or not self.part.exists():
+            self._discard()
+            return
+        if state.get("url") != self.url or state.get("md5", "") != self.md5:
+            log.info("%s: partial file is for another URL or md5; starting over", self.file_name)
+            self._discard()
+            return
+        segments = seglib.segments_from_json(state.get("segments"), state.get("size"))
+        if segments is None or self.part.stat().st_size < seglib.contiguous_end(segments):
+            self._discard()
+            return
+        self.size = state.get("size")
+        self.validators = {"etag": state.get("etag"), "last_modified": state.get("last_modified")}
+        self.segments = segments
+        self.max_workers = self.connections if len(segments) > 1 or self.connections > 1 else 1
+        self.prefix_kept = self._done() > 0
+        if self.prefix_kept:
+            log.debug("%s: resuming with %d bytes on disk", self.file_name, self._done())
+
+    def _save_state(self):
+        with self.lock:
+            state = {
+                "url": self.url,
+                "md5": self.md5,
+                "size": self.size,
+                "etag": self.validators.get("etag"),
+                "last_modified": self.validators.get("last_modified"),
+                "segments": seglib.segments_to_json(self.segments),
+            }
+            self.dirty = False
+        seglib.save_state(self.state_path, state)
+
+    def _discard(self):
+        for path in (self.part, self.state_path):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+    def _done(self):
+        return sum(s.done for s in self.segments)
+
+    def _validator(self):
+        etag = self.validators.get("etag")
+        if etag and not etag.startswith("W/"):  # If-Range needs a strong validator
+            return etag
+        return self.validators.get("last_modified")
+
+    def _changed(self, response, total):
+        """Why the file upstream is not the one we have a part of, or ``None``."""
+        old_etag, old_date = self.validators.get("etag"), self.validators.get("last_modified")
+        etag, date = response.headers.get("ETag"), response.headers.get("Last-Modified")
+        if self.size is not None and total is not None and self.size != total:
+            return "the file changed upstream (size differs)"
+        if old_etag and etag and old_etag != etag:
+            return "the file changed upstream (ETag differs)"
+        if not (old_etag and etag) and old_date and date and old_date != date:
+            return "the file changed upstream (Last-Modified differs)"
+        return None
+
+    # -- the end ------------------------------------------------------------
+
+    def _existing(self):
+        """A finished file already at the destination, if it is the right one."""
+        if not self.dest.is_file():
+            return None
+        size = self.dest.stat().st_size
+        if not self.md5:
+            log.warning("%s: already present; the feed has no md5, so it is not re-checked", self.file_name)
+            self._emit("skip", done=size, total=size)
+            return Result(self.dest, size, "", skipped=True, verified=False)
+        digests = file_digests(self.dest, self.algorithms)
+        if digests["md5"] == self.md5:
+            self._emit("skip", done=size, total=size)
+            return Result(self.dest, size, self.md5, skipped=True, sha256=digests.get("sha256", ""))
+        log.warning("%s: the file present differs from the feed's md5; fetching it again", self.file_name)
+        return None
+
+    def _finish(self, digests):
+        size = self.size if self.size is not None else self._done()
+        with open(self.part, "rb+") as f:
+            f.truncate(size)  # a reserved tail beyond a shorter body must not survive
+            os.fsync(f.fileno())
+        os.replace(self.part, self.dest)
+        _fsync_dir(self.dest.parent)
+        try:
+            os.unlink(self.state_path)
+        except FileNotFoundError:
+            pass
+        if not self.md5:
+            log.warning("%s: the feed gives no md5: the file is UNVERIFIED (md5 %s)", self.file_name, digests["md5"])
+        self._emit("done", done=size, total=size)
+        return Result(self.dest, size, digests["md5"], self.resumed_from, verified=bool(self.md5),
+                      sha256=digests.get("sha256", ""), connections=max(1, len(self.segments)))
+
+    def _mismatch(self, digest):
+        # A short text body is almost always an error page; say so rather than "md5 mismatch".
+        size = self.size if self.size is not None else self._done()
+        if size < 4096:
+            try:
+                head = self.part.read_bytes()[:size]
+            except OSError:
+                head = b""
+            if sniff.is_text(head) and self.suffix not in sniff.TEXT_SUFFIXES:
+                return NotAnArchive(f"{self.file_name}: the server sent a short text page ({sniff.excerpt(head)!r})")
+        return ChecksumMismatch(self.file_name, self.md5, digest)
+
+    # -- progress -----------------------------------------------------------
+
+    _last_emit = 0.0
+
+    def _emit_data(self):
+        now = time.monotonic()
+        if now - self._last_emit >= PROGRESS_INTERVAL:
+            self._last_emit = now
+            self._emit("data")
+
+    def _emit(self, event, done=None, total=None):
+        self.progress(
+            Progress(
+                self.file_name,
+                self._done() if done is None else done,
+                self.size if total is None else total,
+                getattr(self, "resumed_from", 0),
+                event,
+            )
+        )
+
+
+def _bug(exc):
+    return MagedlError(f"internal error in a transfer thread: {type(exc).__name__}: {exc}")
+
+
+def _body(response):
+    """The body's bytes as they arrive.
+
+    ``read1`` hands over whatever the socket has, so a cut connection loses
+    nothing already received (``iter_content`` would drop a partly filled
+    chunk, and the next attempt would fetch those bytes again).
+    """
+    read1 = getattr(response.raw, "read1", None)
+    if read1 is None:  # urllib3 1.x, or a file:// response
+        yield from response.iter_content(1 << 16)
+        return
+    while True:
+        block = read1(CHUNK, decode_content=True)
+        if not block:
+            return
+        yield block
+
+
+def _first_bytes(blocks):
+    head = b""
+    for block in blocks:
+        head += block
+        if len(head) >= sniff.HEAD_SIZE:
+            break
+    return head
+
+
+def _prepend(head, blocks):
+    if head:
+        yield head
+    yield from blocks
+
+
+def _suffix(file_name):
+    name = file_name.rsplit("/", 1)[-1].lower()
+    for compound in (".tar.gz", ".tar.bz2", ".tar.xz"):
+        if name.endswith(compound):
+            return compound
+    return os.path.splitext(name)[1]
 
 
 def _fsync_dir(path):
@@ -142,306 +638,8 @@ def _fsync_dir(path):
         os.close(fd)
 
 
-class Download:
-    """Fetch one file to *dest*; see :func:`download` for the parameters."""
-
-    def __init__(self, client, url, dest, *, file_name, md5="", require_checksum=False, progress=None):
-        self.client = client
-        self.url = url
-        self.dest = Path(dest)
-        self.file_name = file_name
-        self.md5 = (md5 or "").lower()
-        self.suffix = _suffix(file_name)
-        self.require_checksum = require_checksum
-        self.progress = progress or (lambda p: None)
-        self.part = side_file(self.dest, PART_SUFFIX)
-        self.state_path = side_file(self.dest, STATE_SUFFIX)
-        self.state = {}
-        self.offset = 0
-        self.total = None
-        self.hasher = hashlib.md5()
-        self.resumed_from = 0
-        self.received = 0  # bytes received in this run, the retry budget's progress measure
-        self.range_ok = True
-        self.prefix_kept = False  # whether bytes from an earlier run are part of the file
-
-    # -- driver -------------------------------------------------------------
-
-    def run(self):
-        if self.require_checksum and not self.md5:
-            raise UnverifiedFile(f"{self.file_name}: the feed has no md5 for it and --require-checksum was given")
-        self.dest.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(side_file(self.dest, LOCK_SUFFIX)):
-            existing = self._existing()
-            if existing:
-                return existing
-            self._load_partial()
-            self.resumed_from = self.offset
-            self._emit("start")
-            for restart in (False, True):
-                self.client.retry.call(self._attempt, self.file_name, progress=lambda: self.received)
-                digest = self.hasher.hexdigest()
-                if not self.md5 or digest == self.md5:
-                    break
-                if self.prefix_kept and not restart:
-                    # The kept prefix may be stale (re-published file, no validators): start over once.
-                    log.warning("%s: md5 mismatch after resume; fetching the whole file again", self.file_name)
-                    self._reset()
-                    self.resumed_from = 0
-                    self._emit("restart")
-                    continue
-                error = self._mismatch(digest)
-                self._discard()
-                raise error
-            return self._finish(digest)
-
-    def _existing(self):
-        """A finished file already at the destination, if it is the right one."""
-        if not self.dest.is_file():
-            return None
-        if not self.md5:
-            log.warning("%s: already present; the feed has no md5, so it is not re-checked", self.file_name)
-            size = self.dest.stat().st_size
-            self._emit("skip", done=size, total=size)
-            return Result(self.dest, size, "", skipped=True, verified=False)
-        if md5_file(self.dest) == self.md5:
-            size = self.dest.stat().st_size
-            self._emit("skip", done=size, total=size)
-            return Result(self.dest, size, self.md5, skipped=True)
-        log.warning("%s: the file present differs from the feed's md5; fetching it again", self.file_name)
-        return None
-
-    def _finish(self, digest):
-        with open(self.part, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(self.part, self.dest)
-        _fsync_dir(self.dest.parent)
-        self._remove(self.state_path)
-        if not self.md5:
-            log.warning("%s: the feed gives no md5: the file is UNVERIFIED (md5 %s)", self.file_name, digest)
-        self._emit("done")
-        return Result(self.dest, self.offset, digest, self.resumed_from, verified=bool(self.md5))
-
-    # -- partial state ------------------------------------------------------
-
-    def _load_partial(self):
-        try:
-            state = json.loads(self.state_path.read_text(encoding="utf-8"))
-            size = self.part.stat().st_size
-        except (OSError, ValueError):
-            self._reset()
-            return
-        if state.get("url") != self.url or state.get("md5", "") != self.md5:
-            log.info("%s: partial file is for another URL or md5; starting over", self.file_name)
-            self._reset()
-            return
-        if state.get("size") is not None and size > state["size"]:
-            self._reset()
-            return
-        self.state = state
-        self.total = state.get("size")
-        self.offset = size
-        self.prefix_kept = size > 0
-        with open(self.part, "rb") as f:
-            for block in iter(lambda: f.read(CHUNK), b""):
-                self.hasher.update(block)
-        if size:
-            log.debug("%s: resuming at byte %d", self.file_name, size)
-
-    def _reset(self):
-        """Forget any partial data: the next attempt starts at byte 0."""
-        self.offset = 0
-        self.prefix_kept = False
-        self.total = None
-        self.state = {}
-        self.hasher = hashlib.md5()
-        self._remove(self.state_path)
-        self._remove(self.part)
-
-    def _discard(self):
-        self._remove(self.part)
-        self._remove(self.state_path)
-
-    @staticmethod
-    def _remove(path):
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-
-    def _save_state(self, response):
-        etag = response.headers.get("ETag")
-        self.state = {
-            "url": self.url,
-            "md5": self.md5,
-            "size": self.total,
-            "etag": etag,
-            "last_modified": response.headers.get("Last-Modified"),
-        }
-        _write_json_atomic(self.state_path, self.state)
-
-    # -- one attempt --------------------------------------------------------
-
-    def _attempt(self):
-        headers = {"Accept-Encoding": "identity"}
-        if self.offset and self.range_ok:
-            headers["Range"] = f"bytes={self.offset}-"
-            validator = self._validator()
-            if validator:
-                headers["If-Range"] = validator
-        response = self.client.open(self.url, self.file_name, headers=headers)
-        with response:
-            self._accept(response)
-            if self.total is not None and self.offset == self.total:
-                return
-            self._receive(response)
-
-    def _validator(self):
-        etag = self.state.get("etag")
-        if etag and not etag.startswith("W/"):  # If-Range needs a strong validator
-            return etag
-        return self.state.get("last_modified")
-
-    def _accept(self, response):
-        """Decide where this response's body starts, restarting if it must."""
-        status = response.status_code
-        encoded = response.headers.get("Content-Encoding", "identity").lower() not in ("identity", "")
-        length = response.headers.get("Content-Length")
-        length = int(length) if length and length.isdigit() else None
-        if status == 206:
-            match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
-            start = int(match.group(1)) if match else None
-            total = int(match.group(3)) if match and match.group(3) != "*" else None
-            changed = self._changed(response, total)
-            if start != self.offset or encoded or changed:
-                why = changed or ("the server re-encoded the body" if encoded else f"the server sent a range starting at {start}, not {self.offset}")
-                log.warning("%s: %s; starting over", self.file_name, why)
-                self._reset()
-                if encoded or start != self.offset:
-                    self.range_ok = False
-                raise TransientError(f"{self.file_name}: unusable partial answer")
-            self.total = total
-            return
-        if status == 416:
-            if self.total is not None and self.offset == self.total:
-                return  # everything was already here
-            log.warning("%s: the server refused the resume range; starting over", self.file_name)
-            self._reset()
-            raise TransientError(f"{self.file_name}: range not satisfiable")
-        if status != 200:
-            raise MagedlError(f"{self.file_name}: unexpected answer HTTP {status}")
-        if self.offset:
-            why = self._changed(response, length) or "the server does not resume (no Range support)"
-            log.warning("%s: %s; starting over from byte 0", self.file_name, why)
-            self._reset()
-        self.total = None if encoded else length
-        self.hasher = hashlib.md5()
-
-    def _changed(self, response, total):
-        """Why the file upstream is not the one we have a part of, or ``None``."""
-        old_size, old_etag, old_date = (self.state.get(k) for k in ("size", "etag", "last_modified"))
-        etag, date = response.headers.get("ETag"), response.headers.get("Last-Modified")
-        if old_size is not None and total is not None and old_size != total:
-            return "the file changed upstream (size differs)"
-        if old_etag and etag and old_etag != etag:
-            return "the file changed upstream (ETag differs)"
-        if not (old_etag and etag) and old_date and date and old_date != date:
-            return "the file changed upstream (Last-Modified differs)"
-        return None
-
-    def _receive(self, response):
-        chunks = _body(response)
-        try:
-            if self.offset == 0:
-                head = self._first_bytes(chunks)
-                reason = sniff.refuse_reason(
-                    self.suffix, head, response.headers.get("Content-Type", ""), self.total, bool(self.md5)
-                )
-                if reason:
-                    self._discard()
-                    raise NotAnArchive(f"{self.file_name}: {reason}; nothing was saved")
-                chunks = _prepend(head, chunks)
-            self._save_state(response)
-            with open(self.part, "r+b" if self.offset else "wb") as f:
-                f.seek(self.offset)
-                for block in chunks:
-                    f.write(block)
-                    self.hasher.update(block)
-                    self.offset += len(block)
-                    self.received += len(block)
-                    self._emit("data")
-        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise transient_from(exc, self.file_name) from None
-        if self.total is not None and self.offset < self.total:
-            raise TransientError(f"{self.file_name}: short body, {self.offset} of {self.total} bytes")
-        if self.total is None:
-            self.total = self.offset
-
-    @staticmethod
-    def _first_bytes(chunks):
-        head = b""
-        for block in chunks:
-            head += block
-            if len(head) >= sniff.HEAD_SIZE:
-                break
-        return head
-
-    def _mismatch(self, digest):
-        # A short text body is almost always an error page; say so rather than "md5 mismatch".
-        if self.offset < 4096:
-            try:
-                head = self.part.read_bytes()
-            except OSError:
-                head = b""
-            if sniff.is_text(head) and self.suffix not in sniff.TEXT_SUFFIXES:
-                return NotAnArchive(f"{self.file_name}: the server sent a short text page ({sniff.excerpt(head)!r})")
-        return ChecksumMismatch(self.file_name, self.md5, digest)
-
-    def _emit(self, event, done=None, total=None):
-        self.progress(
-            Progress(
-                self.file_name,
-                self.offset if done is None else done,
-                self.total if total is None else total,
-                self.resumed_from,
-                event,
-            )
-        )
-
-
-def _body(response):
-    """The body's bytes as they arrive.
-
-    ``read1`` hands over whatever the socket has, so a cut connection loses
-    nothing already received (``iter_content`` would drop a partly filled
-    chunk, and the next attempt would fetch those bytes again).
-    """
-    read1 = getattr(response.raw, "read1", None)
-    if read1 is None:  # urllib3 1.x
-        yield from response.iter_content(1 << 16)
-        return
-    while True:
-        block = read1(CHUNK, decode_content=True)
-        if not block:
-            return
-        yield block
-
-
-def _prepend(head, chunks):
-    if head:
-        yield head
-    yield from chunks
-
-
-def _suffix(file_name):
-    name = file_name.rsplit("/", 1)[-1].lower()
-    for compound in (".tar.gz", ".tar.bz2", ".tar.xz"):
-        if name.endswith(compound):
-            return compound
-    return os.path.splitext(name)[1]
-
-
-def download(client, url, dest, *, file_name, md5="", require_checksum=False, progress=None):
+def download(client, url, dest, *, file_name, md5="", require_checksum=False, progress=None, connections=1,
+             limiter=None, sha256=False, cancel=None):
     """Download *url* to *dest*, resuming and verifying.
 
     Parameters
@@ -459,7 +657,15 @@ def download(client, url, dest, *, file_name, md5="", require_checksum=False, pr
     require_checksum : bool
         Refuse a file the feed gives no md5 for.
     progress : callable, optional
-        Called with a :class:`Progress` as the transfer moves.
+        Called with a :class:`Progress` as the transfer moves (from worker threads).
+    connections : int
+        Connections for one large file when the server allows it.
+    limiter : magedl.ratelimit.RateLimiter, optional
+        Shared bandwidth budget.
+    sha256 : bool
+        Also compute the sha256 (``Result.sha256``).
+    cancel : threading.Event, optional
+        Set to stop; raises :class:`~magedl.errors.Interrupted`, partial kept.
 
     Returns
     -------
@@ -471,5 +677,6 @@ def download(client, url, dest, *, file_name, md5="", require_checksum=False, pr
         A typed error; the partial file is kept when a later run can resume.
     """
     return Download(
-        client, url, dest, file_name=file_name, md5=md5, require_checksum=require_checksum, progress=progress
+        client, url, dest, file_name=file_name, md5=md5, require_checksum=require_checksum, progress=progress,
+        connections=connections, limiter=limiter, sha256=sha256, cancel=cancel,
     ).run()

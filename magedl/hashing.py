@@ -1,0 +1,99 @@
+"""Hash a file in order, from a background thread, as its bytes land.
+
+Segmented transfers write a file out of order; md5 and sha256 must see it in
+order. :class:`PrefixHasher` follows the contiguous prefix that the writers
+have completed and hashes each newly completed stretch straight from the
+page cache, right behind the writers, on its own thread. hashlib releases
+the GIL on large buffers, so hashing runs on the second core while the
+network threads keep receiving, and the file is never read a second time
+after the download.
+"""
+
+import hashlib
+import os
+import threading
+
+BLOCK = 1 << 20
+
+
+def file_digests(path, algorithms=("md5",), block=BLOCK):
+    """Hex digests of a whole file on disk: ``{"md5": ..., ...}``."""
+    hashers = {name: hashlib.new(name) for name in algorithms}
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(block), b""):
+            for h in hashers.values():
+                h.update(chunk)
+    return {name: h.hexdigest() for name, h in hashers.items()}
+
+
+class PrefixHasher:
+    """Digests of ``fd``'s bytes ``[0, n)``, kept up to date as *n* grows.
+
+    Parameters
+    ----------
+    fd : int
+        An open file descriptor of the partial file (read with ``os.pread``).
+    algorithms : tuple of str
+        hashlib names, e.g. ``("md5", "sha256")``.
+    """
+
+    def __init__(self, fd, algorithms=("md5",)):
+        self._fd = fd
+        self._hashers = {name: hashlib.new(name) for name in algorithms}
+        self._hashed = 0
+        self._target = 0
+        self._closed = False
+        self._error = None
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="magedl-hasher")
+        self._thread.start()
+
+    def advance(self, end):
+        """Tell the hasher that bytes ``[0, end)`` are now on disk."""
+        with self._cond:
+            if end > self._target:
+                self._target = end
+                self._cond.notify()
+
+    def finish(self, size):
+        """Wait until ``[0, size)`` is hashed; return ``{name: hexdigest}``."""
+        self.advance(size)
+        with self._cond:
+            self._cond.wait_for(lambda: self._hashed >= size or self._error or self._closed)
+            self._closed = True
+            self._cond.notify_all()
+            if self._error:
+                raise self._error
+        self._thread.join()
+        return {name: h.hexdigest() for name, h in self._hashers.items()}
+
+    def close(self):
+        """Stop the thread without a result (a failed or cancelled transfer)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout=5)
+
+    def _run(self):
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._target > self._hashed or self._closed)
+                if self._closed:
+                    return
+                start, end = self._hashed, self._target
+            try:
+                while start < end:
+                    chunk = os.pread(self._fd, min(BLOCK, end - start), start)
+                    if not chunk:  # the file is shorter than the writers claimed
+                        raise OSError(f"partial file ends at byte {start}, expected {end}")
+                    for h in self._hashers.values():
+                        h.update(chunk)
+                    start += len(chunk)
+            except OSError as exc:
+                with self._cond:
+                    self._error = exc
+                    self._cond.notify_all()
+                return
+            with self._cond:
+                self._hashed = start
+                self._cond.notify_all()
