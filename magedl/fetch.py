@@ -39,7 +39,7 @@ def open_client(base_url=None, *, mageid=None, token=None, token_file=None, ca_b
 
 
 def fetch_release(client, release, folder, *, require_checksum=False, progress=None, connections=1,
-                  limiter=None, sha256=False, cancel=None):
+                  adaptive=True, limiter=None, sha256=False, cancel=None):
     """Download one catalogue record into *folder*, verified against its md5.
 
     Parameters
@@ -54,6 +54,8 @@ def fetch_release(client, release, folder, *, require_checksum=False, progress=N
         Receives :class:`magedl.transfer.Progress` updates.
     connections : int
         Up to this many connections for one large file, when the server honours Range.
+    adaptive : bool
+        Add connections beyond the first only when it proves slow.
     limiter : magedl.ratelimit.RateLimiter, optional
         Shared bandwidth budget.
     sha256 : bool
@@ -76,6 +78,7 @@ def fetch_release(client, release, folder, *, require_checksum=False, progress=N
         require_checksum=require_checksum,
         progress=progress,
         connections=connections,
+        adaptive=adaptive,
         limiter=limiter,
         sha256=sha256,
         cancel=cancel,

@@ -11,7 +11,8 @@ import json
 import os
 from dataclasses import dataclass
 
-MIN_SEGMENT = 4 << 20  # below this, another connection costs more than it brings
+MIN_SPLIT = 2 << 20  # a split leaves both halves at least this long: less is not worth a request
+PIECE = 4 << 20  # what one connection fetches per request once several share a file
 ALIGN = 64 << 10
 
 
@@ -41,24 +42,41 @@ class Segment:
         return self.end is not None and self.pos >= self.end
 
 
-def plan(size, connections):
-    """Split ``size`` bytes into at most *connections* segments of useful size."""
-    if size is None:
-        return [Segment(0, None)]
-    if size == 0:
-        return [Segment(0, 0)]
-    n = max(1, min(connections, size // MIN_SEGMENT))
-    step = -(-size // n)
-    step = -(-step // ALIGN) * ALIGN
-    starts = list(range(0, size, step)) or [0]
-    return [Segment(s, min(s + step, size)) for s in starts]
+def plan(size):
+    """The first plan: one segment for the whole file.
+
+    More connections join later by splitting it (:func:`next_segment`), and
+    only when one connection turns out to be slow, so a fast link is not
+    slowed down by connections it does not need.
+    """
+    return [Segment(0, size)]
+
+
+def carve(segments, piece=PIECE):
+    """Cut the rest of the longest busy segment into idle pieces, in file order.
+
+    Used when connections join a running transfer. Workers take pieces
+    lowest offset first, so the completed prefix of the file, which is all
+    the hasher can use, grows steadily instead of only at the very end.
+    """
+    busy = [s for s in segments if s.busy and s.end is not None and not s.finished]
+    if not busy:
+        return []
+    victim = max(busy, key=lambda s: s.remaining)
+    cut = -(-(victim.pos + piece) // ALIGN) * ALIGN
+    if cut + MIN_SPLIT > victim.end:
+        return []
+    new = [Segment(a, min(a + piece, victim.end)) for a in range(cut, victim.end, piece)]
+    victim.end = cut
+    segments.extend(new)
+    return new
 
 
 def next_segment(segments):
     """The segment an idle worker should take next, or ``None``.
 
-    An unowned unfinished segment comes first (a resumed transfer may have
-    more segments than workers); otherwise the back half of the busy segment
+    The unowned unfinished segment with the lowest offset comes first;
+    otherwise the back half of the busy segment
     with the most left to do is split off, so no connection sits idle while
     another still has a long way to go. The caller marks the result busy.
     """
@@ -69,7 +87,7 @@ def next_segment(segments):
     if not busy:
         return None
     victim = max(busy, key=lambda s: s.remaining)
-    if victim.remaining < 2 * MIN_SEGMENT:
+    if victim.remaining < 2 * MIN_SPLIT:
         return None
     cut = -(-(victim.pos + victim.remaining // 2) // ALIGN) * ALIGN
     if cut >= victim.end:

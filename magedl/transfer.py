@@ -52,8 +52,10 @@ except ImportError:  # pragma: no cover - not on POSIX
 
 log = logging.getLogger("magedl")
 
-CHUNK = 1 << 20
+CHUNK = 256 << 10  # per read: small enough that 16 connections stay within the memory budget
 PROGRESS_INTERVAL = 0.1  # seconds between "data" progress events
+EXPAND_AFTER = 0.25  # seconds of one connection before deciding whether to add more
+FAST_ENOUGH = 128 << 20  # bytes/s at which one connection is kept alone: more would only add CPU
 SAVE_INTERVAL = 0.5  # seconds between sidecar updates while data flows
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.I)
 
@@ -145,7 +147,7 @@ class Download:
     """Fetch one file to *dest*; see :func:`download` for the parameters."""
 
     def __init__(self, client, url, dest, *, file_name, md5="", require_checksum=False, progress=None,
-                 connections=1, limiter=None, sha256=False, cancel=None):
+                 connections=1, adaptive=True, limiter=None, sha256=False, cancel=None):
         self.client = client
         self.url = url
         self.dest = Path(dest)
@@ -155,6 +157,7 @@ class Download:
         self.require_checksum = require_checksum
         self.progress = progress or (lambda p: None)
         self.connections = max(1, connections)
+        self.adaptive = adaptive
         self.limiter = limiter
         self.algorithms = ("md5", "sha256") if sha256 else ("md5",)
         self.cancel = cancel or threading.Event()
@@ -238,22 +241,16 @@ class Download:
         try:
             if first is not None and self.size:
                 os.ftruncate(fd, self.size)  # reserve the space; the sidecar says what is real
-            self._save_state()
+            # A fresh transfer gets its sidecar at the first save interval: a file
+            # killed before then has too little to be worth resuming.
             hasher.advance(seglib.contiguous_end(self.segments))
-            remaining = sum(s.remaining or 0 for s in self.segments if not s.finished)
-            n = max(1, min(self.max_workers, remaining // seglib.MIN_SEGMENT))
-            for i in range(n):
-                t = threading.Thread(target=self._worker, args=(first if i == 0 else None, errors),
-                                     daemon=True, name=f"magedl-seg-{i}")
-                workers.append(t)
-                t.start()
+            unfinished = sum(1 for s in self.segments if not s.finished)
+            self._spawn(workers, errors, max(1, min(self.max_workers, unfinished)), first)
             self._supervise(workers, errors)
             if not all(s.finished for s in self.segments):  # pragma: no cover - a worker left early
                 raise TransientError(f"{self.file_name}: transfer ended with bytes missing")
             size = self.size if self.size is not None else self._done()
-            digests = hasher.finish(size)
-            self._save_state()
-            return digests
+            return hasher.finish(size)
         except BaseException:
             self.stop.set()
             for t in workers:
@@ -268,11 +265,43 @@ class Download:
             if first is not None and first[0] is not None:
                 first[0].close()
 
+    def _spawn(self, workers, errors, n, first=None):
+        for _ in range(n):
+            t = threading.Thread(target=self._worker, args=(first, errors), daemon=True,
+                                 name=f"magedl-seg-{len(workers)}")
+            first = None
+            workers.append(t)
+            t.start()
+
+    def _expand(self, workers, errors):
+        """Bring the transfer up to ``max_workers`` connections."""
+        with self.lock:
+            seglib.carve(self.segments)
+        self._spawn(workers, errors, self.max_workers - len(workers))
+
     def _supervise(self, workers, errors):
-        """Wait for the workers, saving the sidecar now and then; raise the first error."""
+        """Wait for the workers, saving the sidecar now and then; raise the first error.
+
+        Once the transfer has run for :data:`EXPAND_AFTER` seconds, more
+        connections join if one is slower than :data:`FAST_ENOUGH` and enough
+        is left to split.
+        """
+        started, received = time.monotonic(), self.received
+        expanded = len(workers) >= self.max_workers
+        if not expanded and not self.adaptive:
+            expanded = True
+            self._expand(workers, errors)
         while True:
-            for t in workers:
-                t.join(timeout=SAVE_INTERVAL / len(workers))
+            for t in list(workers):
+                t.join(timeout=min(EXPAND_AFTER, SAVE_INTERVAL) / len(workers))
+            elapsed = time.monotonic() - started
+            if not expanded and elapsed >= EXPAND_AFTER and not errors:
+                expanded = True
+                rate = (self.received - received) / elapsed
+                with self.lock:
+                    left = sum(s.remaining or 0 for s in self.segments if not s.finished)
+                if rate < FAST_ENOUGH and left >= 2 * seglib.MIN_SPLIT:
+                    self._expand(workers, errors)
             if self.cancel.is_set():
                 raise Interrupted(f"{self.file_name}: cancelled")
             if errors:
@@ -320,7 +349,7 @@ class Download:
             and headers.get("Accept-Ranges", "").lower() == "bytes" and self._validator()
         )
         self.max_workers = self.connections if resumable else 1
-        self.segments = seglib.plan(self.size, self.max_workers)
+        self.segments = seglib.plan(self.size)
         self.segments[0].busy = True  # the first worker continues this response
         return response, head
 
@@ -639,7 +668,7 @@ def _fsync_dir(path):
 
 
 def download(client, url, dest, *, file_name, md5="", require_checksum=False, progress=None, connections=1,
-             limiter=None, sha256=False, cancel=None):
+             adaptive=True, limiter=None, sha256=False, cancel=None):
     """Download *url* to *dest*, resuming and verifying.
 
     Parameters
@@ -660,6 +689,10 @@ def download(client, url, dest, *, file_name, md5="", require_checksum=False, pr
         Called with a :class:`Progress` as the transfer moves (from worker threads).
     connections : int
         Connections for one large file when the server allows it.
+    adaptive : bool
+        Start with one connection and add the others only if it proves slow
+        (below :data:`FAST_ENOUGH` after :data:`EXPAND_AFTER` seconds);
+        ``False`` opens them all at once.
     limiter : magedl.ratelimit.RateLimiter, optional
         Shared bandwidth budget.
     sha256 : bool
@@ -678,5 +711,5 @@ def download(client, url, dest, *, file_name, md5="", require_checksum=False, pr
     """
     return Download(
         client, url, dest, file_name=file_name, md5=md5, require_checksum=require_checksum, progress=progress,
-        connections=connections, limiter=limiter, sha256=sha256, cancel=cancel,
+        connections=connections, adaptive=adaptive, limiter=limiter, sha256=sha256, cancel=cancel,
     ).run()
