@@ -42,7 +42,7 @@ from .errors import (
     TransientError,
     UnverifiedFile,
 )
-from .hashing import PrefixHasher, file_digests
+from .hashing import InlineHasher, PrefixHasher, file_digests
 from .paths import LOCK_SUFFIX, PART_SUFFIX, STATE_SUFFIX, side_file
 
 try:
@@ -234,7 +234,10 @@ class Download:
             first = self._first_response(fresh)
         flags = os.O_RDWR | os.O_CREAT
         fd = os.open(self.part, flags, 0o644)
-        hasher = PrefixHasher(fd, self.algorithms)
+        # Small files run on the caller's thread: no expansion is possible for them,
+        # and two thread hand-overs per file add up over hundreds of patches.
+        inline = self.size is not None and self.size < 2 * seglib.MIN_SPLIT
+        hasher = (InlineHasher if inline else PrefixHasher)(fd, self.algorithms)
         self.fd, self.hasher = fd, hasher
         workers, errors = [], []
         self.stop = threading.Event()
@@ -244,9 +247,14 @@ class Download:
             # A fresh transfer gets its sidecar at the first save interval: a file
             # killed before then has too little to be worth resuming.
             hasher.advance(seglib.contiguous_end(self.segments))
-            unfinished = sum(1 for s in self.segments if not s.finished)
-            self._spawn(workers, errors, max(1, min(self.max_workers, unfinished)), first)
-            self._supervise(workers, errors)
+            if inline:
+                self._worker(first, errors)
+                if errors:
+                    raise errors[0]
+            else:
+                unfinished = sum(1 for s in self.segments if not s.finished)
+                self._spawn(workers, errors, max(1, min(self.max_workers, unfinished)), first)
+                self._supervise(workers, errors)
             if not all(s.finished for s in self.segments):  # pragma: no cover - a worker left early
                 raise TransientError(f"{self.file_name}: transfer ended with bytes missing")
             size = self.size if self.size is not None else self._done()
