@@ -236,7 +236,7 @@ class Download:
         fd = os.open(self.part, flags, 0o644)
         # Small files run on the caller's thread: no expansion is possible for them,
         # and two thread hand-overs per file add up over hundreds of patches.
-        inline = self.size is not None and self.size < 2 * seglib.MIN_SPLIT
+        inline = self.inline = self.size is not None and self.size < 2 * seglib.MIN_SPLIT
         hasher = (InlineHasher if inline else PrefixHasher)(fd, self.algorithms)
         self.fd, self.hasher = fd, hasher
         workers, errors = [], []
@@ -248,9 +248,12 @@ class Download:
             # killed before then has too little to be worth resuming.
             hasher.advance(seglib.contiguous_end(self.segments))
             if inline:
+                self.inline_saved = time.monotonic()
                 self._worker(first, errors)
                 if errors:
                     raise errors[0]
+                if self.cancel.is_set():
+                    raise Interrupted(f"{self.file_name}: cancelled")
             else:
                 unfinished = sum(1 for s in self.segments if not s.finished)
                 self._spawn(workers, errors, max(1, min(self.max_workers, unfinished)), first)
@@ -470,6 +473,9 @@ class Download:
                     prefix = seglib.contiguous_end(self.segments)
                 self.hasher.advance(prefix)
                 self._emit_data()
+                if self.inline and time.monotonic() - self.inline_saved >= SAVE_INTERVAL:
+                    self.inline_saved = time.monotonic()  # no supervisor thread saves for us
+                    self._save_state()
                 if seg.end is not None and seg.pos >= seg.end:
                     return  # done, or another worker took the rest of this segment
         except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
