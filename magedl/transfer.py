@@ -467,7 +467,9 @@ class Download:
                     self.limiter.take(len(block))
                 os.pwrite(self.fd, block, seg.pos)
                 with self.lock:
-                    seg.done += len(block)
+                    # A block read before the segment was cut short may overrun the new end;
+                    # those bytes belong to the next piece too (same data), so count to the end.
+                    seg.done = min(seg.done + len(block), (seg.end - seg.start) if seg.end is not None else 1 << 62)
                     self.received += len(block)
                     self.dirty = True
                     prefix = seglib.contiguous_end(self.segments)
