@@ -17,5 +17,9 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
+# Installs nginx, curl, wget, aria2 and time from Debian's packages when missing (needs root).
+bench: $(VENV)/.installed
+	$(PY) scripts/bench.py
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache demo-out

@@ -32,8 +32,9 @@ exit codes:
 """
 
 
-# Polite to a slow service, yet enough to fill a link when each connection is throttled.
-DEFAULT_CONNECTIONS = 5
+# What a web browser opens to one host: polite to a slow service, yet enough to
+# fill a link when the service throttles each connection.
+DEFAULT_CONNECTIONS = 6
 DEFAULT_JOBS = 4
 
 
@@ -121,13 +122,46 @@ def build_parser():
     p.add_argument("-o", "--output", default=".", metavar="DIR", help="target folder (default: current)")
     p.add_argument("--require-checksum", action="store_true", help="refuse files the feed gives no md5 for")
     _transfer_options(p)
+
+    p = command("mirror", "copy a selection of the catalogue into a mirror folder, incrementally")
+    p.add_argument("dir", metavar="DIR", help="the mirror folder (created if needed)")
+    _selection(p)
+    p.add_argument("--prune", action="store_true",
+                   help="remove files that are no longer selected or no longer upstream")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, with sizes when known; change nothing")
+    p.add_argument("--diff-file", metavar="PATH",
+                   help="write the paths (relative to DIR) this run added or changed, one a line")
+    p.add_argument("--require-checksum", action="store_true", help="refuse files the feed gives no md5 for")
+    _transfer_options(p)
+
+    p = command("verify", "re-hash a mirror, or files in one, against SHA256SUMS and info/json (offline)")
+    p.add_argument("targets", nargs="+", metavar="DIR|FILE")
+
+    p = command("serve", "serve a mirror folder over HTTP in the API's shape (Range, HEAD, info/*)")
+    p.add_argument("dir", metavar="DIR")
+    p.add_argument("--bind", default="127.0.0.1", metavar="ADDR",
+                   help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
+    p.add_argument("--port", type=_port, default=8080, metavar="N", help="port (default 8080; 0 picks a free one)")
+    p.add_argument("--auth-file", metavar="PATH",
+                   help="require HTTP Basic auth: a file of 'user:password' lines")
+    p.add_argument("--ready-file", metavar="PATH", help="write the base URL here once listening")
     return parser
 
 
+def _port(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
+    return value
+
+
 def _transfer_options(p):
-    p.add_argument("--connections", type=_connections, default=DEFAULT_CONNECTIONS, metavar="N",
-                   help=f"connections per large file when the server allows ranges (1-16, default "
-                        f"{DEFAULT_CONNECTIONS})")
+    p.add_argument("--connections", type=_connections, default=None, metavar="N",
+                   help=f"connections per large file when the server allows ranges (1-16). Default: "
+                        f"start with one and go up to {DEFAULT_CONNECTIONS} if it is slow; N opens N at once")
     p.add_argument("--jobs", type=_positive_int, default=DEFAULT_JOBS, metavar="N",
                    help=f"files fetched at once (default {DEFAULT_JOBS})")
     p.add_argument("--limit-rate", type=_rate, default=None, metavar="RATE",
@@ -171,7 +205,7 @@ def _client(args):
         base_url=args.base_url, mageid=args.mageid, token=args.token, token_file=args.token_file,
         ca_bundle=args.ca_bundle, insecure=args.insecure,
     )
-    if settings.credentials is None and not settings.base_url.startswith("file:"):
+    if settings.credentials is None and _is_service(settings.base_url):
         log.warning("no MAGEID and token found; the service will likely refuse (see 'magedl --help')")
     retry = RetryPolicy(
         attempts=args.retries or 5,
@@ -179,6 +213,15 @@ def _client(args):
     )
     read_timeout = 60.0 if args.timeout is None else args.timeout
     return Client(settings, retry=retry, timeout=(min(15.0, read_timeout or 15.0), read_timeout or None))
+
+
+def _is_service(url):
+    from urllib.parse import urlsplit
+
+    from .config import DEFAULT_BASE_URL
+
+    # A mirror (file://, or any other host) usually needs no credentials.
+    return urlsplit(url).hostname == urlsplit(DEFAULT_BASE_URL).hostname
 
 
 def _catalog(client):
@@ -267,7 +310,8 @@ def cmd_get(args, out):
         results, failures = [], []
         try:
             for release, result in fetch_many(client, chosen, output, jobs=args.jobs,
-                                              connections=args.connections, limiter=limiter,
+                                              connections=args.connections or DEFAULT_CONNECTIONS,
+                                              adaptive=args.connections is None, limiter=limiter,
                                               require_checksum=args.require_checksum, progress=view):
                 if isinstance(result, MagedlError):
                     log.error("%s", result)
@@ -333,7 +377,28 @@ def _setup_logging(args):
         lib.setLevel(logging.DEBUG)
 
 
-COMMANDS = {"versions": cmd_versions, "list": cmd_list, "get": cmd_get}
+def cmd_mirror(args, out):
+    from .mirrorcli import run_mirror
+
+    # The same transfer settings as get.
+    options = {"connections": args.connections or DEFAULT_CONNECTIONS, "adaptive": args.connections is None}
+    return run_mirror(args, out, _client, _catalog, _progress_mode(args), options)
+
+
+def cmd_verify(args, out):
+    from .mirrorcli import run_verify
+
+    return run_verify(args, out, _progress_mode(args))
+
+
+def cmd_serve(args, out):
+    from .mirrorcli import run_serve
+
+    return run_serve(args, out)
+
+
+COMMANDS = {"versions": cmd_versions, "list": cmd_list, "get": cmd_get, "mirror": cmd_mirror,
+            "verify": cmd_verify, "serve": cmd_serve}
 
 
 def main(argv=None):

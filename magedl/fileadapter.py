@@ -42,6 +42,16 @@ class _Window(io.RawIOBase):
         super().close()
 
 
+class _Raw(io.BufferedReader):
+    """The body, readable like urllib3's response (``read1(n, decode_content=...)``)."""
+
+    def read1(self, size=-1, decode_content=None):
+        return super().read1(size)
+
+    def read(self, size=-1, decode_content=None):
+        return super().read(-1 if size is None else size)
+
+
 class FileAdapter(BaseAdapter):
     """Serve GET and HEAD for ``file://`` URLs."""
 
@@ -84,7 +94,7 @@ class FileAdapter(BaseAdapter):
             f.close()
             response.raw = io.BytesIO(b"")
         else:
-            response.raw = io.BufferedReader(_Window(f, start, length), buffer_size=1 << 20)
+            response.raw = _Raw(_Window(f, start, length), buffer_size=1 << 20)
         return response
 
     @staticmethod

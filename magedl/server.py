@@ -926,6 +926,10 @@ class _HTTPServer(ThreadingHTTPServer):
         log.exception("unexpected error serving %s", client_address)
 
 
+class _HTTPServer6(_HTTPServer):
+    address_family = socket.AF_INET6
+
+
 class ApiServer:
     """Serve a store in the shape of the downloads API.
 
@@ -968,7 +972,8 @@ class ApiServer:
         self._connections = set()
         self._stopping = threading.Event()
         self._thread = None
-        self._httpd = _HTTPServer((host, port), _Handler, bind_and_activate=True)
+        server_class = _HTTPServer6 if ":" in host else _HTTPServer  # an IPv6 literal
+        self._httpd = server_class((host, port), _Handler, bind_and_activate=True)
         self._httpd.api = self
 
     # -- lifecycle -------------------------------------------------------
@@ -980,7 +985,8 @@ class ApiServer:
     @property
     def base_url(self) -> str:
         """The API root, ending with ``/``."""
-        return f"http://{self.host}:{self.port}{self.prefix}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}{self.prefix}"
 
     def start(self):
         """Serve on a daemon thread; returns at once (already listening)."""

@@ -1,0 +1,140 @@
+"""A mirror's bookkeeping in ``DIR/.magedl/``: the lock and the verified-digest cache.
+
+``state.json`` maps each file name to the digests the file had when it was
+verified, the feed records it was verified against, and the fingerprint of
+the file on disk at that moment (size, mtime, ctime, inode). A file whose
+fingerprint still matches is known good without reading it; any other file
+is re-hashed before it is trusted. The state is a cache, never the truth:
+losing it costs re-hashing, not correctness.
+"""
+
+import errno
+import json
+import logging
+import os
+import socket
+import time
+from pathlib import Path
+
+from .errors import MagedlError
+from .mirrorindex import BOOKKEEPING, atomic_write
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on POSIX
+    fcntl = None
+
+log = logging.getLogger("magedl")
+
+
+class MirrorBusy(MagedlError):
+    """Another run holds the mirror's lock (exit 1)."""
+
+
+class MirrorLock:
+    """An flock on ``DIR/.magedl/lock`` holding who took it, for the message.
+
+    The kernel drops an flock when its process dies, so a killed run never
+    blocks the next. The file itself stays (unlinking it would let two runs
+    lock two different files).
+    """
+
+    def __init__(self, root):
+        self.root = Path(root)
+        self.path = self.root / BOOKKEEPING / "lock"
+        self._fd = None
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                log.warning("cannot lock %s (%s); carrying on without the lock", self.path, exc.strerror)
+            else:
+                holder = _holder(os.pread(fd, 4096, 0))
+                os.close(fd)
+                raise MirrorBusy(f"another magedl mirror run ({holder}) is writing {self.root}") from None
+        since = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+        info = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": since}).encode()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, info + b"\n", 0)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            os.ftruncate(self._fd, 0)
+        except OSError:
+            pass
+        os.close(self._fd)
+
+
+def _holder(raw):
+    try:
+        info = json.loads(raw.decode("utf-8"))
+        return f"pid {info['pid']} on {info['host']} since {info['since']}"
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return "pid unknown"
+
+
+class State:
+    """``DIR/.magedl/state.json``: file_name -> digests, fingerprint and feed records.
+
+    Saving re-reads the file and applies only this run's changes, so two runs
+    that both ignore the lock lose at most some cached digests (the files are
+    then re-hashed), never a file.
+    """
+
+    def __init__(self, root):
+        self.path = Path(root) / BOOKKEEPING / "state.json"
+        self.files = self._read()
+        self._changes = {}
+
+    def _read(self):
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            files = data["files"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return {}
+        return {k: v for k, v in files.items() if isinstance(v, dict)} if isinstance(files, dict) else {}
+
+    def get(self, name):
+        return self.files.get(name)
+
+    def set(self, name, entry):
+        self.files[name] = self._changes[name] = entry
+
+    def drop(self, name):
+        self.files.pop(name, None)
+        self._changes[name] = None
+
+    def save(self):
+        if not self._changes:
+            return
+        merged = self._read()
+        for name, entry in self._changes.items():
+            if entry is None:
+                merged.pop(name, None)
+            else:
+                merged[name] = entry
+        data = json.dumps({"version": 1, "files": merged}, indent=1, sort_keys=True) + "\n"
+        atomic_write(self.path, data.encode("utf-8"))
+        self.files, self._changes = merged, {}
+
+
+def fingerprint(path):
+    """What must not change for a verified file to stay verified without re-reading it.
+
+    ctime cannot be set back by ``touch``, so even a byte flipped with the
+    mtime restored is caught. Bit rot on the medium changes nothing here:
+    that is what ``verify`` is for.
+    """
+    st = os.stat(path)
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "ino": st.st_ino}
+
+
+def same_fingerprint(entry, fp):
+    return all(entry.get(k) == v for k, v in fp.items())

@@ -1,0 +1,139 @@
+"""``magedl verify``: offline re-hash of a mirror against SHA256SUMS and info/json."""
+
+import json
+import subprocess
+
+import pytest
+
+from magedl import cli
+from magedl.verify import verify
+
+PATCH = "patches/MDVA-43395_CE_2.4.6_v1.sh"
+ZIP = "Magento-CE-2.4.6-p10.zip"
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    for name in ("MAGEDL_BASE_URL", "MAGEDL_MAGEID", "MAGEDL_TOKEN", "NETRC", "MAGEDL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def run(capsys, *argv):
+    code = cli.main(["--retry-wait", "0", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def mdir(emulator, tmp_path, capsys):
+    """A mirror of the 2.4.6 CE archives and patch, made by ``magedl mirror``; then the emulator is gone."""
+    root = tmp_path / "mirror"
+    code, _, err = run(capsys, "--base-url", emulator.base_url, "--mageid", emulator.mageid, "--token",
+                       emulator.token, "mirror", str(root), "--type", "ce-full", "--type", "ce-patch",
+                       "--version", "2.4.6*")
+    assert code == 0, err
+    emulator.stop()  # verify is offline
+    return root
+
+
+def statuses(out):
+    return {r["path"].split("/mirror/", 1)[1]: r["status"] for r in json.loads(out)}
+
+
+def test_an_intact_mirror_passes_with_the_json_contract(mdir, capsys):
+    code, out, err = run(capsys, "--json", "verify", str(mdir))
+    assert code == 0, err
+    rows = json.loads(out)
+    assert {r["status"] for r in rows} == {"ok"}
+    files = [r for r in rows if r["file_name"]]
+    assert {r["file_name"] for r in files} >= {PATCH, ZIP}
+    assert all({"name", "file_name", "version", "type", "md5", "sha256", "size", "path"} <= set(r) for r in files)
+    assert all(r["md5"] == r["actual_md5"] for r in files)
+    code, out, err = run(capsys, "verify", str(mdir))
+    assert code == 0 and f"file/{ZIP}: OK" in out and "all intact" in err
+
+
+def test_missing_extra_and_bad_files_are_each_named(mdir, capsys):
+    (mdir / "file" / PATCH).unlink()
+    (mdir / "file" / "intruder.tar.gz").write_bytes(b"\x1f\x8b\x08 nope")
+    data = bytearray((mdir / "file" / ZIP).read_bytes())
+    data[100] ^= 1
+    (mdir / "file" / ZIP).write_bytes(bytes(data))
+    code, out, err = run(capsys, "--json", "verify", str(mdir))
+    assert code == 6
+    found = statuses(out)
+    assert found[f"file/{PATCH}"] == "missing"
+    assert found["file/intruder.tar.gz"] == "extra"
+    assert found[f"file/{ZIP}"] == "bad"
+    assert sum(s != "ok" for s in found.values()) == 3
+    for name in (PATCH, "intruder.tar.gz", ZIP):
+        assert name in err
+    assert "NOT intact" in err
+    # sha256sum agrees about the bad and missing ones.
+    check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=mdir, capture_output=True, text=True)
+    assert check.returncode != 0 and f"file/{ZIP}: FAILED" in check.stdout
+
+
+def test_a_tampered_index_is_caught(mdir, capsys):
+    feed = (mdir / "info" / "json").read_text()
+    md5 = json.loads(feed)["ce-full"]["2.4.6-p10"][1]["md5"]
+    (mdir / "info" / "json").write_text(feed.replace(md5, "0" * 32))
+    code, out, _ = run(capsys, "--json", "verify", str(mdir))
+    assert code == 6
+    found = statuses(out)
+    assert found["info/json"] == "bad" and found[f"file/{ZIP}"] == "bad"
+
+
+def test_lost_checksum_list_fails_but_md5s_are_still_checked(mdir, capsys):
+    (mdir / "SHA256SUMS").unlink()
+    code, out, err = run(capsys, "--json", "verify", str(mdir))
+    assert code == 6
+    found = statuses(out)
+    assert found["SHA256SUMS"] == "missing" and found[f"file/{ZIP}"] == "ok"
+
+
+def test_an_unfinished_download_is_reported_but_not_a_failure(mdir, capsys):
+    (mdir / "file" / "Magento-CE-2.4.8.zip.magedl-part").write_bytes(b"PK\x03\x04")
+    code, out, err = run(capsys, "--json", "verify", str(mdir))
+    assert code == 0
+    assert statuses(out)["file/Magento-CE-2.4.8.zip.magedl-part"] == "partial" and "unfinished" in err
+
+
+def test_single_files(mdir, capsys, tmp_path):
+    code, out, _ = run(capsys, "verify", str(mdir / "file" / ZIP), str(mdir / "file" / PATCH))
+    assert code == 0 and sorted(out.splitlines()) == sorted([f"file/{PATCH}: OK", f"file/{ZIP}: OK"])
+    (mdir / "file" / ZIP).write_bytes(b"PK\x03\x04 rotten")
+    code, out, _ = run(capsys, "verify", str(mdir / "file" / PATCH), str(mdir / "file" / ZIP))
+    assert code == 6 and f"file/{ZIP}: BAD" in out and f"file/{PATCH}: OK" in out
+    loose = tmp_path / "loose.zip"
+    loose.write_bytes(b"PK")
+    code, _, err = run(capsys, "verify", str(loose))
+    assert code == 5 and "not inside a mirror" in err
+
+
+def test_not_a_mirror(tmp_path, capsys):
+    assert run(capsys, "verify", str(tmp_path / "nowhere"))[0] == 5
+    (tmp_path / "empty").mkdir()
+    code, _, err = run(capsys, "verify", str(tmp_path / "empty"))
+    assert code == 5 and "not a mirror" in err
+
+
+def test_progress_covers_the_total_bytes(mdir):
+    seen = []
+    findings = verify([mdir], progress=lambda done, total: seen.append((done, total)))
+    total = sum(f.size for f in findings if f.size)
+    assert seen[-1] == (total, total)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_progress_lines_when_not_a_terminal(mdir, capsys):
+    from magedl.mirrorcli import ByteProgress
+
+    bar = ByteProgress("lines", "verifying", interval=0)
+    verify([mdir], progress=bar)
+    err = capsys.readouterr().err
+    assert "magedl: verifying: 100%" in err
