@@ -212,7 +212,10 @@ def _client(args):
         backoff=1.0 if args.retry_wait is None else args.retry_wait,
     )
     read_timeout = 60.0 if args.timeout is None else args.timeout
-    return Client(settings, retry=retry, timeout=(min(15.0, read_timeout or 15.0), read_timeout or None))
+    # Enough pooled connections per host for every job's every connection to be reused.
+    pool = getattr(args, "jobs", 1) * (getattr(args, "connections", None) or DEFAULT_CONNECTIONS)
+    return Client(settings, retry=retry, timeout=(min(15.0, read_timeout or 15.0), read_timeout or None),
+                  pool_size=max(16, pool))
 
 
 def _is_service(url):
