@@ -25,7 +25,7 @@ from .errors import MagedlError, UnsafeNameError
 from .fetch import fetch_many
 from .hashing import file_digests
 from .mirrorindex import FILES, SUMS, release_from_dict, write_indexes
-from .mirrorstate import MirrorBusy, MirrorLock, State, fingerprint, same_fingerprint  # noqa: F401
+from .mirrorstate import MirrorLock, State, fingerprint, same_fingerprint
 from .paths import LOCK_SUFFIX, PART_SUFFIX, STATE_SUFFIX, destination
 
 log = logging.getLogger("magedl")

@@ -34,7 +34,7 @@ def _print_json(rows, out):
 def run_mirror(args, out, make_client, catalog, mode, transfer_options):
     from .catalog import select
     from .mirror import FETCH_ACTIONS, Mirror, Summary, head_sizes, sums_digest
-    from .mirrorindex import atomic_write
+    from .fsutil import atomic_write
 
     root = Path(args.dir)
     if root.exists() and not root.is_dir():
@@ -257,7 +257,7 @@ def _loopback(host):
 
 
 def run_serve(args, out):
-    from .mirrorindex import atomic_write
+    from .fsutil import atomic_write
     from .server import ApiServer, DirStore
 
     root = Path(args.dir)

@@ -17,12 +17,11 @@ version, never a mix.
 
 import hashlib
 import json
-import os
 import re
-import threading
 from pathlib import Path
 
 from .catalog import Release, releases_to_feed
+from .fsutil import atomic_write
 from .textformat import render_table, render_versions
 
 SUMS = "SHA256SUMS"
@@ -30,50 +29,6 @@ INFO_FILES = ("info/json", "info/files", "info/versions")
 FILES = "file"
 BOOKKEEPING = ".magedl"
 _SUM_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")
-
-
-def fsync_dir(path):
-    """Make a rename in *path* durable (best effort)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path, data):
-    """Replace *path* with *data* (bytes) by write-to-temp and rename.
-
-    An identical file is left alone (its mtime too, which keeps ``rsync``
-    deltas small). Returns True when the file changed.
-    """
-    path = Path(path)
-    try:
-        if path.read_bytes() == data:
-            return False
-    except OSError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    fsync_dir(path.parent)
-    return True
 
 
 def render_indexes(records):

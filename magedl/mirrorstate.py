@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 from .errors import MagedlError
-from .mirrorindex import BOOKKEEPING, atomic_write
+from .fsutil import atomic_write
+from .mirrorindex import BOOKKEEPING
 
 try:
     import fcntl

@@ -42,6 +42,7 @@ from .errors import (
     TransientError,
     UnverifiedFile,
 )
+from .fsutil import fsync_dir
 from .hashing import InlineHasher, PrefixHasher, file_digests
 from .paths import LOCK_SUFFIX, PART_SUFFIX, STATE_SUFFIX, side_file
 
@@ -580,7 +581,7 @@ class Download:
             f.truncate(size)  # a reserved tail beyond a shorter body must not survive
             os.fsync(f.fileno())
         os.replace(self.part, self.dest)
-        _fsync_dir(self.dest.parent)
+        fsync_dir(self.dest.parent)
         try:
             os.unlink(self.state_path)
         except FileNotFoundError:
@@ -668,19 +669,6 @@ def _suffix(file_name):
         if name.endswith(compound):
             return compound
     return os.path.splitext(name)[1]
-
-
-def _fsync_dir(path):
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def download(client, url, dest, *, file_name, md5="", require_checksum=False, progress=None, connections=1,

@@ -13,6 +13,30 @@ import pytest
 from magedl.emulator import Emulator, demo_catalogue
 from magedl.server import ApiServer, MemoryStore
 
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory, monkeypatch):
+    """No real user config, netrc or MAGEDL_* variable leaks into any test.
+
+    The home lies outside ``tmp_path``, which tests may expect to be empty.
+    """
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    for name in ("MAGEDL_BASE_URL", "MAGEDL_MAGEID", "MAGEDL_TOKEN", "NETRC", "MAGEDL_CA_BUNDLE",
+                 "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+@pytest.fixture
+def env(emulator, monkeypatch):
+    """The ``emulator``, with MAGEDL_BASE_URL, MAGEDL_MAGEID and MAGEDL_TOKEN pointing at it."""
+    monkeypatch.setenv("MAGEDL_BASE_URL", emulator.base_url)
+    monkeypatch.setenv("MAGEDL_MAGEID", emulator.mageid)
+    monkeypatch.setenv("MAGEDL_TOKEN", emulator.token)
+    return emulator
+
+
 # Big enough for several 64 KiB chunks (progress, resume), small enough to
 # keep every test fast.
 SMALL_BIG_SIZE = 512 * 1024

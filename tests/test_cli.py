@@ -25,26 +25,6 @@ def range_start(record):
     return int(record.range.split("=")[1].split("-")[0]) if record.range else None
 
 
-@pytest.fixture(autouse=True)
-def isolated_home(tmp_path, monkeypatch):
-    """No real user config, netrc or MAGEDL_* variable leaks into a test."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    for name in ("MAGEDL_BASE_URL", "MAGEDL_MAGEID", "MAGEDL_TOKEN", "NETRC", "MAGEDL_CA_BUNDLE"):
-        monkeypatch.delenv(name, raising=False)
-    return home
-
-
-@pytest.fixture
-def env(emulator, monkeypatch):
-    monkeypatch.setenv("MAGEDL_BASE_URL", emulator.base_url)
-    monkeypatch.setenv("MAGEDL_MAGEID", emulator.mageid)
-    monkeypatch.setenv("MAGEDL_TOKEN", emulator.token)
-    return emulator
-
-
 def feed_md5(emulator, name):
     return next(r.md5 for r in parse_feed(emulator.store.feed()) if r.file_name == name)
 

@@ -30,17 +30,6 @@ from magedl.errors import ConfigError, UsageError
 HOST = "www.magentocommerce.com"
 
 
-@pytest.fixture(autouse=True)
-def isolated_home(tmp_path, monkeypatch):
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    for name in ("NETRC", "MAGEDL_MAGEID", "MAGEDL_TOKEN", "MAGEDL_BASE_URL", "MAGEDL_CA_BUNDLE"):
-        monkeypatch.delenv(name, raising=False)
-    return home
-
-
 def write_config(path, text, mode=0o600):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")

@@ -23,24 +23,6 @@ PATCH = "patches/MDVA-43395_CE_2.4.6_v1.sh"
 SEL_246 = ("--type", "ce-full", "--type", "ce-patch", "--version", "2.4.6*")
 
 
-@pytest.fixture(autouse=True)
-def isolated_home(tmp_path, monkeypatch):
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    for name in ("MAGEDL_BASE_URL", "MAGEDL_MAGEID", "MAGEDL_TOKEN", "NETRC", "MAGEDL_CA_BUNDLE"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def env(emulator, monkeypatch):
-    monkeypatch.setenv("MAGEDL_BASE_URL", emulator.base_url)
-    monkeypatch.setenv("MAGEDL_MAGEID", emulator.mageid)
-    monkeypatch.setenv("MAGEDL_TOKEN", emulator.token)
-    return emulator
-
-
 @pytest.fixture
 def mdir(tmp_path):
     return tmp_path / "mirror"

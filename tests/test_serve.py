@@ -20,16 +20,6 @@ PATCH = "patches/MDVA-43395_CE_2.4.6_v1.sh"
 ZIP = "Magento-CE-2.4.6-p10.zip"
 
 
-@pytest.fixture(autouse=True)
-def isolated_home(tmp_path, monkeypatch):
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    for name in ("MAGEDL_BASE_URL", "MAGEDL_MAGEID", "MAGEDL_TOKEN", "NETRC", "MAGEDL_CA_BUNDLE"):
-        monkeypatch.delenv(name, raising=False)
-
-
 def run(capsys, *argv):
     code = cli.main(["--retry-wait", "0", *argv])
     out, err = capsys.readouterr()
