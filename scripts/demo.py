@@ -2,7 +2,8 @@
 
 Starts the emulator on 127.0.0.1 with a generated catalogue, then runs the
 real ``magedl`` command as a user would: versions, list, a verified get with
-its progress bar, an interrupted get that resumes, and a refused token.
+its progress bar, an interrupted get that resumes, a refused token, a
+scripted call, and a mirror that is verified offline and used via file://.
 Everything lands in ./demo-out; the emulator stops at the end.
 """
 
@@ -87,6 +88,13 @@ def main():
         banner("and a scripted build: quiet, JSON, exit code")
         magedl(env, *cred, "-q", "--json", "get", "--version", "2.4.7", "--type", "ce-full",
                "--format", "zip", "-o", str(OUT))
+
+        banner("an air-gapped mirror: seed it, check it offline, use it as the service")
+        mirror = OUT / "mirror"
+        magedl(env, *cred, "mirror", str(mirror), "--type", "ce-patch", "--type", "ee-patch")
+        magedl(env, "verify", str(mirror))
+        inside = dict(env, MAGEDL_BASE_URL=mirror.resolve().as_uri())
+        magedl(inside, "get", "--type", "ce-patch", "--latest", "-o", str(OUT / "inside"))
     finally:
         emulator.stop()
         shutil.rmtree(secrets, ignore_errors=True)
