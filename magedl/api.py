@@ -175,10 +175,11 @@ class Client:
 
     # -- requests -----------------------------------------------------------
 
-    def open(self, url, what, headers=None, method="GET", stream=True):
+    def open(self, url, what, headers=None, method="GET", stream=True, allow=()):
         """One request, no retry: the response, or a typed error.
 
-        The caller owns the response and must close it.
+        Statuses in *allow* are returned for the caller to judge. The caller
+        owns the response and must close it.
         """
         try:
             response = self.session.request(
@@ -186,6 +187,8 @@ class Client:
             )
         except requests.exceptions.RequestException as exc:
             raise transient_from(exc, what) from None
+        if response.status_code in allow:
+            return response
         try:
             return check_status(response, what)
         except MagedlError:

@@ -33,6 +33,10 @@ class ConfigError(MagedlError):
     """Settings or credentials are missing, unreadable or unsafe (exit 1)."""
 
 
+class LocalFileError(MagedlError):
+    """A file or folder on this machine cannot be written: disk full, permissions (exit 1)."""
+
+
 class FeedError(MagedlError):
     """The catalogue answer is not something we can parse (exit 1)."""
 

@@ -108,9 +108,9 @@ class PrefixHasher:
                     start += len(chunk)
                     if start - self._flushed >= FLUSH_EVERY:
                         self._writeback(start)
-            except OSError as exc:
+            except Exception as exc:  # anything: finish() must never wait forever
                 with self._cond:
-                    self._error = exc
+                    self._error = exc if isinstance(exc, OSError) else OSError(f"hashing failed: {exc!r}")
                     self._cond.notify_all()
                 return
             with self._cond:

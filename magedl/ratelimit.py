@@ -43,8 +43,11 @@ class RateLimiter:
         self._stamp = time.monotonic()
         self._lock = threading.Lock()
 
-    def take(self, n):
-        """Account for *n* bytes, sleeping as long as the budget requires."""
+    def take(self, n, stop=None):
+        """Account for *n* bytes, sleeping as long as the budget requires.
+
+        A set *stop* event (``threading.Event``) cuts the sleep short.
+        """
         with self._lock:
             now = time.monotonic()
             self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
@@ -54,4 +57,7 @@ class RateLimiter:
         # Sleep outside the lock: other connections can book their share meanwhile,
         # and each waits for the debt it sees, which keeps the total at the rate.
         if debt > 0:
-            time.sleep(debt / self.rate)
+            if stop is not None:
+                stop.wait(debt / self.rate)
+            else:
+                time.sleep(debt / self.rate)

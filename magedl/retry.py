@@ -57,7 +57,7 @@ class RetryPolicy:
     max_backoff: float = 60.0
     max_retry_after: float = 300.0
 
-    def call(self, fn, what, progress=None):
+    def call(self, fn, what, progress=None, stop=None):
         """Run ``fn()`` until it succeeds, retrying transient failures.
 
         Parameters
@@ -69,6 +69,9 @@ class RetryPolicy:
         progress : callable, optional
             Returns a number that grows while work gets done; an attempt
             that moved it does not count against the budget.
+        stop : callable, optional
+            Returns True when the caller is shutting down: waits end early
+            (the next attempt is expected to notice and return).
 
         Raises
         ------
@@ -96,12 +99,29 @@ class RetryPolicy:
             wait=wait,
             retry=tenacity.retry_if_exception_type(TransientError),
             before_sleep=before_sleep,
+            sleep=_sleeper(stop),
             reraise=True,
         )
         try:
             return retrying(fn)
         except TransientError as exc:
             raise NetworkError(f"{exc}; gave up after {self.attempts} attempts without progress") from None
+
+
+def _sleeper(stop):
+    """``time.sleep``, or a sleep that ends early once ``stop()`` is true."""
+    if stop is None:
+        return time.sleep
+
+    def sleep(seconds):
+        deadline = time.monotonic() + seconds
+        while not stop():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, 0.1))
+
+    return sleep
 
 
 class _StopWithoutProgress:

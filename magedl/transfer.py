@@ -36,6 +36,7 @@ from .api import transient_from
 from .errors import (
     ChecksumMismatch,
     Interrupted,
+    LocalFileError,
     MagedlError,
     NetworkError,
     NotAnArchive,
@@ -117,14 +118,23 @@ class FileLock:
         self._fd = None
 
     def __enter__(self):
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        if fcntl is not None:
+        while True:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            if fcntl is None:
+                return self
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 os.close(self._fd)
                 raise MagedlError(f"another magedl process is already downloading {self.what}") from None
-        return self
+            # The holder we waited on may have unlinked the file before unlocking it: a
+            # lock on that orphan protects nothing, so lock the file at the path instead.
+            try:
+                if os.stat(self.path).st_ino == os.fstat(self._fd).st_ino:
+                    return self
+            except FileNotFoundError:
+                pass
+            os.close(self._fd)
 
     def __exit__(self, *exc):
         # Unlink before unlocking, so a waiter never locks a file we then delete.
@@ -142,6 +152,28 @@ class _StartOver(Exception):
         super().__init__(reason)
         self.no_range = no_range
         self.response = response  # a 200 with the whole file, to start over with
+
+
+class _Attempt:
+    """What one pass over the partial file shares between its threads.
+
+    A start-over makes a new one; a worker of the old pass that wakes late
+    only ever sees the old pass's (set) stop flag, fd and segments.
+    """
+
+    def __init__(self, fd, hasher, segments, inline):
+        self.fd = fd
+        self.hasher = hasher
+        self.segments = segments
+        self.inline = inline
+        self.stop = threading.Event()
+        self.saved = time.monotonic()
+
+
+def _local_error(file_name, path, exc):
+    """A disk-side OSError as a typed, non-retried error naming the file."""
+    where = exc.filename2 or exc.filename or path  # for a rename, the target is what failed
+    return LocalFileError(f"{file_name}: cannot write {where}: {exc.strerror or exc}")
 
 
 class Download:
@@ -181,6 +213,12 @@ class Download:
     # -- driver -------------------------------------------------------------
 
     def run(self):
+        try:
+            return self._run()
+        except OSError as exc:  # mkdir, lock, open, rename: this machine, not the network
+            raise _local_error(self.file_name, self.dest, exc) from None
+
+    def _run(self):
         if self.require_checksum and not self.md5:
             raise UnverifiedFile(f"{self.file_name}: the feed has no md5 for it and --require-checksum was given")
         self.dest.parent.mkdir(parents=True, exist_ok=True)
@@ -233,65 +271,71 @@ class Download:
         first = None
         if not self.segments:
             first = self._first_response(fresh)
-        flags = os.O_RDWR | os.O_CREAT
-        fd = os.open(self.part, flags, 0o644)
+        try:
+            fd = os.open(self.part, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            if first is not None:
+                first[0].close()
+            raise
         # Small files run on the caller's thread: no expansion is possible for them,
         # and two thread hand-overs per file add up over hundreds of patches.
-        inline = self.inline = self.size is not None and self.size < 2 * seglib.MIN_SPLIT
-        hasher = (InlineHasher if inline else PrefixHasher)(fd, self.algorithms)
-        self.fd, self.hasher = fd, hasher
+        inline = self.size is not None and self.size < 2 * seglib.MIN_SPLIT
+        ctx = _Attempt(fd, (InlineHasher if inline else PrefixHasher)(fd, self.algorithms), self.segments, inline)
         workers, errors = [], []
-        self.stop = threading.Event()
         try:
             if first is not None and self.size:
                 os.ftruncate(fd, self.size)  # reserve the space; the sidecar says what is real
             # A fresh transfer gets its sidecar at the first save interval: a file
             # killed before then has too little to be worth resuming.
-            hasher.advance(seglib.contiguous_end(self.segments))
+            ctx.hasher.advance(seglib.contiguous_end(ctx.segments))
             if inline:
-                self.inline_saved = time.monotonic()
-                self._worker(first, errors)
+                self._worker(ctx, first, errors)
                 if errors:
                     raise errors[0]
                 if self.cancel.is_set():
                     raise Interrupted(f"{self.file_name}: cancelled")
             else:
-                unfinished = sum(1 for s in self.segments if not s.finished)
-                self._spawn(workers, errors, max(1, min(self.max_workers, unfinished)), first)
-                self._supervise(workers, errors)
-            if not all(s.finished for s in self.segments):  # pragma: no cover - a worker left early
+                unfinished = sum(1 for s in ctx.segments if not s.finished)
+                self._spawn(ctx, workers, errors, max(1, min(self.max_workers, unfinished)), first)
+                self._supervise(ctx, workers, errors)
+            if not all(s.finished for s in ctx.segments):  # pragma: no cover - a worker left early
                 raise TransientError(f"{self.file_name}: transfer ended with bytes missing")
             size = self.size if self.size is not None else self._done()
-            return hasher.finish(size)
+            try:
+                return ctx.hasher.finish(size)
+            except OSError as exc:
+                raise _local_error(self.file_name, self.part, exc) from None
         except BaseException:
-            self.stop.set()
+            # Workers still blocked somewhere hold this attempt's context, not the next
+            # one's: when they wake they see its stop flag and leave without writing.
+            ctx.stop.set()
             for t in workers:
                 t.join(timeout=5)
-            hasher.close()
-            if self.segments:
-                self._save_state()
+            ctx.hasher.close()
+            if ctx.segments:
+                self._save_state(best_effort=True)
             raise
         finally:
             if not any(t.is_alive() for t in workers):
-                os.close(fd)
-            if first is not None and first[0] is not None:
+                os.close(fd)  # else a straggler may still write: leave the fd to it
+            if first is not None:
                 first[0].close()
 
-    def _spawn(self, workers, errors, n, first=None):
+    def _spawn(self, ctx, workers, errors, n, first=None):
         for _ in range(n):
-            t = threading.Thread(target=self._worker, args=(first, errors), daemon=True,
+            t = threading.Thread(target=self._worker, args=(ctx, first, errors), daemon=True,
                                  name=f"magedl-seg-{len(workers)}")
             first = None
             workers.append(t)
             t.start()
 
-    def _expand(self, workers, errors):
+    def _expand(self, ctx, workers, errors):
         """Bring the transfer up to ``max_workers`` connections."""
         with self.lock:
-            seglib.carve(self.segments)
-        self._spawn(workers, errors, self.max_workers - len(workers))
+            seglib.carve(ctx.segments)
+        self._spawn(ctx, workers, errors, self.max_workers - len(workers))
 
-    def _supervise(self, workers, errors):
+    def _supervise(self, ctx, workers, errors):
         """Wait for the workers, saving the sidecar now and then; raise the first error.
 
         Once the transfer has run for :data:`EXPAND_AFTER` seconds, more
@@ -302,25 +346,27 @@ class Download:
         expanded = len(workers) >= self.max_workers
         if not expanded and not self.adaptive:
             expanded = True
-            self._expand(workers, errors)
+            self._expand(ctx, workers, errors)
         while True:
             for t in list(workers):
                 t.join(timeout=min(EXPAND_AFTER, SAVE_INTERVAL) / len(workers))
+            alive = any(t.is_alive() for t in workers)
             elapsed = time.monotonic() - started
             if not expanded and elapsed >= EXPAND_AFTER and not errors:
                 expanded = True
                 rate = (self.received - received) / elapsed
                 with self.lock:
-                    left = sum(s.remaining or 0 for s in self.segments if not s.finished)
+                    left = sum(s.remaining or 0 for s in ctx.segments if not s.finished)
                 if rate < FAST_ENOUGH and left >= 2 * seglib.MIN_SPLIT:
-                    self._expand(workers, errors)
+                    self._expand(ctx, workers, errors)
+                    alive = True
             if self.cancel.is_set():
                 raise Interrupted(f"{self.file_name}: cancelled")
-            if errors:
+            if errors:  # checked after the liveness test, so a last worker's error is never lost
                 raise errors[0]
             if self.dirty:
-                self._save_state()
-            if not any(t.is_alive() for t in workers):
+                self._save_state(ctx)
+            if not alive:
                 return
 
     # -- the first request --------------------------------------------------
@@ -367,55 +413,57 @@ class Download:
 
     # -- workers ------------------------------------------------------------
 
-    def _worker(self, first, errors):
+    def _worker(self, ctx, first, errors):
         try:
-            if first is not None:
-                seg = self.segments[0]
-            else:
-                seg = self._claim()
-            while seg is not None and not self._stopped():
-                self._work(seg, first)
+            seg = ctx.segments[0] if first is not None else self._claim(ctx)
+            while seg is not None and not self._stopped(ctx):
+                self._work(ctx, seg, first)
                 first = None
-                seg = self._claim()
+                seg = self._claim(ctx)
         except BaseException as exc:  # handed to the supervising thread
             if isinstance(exc, KeyboardInterrupt):
                 exc = Interrupted(f"{self.file_name}: interrupted")
+            elif isinstance(exc, OSError):
+                exc = _local_error(self.file_name, self.part, exc)
             errors.append(exc if isinstance(exc, (MagedlError, _StartOver)) else _bug(exc))
-            self.stop.set()
+            ctx.stop.set()
 
-    def _claim(self):
+    def _claim(self, ctx):
         with self.lock:
-            seg = seglib.next_segment(self.segments)
+            if self._stopped(ctx):
+                return None
+            seg = seglib.next_segment(ctx.segments)
             if seg is not None:
                 seg.busy = True
                 self.dirty = True
             return seg
 
-    def _stopped(self):
-        return self.stop.is_set() or self.cancel.is_set()
+    def _stopped(self, ctx):
+        return ctx.stop.is_set() or self.cancel.is_set()
 
-    def _work(self, seg, first):
+    def _work(self, ctx, seg, first):
         """Fill one segment, retrying it on its own."""
         pending = [first]
 
         def attempt():
-            if self._stopped():
+            if self._stopped(ctx):
                 return
             if pending[0] is not None:
                 response, head = pending.pop()
                 pending.append(None)
             else:
-                response, head = self._ranged(seg), b""
+                response, head = self._ranged(ctx, seg), b""
             with response:
-                self._pump(seg, response, head)
+                self._pump(ctx, seg, response, head)
 
         try:
-            self.client.retry.call(attempt, self.file_name, progress=lambda: seg.done)
+            self.client.retry.call(attempt, self.file_name, progress=lambda: seg.done,
+                                   stop=lambda: self._stopped(ctx))
         finally:
             with self.lock:
                 seg.busy = False
 
-    def _ranged(self, seg):
+    def _ranged(self, ctx, seg):
         """A response whose body continues *seg* exactly where it stands."""
         headers = {"Accept-Encoding": "identity"}
         last = "" if seg.end is None else str(seg.end - 1)
@@ -424,7 +472,7 @@ class Download:
             validator = self._validator()
             if validator:
                 headers["If-Range"] = validator
-        response = self.client.open(self.url, self.file_name, headers=headers)
+        response = self.client.open(self.url, self.file_name, headers=headers, allow=(416,))
         status = response.status_code
         if status == 206:
             match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
@@ -437,59 +485,67 @@ class Download:
                 if changed:
                     raise _StartOver(changed)
                 raise _StartOver(f"the server answered a different range ({start}, not {seg.pos})", no_range=True)
-            if self.size is None and total is not None:
-                self.size = total
-                seg.end = total
+            with self.lock:
+                if self.size is None and total is not None and not self._stopped(ctx):
+                    self.size = total
+                    seg.end = total
             return response
-        if status != 200:
-            response.close()
         if status == 200:
             # Range ignored, or If-Range did not match. The validators tell which.
             length = response.headers.get("Content-Length", "")
             changed = self._changed(response, int(length) if length.isdigit() else None)
             raise _StartOver(changed or "the server does not resume (it ignored Range)", no_range=not changed,
                              response=response)
+        response.close()
         if status == 416:
             raise _StartOver("the server refused the resume range (the file may have shrunk)")
         raise MagedlError(f"{self.file_name}: unexpected answer HTTP {status}")
 
-    def _pump(self, seg, response, head):
+    def _pump(self, ctx, seg, response, head):
         """Copy the body into the partial file at the segment's position."""
         blocks = _prepend(head, _body(response))
-        try:
-            for block in blocks:
-                if self._stopped():
+        while True:
+            try:
+                block = next(blocks, None)
+            except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+                if self._stopped(ctx):
                     return
-                with self.lock:
-                    end = seg.end
-                if end is not None and seg.pos + len(block) > end:
-                    block = block[: max(0, end - seg.pos)]
-                if self.limiter:
-                    self.limiter.take(len(block))
-                os.pwrite(self.fd, block, seg.pos)
-                with self.lock:
-                    # A block read before the segment was cut short may overrun the new end;
-                    # those bytes belong to the next piece too (same data), so count to the end.
-                    seg.done = min(seg.done + len(block), (seg.end - seg.start) if seg.end is not None else 1 << 62)
-                    self.received += len(block)
-                    self.dirty = True
-                    prefix = seglib.contiguous_end(self.segments)
-                self.hasher.advance(prefix)
-                self._emit_data()
-                if self.inline and time.monotonic() - self.inline_saved >= SAVE_INTERVAL:
-                    self.inline_saved = time.monotonic()  # no supervisor thread saves for us
-                    self._save_state()
-                if seg.end is not None and seg.pos >= seg.end:
-                    return  # done, or another worker took the rest of this segment
-        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            if self._stopped():
+                raise transient_from(exc, self.file_name) from None
+            if block is None:
+                break
+            if self._stopped(ctx):
                 return
-            raise transient_from(exc, self.file_name) from None
+            with self.lock:
+                end = seg.end
+            if end is not None and seg.pos + len(block) > end:
+                block = block[: max(0, end - seg.pos)]
+            if self.limiter:
+                self.limiter.take(len(block), ctx.stop)
+                if self._stopped(ctx):
+                    return
+            try:
+                os.pwrite(ctx.fd, block, seg.pos)
+            except OSError as exc:  # the disk, not the network: retrying would not help
+                raise _local_error(self.file_name, self.part, exc) from None
+            with self.lock:
+                # A block read before the segment was cut short may overrun the new end;
+                # those bytes belong to the next piece too (same data), so count to the end.
+                seg.done = min(seg.done + len(block), (seg.end - seg.start) if seg.end is not None else 1 << 62)
+                self.received += len(block)
+                self.dirty = True
+                prefix = seglib.contiguous_end(ctx.segments)
+            ctx.hasher.advance(prefix)
+            self._emit_data()
+            if ctx.inline and time.monotonic() - ctx.saved >= SAVE_INTERVAL:
+                ctx.saved = time.monotonic()  # no supervisor thread saves for us
+                self._save_state(ctx)
+            if seg.end is not None and seg.pos >= seg.end:
+                return  # done, or another worker took the rest of this segment
         if seg.end is None:  # size was unknown: the end of the body is the end of the file
             with self.lock:
                 seg.end = seg.pos
                 self.size = seg.pos
-            self.hasher.advance(seg.pos)
+            ctx.hasher.advance(seg.pos)
         elif seg.pos < seg.end:
             raise TransientError(f"{self.file_name}: short body, the connection closed at byte {seg.pos}")
 
@@ -511,12 +567,18 @@ class Download:
         self.size = state.get("size")
         self.validators = {"etag": state.get("etag"), "last_modified": state.get("last_modified")}
         self.segments = segments
-        self.max_workers = self.connections if len(segments) > 1 or self.connections > 1 else 1
+        # Split only what was splittable the first time (Range and a validator).
+        self.max_workers = self.connections if state.get("max_workers", 1) > 1 else 1
         self.prefix_kept = self._done() > 0
         if self.prefix_kept:
             log.debug("%s: resuming with %d bytes on disk", self.file_name, self._done())
 
-    def _save_state(self):
+    def _save_state(self, ctx=None, best_effort=False):
+        """Rewrite the sidecar. With *ctx*, the data it counts is made durable first.
+
+        The sidecar must never claim bytes that a power cut could lose, so the
+        partial file is synced before its progress is recorded.
+        """
         with self.lock:
             state = {
                 "url": self.url,
@@ -524,10 +586,18 @@ class Download:
                 "size": self.size,
                 "etag": self.validators.get("etag"),
                 "last_modified": self.validators.get("last_modified"),
+                "max_workers": self.max_workers,
                 "segments": seglib.segments_to_json(self.segments),
             }
             self.dirty = False
-        seglib.save_state(self.state_path, state)
+        try:
+            if ctx is not None:
+                os.fdatasync(ctx.fd)
+            seglib.save_state(self.state_path, state)
+        except OSError as exc:
+            if not best_effort:
+                raise _local_error(self.file_name, self.state_path, exc) from None
+            log.warning("%s: could not record progress: %s", self.file_name, exc.strerror or exc)
 
     def _discard(self):
         for path in (self.part, self.state_path):

@@ -146,6 +146,14 @@ def test_one_failure_does_not_stop_the_others(env, capsys, tmp_path):
     assert (tmp_path / other).exists() and not (tmp_path / BIG).exists()
 
 
+def test_local_write_failure_names_the_file_and_the_rest_go_on(env, capsys, tmp_path):
+    other = "Magento-CE-2.4.7.zip"
+    (tmp_path / BIG).mkdir()
+    code, out, err = run(capsys, "get", BIG, other, "-o", str(tmp_path))
+    assert code == 1 and "cannot write" in err and "Traceback" not in err and "internal error" not in err
+    assert (tmp_path / other).is_file()
+
+
 def test_quiet_is_silent_on_success(env, capsys, tmp_path):
     code, out, err = run(capsys, "-q", "get", BIG, "-o", str(tmp_path))
     assert code == 0 and err == ""

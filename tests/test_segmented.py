@@ -253,7 +253,7 @@ def test_rate_limit_spans_all_connections(emulator, tmp_path, small_pieces):
     booked = []
 
     class Recorder(RateLimiter):
-        def take(self, n):
+        def take(self, n, stop=None):
             booked.append(n)
 
     client = client_for(emulator)

@@ -18,6 +18,7 @@ from magedl.errors import (
     ChecksumMismatch,
     EntitlementError,
     Interrupted,
+    LocalFileError,
     NetworkError,
     NotAnArchive,
     NotFoundError,
@@ -374,3 +375,26 @@ def test_sidecar_holds_no_credentials(emulator, tmp_path):
     assert state["url"].startswith("http://127.0.0.1:")
     text = json.dumps(state)
     assert emulator.token not in text and emulator.mageid not in text
+
+
+def test_resume_past_a_shrunk_file_starts_over(emulator, tmp_path):
+    """416 for the resume range (file re-published shorter, no validators to tell): start over."""
+    client = client_for(emulator)
+    rel = dataclasses.replace(release(client, BIG), md5="")  # a stale or empty feed md5 cannot tell either
+    emulator.set_faults(no_validators=True)
+    kept = interrupted_fetch(emulator, rel, tmp_path, after=200_000)
+    shorter = emulator.store.data(BIG)[:50_000]
+    emulator.store.replace(BIG, shorter, update_md5=False)
+    result = fetch_release(client, rel, tmp_path)
+    statuses = [r.status for r in file_gets(emulator, BIG)]
+    assert kept >= 200_000 and statuses == [416, 200]
+    assert (tmp_path / BIG).read_bytes() == shorter and result.size == 50_000
+
+
+def test_unwritable_destination_is_a_typed_local_error(emulator, tmp_path):
+    client = client_for(emulator)
+    rel = release(client, BIG)
+    (tmp_path / BIG).mkdir()  # something that is not a file already holds the name
+    with pytest.raises(LocalFileError) as info:
+        fetch_release(client, rel, tmp_path)
+    assert info.value.exit_code == 1 and str(tmp_path / BIG) in str(info.value)
