@@ -305,15 +305,15 @@ class Download:
                 return ctx.hasher.finish(size)
             except OSError as exc:
                 raise _local_error(self.file_name, self.part, exc) from None
-        except BaseException:
+        except BaseException as exc:
             # Workers still blocked somewhere hold this attempt's context, not the next
             # one's: when they wake they see its stop flag and leave without writing.
             ctx.stop.set()
             for t in workers:
                 t.join(timeout=5)
             ctx.hasher.close()
-            if ctx.segments:
-                self._save_state(best_effort=True)
+            if ctx.segments and not isinstance(exc, _StartOver):  # keep what a later run can resume
+                self._save_state(ctx, best_effort=True)
             raise
         finally:
             if not any(t.is_alive() for t in workers):
@@ -392,7 +392,10 @@ class Download:
                 raise transient_from(exc, self.file_name) from None
             return response, head
 
-        response, head = self.client.retry.call(attempt, self.file_name)
+        response, head = self.client.retry.call(attempt, self.file_name, stop=self.cancel.is_set)
+        if self.cancel.is_set():
+            response.close()
+            raise Interrupted(f"{self.file_name}: cancelled")
         headers = response.headers
         encoded = headers.get("Content-Encoding", "identity").lower() not in ("identity", "")
         length = headers.get("Content-Length", "")
