@@ -2,18 +2,24 @@
 
 Segmented transfers write a file out of order; md5 and sha256 must see it in
 order. :class:`PrefixHasher` follows the contiguous prefix that the writers
-have completed and hashes each newly completed stretch straight from the
-page cache, right behind the writers, on its own thread. hashlib releases
-the GIL on large buffers, so hashing runs on the second core while the
-network threads keep receiving, and the file is never read a second time
-after the download.
+have completed and hashes each newly completed stretch on its own thread.
+hashlib releases the GIL on large buffers, so hashing runs on the second core
+while the network threads keep receiving.
+
+A block that extends the prefix exactly where it ended is handed over in
+memory, so a single-stream download is hashed without reading anything back.
+Bytes that land out of order (other segments), or arrive while the hand-over
+queue is full, are read back from the page cache right behind the writers.
+Either way the file is never read a second time after the download.
 """
 
+import collections
 import hashlib
 import os
 import threading
 
 BLOCK = 1 << 20
+QUEUE_MAX = 16 << 20  # bytes held in memory for the hasher; past this it reads back instead
 FLUSH_EVERY = 32 << 20
 _fadvise = getattr(os, "posix_fadvise", None)
 
@@ -45,15 +51,24 @@ class PrefixHasher:
         self._hashed = 0
         self._flushed = 0
         self._target = 0
+        self._queue = collections.deque()  # (offset, bytes) handed over in memory
+        self._queued = 0
         self._closed = False
         self._error = None
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, daemon=True, name="magedl-hasher")
         self._thread.start()
 
-    def advance(self, end):
-        """Tell the hasher that bytes ``[0, end)`` are now on disk."""
+    def advance(self, end, block=None, start=None):
+        """Tell the hasher that bytes ``[0, end)`` are now on disk.
+
+        *block*, written at offset *start*, may be handed over in memory; it
+        is used only if it begins exactly where the prefix ended.
+        """
         with self._cond:
+            if block is not None and start == self._target and self._queued < QUEUE_MAX:
+                self._queue.append((start, block))
+                self._queued += len(block)
             if end > self._target:
                 self._target = end
                 self._cond.notify()
@@ -76,6 +91,21 @@ class PrefixHasher:
             self._closed = True
             self._cond.notify_all()
         self._thread.join(timeout=5)
+
+    def _next_chunk(self, start, end):
+        """The bytes at *start* (up to *end*): from the queue if it has them, else from the file."""
+        with self._cond:
+            while self._queue and self._queue[0][0] < start:  # already covered by a read-back
+                self._queued -= len(self._queue.popleft()[1])
+            if self._queue and self._queue[0][0] == start:
+                offset, block = self._queue.popleft()
+                self._queued -= len(block)
+                return block[: end - start]
+            stop = min(end, self._queue[0][0]) if self._queue else end
+        chunk = os.pread(self._fd, min(BLOCK, stop - start), start)
+        if not chunk:  # the file is shorter than the writers claimed
+            raise OSError(f"partial file ends at byte {start}, expected {end}")
+        return chunk
 
     def _writeback(self, end):
         """Start writing hashed bytes to disk now, so the final fsync has little left to wait for.
@@ -100,9 +130,7 @@ class PrefixHasher:
                 start, end = self._hashed, self._target
             try:
                 while start < end:
-                    chunk = os.pread(self._fd, min(BLOCK, end - start), start)
-                    if not chunk:  # the file is shorter than the writers claimed
-                        raise OSError(f"partial file ends at byte {start}, expected {end}")
+                    chunk = self._next_chunk(start, end)
                     for h in self._hashers.values():
                         h.update(chunk)
                     start += len(chunk)
@@ -130,7 +158,11 @@ class InlineHasher(PrefixHasher):
         self._hashers = {name: hashlib.new(name) for name in algorithms}
         self._hashed = 0
 
-    def advance(self, end):
+    def advance(self, end, block=None, start=None):
+        if block is not None and start == self._hashed and start + len(block) <= end:
+            for h in self._hashers.values():
+                h.update(block)
+            self._hashed += len(block)
         while self._hashed < end:
             chunk = os.pread(self._fd, min(BLOCK, end - self._hashed), self._hashed)
             if not chunk:

@@ -526,8 +526,9 @@ class Download:
                 self.limiter.take(len(block), ctx.stop)
                 if self._stopped(ctx):
                     return
+            at = seg.pos
             try:
-                os.pwrite(ctx.fd, block, seg.pos)
+                os.pwrite(ctx.fd, block, at)
             except OSError as exc:  # the disk, not the network: retrying would not help
                 raise _local_error(self.file_name, self.part, exc) from None
             with self.lock:
@@ -537,7 +538,7 @@ class Download:
                 self.received += len(block)
                 self.dirty = True
                 prefix = seglib.contiguous_end(ctx.segments)
-            ctx.hasher.advance(prefix)
+            ctx.hasher.advance(prefix, block, at)
             self._emit_data()
             if ctx.inline and time.monotonic() - ctx.saved >= SAVE_INTERVAL:
                 ctx.saved = time.monotonic()  # no supervisor thread saves for us

@@ -1,0 +1,88 @@
+"""The in-order hasher: right digests whatever order the bytes land in."""
+
+import hashlib
+import os
+import random
+
+import pytest
+
+from magedl import hashing
+from magedl.hashing import InlineHasher, PrefixHasher, file_digests
+
+SIZE = 3 * 2**20 + 12345
+
+
+@pytest.fixture
+def data():
+    return random.Random(1).randbytes(SIZE)
+
+
+@pytest.fixture
+def fd(tmp_path):
+    fd = os.open(tmp_path / "part", os.O_RDWR | os.O_CREAT)
+    os.ftruncate(fd, SIZE)
+    yield fd
+    os.close(fd)
+
+
+def expected(data):
+    return {"md5": hashlib.md5(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def blocks(data, size=64 * 1024):
+    return [(i, data[i:i + size]) for i in range(0, len(data), size)]
+
+
+@pytest.mark.parametrize("cls", [PrefixHasher, InlineHasher])
+def test_in_order_stream_is_hashed_from_memory(cls, data, fd, monkeypatch):
+    reads = []
+    real_pread = os.pread
+    monkeypatch.setattr(hashing.os, "pread", lambda *a: reads.append(a) or real_pread(*a))
+    hasher = cls(fd, ("md5", "sha256"))
+    for at, block in blocks(data):
+        os.pwrite(fd, block, at)
+        hasher.advance(at + len(block), block, at)
+    assert hasher.finish(SIZE) == expected(data)
+    assert reads == []  # every block was handed over in memory: nothing read back
+
+
+@pytest.mark.parametrize("cls", [PrefixHasher, InlineHasher])
+def test_out_of_order_segments_are_read_back_in_order(cls, data, fd):
+    hasher = cls(fd, ("md5", "sha256"))
+    parts = blocks(data, 256 * 1024)
+    order = parts[1::2] + parts[0::2]  # every second piece first, then the gaps
+    written = set()
+    for at, block in order:
+        os.pwrite(fd, block, at)
+        written.add(at)
+        prefix = 0
+        while prefix < SIZE and prefix in written:
+            prefix += 256 * 1024
+        hasher.advance(min(prefix, SIZE), block, at)
+    assert hasher.finish(SIZE) == expected(data)
+
+
+def test_a_full_hand_over_queue_falls_back_to_reading(data, fd, monkeypatch):
+    monkeypatch.setattr(hashing, "QUEUE_MAX", 100 * 1024)
+    hasher = PrefixHasher(fd, ("md5",))
+    for at, block in blocks(data, 48 * 1024):
+        os.pwrite(fd, block, at)
+        hasher.advance(at + len(block), block, at)
+    assert hasher.finish(SIZE)["md5"] == hashlib.md5(data).hexdigest()
+
+
+def test_a_file_shorter_than_claimed_is_an_error_not_a_hang(tmp_path):
+    fd = os.open(tmp_path / "short", os.O_RDWR | os.O_CREAT)
+    os.write(fd, b"x" * 10)
+    try:
+        hasher = PrefixHasher(fd)
+        with pytest.raises(OSError):
+            hasher.finish(100)
+    finally:
+        os.close(fd)
+
+
+def test_file_digests(tmp_path, data):
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    assert file_digests(path, ("md5", "sha256")) == expected(data)
