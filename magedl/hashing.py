@@ -19,7 +19,7 @@ import os
 import threading
 
 BLOCK = 1 << 20
-QUEUE_MAX = 16 << 20  # bytes held in memory for the hasher; past this it reads back instead
+QUEUE_MAX = 4 << 20  # bytes held in memory for the hasher; past this it reads back instead
 FLUSH_EVERY = 32 << 20
 _fadvise = getattr(os, "posix_fadvise", None)
 
