@@ -316,11 +316,11 @@ def cmd_get(args, out):
                                               connections=args.connections or DEFAULT_CONNECTIONS,
                                               adaptive=args.connections is None, limiter=limiter,
                                               require_checksum=args.require_checksum, progress=view):
+                results.append((release, result))
                 if isinstance(result, MagedlError):
                     log.error("%s", result)
                     failures.append(result)
                     continue
-                results.append((release, result))
                 if not args.quiet:
                     state = "already present" if result.skipped else "saved"
                     check = "md5 verified" if result.verified else "UNVERIFIED (no md5 in feed)"
@@ -332,8 +332,7 @@ def cmd_get(args, out):
         finally:
             view.close()
     if args.json:
-        _print_json([dict(r.to_dict(), path=str(res.path), size=res.size, verified=res.verified,
-                          status="present" if res.skipped else "fetched") for r, res in results], out)
+        _print_json([_get_row(release, outcome) for release, outcome in results], out)
     if failures:
         if len(failures) > 1:
             log.error("%d of %d files failed", len(failures), len(chosen))
@@ -342,6 +341,17 @@ def cmd_get(args, out):
 
 
 # -- helpers ------------------------------------------------------------------
+
+
+def _get_row(release, outcome):
+    """One ``get --json`` object: the catalogue record plus what became of it."""
+    row = release.to_dict()
+    if isinstance(outcome, MagedlError):
+        row.update(status="failed", error=str(outcome), exit_code=outcome.exit_code)
+    else:
+        row.update(path=str(outcome.path), size=outcome.size, verified=outcome.verified,
+                   status="present" if outcome.skipped else "fetched")
+    return row
 
 
 def _progress_mode(args):

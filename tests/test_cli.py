@@ -138,6 +138,15 @@ def test_unreachable_server_exits_7(capsys, monkeypatch, tmp_path):
     assert code == 7 and "gave up" in err
 
 
+def test_json_get_reports_failures_too(env, capsys, tmp_path):
+    env.set_faults(forbidden={BIG})
+    code, out, err = run(capsys, "--json", "get", BIG, "Magento-CE-2.4.7.zip", "-o", str(tmp_path))
+    rows = {r["file_name"]: r for r in json.loads(out)}
+    assert code == 4
+    assert rows[BIG]["status"] == "failed" and rows[BIG]["exit_code"] == 4 and "entitlement" in rows[BIG]["error"]
+    assert rows["Magento-CE-2.4.7.zip"]["status"] == "fetched"
+
+
 def test_one_failure_does_not_stop_the_others(env, capsys, tmp_path):
     other = "Magento-CE-2.4.7.zip"
     env.set_faults(forbidden={BIG})
