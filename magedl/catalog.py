@@ -7,11 +7,12 @@ entries. The feed is old and loosely kept, so a bad entry is skipped with a
 warning instead of failing the whole listing.
 """
 
+import dataclasses
 import posixpath
 import re
 from dataclasses import dataclass, field
 
-from .errors import FeedError
+from .errors import FeedError, IntegrityError
 from .versions import version_key, version_matches
 
 # Fields that become attributes; everything else in an entry goes to extra.
@@ -269,3 +270,25 @@ def unique_files(releases):
 def find_by_name(releases, name):
     """Return the first record whose file name is exactly ``name``, or None."""
     return next((r for r in releases if r.file_name == name), None)
+
+
+def settle_md5(release, releases):
+    """*release* with the md5 the whole feed gives its file name.
+
+    The same file may be listed several times (under several versions), not
+    always with its md5; any listing's md5 then applies to all. Returns the
+    release unchanged when no listing has one.
+
+    Raises
+    ------
+    IntegrityError
+        When listings of the same file name give different md5s: nothing
+        could tell which download is the right one.
+    """
+    md5s = {r.md5 for r in releases if r.file_name == release.file_name and r.md5}
+    if len(md5s) > 1:
+        raise IntegrityError(f"{release.file_name}: the feed lists it with different md5s "
+                             f"({', '.join(sorted(md5s))}); refusing to guess which is right")
+    if md5s and not release.md5:
+        return dataclasses.replace(release, md5=md5s.pop())
+    return release

@@ -268,7 +268,7 @@ def cmd_list(args, out):
 
 
 def cmd_get(args, out):
-    from .catalog import find_by_name, select, unique_files
+    from .catalog import find_by_name, select, settle_md5, unique_files
     from .fetch import fetch_many
     from .paths import check_name
     from .progress import ProgressView, human_bytes
@@ -295,10 +295,11 @@ def cmd_get(args, out):
 
                     raise NotFoundError(f"{name}: not in the catalogue (see 'magedl list')")
                 chosen.append(found)
-            chosen = unique_files(chosen)
+            chosen = [settle_md5(r, releases) for r in unique_files(chosen)]
         else:
-            chosen = unique_files(select(releases, types=args.type, versions=args.versions,
-                                         formats=args.formats, latest=args.latest))
+            chosen = [settle_md5(r, releases) for r in unique_files(
+                select(releases, types=args.type, versions=args.versions, formats=args.formats,
+                       latest=args.latest))]
             if not chosen:
                 from .errors import NotFoundError
 

@@ -14,23 +14,24 @@ locks), and every index file is replaced atomically.
 """
 
 import hashlib
+import json
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from .catalog import unique_files
-from .errors import MagedlError, UnsafeNameError
+from .catalog import parse_feed, settle_md5, unique_files
+from .errors import IntegrityError, MagedlError, UnsafeNameError
 from .fetch import fetch_many
 from .hashing import file_digests
-from .mirrorindex import FILES, SUMS, release_from_dict, write_indexes
+from .mirrorindex import FILES, SUMS, read_sums, release_from_dict, write_indexes
 from .mirrorstate import MirrorLock, State, fingerprint, same_fingerprint
 from .paths import LOCK_SUFFIX, PART_SUFFIX, STATE_SUFFIX, destination
 
 log = logging.getLogger("magedl")
 
-SIDE_SUFFIXES = (PART_SUFFIX, STATE_SUFFIX, LOCK_SUFFIX)
+SIDE_SUFFIXES = (PART_SUFFIX, STATE_SUFFIX, STATE_SUFFIX + ".tmp", LOCK_SUFFIX)
 FETCH_ACTIONS = ("fetch", "update", "repair")
 _DONE = {"fetch": "fetched", "update": "updated", "repair": "repaired"}
 
@@ -98,11 +99,13 @@ class Mirror:
         self._upstream, self._records = list(upstream), {}
         for r in self._upstream:
             self._records.setdefault(r.file_name, []).append(r)
+        self._indexed = self._previous_index()
         items, wanted = [], set()
         for r in unique_files(selected):
             try:
                 dest = destination(self.files, r.file_name)
-            except UnsafeNameError as exc:
+                r = settle_md5(r, self._upstream)
+            except (UnsafeNameError, IntegrityError) as exc:
                 log.warning("skipping %s", exc)
                 items.append(Item(r.file_name, "skip", r, reason=str(exc)))
                 continue
@@ -110,7 +113,7 @@ class Mirror:
             items.append(self._plan_one(r, dest, rehash))
         on_disk = set(self._walk(wanted))
         for name in sorted((set(self.state.files) | on_disk) - wanted):
-            entry = self.state.get(name)
+            entry = self.state.get(name) or self._from_previous_index(name, rehash)
             if name not in on_disk:
                 log.warning("%s: was in the mirror but is gone from disk; dropped from the index", name)
                 self.state.drop(name)
@@ -133,8 +136,45 @@ class Mirror:
                 items.append(item)
         return items
 
+    def _previous_index(self):
+        """What the mirror's index listed before this run: ``{file_name: (sha256, [records])}``.
+
+        The state is only a cache; when it is lost, the index still says which
+        files belonged to the mirror, and a re-hash shows whether they are intact.
+        """
+        try:
+            sums, _ = read_sums(self.root / SUMS)
+        except OSError:
+            return {}
+        records = {}
+        try:
+            with open(self.root / "info" / "json", "rb") as f:
+                for r in parse_feed(json.load(f)):
+                    records.setdefault(r.file_name, []).append(r.to_dict())
+        except (OSError, ValueError, MagedlError):
+            pass
+        prefix = FILES + "/"
+        return {rel[len(prefix):]: (sha, records.get(rel[len(prefix):], []))
+                for rel, sha in sums.items() if rel.startswith(prefix)}
+
+    def _from_previous_index(self, name, rehash):
+        """A state entry rebuilt from the previous index, if the file on disk still matches it."""
+        listed = self._indexed.get(name)
+        path = self.files / name
+        if listed is None or not rehash or path.is_symlink() or not path.is_file():
+            return None
+        sha, records = listed
+        digests = file_digests(path, ("md5", "sha256"))
+        if digests["sha256"] != sha:
+            return None
+        entry = dict(digests, **fingerprint(path), records=records or [{"file_name": name}])
+        self.state.set(name, entry)
+        return entry
+
     def _plan_one(self, r, dest, rehash):
         name, entry = r.file_name, self.state.get(r.file_name)
+        if dest.is_symlink():  # a real file must replace it: serve and verify refuse links
+            return Item(name, "repair", r, reason="a symbolic link, not a file")
         if not dest.is_file():
             return Item(name, "fetch", r, reason="new" if entry is None else "missing from disk")
         size = dest.stat().st_size
@@ -204,12 +244,14 @@ class Mirror:
             if it.action not in FETCH_ACTIONS and it.action != "prune":
                 it.status = it.status or it.action
                 on_item(it)
+        before = self._sums_now()
         try:
             for it in todo.values():
-                if it.action == "repair" and not it.release.md5:
-                    # Nothing to check a copy against but our sha256, which it failed:
-                    # transfer would keep it as "present", so it goes first.
-                    (self.files / it.file_name).unlink()
+                path = self.files / it.file_name
+                if it.action == "repair" and (not it.release.md5 or path.is_symlink()):
+                    # Nothing to check a copy against but our sha256, which it failed (or a
+                    # link, which transfer would follow): it goes before the fetch.
+                    path.unlink()
             outcomes = fetch_many(client, [it.release for it in todo.values()], self.files, jobs=jobs,
                                   sha256=True, progress=progress, require_checksum=require_checksum, **options)
             for release, outcome in outcomes:
@@ -230,17 +272,44 @@ class Mirror:
                     else:
                         it.status = _DONE[it.action]
                         it.transferred = outcome.size - outcome.resumed_from
-                        changed.append(f"{FILES}/{it.file_name}")
+                        self.state.add_delta([f"{FILES}/{it.file_name}"])
+                    self.state.save()
+                    if it.action != "fetch":
+                        # A copy the index described was just replaced: describe the new one now,
+                        # not at the end of a run that may last hours (or be killed).
+                        self.write_indexes(items)
                 on_item(it)
-            for it in items:
-                if it.action == "prune":
-                    self._remove(it.file_name)
-                    it.status = "pruned"
-                    on_item(it)
+            pruned = [it for it in items if it.action == "prune"]
+            for it in pruned:
+                it.status = "pruned"
+            if pruned:
+                self.write_indexes(items)  # the index stops listing them before they go
+            for it in pruned:
+                self._remove(it.file_name)
+                on_item(it)
         finally:
             self.state.save()
-            changed += self.write_indexes(items)
+            self.write_indexes(items)
+            after = self._sums_now()
+            changed_paths = {rel for rel, sha in after.items() if before.get(rel) != sha}
+            if changed_paths or set(before) != set(after):
+                changed_paths.add(SUMS)  # it does not list itself, but it changed too
+            self.state.add_delta(changed_paths)
+            self.state.save()
+            # Archives first, then the indexes, SHA256SUMS last: the order a copy should land in.
+            changed[:] = sorted(self.state.delta, key=lambda rel: (rel == SUMS, rel.startswith("info/"), rel))
         return changed
+
+    def _sums_now(self):
+        try:
+            return read_sums(self.root / SUMS)[0]
+        except OSError:
+            return {}
+
+    def delta_written(self):
+        """The caller wrote :attr:`changed` to a delta file: forget it."""
+        self.state.clear_delta()
+        self.state.save()
 
     def _remove(self, name):
         path = self.files / name

@@ -72,8 +72,10 @@ def run_mirror(args, out, make_client, catalog, mode, transfer_options):
             finally:
                 view.close()
                 if args.diff_file:
+                    # Everything changed since the last delta file, runs killed meanwhile included.
                     text = "".join(f"{rel}\n" for rel in mirror.changed)
                     atomic_write(os.path.abspath(args.diff_file), text.encode("utf-8"))
+                    mirror.delta_written()
     if args.json:
         _print_json(rows, out)
     _summarise(root, summary, time.monotonic() - started, sums_digest(root))

@@ -84,7 +84,8 @@ def read_sums(path):
     sums : dict
         relative path -> sha256 (lower-case).
     bad_lines : list of int
-        Numbers of lines that are not ``<64 hex>  <path>``.
+        Numbers of lines that are not ``<64 hex>  <path>``, or that list a
+        path a second time with another sum.
     """
     sums, bad = {}, []
     with open(path, encoding="utf-8", errors="replace") as f:
@@ -96,7 +97,11 @@ def read_sums(path):
             if not match:
                 bad.append(number)
                 continue
-            sums[match.group(2)] = match.group(1).lower()
+            rel, sha = match.group(2), match.group(1).lower()
+            if sums.get(rel, sha) != sha:  # listed twice, differently: sha256sum -c fails one of them
+                bad.append(number)
+                continue
+            sums[rel] = sha
     return sums, bad
 
 

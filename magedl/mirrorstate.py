@@ -91,16 +91,35 @@ class State:
 
     def __init__(self, root):
         self.path = Path(root) / BOOKKEEPING / "state.json"
-        self.files = self._read()
+        self.files, self.delta = self._read()
         self._changes = {}
+        self._delta_added = set()
+        self._delta_cleared = False
 
     def _read(self):
+        """(files, delta): the cached digests, and the paths changed since a delta was last written."""
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             files = data["files"]
         except (OSError, ValueError, KeyError, TypeError):
-            return {}
-        return {k: v for k, v in files.items() if isinstance(v, dict)} if isinstance(files, dict) else {}
+            return {}, set()
+        delta = data.get("delta")
+        delta = {p for p in delta if isinstance(p, str)} if isinstance(delta, list) else set()
+        return ({k: v for k, v in files.items() if isinstance(v, dict)} if isinstance(files, dict) else {}), delta
+
+    def add_delta(self, paths):
+        """Remember paths changed in the mirror until a ``--diff-file`` has listed them.
+
+        Kept in the state file, so a run killed after replacing a file still
+        hands that file to the next run's delta.
+        """
+        paths = set(paths) - self.delta
+        self.delta |= paths
+        self._delta_added |= paths
+
+    def clear_delta(self):
+        """A delta file now lists everything changed: start afresh."""
+        self.delta, self._delta_added, self._delta_cleared = set(), set(), True
 
     def get(self, name):
         return self.files.get(name)
@@ -113,17 +132,19 @@ class State:
         self._changes[name] = None
 
     def save(self):
-        if not self._changes:
+        if not self._changes and not self._delta_added and not self._delta_cleared:
             return
-        merged = self._read()
+        merged, delta = self._read()
         for name, entry in self._changes.items():
             if entry is None:
                 merged.pop(name, None)
             else:
                 merged[name] = entry
-        data = json.dumps({"version": 1, "files": merged}, indent=1, sort_keys=True) + "\n"
+        delta = self._delta_added if self._delta_cleared else delta | self._delta_added
+        data = json.dumps({"version": 1, "files": merged, "delta": sorted(delta)}, indent=1, sort_keys=True) + "\n"
         atomic_write(self.path, data.encode("utf-8"))
-        self.files, self._changes = merged, {}
+        self.files, self.delta, self._changes = merged, delta, {}
+        self._delta_added, self._delta_cleared = set(), False
 
 
 def fingerprint(path):

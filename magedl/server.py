@@ -522,6 +522,10 @@ def _parse_http_date(value):
         return None
 
 
+def _digits(text):
+    return text.isascii() and text.isdigit()
+
+
 def _parse_range(value, size):
     """Interpret a Range header against a size.
 
@@ -541,9 +545,10 @@ def _parse_range(value, size):
         return None
     first, dash, last = spec.strip().partition("-")
     first, last = first.strip(), last.strip()
-    if not dash or not (first.isdigit() or last.isdigit()):
+    # ASCII digits only: str.isdigit() also accepts '²', which int() then refuses.
+    if not dash or not (_digits(first) or _digits(last)):
         return None
-    if first and not first.isdigit() or last and not last.isdigit():
+    if first and not _digits(first) or last and not _digits(last):
         return None
     if not first:
         n = int(last)
@@ -628,7 +633,7 @@ class _Handler(BaseHTTPRequestHandler):
         # GET bodies are meaningless here, but left unread they would be
         # parsed as the next request on this keep-alive connection.
         length = self.headers.get("Content-Length", "")
-        left = int(length) if length.isdigit() else 0
+        left = int(length) if _digits(length) else 0
         if left > 2**20:
             self.close_connection = True
             return

@@ -19,12 +19,12 @@ from pathlib import Path
 
 from .catalog import parse_feed
 from .errors import MagedlError, NotFoundError, UnsafeNameError
-from .mirrorindex import FILES, SUMS, read_sums
+from .mirrorindex import FILES, INFO_FILES, SUMS, read_sums
 from .paths import check_name
 
 PROBLEMS = ("missing", "bad", "unlisted", "extra")
 BLOCK = 1 << 20
-_SIDE = (".magedl-part", ".magedl-part.json", ".magedl-lock")
+_SIDE = (".magedl-part", ".magedl-part.json", ".magedl-part.json.tmp", ".magedl-lock")
 
 
 @dataclass
@@ -95,6 +95,8 @@ def verify(targets, progress=None):
             continue
         if path.is_dir():
             raise NotFoundError(f"{target}: not a mirror (no {SUMS} or info/json in it)")
+        if not path.exists() and not path.is_symlink():
+            raise NotFoundError(f"{target}: no such file or folder")
         root = _mirror_root(path.parent)
         if root is None:
             what = "no such file or folder" if not path.exists() else f"not inside a mirror (no {SUMS} above it)"
@@ -129,7 +131,8 @@ def _inspect(root, only):
         sums, bad_lines = read_sums(root / SUMS)
         if bad_lines:
             shown = ", ".join(map(str, bad_lines[:5])) + (" ..." if len(bad_lines) > 5 else "")
-            findings.append(Finding(root, SUMS, "bad", f"line {shown} not '<sha256>  <path>'"))
+            findings.append(Finding(root, SUMS, "bad", f"line {shown}: not '<sha256>  <path>', "
+                                                       "or a second, different sum for a path"))
     elif only is None:
         findings.append(Finding(root, SUMS, "missing", "the mirror's checksum list is gone"))
     records, feed_ok = {}, (root / "info" / "json").is_file()
@@ -177,6 +180,14 @@ def _inspect(root, only):
                 unlisted = f"in {SUMS} but not in info/json"
         finding.size = path.stat().st_size
         checks.append((finding, sha, md5s, unlisted))
+    if only is None:
+        for rel in INFO_FILES:  # a mirror is not usable without its index, listed and checked
+            if rel in expected:
+                continue
+            if not (root / rel).is_file():
+                findings.append(Finding(root, rel, "missing", "the mirror's index file is gone"))
+            elif sums_ok:
+                findings.append(Finding(root, rel, "bad", f"not listed in {SUMS}: its content is unchecked"))
     files = root / FILES
     for folder, _, names in os.walk(files):
         for n in names:
