@@ -334,3 +334,74 @@ def test_ctrl_c_keeps_what_was_finished_indexed(env, capsys, mdir, tmp_path):
     assert sha256sum_check(mdir).returncode == 0
     code, out, err = run(capsys, "verify", str(mdir))
     assert code == 0 and "unfinished" in err
+
+
+# -- found in review: index timing, delta, lost state, md5 across listings, links ---------
+
+
+def test_a_replaced_file_is_indexed_at_once_and_a_kill_leaves_a_true_index(env, capsys, mdir, tmp_path):
+    sel = ("--type", "ce-full", "--type", "ce-patch", "--version", "2.4.7", "--version", "2.4.6",
+           "--format", "tar.gz", "--format", "sh")
+    assert run(capsys, "mirror", str(mdir), *sel)[0] == 0
+    env.store.replace(PATCH, b"#!/bin/bash\necho republished\n")
+    env.store.replace(BIG, b"\x1f\x8b\x08" + os.urandom(len(env.store.data(BIG)) - 3))
+    size = len(env.store.data(BIG))
+    env.set_faults(rate=size // 20)  # the big one takes 20 s; the patch lands at once
+    env.clear_log()
+    proc = mirror_process(env, mdir, *sel, "--jobs", "2", "--connections", "1")
+    assert env.wait_for(lambda s: s.bytes_sent(BIG) >= size // 10
+                        and any(r.file_name == PATCH and r.finished for r in s.log), timeout=30)
+    assert env.wait_for(lambda s: sums(mdir).get(f"file/{PATCH}") == hashlib.sha256(
+        env.store.data(PATCH)).hexdigest(), timeout=5)  # indexed while the big file still runs
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert sha256sum_check(mdir).returncode == 0  # the killed run left an index true to the disk
+    # The next run's delta still names the patch the killed run replaced.
+    env.clear_faults()
+    diff = tmp_path / "delta.txt"
+    assert run(capsys, "mirror", str(mdir), *sel, "--diff-file", str(diff))[0] == 0
+    delta = diff.read_text().splitlines()
+    assert f"file/{PATCH}" in delta and f"file/{BIG}" in delta and delta[-1] == "SHA256SUMS"
+    assert run(capsys, "mirror", str(mdir), *sel, "--diff-file", str(diff))[0] == 0
+    assert diff.read_text() == ""  # all of it was handed over
+
+
+def test_lost_bookkeeping_keeps_held_files_in_the_index(env, capsys, mdir):
+    import shutil
+
+    assert run(capsys, "mirror", str(mdir), "--type", "ce-full", "--version", "2.4.6*")[0] == 0
+    listed = set(sums(mdir))
+    shutil.rmtree(mdir / ".magedl")
+    assert run(capsys, "mirror", str(mdir), "--type", "ce-full", "--version", "2.4.6-p10")[0] == 0
+    assert set(sums(mdir)) == listed
+    assert run(capsys, "verify", str(mdir))[0] == 0
+
+
+def test_md5_from_another_listing_of_the_same_file_is_enforced(make_emulator, demo, capsys, mdir, monkeypatch):
+    feed, files = json.loads(json.dumps(demo[0])), dict(demo[1])
+    listings = [e for v in feed["ce-patch"].values() for e in v if e["file_name"] == PATCH]
+    assert len(listings) == 2
+    listings[0]["md5"] = ""  # the first listing has none; the other one does
+    files[PATCH] = b"#!/bin/bash\necho tampered\n"
+    emulator = make_emulator(store=MemoryStore(feed, files))
+    for name, value in (("MAGEDL_BASE_URL", emulator.base_url), ("MAGEDL_MAGEID", emulator.mageid),
+                        ("MAGEDL_TOKEN", emulator.token)):
+        monkeypatch.setenv(name, value)
+    code, _, err = run(capsys, "mirror", str(mdir), "--type", "ce-patch")
+    assert code == 6 and "md5 mismatch" in err
+    assert f"file/{PATCH}" not in sums(mdir)
+    code, _, err = run(capsys, "get", PATCH, "-o", str(mdir.parent / "get"))
+    assert code == 6
+
+
+def test_a_symlink_in_place_of_a_file_is_replaced(env, capsys, mdir, tmp_path):
+    sel = ("--type", "ce-full", "--version", "2.4.7", "--format", "zip")
+    assert run(capsys, "mirror", str(mdir), *sel)[0] == 0
+    name = "Magento-CE-2.4.7.zip"
+    outside = tmp_path / "outside.zip"
+    outside.write_bytes(env.store.data(name))
+    (mdir / "file" / name).unlink()
+    (mdir / "file" / name).symlink_to(outside)
+    assert run(capsys, "mirror", str(mdir), *sel)[0] == 0
+    assert not (mdir / "file" / name).is_symlink() and (mdir / "file" / name).is_file()
+    assert run(capsys, "verify", str(mdir))[0] == 0

@@ -520,3 +520,11 @@ def test_dirstore_streams_large_files_in_chunks(tmp_path, session):
         r = session.get(srv.base_url + "file/" + name)
     assert r.content == data
     assert reads and all(0 < n <= 64 * 1024 for n in reads)
+
+
+def test_range_with_non_ascii_digits_is_ignored_not_a_server_error(demo_mirror):
+    with ApiServer(DirStore(demo_mirror)) as server:
+        name = next(iter(sorted(p.name for p in (demo_mirror / "file").iterdir() if p.is_file())))
+        response = requests.get(server.base_url + "file/" + name, headers={"Range": "bytes=\u00b2-"})
+        assert response.status_code == 200
+        assert response.content == (demo_mirror / "file" / name).read_bytes()

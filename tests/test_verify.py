@@ -127,3 +127,24 @@ def test_progress_lines_when_not_a_terminal(mdir, capsys):
     verify([mdir], progress=bar)
     err = capsys.readouterr().err
     assert "magedl: verifying: 100%" in err
+
+
+def test_a_path_listed_twice_with_different_sums_fails(mdir, capsys):
+    sums = (mdir / "SHA256SUMS").read_text().splitlines()
+    rel = next(line.split("  ", 1)[1] for line in sums if line.endswith(".tar.gz"))
+    (mdir / "SHA256SUMS").write_text(f"{'0' * 64}  {rel}\n" + "\n".join(sums) + "\n")
+    code, out, err = run(capsys, "verify", str(mdir))
+    assert code == 6 and "SHA256SUMS" in out
+
+
+def test_an_index_file_gone_from_disk_and_from_the_sums_fails(mdir, capsys):
+    (mdir / "info" / "versions").unlink()
+    lines = [line for line in (mdir / "SHA256SUMS").read_text().splitlines() if not line.endswith("info/versions")]
+    (mdir / "SHA256SUMS").write_text("\n".join(lines) + "\n")
+    code, out, err = run(capsys, "verify", str(mdir))
+    assert code == 6 and "info/versions: MISSING" in out
+
+
+def test_a_missing_file_target_is_not_found(mdir, capsys):
+    code, _, err = run(capsys, "verify", str(mdir / "file" / "no-such.tar.gz"))
+    assert code == 5 and "no such file" in err
