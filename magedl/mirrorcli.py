@@ -85,8 +85,18 @@ def run_mirror(args, out, make_client, catalog, mode, transfer_options):
 
 
 def _selected(select, upstream, args):
+    from .errors import UnsafeNameError
+    from .paths import check_name
+
+    def safe(release):
+        try:
+            check_name(release.file_name)
+            return True
+        except UnsafeNameError:
+            return False
+
     chosen = select(upstream, types=args.type, versions=args.versions, formats=args.formats, latest=args.latest)
-    if not chosen:
+    if not any(safe(r) for r in chosen):  # unsafe names are skipped later: they select nothing
         # Never prune a whole mirror because of a typo in --version, or an empty feed.
         raise NotFoundError("nothing in the catalogue matches that selection (see 'magedl list'); "
                             "the mirror was not changed")
