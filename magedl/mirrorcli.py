@@ -244,8 +244,8 @@ def read_auth_file(path):
         raise UsageError(f"auth file {path} is not text") from None
     accounts = {}
     for number, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
+        line = line.rstrip("\r")  # only the line ending: a password may end in a space
+        if not line.strip() or line.lstrip().startswith("#"):
             continue
         user, sep, password = line.partition(":")
         register_secret(password)

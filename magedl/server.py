@@ -303,7 +303,9 @@ class DirStore:
         if path is None:
             return None
         try:
-            fh = open(path, "rb")
+            # O_NONBLOCK: opening a FIFO planted in the folder must not hang this thread;
+            # it is refused just below as not a regular file.
+            fh = os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb")
         except OSError:
             return None
         st = os.fstat(fh.fileno())

@@ -173,3 +173,12 @@ def test_sha256_of_the_sums_file_is_reported(mdir, capsys):
     digest = hashlib.sha256((mdir / "SHA256SUMS").read_bytes()).hexdigest()
     code, _, err = run(capsys, "verify", str(mdir))
     assert code == 0 and digest in err
+
+
+def test_auth_file_keeps_a_password_exactly(tmp_path):
+    from magedl.mirrorcli import read_auth_file
+
+    auth = tmp_path / "users"
+    auth.write_text("  # a comment\nops:ends with a space \r\n\nci:x\n")
+    os.chmod(auth, 0o600)
+    assert read_auth_file(auth) == {"ops": "ends with a space ", "ci": "x"}

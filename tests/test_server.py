@@ -528,3 +528,13 @@ def test_range_with_non_ascii_digits_is_ignored_not_a_server_error(demo_mirror):
         response = requests.get(server.base_url + "file/" + name, headers={"Range": "bytes=\u00b2-"})
         assert response.status_code == 200
         assert response.content == (demo_mirror / "file" / name).read_bytes()
+
+
+def test_a_fifo_planted_in_a_mirror_is_refused_not_a_hang(demo_mirror):
+    feed = json.loads((demo_mirror / "info" / "json").read_text())
+    name = next(r.file_name for r in parse_feed(feed) if "/" not in r.file_name)
+    (demo_mirror / "file" / name).unlink()
+    os.mkfifo(demo_mirror / "file" / name)
+    with ApiServer(DirStore(demo_mirror)) as server:
+        response = requests.get(server.base_url + "file/" + name, timeout=5)
+        assert response.status_code == 404
