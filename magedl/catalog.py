@@ -24,6 +24,20 @@ _MD5 = re.compile(r"[0-9a-f]{32}")
 _COMPOUND_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz")
 
 
+def file_suffix(file_name):
+    """Archive suffix of a file name, lower-case (``".tar.gz"``, ``".zip"``...), or ``""``.
+
+    A purely numeric last part (``magento-1.9.4.5``) is a version, not an
+    extension.
+    """
+    base = file_name.rsplit("/", 1)[-1].lower()
+    for compound in _COMPOUND_SUFFIXES:
+        if base.endswith(compound):
+            return compound
+    ext = posixpath.splitext(base)[1]
+    return ext if len(ext) > 1 and not ext[1:].isdigit() else ""
+
+
 @dataclass(frozen=True)
 class Release:
     """One downloadable file, as one feed entry lists it.
@@ -47,12 +61,7 @@ class Release:
         A purely numeric last part (``magento-1.9.4.5``) is a version, not an
         extension.
         """
-        base = self.file_name.rsplit("/", 1)[-1].lower()
-        for compound in _COMPOUND_SUFFIXES:
-            if base.endswith(compound):
-                return compound
-        ext = posixpath.splitext(base)[1]
-        return ext if len(ext) > 1 and not ext[1:].isdigit() else ""
+        return file_suffix(self.file_name)
 
     def to_dict(self):
         """Return a JSON-ready dict: the core fields, then every extra field."""

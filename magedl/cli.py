@@ -6,7 +6,6 @@ imported inside the commands, so ``magedl --help`` starts instantly.
 """
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -14,6 +13,7 @@ import sys
 from . import __version__
 from .config import redact
 from .errors import Interrupted, MagedlError, UsageError
+from .render import print_json
 
 log = logging.getLogger("magedl")
 
@@ -242,7 +242,7 @@ def cmd_versions(args, out):
         for version in sort_versions(r.version for r in releases if r.type == type_ and r.version):
             rows.append({"type": type_, "edition": edition_of(type_), "version": version})
     if args.json:
-        _print_json(rows, out)
+        print_json(rows, out)
     else:
         from .render import print_versions
 
@@ -257,7 +257,7 @@ def cmd_list(args, out):
         releases = select(_catalog(client), types=args.type, versions=args.versions,
                           formats=args.formats, latest=args.latest)
     if args.json:
-        _print_json([r.to_dict() for r in releases], out)
+        print_json([r.to_dict() for r in releases], out)
     else:
         from .render import print_releases
 
@@ -333,7 +333,7 @@ def cmd_get(args, out):
         finally:
             view.close()
     if args.json:
-        _print_json([_get_row(release, outcome) for release, outcome in results], out)
+        print_json([_get_row(release, outcome) for release, outcome in results], out)
     if failures:
         if len(failures) > 1:
             log.error("%d of %d files failed", len(failures), len(chosen))
@@ -363,12 +363,6 @@ def _progress_mode(args):
 
 def _say(text):
     log.info("%s", text)
-
-
-def _print_json(rows, out):
-    json.dump(rows, out, indent=2)
-    out.write("\n")
-    out.flush()
 
 
 def _setup_logging(args):

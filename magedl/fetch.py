@@ -19,7 +19,7 @@ import threading
 from . import config
 from .api import Client
 from .errors import Interrupted, MagedlError
-from .paths import check_name, destination
+from .paths import destination
 from .retry import RetryPolicy
 from .transfer import Result, download
 
@@ -67,8 +67,7 @@ def fetch_release(client, release, folder, *, require_checksum=False, progress=N
     -------
     magedl.transfer.Result
     """
-    check_name(release.file_name)
-    dest = destination(folder, release.file_name)
+    dest = destination(folder, release.file_name)  # refuses an unsafe name before any request
     return download(
         client,
         client.file_url(release.file_name),

@@ -6,7 +6,6 @@ into exit codes; the work itself is in :mod:`magedl.mirror`,
 """
 
 import ipaddress
-import json
 import logging
 import os
 import signal
@@ -18,14 +17,9 @@ from pathlib import Path
 
 from .errors import IntegrityError, NotFoundError, UsageError
 from .progress import ProgressView, human_bytes
+from .render import print_json
 
 log = logging.getLogger("magedl")
-
-
-def _print_json(rows, out):
-    json.dump(rows, out, indent=2)
-    out.write("\n")
-    out.flush()
 
 
 # -- mirror ---------------------------------------------------------------------
@@ -77,7 +71,7 @@ def run_mirror(args, out, make_client, catalog, mode, transfer_options):
                     atomic_write(os.path.abspath(args.diff_file), text.encode("utf-8"))
                     mirror.delta_written()
     if args.json:
-        _print_json(rows, out)
+        print_json(rows, out)
     _summarise(root, summary, time.monotonic() - started, sums_digest(root))
     if summary.failures:
         return summary.failures[0].error.exit_code
@@ -140,7 +134,7 @@ def _print_plan(items, args, out, fetch_actions):
     from .render import _table
 
     if args.json:
-        _print_json([it.to_dict() for it in items], out)
+        print_json([it.to_dict() for it in items], out)
     else:
         rows = [[it.action, human_bytes(it.size) if it.size is not None else "?", it.file_name, it.reason]
                 for it in items]
@@ -197,7 +191,7 @@ def run_verify(args, out, mode):
         bar.close()
     roots = sorted({f.root for f in findings})
     if args.json:
-        _print_json([f.to_dict() for f in findings], out)
+        print_json([f.to_dict() for f in findings], out)
     else:
         for f in findings:
             shown = f.rel if len(roots) == 1 else str(f.path)

@@ -3,6 +3,15 @@
 Plain output never truncates or wraps, so scripts can ``awk`` it.
 """
 
+import json
+
+
+def print_json(rows, out):
+    """The ``--json`` output: one JSON array on *out*, and nothing else."""
+    json.dump(rows, out, indent=2)
+    out.write("\n")
+    out.flush()
+
 
 def _table(headers, rows, out, title=None):
     if out.isatty():

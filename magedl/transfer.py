@@ -33,6 +33,7 @@ import urllib3
 from . import segments as seglib
 from . import sniff
 from .api import transient_from
+from .catalog import file_suffix
 from .errors import (
     ChecksumMismatch,
     Interrupted,
@@ -186,7 +187,7 @@ class Download:
         self.dest = Path(dest)
         self.file_name = file_name
         self.md5 = (md5 or "").lower()
-        self.suffix = _suffix(file_name)
+        self.suffix = file_suffix(file_name)
         self.require_checksum = require_checksum
         self.progress = progress or (lambda p: None)
         self.connections = max(1, connections)
@@ -735,14 +736,6 @@ def _prepend(head, blocks):
     if head:
         yield head
     yield from blocks
-
-
-def _suffix(file_name):
-    name = file_name.rsplit("/", 1)[-1].lower()
-    for compound in (".tar.gz", ".tar.bz2", ".tar.xz"):
-        if name.endswith(compound):
-            return compound
-    return os.path.splitext(name)[1]
 
 
 def download(client, url, dest, *, file_name, md5="", require_checksum=False, progress=None, connections=1,
