@@ -9,6 +9,7 @@ never with sleeps.
 import json
 
 import pytest
+import tenacity
 
 from magedl.emulator import Emulator, demo_catalogue
 from magedl.server import ApiServer, MemoryStore
@@ -35,6 +36,20 @@ def env(emulator, monkeypatch):
     monkeypatch.setenv("MAGEDL_MAGEID", emulator.mageid)
     monkeypatch.setenv("MAGEDL_TOKEN", emulator.token)
     return emulator
+
+
+@pytest.fixture
+def sleeps(monkeypatch):
+    """Replace tenacity's sleep with a recorder; returns the list of waits."""
+    waits = []
+    real = tenacity.Retrying
+
+    def retrying(*args, **kwargs):
+        kwargs["sleep"] = waits.append
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tenacity, "Retrying", retrying)
+    return waits
 
 
 # Big enough for several 64 KiB chunks (progress, resume), small enough to

@@ -12,7 +12,6 @@ import time
 import pytest
 import requests
 import responses
-import tenacity
 import urllib3
 from requests.structures import CaseInsensitiveDict
 
@@ -35,27 +34,6 @@ MAGEID = "MAG000123456"
 TOKEN = "0123456789abcdef0123456789abcdef01234567"
 BASIC = "Basic " + base64.b64encode(f"{MAGEID}:{TOKEN}".encode()).decode()
 register_secret(TOKEN)
-
-
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    # requests reads ~/.netrc on redirects; keep the real one out.
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.delenv("NETRC", raising=False)
-
-
-@pytest.fixture
-def sleeps(monkeypatch):
-    """Replace tenacity's sleep with a recorder; returns the list of waits."""
-    waits = []
-    real = tenacity.Retrying
-
-    def retrying(*args, **kwargs):
-        kwargs["sleep"] = waits.append
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(tenacity, "Retrying", retrying)
-    return waits
 
 
 @pytest.fixture

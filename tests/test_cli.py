@@ -12,10 +12,11 @@ import sys
 
 import pytest
 
-from magedl import cli
 from magedl.catalog import parse_feed
 from magedl.versions import sort_versions
 from magedl.transfer import md5_file
+
+from clirun import run
 
 BIG = "Magento-CE-2.4.7.tar.gz"
 
@@ -27,12 +28,6 @@ def range_start(record):
 
 def feed_md5(emulator, name):
     return next(r.md5 for r in parse_feed(emulator.store.feed()) if r.file_name == name)
-
-
-def run(capsys, *argv):
-    code = cli.main(["--retry-wait", "0", *argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_versions_plain_and_json(env, capsys):

@@ -13,10 +13,12 @@ import sys
 
 import pytest
 
-from magedl import cli, mirror as mirror_mod
+from magedl import mirror as mirror_mod
 from magedl.catalog import parse_feed
 from magedl.server import MemoryStore
 from magedl.textformat import parse_table, parse_versions
+
+from clirun import run
 
 BIG = "Magento-CE-2.4.7.tar.gz"
 PATCH = "patches/MDVA-43395_CE_2.4.6_v1.sh"
@@ -26,12 +28,6 @@ SEL_246 = ("--type", "ce-full", "--type", "ce-patch", "--version", "2.4.6*")
 @pytest.fixture
 def mdir(tmp_path):
     return tmp_path / "mirror"
-
-
-def run(capsys, *argv):
-    code = cli.main(["--retry-wait", "0", *argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def upstream(emulator):

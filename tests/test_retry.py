@@ -9,25 +9,11 @@ import logging
 import random
 
 import pytest
-import tenacity
 
 from magedl.errors import NetworkError, NotFoundError, TransientError
 from magedl.retry import RetryPolicy, parse_retry_after
 
 NOW = 1_700_000_000.0
-
-
-@pytest.fixture
-def sleeps(monkeypatch):
-    waits = []
-    real = tenacity.Retrying
-
-    def retrying(*args, **kwargs):
-        kwargs["sleep"] = waits.append
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(tenacity, "Retrying", retrying)
-    return waits
 
 
 class Script:

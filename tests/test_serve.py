@@ -13,17 +13,12 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from magedl import cli
 from magedl.catalog import parse_feed
+
+from clirun import run
 
 PATCH = "patches/MDVA-43395_CE_2.4.6_v1.sh"
 ZIP = "Magento-CE-2.4.6-p10.zip"
-
-
-def run(capsys, *argv):
-    code = cli.main(["--retry-wait", "0", *argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

@@ -5,17 +5,12 @@ import subprocess
 
 import pytest
 
-from magedl import cli
 from magedl.verify import verify
+
+from clirun import run
 
 PATCH = "patches/MDVA-43395_CE_2.4.6_v1.sh"
 ZIP = "Magento-CE-2.4.6-p10.zip"
-
-
-def run(capsys, *argv):
-    code = cli.main(["--retry-wait", "0", *argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
