@@ -115,3 +115,11 @@ class Interrupted(MagedlError):
     """The user pressed Ctrl-C (exit 130)."""
 
     exit_code = 130
+
+
+class ConstraintError(UsageError):
+    """A Composer version or constraint string cannot be parsed (exit 2).
+
+    Raised for what a user typed; metadata from a repository that fails to
+    parse is warned about and skipped by the caller instead.
+    """

@@ -1,0 +1,1 @@
+"""Composer's side: Marketplace keys, Composer repositories, constraints, the Composer mirror."""
