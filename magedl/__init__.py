@@ -7,17 +7,17 @@ for importing requests and friends.
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "open_client": "fetch",
-    "fetch_release": "fetch",
-    "Client": "api",
-    "RetryPolicy": "retry",
-    "Release": "catalog",
-    "parse_feed": "catalog",
-    "select": "catalog",
-    "download": "transfer",
-    "Progress": "transfer",
-    "Result": "transfer",
-    "md5_file": "transfer",
+    "open_client": "transfer.fetch",
+    "fetch_release": "transfer.fetch",
+    "Client": "service.api",
+    "RetryPolicy": "service.retry",
+    "Release": "service.catalog",
+    "parse_feed": "service.catalog",
+    "select": "service.catalog",
+    "download": "transfer.download",
+    "Progress": "transfer.download",
+    "Result": "transfer.download",
+    "md5_file": "transfer.download",
     "MagedlError": "errors",
 }
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from .errors import ConfigError, UsageError
+from magedl.errors import ConfigError, UsageError
 
 DEFAULT_BASE_URL = "https://www.magentocommerce.com/products/downloads/"
 

@@ -5,7 +5,7 @@ import re
 import unicodedata
 from pathlib import Path, PurePosixPath
 
-from .errors import UnsafeNameError
+from magedl.errors import UnsafeNameError
 
 PART_SUFFIX = ".magedl-part"
 STATE_SUFFIX = ".magedl-part.json"

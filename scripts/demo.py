@@ -15,8 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from magedl.emulator import Emulator, demo_catalogue, make_file
-from magedl.server import MemoryStore
+from magedl.emulator.core import Emulator, demo_catalogue, make_file
+from magedl.server.app import MemoryStore
 
 OUT = Path("demo-out")
 BIG = "Magento-CE-2.4.7.tar.gz"

@@ -11,8 +11,8 @@ import json
 import pytest
 import tenacity
 
-from magedl.emulator import Emulator, demo_catalogue
-from magedl.server import ApiServer, MemoryStore
+from magedl.emulator.core import Emulator, demo_catalogue
+from magedl.server.app import ApiServer, MemoryStore
 
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path_factory, monkeypatch):

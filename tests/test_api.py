@@ -15,8 +15,8 @@ import responses
 import urllib3
 from requests.structures import CaseInsensitiveDict
 
-from magedl import api
-from magedl.api import Client, HostBoundAuth, check_status, transient_from
+from magedl.service import api
+from magedl.service.api import Client, HostBoundAuth, check_status, transient_from
 from magedl.config import Credentials, Settings, register_secret
 from magedl.errors import (
     AuthError,
@@ -27,7 +27,7 @@ from magedl.errors import (
     NotFoundError,
     TransientError,
 )
-from magedl.retry import RetryPolicy
+from magedl.service.retry import RetryPolicy
 
 BASE = "https://api.example/products/downloads/"
 MAGEID = "MAG000123456"

@@ -2,7 +2,7 @@ import copy
 
 import pytest
 
-from magedl.catalog import (
+from magedl.service.catalog import (
     Release, find_by_name, parse_feed, releases_to_feed, select, unique_files)
 from magedl.errors import FeedError
 

@@ -12,9 +12,9 @@ import sys
 
 import pytest
 
-from magedl.catalog import parse_feed
+from magedl.service.catalog import parse_feed
 from magedl.versions import sort_versions
-from magedl.transfer import md5_file
+from magedl.transfer.download import md5_file
 
 from clirun import run
 

@@ -12,8 +12,8 @@ import time
 import pytest
 import requests
 
-from magedl.catalog import parse_feed, select
-from magedl.emulator import (AUTH_FAILURE_BODY, DEMO_TOKEN, Emulator, Faults,
+from magedl.service.catalog import parse_feed, select
+from magedl.emulator.core import (AUTH_FAILURE_BODY, DEMO_TOKEN, Emulator, Faults,
                              demo_catalogue, make_file, parse_size)
 
 SMALL = "Magento-CE-2.4.6.tar.gz"

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from magedl import hashing
-from magedl.hashing import InlineHasher, PrefixHasher, file_digests
+from magedl.transfer import hashing
+from magedl.transfer.hashing import InlineHasher, PrefixHasher, file_digests
 
 SIZE = 3 * 2**20 + 12345
 

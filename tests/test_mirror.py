@@ -13,10 +13,10 @@ import sys
 
 import pytest
 
-from magedl import mirror as mirror_mod
-from magedl.catalog import parse_feed
-from magedl.server import MemoryStore
-from magedl.textformat import parse_table, parse_versions
+from magedl.mirror import core as mirror_mod
+from magedl.service.catalog import parse_feed
+from magedl.server.app import MemoryStore
+from magedl.service.textformat import parse_table, parse_versions
 
 from clirun import run
 

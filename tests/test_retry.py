@@ -11,7 +11,7 @@ import random
 import pytest
 
 from magedl.errors import NetworkError, NotFoundError, TransientError
-from magedl.retry import RetryPolicy, parse_retry_after
+from magedl.service.retry import RetryPolicy, parse_retry_after
 
 NOW = 1_700_000_000.0
 

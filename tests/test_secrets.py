@@ -98,7 +98,7 @@ def test_token_never_printed_or_written(world):
 
 def test_internal_error_message_is_redacted(monkeypatch, capsys):
     """Even a bug's one-line report goes through redaction."""
-    from magedl import cli
+    from magedl.cli import app as cli
     from magedl.config import register_secret
 
     secret = "0123456789abcdef0123456789abcdef01234567"

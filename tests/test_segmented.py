@@ -15,15 +15,15 @@ import threading
 
 import pytest
 
-from magedl import segments as seglib
-from magedl import transfer
-from magedl.api import Client
+from magedl.transfer import segments as seglib
+from magedl.transfer import download as transfer
+from magedl.service.api import Client
 from magedl.config import Credentials, Settings
 from magedl.errors import Interrupted
-from magedl.fetch import fetch_release
-from magedl.ratelimit import RateLimiter, parse_rate
-from magedl.retry import RetryPolicy
-from magedl.segments import Segment
+from magedl.transfer.fetch import fetch_release
+from magedl.transfer.ratelimit import RateLimiter, parse_rate
+from magedl.service.retry import RetryPolicy
+from magedl.transfer.segments import Segment
 
 BIG = "Magento-CE-2.4.7.tar.gz"
 
@@ -106,13 +106,13 @@ def test_parse_rate_refuses(text):
 def test_rate_limiter_books_every_byte_against_one_budget(monkeypatch):
     clock = [100.0]
     slept = []
-    monkeypatch.setattr("magedl.ratelimit.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("magedl.transfer.ratelimit.time.monotonic", lambda: clock[0])
 
     def sleep(seconds):
         slept.append(seconds)
         clock[0] += seconds
 
-    monkeypatch.setattr("magedl.ratelimit.time.sleep", sleep)
+    monkeypatch.setattr("magedl.transfer.ratelimit.time.sleep", sleep)
     limiter = RateLimiter(1000, burst=0)
     for _ in range(10):  # 10 x 500 bytes at 1000 B/s: 5 seconds in all
         limiter.take(500)
@@ -269,8 +269,8 @@ def test_rate_limit_spans_all_connections(emulator, tmp_path, small_pieces):
 
 def test_kill_9_mid_segmented_run_then_resume(make_emulator, tmp_path):
     """A real process with real piece sizes: every segment resumes where it stopped."""
-    from magedl.emulator import demo_catalogue, make_file
-    from magedl.server import MemoryStore
+    from magedl.emulator.core import demo_catalogue, make_file
+    from magedl.server.app import MemoryStore
 
     size = 12 << 20
     store = MemoryStore(*demo_catalogue(big_size=64 << 10))

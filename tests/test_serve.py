@@ -13,7 +13,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from magedl.catalog import parse_feed
+from magedl.service.catalog import parse_feed
 
 from clirun import run
 
@@ -62,7 +62,7 @@ def check_like_the_service(capsys, base_url, mdir, tmp_path, *auth):
 
 
 def _sorted(records):
-    from magedl.catalog import select
+    from magedl.service.catalog import select
 
     return select(records)
 
@@ -171,7 +171,7 @@ def test_sha256_of_the_sums_file_is_reported(mdir, capsys):
 
 
 def test_auth_file_keeps_a_password_exactly(tmp_path):
-    from magedl.mirrorcli import read_auth_file
+    from magedl.cli.mirror import read_auth_file
 
     auth = tmp_path / "users"
     auth.write_text("  # a comment\nops:ends with a space \r\n\nci:x\n")

@@ -11,8 +11,8 @@ import threading
 import pytest
 import requests
 
-from magedl.catalog import parse_feed
-from magedl.server import (ApiServer, DirStore, FilePolicy, Hooks, MemoryStore,
+from magedl.service.catalog import parse_feed
+from magedl.server.app import (ApiServer, DirStore, FilePolicy, Hooks, MemoryStore,
                            Pacing, feed_file_names, http_date)
 
 PREFIX = "/products/downloads/"

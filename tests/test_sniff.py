@@ -6,8 +6,8 @@ import zipfile
 
 import pytest
 
-from magedl import sniff
-from magedl.sniff import (
+from magedl.service import sniff
+from magedl.service.sniff import (
     HEAD_SIZE,
     excerpt,
     expected_magic,

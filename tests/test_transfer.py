@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from magedl.api import Client
+from magedl.service.api import Client
 from magedl.config import Credentials, Settings
 from magedl.errors import (
     AuthError,
@@ -25,10 +25,10 @@ from magedl.errors import (
     UnsafeNameError,
     UnverifiedFile,
 )
-from magedl.fetch import fetch_release
-from magedl.retry import RetryPolicy
-from magedl import transfer
-from magedl.transfer import md5_file
+from magedl.transfer.fetch import fetch_release
+from magedl.service.retry import RetryPolicy
+from magedl.transfer import download as transfer
+from magedl.transfer.download import md5_file
 
 BIG = "Magento-CE-2.4.7.tar.gz"
 
@@ -350,7 +350,7 @@ def test_missing_md5_still_refuses_wrong_magic(emulator, tmp_path):
 
 
 def test_unsafe_feed_name_refused_before_any_request(emulator, tmp_path):
-    from magedl.catalog import Release
+    from magedl.service.catalog import Release
 
     client = client_for(emulator)
     evil = Release(name="x", file_name="../escape.tar.gz", version="2.4.7", type="ce-full", md5="0" * 32)

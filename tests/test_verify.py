@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from magedl.verify import verify
+from magedl.mirror.verify import verify
 
 from clirun import run
 
@@ -116,7 +116,7 @@ def test_progress_covers_the_total_bytes(mdir):
 
 
 def test_progress_lines_when_not_a_terminal(mdir, capsys):
-    from magedl.mirrorcli import ByteProgress
+    from magedl.cli.mirror import ByteProgress
 
     bar = ByteProgress("lines", "verifying", interval=0)
     verify([mdir], progress=bar)

@@ -16,9 +16,9 @@ import socket
 import time
 from pathlib import Path
 
-from .errors import MagedlError
-from .fsutil import atomic_write
-from .mirrorindex import BOOKKEEPING
+from magedl.errors import MagedlError
+from magedl.fsutil import atomic_write
+from magedl.mirror.index import BOOKKEEPING
 
 try:
     import fcntl

@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 
-from .config import RedactingFilter
+from magedl.config import RedactingFilter
 
 
 def human_bytes(n):

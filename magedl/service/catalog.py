@@ -12,8 +12,8 @@ import posixpath
 import re
 from dataclasses import dataclass, field
 
-from .errors import FeedError, IntegrityError
-from .versions import version_key, version_matches
+from magedl.errors import FeedError, IntegrityError
+from magedl.versions import version_key, version_matches
 
 # Fields that become attributes; everything else in an entry goes to extra.
 # "type" and "version" come from the entry's position in the feed, so a

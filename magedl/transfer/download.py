@@ -30,11 +30,11 @@ from pathlib import Path
 import requests
 import urllib3
 
-from . import segments as seglib
-from . import sniff
-from .api import transient_from
-from .catalog import file_suffix
-from .errors import (
+from magedl.transfer import segments as seglib
+from magedl.service import sniff
+from magedl.service.api import transient_from
+from magedl.service.catalog import file_suffix
+from magedl.errors import (
     ChecksumMismatch,
     Interrupted,
     LocalFileError,
@@ -44,9 +44,9 @@ from .errors import (
     TransientError,
     UnverifiedFile,
 )
-from .fsutil import fsync_dir
-from .hashing import InlineHasher, PrefixHasher, file_digests
-from .paths import LOCK_SUFFIX, PART_SUFFIX, STATE_SUFFIX, side_file
+from magedl.fsutil import fsync_dir
+from magedl.transfer.hashing import InlineHasher, PrefixHasher, file_digests
+from magedl.paths import LOCK_SUFFIX, PART_SUFFIX, STATE_SUFFIX, side_file
 
 try:
     import fcntl

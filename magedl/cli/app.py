@@ -10,10 +10,10 @@ import logging
 import os
 import sys
 
-from . import __version__
-from .config import redact
-from .errors import Interrupted, MagedlError, UsageError
-from .render import print_json
+from magedl import __version__
+from magedl.config import redact
+from magedl.errors import Interrupted, MagedlError, UsageError
+from magedl.cli.output import print_json
 
 log = logging.getLogger("magedl")
 
@@ -176,7 +176,7 @@ def _connections(text):
 
 
 def _rate(text):
-    from .ratelimit import parse_rate
+    from magedl.transfer.ratelimit import parse_rate
 
     try:
         return parse_rate(text)
@@ -197,9 +197,9 @@ def _selection(p):
 
 
 def _client(args):
-    from .api import Client
-    from .config import resolve
-    from .retry import RetryPolicy
+    from magedl.service.api import Client
+    from magedl.config import resolve
+    from magedl.service.retry import RetryPolicy
 
     settings = resolve(
         base_url=args.base_url, mageid=args.mageid, token=args.token, token_file=args.token_file,
@@ -221,7 +221,7 @@ def _client(args):
 def _is_service(url):
     from urllib.parse import urlsplit
 
-    from .config import DEFAULT_BASE_URL
+    from magedl.config import DEFAULT_BASE_URL
 
     # A mirror (file://, or any other host) usually needs no credentials.
     return urlsplit(url).hostname == urlsplit(DEFAULT_BASE_URL).hostname
@@ -232,7 +232,7 @@ def _catalog(client):
 
 
 def cmd_versions(args, out):
-    from .versions import edition_of, sort_versions
+    from magedl.versions import edition_of, sort_versions
 
     with _client(args) as client:
         releases = _catalog(client)
@@ -244,14 +244,14 @@ def cmd_versions(args, out):
     if args.json:
         print_json(rows, out)
     else:
-        from .render import print_versions
+        from magedl.cli.output import print_versions
 
         print_versions(rows, types, out)
     return 0
 
 
 def cmd_list(args, out):
-    from .catalog import select
+    from magedl.service.catalog import select
 
     with _client(args) as client:
         releases = select(_catalog(client), types=args.type, versions=args.versions,
@@ -259,7 +259,7 @@ def cmd_list(args, out):
     if args.json:
         print_json([r.to_dict() for r in releases], out)
     else:
-        from .render import print_releases
+        from magedl.cli.output import print_releases
 
         print_releases(releases, out)
     if not releases:
@@ -268,10 +268,10 @@ def cmd_list(args, out):
 
 
 def cmd_get(args, out):
-    from .catalog import find_by_name, select, settle_md5, unique_files
-    from .fetch import fetch_many
-    from .paths import check_name
-    from .progress import ProgressView, human_bytes
+    from magedl.service.catalog import find_by_name, select, settle_md5, unique_files
+    from magedl.transfer.fetch import fetch_many
+    from magedl.paths import check_name
+    from magedl.cli.progress import ProgressView, human_bytes
 
     selecting = args.versions or args.type or args.formats or args.latest
     if args.names and selecting:
@@ -291,7 +291,7 @@ def cmd_get(args, out):
             for name in args.names:
                 found = find_by_name(releases, name)
                 if found is None:
-                    from .errors import NotFoundError
+                    from magedl.errors import NotFoundError
 
                     raise NotFoundError(f"{name}: not in the catalogue (see 'magedl list')")
                 chosen.append(found)
@@ -301,14 +301,14 @@ def cmd_get(args, out):
                 select(releases, types=args.type, versions=args.versions, formats=args.formats,
                        latest=args.latest))]
             if not chosen:
-                from .errors import NotFoundError
+                from magedl.errors import NotFoundError
 
                 raise NotFoundError("nothing in the catalogue matches that selection (see 'magedl list')")
 
         view = ProgressView(_progress_mode(args))
         limiter = None
         if args.limit_rate:
-            from .ratelimit import RateLimiter
+            from magedl.transfer.ratelimit import RateLimiter
 
             limiter = RateLimiter(args.limit_rate)
         results, failures = [], []
@@ -366,7 +366,7 @@ def _say(text):
 
 
 def _setup_logging(args):
-    from .progress import ConsoleHandler
+    from magedl.cli.progress import ConsoleHandler
 
     level = logging.WARNING
     if args.quiet:
@@ -386,7 +386,7 @@ def _setup_logging(args):
 
 
 def cmd_mirror(args, out):
-    from .mirrorcli import run_mirror
+    from magedl.cli.mirror import run_mirror
 
     # The same transfer settings as get.
     options = {"connections": args.connections or DEFAULT_CONNECTIONS, "adaptive": args.connections is None}
@@ -394,13 +394,13 @@ def cmd_mirror(args, out):
 
 
 def cmd_verify(args, out):
-    from .mirrorcli import run_verify
+    from magedl.cli.mirror import run_verify
 
     return run_verify(args, out, _progress_mode(args))
 
 
 def cmd_serve(args, out):
-    from .mirrorcli import run_serve
+    from magedl.cli.mirror import run_serve
 
     return run_serve(args, out)
 

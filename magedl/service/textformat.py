@@ -13,9 +13,9 @@ header's column names. ``info/versions`` answers with one block per edition.
 
 import re
 
-from .catalog import Release
-from .errors import FeedError
-from .versions import sort_versions
+from magedl.service.catalog import Release
+from magedl.errors import FeedError
+from magedl.versions import sort_versions
 
 NO_RESULTS = "No results found."
 

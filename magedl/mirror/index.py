@@ -20,9 +20,9 @@ import json
 import re
 from pathlib import Path
 
-from .catalog import Release, releases_to_feed
-from .fsutil import atomic_write
-from .textformat import render_table, render_versions
+from magedl.service.catalog import Release, releases_to_feed
+from magedl.fsutil import atomic_write
+from magedl.service.textformat import render_table, render_versions
 
 SUMS = "SHA256SUMS"
 INFO_FILES = ("info/json", "info/files", "info/versions")

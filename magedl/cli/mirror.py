@@ -15,9 +15,9 @@ import threading
 import time
 from pathlib import Path
 
-from .errors import IntegrityError, NotFoundError, UsageError
-from .progress import ProgressView, human_bytes
-from .render import print_json
+from magedl.errors import IntegrityError, NotFoundError, UsageError
+from magedl.cli.progress import ProgressView, human_bytes
+from magedl.cli.output import print_json
 
 log = logging.getLogger("magedl")
 
@@ -26,9 +26,9 @@ log = logging.getLogger("magedl")
 
 
 def run_mirror(args, out, make_client, catalog, mode, transfer_options):
-    from .catalog import select
-    from .mirror import FETCH_ACTIONS, Mirror, Summary, head_sizes, sums_digest
-    from .fsutil import atomic_write
+    from magedl.service.catalog import select
+    from magedl.mirror.core import FETCH_ACTIONS, Mirror, Summary, head_sizes, sums_digest
+    from magedl.fsutil import atomic_write
 
     root = Path(args.dir)
     if root.exists() and not root.is_dir():
@@ -51,7 +51,7 @@ def run_mirror(args, out, make_client, catalog, mode, transfer_options):
             view = ProgressView(mode)
             limiter = None
             if args.limit_rate:
-                from .ratelimit import RateLimiter
+                from magedl.transfer.ratelimit import RateLimiter
 
                 limiter = RateLimiter(args.limit_rate)
 
@@ -79,8 +79,8 @@ def run_mirror(args, out, make_client, catalog, mode, transfer_options):
 
 
 def _selected(select, upstream, args):
-    from .errors import UnsafeNameError
-    from .paths import check_name
+    from magedl.errors import UnsafeNameError
+    from magedl.paths import check_name
 
     def safe(release):
         try:
@@ -131,7 +131,7 @@ def _summarise(root, summary, elapsed, digest):
 
 
 def _print_plan(items, args, out, fetch_actions):
-    from .render import _table
+    from magedl.cli.output import _table
 
     if args.json:
         print_json([it.to_dict() for it in items], out)
@@ -180,8 +180,8 @@ class ByteProgress:
 
 
 def run_verify(args, out, mode):
-    from .mirror import sums_digest
-    from .verify import verify
+    from magedl.mirror.core import sums_digest
+    from magedl.mirror.verify import verify
 
     started = time.monotonic()
     bar = ByteProgress(mode, "verifying")
@@ -227,7 +227,7 @@ def run_verify(args, out, mode):
 
 def read_auth_file(path):
     """``{user: password}`` from a file of ``user:password`` lines (``#`` comments allowed)."""
-    from .config import register_secret
+    from magedl.config import register_secret
 
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
@@ -263,8 +263,8 @@ def _loopback(host):
 
 
 def run_serve(args, out):
-    from .fsutil import atomic_write
-    from .server import ApiServer, DirStore
+    from magedl.fsutil import atomic_write
+    from magedl.server.app import ApiServer, DirStore
 
     root = Path(args.dir)
     if not (root / "info" / "json").is_file():

@@ -16,12 +16,12 @@ Every failure is a :class:`magedl.errors.MagedlError` subclass whose
 import queue
 import threading
 
-from . import config
-from .api import Client
-from .errors import Interrupted, MagedlError
-from .paths import destination
-from .retry import RetryPolicy
-from .transfer import Result, download
+from magedl import config
+from magedl.service.api import Client
+from magedl.errors import Interrupted, MagedlError
+from magedl.paths import destination
+from magedl.service.retry import RetryPolicy
+from magedl.transfer.download import Result, download
 
 
 def open_client(base_url=None, *, mageid=None, token=None, token_file=None, ca_bundle=None,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import tenacity
 
-from .errors import NetworkError, TransientError
+from magedl.errors import NetworkError, TransientError
 
 log = logging.getLogger("magedl")
 

@@ -123,7 +123,7 @@ def feed_file_names(feed: dict) -> set:
 
 def _parse_releases(feed):
     # Imported late: the catalog module is optional for serving files.
-    from magedl.catalog import parse_feed
+    from magedl.service.catalog import parse_feed
 
     return parse_feed(feed, warn=lambda *a, **k: None)
 
@@ -892,7 +892,7 @@ def _info(store, route):
     if route == "info/json":
         body = json.dumps(store.feed(), indent=1).encode("utf-8")
         return Reply.text(200, body, content_type="application/json")
-    from magedl import textformat
+    from magedl.service import textformat
 
     if route == "info/help":
         return Reply.text(200, textformat.HELP_TEXT)
@@ -903,7 +903,7 @@ def _info(store, route):
     for kind, key in (("info/filter/version/", "versions"),
                       ("info/filter/type/", "types")):
         if route.startswith(kind) and len(route) > len(kind):
-            from magedl.catalog import select
+            from magedl.service.catalog import select
 
             chosen = select(store.releases(), **{key: (route[len(kind):],)})
             return Reply.text(200, textformat.render_table(chosen))

@@ -14,9 +14,11 @@ from urllib.parse import quote, urlsplit
 import requests
 import urllib3
 
-from . import __version__, sniff
-from .config import redact
-from .errors import (
+from magedl import __version__
+
+from magedl.service import sniff
+from magedl.config import redact
+from magedl.errors import (
     AuthError,
     EntitlementError,
     FeedError,
@@ -25,7 +27,7 @@ from .errors import (
     NotFoundError,
     TransientError,
 )
-from .retry import RetryPolicy, parse_retry_after
+from magedl.service.retry import RetryPolicy, parse_retry_after
 
 log = logging.getLogger("magedl")
 
@@ -131,7 +133,7 @@ class Client:
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         if self.base_url.startswith("file:"):
-            from .fileadapter import FileAdapter
+            from magedl.service.fileadapter import FileAdapter
 
             session.mount("file://", FileAdapter())
         # requests would re-read the environment (proxies, CA bundle, .netrc) on every
@@ -224,8 +226,8 @@ class Client:
         The JSON feed is the primary source; when it is missing or unreadable
         the text table (``info/files``) is used instead.
         """
-        from .catalog import parse_feed
-        from .textformat import parse_table
+        from magedl.service.catalog import parse_feed
+        from magedl.service.textformat import parse_table
 
         try:
             return parse_feed(self.feed(), warn=warn)
@@ -238,7 +240,7 @@ class Client:
 
     def versions(self):
         """Versions per edition from ``info/versions``: ``{"CE": [...], "EE": [...]}``."""
-        from .textformat import parse_versions
+        from magedl.service.textformat import parse_versions
 
         text = self.get_text("info/versions")
         try:

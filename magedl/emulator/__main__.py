@@ -1,0 +1,3 @@
+from magedl.emulator.core import main
+
+raise SystemExit(main())
