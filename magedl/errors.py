@@ -37,6 +37,10 @@ class LocalFileError(MagedlError):
     """A file or folder on this machine cannot be written: disk full, permissions (exit 1)."""
 
 
+class BusyError(MagedlError):
+    """Another magedl process holds the lock on this file or mirror (exit 1)."""
+
+
 class FeedError(MagedlError):
     """The catalogue answer is not something we can parse (exit 1)."""
 

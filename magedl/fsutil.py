@@ -1,14 +1,86 @@
-"""Durable file updates: write-to-temp and rename, and fsync of the folder."""
+"""How magedl opens, creates and replaces files: never through a planted link.
 
+Every file magedl writes is opened here. The rules, each closing a hole that
+a hostile local user, a carried disk or a hostile feed could use:
+
+- files magedl creates are opened with ``O_NOFOLLOW`` (a symlink planted at
+  the path is refused, never written through) and ``O_EXCL`` where they are
+  new, with explicit modes (0644, 0600 for secrets, folders 0755) that a
+  permissive umask cannot widen;
+- replacements go through a temporary file in the same folder and a rename,
+  with fsyncs, so a reader or a power cut never sees half a file;
+- reading from a folder that came from elsewhere (a ``file://`` source, a
+  mirror being served) walks it one component at a time relative to a
+  directory descriptor, following no link, and opens regular files only:
+  no FIFO, device or socket is ever read.
+"""
+
+import errno
 import os
-import threading
+import secrets
+import stat
 from pathlib import Path
+
+DIR_MODE = 0o755
+FILE_MODE = 0o644
+SECRET_MODE = 0o600
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+
+
+class NotRegularFile(OSError):
+    """The path is a link, a FIFO, a device or a folder where a plain file was expected."""
+
+
+def make_dirs(path, mode=DIR_MODE):
+    """``mkdir -p`` whose new folders get at most *mode*, whatever the umask.
+
+    Returns the path. A component that exists as a symlink is not replaced;
+    callers that must not follow links check with :func:`refuse_symlinks`.
+    """
+    path = Path(path)
+    missing = []
+    probe = path
+    while not probe.exists():
+        missing.append(probe)
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    for folder in reversed(missing):
+        try:
+            # The mode is an upper bound (the umask can only narrow it), unlike
+            # Path.mkdir's default 0777 that a permissive umask leaves open.
+            os.mkdir(folder, mode)
+        except FileExistsError:
+            continue
+    return path
+
+
+def refuse_symlinks(root, *names):
+    """Raise :class:`NotRegularFile` when ``root/name`` is a symlink, for each name."""
+    for name in names:
+        path = Path(root) / name
+        if path.is_symlink():
+            raise NotRegularFile(errno.ELOOP, "is a symbolic link", str(path))
+
+
+def open_nofollow(path, flags, mode=FILE_MODE):
+    """``os.open`` that refuses a symlink at *path* (``ELOOP``), close-on-exec."""
+    return os.open(path, flags | _NOFOLLOW | _CLOEXEC, mode)
+
+
+def create_new(path, mode=FILE_MODE):
+    """Create *path*, which must not exist (not even as a dangling link); an fd for writing."""
+    return open_nofollow(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
 
 
 def fsync_dir(path):
     """Make a rename in *path* durable (best effort)."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | _CLOEXEC)
     except OSError:
         return
     try:
@@ -19,22 +91,45 @@ def fsync_dir(path):
         os.close(fd)
 
 
-def atomic_write(path, data):
+def read_if_regular(path, limit):
+    """The bytes of *path* if it is a regular file of at most *limit* bytes, else None."""
+    try:
+        fd = open_nofollow(path, os.O_RDONLY | _NONBLOCK)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read(limit + 1)
+    finally:
+        os.close(fd)
+
+
+def temp_name(path):
+    """A fresh, unguessable temporary path next to *path*."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.magedl-tmp-{secrets.token_hex(6)}")
+
+
+def atomic_write(path, data, mode=FILE_MODE):
     """Replace *path* with *data* (bytes) by write-to-temp and rename.
 
-    An identical file is left alone (its mtime too, which keeps ``rsync``
-    deltas small). Returns True when the file changed.
+    The temporary file is created exclusively (a planted link cannot catch
+    the bytes) and the rename replaces whatever sits at *path*, a link
+    included, without following it. An identical regular file is left alone
+    (its mtime too, which keeps ``rsync`` deltas small). Returns True when
+    the file changed.
     """
     path = Path(path)
+    if read_if_regular(path, len(data)) == data:
+        return False
+    make_dirs(path.parent)
+    tmp = temp_name(path)
     try:
-        if path.read_bytes() == data:
-            return False
-    except OSError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-    try:
-        with open(tmp, "wb") as f:
+        fd = create_new(tmp, mode)
+        with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -47,3 +142,56 @@ def atomic_write(path, data):
         raise
     fsync_dir(path.parent)
     return True
+
+
+def open_within(root, rel_parts, *, dir_fd=None):
+    """Open the regular file ``root/rel_parts...`` for reading, following no link.
+
+    Each folder is opened relative to the one before with ``O_NOFOLLOW``, so
+    a symlink anywhere below *root* (``file/root -> /``) ends the walk with
+    :class:`NotRegularFile` instead of leading out of the folder. The file is
+    opened non-blocking (a FIFO would otherwise hang the open), checked to be
+    a regular file with ``fstat``, then switched back to blocking reads.
+
+    Returns
+    -------
+    int
+        A file descriptor; the caller closes it.
+
+    Raises
+    ------
+    FileNotFoundError
+        A component is missing.
+    NotRegularFile
+        A component is a link, or the target is not a regular file.
+    """
+    parts = [p for p in rel_parts if p not in ("", ".")]
+    if not parts or any(p == ".." or "/" in p for p in parts):
+        raise NotRegularFile(errno.EINVAL, "not a plain relative path", "/".join(parts))
+    fd = dir_fd if dir_fd is not None else os.open(root, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
+    own = [fd] if dir_fd is None else []
+    try:
+        for part in parts[:-1]:
+            try:
+                fd = os.open(part, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, dir_fd=fd)
+            except OSError as exc:
+                raise _walk_error(exc, parts) from None
+            own.append(fd)
+        try:
+            file_fd = os.open(parts[-1], os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _CLOEXEC, dir_fd=fd)
+        except OSError as exc:
+            raise _walk_error(exc, parts) from None
+    finally:
+        for d in own:
+            os.close(d)
+    if not stat.S_ISREG(os.fstat(file_fd).st_mode):
+        os.close(file_fd)
+        raise NotRegularFile(errno.EINVAL, "not a regular file", "/".join(parts))
+    os.set_blocking(file_fd, True)
+    return file_fd
+
+
+def _walk_error(exc, parts):
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
+        return NotRegularFile(errno.ELOOP, "a symbolic link or not a folder on the way", "/".join(parts))
+    return exc

@@ -10,6 +10,12 @@ from magedl.errors import UnsafeNameError
 PART_SUFFIX = ".magedl-part"
 STATE_SUFFIX = ".magedl-part.json"
 LOCK_SUFFIX = ".magedl-lock"
+# The mirror's bookkeeping folder, and the names of magedl's own files: side
+# files beside a download (older versions also left "*.json.tmp") and the
+# temporary files of atomic writes (magedl.fsutil.temp_name).
+BOOKKEEPING = ".magedl"
+SIDE_SUFFIXES = (PART_SUFFIX, STATE_SUFFIX, STATE_SUFFIX + ".tmp", LOCK_SUFFIX)
+_TEMP = re.compile(r"^\..*\.magedl-tmp-[0-9a-f]+$")
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
@@ -34,12 +40,18 @@ def check_name(file_name):
         reason = "absolute or Windows-style path"
     elif any(part in ("", ".", "..") for part in file_name.split("/")):
         reason = "'..', '.' or empty path component"
-    elif file_name.endswith((PART_SUFFIX, STATE_SUFFIX, LOCK_SUFFIX)):
-        reason = "name clashes with magedl's own partial files"
+    elif is_side_name(file_name):
+        reason = "name clashes with magedl's own side files (.magedl-part, .magedl-lock, .magedl/)"
     if reason:
         shown = file_name.encode("unicode_escape").decode("ascii") if isinstance(file_name, str) else repr(file_name)
         raise UnsafeNameError(f"refusing unsafe file name {shown!r}: {reason}")
     return file_name
+
+
+def is_side_name(rel_path):
+    """Whether *rel_path* names one of magedl's own files (partial, sidecar, lock, temp, bookkeeping)."""
+    return any(part == BOOKKEEPING or part.endswith(SIDE_SUFFIXES) or _TEMP.match(part)
+               for part in rel_path.split("/"))
 
 
 def destination(folder, file_name):

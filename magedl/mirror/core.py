@@ -26,7 +26,7 @@ from magedl.errors import IntegrityError, MagedlError, UnsafeNameError
 from magedl.transfer.fetch import fetch_many
 from magedl.transfer.hashing import file_digests
 from magedl.mirror.index import FILES, SUMS, read_sums, release_from_dict, write_indexes
-from magedl.mirror.state import MirrorLock, State, fingerprint, same_fingerprint
+from magedl.mirror.state import State, mirror_lock, fingerprint, same_fingerprint
 from magedl.paths import LOCK_SUFFIX, PART_SUFFIX, STATE_SUFFIX, destination
 
 log = logging.getLogger("magedl")
@@ -87,7 +87,7 @@ class Mirror:
         self.changed = []
 
     def lock(self):
-        return MirrorLock(self.root)
+        return mirror_lock(self.root)
 
     def plan(self, upstream, selected, *, prune=False, rehash=True):
         """Decide what to do with each selected file and each file held.

@@ -27,7 +27,7 @@ from magedl.service.textformat import render_table, render_versions
 SUMS = "SHA256SUMS"
 INFO_FILES = ("info/json", "info/files", "info/versions")
 FILES = "file"
-BOOKKEEPING = ".magedl"
+from magedl.paths import BOOKKEEPING  # noqa: E402  (re-exported: the mirror layout names it)
 _SUM_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")
 
 

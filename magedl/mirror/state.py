@@ -8,77 +8,24 @@ is re-hashed before it is trusted. The state is a cache, never the truth:
 losing it costs re-hashing, not correctness.
 """
 
-import errno
 import json
 import logging
 import os
-import socket
-import time
 from pathlib import Path
 
-from magedl.errors import MagedlError
-from magedl.fsutil import atomic_write
+from magedl.fsutil import atomic_write, make_dirs
+from magedl.locks import FileLock
 from magedl.mirror.index import BOOKKEEPING
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not on POSIX
-    fcntl = None
 
 log = logging.getLogger("magedl")
 
 
-class MirrorBusy(MagedlError):
-    """Another run holds the mirror's lock (exit 1)."""
-
-
-class MirrorLock:
-    """An flock on ``DIR/.magedl/lock`` holding who took it, for the message.
-
-    The kernel drops an flock when its process dies, so a killed run never
-    blocks the next. The file itself stays (unlinking it would let two runs
-    lock two different files).
-    """
-
-    def __init__(self, root):
-        self.root = Path(root)
-        self.path = self.root / BOOKKEEPING / "lock"
-        self._fd = None
-
-    def __enter__(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            if fcntl is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                log.warning("cannot lock %s (%s); carrying on without the lock", self.path, exc.strerror)
-            else:
-                holder = _holder(os.pread(fd, 4096, 0))
-                os.close(fd)
-                raise MirrorBusy(f"another magedl mirror run ({holder}) is writing {self.root}") from None
-        since = time.strftime("%Y-%m-%d %H:%M:%S %Z")
-        info = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": since}).encode()
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, info + b"\n", 0)
-        self._fd = fd
-        return self
-
-    def __exit__(self, *exc):
-        try:
-            os.ftruncate(self._fd, 0)
-        except OSError:
-            pass
-        os.close(self._fd)
-
-
-def _holder(raw):
-    try:
-        info = json.loads(raw.decode("utf-8"))
-        return f"pid {info['pid']} on {info['host']} since {info['since']}"
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-        return "pid unknown"
+def mirror_lock(root):
+    """The lock every run that writes *root* holds (``DIR/.magedl/lock``)."""
+    make_dirs(Path(root) / BOOKKEEPING)
+    return FileLock(Path(root) / BOOKKEEPING / "lock",
+                    f"another magedl mirror run ({{holder}}) is writing {root}", keep=True)
 
 
 class State:

@@ -44,14 +44,10 @@ from magedl.errors import (
     TransientError,
     UnverifiedFile,
 )
-from magedl.fsutil import fsync_dir
+from magedl.fsutil import fsync_dir, make_dirs
+from magedl.locks import FileLock
 from magedl.transfer.hashing import InlineHasher, PrefixHasher, file_digests
 from magedl.paths import LOCK_SUFFIX, PART_SUFFIX, STATE_SUFFIX, side_file
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not on POSIX
-    fcntl = None
 
 log = logging.getLogger("magedl")
 
@@ -104,46 +100,6 @@ class Result:
 def md5_file(path):
     """md5 of a file on disk, hex."""
     return file_digests(path)["md5"]
-
-
-class FileLock:
-    """An exclusive, non-blocking flock on a side file.
-
-    The kernel drops it when the process dies, so a killed run never leaves
-    a lock that blocks the next one.
-    """
-
-    def __init__(self, path, what):
-        self.path = path
-        self.what = what
-        self._fd = None
-
-    def __enter__(self):
-        while True:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            if fcntl is None:
-                return self
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                os.close(self._fd)
-                raise MagedlError(f"another magedl process is already downloading {self.what}") from None
-            # The holder we waited on may have unlinked the file before unlocking it: a
-            # lock on that orphan protects nothing, so lock the file at the path instead.
-            try:
-                if os.stat(self.path).st_ino == os.fstat(self._fd).st_ino:
-                    return self
-            except FileNotFoundError:
-                pass
-            os.close(self._fd)
-
-    def __exit__(self, *exc):
-        # Unlink before unlocking, so a waiter never locks a file we then delete.
-        try:
-            os.unlink(self.path)
-        except OSError:
-            pass
-        os.close(self._fd)
 
 
 class _StartOver(Exception):
@@ -222,8 +178,9 @@ class Download:
     def _run(self):
         if self.require_checksum and not self.md5:
             raise UnverifiedFile(f"{self.file_name}: the feed has no md5 for it and --require-checksum was given")
-        self.dest.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(side_file(self.dest, LOCK_SUFFIX), self.file_name):
+        make_dirs(self.dest.parent)
+        lock = FileLock(side_file(self.dest, LOCK_SUFFIX), f"another magedl process is already downloading {self.file_name}")
+        with lock:
             existing = self._existing()
             if existing:
                 return existing

@@ -1,0 +1,616 @@
+"""Read a Composer repository, whatever its layout, and a ``composer.lock``.
+
+Three layouts exist (see ``COMPOSER.md``), told apart by ``packages.json``:
+
+``inline``
+    Every package under ``packages`` (name -> {version -> entry}), possibly
+    spread over Satis-style ``includes`` files.
+``providers``
+    Composer 1 style, as repo.magento.com serves it: ``provider-includes``
+    name files that list packages with the sha256 of each package's file,
+    fetched through ``providers-url``; every file is checked against the
+    sha256 its listing gives.
+``metadata-url``
+    Composer 2 (p2): one file per package, ``%package%`` and ``%package%~dev``,
+    possibly minified.  It wins over providers, as in Composer.
+
+The reader is transport-agnostic: it takes ``fetch(url)`` returning the body
+as bytes or as an iterable of byte chunks, and raising magedl errors
+(:class:`~magedl.errors.AuthError` for 401, ``EntitlementError`` 403,
+``NotFoundError`` 404, ``NetworkError``).  A streaming fetch lets the size
+bound stop an endless body before it is all in memory.
+
+Repository data is untrusted: every read is bounded in size
+(:data:`DEFAULT_MAX_BYTES`) and JSON nesting (:data:`MAX_DEPTH`), and a
+wrong-typed entry is skipped with a warning rather than raising.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from magedl.config import redact
+from magedl.errors import FeedError, IntegrityError, NotFoundError, UsageError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DEFAULT_MAX_BYTES", "LAYOUTS", "MAX_DEPTH", "ComposerRepository", "expand_minified",
+           "minify_versions", "parse_json", "provider_label", "read_bounded", "read_lock"]
+
+#: Largest metadata file read (64 MiB).  The whole packages.json of a large
+#: private repository is a few MiB; anything far bigger is a broken or hostile
+#: server, and the limit keeps it from exhausting memory.
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+#: Deepest JSON nesting accepted.  Real metadata nests about 5 levels; the
+#: check runs before json.loads so a hostile body cannot exhaust the stack.
+MAX_DEPTH = 64
+LAYOUTS = ("inline", "providers", "metadata-url")
+PROVIDER_LABELS = {"provider-ce": "Open Source", "provider-ee": "Commerce",
+                   "provider-b2b": "B2B",
+                   "provider-marketplace-extensions": "Marketplace extensions"}
+MINIFIED = "composer/2.0"
+# Dependency maps of a version entry: PHP writes an empty one as [].
+_LINK_KEYS = ("require", "require-dev", "conflict", "replace", "provide", "suggest")
+# provider-includes and includes may nest; a loop or a deep chain stops here.
+MAX_INCLUDE_DEPTH = 8
+_ABSOLUTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_ORIGIN = re.compile(r"^[^:]+://[^/]*")
+
+
+
+class ComposerRepository:
+    """One Composer repository, read lazily through ``fetch``.
+
+    Parameters
+    ----------
+    url : str
+        The repository URL as a user gives it to Composer (``https://repo.magento.com/``),
+        or the URL of its ``.json`` root file.
+    fetch : callable
+        ``fetch(url) -> bytes | Iterable[bytes]``; raises magedl errors.
+    max_bytes : int
+        Bound on every metadata file read; a bigger body raises FeedError.
+    warn : callable, optional
+        Receives one line per skipped, malformed entry; logs a warning when omitted.
+    """
+
+    def __init__(self, url: str, fetch: Callable[[str], bytes | Iterable[bytes]], *, max_bytes: int = DEFAULT_MAX_BYTES,
+                 warn: Callable[[str], None] | None = None):
+        if not isinstance(url, str) or not _ABSOLUTE.match(url):
+            raise UsageError(f"{redact(url)}: a Composer repository URL needs a scheme "
+                             f"(https://...)")
+        self.url = url
+        self._fetch = fetch
+        self.max_bytes = max_bytes
+        self._warn = warn or log.warning
+        # As Composer: a URL naming a .json file is the root file itself.
+        path = re.sub(r"[?#].*$", "", url.split("://", 1)[1])
+        self.packages_url = url if ".json" in path else url.rstrip("/") + "/packages.json"
+        self.base_url = re.sub(r"(?:/[^/\\]+\.json)?(?:[?#].*)?$", "", url).rstrip("/")
+        self._origin = _ORIGIN.match(url).group(0)
+        self._root: dict | None = None
+        self._layout = "inline"
+        self._inline: dict[str, list] | None = None
+        self._listing: dict[str, str] | None = None
+        self._groups: dict[str, int] = {}
+        self._cache: dict[tuple, list[dict]] = {}
+
+    def __repr__(self):
+        return f"ComposerRepository({redact(self.url)!r})"
+
+    # -- root and layout -------------------------------------------------
+
+    def root(self) -> dict:
+        """Return ``packages.json``, fetched on first use only."""
+        if self._root is None:
+            root = self._load(self.packages_url)
+            self._layout = self._detect(root)
+            self._root = root
+        return self._root
+
+    @property
+    def layout(self) -> str:
+        """``'inline'``, ``'providers'`` or ``'metadata-url'``."""
+        self.root()
+        return self._layout
+
+    def _detect(self, root: dict) -> str:
+        meta = root.get("metadata-url")
+        if isinstance(meta, str) and meta:
+            return "metadata-url"
+        if meta not in (None, ""):
+            self._warn(f"{self._where()}: metadata-url is not a string; ignored")
+        providers = root.get("providers-url")
+        if isinstance(providers, str) and providers and (
+                "provider-includes" in root or "providers" in root):
+            return "providers"
+        if providers not in (None, "") and not isinstance(providers, str):
+            self._warn(f"{self._where()}: providers-url is not a string; ignored")
+        return "inline"
+
+    def resolve(self, ref: str) -> str:
+        """Turn a URL found in the metadata into an absolute one.
+
+        Absolute URLs are kept; root-relative ones (``/p2/...``) resolve
+        against the repository's scheme and host, dropping its path, as
+        Composer does; other relative ones against the repository's base URL
+        (Composer does that for include files only and would fail on the
+        rest, so this is the lenient reading).
+        """
+        if _ABSOLUTE.match(ref):
+            return ref
+        if ref.startswith("/"):
+            return self._origin + ref
+        return f"{self.base_url}/{ref}"
+
+    # -- names -----------------------------------------------------------
+
+    def package_names(self) -> list[str]:
+        """Return every package name the repository lists, lowercased, in listing order.
+
+        A ``metadata-url`` repository without ``available-packages`` does not
+        list its packages; only inline ones are returned then, with a warning.
+        """
+        names = list(self._inline_map())
+        if self.layout == "metadata-url":
+            available = self._available()
+            if available is None:
+                self._warn(f"{self._where()}: no available-packages list; "
+                           f"the repository's package names are unknown")
+            else:
+                names += available
+        elif self.layout == "providers":
+            names += list(self._provider_listing())
+        return list(dict.fromkeys(names))
+
+    def provider_groups(self) -> dict[str, int]:
+        """Return provider group label -> number of packages it lists.
+
+        Labels come from the include file name (:func:`provider_label`):
+        ``p/provider-ce$%hash%.json`` counts under ``"Open Source"``.  Empty
+        unless the layout is ``providers``.
+        """
+        if self.layout != "providers":
+            return {}
+        self._provider_listing()
+        return dict(self._groups)
+
+    def _available(self) -> list[str] | None:
+        available = self.root().get("available-packages")
+        if available is None:
+            return None
+        if not isinstance(available, list):
+            self._warn(f"{self._where()}: available-packages is not a list; ignored")
+            return None
+        return [n.lower() for n in available if isinstance(n, str)]
+
+    # -- versions --------------------------------------------------------
+
+    def versions(self, name: str, *, dev: bool = True) -> list[dict]:
+        """Return the version entries of one package, as Composer metadata dicts.
+
+        Parameters
+        ----------
+        name : str
+            The package name; matched lowercased.
+        dev : bool
+            Also read the ``~dev`` file of a ``metadata-url`` repository.
+
+        Raises
+        ------
+        NotFoundError
+            The repository has no usable version of the package.
+        IntegrityError
+            A providers file does not match the sha256 its listing gives.
+        """
+        key = name.lower()
+        if (key, dev) not in self._cache:
+            entries = self._collect(self._inline_map().get(key, []), key, self._where())
+            if not entries and self.layout == "metadata-url":
+                entries = self._lazy_versions(key, dev)
+            elif not entries and self.layout == "providers":
+                entries = self._provider_versions(key)
+            if not entries:
+                raise NotFoundError(f"{name}: not in the Composer repository {redact(self.url)}")
+            self._cache[key, dev] = entries
+        return copy.deepcopy(self._cache[key, dev])
+
+    def _collect(self, containers: list, key: str, where: str) -> list[dict]:
+        """Validate the raw entries of *key* from version dicts or lists."""
+        out = []
+        for container in containers:
+            raw = container.values() if isinstance(container, dict) else container
+            for item in raw:
+                entry = valid_entry(item, key, where, self._warn)
+                if entry is not None:
+                    out.append(entry)
+        return out
+
+    def _packages_of(self, doc: dict, key: str, url: str) -> list:
+        """Return the containers under ``doc['packages']`` for *key*, expanded if minified."""
+        packages = doc.get("packages")
+        if not isinstance(packages, dict):
+            if packages not in (None, []):
+                self._warn(f"{redact(url)}: 'packages' is not an object; ignored")
+            return []
+        found = []
+        for pkg, versions in packages.items():
+            if pkg.lower() != key:
+                continue
+            if isinstance(versions, list) and doc.get("minified") == MINIFIED:
+                versions = expand_minified(versions, self._warn)
+            if isinstance(versions, (dict, list)):
+                found.append(versions)
+            else:
+                self._warn(f"{redact(url)}: versions of {pkg} are not a list or object; skipped")
+        return found
+
+    def _lazy_versions(self, key: str, dev: bool) -> list[dict]:
+        available = self._available()
+        if available is not None and key not in available:
+            return []  # the list is complete: no probing, as Composer
+        template = self.root()["metadata-url"]
+        entries: list[dict] = []
+        for suffix in ("", "~dev") if dev else ("",):
+            url = self.resolve(template.replace("%package%", key + suffix))
+            try:
+                doc = self._load(url)
+            except NotFoundError:
+                continue  # a missing file is "no versions" in a p2 repository
+            entries += self._collect(self._packages_of(doc, key, url), key, redact(url))
+        return entries
+
+    def _provider_versions(self, key: str) -> list[dict]:
+        sha = self._provider_listing().get(key)
+        if sha is None:
+            return []
+        template = self.root()["providers-url"]
+        url = self.resolve(template.replace("%package%", key).replace("%hash%", sha))
+        doc = self._load(url, sha256=sha)
+        return self._collect(self._packages_of(doc, key, url), key, redact(url))
+
+    # -- listings --------------------------------------------------------
+
+    def _inline_map(self) -> dict[str, list]:
+        """Map name -> raw version containers from ``packages`` (and ``includes``)."""
+        if self._inline is None:
+            inline: dict[str, list] = {}
+            self._add_inline(self.root(), inline, self.packages_url, 0)
+            self._inline = inline
+        return self._inline
+
+    def _add_inline(self, doc: dict, inline: dict, url: str, depth: int):
+        packages = doc.get("packages")
+        if isinstance(packages, dict):
+            for pkg, versions in packages.items():
+                if isinstance(versions, (dict, list)):
+                    inline.setdefault(pkg.lower(), []).append(versions)
+                else:
+                    self._warn(f"{redact(url)}: versions of {pkg} are not an object; skipped")
+        elif packages not in (None, []):
+            self._warn(f"{redact(url)}: 'packages' is not an object; ignored")
+        # Satis 'includes' only matter where nothing newer replaces them.
+        includes = doc.get("includes")
+        if self._layout != "inline" or includes is None:
+            return
+        if not isinstance(includes, dict) or depth >= MAX_INCLUDE_DEPTH:
+            self._warn(f"{redact(url)}: 'includes' unusable (not an object, or nested too deep)")
+            return
+        for include, meta in includes.items():
+            sha1 = meta.get("sha1") if isinstance(meta, dict) else None
+            if not include or (sha1 is not None and not isinstance(sha1, str)):
+                self._warn(f"{redact(url)}: include {include!r} has no usable sha1; skipped")
+                continue
+            sub = self.resolve(include)
+            self._add_inline(self._load(sub, sha1=sha1), inline, sub, depth + 1)
+
+    def _provider_listing(self) -> dict[str, str]:
+        """Map name -> sha256 of its package file, reading every provider include."""
+        if self._listing is None:
+            listing: dict[str, str] = {}
+            root = self.root()
+            self._add_providers(root, listing, self.packages_url)
+            groups: dict[str, int] = {}
+            for label, count in self._read_includes(root, listing, self.packages_url, 0, set()):
+                groups[label] = groups.get(label, 0) + count
+            self._groups = groups
+            self._listing = listing
+        return self._listing
+
+    def _read_includes(self, doc, listing, url, depth, seen):
+        """Yield (label, count) per provider include of *doc*, following nested ones."""
+        includes = doc.get("provider-includes")
+        if includes is None:
+            return
+        if not isinstance(includes, dict) or depth >= MAX_INCLUDE_DEPTH:
+            self._warn(f"{redact(url)}: provider-includes unusable (not an object, or nested "
+                       f"too deep)")
+            return
+        for include, meta in includes.items():
+            sha = meta.get("sha256") if isinstance(meta, dict) else None
+            if not include or not isinstance(sha, str) or not sha:
+                self._warn(f"{redact(url)}: provider include {include!r} has no sha256; skipped")
+                continue
+            sub = self.resolve(include.replace("%hash%", sha))
+            if sub in seen:
+                continue
+            seen.add(sub)
+            included = self._load(sub, sha256=sha)
+            count = self._add_providers(included, listing, sub)
+            count += sum(n for _, n in self._read_includes(included, listing, sub, depth + 1,
+                                                            seen))
+            yield provider_label(include), count
+
+    def _add_providers(self, doc: dict, listing: dict, url: str) -> int:
+        providers = doc.get("providers")
+        if providers is None:
+            return 0
+        if not isinstance(providers, dict):
+            self._warn(f"{redact(url)}: 'providers' is not an object; ignored")
+            return 0
+        count = 0
+        for pkg, meta in providers.items():
+            sha = meta.get("sha256") if isinstance(meta, dict) else None
+            if isinstance(sha, str) and sha:
+                listing[pkg.lower()] = sha
+                count += 1
+            else:
+                self._warn(f"{redact(url)}: provider {pkg} has no sha256; skipped")
+        return count
+
+    # -- reading ---------------------------------------------------------
+
+    def _where(self) -> str:
+        return redact(self.packages_url)
+
+    def _load(self, url: str, *, sha256: str | None = None,
+              sha1: str | None = None) -> dict:
+        """Fetch, bound, verify and parse one metadata file into a JSON object."""
+        # Composer sends '$' as %24: some proxies mangle a raw '$'.
+        wire = url.replace("$", "%24") if url[:4].lower() == "http" else url
+        data = read_bounded(self._fetch(wire), self.max_bytes, redact(url))
+        for algo, expected in (("sha256", sha256), ("sha1", sha1)):
+            if expected:
+                actual = hashlib.new(algo, data).hexdigest()
+                if actual != expected.lower():
+                    raise IntegrityError(f"{redact(url)}: {algo} mismatch: the listing says "
+                                         f"{expected}, the file has {actual}")
+        doc = parse_json(data, redact(url))
+        if not isinstance(doc, dict):
+            raise FeedError(f"{redact(url)}: expected a JSON object, got "
+                            f"{type(doc).__name__}")
+        return doc
+
+
+def read_bounded(body: bytes | Iterable[bytes], max_bytes: int, where: str) -> bytes:
+    """Return *body* (bytes or an iterable of chunks) joined, at most *max_bytes* long.
+
+    Raises
+    ------
+    FeedError
+        The body is longer than *max_bytes*; a stream is closed unread.
+    """
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        data = bytes(body)
+        if len(data) > max_bytes:
+            raise FeedError(f"{where}: larger than the {max_bytes}-byte limit for metadata")
+        return data
+    chunks, total = [], 0
+    try:
+        for chunk in body:
+            total += len(chunk)
+            if total > max_bytes:
+                raise FeedError(f"{where}: larger than the {max_bytes}-byte limit for metadata")
+            chunks.append(bytes(chunk))
+    finally:
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()  # releases the connection of a streamed response
+    return b"".join(chunks)
+
+
+def read_lock(path: str | Path, *, dev: bool = True, warn: Callable[[str], None] | None = None,
+              max_bytes: int = DEFAULT_MAX_BYTES) -> list[dict]:
+    """Return the locked packages of a ``composer.lock``.
+
+    Parameters
+    ----------
+    path : str or Path
+    dev : bool
+        Include ``packages-dev``.
+    warn : callable, optional
+        Receives one line per skipped entry.
+
+    Returns
+    -------
+    list of dict
+        Each package entry as the lock has it, plus ``"dev"``: True for
+        ``packages-dev``.
+
+    Raises
+    ------
+    UsageError
+        The file cannot be read.
+    FeedError
+        It is not JSON, too big or too deep, or has no ``packages`` list.
+    """
+    warn = warn or log.warning
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the Composer lock file: "
+                         f"{exc.strerror or exc}") from None
+    doc = parse_json(read_bounded(data, max_bytes, str(path)), str(path))
+    if not isinstance(doc, dict) or not isinstance(doc.get("packages"), list):
+        raise FeedError(f"{path}: not a composer.lock (no 'packages' list)")
+    out = []
+    for section, is_dev in (("packages", False), ("packages-dev", True)):
+        items = doc.get(section)
+        if (is_dev and not dev) or items is None:
+            continue
+        if not isinstance(items, list):
+            warn(f"{path}: '{section}' is not a list; ignored")
+            continue
+        for item in items:
+            if (isinstance(item, dict) and isinstance(item.get("name"), str)
+                    and isinstance(item.get("version"), str)):
+                out.append({**item, "dev": is_dev})
+            else:
+                warn(f"{path}: a '{section}' entry without a name and version; skipped")
+    return out
+
+
+def parse_json(data: bytes, where: str):
+    """Parse untrusted JSON bytes, refusing nesting deeper than :data:`MAX_DEPTH`.
+
+    Raises
+    ------
+    FeedError
+        Not UTF-8, not JSON (NaN and Infinity included), or nested too deep;
+        the message names *where*.
+    """
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise FeedError(f"{where}: not UTF-8 JSON") from None
+    if _too_deep(text, MAX_DEPTH):
+        raise FeedError(f"{where}: JSON nested deeper than {MAX_DEPTH} levels")
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except RecursionError:  # unreachable after _too_deep; kept as a last line
+        raise FeedError(f"{where}: JSON nested too deep") from None
+    except ValueError as exc:
+        raise FeedError(f"{where}: not valid JSON ({exc})") from None
+
+
+def _no_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+# A JSON string, unrolled so long strings do not backtrack.
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def _too_deep(text: str, limit: int) -> bool:
+    """Tell whether brackets outside strings nest deeper than *limit*."""
+    if text.count("[") + text.count("{") <= limit:
+        return False  # the common case costs two counts
+    depth = 0
+    for char in _NOT_BRACKET.sub("", _STRING.sub("", text)):
+        if char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def expand_minified(versions: list, warn: Callable[[str], None] | None = None) -> list[dict]:
+    """Expand a minified (``composer/2.0``) version list into full entries.
+
+    Each entry after the first holds only the keys that changed from the
+    previous expanded one; the value ``"__unset"`` removes a key.  Entries
+    that are not objects are skipped with a warning.
+
+    Examples
+    --------
+    >>> expand_minified([{"name": "a/b", "version": "2.0"}, {"version": "1.0"}])
+    [{'name': 'a/b', 'version': '2.0'}, {'name': 'a/b', 'version': '1.0'}]
+    """
+    warn = warn or log.warning
+    expanded: list[dict] = []
+    current: dict | None = None
+    for diff in versions:
+        if not isinstance(diff, dict):
+            warn(f"a minified version entry is a {type(diff).__name__}, not an object; skipped")
+            continue
+        if not current:  # as Composer: an empty first entry starts afresh
+            current = dict(diff)
+        else:
+            current = dict(current)
+            for key, value in diff.items():
+                if value == "__unset":
+                    current.pop(key, None)
+                else:
+                    current[key] = value
+        expanded.append(current)
+    return expanded
+
+
+def minify_versions(versions: list[dict]) -> list[dict]:
+    """Minify full version entries, the inverse of :func:`expand_minified`."""
+    out: list[dict] = []
+    last: dict | None = None
+    for version in versions:
+        if not last:
+            last = dict(version)
+            out.append(dict(version))
+            continue
+        diff = {k: v for k, v in version.items() if k not in last or not _same(last[k], v)}
+        diff.update({k: "__unset" for k in last if k not in version})
+        last = dict(version)
+        out.append(diff)
+    return out
+
+
+def _same(a, b) -> bool:
+    # == alone says 1 == True == 1.0; a diff must not lose a type change.
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def provider_label(include: str) -> str:
+    """Name a provider include for people: ``p/provider-ce$%hash%.json`` -> ``"Open Source"``.
+
+    Unknown groups keep their file's name (``provider-foo``).
+    """
+    stem = include.rsplit("/", 1)[-1].replace("$%hash%", "").replace("%hash%", "")
+    stem = stem.removesuffix(".json")
+    return PROVIDER_LABELS.get(stem, stem)
+
+
+def valid_entry(item, key: str, where: str, warn: Callable[[str], None]) -> dict | None:
+    """Return a checked copy of one version entry of package *key*, or None to skip it.
+
+    ``name`` is filled in when missing; an entry of another package is
+    dropped silently (Composer loads only the named package from a file);
+    wrong-typed fields drop the entry with a warning.
+    """
+    if not isinstance(item, dict):
+        warn(f"{where}: a version of {key} is a {type(item).__name__}, not an object; skipped")
+        return None
+    entry = dict(item)
+    name = entry.setdefault("name", key)
+    if not isinstance(name, str):
+        warn(f"{where}: a version of {key} has a non-string name; skipped")
+        return None
+    if name.lower() != key:
+        log.debug("%s: entry of %s in the file of %s ignored", where, name, key)
+        return None
+    problem = None
+    if not isinstance(entry.get("version"), str) or not entry["version"]:
+        problem = "no version string"
+    elif not isinstance(entry.get("version_normalized", ""), str):
+        problem = "a non-string version_normalized"
+    elif not isinstance(entry.get("dist", {}), dict) or not isinstance(
+            entry.get("dist", {}).get("url", ""), str):
+        problem = "a malformed dist"
+    for link in _LINK_KEYS:
+        value = entry.get(link)
+        if value == []:
+            entry[link] = {}
+        elif value is not None and not (isinstance(value, dict) and all(
+                isinstance(v, str) for v in value.values())):
+            problem = problem or f"a malformed '{link}'"
+    if problem:
+        warn(f"{where}: a version of {key} has {problem}; skipped")
+        return None
+    return entry
