@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test bench clean
+.PHONY: demo test lint bench clean
 
 $(VENV)/.installed: setup.cfg setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
+
+# One style for the package, tests and scripts: pyflakes, pycodestyle, import order.
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check --line-length 120 --select E,F,W,I --target-version py39 magedl tests scripts
 
 # Installs nginx, curl, wget, aria2 and time from Debian's packages when missing (needs root).
 bench: $(VENV)/.installed

@@ -14,6 +14,7 @@ import tenacity
 from magedl.emulator.core import Emulator, demo_catalogue
 from magedl.server.app import ApiServer, MemoryStore
 
+
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path_factory, monkeypatch):
     """No real user config, netrc or MAGEDL_* variable leaks into any test.

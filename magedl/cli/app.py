@@ -11,9 +11,9 @@ import os
 import sys
 
 from magedl import __version__
+from magedl.cli.output import print_json
 from magedl.config import redact
 from magedl.errors import Interrupted, MagedlError, UsageError
-from magedl.cli.output import print_json
 
 log = logging.getLogger("magedl")
 
@@ -197,8 +197,8 @@ def _selection(p):
 
 
 def _client(args):
-    from magedl.service.api import Client
     from magedl.config import resolve
+    from magedl.service.api import Client
     from magedl.service.retry import RetryPolicy
 
     settings = resolve(
@@ -268,10 +268,10 @@ def cmd_list(args, out):
 
 
 def cmd_get(args, out):
+    from magedl.cli.progress import ProgressView, human_bytes
+    from magedl.paths import check_name
     from magedl.service.catalog import find_by_name, select, settle_md5, unique_files
     from magedl.transfer.fetch import fetch_many
-    from magedl.paths import check_name
-    from magedl.cli.progress import ProgressView, human_bytes
 
     selecting = args.versions or args.type or args.formats or args.latest
     if args.names and selecting:

@@ -15,9 +15,9 @@ import threading
 import time
 from pathlib import Path
 
-from magedl.errors import IntegrityError, NotFoundError, UsageError
-from magedl.cli.progress import ProgressView, human_bytes
 from magedl.cli.output import print_json
+from magedl.cli.progress import ProgressView, human_bytes
+from magedl.errors import IntegrityError, NotFoundError, UsageError
 
 log = logging.getLogger("magedl")
 
@@ -26,9 +26,9 @@ log = logging.getLogger("magedl")
 
 
 def run_mirror(args, out, make_client, catalog, mode, transfer_options):
-    from magedl.service.catalog import select
-    from magedl.mirror.core import FETCH_ACTIONS, Mirror, Summary, head_sizes, sums_digest
     from magedl.fsutil import atomic_write
+    from magedl.mirror.core import FETCH_ACTIONS, Mirror, Summary, head_sizes, sums_digest
+    from magedl.service.catalog import select
 
     root = Path(args.dir)
     if root.exists() and not root.is_dir():

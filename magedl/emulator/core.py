@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Optional, Set, Tuple
 from urllib.parse import quote
 
-from magedl.server.app import (ApiServer, FilePolicy, Hooks, MemoryStore, Pacing,
-                           Reply)
+from magedl.server.app import ApiServer, FilePolicy, Hooks, MemoryStore, Pacing, Reply
 
 __all__ = ["Faults", "Emulator", "demo_catalogue", "make_file", "DEMO_MAGEID",
            "DEMO_TOKEN", "AUTH_FAILURE_BODY", "main"]

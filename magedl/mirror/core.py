@@ -21,13 +21,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from magedl.service.catalog import parse_feed, settle_md5, unique_files
 from magedl.errors import IntegrityError, MagedlError, UnsafeNameError
+from magedl.mirror.index import FILES, SUMS, read_sums, release_from_dict, write_indexes
+from magedl.mirror.state import State, fingerprint, mirror_lock, same_fingerprint
+from magedl.paths import LOCK_SUFFIX, PART_SUFFIX, STATE_SUFFIX, destination
+from magedl.service.catalog import parse_feed, settle_md5, unique_files
 from magedl.transfer.fetch import fetch_many
 from magedl.transfer.hashing import file_digests
-from magedl.mirror.index import FILES, SUMS, read_sums, release_from_dict, write_indexes
-from magedl.mirror.state import State, mirror_lock, fingerprint, same_fingerprint
-from magedl.paths import LOCK_SUFFIX, PART_SUFFIX, STATE_SUFFIX, destination
 
 log = logging.getLogger("magedl")
 

@@ -20,14 +20,13 @@ import json
 import re
 from pathlib import Path
 
-from magedl.service.catalog import Release, releases_to_feed
 from magedl.fsutil import atomic_write
+from magedl.service.catalog import Release, releases_to_feed
 from magedl.service.textformat import render_table, render_versions
 
 SUMS = "SHA256SUMS"
 INFO_FILES = ("info/json", "info/files", "info/versions")
 FILES = "file"
-from magedl.paths import BOOKKEEPING  # noqa: E402  (re-exported: the mirror layout names it)
 _SUM_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")
 
 

@@ -17,7 +17,6 @@ from magedl.fsutil import atomic_write, make_dirs
 from magedl.locks import FileLock
 from magedl.mirror.index import BOOKKEEPING
 
-
 log = logging.getLogger("magedl")
 
 

@@ -17,10 +17,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from magedl.service.catalog import parse_feed
 from magedl.errors import MagedlError, NotFoundError, UnsafeNameError
 from magedl.mirror.index import FILES, INFO_FILES, SUMS, read_sums
 from magedl.paths import check_name
+from magedl.service.catalog import parse_feed
 
 PROBLEMS = ("missing", "bad", "unlisted", "extra")
 BLOCK = 1 << 20

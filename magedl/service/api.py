@@ -15,8 +15,6 @@ import requests
 import urllib3
 
 from magedl import __version__
-
-from magedl.service import sniff
 from magedl.config import redact
 from magedl.errors import (
     AuthError,
@@ -27,6 +25,7 @@ from magedl.errors import (
     NotFoundError,
     TransientError,
 )
+from magedl.service import sniff
 from magedl.service.retry import RetryPolicy, parse_retry_after
 
 log = logging.getLogger("magedl")

@@ -13,8 +13,8 @@ header's column names. ``info/versions`` answers with one block per edition.
 
 import re
 
-from magedl.service.catalog import Release
 from magedl.errors import FeedError
+from magedl.service.catalog import Release
 from magedl.versions import sort_versions
 
 NO_RESULTS = "No results found."

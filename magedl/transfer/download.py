@@ -30,10 +30,6 @@ from pathlib import Path
 import requests
 import urllib3
 
-from magedl.transfer import segments as seglib
-from magedl.service import sniff
-from magedl.service.api import transient_from
-from magedl.service.catalog import file_suffix
 from magedl.errors import (
     ChecksumMismatch,
     Interrupted,
@@ -46,8 +42,12 @@ from magedl.errors import (
 )
 from magedl.fsutil import fsync_dir, make_dirs
 from magedl.locks import FileLock
-from magedl.transfer.hashing import InlineHasher, PrefixHasher, file_digests
 from magedl.paths import LOCK_SUFFIX, PART_SUFFIX, STATE_SUFFIX, side_file
+from magedl.service import sniff
+from magedl.service.api import transient_from
+from magedl.service.catalog import file_suffix
+from magedl.transfer import segments as seglib
+from magedl.transfer.hashing import InlineHasher, PrefixHasher, file_digests
 
 log = logging.getLogger("magedl")
 

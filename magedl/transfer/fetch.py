@@ -17,9 +17,9 @@ import queue
 import threading
 
 from magedl import config
-from magedl.service.api import Client
 from magedl.errors import Interrupted, MagedlError
 from magedl.paths import destination
+from magedl.service.api import Client
 from magedl.service.retry import RetryPolicy
 from magedl.transfer.download import Result, download
 

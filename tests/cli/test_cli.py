@@ -11,12 +11,11 @@ import subprocess
 import sys
 
 import pytest
+from clirun import run
 
 from magedl.service.catalog import parse_feed
-from magedl.versions import sort_versions
 from magedl.transfer.download import md5_file
-
-from clirun import run
+from magedl.versions import sort_versions
 
 BIG = "Magento-CE-2.4.7.tar.gz"
 

@@ -12,9 +12,8 @@ import time
 import pytest
 import requests
 
+from magedl.emulator.core import AUTH_FAILURE_BODY, DEMO_TOKEN, Emulator, Faults, demo_catalogue, make_file, parse_size
 from magedl.service.catalog import parse_feed, select
-from magedl.emulator.core import (AUTH_FAILURE_BODY, DEMO_TOKEN, Emulator, Faults,
-                             demo_catalogue, make_file, parse_size)
 
 SMALL = "Magento-CE-2.4.6.tar.gz"
 BIG_FILE = "Magento-CE-2.4.7.tar.gz"

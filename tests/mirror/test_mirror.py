@@ -12,13 +12,12 @@ import subprocess
 import sys
 
 import pytest
+from clirun import run
 
 from magedl.mirror import core as mirror_mod
-from magedl.service.catalog import parse_feed
 from magedl.server.app import MemoryStore
+from magedl.service.catalog import parse_feed
 from magedl.service.textformat import parse_table, parse_versions
-
-from clirun import run
 
 BIG = "Magento-CE-2.4.7.tar.gz"
 PATCH = "patches/MDVA-43395_CE_2.4.6_v1.sh"

@@ -4,10 +4,9 @@ import json
 import subprocess
 
 import pytest
+from clirun import run
 
 from magedl.mirror.verify import verify
-
-from clirun import run
 
 PATCH = "patches/MDVA-43395_CE_2.4.6_v1.sh"
 ZIP = "Magento-CE-2.4.6-p10.zip"

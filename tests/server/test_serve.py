@@ -12,10 +12,9 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
+from clirun import run
 
 from magedl.service.catalog import parse_feed
-
-from clirun import run
 
 PATCH = "patches/MDVA-43395_CE_2.4.6_v1.sh"
 ZIP = "Magento-CE-2.4.6-p10.zip"

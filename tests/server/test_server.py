@@ -11,9 +11,8 @@ import threading
 import pytest
 import requests
 
+from magedl.server.app import ApiServer, DirStore, FilePolicy, Hooks, MemoryStore, Pacing, feed_file_names, http_date
 from magedl.service.catalog import parse_feed
-from magedl.server.app import (ApiServer, DirStore, FilePolicy, Hooks, MemoryStore,
-                           Pacing, feed_file_names, http_date)
 
 PREFIX = "/products/downloads/"
 USER, PASSWORD = "MAG000000001", "0123456789abcdef0123456789abcdef01234567"

@@ -15,8 +15,6 @@ import responses
 import urllib3
 from requests.structures import CaseInsensitiveDict
 
-from magedl.service import api
-from magedl.service.api import Client, HostBoundAuth, check_status, transient_from
 from magedl.config import Credentials, Settings, register_secret
 from magedl.errors import (
     AuthError,
@@ -27,6 +25,8 @@ from magedl.errors import (
     NotFoundError,
     TransientError,
 )
+from magedl.service import api
+from magedl.service.api import Client, HostBoundAuth, check_status, transient_from
 from magedl.service.retry import RetryPolicy
 
 BASE = "https://api.example/products/downloads/"

@@ -15,14 +15,14 @@ import threading
 
 import pytest
 
-from magedl.transfer import segments as seglib
-from magedl.transfer import download as transfer
-from magedl.service.api import Client
 from magedl.config import Credentials, Settings
 from magedl.errors import Interrupted
+from magedl.service.api import Client
+from magedl.service.retry import RetryPolicy
+from magedl.transfer import download as transfer
+from magedl.transfer import segments as seglib
 from magedl.transfer.fetch import fetch_release
 from magedl.transfer.ratelimit import RateLimiter, parse_rate
-from magedl.service.retry import RetryPolicy
 from magedl.transfer.segments import Segment
 
 BIG = "Magento-CE-2.4.7.tar.gz"

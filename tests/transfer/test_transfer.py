@@ -11,7 +11,6 @@ import threading
 
 import pytest
 
-from magedl.service.api import Client
 from magedl.config import Credentials, Settings
 from magedl.errors import (
     AuthError,
@@ -25,10 +24,11 @@ from magedl.errors import (
     UnsafeNameError,
     UnverifiedFile,
 )
-from magedl.transfer.fetch import fetch_release
+from magedl.service.api import Client
 from magedl.service.retry import RetryPolicy
 from magedl.transfer import download as transfer
 from magedl.transfer.download import md5_file
+from magedl.transfer.fetch import fetch_release
 
 BIG = "Magento-CE-2.4.7.tar.gz"
 

@@ -1,0 +1,83 @@
+"""The knobs of a transfer, as small frozen values passed down whole.
+
+:class:`TransferOptions` is what a user chooses (the command line renders its
+defaults into the help text from here, the library takes it as one argument).
+:class:`Tuning` holds the engine's internal thresholds, so tests pass a small
+one instead of patching module globals.
+"""
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+# What a web browser opens to one host: polite to a slow service, yet enough to
+# fill a link when the service throttles each connection.
+DEFAULT_CONNECTIONS = 6
+MAX_CONNECTIONS = 16
+DEFAULT_JOBS = 4
+DEFAULT_RETRIES = 5
+DEFAULT_RETRY_WAIT = 1.0
+DEFAULT_TIMEOUT = 60.0
+CONNECT_TIMEOUT = 15.0
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Engine thresholds; the defaults are what ``make bench`` was measured with.
+
+    Attributes
+    ----------
+    chunk : int
+        Bytes per read: small enough that 16 connections stay within the memory budget.
+    piece : int
+        What one connection fetches per request once several share a file.
+    min_split : int
+        A split leaves both halves at least this long: less is not worth a request.
+    expand_after : float
+        Seconds of one connection before deciding whether to add more.
+    fast_enough : int
+        Bytes/s at which one connection is kept alone: more would only add CPU.
+    save_interval : float
+        Seconds between sidecar updates while data flows.
+    progress_interval : float
+        Seconds between "data" progress events.
+    """
+
+    chunk: int = 256 << 10
+    piece: int = 4 << 20
+    min_split: int = 2 << 20
+    expand_after: float = 0.25
+    fast_enough: int = 128 << 20
+    save_interval: float = 0.5
+    progress_interval: float = 0.1
+
+
+@dataclass(frozen=True)
+class TransferOptions:
+    """How files are fetched: what a user chooses per run.
+
+    Attributes
+    ----------
+    connections : int
+        Most connections for one large file, when the server honours Range.
+    adaptive : bool
+        Start with one connection and add the others only when it proves slow;
+        ``False`` (``--connections N`` given) opens them all at once.
+    jobs : int
+        Files fetched at once.
+    limit_rate : int or None
+        Total bytes per second for the whole run, shared by every connection.
+    require_checksum : bool
+        Refuse a file the feed gives no md5 for.
+    sha256 : bool
+        Also compute each file's sha256 as it arrives (mirrors record it).
+    tuning : Tuning
+        Engine thresholds.
+    """
+
+    connections: int = DEFAULT_CONNECTIONS
+    adaptive: bool = True
+    jobs: int = DEFAULT_JOBS
+    limit_rate: Optional[int] = None
+    require_checksum: bool = False
+    sha256: bool = False
+    tuning: Tuning = field(default_factory=Tuning)
