@@ -15,7 +15,7 @@ from pathlib import Path
 
 from magedl.fsutil import atomic_write, make_dirs
 from magedl.locks import FileLock
-from magedl.mirror.index import BOOKKEEPING
+from magedl.paths import BOOKKEEPING
 
 log = logging.getLogger("magedl")
 
