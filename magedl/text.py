@@ -1,0 +1,27 @@
+"""Text from outside (feeds, file names, request paths) made safe for a terminal or a log.
+
+A feed, a carried mirror or a network client can put control characters
+(escape sequences that move the cursor, rewrite the title, hide lines) into
+anything magedl prints. Every such value goes through :func:`printable`
+before it reaches stdout, stderr or a log record.
+"""
+
+import unicodedata
+
+
+def printable(text) -> str:
+    """*text* with every control or format character shown as a backslash escape.
+
+    Printable characters, non-ASCII letters included, pass unchanged, so
+    ordinary names look as they are; ``"a\\x1b[2Jb"`` becomes ``a\\x1b[2Jb``.
+    """
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else _escape(c) for c in text)
+
+
+def _escape(c):
+    if unicodedata.category(c) in ("Zl", "Zp") or ord(c) > 0xFF:
+        return f"\\u{ord(c):04x}"
+    return c.encode("unicode_escape").decode("ascii")
