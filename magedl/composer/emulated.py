@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 from magedl.composer.fixtures import MAGENTO, PACKAGIST, Graph, Release
-from magedl.composer.repository import minify_versions
+from magedl.composer.metadata import minify_versions
 
 log = logging.getLogger(__name__)
 

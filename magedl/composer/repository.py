@@ -29,39 +29,25 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import logging
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from magedl.composer.metadata import MINIFIED, expand_minified, provider_label, valid_entry
 from magedl.config import redact
 from magedl.errors import FeedError, IntegrityError, NotFoundError, UsageError
+from magedl.safejson import DEFAULT_MAX_BYTES, parse_json, read_bounded
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_MAX_BYTES", "LAYOUTS", "MAX_DEPTH", "ComposerRepository", "expand_minified",
-           "minify_versions", "parse_json", "provider_label", "read_bounded", "read_lock"]
+__all__ = ["LAYOUTS", "ComposerRepository", "read_lock"]
 
-#: Largest metadata file read (64 MiB).  The whole packages.json of a large
-#: private repository is a few MiB; anything far bigger is a broken or hostile
-#: server, and the limit keeps it from exhausting memory.
-DEFAULT_MAX_BYTES = 64 * 1024 * 1024
-#: Deepest JSON nesting accepted.  Real metadata nests about 5 levels; the
-#: check runs before json.loads so a hostile body cannot exhaust the stack.
-MAX_DEPTH = 64
 LAYOUTS = ("inline", "providers", "metadata-url")
-PROVIDER_LABELS = {"provider-ce": "Open Source", "provider-ee": "Commerce",
-                   "provider-b2b": "B2B",
-                   "provider-marketplace-extensions": "Marketplace extensions"}
-MINIFIED = "composer/2.0"
-# Dependency maps of a version entry: PHP writes an empty one as [].
-_LINK_KEYS = ("require", "require-dev", "conflict", "replace", "provide", "suggest")
 # provider-includes and includes may nest; a loop or a deep chain stops here.
 MAX_INCLUDE_DEPTH = 8
 _ABSOLUTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _ORIGIN = re.compile(r"^[^:]+://[^/]*")
-
 
 
 class ComposerRepository:
@@ -78,10 +64,15 @@ class ComposerRepository:
         Bound on every metadata file read; a bigger body raises FeedError.
     warn : callable, optional
         Receives one line per skipped, malformed entry; logs a warning when omitted.
+
+    Notes
+    -----
+    Results are cached per instance, and the instance is not thread-safe:
+    give each thread its own, or guard calls with a lock.
     """
 
-    def __init__(self, url: str, fetch: Callable[[str], bytes | Iterable[bytes]], *, max_bytes: int = DEFAULT_MAX_BYTES,
-                 warn: Callable[[str], None] | None = None):
+    def __init__(self, url: str, fetch: Callable[[str], bytes | Iterable[bytes]], *,
+                 max_bytes: int = DEFAULT_MAX_BYTES, warn: Callable[[str], None] | None = None):
         if not isinstance(url, str) or not _ABSOLUTE.match(url):
             raise UsageError(f"{redact(url)}: a Composer repository URL needs a scheme "
                              f"(https://...)")
@@ -99,7 +90,7 @@ class ComposerRepository:
         self._inline: dict[str, list] | None = None
         self._listing: dict[str, str] | None = None
         self._groups: dict[str, int] = {}
-        self._cache: dict[tuple, list[dict]] = {}
+        self._cache: dict = {}  # (name, dev) -> entries, and the name lists
 
     def __repr__(self):
         return f"ComposerRepository({redact(self.url)!r})"
@@ -182,13 +173,15 @@ class ComposerRepository:
         return dict(self._groups)
 
     def _available(self) -> list[str] | None:
-        available = self.root().get("available-packages")
-        if available is None:
-            return None
-        if not isinstance(available, list):
-            self._warn(f"{self._where()}: available-packages is not a list; ignored")
-            return None
-        return [n.lower() for n in available if isinstance(n, str)]
+        """The ``available-packages`` names, lowercased; None when there is no usable list."""
+        if "available" not in self._cache:
+            available = self.root().get("available-packages")
+            if available is not None and not isinstance(available, list):
+                self._warn(f"{self._where()}: available-packages is not a list; ignored")
+            names = ([n.lower() for n in available if isinstance(n, str)]
+                     if isinstance(available, list) else None)
+            self._cache["available"], self._cache["known"] = names, set(names or ())
+        return self._cache["available"]
 
     # -- versions --------------------------------------------------------
 
@@ -253,7 +246,7 @@ class ComposerRepository:
 
     def _lazy_versions(self, key: str, dev: bool) -> list[dict]:
         available = self._available()
-        if available is not None and key not in available:
+        if available is not None and key not in self._cache["known"]:
             return []  # the list is complete: no probing, as Composer
         template = self.root()["metadata-url"]
         entries: list[dict] = []
@@ -388,33 +381,6 @@ class ComposerRepository:
         return doc
 
 
-def read_bounded(body: bytes | Iterable[bytes], max_bytes: int, where: str) -> bytes:
-    """Return *body* (bytes or an iterable of chunks) joined, at most *max_bytes* long.
-
-    Raises
-    ------
-    FeedError
-        The body is longer than *max_bytes*; a stream is closed unread.
-    """
-    if isinstance(body, (bytes, bytearray, memoryview)):
-        data = bytes(body)
-        if len(data) > max_bytes:
-            raise FeedError(f"{where}: larger than the {max_bytes}-byte limit for metadata")
-        return data
-    chunks, total = [], 0
-    try:
-        for chunk in body:
-            total += len(chunk)
-            if total > max_bytes:
-                raise FeedError(f"{where}: larger than the {max_bytes}-byte limit for metadata")
-            chunks.append(bytes(chunk))
-    finally:
-        close = getattr(body, "close", None)
-        if close is not None:
-            close()  # releases the connection of a streamed response
-    return b"".join(chunks)
-
-
 def read_lock(path: str | Path, *, dev: bool = True, warn: Callable[[str], None] | None = None,
               max_bytes: int = DEFAULT_MAX_BYTES) -> list[dict]:
     """Return the locked packages of a ``composer.lock``.
@@ -467,150 +433,3 @@ def read_lock(path: str | Path, *, dev: bool = True, warn: Callable[[str], None]
     return out
 
 
-def parse_json(data: bytes, where: str):
-    """Parse untrusted JSON bytes, refusing nesting deeper than :data:`MAX_DEPTH`.
-
-    Raises
-    ------
-    FeedError
-        Not UTF-8, not JSON (NaN and Infinity included), or nested too deep;
-        the message names *where*.
-    """
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise FeedError(f"{where}: not UTF-8 JSON") from None
-    if _too_deep(text, MAX_DEPTH):
-        raise FeedError(f"{where}: JSON nested deeper than {MAX_DEPTH} levels")
-    try:
-        return json.loads(text, parse_constant=_no_constant)
-    except RecursionError:  # unreachable after _too_deep; kept as a last line
-        raise FeedError(f"{where}: JSON nested too deep") from None
-    except ValueError as exc:
-        raise FeedError(f"{where}: not valid JSON ({exc})") from None
-
-
-def _no_constant(name):
-    raise ValueError(f"{name} is not JSON")
-
-
-# A JSON string, unrolled so long strings do not backtrack.
-_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-
-
-def _too_deep(text: str, limit: int) -> bool:
-    """Tell whether brackets outside strings nest deeper than *limit*."""
-    if text.count("[") + text.count("{") <= limit:
-        return False  # the common case costs two counts
-    depth = 0
-    for char in _NOT_BRACKET.sub("", _STRING.sub("", text)):
-        if char in "[{":
-            depth += 1
-            if depth > limit:
-                return True
-        else:
-            depth -= 1
-    return False
-
-
-def expand_minified(versions: list, warn: Callable[[str], None] | None = None) -> list[dict]:
-    """Expand a minified (``composer/2.0``) version list into full entries.
-
-    Each entry after the first holds only the keys that changed from the
-    previous expanded one; the value ``"__unset"`` removes a key.  Entries
-    that are not objects are skipped with a warning.
-
-    Examples
-    --------
-    >>> expand_minified([{"name": "a/b", "version": "2.0"}, {"version": "1.0"}])
-    [{'name': 'a/b', 'version': '2.0'}, {'name': 'a/b', 'version': '1.0'}]
-    """
-    warn = warn or log.warning
-    expanded: list[dict] = []
-    current: dict | None = None
-    for diff in versions:
-        if not isinstance(diff, dict):
-            warn(f"a minified version entry is a {type(diff).__name__}, not an object; skipped")
-            continue
-        if not current:  # as Composer: an empty first entry starts afresh
-            current = dict(diff)
-        else:
-            current = dict(current)
-            for key, value in diff.items():
-                if value == "__unset":
-                    current.pop(key, None)
-                else:
-                    current[key] = value
-        expanded.append(current)
-    return expanded
-
-
-def minify_versions(versions: list[dict]) -> list[dict]:
-    """Minify full version entries, the inverse of :func:`expand_minified`."""
-    out: list[dict] = []
-    last: dict | None = None
-    for version in versions:
-        if not last:
-            last = dict(version)
-            out.append(dict(version))
-            continue
-        diff = {k: v for k, v in version.items() if k not in last or not _same(last[k], v)}
-        diff.update({k: "__unset" for k in last if k not in version})
-        last = dict(version)
-        out.append(diff)
-    return out
-
-
-def _same(a, b) -> bool:
-    # == alone says 1 == True == 1.0; a diff must not lose a type change.
-    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
-
-
-def provider_label(include: str) -> str:
-    """Name a provider include for people: ``p/provider-ce$%hash%.json`` -> ``"Open Source"``.
-
-    Unknown groups keep their file's name (``provider-foo``).
-    """
-    stem = include.rsplit("/", 1)[-1].replace("$%hash%", "").replace("%hash%", "")
-    stem = stem.removesuffix(".json")
-    return PROVIDER_LABELS.get(stem, stem)
-
-
-def valid_entry(item, key: str, where: str, warn: Callable[[str], None]) -> dict | None:
-    """Return a checked copy of one version entry of package *key*, or None to skip it.
-
-    ``name`` is filled in when missing; an entry of another package is
-    dropped silently (Composer loads only the named package from a file);
-    wrong-typed fields drop the entry with a warning.
-    """
-    if not isinstance(item, dict):
-        warn(f"{where}: a version of {key} is a {type(item).__name__}, not an object; skipped")
-        return None
-    entry = dict(item)
-    name = entry.setdefault("name", key)
-    if not isinstance(name, str):
-        warn(f"{where}: a version of {key} has a non-string name; skipped")
-        return None
-    if name.lower() != key:
-        log.debug("%s: entry of %s in the file of %s ignored", where, name, key)
-        return None
-    problem = None
-    if not isinstance(entry.get("version"), str) or not entry["version"]:
-        problem = "no version string"
-    elif not isinstance(entry.get("version_normalized", ""), str):
-        problem = "a non-string version_normalized"
-    elif not isinstance(entry.get("dist", {}), dict) or not isinstance(
-            entry.get("dist", {}).get("url", ""), str):
-        problem = "a malformed dist"
-    for link in _LINK_KEYS:
-        value = entry.get(link)
-        if value == []:
-            entry[link] = {}
-        elif value is not None and not (isinstance(value, dict) and all(
-                isinstance(v, str) for v in value.values())):
-            problem = problem or f"a malformed '{link}'"
-    if problem:
-        warn(f"{where}: a version of {key} has {problem}; skipped")
-        return None
-    return entry

@@ -12,13 +12,27 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from magedl.composer.emulated import (COMMERCE, DISABLED, INVALID_KEYS_WARNING, LAPSED,
-                                      NO_KEYS_WARNING, OPEN_SOURCE, Entitlement, MagentoRepoApp,
-                                      PackagistApp)
+from magedl.composer.emulated import (
+    COMMERCE,
+    DISABLED,
+    INVALID_KEYS_WARNING,
+    LAPSED,
+    NO_KEYS_WARNING,
+    OPEN_SOURCE,
+    Entitlement,
+    MagentoRepoApp,
+    PackagistApp,
+)
 from magedl.composer.fixtures import EMPTY_DIR, MAGENTO, PACKAGIST, build_graph
 from magedl.composer.repository import ComposerRepository
-from magedl.errors import (AuthError, EntitlementError, FeedError, IntegrityError, NetworkError,
-                           NotFoundError)
+from magedl.errors import (
+    AuthError,
+    EntitlementError,
+    FeedError,
+    IntegrityError,
+    NetworkError,
+    NotFoundError,
+)
 
 GRAPH = build_graph()
 KEYS = {
@@ -81,7 +95,8 @@ def serve():
         handler = app_or_handler if isinstance(app_or_handler, type) else _handler(app_or_handler)
         server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         server.daemon_threads = True
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        # A short poll interval only makes shutdown() prompt; nothing waits on it.
+        thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
         thread.start()
         running.append((server, thread))
         return f"http://127.0.0.1:{server.server_port}"
@@ -266,7 +281,7 @@ def test_archive_entitlements(serve, auth, name, status):
 
 
 def test_lapsed_keys_read_metadata_but_not_archives(serve):
-    _, url, repo = magento(serve, auth=("pub-lapsed", "priv-lapsed"))
+    _, _, repo = magento(serve, auth=("pub-lapsed", "priv-lapsed"))
     dist = repo.versions("magento/framework")[0]["dist"]["url"]
     with pytest.raises(EntitlementError):
         http_fetch(("pub-lapsed", "priv-lapsed"))(dist)
@@ -322,12 +337,12 @@ def test_huge_and_endless_bodies_are_bounded(serve):
         repo.root()
     assert "1000-byte limit" in str(caught.value) and url in str(caught.value)
     endless = serve(EndlessHandler)
-    with pytest.raises(FeedError):
+    with pytest.raises(FeedError, match="1048576-byte limit"):
         ComposerRepository(endless, http_fetch(), max_bytes=1 << 20).root()
 
 
 def test_magento_zips_keep_their_empty_directory_and_sha1(serve):
-    _, url, repo = magento(serve)
+    _, _, repo = magento(serve)
     entry = repo.versions("magento/magento2-base")[1]
     archive = requests.get(entry["dist"]["url"], auth=OS, timeout=10).content
     assert entry["dist"]["shasum"] == hashlib.sha1(archive).hexdigest()

@@ -1,0 +1,118 @@
+"""Composer version entries: minified (``composer/2.0``) lists, checked entries, provider names."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+PROVIDER_LABELS = {"provider-ce": "Open Source", "provider-ee": "Commerce",
+                   "provider-b2b": "B2B",
+                   "provider-marketplace-extensions": "Marketplace extensions"}
+MINIFIED = "composer/2.0"
+# Dependency maps of a version entry: PHP writes an empty one as [].
+_LINK_KEYS = ("require", "require-dev", "conflict", "replace", "provide", "suggest")
+
+
+def expand_minified(versions: list, warn: Callable[[str], None] | None = None) -> list[dict]:
+    """Expand a minified (``composer/2.0``) version list into full entries.
+
+    Each entry after the first holds only the keys that changed from the
+    previous expanded one; the value ``"__unset"`` removes a key.  Entries
+    that are not objects are skipped with a warning.
+
+    Examples
+    --------
+    >>> expand_minified([{"name": "a/b", "version": "2.0"}, {"version": "1.0"}])
+    [{'name': 'a/b', 'version': '2.0'}, {'name': 'a/b', 'version': '1.0'}]
+    """
+    warn = warn or log.warning
+    expanded: list[dict] = []
+    current: dict | None = None
+    for diff in versions:
+        if not isinstance(diff, dict):
+            warn(f"a minified version entry is a {type(diff).__name__}, not an object; skipped")
+            continue
+        if not current:  # as Composer: an empty first entry starts afresh
+            current = dict(diff)
+        else:
+            current = dict(current)
+            for key, value in diff.items():
+                if value == "__unset":
+                    current.pop(key, None)
+                else:
+                    current[key] = value
+        expanded.append(current)
+    return expanded
+
+
+def minify_versions(versions: list[dict]) -> list[dict]:
+    """Minify full version entries, the inverse of :func:`expand_minified`."""
+    out: list[dict] = []
+    last: dict | None = None
+    for version in versions:
+        if not last:
+            last = dict(version)
+            out.append(dict(version))
+            continue
+        diff = {k: v for k, v in version.items() if k not in last or not _same(last[k], v)}
+        diff.update({k: "__unset" for k in last if k not in version})
+        last = dict(version)
+        out.append(diff)
+    return out
+
+
+def _same(a, b) -> bool:
+    # == alone says 1 == True == 1.0; a diff must not lose a type change.
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def provider_label(include: str) -> str:
+    """Name a provider include for people: ``p/provider-ce$%hash%.json`` -> ``"Open Source"``.
+
+    Unknown groups keep their file's name (``provider-foo``).
+    """
+    stem = include.rsplit("/", 1)[-1].replace("$%hash%", "").replace("%hash%", "")
+    stem = stem.removesuffix(".json")
+    return PROVIDER_LABELS.get(stem, stem)
+
+
+def valid_entry(item, key: str, where: str, warn: Callable[[str], None]) -> dict | None:
+    """Return a checked copy of one version entry of package *key*, or None to skip it.
+
+    ``name`` is filled in when missing; an entry of another package is
+    dropped silently (Composer loads only the named package from a file);
+    wrong-typed fields drop the entry with a warning.
+    """
+    if not isinstance(item, dict):
+        warn(f"{where}: a version of {key} is a {type(item).__name__}, not an object; skipped")
+        return None
+    entry = dict(item)
+    name = entry.setdefault("name", key)
+    if not isinstance(name, str):
+        warn(f"{where}: a version of {key} has a non-string name; skipped")
+        return None
+    if name.lower() != key:
+        log.debug("%s: entry of %s in the file of %s ignored", where, name, key)
+        return None
+    problem = None
+    if not isinstance(entry.get("version"), str) or not entry["version"]:
+        problem = "no version string"
+    elif not isinstance(entry.get("version_normalized", ""), str):
+        problem = "a non-string version_normalized"
+    elif not isinstance(entry.get("dist", {}), dict) or not isinstance(
+            entry.get("dist", {}).get("url", ""), str):
+        problem = "a malformed dist"
+    for link in _LINK_KEYS:
+        value = entry.get(link)
+        if value == []:
+            entry[link] = {}
+        elif value is not None and not (isinstance(value, dict) and all(
+                isinstance(v, str) for v in value.values())):
+            problem = problem or f"a malformed '{link}'"
+    if problem:
+        warn(f"{where}: a version of {key} has {problem}; skipped")
+        return None
+    return entry

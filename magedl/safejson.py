@@ -1,0 +1,96 @@
+"""Untrusted metadata (feeds, tables, Composer files): bounded reads and guarded JSON.
+
+A hostile or broken server can send an endless body, a Content-Length with
+thousands of digits, JSON nested 200,000 deep or a 5,000-digit number. Every
+metadata read goes through here so each becomes a :class:`~magedl.errors.FeedError`
+naming where it came from, never a MemoryError, RecursionError or traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+
+from magedl.errors import FeedError
+
+#: Largest metadata file read (64 MiB).  The whole packages.json of a large
+#: private repository is a few MiB; anything far bigger is a broken or hostile
+#: server, and the limit keeps it from exhausting memory.
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+#: Deepest JSON nesting accepted.  Real metadata nests about 5 levels; the
+#: check runs before json.loads so a hostile body cannot exhaust the stack.
+MAX_DEPTH = 64
+
+def read_bounded(body: bytes | Iterable[bytes], max_bytes: int, where: str) -> bytes:
+    """Return *body* (bytes or an iterable of chunks) joined, at most *max_bytes* long.
+
+    Raises
+    ------
+    FeedError
+        The body is longer than *max_bytes*; a stream is closed unread.
+    """
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        data = bytes(body)
+        if len(data) > max_bytes:
+            raise FeedError(f"{where}: larger than the {max_bytes}-byte limit for metadata")
+        return data
+    chunks, total = [], 0
+    try:
+        for chunk in body:
+            total += len(chunk)
+            if total > max_bytes:
+                raise FeedError(f"{where}: larger than the {max_bytes}-byte limit for metadata")
+            chunks.append(bytes(chunk))
+    finally:
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()  # releases the connection of a streamed response
+    return b"".join(chunks)
+
+
+def parse_json(data: bytes, where: str):
+    """Parse untrusted JSON bytes, refusing nesting deeper than :data:`MAX_DEPTH`.
+
+    Raises
+    ------
+    FeedError
+        Not UTF-8, not JSON (NaN and Infinity included), or nested too deep;
+        the message names *where*.
+    """
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise FeedError(f"{where}: not UTF-8 JSON") from None
+    if _too_deep(text, MAX_DEPTH):
+        raise FeedError(f"{where}: JSON nested deeper than {MAX_DEPTH} levels")
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except RecursionError:  # unreachable after _too_deep; kept as a last line
+        raise FeedError(f"{where}: JSON nested too deep") from None
+    except ValueError as exc:  # also Python's limit on digits in an int
+        raise FeedError(f"{where}: not valid JSON ({exc})") from None
+
+
+def _no_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+# A JSON string, unrolled so long strings do not backtrack.
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def _too_deep(text: str, limit: int) -> bool:
+    """Tell whether brackets outside strings nest deeper than *limit*."""
+    if text.count("[") + text.count("{") <= limit:
+        return False  # the common case costs two counts
+    depth = 0
+    for char in _NOT_BRACKET.sub("", _STRING.sub("", text)):
+        if char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
