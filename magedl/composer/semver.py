@@ -14,9 +14,11 @@ quantifiers need Python 3.11, so a ``(?!\\d)`` look-ahead stands in for them
 where a nested repetition would otherwise backtrack exponentially.
 """
 
+from __future__ import annotations
+
 import functools
 import re
-from typing import Iterable, List, Optional, Union
+from collections.abc import Iterable
 
 from magedl.errors import ConstraintError
 
@@ -45,7 +47,6 @@ _DATE = re.compile(
     r"^v?(\d{4}(?:[.:-]?\d{2}){1,6}(?:[.:-]?\d{1,3})?)" + MODIFIER + r"$", _AI
 )
 _NON_DIGIT = re.compile(r"\D", _A)
-_DEV_SUFFIX = re.compile(r"(.*?)[.-]?dev$", _AI)
 _BRANCH = re.compile(
     r"^v?(\d+)(\.(?:\d+|[xX*]))?(\.(?:\d+|[xX*]))?(\.(?:\d+|[xX*]))?$", _AI
 )
@@ -72,7 +73,7 @@ def quote(text: str, limit: int = 120) -> str:
     return repr(text)
 
 
-def normalize(version: str, full_version: Optional[str] = None) -> str:
+def normalize(version: str, full_version: str | None = None) -> str:
     """Normalize a version string the way Composer does.
 
     Parameters
@@ -98,7 +99,7 @@ def normalize(version: str, full_version: Optional[str] = None) -> str:
 
 
 @functools.lru_cache(maxsize=8192)
-def _normalize(version: str, full_version: Optional[str]) -> str:
+def _normalize(version: str, full_version: str | None) -> str:
     version = php_trim(version)
     original = version
     if full_version is None:
@@ -139,9 +140,9 @@ def _normalize(version: str, full_version: Optional[str]) -> str:
             version += "-dev"
         return version
 
-    match = _DEV_SUFFIX.search(version)
-    if match:
-        branch = normalize_branch(match.group(1))
+    prefix = _dev_suffix_prefix(version)
+    if prefix is not None:
+        branch = normalize_branch(prefix)
         # Only numeric branches may end in -dev; others need a dev- prefix.
         if "dev-" not in branch:
             return branch
@@ -156,6 +157,18 @@ def _normalize(version: str, full_version: Optional[str]) -> str:
             " a branch name needs a dev- prefix"
         )
     raise ConstraintError(f"invalid version {quote(original)}{extra}")
+
+
+def _dev_suffix_prefix(version: str) -> str | None:
+    """What ``(.*?)[.-]?dev$`` would capture, found in linear rather than quadratic time."""
+    end = len(version) - 1 if version.endswith("\n") else len(version)
+    if end < 3 or php_lower(version[end - 3:end]) != "dev":
+        return None
+    # The leftmost match starts after the last newline, since "." stops at one.
+    start = version.rfind("\n", 0, end - 3) + 1
+    if end - 4 >= start and version[end - 4] in ".-":
+        return version[start:end - 4]
+    return version[start:end - 3]
 
 
 def normalize_branch(name: str) -> str:
@@ -224,7 +237,7 @@ def stability(version: str) -> str:
 def is_stable_enough(
     version: str,
     minimum_stability: str = "stable",
-    flags: Union[str, Iterable[str], None] = None,
+    flags: str | Iterable[str] | None = None,
 ) -> bool:
     """Tell whether Composer would consider ``version`` at all.
 
@@ -317,8 +330,8 @@ def _php_compare(ver1: bytes, ver2: bytes) -> int:
     v1 = ver1 if ver1[:1] == b"#" else _canonicalize(ver1)
     v2 = ver2 if ver2[:1] == b"#" else _canonicalize(ver2)
     p1 = p2 = 0
-    n1: Optional[int] = 0
-    n2: Optional[int] = 0
+    n1: int | None = 0
+    n2: int | None = 0
     result = 0
     # Mirrors the C loop: walk both dotted strings while each has a segment and a
     # separator left; the remainders are judged afterwards.
@@ -407,7 +420,7 @@ def _sort_cmp(left: str, right: str) -> int:
     return compare(left, right)
 
 
-def sort_versions(versions: Iterable[str], newest_first: bool = True) -> List[str]:
+def sort_versions(versions: Iterable[str], newest_first: bool = True) -> list[str]:
     """Sort pretty versions as ``Semver::rsort`` (``newest_first``) or ``Semver::sort`` do.
 
     Versions are normalized for the comparison and returned as given;

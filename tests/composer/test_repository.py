@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from magedl.composer.metadata import expand_minified, minify_versions, provider_label
 from magedl.composer.repository import ComposerRepository, read_lock
-from magedl.safejson import MAX_DEPTH, parse_json
 from magedl.errors import FeedError, IntegrityError, MagedlError, NotFoundError, UsageError
+from magedl.safejson import MAX_DEPTH, parse_json
 
 REPO = "https://repo.example/composer/"
 
