@@ -127,3 +127,18 @@ class ConstraintError(UsageError):
     Raised for what a user typed; metadata from a repository that fails to
     parse is warned about and skipped by the caller instead.
     """
+
+
+class UnsafeSourceError(MagedlError):
+    """A mirror folder read as a source (``file://``) or being served holds, where a file
+    should be, a symbolic link, a FIFO, device or folder, a file with other hard links, or one
+    of magedl's side files; it is refused, never read (exit 1).
+    """
+
+
+class UnsatisfiableError(NotFoundError):
+    """No version of a Composer package satisfies a constraint, or no repository lists the package (exit 5).
+
+    The message names the requirement chain that led there
+    (``psr/log ^9 (required by monolog/monolog 3.5.0 <- ...)``).
+    """

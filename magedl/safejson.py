@@ -21,6 +21,14 @@ DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 #: Deepest JSON nesting accepted.  Real metadata nests about 5 levels; the
 #: check runs before json.loads so a hostile body cannot exhaust the stack.
 MAX_DEPTH = 64
+#: Most digits in a JSON number: sizes and timestamps need about 20; Python's
+#: own limit (4,300) would cost time on a hostile 5,000-digit number first.
+MAX_DIGITS = 100
+
+
+class NotJSON(FeedError):
+    """The body is not JSON at all (an HTML page, a short text): callers may word it better."""
+
 
 def read_bounded(body: bytes | Iterable[bytes], max_bytes: int, where: str) -> bytes:
     """Return *body* (bytes or an iterable of chunks) joined, at most *max_bytes* long.
@@ -49,27 +57,44 @@ def read_bounded(body: bytes | Iterable[bytes], max_bytes: int, where: str) -> b
     return b"".join(chunks)
 
 
-def parse_json(data: bytes, where: str):
-    """Parse untrusted JSON bytes, refusing nesting deeper than :data:`MAX_DEPTH`.
+def parse_json(data, where: str):
+    """Parse untrusted JSON (bytes or text), refusing nesting deeper than :data:`MAX_DEPTH`.
 
     Raises
     ------
+    NotJSON
+        Not UTF-8, or not JSON (NaN and Infinity included).
     FeedError
-        Not UTF-8, not JSON (NaN and Infinity included), or nested too deep;
-        the message names *where*.
+        Nested too deep, or a number of more than :data:`MAX_DIGITS` digits;
+        every message names *where*.
     """
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise FeedError(f"{where}: not UTF-8 JSON") from None
+    if isinstance(data, str):
+        text = data.lstrip("\ufeff")
+    else:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise NotJSON(f"{where}: not UTF-8 JSON") from None
     if _too_deep(text, MAX_DEPTH):
-        raise FeedError(f"{where}: JSON nested deeper than {MAX_DEPTH} levels")
+        raise FeedError(f"{where}: the JSON is nested deeper than {MAX_DEPTH} levels; this is not metadata")
     try:
-        return json.loads(text, parse_constant=_no_constant)
+        return json.loads(text, parse_constant=_no_constant, parse_int=_bounded_int)
+    except _TooManyDigits as exc:
+        raise FeedError(f"{where}: the JSON holds a number of {exc.args[0]} digits; this is not metadata") from None
     except RecursionError:  # unreachable after _too_deep; kept as a last line
-        raise FeedError(f"{where}: JSON nested too deep") from None
-    except ValueError as exc:  # also Python's limit on digits in an int
-        raise FeedError(f"{where}: not valid JSON ({exc})") from None
+        raise FeedError(f"{where}: the JSON is nested too deeply; this is not metadata") from None
+    except ValueError as exc:
+        raise NotJSON(f"{where}: not valid JSON ({exc})") from None
+
+
+class _TooManyDigits(Exception):
+    pass
+
+
+def _bounded_int(text):
+    if len(text) > MAX_DIGITS:
+        raise _TooManyDigits(len(text))
+    return int(text)
 
 
 def _no_constant(name):

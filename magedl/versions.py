@@ -9,9 +9,11 @@ still sort without raising.
 
 import re
 from fnmatch import fnmatchcase
+from typing import Iterable, List
 
-_VERSION = re.compile(r"v?(\d+(?:\.\d+)*)(?:[-_.+]?(.*))?")
-_TAG = re.compile(r"([a-z]+)[-_.]?(\d*)")
+# ASCII digits only: other scripts' digits are not version numbers, and int() would accept them.
+_VERSION = re.compile(r"v?([0-9]+(?:\.[0-9]+)*)(?:[-_.+]?(.*))?")
+_TAG = re.compile(r"([a-z]+)[-_.]?([0-9]*)")
 
 # Rank of pre-release tags; all of them order before the plain release.
 _PRE_RELEASE = {
@@ -27,7 +29,13 @@ _UNKNOWN_RANK = 9
 _PRE, _RELEASE, _PATCH = 0, 1, 2
 
 
-def version_key(version):
+def _number(digits):
+    """A sort key for a run of digits: numeric order without int(), which refuses 4,300+ digits."""
+    digits = digits.lstrip("0")
+    return (len(digits), digits)
+
+
+def version_key(version: str) -> tuple:
     """Return a sort key for a version string.
 
     Parameters
@@ -47,22 +55,22 @@ def version_key(version):
     text = version if isinstance(version, str) else str(version)
     match = _VERSION.fullmatch(text.strip().lower())
     if not match:
-        return (0, (), 0, 0, 0, text.lower(), text)
-    numbers = tuple(int(part) for part in match.group(1).split("."))
+        return (0, (), 0, 0, _number(""), text.lower(), text)
+    numbers = tuple(_number(part) for part in match.group(1).split("."))
     suffix = match.group(2) or ""
     tag = _TAG.fullmatch(suffix)
     if not suffix:
-        rank = (_RELEASE, 0, 0)
+        rank = (_RELEASE, 0, _number(""))
     elif tag and tag.group(1) == "p":
-        rank = (_PATCH, 0, int(tag.group(2) or 0))
+        rank = (_PATCH, 0, _number(tag.group(2)))
     elif tag and tag.group(1) in _PRE_RELEASE:
-        rank = (_PRE, _PRE_RELEASE[tag.group(1)], int(tag.group(2) or 0))
+        rank = (_PRE, _PRE_RELEASE[tag.group(1)], _number(tag.group(2)))
     else:
-        rank = (_PRE, _UNKNOWN_RANK, 0)
+        rank = (_PRE, _UNKNOWN_RANK, _number(""))
     return (1, numbers) + rank + (suffix, text)
 
 
-def sort_versions(versions, newest_first=True):
+def sort_versions(versions: Iterable[str], newest_first: bool = True) -> List[str]:
     """Return the distinct versions, sorted.
 
     Parameters
@@ -78,7 +86,7 @@ def sort_versions(versions, newest_first=True):
     return sorted(set(versions), key=version_key, reverse=newest_first)
 
 
-def version_matches(version, pattern):
+def version_matches(version: str, pattern: str) -> bool:
     """Tell whether ``version`` matches a shell glob, case-insensitively.
 
     ``*``, ``?`` and ``[...]`` work as in the service's
@@ -88,7 +96,7 @@ def version_matches(version, pattern):
     return fnmatchcase(version.lower(), pattern.lower())
 
 
-def edition_of(type_):
+def edition_of(type_: str) -> str:
     """Return ``"CE"`` or ``"EE"`` for a feed category, ``""`` for others.
 
     Examples
@@ -98,3 +106,20 @@ def edition_of(type_):
     """
     prefix = type_.lower()[:3] if isinstance(type_, str) else ""
     return {"ce-": "CE", "ee-": "EE"}.get(prefix, "")
+
+
+def unclosed_bracket(pattern: str) -> bool:
+    """Whether a glob has a ``[`` that is never closed (``2.4.[7``): fnmatch takes it literally."""
+    i, n = 0, len(pattern)
+    while i < n:  # the scan fnmatch.translate makes
+        i += 1
+        if pattern[i - 1] != "[":
+            continue
+        j = i + (i < n and pattern[i] == "!")
+        j += j < n and pattern[j] == "]"  # a ']' first is a member, not the end
+        while j < n and pattern[j] != "]":
+            j += 1
+        if j >= n:
+            return True
+        i = j + 1
+    return False

@@ -7,6 +7,7 @@ scripted call, and a mirror that is verified offline and used via file://.
 Everything lands in ./demo-out; the emulator stops at the end.
 """
 
+import json
 import os
 import shutil
 import signal
@@ -15,8 +16,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from magedl.emulator.core import Emulator, demo_catalogue, make_file
-from magedl.server.app import MemoryStore
+from magedl.cli.output import human_bytes
+from magedl.emulator import Emulator, demo_catalogue, make_file
+from magedl.paths import PART_SUFFIX, STATE_SUFFIX
+from magedl.server import MemoryStore
+from magedl.transfer.segments import segments_from_json
 
 OUT = Path("demo-out")
 BIG = "Magento-CE-2.4.7.tar.gz"
@@ -36,6 +40,13 @@ def magedl(env, *argv, check=True):
     if check and code != 0:
         raise SystemExit(f"demo: magedl exited {code}")
     return code
+
+
+def received(sidecar):
+    """Bytes a partial file really holds, from its sidecar (the file itself is reserved at full size)."""
+    doc = json.loads(sidecar.read_text())
+    segments = segments_from_json(doc.get("segments"), doc.get("size")) or []
+    return sum(s.done for s in segments)
 
 
 def main():
@@ -71,18 +82,20 @@ def main():
         emulator.wait_for(lambda s: s.bytes_sent(BIG) >= BIG_SIZE // 3, timeout=60)
         proc.send_signal(signal.SIGINT)
         print(f"(exit {proc.wait()})")
-        part = OUT / (BIG + ".magedl-part")
-        print(f"kept: {part} ({part.stat().st_size} bytes)")
+        part = OUT / (BIG + PART_SUFFIX)
+        got = received(OUT / (BIG + STATE_SUFFIX))
+        print(f"kept: {part}: {human_bytes(got)} of {human_bytes(BIG_SIZE)} received")
 
         banner("... resumes where it stopped")
         emulator.clear_log()
         magedl(env, *cred, "get", BIG, "-o", str(OUT))
         sent = emulator.bytes_sent(BIG)
-        print(f"the server sent {sent} bytes for the resume; the file is {BIG_SIZE} bytes")
+        print(f"the server sent {human_bytes(sent)} for the resume, of {human_bytes(BIG_SIZE)}: only what was missing")
 
         banner("a refused token: exit 3 and what to do about it")
         bad = Path(secrets) / "old-token"
         bad.write_text("0" * 40)
+        os.chmod(bad, 0o600)
         magedl(env, "--token-file", str(bad), "list", check=False)
 
         banner("and a scripted build: quiet, JSON, exit code")

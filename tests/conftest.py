@@ -1,5 +1,5 @@
 """Shared fixtures: an emulator of the downloads API on loopback, a second
-host for redirects, and a mirror folder.
+host for redirects, a mirror folder, and the emulated Composer repositories.
 
 Every server binds to 127.0.0.1 (127.0.0.2 for the second host) on a free
 port and is stopped after the test.  Synchronise with ``server.wait_for``,
@@ -11,8 +11,11 @@ import json
 import pytest
 import tenacity
 
-from magedl.emulator.core import Emulator, demo_catalogue
-from magedl.server.app import ApiServer, MemoryStore
+from magedl.emulator import ComposerRepos, Emulator, RecordingServer, demo_catalogue
+from magedl.server import MemoryStore
+
+# Every test is scanned for leaked secrets (tests/secretscan.py).
+pytest_plugins = ["secretscan"]
 
 
 @pytest.fixture(autouse=True)
@@ -25,7 +28,9 @@ def isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     for name in ("MAGEDL_BASE_URL", "MAGEDL_MAGEID", "MAGEDL_TOKEN", "NETRC", "MAGEDL_CA_BUNDLE",
-                 "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+                 "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR", "COMPOSER_HOME",
+                 "COMPOSER_AUTH", "COMPOSER", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY",
+                 "http_proxy", "https_proxy", "no_proxy", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
     return home
 
@@ -108,13 +113,13 @@ def emulator_auth(emulator):
 
 @pytest.fixture
 def second_host(emulator):
-    """An open ApiServer on 127.0.0.2 serving the emulator's store.
+    """An open server on 127.0.0.2 serving the emulator's store, with a request log.
 
     Plays a CDN: point ``emulator.set_faults(redirect_files_to=
     second_host.base_url)`` at it and check ``second_host.log`` for
     ``had_authorization``.
     """
-    server = ApiServer(emulator.store, host="127.0.0.2", prefix=emulator.prefix)
+    server = RecordingServer(emulator.store, host="127.0.0.2", prefix=emulator.prefix)
     server.start()
     yield server
     server.stop()
@@ -135,3 +140,17 @@ def demo_mirror(tmp_path, demo):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
     return root
+
+
+@pytest.fixture
+def composer_repos():
+    """repo.magento.com and packagist played on 127.0.0.1, each on a free port (a ComposerRepos).
+
+    ``composer_repos.magento_url``, ``.packagist_url`` (ending with ``/``) and
+    ``.keys``, Marketplace keys per entitlement: ``{"open-source" | "commerce" |
+    "disabled" | "lapsed": (public, private)}``. ``.magento_app`` / ``.packagist_app``
+    take ``throttle(n)`` and ``tamper(target)``; ``.magento.log`` / ``.packagist.log``
+    are the request logs (``wait_for`` as on the emulator).
+    """
+    with ComposerRepos() as repos:
+        yield repos

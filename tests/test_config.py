@@ -30,6 +30,16 @@ from magedl.errors import ConfigError, UsageError
 HOST = "www.magentocommerce.com"
 
 
+def write_token(path, text, mode=0o600):
+    """A token file as the secret-file rule wants it (mode 600)."""
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    os.chmod(path, mode)
+    return path
+
+
 def write_config(path, text, mode=0o600):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
@@ -41,6 +51,34 @@ def write_netrc(path, host, login, password):
     path.write_text(f"machine {host} login {login} password {password}\n", encoding="utf-8")
     os.chmod(path, 0o600)
     return path
+
+
+@pytest.fixture
+def logged():
+    """Every record the ``magedl`` loggers emit during the test, whatever a CLI run before set up.
+
+    ``caplog`` sees nothing once the command line has set ``propagate = False`` on ``magedl``, and
+    text other tests registered as secrets would be masked by the console handler's redaction.
+    """
+    logger = logging.getLogger("magedl")
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    handler, level = Keep(level=1), logger.level
+    logger.handlers.insert(0, handler)  # before the console handler, whose redaction rewrites the record
+    logger.setLevel(1)
+
+    class Text:
+        @property
+        def text(self):
+            return "\n".join(records)
+
+    yield Text()
+    logger.removeHandler(handler)
+    logger.setLevel(level)
 
 
 @pytest.fixture
@@ -192,12 +230,25 @@ def test_half_credentials_are_fine_for_a_file_mirror(tmp_path):
 
 
 def test_ca_bundle_precedence(tmp_path):
-    cfg = write_config(tmp_path / "config", "[magedl]\nca_bundle = /cfg/ca.pem\n")
-    assert resolve(env={}, config_file=cfg).ca_bundle == "/cfg/ca.pem"
-    assert resolve(env={"MAGEDL_CA_BUNDLE": "/env/ca.pem"}, config_file=cfg).ca_bundle == "/env/ca.pem"
-    assert resolve(ca_bundle="/cli/ca.pem", env={"MAGEDL_CA_BUNDLE": "/env/ca.pem"}, config_file=cfg).ca_bundle == (
-        "/cli/ca.pem"
-    )
+    bundles = {}
+    for name in ("cli", "env", "cfg", "requests", "curl", "ssl"):
+        bundles[name] = tmp_path / f"{name}.pem"
+        bundles[name].write_text("not checked here")
+    cfg = write_config(tmp_path / "config", f"[magedl]\nca_bundle = {bundles['cfg']}\n")
+    env = {"REQUESTS_CA_BUNDLE": str(bundles["requests"]), "CURL_CA_BUNDLE": str(bundles["curl"]),
+           "SSL_CERT_FILE": str(bundles["ssl"])}
+    assert resolve(env={}, config_file=cfg).ca_bundle == str(bundles["cfg"])
+    assert resolve(env={"MAGEDL_CA_BUNDLE": str(bundles["env"])}, config_file=cfg).ca_bundle == str(bundles["env"])
+    assert resolve(ca_bundle=str(bundles["cli"]), env={"MAGEDL_CA_BUNDLE": str(bundles["env"])},
+                   config_file=cfg).ca_bundle == str(bundles["cli"])
+    # The standard variables come after magedl's own sources, in the order requests and curl read them.
+    s = resolve(env=env, config_file=tmp_path / "absent")
+    assert (s.ca_bundle, s.sources.ca_bundle) == (str(bundles["requests"]), "REQUESTS_CA_BUNDLE")
+    del env["REQUESTS_CA_BUNDLE"]
+    assert resolve(env=env, config_file=tmp_path / "absent").ca_bundle == str(bundles["curl"])
+    del env["CURL_CA_BUNDLE"]
+    assert resolve(env=env, config_file=tmp_path / "absent").ca_bundle == str(bundles["ssl"])
+    assert resolve(env={"SSL_CERT_DIR": str(tmp_path)}, config_file=tmp_path / "absent").ca_bundle == str(tmp_path)
 
 
 # -- base URLs ----------------------------------------------------------------------
@@ -222,7 +273,8 @@ def test_userinfo_from_cli_base_url_gives_credentials(tmp_path):
 
 
 def test_userinfo_from_env_base_url(tmp_path):
-    s = resolve(env={"MAGEDL_BASE_URL": "https://MAG000123456:tok-userinfo-3@h.example/dl/"}, config_file=tmp_path / "x")
+    s = resolve(env={"MAGEDL_BASE_URL": "https://MAG000123456:tok-userinfo-3@h.example/dl/"},
+                config_file=tmp_path / "x")
     assert s.base_url == "https://h.example/dl/"
     assert s.credentials == Credentials("MAG000123456", "tok-userinfo-3")
 
@@ -421,15 +473,13 @@ def test_netrc_not_read_when_credentials_complete(tmp_path):
 
 
 def test_token_file_read_and_stripped(tmp_path):
-    f = tmp_path / "token"
-    f.write_text("  tok-file-666\n\n", encoding="utf-8")
+    f = write_token(tmp_path / "token", "  tok-file-666\n\n")
     assert read_token_file(f) == "tok-file-666"
     assert redact("x tok-file-666 y") == "x *** y"
 
 
 def test_token_file_beats_env_token(tmp_path):
-    f = tmp_path / "token"
-    f.write_text("tok-file-666\n", encoding="utf-8")
+    f = write_token(tmp_path / "token", "tok-file-666\n")
     s = resolve(token_file=str(f), env={"MAGEDL_MAGEID": "MAG000000002", "MAGEDL_TOKEN": "tok-env-222"},
                 config_file=tmp_path / "x")
     assert s.credentials == Credentials("MAG000000002", "tok-file-666")
@@ -438,8 +488,7 @@ def test_token_file_beats_env_token(tmp_path):
 @pytest.mark.parametrize("content, word", [("", "empty"), ("  \n\t\n", "empty"), ("tok one\n", "more than one word"),
                                            ("tok\ntwo\n", "more than one word")])
 def test_bad_token_file_is_a_usage_error(tmp_path, content, word):
-    f = tmp_path / "token"
-    f.write_text(content, encoding="utf-8")
+    f = write_token(tmp_path / "token", content)
     with pytest.raises(UsageError) as info:
         read_token_file(f)
     assert word in str(info.value)
@@ -452,8 +501,7 @@ def test_missing_token_file_is_a_usage_error(tmp_path):
 
 
 def test_binary_token_file_is_a_usage_error(tmp_path):
-    f = tmp_path / "token"
-    f.write_bytes(b"\xff\xfe\x00")
+    f = write_token(tmp_path / "token", b"\xff\xfe\x00")
     with pytest.raises(UsageError, match="not text"):
         read_token_file(f)
 
@@ -470,8 +518,7 @@ def test_token_file_dash_empty_stdin(monkeypatch):
 
 
 def test_token_file_with_bom(tmp_path):
-    f = tmp_path / "token"
-    f.write_bytes("\ufefftok-bom-888\r\n".encode("utf-8"))
+    f = write_token(tmp_path / "token", "\ufefftok-bom-888\r\n".encode("utf-8"))
     assert read_token_file(f) == "tok-bom-888"
 
 
@@ -544,3 +591,254 @@ def test_redacting_filter_never_raises():
     logger.addHandler(logging.NullHandler())
     logger.propagate = False
     logger.warning("%d files", "many")  # must not raise
+
+
+# -- one rule for every file that holds a secret ------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o620, 0o644, 0o601, 0o660])
+@pytest.mark.parametrize("kind", ["config file", "token file", "netrc file", "auth file"])
+def test_every_secret_file_open_to_others_is_refused(tmp_path, kind, mode):
+    """ssh's rule, for each kind: any group or other permission bit refuses the file, naming it and the fix."""
+    path = tmp_path / kind.replace(" ", "-")
+    path.write_text({"config file": "[magedl]\ntoken = tok-perm-rule-1\n",
+                     "netrc file": f"machine {HOST} login MAG000000004 password tok-perm-rule-1\n"}
+                    .get(kind, "tok-perm-rule-1\n"))
+    os.chmod(path, mode)
+    with pytest.raises(ConfigError) as info:
+        if kind == "config file":
+            resolve(env={}, config_file=path)
+        elif kind == "token file":
+            resolve(mageid="MAG000000001", token_file=str(path), env={}, config_file=tmp_path / "absent")
+        elif kind == "netrc file":
+            resolve(env={"NETRC": str(path)}, config_file=tmp_path / "absent")
+        else:
+            config.read_secret_file(path, "auth file")
+    msg = str(info.value)
+    assert kind in msg and f"mode {mode:04o}" in msg and f"chmod 600 {path}" in msg
+    assert "tok-perm-rule-1" not in msg and info.value.exit_code == 1
+    os.chmod(path, 0o600)
+    if kind == "auth file":
+        assert config.read_secret_file(path, "auth file") == "tok-perm-rule-1\n"
+
+
+def test_secret_file_pipes_are_not_mode_checked(tmp_path):
+    """``--token-file <(pass show magento)``: a pipe's mode says nothing about who saw the token."""
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, b"tok-from-a-pipe-1\n")
+    os.close(write_fd)
+    try:
+        assert read_token_file(f"/dev/fd/{read_fd}") == "tok-from-a-pipe-1"
+    finally:
+        os.close(read_fd)
+
+
+@pytest.mark.parametrize("what", ["a folder", "too big"])
+def test_secret_file_that_is_a_folder_or_huge(tmp_path, what):
+    path = tmp_path / "token"
+    if what == "a folder":
+        path.mkdir()
+    else:
+        write_token(path, "x" * (config.SECRET_FILE_LIMIT + 1))
+    with pytest.raises(UsageError) as info:
+        read_token_file(path)
+    assert str(path) in str(info.value) and ("folder" in str(info.value) or "larger" in str(info.value))
+
+
+def test_token_with_a_non_ascii_character_is_refused_without_showing_it(tmp_path):
+    token = "0123456789ab\u2019cdef0123456789abcdef012345"
+    f = write_token(tmp_path / "token", token + "\n")
+    with pytest.raises(UsageError) as info:
+        resolve(mageid="MAG000000001", token_file=str(f), env={}, config_file=tmp_path / "absent")
+    msg = str(info.value)
+    assert f"non-ASCII character (character 13 of {len(token)})" in msg and str(f) in msg
+    for piece in ("0123456789ab", "\u2019", "cdef0123"):
+        assert piece not in msg
+
+
+@pytest.mark.parametrize("source", ["env", "config"])
+def test_token_with_a_control_character_names_its_source(tmp_path, source):
+    token = "tok-ctrl-\x07-1234"
+    cfg = write_config(tmp_path / "config", f"[magedl]\nmageid = MAG000000003\ntoken = {token}\n")
+    env = {"MAGEDL_MAGEID": "MAG000000002", "MAGEDL_TOKEN": token} if source == "env" else {}
+    with pytest.raises(UsageError) as info:
+        resolve(env=env, config_file=cfg)
+    assert "control character" in str(info.value)
+    assert ("MAGEDL_TOKEN" if source == "env" else str(cfg)) in str(info.value)
+    assert "tok-ctrl" not in str(info.value)
+
+
+# -- netrc: only the entry for the host ---------------------------------------------------------
+
+
+def test_netrc_default_entry_is_never_used(tmp_path, logged):
+    rc = tmp_path / "netrc"
+    rc.write_text("default login MAG000000009 password tok-netrc-default-1\n")
+    os.chmod(rc, 0o600)
+    s = resolve(base_url="https://any.example/", env={"NETRC": str(rc)}, config_file=tmp_path / "absent")
+    assert s.credentials is None
+    assert netrc_credentials("any.example", {"NETRC": str(rc)}) == (None, None)
+    assert "'default' entry is never used" in logged.text and "tok-netrc-default-1" not in logged.text
+    assert "no 'machine any.example' entry" in s.sources.netrc
+
+
+def test_netrc_machine_entry_wins_over_default_and_is_named(tmp_path, logged):
+    rc = tmp_path / "netrc"
+    rc.write_text("default login MAG000000009 password tok-netrc-default-2\n"
+                  "machine h.example login MAG000000004 password tok-netrc-machine-2\n")
+    os.chmod(rc, 0o600)
+    s = resolve(base_url="https://h.example/", env={"NETRC": str(rc)}, config_file=tmp_path / "absent")
+    assert s.credentials == Credentials("MAG000000004", "tok-netrc-machine-2")
+    assert s.sources.mageid == s.sources.token == f"{rc} (machine h.example)"
+    assert f"{rc}, 'machine h.example' entry" in logged.text
+    assert redact("tok-netrc-default-2") == "***"  # every password in the file is a secret
+
+
+# -- config file mistakes -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, line, words", [
+    ("token = tok-broken-line-1\n", 1, "before any section"),
+    ("[magedl]\nmageid = MAG000000003\ntok-broken-line-1\n", 3, "not a 'name = value' line"),
+    ("[magedl]\ntoken = tok-broken-line-1\nmageid = x\ntoken = tok-broken-line-1\n", 4, "token is set twice"),
+    ("[magedl]\nmageid = x\n[magedl]\n", 3, "appears twice"),
+])
+def test_config_parse_error_names_file_and_line(tmp_path, text, line, words):
+    cfg = write_config(tmp_path / "config", text)
+    with pytest.raises(ConfigError) as info:
+        resolve(env={}, config_file=cfg)
+    msg = str(info.value)
+    assert f"config file {cfg}, line {line}:" in msg and words in msg
+    assert "Error" not in msg and "tok-broken-line-1" not in msg
+
+
+def test_config_not_utf8_names_the_line(tmp_path):
+    cfg = tmp_path / "config"
+    cfg.write_bytes(b"[magedl]\nmageid = MAG000000003\ntoken = \xff\xfe-tok\n")
+    os.chmod(cfg, 0o600)
+    with pytest.raises(ConfigError, match=r"not text \(not UTF-8 at line 3\)"):
+        read_config(cfg)
+
+
+@pytest.mark.parametrize("section", ["default", "DEFAULT", "Magedl", "magedl.com"])
+def test_config_with_the_wrong_section_is_named(tmp_path, section, logged):
+    cfg = write_config(tmp_path / "config", f"[{section}]\nmageid = MAG000000003\ntoken = tok-section-1\n")
+    s = resolve(env={}, config_file=cfg, use_netrc=False)
+    assert s.credentials is None
+    note = f"config file {cfg} has no [magedl] section, so the settings under [{section}] are ignored"
+    assert note in logged.text and any(note in n for n in s.sources.notes)
+    assert "tok-section-1" not in logged.text
+
+
+@pytest.mark.parametrize("quote", ['"', "'"])
+def test_quoted_config_values_lose_their_quotes_with_a_warning(tmp_path, quote, logged):
+    cfg = write_config(tmp_path / "config",
+                       f"[magedl]\nmageid = {quote}MAG000000003{quote}\ntoken = {quote}tok-quoted-1{quote}\n")
+    s = resolve(env={}, config_file=cfg)
+    assert s.credentials == Credentials("MAG000000003", "tok-quoted-1")
+    assert f"config file {cfg}, line 3: the token is in quotes" in logged.text
+    assert f"config file {cfg}, line 2: the mageid is in quotes" in logged.text
+    assert "tok-quoted-1" not in logged.text
+    assert "tok-quoted-1" not in redact(f"{quote}tok-quoted-1{quote}")
+
+
+def test_unknown_config_key_gets_a_suggestion(tmp_path, logged):
+    cfg = write_config(tmp_path / "config", "[magedl]\nbase_url = https://m.example/\ntokn = tok-typo-1\n")
+    resolve(env={}, config_file=cfg, use_netrc=False)
+    assert "line 3: unknown setting 'tokn' in [magedl] is ignored (did you mean 'token'?)" in logged.text
+
+
+# -- MAGEID shape, half-set credentials ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mageid", ["MAG12345678", "mag000000001", "MAG0000000010", "000000001", "MAGE000000001"])
+def test_mageid_of_the_wrong_shape_is_noted_for_the_service(tmp_path, mageid, logged):
+    s = resolve(mageid=mageid, token="tok-shape-1", env={}, config_file=tmp_path / "absent")
+    assert s.credentials == Credentials(mageid, "tok-shape-1")
+    assert f"the MAGEID '{mageid}' (from --mageid) does not look like one" in logged.text
+    assert any("MAG followed by 9 digits" in n for n in s.sources.notes)
+
+
+def test_any_user_name_is_fine_for_a_mirror(tmp_path, logged):
+    s = resolve(base_url="https://mirror.example/", mageid="ops", token="tok-mirror-1", env={},
+                config_file=tmp_path / "absent")
+    assert s.credentials == Credentials("ops", "tok-mirror-1") and not s.sources.notes and not logged.text
+
+
+@pytest.mark.parametrize("mageid", ["MAG:000000001", "MAG 000000001", "MAG00000000\u0661"])
+def test_a_mageid_http_cannot_carry_is_refused(tmp_path, mageid):
+    with pytest.raises(UsageError, match="cannot be sent"):
+        resolve(mageid=mageid, token="tok-bad-id-1", env={}, config_file=tmp_path / "absent")
+
+
+def test_half_credentials_pair_the_right_flags_for_the_service(tmp_path):
+    with pytest.raises(UsageError) as info:
+        resolve(env={"MAGEDL_MAGEID": "MAG000000002"}, config_file=tmp_path / "absent")
+    assert "a MAGEID was found (MAGEDL_MAGEID) but no downloads token" in str(info.value)
+    assert "--token-file PATH or MAGEDL_TOKEN" in str(info.value) and "--token-file/--mageid" not in str(info.value)
+    f = write_token(tmp_path / "token", "tok-half-1")
+    with pytest.raises(UsageError) as info:
+        resolve(token_file=str(f), env={}, config_file=tmp_path / "absent")
+    assert f"a downloads token was found (--token-file {f}) but no MAGEID: give it with --mageid" in str(info.value)
+
+
+def test_half_credentials_send_nothing_to_a_mirror(tmp_path, logged):
+    s = resolve(base_url="http://127.0.0.1:9/m/", env={"MAGEDL_MAGEID": "MAG000000002"},
+                config_file=tmp_path / "absent")
+    assert s.credentials is None
+    assert "a MAGEID was found (MAGEDL_MAGEID) but no downloads token" in logged.text
+    assert "no credentials are sent to 127.0.0.1:9" in logged.text
+
+
+def test_sources_say_where_each_value_came_from(tmp_path, all_sources):
+    env, cfg, rc = all_sources
+    f = write_token(tmp_path / "token", "tok-file-src-1")
+    s = resolve(token_file=str(f), env={"MAGEDL_MAGEID": "MAG000000002"}, config_file=cfg)
+    assert (s.sources.base_url, s.sources.mageid, s.sources.token) == (
+        f"the config file {cfg}", "MAGEDL_MAGEID", f"--token-file {f}")
+    assert s.sources.token_length == len("tok-file-src-1") and s.sources.config_file == str(cfg)
+    s = resolve(base_url="https://MAG000000007:tok-userinfo-src@h.example/", env={}, config_file=tmp_path / "x")
+    assert (s.sources.mageid, s.sources.token) == ("the user name in --base-url", "the password in --base-url")
+    assert "tok-userinfo-src" not in repr(s)
+
+
+# -- base URLs and CA bundles that lead nowhere -----------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["http://[::1/x", "http://[zz]/", "https://MAG000000001:tok-ipv6-1@[::1/",
+                                 "http://::1/"])
+def test_broken_ipv6_base_url_is_a_usage_error(bad):
+    with pytest.raises(UsageError) as info:
+        split_userinfo(bad, "--base-url")
+    assert str(info.value).startswith("--base-url '") and "tok-ipv6-1" not in str(info.value)
+    assert "IPv6" in str(info.value) or "port" in str(info.value)
+
+
+def test_missing_ca_bundle_names_its_source(tmp_path):
+    with pytest.raises(UsageError) as info:
+        resolve(ca_bundle=str(tmp_path / "nowhere.pem"), env={}, config_file=tmp_path / "absent")
+    assert f"CA bundle {tmp_path / 'nowhere.pem'} (from --ca-bundle): no such file" in str(info.value)
+    for name in ("MAGEDL_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
+        with pytest.raises(ConfigError, match=f"from {name}"):
+            resolve(env={name: str(tmp_path / "nowhere.pem")}, config_file=tmp_path / "absent")
+    # With TLS verification off the bundle is not used, so not checked.
+    assert resolve(ca_bundle="/nowhere", insecure=True, env={}, config_file=tmp_path / "absent").insecure
+
+
+# -- sizes --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, rate, value", [
+    ("100000", False, 100000), ("512k", False, 512 * 1024), ("2M", False, 2 * 2**20), ("1.5GiB", False, 3 * 2**29),
+    ("2mb", False, 2 * 2**20), ("0", False, 0), (" 20M/s ", True, 20 * 2**20), ("1t", False, 2**40),
+])
+def test_parse_size(text, rate, value):
+    assert config.parse_size(text, rate=rate) == value
+
+
+@pytest.mark.parametrize("text, rate", [("", False), ("fast", False), ("-1k", False), ("1e400", False),
+                                        ("9" * 5000, False), ("nan", False), ("20M/s", False), ("2X", True)])
+def test_parse_size_refuses_with_a_message(text, rate):
+    with pytest.raises(ValueError) as info:
+        config.parse_size(text, rate=rate)
+    assert str(info.value).startswith("not a ") and len(str(info.value)) < 200

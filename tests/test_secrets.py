@@ -2,7 +2,9 @@
 
 Real ``magedl`` processes run every kind of command, successful and failing,
 with ``-vv``; then every byte they printed and every file under the output
-folder is searched for the token.
+folder is searched for the token. In-process tests here also run under the
+suite-wide secret scan (:mod:`secretscan`), and the scan itself is tested:
+a test that leaks a registered secret by any route fails.
 """
 
 import os
@@ -11,6 +13,7 @@ import subprocess
 import sys
 
 import pytest
+from secretscan import secret_scan  # noqa: F401 (autouse here even before conftest enables it suite-wide)
 
 BIG = "Magento-CE-2.4.7.tar.gz"
 WRONG_TOKEN = "feedfacecafebeef" * 2 + "01234567"
@@ -25,6 +28,7 @@ def world(emulator, tmp_path):
     os.chmod(config, 0o600)
     token_file = tmp_path / "token"
     token_file.write_text(emulator.token)
+    os.chmod(token_file, 0o600)
     out = tmp_path / "out"
     out.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAGEDL_")}
@@ -98,16 +102,87 @@ def test_token_never_printed_or_written(world):
 
 def test_internal_error_message_is_redacted(monkeypatch, capsys):
     """Even a bug's one-line report goes through redaction."""
-    from magedl.cli import app as cli
+    from magedl import cli, config
     from magedl.config import register_secret
 
     secret = "0123456789abcdef0123456789abcdef01234567"
     register_secret(secret)
 
-    def boom(args, out):
+    def boom(**kwargs):
         raise RuntimeError(f"failed with token {secret}")
 
-    monkeypatch.setitem(cli.COMMANDS, "list", boom)
+    monkeypatch.setattr(config, "resolve", boom)  # every command that reaches the network resolves first
     code = cli.main(["list"])
     err = capsys.readouterr().err
     assert code == 1 and "internal error" in err and secret not in err and "***" in err
+
+
+INNER = """
+import logging, os
+import pytest
+from magedl.config import register_secret
+
+SECRET = "inner-secret-4f9c2a"
+register_secret(SECRET)
+log = logging.getLogger("magedl.inner")
+
+
+def test_clean(capsys, tmp_path):
+    print("nothing to see")
+    (tmp_path / "out.txt").write_text("no secret here")
+    assert capsys.readouterr().out == "nothing to see\\n"
+
+
+def test_leak_printed():
+    print("the token is", SECRET)
+
+
+def test_leak_read_by_capsys(capsys):
+    print(SECRET)
+    capsys.readouterr()
+
+
+def test_leak_in_a_log_record():
+    log.warning("sending %s", SECRET)
+
+
+def test_no_leak_when_the_record_is_not_emitted():
+    log.debug("sending %s", SECRET)  # below the logger's level: no record exists
+
+
+def test_leak_in_a_file(tmp_path):
+    (tmp_path / "Magento.tar.gz.magedl-part.json").write_text(SECRET)
+
+
+def test_secret_files_on_purpose_are_fine(tmp_path):
+    (tmp_path / "token").write_text(SECRET)
+    private = tmp_path / "state"
+    private.write_text(SECRET)
+    os.chmod(private, 0o600)
+
+
+def test_allowed_file(tmp_path, secret_scan):
+    (tmp_path / "feed.json").write_text(SECRET)
+    secret_scan.allow(tmp_path / "feed.json")
+
+
+@pytest.mark.secrets_on_purpose
+def test_marked():
+    print(SECRET)
+"""
+
+
+def test_the_secret_scan_fails_every_leaking_test(tmp_path):
+    """The suite-wide fixture can fail: each route a secret can leak by is caught, and only those."""
+    (tmp_path / "test_inner.py").write_text(INNER)
+    tests = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([tests, os.path.dirname(tests)]))
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "secretscan", "-q", "-rfE", "-p", "no:cacheprovider",
+                           "test_inner.py"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+    report = proc.stdout + proc.stderr
+    failed = {line.split("::")[1].split()[0] for line in report.splitlines()
+              if line.startswith(("FAILED", "ERROR")) and "::" in line}
+    assert failed == {"test_leak_printed", "test_leak_read_by_capsys", "test_leak_in_a_log_record",
+                      "test_leak_in_a_file"}, report
+    assert "inner-secret-4f9c2a" not in report  # the failure names the secret without printing it
+    assert "a registered secret leaked: inn... (19 characters)" in report

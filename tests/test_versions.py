@@ -100,3 +100,23 @@ def test_version_matches(version, pattern, expected):
 )
 def test_edition_of(type_, expected):
     assert edition_of(type_) == expected
+
+
+def test_versions_with_thousands_of_digits_sort_without_int_limits():
+    """Python refuses int() of 4,300+ digits; a hostile feed's version must still sort, numerically."""
+    huge = "9" * 5000
+    assert sort_versions([f"2.{huge}", "2.4.6", f"{huge}.1", f"2.4.6-p{huge}", "2.4.6-p2"]) == [
+        f"{huge}.1", f"2.{huge}", f"2.4.6-p{huge}", "2.4.6-p2", "2.4.6"]
+    assert version_key("2.10")[:5] == version_key("2.010")[:5]  # leading zeros do not change the number
+
+
+def test_non_ascii_digits_are_not_version_numbers():
+    assert version_key("\u0662.\u0664")[0] == 0  # Arabic-Indic digits: garbage, below every real version
+
+
+@pytest.mark.parametrize("glob, broken", [("2.4.[7", True), ("2.4.[6-7]", False), ("[!a]", False), ("2.4.7", False),
+                                          ("[]x", True), ("[]]", False), ("a[b", True), ("2.4.[", True)])
+def test_unclosed_bracket(glob, broken):
+    from magedl.versions import unclosed_bracket
+
+    assert unclosed_bracket(glob) is broken

@@ -1,5 +1,115 @@
-"""The command line: parsing, rendering, progress, and errors mapped to exit codes."""
+"""The command line: ``main`` parses, runs one command module, and maps every error to an exit code here.
 
-from magedl.cli.app import main
+The parser is built in :mod:`magedl.cli.app` from one module per command;
+:mod:`magedl.cli.common` turns arguments into the library's values,
+:mod:`magedl.cli.output` and :mod:`magedl.cli.progress` own stdout and
+stderr. Heavy modules (requests) are imported inside the commands, so
+``magedl --help`` starts instantly.
+"""
+
+import os
+import signal
+import sys
+import threading
+from typing import List, Optional
+
+from magedl.errors import Interrupted, MagedlError
 
 __all__ = ["main"]
+
+TERMINATED_EXIT = 128 + signal.SIGTERM  # 143, as a shell reports a process ended by SIGTERM
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be so every clean-up path (partial kept, locks released) runs."""
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the command line; return the exit code."""
+    from magedl.cli.app import build_parser
+    from magedl.cli.progress import setup_logging, terminal
+
+    out = sys.stdout
+    previous = _catch_sigterm()
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return 2
+        setup_logging(args.verbose, args.quiet)
+        return args.run(args, out)
+    except (KeyboardInterrupt, Interrupted) as exc:
+        terminal().close_bar()
+        if isinstance(exc, _Terminated) or _terminated.is_set():
+            _say("stopped (SIGTERM); partial files are kept and the next run resumes them")
+            return TERMINATED_EXIT
+        _say("interrupted; partial files are kept and the next run resumes them")
+        return Interrupted.exit_code
+    except MagedlError as exc:
+        terminal().close_bar()
+        _say(f"error: {_shown(exc)}")
+        return exc.exit_code
+    except BrokenPipeError:
+        # stdout closed early (e.g. piped into head): not an error worth a traceback.
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 1
+    except OSError as exc:
+        # The machine said no (a folder that cannot be written, a file that is not there):
+        # a person's problem to fix, not a bug to report.
+        terminal().close_bar()
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        _say(f"error: {_shown(where)}{_shown(exc.strerror or exc)}")
+        return 1
+    except Exception as exc:  # a bug: say so in one line, without secrets
+        _say(f"internal error: {type(exc).__name__}: {_shown(exc)}")
+        if os.environ.get("MAGEDL_DEBUG"):
+            import traceback
+
+            from magedl.config import redact
+
+            sys.stderr.write(redact("".join(traceback.format_exc())))
+        return 1
+    finally:
+        _restore_sigterm(previous)
+
+
+def _shown(value) -> str:
+    from magedl.config import redact
+    from magedl.text import printable
+
+    return printable(redact(str(value)))
+
+
+def _say(text):
+    sys.stderr.write(f"magedl: {text}\n")
+    sys.stderr.flush()
+
+
+_terminated = threading.Event()
+
+
+def _on_sigterm(signum, frame):
+    _terminated.set()
+    raise _Terminated()
+
+
+def _catch_sigterm():
+    """Treat SIGTERM as Ctrl-C while main runs, unless the embedding program set its own handler."""
+    _terminated.clear()
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return None
+        return signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError):  # pragma: no cover - no signals here
+        return None
+
+
+def _restore_sigterm(previous):
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)

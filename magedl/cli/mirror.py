@@ -1,59 +1,172 @@
-"""The ``mirror``, ``verify`` and ``serve`` commands: terminal side.
+"""The ``mirror`` and ``verify`` commands: arguments, terminal side.
 
-Called from :mod:`magedl.cli`, which parses the arguments and turns errors
-into exit codes; the work itself is in :mod:`magedl.mirror`,
-:mod:`magedl.verify` and :mod:`magedl.server`.
+The work itself is in :mod:`magedl.mirror`; errors become exit codes in
+one place (:mod:`magedl.cli`). ``serve`` is :mod:`magedl.cli.serve`.
 """
 
-import ipaddress
 import logging
 import os
-import signal
-import socket
-import sys
-import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
-from magedl.cli.output import print_json
-from magedl.cli.progress import ProgressView, human_bytes
+from magedl.cli.output import human_bytes, print_json
 from magedl.errors import IntegrityError, NotFoundError, UsageError
+from magedl.text import printable
 
-log = logging.getLogger("magedl")
+log = logging.getLogger(__name__)
+
+
+def add_parser(subparsers) -> None:
+    """Register ``mirror`` and ``verify``."""
+    from magedl.cli.app import add_command, add_selection, add_transfer_options
+    from magedl.mirror.composer_index import DEFAULT_URL
+    from magedl.mirror.composer_select import DEFAULT_REPOS
+
+    p = add_command(subparsers, "mirror", "copy a selection of the catalogue (and Composer packages) into a "
+                                          "mirror folder, incrementally")
+    p.add_argument("dir", metavar="DIR", help="the mirror folder (created if needed)")
+    add_selection(p)
+    p.add_argument("--prune", action="store_true",
+                   help="remove files that are no longer selected or no longer upstream")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, with sizes when known; change nothing")
+    p.add_argument("--diff-file", metavar="PATH",
+                   help="write the paths (relative to DIR) this run added or changed, one a line (the folder "
+                        "must exist)")
+    add_transfer_options(p)
+    g = p.add_argument_group("Composer packages (DIR/composer/; with these and no release selection, the "
+                             "downloads feed is not asked)")
+    g.add_argument("--composer-require", action="append", default=[], metavar="NAME[:CONSTRAINT]",
+                   help="a package and, recursively, what it requires, e.g. magento/project-community-edition:2.4.7 "
+                        "(repeatable)")
+    g.add_argument("--composer-lock", action="append", default=[], metavar="PATH",
+                   help="exactly the packages a composer.lock lists (repeatable)")
+    g.add_argument("--composer-repo", action="append", default=[], metavar="URL",
+                   help=f"Composer repositories, canonical first (default {' then '.join(DEFAULT_REPOS)})")
+    g.add_argument("--composer-dev", action="store_true", help="also the locks' packages-dev")
+    g.add_argument("--composer-php", metavar="V", help="leave out versions that need another PHP than V")
+    g.add_argument("--composer-newest", action="store_true",
+                   help="only the newest version that satisfies each constraint")
+    g.add_argument("--composer-url", metavar="URL",
+                   help=f"where clients reach DIR/composer/ (default {DEFAULT_URL}, what 'magedl serve DIR' "
+                        "answers at; serve rewrites it to the address it is reached at)")
+    p.set_defaults(run=run_mirror)
+
+    p = add_command(subparsers, "verify",
+                    "re-hash a mirror, or files in one, against SHA256SUMS, info/json and the Composer "
+                    "metadata (offline)", credentials=False, tls=False, retry=False)
+    p.add_argument("targets", nargs="+", metavar="DIR|FILE")
+    p.set_defaults(run=run_verify)
+
+
+def _repo_url(url):
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and parts.hostname
+    except ValueError:
+        parts, ok = None, False
+    if not ok:
+        raise UsageError(f"--composer-repo {printable(url)!r}: expected an http(s) URL such as "
+                         "https://repo.packagist.org/")
+    if "@" in parts.netloc:
+        raise UsageError("--composer-repo: no user or password in the URL; magedl finds credentials where "
+                         "Composer does (auth.json, COMPOSER_AUTH)")
+    return url
+
+
+def composer_options(args):
+    """The :class:`ComposerOptions` the ``--composer-*`` options give, checked; None when none was given."""
+    from magedl.composer.semver import normalize
+    from magedl.errors import ConstraintError
+    from magedl.mirror.composer_index import normalize_url
+    from magedl.mirror.composer_select import DEFAULT_REPOS, ComposerOptions, parse_require
+
+    given = (args.composer_require or args.composer_lock or args.composer_repo or args.composer_dev
+             or args.composer_php or args.composer_newest or args.composer_url)
+    if not given:
+        return None
+    for path in args.composer_lock:
+        if not os.path.isfile(path):
+            raise UsageError(f"--composer-lock {path}: no such file (give the path of a composer.lock)")
+    repos = tuple(_repo_url(url) for url in args.composer_repo) or DEFAULT_REPOS
+    if args.composer_php:
+        try:
+            normalize(args.composer_php)
+        except ConstraintError:
+            raise UsageError(f"--composer-php {printable(args.composer_php)!r}: not a PHP version such as 8.2") \
+                from None
+    if (args.composer_dev or args.composer_php or args.composer_newest or args.composer_repo) and not (
+            args.composer_require or args.composer_lock):
+        raise UsageError("--composer-repo/-dev/-php/-newest choose how packages are selected: give "
+                         "--composer-require or --composer-lock too")
+    return ComposerOptions(
+        requires=tuple(parse_require(text) for text in args.composer_require),
+        locks=tuple(args.composer_lock), repos=repos, dev=args.composer_dev, php=args.composer_php,
+        newest=args.composer_newest, url=normalize_url(args.composer_url) if args.composer_url else None)
 
 
 # -- mirror ---------------------------------------------------------------------
 
 
-def run_mirror(args, out, make_client, catalog, mode, transfer_options):
-    from magedl.fsutil import atomic_write
-    from magedl.mirror.core import FETCH_ACTIONS, Mirror, Summary, head_sizes, sums_digest
-    from magedl.service.catalog import select
+def run_mirror(args, out, *_legacy):
+    """``magedl mirror``: plan, fetch, prune, index; the exit code of the first failure.
+
+    Everything that can be refused is refused before ``DIR`` or ``DIR/.magedl``
+    is created: a bad option, a bad ``--diff-file``, a selection that matches
+    nothing, a mirror whose own folders are links.
+    """
+    from magedl.cli.common import (
+        catalogue,
+        first_failure_code,
+        has_selection,
+        make_client,
+        progress_mode,
+        transfer_options,
+    )
+    from magedl.cli.progress import ProgressView
+    from magedl.fsutil import make_dirs
+    from magedl.mirror.core import Mirror, head_sizes, sums_digest
+    from magedl.mirror.layout import check_layout
+    from magedl.mirror.model import Summary
 
     root = Path(args.dir)
     if root.exists() and not root.is_dir():
-        raise UsageError(f"{root}: not a folder")
+        raise UsageError(f"{root}: not a folder; give the mirror's folder (it is created if needed)")
+    composer = composer_options(args)
+    diff_file = _diff_file(args.diff_file)
+    check_layout(root)
+    releases = has_selection(args) or composer is None  # Composer options never widen the release selection
     started = time.monotonic()
-    with make_client(args) as client:
+    with ExitStack() as stack:
+        client = stack.enter_context(make_client(args)) if releases else None
+        upstream = catalogue(client) if releases else None
+        selected = _selected(upstream, args) if releases else ()
+        composer_client = keys = selection = None
+        if composer is not None and composer.selects:
+            composer_client = stack.enter_context(make_client(args, credentials=False))
+            keys, selection = _resolve(composer_client, composer)
+            if not releases and not selection.packages and not root.exists():
+                # Nothing to mirror and no mirror yet: create nothing (as a release selection typo does).
+                for failure in selection.failures[1:]:
+                    log.error("%s", failure.error)
+                raise selection.failures[0].error if selection.failures else NotFoundError(
+                    "the Composer options select nothing; the mirror was not created")
+        plan_options = dict(prune=args.prune, composer=selection, composer_url=composer.url if composer else None)
+        if not releases and args.prune:
+            log.info("release files are kept: no release selection given (give --type/--version with --prune "
+                     "to prune them)")
         if args.dry_run:
-            upstream = catalog(client)
-            selected = _selected(select, upstream, args)
-            items = Mirror(root).plan(upstream, selected, prune=args.prune, rehash=False)
-            head_sizes(client, items, args.jobs)
-            return _print_plan(items, args, out, FETCH_ACTIONS)
-        root.mkdir(parents=True, exist_ok=True)
+            plan = Mirror(root).plan(upstream, selected, rehash=False, **plan_options)
+            head_sizes(client, plan, args.jobs, composer_client)
+            return _print_plan(plan, args, out)
+        make_dirs(root)
         with Mirror(root).lock():
             mirror = Mirror(root)  # the state read only once we hold the lock
-            upstream = catalog(client)
-            selected = _selected(select, upstream, args)
-            items = mirror.plan(upstream, selected, prune=args.prune)
+            plan = mirror.plan(upstream, selected, **plan_options)
             summary, rows = Summary(), []
-            view = ProgressView(mode)
-            limiter = None
-            if args.limit_rate:
-                from magedl.transfer.ratelimit import RateLimiter
-
-                limiter = RateLimiter(args.limit_rate)
+            view = ProgressView(progress_mode(args))
 
             def on_item(item):
                 summary.add(item)
@@ -61,130 +174,173 @@ def run_mirror(args, out, make_client, catalog, mode, transfer_options):
                 _report_item(item, args.quiet)
 
             try:
-                mirror.run(client, items, jobs=args.jobs, limiter=limiter, progress=view,
-                                     require_checksum=args.require_checksum, on_item=on_item, **transfer_options)
+                mirror.run(client, plan, transfer_options(args, sha256=True), progress=view, on_item=on_item,
+                           composer_client=composer_client, composer_keys=keys)
             finally:
                 view.close()
-                if args.diff_file:
+                if diff_file is not None:
                     # Everything changed since the last delta file, runs killed meanwhile included.
-                    text = "".join(f"{rel}\n" for rel in mirror.changed)
-                    atomic_write(os.path.abspath(args.diff_file), text.encode("utf-8"))
+                    _write_delta(diff_file, mirror.delta())
                     mirror.delta_written()
     if args.json:
         print_json(rows, out)
     _summarise(root, summary, time.monotonic() - started, sums_digest(root))
-    if summary.failures:
-        return summary.failures[0].error.exit_code
-    return 0
+    return first_failure_code(item.error for item in summary.failures)
 
 
-def _selected(select, upstream, args):
+def _resolve(client, composer):
+    """Find the repositories' keys and choose the Composer versions: (key notes, Selection)."""
+    from magedl.composer.repository import ComposerRepository
+    from magedl.mirror.composer_fetch import Prefetcher, attach_keys, metadata_fetcher
+    from magedl.mirror.composer_select import resolve
+
+    keys = attach_keys(client, composer.repos)
+    fetch = Prefetcher(metadata_fetcher(client, keys))
+    warn = lambda message: log.warning("%s", message)  # noqa: E731
+    fetch.repos = repos = [ComposerRepository(url, fetch, warn=warn) for url in composer.repos]
+    selection = resolve(repos, composer, warn, prefetch=fetch.names)
+    chosen = sum(len(v) for v in selection.packages.values())
+    log.info("Composer: %d versions of %d packages selected%s", chosen, len(selection.packages),
+             f", {len(selection.failures)} requirements failed" if selection.failures else "")
+    return keys, selection
+
+
+def _diff_file(name):
+    """The ``--diff-file`` path, checked before anything is done: its folder must exist, and it is no folder."""
+    if not name:
+        return None
+    path = Path(os.path.abspath(name))
+    if path.is_dir():
+        raise UsageError(f"--diff-file {name}: is a folder; give the path of a file to write the changed paths to")
+    if not path.parent.is_dir():
+        missing = path.parent
+        while not missing.parent.is_dir() and missing.parent != missing:
+            missing = missing.parent
+        what = "is not a folder" if missing.exists() else "does not exist"
+        raise UsageError(f"--diff-file {name}: {missing} {what}; create the folder first "
+                         "(magedl does not create it, so a typo does not scatter files)")
+    return path
+
+
+def _write_delta(path, rels):
+    from magedl.errors import LocalFileError
+    from magedl.fsutil import atomic_write
+
+    try:
+        atomic_write(path, "".join(f"{rel}\n" for rel in rels).encode("utf-8"))
+    except OSError as exc:
+        raise LocalFileError(f"--diff-file {path}: cannot write it: {exc.strerror or exc}; the mirror itself is "
+                             "complete, and the next run's delta file lists these paths too") from None
+
+
+def _selected(upstream, args):
+    """The releases selected; refused when nothing (safe) matches, before the mirror is touched."""
+    from magedl.cli.common import select_releases
     from magedl.errors import UnsafeNameError
-    from magedl.paths import check_name
+    from magedl.mirror.layout import check_release_name
 
     def safe(release):
         try:
-            check_name(release.file_name)
+            check_release_name(release.file_name)
             return True
         except UnsafeNameError:
             return False
 
-    chosen = select(upstream, types=args.type, versions=args.versions, formats=args.formats, latest=args.latest)
+    try:
+        chosen = select_releases(upstream, args)
+    except NotFoundError as exc:
+        raise NotFoundError(f"{exc}; the mirror was not changed") from None
     if not any(safe(r) for r in chosen):  # unsafe names are skipped later: they select nothing
-        # Never prune a whole mirror because of a typo in --version, or an empty feed.
-        raise NotFoundError("nothing in the catalogue matches that selection (see 'magedl list'); "
-                            "the mirror was not changed")
+        # Never prune a whole mirror because of a hostile feed, or an empty one.
+        raise NotFoundError("nothing safe to mirror in that selection: every name it matches is refused "
+                            "(see the warnings); the mirror was not changed")
     return chosen
 
 
 def _report_item(item, quiet):
-    name = item.file_name
-    if item.status == "failed":
+    from magedl.mirror.model import Action, Status
+
+    name = printable(item.file_name)
+    if item.status is Status.FAILED:
         log.error("%s", item.error)
     elif quiet:
         return
-    elif item.status in ("fetched", "updated", "repaired"):
-        how = "md5 verified" if item.release.md5 else "UNVERIFIED (no md5 in feed)"
-        why = f" ({item.reason})" if item.status != "fetched" else ""
-        log.info("%s: %s%s, %s, %s", name, item.status, why, human_bytes(item.size), how)
-    elif item.status == "stray" or (item.status == "keep" and item.entry is None):
+    elif item.status.transferred:
+        how = _how_verified(item)
+        why = f" ({item.reason})" if item.status is not Status.FETCHED else ""
+        log.info("%s: %s%s, %s, %s", name, item.status.value, why, human_bytes(item.size), how)
+    elif item.status is Status.STRAY or (item.action is Action.KEEP and item.entry is None):
         log.warning("%s: %s", name, item.reason)
-    elif item.status == "pruned":
+    elif item.status is Status.PRUNED:
         log.info("%s: removed (%s)", name, item.reason)
 
 
+def _how_verified(item):
+    from magedl.mirror.composer_plan import Archive
+
+    if isinstance(item.source, Archive):
+        return "SHA-1 verified" if item.source.shasum else "UNVERIFIED (the repository gives no SHA-1)"
+    return "md5 verified" if item.source.md5 else "UNVERIFIED (no md5 in feed)"
+
+
 def _summarise(root, summary, elapsed, digest):
-    c = summary.counts
-    fetched = sum(c.get(k, 0) for k in ("fetched", "updated", "repaired"))
+    from magedl.mirror.model import Status
+
+    fetched = summary.count(Status.FETCHED, Status.UPDATED, Status.REPAIRED)
     parts = [f"{fetched} fetched ({human_bytes(summary.transferred)} transferred)",
-             f"{c.get('present', 0)} already present"]
-    for key, label in (("failed", "failed"), ("keep", "kept though not selected (--prune removes them)"), ("pruned", "pruned"),
-                       ("skip", "skipped (unsafe name)"), ("stray", "stray")):
-        if c.get(key):
-            parts.append(f"{c[key]} {label}")
+             f"{summary.count(Status.PRESENT)} already present"]
+    for status, label in ((Status.FAILED, "failed"), (Status.KEEP, "kept though not selected (--prune removes them)"),
+                          (Status.PRUNED, "pruned"), (Status.SKIP, "skipped (unsafe name)"),
+                          (Status.STRAY, "stray")):
+        if summary.count(status):
+            parts.append(f"{summary.count(status)} {label}")
     level = logging.WARNING if summary.failures else logging.INFO
     log.log(level, "mirror %s: %s, in %.1f s", root, ", ".join(parts), elapsed)
     if summary.failures:
-        log.error("failed: %s", ", ".join(it.file_name for it in summary.failures))
+        log.error("failed: %s", ", ".join(printable(it.file_name) for it in summary.failures))
     if digest:
         log.info("SHA256SUMS sha256 %s (note it to check the copy on the far side)", digest)
 
 
-def _print_plan(items, args, out, fetch_actions):
-    from magedl.cli.output import _table
+def _print_plan(plan, args, out):
+    from magedl.cli.output import Column, print_table
+    from magedl.mirror.model import Action
 
+    failures = plan.composer.failures if plan.composer is not None else []
     if args.json:
-        print_json([it.to_dict() for it in items], out)
+        print_json([it.to_dict() for it in failures + plan.items], out)
     else:
-        rows = [[it.action, human_bytes(it.size) if it.size is not None else "?", it.file_name, it.reason]
-                for it in items]
-        _table(["ACTION", "SIZE", "FILE NAME", "REASON"], rows, out)
-    todo = [it for it in items if it.action in fetch_actions]
+        rows = [["failed", "", it.file_name, it.reason] for it in failures]
+        rows += [[it.action.value, human_bytes(it.size), it.file_name, it.reason] for it in plan]
+        print_table([Column("ACTION"), Column("SIZE"), Column("FILE NAME", whole=True), Column("REASON", drop=1)],
+                    rows, out)
+    todo = plan.to_fetch
     known = sum(it.size or 0 for it in todo)
     unknown = sum(1 for it in todo if it.size is None)
-    pruned = [it for it in items if it.action == "prune"]
     log.info("plan: %d to fetch (%s%s), %d already present, %d to re-check, %d to prune; nothing was changed",
              len(todo), human_bytes(known), f" + {unknown} of unknown size" if unknown else "",
-             sum(1 for it in items if it.action == "present"), sum(1 for it in items if it.action == "recheck"),
-             len(pruned))
+             len(plan.with_action(Action.PRESENT)), len(plan.with_action(Action.RECHECK)),
+             len(plan.with_action(Action.PRUNE)))
+    if failures:
+        log.error("%d Composer requirements cannot be met: %s", len(failures),
+                  "; ".join(str(it.error) for it in failures))
+        return failures[0].error.exit_code
     return 0
 
 
 # -- verify ---------------------------------------------------------------------
 
 
-class ByteProgress:
-    """One progress bar (or a plain line every few seconds) over a byte total."""
-
-    def __init__(self, mode, label, interval=5.0):
-        self.mode, self.label, self.interval = mode, label, interval
-        self._bar, self._last = None, time.monotonic()
-
-    def __call__(self, done, total):
-        if self.mode == "bar":
-            if self._bar is None:
-                from tqdm import tqdm
-
-                self._bar = tqdm(total=total, desc=self.label, unit="B", unit_scale=True, unit_divisor=1024,
-                                 file=sys.stderr, dynamic_ncols=True, mininterval=0.2)
-            self._bar.update(done - self._bar.n)
-        elif self.mode == "lines" and time.monotonic() - self._last >= self.interval:
-            self._last = time.monotonic()
-            pct = f"{100 * done // total}% " if total else ""
-            sys.stderr.write(f"magedl: {self.label}: {pct}{human_bytes(done)} of {human_bytes(total)}\n")
-            sys.stderr.flush()
-
-    def close(self):
-        if self._bar is not None:
-            self._bar.close()
-
-
-def run_verify(args, out, mode):
+def run_verify(args, out, *_legacy):
+    """``magedl verify``: one line per path on stdout; raises IntegrityError (exit 6) when not intact."""
+    from magedl.cli.common import progress_mode
+    from magedl.cli.output import plural, write_line
+    from magedl.cli.progress import ByteBar
     from magedl.mirror.core import sums_digest
-    from magedl.mirror.verify import verify
+    from magedl.mirror.verify import Verdict, verify
 
     started = time.monotonic()
-    bar = ByteProgress(mode, "verifying")
+    bar = ByteBar(progress_mode(args), "verifying")
     try:
         findings = verify(args.targets, progress=bar)
     finally:
@@ -195,9 +351,8 @@ def run_verify(args, out, mode):
     else:
         for f in findings:
             shown = f.rel if len(roots) == 1 else str(f.path)
-            out.write(f"{shown}: {f.status.upper()}" + (f" ({f.problem})" if f.problem and f.status != "ok" else "")
-                      + "\n")
-        out.flush()
+            problem = f" ({f.problem})" if f.problem and f.status is not Verdict.OK else ""
+            write_line(out, printable(f"{shown}: {f.status.value.upper()}{problem}"))
     bad = [f for f in findings if f.failed]
     checked = [f for f in findings if f.sha256]
     size = sum(f.size or 0 for f in checked)
@@ -206,101 +361,16 @@ def run_verify(args, out, mode):
         if digest:
             log.info("%s: SHA256SUMS sha256 %s (compare with the one noted when seeding)", root, digest)
     for f in findings:
-        if f.status == "partial":
+        if f.status is Verdict.PARTIAL:
             log.warning("%s: an unfinished download (not served; 'magedl mirror' finishes or prunes it)", f.path)
     elapsed = time.monotonic() - started
+    what = f"{plural(len(checked), 'file')} ({human_bytes(size)}) checked in {elapsed:.1f} s"
     if bad:
         counts = {}
         for f in bad:
-            counts[f.status] = counts.get(f.status, 0) + 1
+            counts[f.status.value] = counts.get(f.status.value, 0) + 1
         for f in bad:
-            log.error("%s: %s (%s)", f.path, f.status, f.problem)
-        log.error("%d files (%s) checked in %.1f s: %s: NOT intact", len(checked), human_bytes(size), elapsed,
-                  ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
-        return IntegrityError.exit_code
-    log.info("%d files (%s) checked in %.1f s: all intact", len(checked), human_bytes(size), elapsed)
-    return 0
-
-
-# -- serve ----------------------------------------------------------------------
-
-
-def read_auth_file(path):
-    """``{user: password}`` from a file of ``user:password`` lines (``#`` comments allowed)."""
-    from magedl.config import register_secret
-
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-        mode = os.stat(path).st_mode
-    except OSError as exc:
-        raise UsageError(f"cannot read auth file {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"auth file {path} is not text") from None
-    accounts = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.rstrip("\r")  # only the line ending: a password may end in a space
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        user, sep, password = line.partition(":")
-        register_secret(password)
-        if not sep or not user or not password:
-            raise UsageError(f"auth file {path}, line {number}: expected 'user:password'")
-        accounts[user] = password
-    if not accounts:
-        raise UsageError(f"auth file {path} holds no 'user:password' line")
-    if mode & 0o077:
-        log.warning("auth file %s is readable by other users; chmod 600 it", path)
-    return accounts
-
-
-def _loopback(host):
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def run_serve(args, out):
-    from magedl.fsutil import atomic_write
-    from magedl.server.app import ApiServer, DirStore
-
-    root = Path(args.dir)
-    if not (root / "info" / "json").is_file():
-        raise NotFoundError(f"{root}: not a mirror (no info/json); make one with 'magedl mirror {root}'")
-    auth = read_auth_file(args.auth_file) if args.auth_file else None
-    access = (lambda line: log.info("%s", line)) if args.verbose else None
-    try:
-        server = ApiServer(DirStore(root), host=args.bind, port=args.port, prefix="/", auth=auth, access_log=access)
-    except OSError as exc:
-        raise UsageError(f"cannot listen on {args.bind} port {args.port}: {exc.strerror or exc}") from None
-    if not _loopback(args.bind):
-        if auth is None:
-            log.warning("SERVING %s TO THE NETWORK (%s) WITHOUT A PASSWORD: anyone who can reach this host can "
-                        "download every archive; give --auth-file to require one", root, args.bind)
-        else:
-            log.warning("credentials travel in clear over plain HTTP; put a TLS proxy in front for untrusted networks")
-    done = threading.Event()
-    handlers = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            handlers[sig] = signal.signal(sig, lambda signum, frame: done.set())
-    server.start()
-    try:
-        out.write(server.base_url + "\n")
-        out.flush()
-        if args.ready_file:
-            atomic_write(os.path.abspath(args.ready_file), (server.base_url + "\n").encode())
-        log.info("serving %s at %s%s (Ctrl-C stops)", root, server.base_url,
-                 " with Basic auth" if auth else "")
-        if args.bind in ("0.0.0.0", "::"):
-            log.info("other hosts reach it as http://%s:%d/", socket.getfqdn(), server.port)
-        while not done.wait(0.5):
-            pass
-        log.info("stopped")
-    finally:
-        server.stop()
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
+            log.error("%s: %s (%s)", f.path, f.status.value, f.problem)
+        raise IntegrityError(f"{what}: {', '.join(f'{n} {s}' for s, n in sorted(counts.items()))}: NOT intact")
+    log.info("%s: all intact", what)
     return 0

@@ -1,42 +1,234 @@
-"""Tables on stdout: rich on a terminal, plain aligned columns in a pipe.
+"""What goes to stdout: JSON, tables that never wrap a file name or an md5, sizes in one unit system.
 
-Plain output never truncates or wraps, so scripts can ``awk`` it.
+In a pipe, tables are plain aligned columns that are never shortened, so
+scripts can ``awk`` them; rich is not even imported. On a terminal, rich
+draws them (imported then, so ``magedl --help`` stays fast) at the
+terminal's width: the columns that must stay whole (file names, md5s) are
+``no_wrap`` at their full width, the others are shortened with an ellipsis
+and then dropped, in the order :class:`Column` gives. When even the whole
+columns do not fit side by side, each row becomes a short block instead.
+Every cell goes through :func:`magedl.text.printable` and reaches rich as
+plain :class:`rich.text.Text` (never markup): feed text never reaches the
+terminal raw.
 """
 
 import json
+import os
+from dataclasses import dataclass
+from typing import IO, Callable, List, Optional, Sequence
+
+from magedl.text import printable
+
+# Whatever a terminal says, never lay out for less than this (some report 0 columns).
+MIN_WIDTH = 40
+FALLBACK_WIDTH = 80
+_GAP = "  "  # between plain columns
+_RICH_GAP = 3  # between rich's columns: a padding space each side of a blank divider
 
 
-def print_json(rows, out):
+def human_bytes(n: Optional[float]) -> str:
+    """Binary units, as ``--limit-rate`` takes them: ``1536`` -> ``'1.5 KiB'``; ``None`` -> ``'?'``."""
+    if n is None:
+        return "?"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def plural(n: int, word: str, words: Optional[str] = None) -> str:
+    """``plural(1, "file")`` -> ``'1 file'``; ``plural(2, "file")`` -> ``'2 files'``."""
+    return f"{n} {word if n == 1 else (words or word + 's')}"
+
+
+def terminal_width(stream: IO) -> int:
+    """Columns of the terminal *stream* is on: ``COLUMNS`` first, never below :data:`MIN_WIDTH`.
+
+    A terminal that reports 0 columns (some CI consoles, a pty nobody sized)
+    gets :data:`FALLBACK_WIDTH`.
+    """
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(stream.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return max(MIN_WIDTH, columns or FALLBACK_WIDTH)
+
+
+def is_tty(stream: IO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def print_json(rows, out: IO) -> None:
     """The ``--json`` output: one JSON array on *out*, and nothing else."""
     json.dump(rows, out, indent=2)
     out.write("\n")
     out.flush()
 
 
-def _table(headers, rows, out, title=None):
-    if out.isatty():
-        from rich.console import Console
-        from rich.table import Table
+def write_line(out: IO, text: str) -> None:
+    """One line of data on *out* (stdout), never through a progress line drawn on the same terminal."""
+    from magedl.cli.progress import terminal
 
-        table = Table(title=title, header_style="bold", show_edge=False, pad_edge=False)
-        for h in headers:
-            table.add_column(h, overflow="fold")
-        for row in rows:
-            table.add_row(*row)
-        Console(file=out).print(table)
-        return
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-    for row in [headers] + rows:
-        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
-    out.flush()
+    terminal().data(out, text)
 
 
-def print_releases(releases, out):
-    """The ``list`` table: type, version, file name, md5, description."""
+@dataclass(frozen=True)
+class Column:
+    """One column of :func:`print_table`.
+
+    Attributes
+    ----------
+    header : str
+    whole : bool
+        Never shortened (file names, md5s: they are copied into other commands).
+    drop : int
+        0: always shown. Otherwise the column may be shortened to *shortest*
+        characters and then dropped when the terminal is too narrow; higher
+        numbers go first.
+    shortest : int
+        Narrowest a droppable column is shortened to before it is dropped.
+    """
+
+    header: str
+    whole: bool = False
+    drop: int = 0
+    shortest: int = 12
+
+
+def print_table(columns: Sequence[Column], rows: Sequence[Sequence[str]], out: IO,
+                width: Optional[int] = None) -> None:
+    """*rows* under *columns* on *out*: plain in a pipe, drawn by rich to fit the terminal otherwise.
+
+    Parameters
+    ----------
+    width : int, optional
+        On a terminal, lay out for this many columns instead of the
+        terminal's width. Ignored in a pipe: plain output is never cut.
+    """
+    from magedl.cli.progress import terminal
+
+    headers = [c.header for c in columns]
+    cells = [[printable(cell) for cell in row] for row in rows]
+    if not is_tty(out):
+        text = "\n".join(_aligned(headers, cells, [_natural(i, headers, cells) for i in range(len(headers))]))
+    else:
+        text = _on_terminal(list(columns), headers, cells, out, width or terminal_width(out))
+    terminal().data(out, text)
+
+
+def _on_terminal(columns, headers, cells, out, width):
+    """The table as rich draws it within *width*, or blocks when the whole columns cannot stand side by side."""
+    from rich import box
+    from rich.cells import cell_len
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    fitted = _fit(columns, headers, cells, width, _RICH_GAP, cell_len)
+    if fitted is None:
+        return "\n".join(_blocks(columns, cells, width))
+    keep, widths = fitted
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    for i in keep:
+        # Widths are settled here, so rich never has to squeeze: a whole column gets all it needs.
+        table.add_column(headers[i], width=widths[i], no_wrap=True,
+                         overflow="ignore" if columns[i].whole else "ellipsis")
+    for row in cells:
+        table.add_row(*(Text(row[i]) for i in keep))
+    console = Console(file=out, width=width, highlight=False, emoji=False, markup=False)
+    with console.capture() as captured:
+        console.print(table)
+    return captured.get().rstrip("\n")
+
+
+def _natural(i, headers, cells, measure: Callable[[str], int] = len):
+    return max([measure(headers[i])] + [measure(row[i]) for row in cells])
+
+
+def _aligned(headers, cells, widths):
+    out = []
+    for row in [headers] + cells:
+        out.append(_GAP.join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return out
+
+
+def _cut(text, width):
+    return text if len(text) <= width else text[: max(0, width - 1)] + "\u2026"
+
+
+def _fit(columns, headers, cells, width, gap, measure):
+    """``(kept column indexes, their widths)`` within *width*: droppable columns shortened, then dropped.
+
+    The highest :attr:`Column.drop` goes first. None when even the columns
+    that are never dropped do not fit.
+    """
+    widths = [_natural(i, headers, cells, measure) for i in range(len(columns))]
+    keep = list(range(len(columns)))
+
+    def total():
+        return sum(widths[i] for i in keep) + gap * (len(keep) - 1)
+
+    for i in sorted((i for i, c in enumerate(columns) if c.drop), key=lambda i: -columns[i].drop):
+        if total() <= width:
+            break
+        over = total() - width
+        shortest = min(widths[i], max(columns[i].shortest, measure(headers[i])))
+        if widths[i] - over >= shortest:
+            widths[i] -= over
+            break
+        keep.remove(i)
+    if total() > width:
+        return None
+    return keep, [widths[i] for i in keep]
+
+
+def _blocks(columns, cells, width):
+    """One block per row when the columns cannot stand side by side.
+
+    The whole values (file name, md5) come first, on one line when they fit
+    together (aligned across rows), else one a line; the other values follow,
+    indented, shortened to the width if need be.
+    """
+    whole = [i for i, c in enumerate(columns) if c.whole]
+    rest = [i for i, c in enumerate(columns) if not c.whole]
+    widths = {i: max(len(row[i]) for row in cells) for i in whole} if cells else {}
+    together = sum(widths.values()) + len(_GAP) * (len(whole) - 1) <= width
+    lines: List[str] = []
+    for row in cells:
+        if together:
+            lines.append(_GAP.join(row[i].ljust(widths[i]) for i in whole).rstrip())
+        else:
+            lines.extend(row[whole[0]:whole[0] + 1] + [f"  {row[i]}" for i in whole[1:]])
+        extra = _GAP.join(row[i] for i in rest if row[i])
+        if extra:
+            lines.append("  " + _cut(extra, width - 2))
+    return lines
+
+
+# -- the tables the commands print ---------------------------------------------
+
+RELEASE_COLUMNS = (
+    Column("TYPE"), Column("VERSION"), Column("FILE NAME", whole=True), Column("MD5", whole=True),
+    Column("DESCRIPTION", drop=1, shortest=16),
+)
+
+
+def print_releases(releases, out: IO, width: Optional[int] = None) -> None:
+    """The ``list`` table: type, version, file name, md5, description; in catalogue order."""
     rows = [[r.type, r.version or "-", r.file_name, r.md5 or "-", r.name] for r in releases]
-    _table(["TYPE", "VERSION", "FILE NAME", "MD5", "DESCRIPTION"], rows, out)
+    print_table(RELEASE_COLUMNS, rows, out, width)
 
 
-def print_versions(rows, types, out):
+def print_versions(rows, out: IO) -> None:
     """The ``versions`` table: one line per version, grouped by type, newest first."""
-    _table(["TYPE", "VERSION"], [[r["type"], r["version"]] for r in rows], out)
+    print_table((Column("TYPE"), Column("VERSION", whole=True)), [[r["type"], r["version"]] for r in rows], out)

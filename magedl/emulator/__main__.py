@@ -1,3 +1,3 @@
-from magedl.emulator.core import main
+from magedl.emulator.cli import main
 
 raise SystemExit(main())

@@ -1,394 +1,364 @@
-"""Mirrors: plan what is missing or stale, fetch it, write the index files.
+"""Mirrors: plan, fetch, prune and write the index files, for release files and Composer packages alike.
 
-A mirror is a static copy of the API (see :mod:`magedl.mirrorindex` for the
-layout). What makes re-runs cheap is ``DIR/.magedl/state.json``: for each
-file, the digests it had when it was verified and the fingerprint of the file
-on disk at that moment (size, mtime, ctime, inode). A file whose fingerprint
-still matches is known good without reading it; any other file is re-hashed
-before it is trusted. ``verify`` re-hashes everything regardless.
+Planning is :mod:`magedl.mirror.plan` (releases) and
+:mod:`magedl.mirror.composer_plan` (Composer archives); both parts share one
+lock, one state, one ``SHA256SUMS`` and one delta.
+
+What makes re-runs cheap is ``DIR/.magedl/state.json`` (:mod:`magedl.mirror.state`):
+a file whose fingerprint still matches its entry is known good without
+reading it; any other file is re-hashed before it is trusted. ``verify``
+re-hashes everything regardless.
 
 Correctness does not rest on the lock: the state is only a cache of digests
 checked against the file's fingerprint, every file lands by atomic rename
 after its md5 checked out (:mod:`magedl.transfer`, which has its own per-file
 locks), and every index file is replaced atomically.
+
+A mirror never follows a symbolic link out of itself: its own folders are
+checked before anything is read (:func:`magedl.mirror.layout.check_layout`),
+folders are walked with ``lstat``, and a link inside ``file/`` is an entry
+to replace or remove, never a way in.
 """
 
+from __future__ import annotations
+
+import errno
 import hashlib
-import json
 import logging
 import os
+import stat
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, Iterable, Optional
 
-from magedl.errors import IntegrityError, MagedlError, UnsafeNameError
-from magedl.mirror.index import FILES, SUMS, read_sums, release_from_dict, write_indexes
-from magedl.mirror.state import State, fingerprint, mirror_lock, same_fingerprint
-from magedl.paths import LOCK_SUFFIX, PART_SUFFIX, STATE_SUFFIX, destination
-from magedl.service.catalog import parse_feed, settle_md5, unique_files
+from magedl.errors import LocalFileError, MagedlError, UnsafeNameError
+from magedl.fsutil import read_if_regular
+from magedl.mirror import composer_index
+from magedl.mirror.composer_plan import Archive, ComposerPlanner, package_of
+from magedl.mirror.index import MAX_INDEX_BYTES, read_feed, read_sums, release_from_dict, write_indexes
+from magedl.mirror.layout import FILES, INFO_FILES, SUMS, check_layout, release_rel, walk_files
+from magedl.mirror.model import Action, Entry, Fingerprint, Item, Plan, Status
+from magedl.mirror.plan import DIGESTS, ReleasePlanner
+from magedl.mirror.state import State, mirror_lock
+from magedl.service.catalog import Release
 from magedl.transfer.fetch import fetch_many
 from magedl.transfer.hashing import file_digests
+from magedl.transfer.options import TransferOptions
+from magedl.transfer.ratelimit import RateLimiter
 
-log = logging.getLogger("magedl")
-
-SIDE_SUFFIXES = (PART_SUFFIX, STATE_SUFFIX, STATE_SUFFIX + ".tmp", LOCK_SUFFIX)
-FETCH_ACTIONS = ("fetch", "update", "repair")
-_DONE = {"fetch": "fetched", "update": "updated", "repair": "repaired"}
-
-
-# -- the plan -------------------------------------------------------------------
-
-
-@dataclass
-class Item:
-    """One file of the mirror: what the plan says and what came of it.
-
-    ``action``: present, fetch (new), update (md5 changed upstream), repair
-    (the copy on disk is bad), recheck (changed on disk; dry runs do not
-    re-hash), skip (unsafe name), keep (held, no longer selected), stray (on
-    disk, unknown, not selected), prune. ``entry`` is the state entry of a
-    good copy on disk, or None.
-    """
-
-    file_name: str
-    action: str
-    release: object = None
-    reason: str = ""
-    size: "int | None" = None
-    entry: "dict | None" = None
-    status: str = ""
-    error: "MagedlError | None" = None
-    transferred: int = 0
-
-    def to_dict(self):
-        if self.release is not None:
-            out = self.release.to_dict()
-        elif self.entry and self.entry.get("records"):
-            out = dict(self.entry["records"][0])
-        else:
-            out = {"name": None, "file_name": self.file_name, "version": None, "type": None, "md5": None}
-        out.update(action=self.action, status=self.status or self.action, size=self.size)
-        if self.entry:
-            out.update(sha256=self.entry.get("sha256", ""), local_md5=self.entry.get("md5", ""))
-        if self.reason:
-            out["reason"] = self.reason
-        if self.error is not None:
-            out.update(error=str(self.error), exit_code=self.error.exit_code)
-        return out
+log = logging.getLogger(__name__)
 
 
 class Mirror:
-    """A mirror folder: plan, fetch, prune, index."""
+    """A mirror folder: plan, fetch, prune, index.
 
-    def __init__(self, root):
+    Create it once the lock is held (:meth:`lock` on a first instance), so the
+    state it reads is not another run's half-written one.
+    """
+
+    def __init__(self, root: os.PathLike | str):
         self.root = Path(root)
         self.files = self.root / FILES
+        check_layout(self.root)
         self.state = State(self.root)
-        self.changed = []
 
     def lock(self):
+        """The mirror's lock (``DIR/.magedl/lock``): a context manager raising BusyError when taken."""
+        check_layout(self.root)
         return mirror_lock(self.root)
 
-    def plan(self, upstream, selected, *, prune=False, rehash=True):
+    def plan(self, upstream: Optional[Iterable[Release]], selected: Iterable[Release] = (), *, prune: bool = False,
+             rehash: bool = True, composer=None, composer_url: Optional[str] = None) -> Plan:
         """Decide what to do with each selected file and each file held.
 
-        *upstream* is the whole catalogue (for the records of each file),
-        *selected* what the user asked for. With ``rehash=False`` (dry runs)
-        nothing is read, and files changed on disk get ``recheck``.
+        Parameters
+        ----------
+        upstream : iterable of Release, or None
+            The whole catalogue. None: the run has no release selection, so the
+            feed was not asked; release files held are kept (even with *prune*).
+        selected : iterable of Release
+            What the user asked for (see :class:`ReleasePlanner`).
+        composer : Selection or None
+            The Composer versions chosen this run (:mod:`magedl.mirror.composer_select`);
+            None keeps those held (or removes them with *prune*).
+        composer_url : str, optional
+            Where clients reach ``DIR/composer/``; by default the one the
+            metadata was written for.
+        rehash : bool
+            Off for dry runs: nothing is read, and files changed on disk get ``recheck``.
         """
-        self._upstream, self._records = list(upstream), {}
-        for r in self._upstream:
-            self._records.setdefault(r.file_name, []).append(r)
-        self._indexed = self._previous_index()
-        items, wanted = [], set()
-        for r in unique_files(selected):
-            try:
-                dest = destination(self.files, r.file_name)
-                r = settle_md5(r, self._upstream)
-            except (UnsafeNameError, IntegrityError) as exc:
-                log.warning("skipping %s", exc)
-                items.append(Item(r.file_name, "skip", r, reason=str(exc)))
-                continue
-            wanted.add(r.file_name)
-            items.append(self._plan_one(r, dest, rehash))
-        on_disk = set(self._walk(wanted))
-        for name in sorted((set(self.state.files) | on_disk) - wanted):
-            entry = self.state.get(name) or self._from_previous_index(name, rehash)
-            if name not in on_disk:
-                log.warning("%s: was in the mirror but is gone from disk; dropped from the index", name)
-                self.state.drop(name)
-                continue
-            why = "no longer selected" if name in self._records else "no longer upstream"
-            path = self.files / name
-            size = path.stat().st_size if path.is_file() else None
-            if prune:
-                items.append(Item(name, "prune", reason=why if entry else "not part of the mirror", size=size))
-            elif entry is None:
-                items.append(Item(name, "stray", reason="not part of the mirror; --prune removes it", size=size))
-            else:
-                good, intact = self._digests(name, path, entry, rehash)
-                item = Item(name, "keep", reason=f"{why}; --prune removes it", size=size)
-                if intact:
-                    item.entry = good
-                    self.state.set(name, good)
-                elif good is not None:
-                    item.reason = "changed on disk since it was verified; left out of the index"
-                items.append(item)
-        return items
+        if upstream is None:
+            # The index order and records as they are: nothing upstream to compare with.
+            upstream = read_feed(self.root / INFO_FILES[0]) or ()
+            plan = ReleasePlanner(self.root, self.state, upstream, rehash=rehash).plan((), prune=False)
+            for it in plan.with_action(Action.KEEP):
+                it.reason = "no release selection given; kept"
+        else:
+            plan = ReleasePlanner(self.root, self.state, upstream, rehash=rehash).plan(selected, prune=prune)
+        if composer is not None or composer_url is not None or self._has_composer():
+            part = ComposerPlanner(self.root, self.state, composer_url, rehash=rehash).plan(composer, prune=prune)
+            plan.items += part.items
+            plan.composer = part
+        return plan
 
-    def _previous_index(self):
-        """What the mirror's index listed before this run: ``{file_name: (sha256, [records])}``.
-
-        The state is only a cache; when it is lost, the index still says which
-        files belonged to the mirror, and a re-hash shows whether they are intact.
-        """
-        try:
-            sums, _ = read_sums(self.root / SUMS)
-        except OSError:
-            return {}
-        records = {}
-        try:
-            with open(self.root / "info" / "json", "rb") as f:
-                for r in parse_feed(json.load(f)):
-                    records.setdefault(r.file_name, []).append(r.to_dict())
-        except (OSError, ValueError, MagedlError):
-            pass
-        prefix = FILES + "/"
-        return {rel[len(prefix):]: (sha, records.get(rel[len(prefix):], []))
-                for rel, sha in sums.items() if rel.startswith(prefix)}
-
-    def _from_previous_index(self, name, rehash):
-        """A state entry rebuilt from the previous index, if the file on disk still matches it."""
-        listed = self._indexed.get(name)
-        path = self.files / name
-        if listed is None or not rehash or path.is_symlink() or not path.is_file():
-            return None
-        sha, records = listed
-        digests = file_digests(path, ("md5", "sha256"))
-        if digests["sha256"] != sha:
-            return None
-        entry = dict(digests, **fingerprint(path), records=records or [{"file_name": name}])
-        self.state.set(name, entry)
-        return entry
-
-    def _plan_one(self, r, dest, rehash):
-        name, entry = r.file_name, self.state.get(r.file_name)
-        if dest.is_symlink():  # a real file must replace it: serve and verify refuse links
-            return Item(name, "repair", r, reason="a symbolic link, not a file")
-        if not dest.is_file():
-            return Item(name, "fetch", r, reason="new" if entry is None else "missing from disk")
-        size = dest.stat().st_size
-        good, intact = self._digests(name, dest, entry, rehash)
-        if good is None:
-            return Item(name, "recheck", r, size=size, reason="changed on disk since it was verified")
-        if (r.md5 and good["md5"] == r.md5) or (not r.md5 and (intact or entry is None)):
-            if not r.md5 and entry is None:
-                log.warning("%s: already present; the feed has no md5, so it is taken as it is", name)
-            item = Item(name, "present", r, size=size, entry=dict(good, records=self._dicts(name)))
-            self.state.set(name, item.entry)
-            return item
-        if intact:  # what we fetched, but upstream moved on
-            self.state.set(name, good)
-            return Item(name, "update", r, size=size, entry=good,
-                        reason=f"changed upstream (md5 {entry.get('md5')} -> {r.md5})")
-        return Item(name, "repair", r, size=size,
-                    reason="the copy on disk does not match " + ("the feed's md5" if r.md5 else "what was fetched"))
-
-    def _digests(self, name, path, entry, rehash):
-        """(digests and fingerprint of the file on disk, whether it is the file *entry* describes).
-
-        When it is, the first is *entry* brought up to date. ``(None, False)``
-        when the file would need re-hashing and *rehash* is off.
-        """
-        fp = fingerprint(path)
-        if entry and same_fingerprint(entry, fp) and entry.get("md5") and entry.get("sha256"):
-            return entry, True
-        if not rehash:
-            return None, False
-        log.info("%s: re-hashing (%s)", name,
-                 "changed on disk since it was verified" if entry else "not verified by this mirror yet")
-        digests = file_digests(path, ("md5", "sha256"))
-        if entry and entry.get("sha256") == digests["sha256"]:
-            return dict(entry, **digests, **fp), True
-        return dict(digests, **fp), False
-
-    def _dicts(self, name):
-        return [r.to_dict() for r in self._records.get(name, ())]
-
-    def _walk(self, wanted):
-        """Names of the files under ``file/``, without the side files of wanted ones."""
-        for folder, dirs, names in os.walk(self.files):
-            rel = PurePosixPath(Path(folder).relative_to(self.files).as_posix())
-            for n in names:
-                name = str(rel / n) if str(rel) != "." else n
-                side = next((s for s in SIDE_SUFFIXES if name.endswith(s)), None)
-                if side and name[: -len(side)] in wanted:
-                    continue
-                yield name
+    def _has_composer(self) -> bool:
+        return (os.path.lexists(self.root / composer_index.PACKAGES)
+                or any(rel.startswith(composer_index.DIST + "/") for rel in self.state.entries)
+                or next(walk_files(self.root, composer_index.DIST), None) is not None)
 
     # -- execution ---------------------------------------------------------------
 
-    def run(self, client, items, *, jobs=4, progress=None, require_checksum=False, on_item=None, **options):
-        """Fetch, prune and index; return the relative paths added or changed.
+    def run(self, client, plan: Plan, options: Optional[TransferOptions] = None, *, progress=None,
+            on_item: Optional[Callable[[Item], None]] = None, composer_client=None, composer_keys=None) -> None:
+        """Fetch, prune and index.
 
-        *on_item* is called with each :class:`Item` once its fate is known;
-        other keyword arguments (connections, limiter...) go to
-        :func:`magedl.fetch.fetch_many`.
-        Index files are written even when some files failed (and on Ctrl-C),
-        describing only the files held and verified.
+        *client* fetches release files, *composer_client* Composer archives
+        (with the repositories' credentials, *composer_keys* saying where they
+        came from). *on_item* is called with each :class:`Item` once its fate
+        is known. Index files are written even when some files failed (and on
+        Ctrl-C), describing only the files held and verified; :meth:`delta`
+        then lists what changed.
         """
+        options = replace(options or TransferOptions(), sha256=True)
         on_item = on_item or (lambda item: None)
-        changed = self.changed = []  # kept up to date, for a caller that is interrupted
-        todo = {it.file_name: it for it in items if it.action in FETCH_ACTIONS}
-        for it in items:
-            if it.action not in FETCH_ACTIONS and it.action != "prune":
-                it.status = it.status or it.action
+        for rel in plan.dropped:
+            self.state.drop(rel)
+        for it in plan.items:  # what the plan found good on disk
+            if it.entry is not None:
+                self.state.set(it.rel, it.entry)
+        if plan.composer is not None:
+            for it in plan.composer.failures:
+                on_item(it)
+        todo = {it.rel: it for it in plan.to_fetch}
+        for it in plan.items:
+            if not it.action.fetches and it.action is not Action.PRUNE:
+                it.status = Status.untouched(it.action)
                 on_item(it)
         before = self._sums_now()
         try:
-            for it in todo.values():
-                path = self.files / it.file_name
-                if it.action == "repair" and (not it.release.md5 or path.is_symlink()):
-                    # Nothing to check a copy against but our sha256, which it failed (or a
-                    # link, which transfer would follow): it goes before the fetch.
-                    path.unlink()
-            outcomes = fetch_many(client, [it.release for it in todo.values()], self.files, jobs=jobs,
-                                  sha256=True, progress=progress, require_checksum=require_checksum, **options)
-            for release, outcome in outcomes:
-                it = todo[release.file_name]
-                if isinstance(outcome, MagedlError):
-                    it.status, it.error = "failed", outcome
-                    if it.action == "repair":
-                        it.entry = None
-                else:
-                    sha = outcome.sha256 or file_digests(outcome.path, ("sha256",))["sha256"]
-                    it.entry = dict(md5=outcome.md5, sha256=sha, **fingerprint(outcome.path),
-                                    records=self._dicts(it.file_name))
-                    it.size = outcome.size
-                    self.state.set(it.file_name, it.entry)
-                    self.state.save()
-                    if outcome.skipped:
-                        it.status = "present"
-                    else:
-                        it.status = _DONE[it.action]
-                        it.transferred = outcome.size - outcome.resumed_from
-                        self.state.add_delta([f"{FILES}/{it.file_name}"])
-                    self.state.save()
-                    if it.action != "fetch":
-                        # A copy the index described was just replaced: describe the new one now,
-                        # not at the end of a run that may last hours (or be killed).
-                        self.write_indexes(items)
+            for it in list(todo.values()):
+                if it.action is not Action.FETCH and not self._clear(it):
+                    del todo[it.rel]
+                    on_item(it)
+            limiter = RateLimiter(options.limit_rate) if options.limit_rate else None  # one budget for the run
+            releases = [it.source for it in todo.values() if isinstance(it.source, Release)]
+            for release, outcome in fetch_many(client, releases, self.root / FILES, options, progress=progress,
+                                               limiter=limiter):
+                it = todo[release_rel(release.file_name)]
+                self._landed(it, outcome, plan)
                 on_item(it)
-            pruned = [it for it in items if it.action == "prune"]
+            archives = [it for it in todo.values() if isinstance(it.source, Archive)]
+            if archives:
+                from magedl.mirror.composer_fetch import fetch_archives
+
+                for it, outcome, sha1 in fetch_archives(composer_client, archives, self.root, options,
+                                                        notes=composer_keys or {}, progress=progress,
+                                                        limiter=limiter):
+                    self._landed(it, outcome, plan, sha1)
+                    on_item(it)
+            pruned = plan.with_action(Action.PRUNE)
             for it in pruned:
-                it.status = "pruned"
+                it.status = Status.PRUNED
             if pruned:
-                self.write_indexes(items)  # the index stops listing them before they go
+                self.write_indexes(plan)  # the index stops listing them before they go
             for it in pruned:
-                self._remove(it.file_name)
+                self._remove(it.rel)
                 on_item(it)
         finally:
             self.state.save()
-            self.write_indexes(items)
+            self.write_indexes(plan)
             after = self._sums_now()
-            changed_paths = {rel for rel, sha in after.items() if before.get(rel) != sha}
-            if changed_paths or set(before) != set(after):
-                changed_paths.add(SUMS)  # it does not list itself, but it changed too
-            self.state.add_delta(changed_paths)
+            changed = {rel for rel, sha in after.items() if before.get(rel) != sha}
+            if changed or set(before) != set(after):
+                changed.add(SUMS)  # it does not list itself, but it changed too
+            self.state.add_delta(changed)
             self.state.save()
-            # Archives first, then the indexes, SHA256SUMS last: the order a copy should land in.
-            changed[:] = sorted(self.state.delta, key=lambda rel: (rel == SUMS, rel.startswith("info/"), rel))
-        return changed
 
-    def _sums_now(self):
+    def _clear(self, it: Item) -> bool:
+        """Make way for a repair or an update; False (the item failed) when the path cannot be cleared.
+
+        A link, a FIFO or a copy that has nothing to be checked against but
+        the sha256 it failed goes before the fetch: transfer would follow a
+        link, block on a FIFO, or take the bad copy as present. So does a
+        Composer archive (no md5 for transfer to tell old bytes from new).
+        """
+        path = self.root / it.rel
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return True
+        if stat.S_ISREG(st.st_mode) and it.source.md5:
+            return True  # transfer checks it against the md5 and replaces it
+        if isinstance(it.source, Release) and it.action is Action.UPDATE:
+            return True
+        try:
+            os.unlink(path)  # never follows a link: removes the link itself
+        except OSError as exc:
+            it.status, it.entry = Status.FAILED, None
+            what = "a folder" if exc.errno in (errno.EISDIR, errno.EPERM) else exc.strerror
+            it.error = LocalFileError(f"{path}: {what} where the mirror needs the file {it.file_name}; "
+                                      "move it out of the way")
+            return False
+        return True
+
+    def _landed(self, it: Item, outcome, plan: Plan, sha1: str = "") -> None:
+        """Record what the transfer of *it* came to."""
+        if isinstance(outcome, MagedlError):
+            it.status, it.error = Status.FAILED, outcome
+            if it.action is Action.REPAIR or isinstance(it.source, Archive):
+                it.entry = None  # the copy the index described is gone, or was bad
+            return
+        sha = outcome.sha256 or file_digests(outcome.path, ("sha256",))["sha256"]
+        if isinstance(it.source, Archive):
+            records = (it.source.entry,)
+        else:
+            records = tuple(r.to_dict() for r in plan.upstream if r.file_name == it.file_name)
+        it.entry = Entry(outcome.md5, sha, Fingerprint.of(outcome.path), records, sha1)
+        it.size = outcome.size
+        self.state.set(it.rel, it.entry)
+        if outcome.skipped:
+            it.status = Status.PRESENT
+        else:
+            it.status = Status.done(it.action)
+            it.transferred = outcome.size - outcome.resumed_from
+            self.state.add_delta([it.rel])
+        self.state.save()
+        if it.action is not Action.FETCH:
+            # A copy the index described was just replaced: describe the new one now,
+            # not at the end of a run that may last hours (or be killed).
+            self.write_indexes(plan)
+
+    def _sums_now(self) -> dict:
         try:
             return read_sums(self.root / SUMS)[0]
         except OSError:
             return {}
 
-    def delta_written(self):
-        """The caller wrote :attr:`changed` to a delta file: forget it."""
+    def delta(self) -> list:
+        """Every path changed since a delta file last listed them, runs killed meanwhile included.
+
+        Archives first, then the indexes, ``SHA256SUMS`` last: the order a copy should land in.
+        """
+        return sorted(self.state.delta, key=lambda rel: (rel == SUMS, rel.startswith("info/"), rel))
+
+    def delta_written(self) -> None:
+        """The caller wrote :meth:`delta` to a delta file: forget it."""
         self.state.clear_delta()
         self.state.save()
 
-    def _remove(self, name):
-        path = self.files / name
+    def _remove(self, rel: str) -> None:
+        """Remove one entry the plan found under ``file/`` or ``composer/dist/`` (a link is removed, never followed)."""
+        path = self.root / rel
+        top = self.root / (composer_index.DIST if rel.startswith(composer_index.DIST + "/") else FILES)
         try:
-            path.unlink()
+            os.unlink(path)
         except FileNotFoundError:
             pass
-        self.state.drop(name)
+        except IsADirectoryError:
+            log.warning("%s: a folder where a file was; left alone", path)
+        self.state.drop(rel)
         parent = path.parent
-        while parent != self.files and self.files in parent.parents:
+        while parent != top and top in parent.parents:
             try:
                 parent.rmdir()
             except OSError:
                 break
             parent = parent.parent
 
-    def write_indexes(self, items):
+    def write_indexes(self, plan: Plan) -> list:
         """Write the index files for the files held and verified; return those that changed."""
         held = {}
-        for it in items:
-            if it.entry is None or it.status in ("pruned", "skip"):
+        for it in plan.items:
+            if it.entry is None or it.status in (Status.PRUNED, Status.SKIP):
                 continue
             try:
-                if not same_fingerprint(it.entry, fingerprint(self.files / it.file_name)):
+                if Fingerprint.of(self.root / it.rel) != it.entry.fingerprint:
                     continue  # changed under us since it was checked
             except OSError:
                 continue
-            held[it.file_name] = it.entry
+            held[it.rel] = it.entry
         records, described = [], set()
-        for r in self._upstream_order():
-            entry = held.get(r.file_name)
-            if entry is not None and (not r.md5 or r.md5 == entry.get("md5")):
+        for r in plan.upstream:
+            entry = held.get(release_rel(r.file_name))
+            if entry is not None and (not r.md5 or r.md5 == entry.md5):
                 records.append(r)
-                described.add(r.file_name)
-        for name in sorted(set(held) - described):  # no longer upstream as held: the records it came with
-            records += [release_from_dict(d) for d in held[name].get("records") or ({"file_name": name},)]
-        return write_indexes(self.root, records, {n: e["sha256"] for n, e in held.items()})
+                described.add(release_rel(r.file_name))
+        releases = {rel for rel in held if rel.startswith(FILES + "/")}
+        for rel in sorted(releases - described):  # no longer upstream as held: the records it came with
+            name = rel[len(FILES) + 1:]
+            records += [release_from_dict(d) for d in held[rel].records or ({"file_name": name},)]
+        extra = self._composer_files(plan, held)
+        changed = write_indexes(self.root, records, {rel: e.sha256 for rel, e in held.items()}, extra)
+        if plan.composer is not None:
+            self._drop_stale_composer(extra)
+        return changed
 
-    def _upstream_order(self):
-        return getattr(self, "_upstream", ())
+    def _composer_files(self, plan: Plan, held: dict) -> dict:
+        """``composer/packages.json`` and the p2 files for the Composer versions held: ``{rel: bytes}``."""
+        part = plan.composer
+        if part is None:
+            return {}
+        entries = {}
+        for rel, entry in held.items():
+            if not rel.startswith(composer_index.DIST + "/") or not entry.records:
+                continue
+            try:
+                name, _ = package_of(entry.records[0])
+            except UnsafeNameError as exc:
+                log.warning("%s: %s; left out of the index", rel, exc)
+                continue
+            entries.setdefault(name, []).append(composer_index.mirrored_entry(entry.records[0], part.url, rel,
+                                                                              entry.sha1))
+        for name, versions in part.metadata.items():
+            entries.setdefault(name, []).extend(composer_index.mirrored_entry(e, part.url, None, "")
+                                                for e in versions.values())
+        if not entries:
+            return {}
+        composer_index.write_composer_url(self.root, part.url)
+        return composer_index.render(entries, part.url)
+
+    def _drop_stale_composer(self, written: dict) -> None:
+        """Remove Composer index files no longer listed (after SHA256SUMS stopped listing them)."""
+        stale = [rel for rel, _ in walk_files(self.root, composer_index.P2) if rel not in written]
+        if composer_index.PACKAGES not in written and os.path.lexists(self.root / composer_index.PACKAGES):
+            stale.append(composer_index.PACKAGES)
+        for rel in stale:
+            try:
+                os.unlink(self.root / rel)
+            except (FileNotFoundError, IsADirectoryError):
+                pass
 
 
-def head_sizes(client, items, jobs=4):
+def head_sizes(client, plan: Plan, jobs: int = 4, composer_client=None) -> None:
     """Fill in the size of files to fetch with HEAD requests (a dry run's plan); best effort."""
-    todo = [it for it in items if it.action in FETCH_ACTIONS and it.release is not None]
+    todo = []
+    for it in plan.to_fetch:
+        if isinstance(it.source, Release) and client is not None:
+            todo.append((client, client.file_url(it.file_name), it))
+        elif isinstance(it.source, Archive) and composer_client is not None:
+            todo.append((composer_client, it.source.url, it))
 
-    def head(it):
+    def head(job):
+        session, url, it = job
         try:
-            response = client.open(client.file_url(it.file_name), it.file_name, method="HEAD", stream=False)
+            response = session.open(url, it.file_name, method="HEAD", stream=False)
         except MagedlError as exc:
             log.debug("HEAD %s: %s", it.file_name, exc)
             return
         length = response.headers.get("Content-Length", "")
         response.close()
-        if length.isdigit():
+        if length.isdigit() and len(length) < 20:
             it.size = int(length)
 
     with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(todo) or 1))) as pool:
         list(pool.map(head, todo))
 
 
-def sums_digest(root):
+def sums_digest(root: os.PathLike | str) -> str:
     """sha256 of ``DIR/SHA256SUMS``: note it when seeding, compare it after carrying."""
-    try:
-        return hashlib.sha256((Path(root) / SUMS).read_bytes()).hexdigest()
-    except OSError:
-        return ""
+    data = read_if_regular(Path(root) / SUMS, MAX_INDEX_BYTES)
+    return hashlib.sha256(data).hexdigest() if data is not None else ""
 
 
-@dataclass
-class Summary:
-    """Counts for the end-of-run line."""
-
-    counts: dict = field(default_factory=dict)
-    transferred: int = 0
-    failures: list = field(default_factory=list)
-
-    def add(self, item):
-        self.counts[item.status] = self.counts.get(item.status, 0) + 1
-        self.transferred += item.transferred
-        if item.error is not None:
-            self.failures.append(item)
+__all__ = ["DIGESTS", "Mirror", "head_sizes", "sums_digest"]

@@ -1,37 +1,38 @@
-"""A mirror's index files, and writing files so no reader ever sees half of one.
+"""A mirror's index files: rendering them, writing them so no reader sees half of one, reading them back.
 
-::
-
-    DIR/info/json        the feed, reduced to the files the mirror holds (upstream shape)
-    DIR/info/files       the same as the service's text table
-    DIR/info/versions    the same as the service's versions text
-    DIR/SHA256SUMS       ``sha256sum -c`` format, paths relative to DIR: every archive
-                         and the three info files above
-    DIR/file/<file_name> the archives
-    DIR/.magedl/         bookkeeping (state.json, lock); not part of what is served
-
-Each index file is written to a temporary file in the same folder and renamed
-over the old one, so a web server or ``verify`` sees the old or the new
-version, never a mix.
+See :mod:`magedl.mirror.layout` for where they live. Each index file is
+written to a temporary file in the same folder and renamed over the old one
+(:func:`magedl.fsutil.atomic_write`), ``SHA256SUMS`` last, so a web server or
+``verify`` sees the old or the new version, never a mix, and ``SHA256SUMS``
+never lists an index file older than itself.
 """
+
+from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
+from typing import Iterable, Mapping, Optional
 
-from magedl.fsutil import atomic_write
-from magedl.service.catalog import Release, releases_to_feed
+from magedl.errors import MagedlError
+from magedl.fsutil import atomic_write, read_if_regular
+from magedl.mirror.layout import FILES, INFO_FILES, SUMS, clear_way
+from magedl.service.catalog import Release, parse_feed, releases_to_feed
 from magedl.service.textformat import render_table, render_versions
 
-SUMS = "SHA256SUMS"
-INFO_FILES = ("info/json", "info/files", "info/versions")
-FILES = "file"
+__all__ = ["FILES", "INFO_FILES", "SUMS", "parse_sums", "read_feed", "read_sums", "release_from_dict",
+           "release_rels", "render_indexes", "render_sums", "write_indexes"]
+
 _SUM_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")
+# Index files of a mirror of 100,000 files are tens of MB; far more is not an index.
+MAX_INDEX_BYTES = 256 << 20
 
 
-def render_indexes(records):
+def render_indexes(records: Iterable[Release]) -> dict:
     """The three ``info/`` files for *records*: ``{relative path: bytes}``."""
+    records = list(records)
     feed = releases_to_feed(records)
     return {
         "info/json": (json.dumps(feed, indent=1, ensure_ascii=False) + "\n").encode("utf-8"),
@@ -40,22 +41,25 @@ def render_indexes(records):
     }
 
 
-def render_sums(sha256s):
+def render_sums(sha256s: Mapping[str, str]) -> bytes:
     """``SHA256SUMS`` text from ``{relative path: sha256}``, sorted by path."""
     return "".join(f"{sha}  {rel}\n" for rel, sha in sorted(sha256s.items())).encode("utf-8")
 
 
-def write_indexes(root, records, sha256s):
-    """Write ``info/json``, ``info/files``, ``info/versions``, then ``SHA256SUMS``.
+def write_indexes(root: os.PathLike | str, records: Iterable[Release], held: Mapping[str, str],
+                  extra: Optional[Mapping[str, bytes]] = None) -> list:
+    """Write ``info/json``, ``info/files``, ``info/versions``, the *extra* index files, then ``SHA256SUMS``.
 
     Parameters
     ----------
     root : path
-        The mirror folder.
-    records : list of Release
-        Every record of every file held and verified, in feed order.
-    sha256s : dict
-        file_name -> sha256 of each file held and verified.
+        The mirror folder (checked by :func:`magedl.mirror.layout.check_layout`).
+    records : iterable of Release
+        Every record of every release file held and verified, in feed order.
+    held : mapping
+        Path relative to *root* -> sha256 of each archive held and verified.
+    extra : mapping, optional
+        Further index files (the Composer metadata): relative path -> bytes.
 
     Returns
     -------
@@ -64,19 +68,21 @@ def write_indexes(root, records, sha256s):
     """
     root = Path(root)
     changed = []
-    sums = {f"{FILES}/{name}": sha for name, sha in sha256s.items()}
-    for rel, data in render_indexes(records).items():
+    sums = dict(held)
+    files = dict(render_indexes(records))
+    files.update(extra or {})
+    for rel, data in files.items():
+        clear_way(root, rel)
         if atomic_write(root / rel, data):
             changed.append(rel)
         sums[rel] = hashlib.sha256(data).hexdigest()
-    # Last, so that it never lists an info file older than itself.
     if atomic_write(root / SUMS, render_sums(sums)):
         changed.append(SUMS)
     return changed
 
 
-def read_sums(path):
-    """Read a ``SHA256SUMS`` file.
+def parse_sums(text: str) -> tuple[dict, list]:
+    """Parse ``SHA256SUMS`` text.
 
     Returns
     -------
@@ -87,24 +93,48 @@ def read_sums(path):
         path a second time with another sum.
     """
     sums, bad = {}, []
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for number, line in enumerate(f, 1):
-            line = line.rstrip("\n").rstrip("\r")
-            if not line.strip():
-                continue
-            match = _SUM_LINE.match(line)
-            if not match:
-                bad.append(number)
-                continue
-            rel, sha = match.group(2), match.group(1).lower()
-            if sums.get(rel, sha) != sha:  # listed twice, differently: sha256sum -c fails one of them
-                bad.append(number)
-                continue
-            sums[rel] = sha
+    for number, line in enumerate(text.split("\n"), 1):
+        line = line.rstrip("\r")
+        if not line.strip():
+            continue
+        match = _SUM_LINE.match(line)
+        if not match:
+            bad.append(number)
+            continue
+        rel, sha = match.group(2), match.group(1).lower()
+        if sums.get(rel, sha) != sha:  # listed twice, differently: sha256sum -c fails one of them
+            bad.append(number)
+            continue
+        sums[rel] = sha
     return sums, bad
 
 
-def release_from_dict(d):
+def read_sums(path: os.PathLike | str) -> tuple[dict, list]:
+    """Read a ``SHA256SUMS`` file (see :func:`parse_sums`).
+
+    Raises
+    ------
+    OSError
+        It is missing, a link, not a regular file, or too big to be an index.
+    """
+    raw = read_if_regular(path, MAX_INDEX_BYTES)
+    if raw is None:
+        raise FileNotFoundError(f"{path}: not a readable regular file")
+    return parse_sums(raw.decode("utf-8", errors="replace"))
+
+
+def read_feed(path: os.PathLike | str) -> Optional[list]:
+    """The records of a mirror's ``info/json``; None when it is missing, a link or not a feed."""
+    raw = read_if_regular(path, MAX_INDEX_BYTES)
+    if raw is None:
+        return None
+    try:
+        return parse_feed(json.loads(raw))
+    except (ValueError, RecursionError, MagedlError):
+        return None
+
+
+def release_from_dict(d: Mapping) -> Release:
     """Rebuild a :class:`Release` from :meth:`Release.to_dict` output."""
     core = ("name", "file_name", "version", "type", "md5", "ce_versions", "ee_versions")
     return Release(
@@ -117,3 +147,10 @@ def release_from_dict(d):
         ee_versions=tuple(d.get("ee_versions") or ()),
         extra={k: v for k, v in d.items() if k not in core},
     )
+
+
+def release_rels(sums: Mapping[str, str]) -> dict:
+    """The release archives a ``SHA256SUMS`` lists: file name -> sha256."""
+    prefix = FILES + "/"
+    return {rel[len(prefix):]: sha for rel, sha in sums.items() if rel.startswith(prefix)}
+

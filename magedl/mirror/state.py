@@ -1,59 +1,92 @@
 """A mirror's bookkeeping in ``DIR/.magedl/``: the lock and the verified-digest cache.
 
-``state.json`` maps each file name to the digests the file had when it was
-verified, the feed records it was verified against, and the fingerprint of
-the file on disk at that moment (size, mtime, ctime, inode). A file whose
-fingerprint still matches is known good without reading it; any other file
-is re-hashed before it is trusted. The state is a cache, never the truth:
-losing it costs re-hashing, not correctness.
+``state.json`` maps each file's path relative to the mirror to the
+:class:`~magedl.mirror.model.Entry` it had when it was verified: its digests,
+the records it was verified against, and the fingerprint of the file on disk
+at that moment (size, mtime, ctime, inode). A file whose fingerprint still
+matches is known good without reading it; any other file is re-hashed before
+it is trusted. The state is a cache, never the truth: losing it costs
+re-hashing, not correctness.
 """
+
+from __future__ import annotations
 
 import json
 import logging
 import os
 from pathlib import Path
+from typing import Iterable, Optional
 
-from magedl.fsutil import atomic_write, make_dirs
+from magedl.fsutil import atomic_write, make_dirs, read_if_regular
 from magedl.locks import FileLock
-from magedl.paths import BOOKKEEPING
+from magedl.mirror.layout import BOOKKEEPING, FILES, LOCK, STATE
+from magedl.mirror.model import Entry
 
-log = logging.getLogger("magedl")
+log = logging.getLogger(__name__)
+
+VERSION = 2
+# A state of a mirror of 100,000 files is about 50 MB; more is not ours.
+MAX_STATE_BYTES = 256 << 20
 
 
-def mirror_lock(root):
-    """The lock every run that writes *root* holds (``DIR/.magedl/lock``)."""
+def mirror_lock(root: os.PathLike | str) -> FileLock:
+    """The lock every run that writes *root* holds (``DIR/.magedl/lock``).
+
+    Call :func:`magedl.mirror.layout.check_layout` first: ``.magedl`` must
+    not be a link.
+    """
     make_dirs(Path(root) / BOOKKEEPING)
-    return FileLock(Path(root) / BOOKKEEPING / "lock",
-                    f"another magedl mirror run ({{holder}}) is writing {root}", keep=True)
+    return FileLock(Path(root) / LOCK, f"another magedl mirror run ({{holder}}) is writing {root}", keep=True)
+
+
+def _read(path: Path) -> tuple[dict, set]:
+    """(entries, delta) from a state file; empty when it is missing or damaged."""
+    raw = read_if_regular(path, MAX_STATE_BYTES)
+    try:
+        data = json.loads(raw.decode("utf-8")) if raw is not None else None
+        files = data["files"]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return {}, set()
+    if not isinstance(files, dict):
+        return {}, set()
+    # Version 1 keyed release files by file name; paths relative to the mirror now.
+    prefix = "" if data.get("version", 1) >= 2 else f"{FILES}/"
+    entries = {}
+    for rel, value in files.items():
+        entry = Entry.from_json(value)
+        if entry is not None and isinstance(rel, str):
+            entries[prefix + rel] = entry
+    delta = data.get("delta")
+    delta = {p for p in delta if isinstance(p, str)} if isinstance(delta, list) else set()
+    return entries, delta
 
 
 class State:
-    """``DIR/.magedl/state.json``: file_name -> digests, fingerprint and feed records.
+    """``DIR/.magedl/state.json``: relative path -> :class:`Entry`, and the pending delta.
 
     Saving re-reads the file and applies only this run's changes, so two runs
     that both ignore the lock lose at most some cached digests (the files are
     then re-hashed), never a file.
     """
 
-    def __init__(self, root):
-        self.path = Path(root) / BOOKKEEPING / "state.json"
-        self.files, self.delta = self._read()
-        self._changes = {}
-        self._delta_added = set()
+    def __init__(self, root: os.PathLike | str):
+        self.path = Path(root) / STATE
+        self.entries, self.delta = _read(self.path)
+        self._changes: dict = {}
+        self._delta_added: set = set()
         self._delta_cleared = False
 
-    def _read(self):
-        """(files, delta): the cached digests, and the paths changed since a delta was last written."""
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            files = data["files"]
-        except (OSError, ValueError, KeyError, TypeError):
-            return {}, set()
-        delta = data.get("delta")
-        delta = {p for p in delta if isinstance(p, str)} if isinstance(delta, list) else set()
-        return ({k: v for k, v in files.items() if isinstance(v, dict)} if isinstance(files, dict) else {}), delta
+    def get(self, rel: str) -> Optional[Entry]:
+        return self.entries.get(rel)
 
-    def add_delta(self, paths):
+    def set(self, rel: str, entry: Entry) -> None:
+        self.entries[rel] = self._changes[rel] = entry
+
+    def drop(self, rel: str) -> None:
+        self.entries.pop(rel, None)
+        self._changes[rel] = None
+
+    def add_delta(self, paths: Iterable[str]) -> None:
         """Remember paths changed in the mirror until a ``--diff-file`` has listed them.
 
         Kept in the state file, so a run killed after replacing a file still
@@ -63,46 +96,22 @@ class State:
         self.delta |= paths
         self._delta_added |= paths
 
-    def clear_delta(self):
+    def clear_delta(self) -> None:
         """A delta file now lists everything changed: start afresh."""
         self.delta, self._delta_added, self._delta_cleared = set(), set(), True
 
-    def get(self, name):
-        return self.files.get(name)
-
-    def set(self, name, entry):
-        self.files[name] = self._changes[name] = entry
-
-    def drop(self, name):
-        self.files.pop(name, None)
-        self._changes[name] = None
-
-    def save(self):
+    def save(self) -> None:
         if not self._changes and not self._delta_added and not self._delta_cleared:
             return
-        merged, delta = self._read()
-        for name, entry in self._changes.items():
+        merged, delta = _read(self.path)
+        for rel, entry in self._changes.items():
             if entry is None:
-                merged.pop(name, None)
+                merged.pop(rel, None)
             else:
-                merged[name] = entry
+                merged[rel] = entry
         delta = self._delta_added if self._delta_cleared else delta | self._delta_added
-        data = json.dumps({"version": 1, "files": merged, "delta": sorted(delta)}, indent=1, sort_keys=True) + "\n"
-        atomic_write(self.path, data.encode("utf-8"))
-        self.files, self.delta, self._changes = merged, delta, {}
+        data = {"version": VERSION, "files": {rel: e.to_json() for rel, e in sorted(merged.items())},
+                "delta": sorted(delta)}
+        atomic_write(self.path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode("utf-8"))
+        self.entries, self.delta, self._changes = merged, delta, {}
         self._delta_added, self._delta_cleared = set(), False
-
-
-def fingerprint(path):
-    """What must not change for a verified file to stay verified without re-reading it.
-
-    ctime cannot be set back by ``touch``, so even a byte flipped with the
-    mtime restored is caught. Bit rot on the medium changes nothing here:
-    that is what ``verify`` is for.
-    """
-    st = os.stat(path)
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "ino": st.st_ino}
-
-
-def same_fingerprint(entry, fp):
-    return all(entry.get(k) == v for k, v in fp.items())

@@ -1,74 +1,139 @@
 """Offline check of a mirror: every file re-hashed against SHA256SUMS and info/json.
 
 Nothing here touches the network or trusts the bookkeeping in ``.magedl/``:
-the far side of an air gap has only the files themselves.
+the far side of an air gap has only the files themselves. Nothing here follows
+a symbolic link either: a carried disk may hold links out of the mirror, and
+each is reported (:attr:`Verdict.BAD`), never read through.
 
-Statuses: ``ok``; ``missing`` (listed, not on disk); ``bad`` (digest differs,
-or an index file is damaged); ``unlisted`` (in one index but not the other);
-``extra`` (under ``file/`` but listed nowhere); ``partial`` (an unfinished
-download's side file: reported, not a failure); ``unverified`` (nothing to
-check it against: the feed has no md5 and SHA256SUMS is gone, itself a
-failure).
+Each path gets a :class:`Verdict`: ``ok``; ``missing`` (listed, not on disk);
+``bad`` (digest differs, an index file is damaged, or a link or other
+non-file where a file should be); ``unlisted`` (in one index but not the
+other); ``extra`` (under ``file/`` but listed nowhere); ``partial`` (an
+unfinished download's side file: reported, not a failure); ``unverified``
+(nothing to check it against: the feed has no md5 and SHA256SUMS is gone,
+itself a failure).
 """
 
+from __future__ import annotations
+
 import hashlib
-import json
 import os
-from dataclasses import dataclass
+import stat
+from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
+from typing import Any, Callable, Iterable, Optional
 
-from magedl.errors import MagedlError, NotFoundError, UnsafeNameError
-from magedl.mirror.index import FILES, INFO_FILES, SUMS, read_sums
-from magedl.paths import check_name
-from magedl.service.catalog import parse_feed
+from magedl.errors import NotFoundError, UnsafeNameError
+from magedl.fsutil import NotRegularFile, open_within
+from magedl.mirror.composer_index import DIST, P2, PACKAGES, entry_rel, read_composer_url, read_index
+from magedl.mirror.index import parse_sums, read_feed
+from magedl.mirror.layout import BOOKKEEPING, COMPOSER, FILES, INFO, INFO_FILES, SUMS, walk_files
+from magedl.paths import SIDE_SUFFIXES, check_name
 
-PROBLEMS = ("missing", "bad", "unlisted", "extra")
 BLOCK = 1 << 20
-_SIDE = (".magedl-part", ".magedl-part.json", ".magedl-part.json.tmp", ".magedl-lock")
+LINK = "a symbolic link: a mirror holds only plain files, and verify never reads through a link"
+
+
+class Verdict(str, Enum):
+    """The verdict on one path of a mirror."""
+
+    OK = "ok"
+    MISSING = "missing"
+    BAD = "bad"
+    UNLISTED = "unlisted"
+    EXTRA = "extra"
+    PARTIAL = "partial"
+    UNVERIFIED = "unverified"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def failed(self) -> bool:
+        return self in (Verdict.MISSING, Verdict.BAD, Verdict.UNLISTED, Verdict.EXTRA)
 
 
 @dataclass
 class Finding:
-    """The verdict on one path of a mirror."""
+    """The verdict on one path of a mirror, and what it was found to be."""
 
     root: Path
     rel: str
-    status: str = "ok"
+    status: Verdict = Verdict.OK
     problem: str = ""
-    size: "int | None" = None
+    size: Optional[int] = None
     md5: str = ""
     sha256: str = ""
-    record: object = None
+    record: Any = None
 
     @property
-    def path(self):
+    def path(self) -> Path:
         return self.root / self.rel
 
     @property
-    def failed(self):
-        return self.status in PROBLEMS
+    def failed(self) -> bool:
+        return self.status.failed
 
-    def to_dict(self):
+    def to_dict(self) -> dict:
         if self.record is not None:
             out = self.record.to_dict()
         else:
             name = self.rel[len(FILES) + 1:] if self.rel.startswith(FILES + "/") else None
             out = {"name": name, "file_name": name, "version": None, "type": None, "md5": None}
-        out.update(path=str(self.path), status=self.status, size=self.size, actual_md5=self.md5 or None,
+        out.update(path=str(self.path), status=self.status.value, size=self.size, actual_md5=self.md5 or None,
                    sha256=self.sha256 or None)
         if self.problem:
             out["problem"] = self.problem
         return out
 
 
-def _mirror_root(path):
+@dataclass
+class Expected:
+    """What the indexes say one path should hold."""
+
+    sha256: Optional[str] = None
+    md5s: set = field(default_factory=set)
+    record: Any = None
+    sha1s: dict = field(default_factory=dict)  # SHA-1 -> the p2 file that gives it
+
+
+@dataclass
+class _Check:
+    """A file to hash, and what its digests must be."""
+
+    finding: Finding
+    expected: Expected
+    unlisted: str = ""
+
+
+def kind(root: Path, rel: str) -> str:
+    """``"file"``, ``"missing"``, ``"link"`` or ``"other"`` for ``root/rel``, following no link on the way."""
+    path = root
+    parts = rel.split("/")
+    for i, part in enumerate(parts):
+        path = path / part
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return "missing"
+        except NotADirectoryError:
+            return "other"
+        if stat.S_ISLNK(st.st_mode):
+            return "link"
+        if i < len(parts) - 1 and not stat.S_ISDIR(st.st_mode):
+            return "other"
+    return "file" if stat.S_ISREG(st.st_mode) else "other"
+
+
+def _mirror_root(path: Path) -> Optional[Path]:
     for folder in [path, *path.parents]:
-        if (folder / SUMS).is_file() or (folder / "info" / "json").is_file():
+        if kind(folder, SUMS) == "file" or kind(folder, "info/json") == "file":
             return folder
     return None
 
 
-def verify(targets, progress=None):
+def verify(targets: Iterable, progress: Optional[Callable[[int, int], None]] = None) -> list:
     """Check mirrors (folders) or single files inside mirrors.
 
     Parameters
@@ -90,25 +155,24 @@ def verify(targets, progress=None):
     groups = {}
     for target in targets:
         path = Path(os.path.abspath(target))
-        if path.is_dir() and ((path / SUMS).exists() or (path / "info" / "json").exists()):
+        if path.is_dir() and any(os.path.lexists(path / rel) for rel in (SUMS, "info/json")):
             groups[path] = None
             continue
-        if path.is_dir():
+        if path.is_dir() and not path.is_symlink():
             raise NotFoundError(f"{target}: not a mirror (no {SUMS} or info/json in it)")
-        if not path.exists() and not path.is_symlink():
+        if not os.path.lexists(path):
             raise NotFoundError(f"{target}: no such file or folder")
         root = _mirror_root(path.parent)
         if root is None:
-            what = "no such file or folder" if not path.exists() else f"not inside a mirror (no {SUMS} above it)"
-            raise NotFoundError(f"{target}: {what}")
+            raise NotFoundError(f"{target}: not inside a mirror (no {SUMS} above it)")
         if groups.get(root, set()) is not None:
             groups.setdefault(root, set()).add(path.relative_to(root).as_posix())
     findings, todo = [], []
     for root, only in groups.items():
         found, checks = _inspect(root, only)
-        findings += found + [check[0] for check in checks]
+        findings += found + [check.finding for check in checks]
         todo += checks
-    total = sum(f.size or 0 for f, *_ in todo)
+    total = sum(c.finding.size or 0 for c in todo)
     done = [0]
 
     def advance(n):
@@ -116,118 +180,200 @@ def verify(targets, progress=None):
         if progress is not None:
             progress(done[0], total)
 
-    for finding, sha, md5s, unlisted in todo:
-        _check(finding, sha, md5s, unlisted, advance)
+    for check in todo:
+        _check(check, advance)
     findings.sort(key=lambda f: (str(f.root), f.rel))
     return findings
 
 
-def _inspect(root, only):
-    """Findings decided without reading files, and the checks that need hashing."""
+def _read_index(root: Path, rel: str, findings: list, only) -> Optional[bytes]:
+    """The bytes of one index file, or None (with a finding when it is a link or unreadable)."""
+    what = kind(root, rel)
+    if what == "missing":
+        return None
+    if what != "file":
+        if only is None or rel in only:
+            findings.append(Finding(root, rel, Verdict.BAD, LINK if what == "link" else "not a plain file"))
+        return None
+    try:
+        fd = open_within(root, rel.split("/"))
+    except OSError as exc:
+        findings.append(Finding(root, rel, Verdict.BAD, f"unreadable: {exc.strerror or exc}"))
+        return None
+    with os.fdopen(fd, "rb") as f:
+        return f.read()
+
+
+def _inspect(root: Path, only) -> tuple:
+    """Findings decided without reading archives, and the checks that need hashing."""
     findings = []
     wants = (lambda rel: True) if only is None else (lambda rel: rel in only)
-    sums, sums_ok = {}, (root / SUMS).is_file()
-    if sums_ok:
-        sums, bad_lines = read_sums(root / SUMS)
+    if only is None:
+        for own in (FILES, INFO, COMPOSER, BOOKKEEPING):
+            if kind(root, own) == "link":
+                findings.append(Finding(root, own, Verdict.BAD, LINK))
+    raw = _read_index(root, SUMS, findings, only)
+    sums, sums_ok = {}, raw is not None
+    if raw is not None:
+        sums, bad_lines = parse_sums(raw.decode("utf-8", errors="replace"))
         if bad_lines:
             shown = ", ".join(map(str, bad_lines[:5])) + (" ..." if len(bad_lines) > 5 else "")
-            findings.append(Finding(root, SUMS, "bad", f"line {shown}: not '<sha256>  <path>', "
-                                                       "or a second, different sum for a path"))
-    elif only is None:
-        findings.append(Finding(root, SUMS, "missing", "the mirror's checksum list is gone"))
-    records, feed_ok = {}, (root / "info" / "json").is_file()
+            findings.append(Finding(root, SUMS, Verdict.BAD, f"line {shown}: not '<sha256>  <path>', "
+                                                             "or a second, different sum for a path"))
+    elif only is None and kind(root, SUMS) == "missing":
+        findings.append(Finding(root, SUMS, Verdict.MISSING, "the mirror's checksum list is gone"))
+    records, feed_ok = {}, kind(root, "info/json") == "file"
+    if kind(root, "info/json") in ("link", "other") and wants("info/json"):
+        findings.append(Finding(root, "info/json", Verdict.BAD, LINK if kind(root, "info/json") == "link"
+                                else "not a plain file"))
     if feed_ok:
-        try:
-            with open(root / "info" / "json", "rb") as f:
-                releases = parse_feed(json.load(f))
-        except (ValueError, MagedlError) as exc:
-            findings.append(Finding(root, "info/json", "bad", f"not a readable feed ({type(exc).__name__})"))
+        releases = read_feed(root / "info" / "json")
+        if releases is None:
+            findings.append(Finding(root, "info/json", Verdict.BAD, "not a readable feed"))
             releases, feed_ok = [], False
         for r in releases:
             records.setdefault(r.file_name, []).append(r)
-    expected = {}
-    for rel, sha in sums.items():
-        expected[rel] = [sha, set(), None]
+    expected = {rel: Expected(sha) for rel, sha in sums.items()}
     for name, recs in records.items():
-        entry = expected.setdefault(f"{FILES}/{name}", [None, set(), None])
-        entry[1] |= {r.md5 for r in recs if r.md5}
-        entry[2] = recs[0]
+        entry = expected.setdefault(f"{FILES}/{name}", Expected())
+        entry.md5s |= {r.md5 for r in recs if r.md5}
+        entry.record = recs[0]
+    composer_ok = _composer_expectations(root, expected, findings, wants)
     checks = []
+    reported = {f.rel for f in findings}
     for rel in sorted(expected):
-        sha, md5s, record = expected[rel]
-        if not wants(rel):
+        if not wants(rel) or rel in reported:
             continue
-        finding = Finding(root, rel, record=record)
+        want = expected[rel]
         try:
             check_name(rel)
         except UnsafeNameError as exc:
-            findings.append(Finding(root, rel, "bad", f"an index lists an unsafe path ({exc})"))
+            findings.append(Finding(root, rel, Verdict.BAD, f"an index lists an unsafe path ({exc})"))
             continue
-        path = root / rel
-        real = os.path.realpath(path)
-        if not real.startswith(os.path.realpath(root) + os.sep):
-            findings.append(Finding(root, rel, "bad", "leads out of the mirror (symlink)", record=record))
+        finding = Finding(root, rel, record=want.record)
+        what = kind(root, rel)
+        if what == "missing":
+            finding.status, finding.problem = Verdict.MISSING, "listed but not on disk"
+            findings.append(finding)
             continue
-        if not path.is_file():
-            finding.status, finding.problem = "missing", "listed but not on disk"
+        if what != "file":
+            finding.status = Verdict.BAD
+            finding.problem = LINK if what == "link" else "not a plain file (or a link on the way to it)"
             findings.append(finding)
             continue
         unlisted = ""
         if rel.startswith(FILES + "/"):
-            if sums_ok and sha is None:
+            if sums_ok and want.sha256 is None:
                 unlisted = f"in info/json but not in {SUMS}"
-            elif feed_ok and record is None:
+            elif feed_ok and want.record is None:
                 unlisted = f"in {SUMS} but not in info/json"
-        finding.size = path.stat().st_size
-        checks.append((finding, sha, md5s, unlisted))
+        elif rel.startswith(DIST + "/"):
+            if sums_ok and want.sha256 is None:
+                unlisted = f"named by {', '.join(sorted(set(want.sha1s.values())))} but not in {SUMS}"
+            elif composer_ok and not want.sha1s:
+                unlisted = f"in {SUMS} but named by no composer/p2 file"
+        finding.size = os.lstat(root / rel).st_size
+        checks.append(_Check(finding, want, unlisted))
     if only is None:
         for rel in INFO_FILES:  # a mirror is not usable without its index, listed and checked
-            if rel in expected:
+            if rel in expected or rel in reported:
                 continue
-            if not (root / rel).is_file():
-                findings.append(Finding(root, rel, "missing", "the mirror's index file is gone"))
+            what = kind(root, rel)
+            if what == "missing":
+                findings.append(Finding(root, rel, Verdict.MISSING, "the mirror's index file is gone"))
+            elif what != "file":
+                findings.append(Finding(root, rel, Verdict.BAD, LINK if what == "link" else "not a plain file"))
             elif sums_ok:
-                findings.append(Finding(root, rel, "bad", f"not listed in {SUMS}: its content is unchecked"))
-    files = root / FILES
-    for folder, _, names in os.walk(files):
-        for n in names:
-            rel = (Path(folder) / n).relative_to(root).as_posix()
+                findings.append(Finding(root, rel, Verdict.BAD, f"not listed in {SUMS}: its content is unchecked"))
+    for top in (FILES, COMPOSER):
+        if kind(root, top) == "link":
+            continue
+        for rel, st in walk_files(root, top):
             if rel in expected or not wants(rel):
                 continue
-            side = rel.endswith(_SIDE)
-            findings.append(Finding(root, rel, "partial" if side else "extra",
-                                    "an unfinished download" if side else "not listed in the mirror's indexes",
-                                    size=(Path(folder) / n).stat().st_size))
+            if stat.S_ISLNK(st.st_mode):
+                findings.append(Finding(root, rel, Verdict.BAD, LINK))
+            elif rel.endswith(SIDE_SUFFIXES):
+                findings.append(Finding(root, rel, Verdict.PARTIAL, "an unfinished download", size=st.st_size))
+            else:
+                findings.append(Finding(root, rel, Verdict.EXTRA, "not listed in the mirror's indexes",
+                                        size=st.st_size if stat.S_ISREG(st.st_mode) else None))
     for rel in sorted((only or set()) - set(expected)):
-        if not (root / rel).exists():
-            findings.append(Finding(root, rel, "missing", "not on disk and not listed in the mirror"))
-        elif not rel.startswith(FILES + "/"):
-            findings.append(Finding(root, rel, "extra", "not listed in the mirror's indexes"))
+        what = kind(root, rel)
+        if what == "missing":
+            findings.append(Finding(root, rel, Verdict.MISSING, "not on disk and not listed in the mirror"))
+        elif what == "link" and not rel.startswith((FILES + "/", COMPOSER + "/")):
+            findings.append(Finding(root, rel, Verdict.BAD, LINK))
+        elif not rel.startswith((FILES + "/", COMPOSER + "/")) and rel not in (SUMS, *INFO_FILES):
+            findings.append(Finding(root, rel, Verdict.EXTRA, "not listed in the mirror's indexes"))
     return findings, checks
 
 
-def _check(finding, sha, md5s, unlisted, advance):
-    md5, sha256 = hashlib.md5(), hashlib.sha256()
+def _composer_expectations(root: Path, expected: dict, findings: list, wants) -> bool:
+    """Add what the p2 files say of each Composer archive to *expected*; whether there is a Composer index.
+
+    Every p2 entry must name an archive of this mirror, which must be on disk
+    and have the SHA-1 the entry gives.
+    """
+    if kind(root, PACKAGES) != "file" and kind(root, P2) == "missing":
+        return False
+    written_for = read_composer_url(root)
+    problems = []
+    for name, entries in read_index(root, warn=problems.append).items():
+        p2 = f"{P2}/{name}.json"
+        for entry in entries:
+            try:
+                rel = entry_rel(entry, written_for)
+            except UnsafeNameError as exc:
+                if wants(p2):
+                    findings.append(Finding(root, p2, Verdict.BAD, f"{entry.get('version')}: {exc}"))
+                continue
+            if rel is None:
+                continue
+            shasum = (entry.get("dist") or {}).get("shasum")
+            want = expected.setdefault(rel, Expected())
+            want.sha1s[shasum.lower() if isinstance(shasum, str) and shasum else ""] = p2
+    for problem in problems:
+        rel = problem.split(":", 1)[0]
+        if wants(rel):
+            findings.append(Finding(root, rel, Verdict.BAD, problem.split(": ", 1)[-1]))
+    return True
+
+
+def _check(check: _Check, advance: Callable[[int], None]) -> None:
+    finding, want = check.finding, check.expected
+    md5, sha256, sha1 = hashlib.md5(), hashlib.sha256(), hashlib.sha1()
     try:
-        with open(finding.path, "rb") as f:
+        fd = open_within(finding.root, finding.rel.split("/"))
+        with os.fdopen(fd, "rb") as f:
             for block in iter(lambda: f.read(BLOCK), b""):
                 md5.update(block)
                 sha256.update(block)
+                if want.sha1s:
+                    sha1.update(block)
                 advance(len(block))
+    except NotRegularFile:
+        finding.status, finding.problem = Verdict.BAD, "replaced by a link or a non-file while being checked"
+        return
     except OSError as exc:
-        finding.status, finding.problem = "bad", f"unreadable: {exc.strerror}"
+        finding.status, finding.problem = Verdict.BAD, f"unreadable: {exc.strerror or exc}"
         return
     finding.md5, finding.sha256 = md5.hexdigest(), sha256.hexdigest()
     problems = []
-    if sha is not None and finding.sha256 != sha:
+    if want.sha256 is not None and finding.sha256 != want.sha256:
         problems.append(f"sha256 differs from {SUMS}")
-    if len(md5s) > 1:
+    if len(want.md5s) > 1:
         problems.append("info/json gives it conflicting md5s")
-    elif md5s and finding.md5 not in md5s:
+    elif want.md5s and finding.md5 not in want.md5s:
         problems.append("md5 differs from info/json")
+    for shasum, p2 in sorted(want.sha1s.items()):
+        if not shasum:
+            problems.append(f"{p2} gives no SHA-1 for it")
+        elif shasum != sha1.hexdigest():
+            problems.append(f"SHA-1 differs from {p2}")
     if problems:
-        finding.status, finding.problem = "bad", "; ".join(problems)
-    elif unlisted:
-        finding.status, finding.problem = "unlisted", unlisted
-    elif sha is None and not md5s:
-        finding.status, finding.problem = "unverified", "no sha256 and no md5 to check it against"
+        finding.status, finding.problem = Verdict.BAD, "; ".join(problems)
+    elif check.unlisted:
+        finding.status, finding.problem = Verdict.UNLISTED, check.unlisted
+    elif want.sha256 is None and not want.md5s and not want.sha1s:
+        finding.status, finding.problem = Verdict.UNVERIFIED, "no sha256 and no md5 to check it against"

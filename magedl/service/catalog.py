@@ -8,23 +8,29 @@ warning instead of failing the whole listing.
 """
 
 import dataclasses
+import difflib
 import posixpath
 import re
 from dataclasses import dataclass, field
+from typing import Callable, Iterable, List, Optional, Sequence
 
-from magedl.errors import FeedError, IntegrityError
-from magedl.versions import version_key, version_matches
+from magedl.errors import FeedError, IntegrityError, NotFoundError
+from magedl.text import printable
+from magedl.versions import sort_versions, unclosed_bracket, version_key, version_matches
 
 # Fields that become attributes; everything else in an entry goes to extra.
 # "type" and "version" come from the entry's position in the feed, so a
 # conflicting copy inside the entry is dropped rather than kept twice.
 _CORE = ("name", "file_name", "version", "type", "md5", "ce_versions", "ee_versions")
 _MD5 = re.compile(r"[0-9a-f]{32}")
+# Extra fields nested deeper than this are dropped: nothing magedl shows needs them, and printing
+# them as JSON later would hit Python's recursion limit.
+_EXTRA_DEPTH = 32
 # Suffixes of two parts; a plain last extension covers the rest.
 _COMPOUND_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz")
 
 
-def file_suffix(file_name):
+def file_suffix(file_name: str) -> str:
     """Archive suffix of a file name, lower-case (``".tar.gz"``, ``".zip"``...), or ``""``.
 
     A purely numeric last part (``magento-1.9.4.5``) is a version, not an
@@ -86,7 +92,7 @@ def _ignore(message):
     pass
 
 
-def parse_feed(data, warn=None):
+def parse_feed(data: object, warn: Optional[Callable[[str], None]] = None) -> List["Release"]:
     """Turn the decoded ``info/json`` feed into release records.
 
     Parameters
@@ -171,8 +177,31 @@ def _release(entry, category, version, where, warn):
         md5=_md5(entry.get("md5"), file_name, where, warn),
         ce_versions=_version_list(entry, "ce_versions", where, warn),
         ee_versions=_version_list(entry, "ee_versions", where, warn),
-        extra={k: v for k, v in entry.items() if k not in _CORE},
+        extra=_extra(entry, file_name, where, warn),
     )
+
+
+def _extra(entry, file_name, where, warn):
+    extra = {}
+    for key, value in entry.items():
+        if key in _CORE:
+            continue
+        if _deeper_than(value, _EXTRA_DEPTH):
+            warn(f"feed {where}: field {key!r} of {file_name} is nested too deeply; dropped")
+            continue
+        extra[key] = value
+    return extra
+
+
+def _deeper_than(value, limit):
+    """Whether a decoded JSON value nests more than *limit* levels (without recursion)."""
+    level = [value]
+    for _ in range(limit + 1):
+        level = [child for item in level if isinstance(item, (list, dict))
+                 for child in (item.values() if isinstance(item, dict) else item)]
+        if not level:
+            return False
+    return True
 
 
 def _md5(value, file_name, where, warn):
@@ -194,7 +223,7 @@ def _version_list(entry, key, where, warn):
     return tuple(value)
 
 
-def releases_to_feed(releases):
+def releases_to_feed(releases: Iterable["Release"]) -> dict:
     """Build a feed of upstream shape from records (the inverse of parse_feed).
 
     Categories become version -> entries objects, except ``other`` and any
@@ -222,8 +251,13 @@ def _normal_suffix(fmt):
     return "." + fmt.strip().lower().lstrip(".")
 
 
-def select(releases, *, types=(), versions=(), names=(), formats=(), latest=False):
+def select(releases: Iterable["Release"], *, types: Iterable[str] = (), versions: Iterable[str] = (),
+           names: Iterable[str] = (), formats: Iterable[str] = (), latest: bool = False) -> List["Release"]:
     """Filter records; each empty filter lets everything through.
+
+    A plain filter: an empty result is not an error here (the server's
+    ``info/filter`` routes answer it with "No results found."). Commands use
+    :func:`select_checked`, which names a typo and what exists.
 
     Parameters
     ----------
@@ -266,7 +300,66 @@ def select(releases, *, types=(), versions=(), names=(), formats=(), latest=Fals
     return chosen
 
 
-def unique_files(releases):
+def select_checked(releases: Iterable["Release"], *, types: Iterable[str] = (), versions: Iterable[str] = (),
+                   names: Iterable[str] = (), formats: Iterable[str] = (), latest: bool = False) -> List["Release"]:
+    """:func:`select`, for what a person typed: a typo is an error that lists what exists.
+
+    One behaviour for ``list``, ``versions``, ``get`` and ``mirror``: an
+    unknown type, a version glob that matches nothing (a broken glob such as
+    ``2.4.[7`` included), an unknown file name or format, or filters that
+    together match nothing raise :class:`NotFoundError` (exit 5) naming the
+    value, the closest match and what the catalogue has. With no filter at
+    all the result may be empty (an empty catalogue is not a typo).
+
+    Raises
+    ------
+    NotFoundError
+    """
+    releases = list(releases)
+    types, versions, names, formats = list(types), list(versions), list(names), list(formats)
+    known = sorted({r.type for r in releases})
+    for type_ in types:
+        if type_ not in known:
+            raise NotFoundError(f"unknown --type '{printable(type_)}'{_closest(type_, known)}; "
+                                f"the catalogue has: {_listing(known)}")
+    pool = [r for r in releases if not types or r.type in types]
+    in_pool = sort_versions(r.version for r in pool if r.version)
+    scope = f" of {', '.join(map(printable, types))}" if types else ""
+    for glob in versions:
+        if not any(version_matches(v, glob) for v in in_pool):
+            broken = " (its '[' is never closed, so it is taken literally)" if unclosed_bracket(glob) else ""
+            raise NotFoundError(f"--version '{printable(glob)}'{broken} matches no version{scope}"
+                                f"{_closest(glob, in_pool)}; versions{scope}: {_listing(in_pool)} "
+                                "(see 'magedl versions')")
+    for name in names:
+        if find_by_name(releases, name) is None:
+            raise NotFoundError(f"'{printable(name)}' is not in the catalogue"
+                                f"{_closest(name, sorted({r.file_name for r in releases}))} (see 'magedl list')")
+    chosen = select(releases, types=types, versions=versions, names=names, formats=formats, latest=latest)
+    if not chosen and (types or versions or names or formats or latest):
+        have = sorted({r.suffix for r in select(releases, types=types, versions=versions, names=names) if r.suffix})
+        if formats and have:
+            raise NotFoundError(f"no file of that selection has the format {', '.join(map(printable, formats))}; "
+                                f"formats there: {', '.join(s.lstrip('.') for s in have)}")
+        raise NotFoundError("nothing in the catalogue matches that selection as a whole; see 'magedl versions' "
+                            "and 'magedl list' for what there is")
+    return chosen
+
+
+def _closest(value: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(value, known, n=1, cutoff=0.6)
+    return f" (did you mean '{printable(close[0])}'?)" if close else ""
+
+
+def _listing(values: Sequence[str], limit: int = 12) -> str:
+    """*values* as a short, printable list: the first *limit*, then how many more."""
+    if not values:
+        return "nothing"
+    shown = ", ".join(printable(v) for v in values[:limit])
+    return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
+
+
+def unique_files(releases: Iterable["Release"]) -> List["Release"]:
     """Return one record per file name, the first seen, in input order."""
     seen, out = set(), []
     for release in releases:
@@ -276,12 +369,12 @@ def unique_files(releases):
     return out
 
 
-def find_by_name(releases, name):
+def find_by_name(releases: Iterable["Release"], name: str) -> Optional["Release"]:
     """Return the first record whose file name is exactly ``name``, or None."""
     return next((r for r in releases if r.file_name == name), None)
 
 
-def settle_md5(release, releases):
+def settle_md5(release: "Release", releases: Iterable["Release"]) -> "Release":
     """*release* with the md5 the whole feed gives its file name.
 
     The same file may be listed several times (under several versions), not

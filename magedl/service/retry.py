@@ -10,15 +10,17 @@ import email.utils
 import logging
 import time
 from dataclasses import dataclass
+from typing import Callable, Optional, TypeVar
 
 import tenacity
 
 from magedl.errors import NetworkError, TransientError
 
-log = logging.getLogger("magedl")
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
-def parse_retry_after(value, now=None):
+def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Optional[float]:
     """Seconds to wait from a ``Retry-After`` header, or ``None``."""
     if not value:
         return None
@@ -57,7 +59,8 @@ class RetryPolicy:
     max_backoff: float = 60.0
     max_retry_after: float = 300.0
 
-    def call(self, fn, what, progress=None, stop=None):
+    def call(self, fn: Callable[[], T], what: str, progress: Optional[Callable[[], object]] = None,
+             stop: Optional[Callable[[], bool]] = None) -> T:
         """Run ``fn()`` until it succeeds, retrying transient failures.
 
         Parameters

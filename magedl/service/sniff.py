@@ -7,6 +7,7 @@ bytes of a body before any of it is kept.
 """
 
 import re
+from typing import Optional, Tuple
 
 HEAD_SIZE = 512
 
@@ -30,12 +31,12 @@ _HTML = re.compile(rb"^\s*(<!doctype\s+html|<html|<head|<body|<\?xml|<!--)", re.
 _AUTH_WORDS = re.compile(r"login|log in|password|credential|unauthori[sz]ed|access denied|token", re.I)
 
 
-def expected_magic(suffix):
+def expected_magic(suffix: str) -> Optional[Tuple[bytes, ...]]:
     """Magic prefixes for *suffix*, or ``None`` when we know none."""
     return _MAGIC.get(suffix.lower())
 
 
-def magic_matches(suffix, head):
+def magic_matches(suffix: str, head: bytes) -> Optional[bool]:
     """True/False when *suffix* has a known magic number, else ``None``."""
     magics = expected_magic(suffix)
     if magics is None:
@@ -43,13 +44,13 @@ def magic_matches(suffix, head):
     return any(head.startswith(m) for m in magics)
 
 
-def is_html(head, content_type=""):
+def is_html(head: bytes, content_type: str = "") -> bool:
     """Whether a body is an HTML (or XML) page rather than a file."""
     ctype = (content_type or "").split(";")[0].strip().lower()
     return ctype in ("text/html", "application/xhtml+xml") or bool(_HTML.match(head))
 
 
-def is_text(head):
+def is_text(head: bytes) -> bool:
     """Whether *head* is plain printable text (an error message, say)."""
     if not head:
         return False
@@ -60,7 +61,7 @@ def is_text(head):
     return all(c.isprintable() or c in "\r\n\t" for c in text)
 
 
-def excerpt(head, limit=60):
+def excerpt(head: bytes, limit: int = 60) -> str:
     """A short, printable, one-line excerpt of a body for error messages."""
     text = head[:limit * 2].decode("utf-8", "replace")
     text = re.sub(r"<[^>]*>", " ", text)
@@ -69,12 +70,13 @@ def excerpt(head, limit=60):
     return text[:limit] + ("..." if len(text) > limit else "")
 
 
-def mentions_credentials(text):
+def mentions_credentials(text: str) -> bool:
     """Whether a page's text reads like a login or bad-credentials answer."""
     return bool(_AUTH_WORDS.search(text))
 
 
-def refuse_reason(suffix, head, content_type="", total_size=None, have_md5=True):
+def refuse_reason(suffix: str, head: bytes, content_type: str = "", total_size: Optional[int] = None,
+                  have_md5: bool = True) -> Optional[str]:
     """Why the body starting with *head* is not the archive, or ``None``.
 
     Parameters

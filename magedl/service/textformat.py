@@ -12,6 +12,7 @@ header's column names. ``info/versions`` answers with one block per edition.
 """
 
 import re
+from typing import Callable, Dict, Iterable, List, Optional
 
 from magedl.errors import FeedError
 from magedl.service.catalog import Release
@@ -41,7 +42,7 @@ def _ignore(message):
     pass
 
 
-def parse_table(text, warn=None):
+def parse_table(text: str, warn: Optional[Callable[[str], None]] = None) -> List[Release]:
     """Parse a text table into release records.
 
     Parameters
@@ -146,7 +147,7 @@ def _cell_text(value):
     return text or _EMPTY
 
 
-def render_table(releases):
+def render_table(releases: Iterable[Release]) -> str:
     """Render records as the service's text table.
 
     Empty values are written as ``-`` (read back as empty), so every row has
@@ -169,7 +170,7 @@ def render_table(releases):
     return "\n".join([lines[0], rule] + lines[1:]) + "\n"
 
 
-def parse_versions(text):
+def parse_versions(text: str) -> Dict[str, List[str]]:
     """Parse ``info/versions`` into ``{"CE": [...], "EE": [...]}``.
 
     A block is a title line (its first word is the edition), a dash rule and
@@ -200,7 +201,7 @@ def parse_versions(text):
     return {edition: sort_versions(found) for edition, found in blocks.items()}
 
 
-def render_versions(releases):
+def render_versions(releases: Iterable[Release]) -> str:
     """Render ``info/versions`` from the ``ce-full`` and ``ee-full`` records.
 
     CE comes first, then EE, newest first; an edition without versions is

@@ -6,7 +6,7 @@ Scripted builds import these instead of shelling out::
     with magedl.open_client() as client:           # env / config / netrc credentials
         releases = client.catalog()
         [release] = magedl.select(releases, types=["ce-full"], versions=["2.4.7"], formats=["tar.gz"])
-        result = magedl.fetch_release(client, release, "downloads/")
+        result = magedl.fetch_release(client, release, "downloads/", TransferOptions(connections=4))
         print(result.path, result.md5)
 
 Every failure is a :class:`magedl.errors.MagedlError` subclass whose
@@ -15,17 +15,20 @@ Every failure is a :class:`magedl.errors.MagedlError` subclass whose
 
 import queue
 import threading
+from typing import Callable, Iterator, Optional
 
 from magedl import config
 from magedl.errors import Interrupted, MagedlError
 from magedl.paths import destination
 from magedl.service.api import Client
 from magedl.service.retry import RetryPolicy
-from magedl.transfer.download import Result, download
+from magedl.transfer.download import Progress, Result, download
+from magedl.transfer.options import TransferOptions
+from magedl.transfer.ratelimit import RateLimiter
 
 
 def open_client(base_url=None, *, mageid=None, token=None, token_file=None, ca_bundle=None,
-                insecure=False, retry=None, timeout=(15.0, 60.0)):
+                insecure=False, retry=None, timeout=(15.0, 60.0)) -> Client:
     """A :class:`~magedl.api.Client` with settings resolved as the CLI does.
 
     Parameters left ``None`` come from the environment, the config file or
@@ -38,64 +41,53 @@ def open_client(base_url=None, *, mageid=None, token=None, token_file=None, ca_b
     return Client(settings, retry=retry or RetryPolicy(), timeout=timeout)
 
 
-def fetch_release(client, release, folder, *, require_checksum=False, progress=None, connections=1,
-                  adaptive=True, limiter=None, sha256=False, cancel=None):
+def fetch_release(client, release, folder, options: Optional[TransferOptions] = None, *,
+                  progress: Optional[Callable[[Progress], None]] = None, cancel: Optional[threading.Event] = None,
+                  limiter: Optional[RateLimiter] = None) -> Result:
     """Download one catalogue record into *folder*, verified against its md5.
 
     Parameters
     ----------
-    client : magedl.api.Client
-    release : magedl.catalog.Release
+    client : magedl.service.api.Client
+    release : magedl.service.catalog.Release
     folder : path
         Target folder; the file lands at ``folder/<file_name>``.
-    require_checksum : bool
-        Refuse files the feed gives no md5 for.
+    options : TransferOptions, optional
+        Connections, rate, checksum policy (``require_checksum``, ``sha256``); the defaults when omitted.
     progress : callable, optional
         Receives :class:`magedl.transfer.Progress` updates.
-    connections : int
-        Up to this many connections for one large file, when the server honours Range.
-    adaptive : bool
-        Add connections beyond the first only when it proves slow.
-    limiter : magedl.ratelimit.RateLimiter, optional
-        Shared bandwidth budget.
-    sha256 : bool
-        Also compute the sha256 as the data arrives (mirrors need it).
     cancel : threading.Event, optional
         Set it to stop the transfer; the partial file is kept for a resume.
+    limiter : magedl.transfer.ratelimit.RateLimiter, optional
+        A budget shared with other transfers; by default built from ``options.limit_rate``.
 
     Returns
     -------
     magedl.transfer.Result
     """
     dest = destination(folder, release.file_name)  # refuses an unsafe name before any request
-    return download(
-        client,
-        client.file_url(release.file_name),
-        dest,
-        file_name=release.file_name,
-        md5=release.md5,
-        require_checksum=require_checksum,
-        progress=progress,
-        connections=connections,
-        adaptive=adaptive,
-        limiter=limiter,
-        sha256=sha256,
-        cancel=cancel,
-    )
+    return download(client, client.file_url(release.file_name), dest, file_name=release.file_name, md5=release.md5,
+                    options=options, progress=progress, cancel=cancel, limiter=limiter)
 
 
-def fetch_many(client, releases, folder, *, jobs=4, cancel=None, **options):
-    """Fetch several releases, *jobs* at a time; yield ``(release, outcome)`` as each ends.
+def fetch_many(client, releases, folder, options: Optional[TransferOptions] = None, *,
+               progress: Optional[Callable[[Progress], None]] = None, cancel: Optional[threading.Event] = None,
+               limiter: Optional[RateLimiter] = None) -> Iterator[tuple]:
+    """Fetch several releases, ``options.jobs`` at a time; yield ``(release, outcome)`` as each ends.
 
     *outcome* is a :class:`~magedl.transfer.Result`, or the
     :class:`~magedl.errors.MagedlError` that file failed with: one failure
-    does not stop the others. Other keyword arguments go to
-    :func:`fetch_release`.
+    does not stop the others. Every connection of every job shares one
+    bandwidth budget (*limiter*, or one built from ``options.limit_rate``).
 
     Ctrl-C (KeyboardInterrupt) in the caller's thread stops every transfer,
     keeping their partial files, and is re-raised.
     """
+    options = options or TransferOptions()
+    if limiter is None and options.limit_rate:
+        limiter = RateLimiter(options.limit_rate)
     cancel = cancel or threading.Event()
+    releases = list(releases)
     todo = queue.Queue()
     for release in releases:
         todo.put(release)
@@ -108,7 +100,8 @@ def fetch_many(client, releases, folder, *, jobs=4, cancel=None, **options):
             except queue.Empty:
                 return
             try:
-                outcome = fetch_release(client, release, folder, cancel=cancel, **options)
+                outcome = fetch_release(client, release, folder, options, progress=progress, cancel=cancel,
+                                        limiter=limiter)
             except MagedlError as exc:
                 outcome = exc
             except BaseException as exc:  # a bug: hand it to the caller's thread
@@ -117,7 +110,7 @@ def fetch_many(client, releases, folder, *, jobs=4, cancel=None, **options):
 
     # Daemon threads: a worker stuck in a read must not keep a Ctrl-C'd process alive.
     threads = [threading.Thread(target=worker, daemon=True, name=f"magedl-job-{i}")
-               for i in range(max(1, min(jobs, len(releases))))]
+               for i in range(max(1, min(options.jobs, len(releases))))]
     for t in threads:
         t.start()
     try:

@@ -43,11 +43,14 @@ class PrefixHasher:
         An open file descriptor of the partial file (read with ``os.pread``).
     algorithms : tuple of str
         hashlib names, e.g. ``("md5", "sha256")``.
+    queue_max : int
+        Bytes held in memory for the hasher thread; past this, it reads them back instead.
     """
 
-    def __init__(self, fd, algorithms=("md5",)):
+    def __init__(self, fd, algorithms=("md5",), queue_max=QUEUE_MAX):
         self._fd = fd
         self._hashers = {name: hashlib.new(name) for name in algorithms}
+        self._queue_max = queue_max
         self._hashed = 0
         self._flushed = 0
         self._target = 0
@@ -66,7 +69,7 @@ class PrefixHasher:
         is used only if it begins exactly where the prefix ended.
         """
         with self._cond:
-            if block is not None and start == self._target and self._queued < QUEUE_MAX:
+            if block is not None and start == self._target and self._queued < self._queue_max:
                 self._queue.append((start, block))
                 self._queued += len(block)
             if end > self._target:

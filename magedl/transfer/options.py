@@ -32,6 +32,8 @@ class Tuning:
         What one connection fetches per request once several share a file.
     min_split : int
         A split leaves both halves at least this long: less is not worth a request.
+    align : int
+        Split points are multiples of this (whole pages and disk blocks for each writer).
     expand_after : float
         Seconds of one connection before deciding whether to add more.
     fast_enough : int
@@ -45,6 +47,7 @@ class Tuning:
     chunk: int = 256 << 10
     piece: int = 4 << 20
     min_split: int = 2 << 20
+    align: int = 64 << 10
     expand_after: float = 0.25
     fast_enough: int = 128 << 20
     save_interval: float = 0.5

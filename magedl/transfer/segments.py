@@ -1,19 +1,17 @@
-"""Byte ranges of one file and the sidecar that lets a later run resume them.
+"""Byte ranges of one file: how a transfer is cut into segments and shared by connections.
 
 A transfer is a list of :class:`Segment`; a plain download is a single
-segment from 0 to the end. The sidecar (``NAME.magedl-part.json``) records
-each segment's progress, so after ``kill -9`` every segment resumes where its
-last recorded byte ended. Progress is recorded only after the bytes are
-written, so the sidecar never claims bytes the partial file lacks.
+segment from 0 to the end. The sidecar (:mod:`magedl.transfer.partial`)
+records each segment's progress, so after ``kill -9`` every segment resumes
+where its last recorded byte ended.
+
+The sizes (piece, smallest split, alignment) come from
+:class:`magedl.transfer.options.Tuning`.
 """
 
-import json
-import os
 from dataclasses import dataclass
 
-MIN_SPLIT = 2 << 20  # a split leaves both halves at least this long: less is not worth a request
-PIECE = 4 << 20  # what one connection fetches per request once several share a file
-ALIGN = 64 << 10
+from magedl.transfer.options import Tuning
 
 
 @dataclass
@@ -52,7 +50,7 @@ def plan(size):
     return [Segment(0, size)]
 
 
-def carve(segments, piece=PIECE):
+def carve(segments, tuning: Tuning):
     """Cut the rest of the longest busy segment into idle pieces, in file order.
 
     Used when connections join a running transfer. Workers take pieces
@@ -63,8 +61,9 @@ def carve(segments, piece=PIECE):
     if not busy:
         return []
     victim = max(busy, key=lambda s: s.remaining)
-    cut = -(-(victim.pos + piece) // ALIGN) * ALIGN
-    if cut + MIN_SPLIT > victim.end:
+    piece = tuning.piece
+    cut = _align_up(victim.pos + piece, tuning.align)
+    if cut + tuning.min_split > victim.end:
         return []
     new = [Segment(a, min(a + piece, victim.end)) for a in range(cut, victim.end, piece)]
     victim.end = cut
@@ -72,7 +71,7 @@ def carve(segments, piece=PIECE):
     return new
 
 
-def next_segment(segments):
+def next_segment(segments, tuning: Tuning):
     """The segment an idle worker should take next, or ``None``.
 
     The unowned unfinished segment with the lowest offset comes first;
@@ -87,15 +86,19 @@ def next_segment(segments):
     if not busy:
         return None
     victim = max(busy, key=lambda s: s.remaining)
-    if victim.remaining < 2 * MIN_SPLIT:
+    if victim.remaining < 2 * tuning.min_split:
         return None
-    cut = -(-(victim.pos + victim.remaining // 2) // ALIGN) * ALIGN
+    cut = _align_up(victim.pos + victim.remaining // 2, tuning.align)
     if cut >= victim.end:
         return None
     new = Segment(cut, victim.end)
     victim.end = cut  # its worker stops there; the bytes are the same either way
     segments.append(new)
     return new
+
+
+def _align_up(n, align):
+    return -(-n // align) * align
 
 
 def contiguous_end(segments):
@@ -110,42 +113,37 @@ def contiguous_end(segments):
     return end
 
 
-def save_state(path, state):
-    """Write the sidecar atomically (a crash leaves the old or the new one)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(state, f)
-    os.replace(tmp, path)
-
-
-def load_state(path):
-    """The sidecar's dict, or ``None`` when absent or unreadable."""
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return state if isinstance(state, dict) else None
-
-
 def segments_to_json(segments):
+    """``[[start, end, done], ...]`` in file order, as the sidecar holds them."""
     return [[s.start, s.end, s.done] for s in sorted(segments, key=lambda s: s.start)]
 
 
 def segments_from_json(data, size):
-    """Segments from a sidecar; ``None`` if they do not tile ``[0, size)`` sanely."""
-    try:
-        segments = [Segment(int(a), None if b is None else int(b), int(d)) for a, b, d in data]
-    except (TypeError, ValueError):
+    """Segments from a sidecar; ``None`` unless they tile ``[0, size)`` exactly.
+
+    The sidecar is a file on disk that anyone may have edited: every entry
+    must be three plain integers (the end may be ``None`` for the last one
+    while the size is unknown), in order, without gap or overlap, each with
+    no more done than it holds.
+    """
+    if not isinstance(data, list) or not data:
         return None
-    if not segments:
-        return None
+    segments = []
     expected = 0
-    for seg in sorted(segments, key=lambda s: s.start):
-        if seg.start != expected or seg.done < 0 or (seg.end is not None and seg.pos > seg.end):
+    for entry in data:
+        if expected is None or not isinstance(entry, list) or len(entry) != 3:
+            return None  # nothing may follow a segment that runs to the end of the file
+        start, end, done = entry
+        if not (_plain_int(start) and _plain_int(done) and (end is None or _plain_int(end))):
             return None
-        expected = seg.end
-        if expected is None:
-            break
+        if start != expected or (end is not None and start + done > end):
+            return None
+        segments.append(Segment(start, end, done))
+        expected = end
     if expected != size:
         return None
     return segments
+
+
+def _plain_int(value):
+    return type(value) is int and value >= 0

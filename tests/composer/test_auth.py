@@ -1,4 +1,4 @@
-"""Finding Marketplace keys as Composer does: sources, order, host forms, shapes, secrecy."""
+"""Finding Marketplace keys as Composer does: sources, order, project files, host forms, secrecy."""
 
 import json
 import logging
@@ -7,73 +7,18 @@ import secrets
 from pathlib import Path
 
 import pytest
+from composer.authkit import HOST, World, auth_data, pair, write
 
-from magedl.composer import auth
-from magedl.composer.auth import (
-    NOTE,
-    WARNING,
-    Source,
-    composer_home,
-    composer_origin,
-    find_keys,
-    global_auth_path,
-    host_key,
-    key_shape_problems,
-    mask_public,
-    project_auth_path,
-)
+from magedl.composer.auth import find_keys
+from magedl.composer.home import composer_file, project_auth_path
+from magedl.composer.sources import NOTE, Source
 from magedl.config import redact
-from magedl.errors import ConfigError, UsageError
-
-HOST = "repo.magento.com"
-
-
-def pair():
-    """A fresh (public, private) pair of Marketplace-shaped keys."""
-    return secrets.token_hex(16), secrets.token_hex(16)
-
-
-def auth_data(host=HOST, keys=None):
-    user, password = keys
-    return {"http-basic": {host: {"username": user, "password": password}}}
-
-
-def write(path, data):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(data if isinstance(data, str) else json.dumps(data), encoding="utf-8")
-    return path
-
-
-class World:
-    """A Composer home, a project with composer.json, and an environment naming them."""
-
-    def __init__(self, root):
-        self.home = root / "home"
-        self.chome = self.home / ".composer"
-        self.project = root / "project"
-        write(self.project / "composer.json", {"name": "acme/shop"})
-        self.env = {"HOME": str(self.home), "COMPOSER_HOME": str(self.chome)}
-
-    @property
-    def global_auth(self):
-        return self.chome / "auth.json"
-
-    @property
-    def project_auth(self):
-        return self.project / "auth.json"
-
-    def find(self, url="https://repo.magento.com/", **kwargs):
-        return find_keys(url, project_dir=self.project, env=self.env, **kwargs)
+from magedl.errors import ConfigError
 
 
 @pytest.fixture
 def world(tmp_path):
     return World(tmp_path)
-
-
-@pytest.fixture
-def no_etc_xdg(monkeypatch, tmp_path):
-    monkeypatch.setattr(auth, "_ETC_XDG", str(tmp_path / "no-etc-xdg"))
 
 
 # ---------------------------------------------------------------- each source alone
@@ -220,125 +165,6 @@ def test_other_hosts_do_not_count(world):
     assert world.find().credentials is None
 
 
-# ---------------------------------------------------------------- malformed input
-
-
-@pytest.mark.parametrize("value", ['{"http-basic": {', "null", "  ", "{'http-basic': {}}", "NaN"])
-def test_malformed_composer_auth_is_an_error(world, value):
-    world.env["COMPOSER_AUTH"] = value
-    with pytest.raises(ConfigError) as info:
-        world.find()
-    assert "COMPOSER_AUTH environment variable is malformed" in str(info.value)
-    assert info.value.exit_code == 1
-
-
-def test_malformed_composer_auth_message_holds_no_key(world):
-    keys = pair()
-    world.env["COMPOSER_AUTH"] = json.dumps(auth_data(keys=keys))[:-2]
-    with pytest.raises(ConfigError) as info:
-        world.find()
-    assert keys[0] not in str(info.value) and keys[1] not in str(info.value)
-    assert "line 1 column" in str(info.value)
-
-
-def test_empty_composer_auth_is_ignored(world):
-    world.env["COMPOSER_AUTH"] = ""
-    result = world.find()
-    assert {s.source: s.present for s in result.searched}[Source.COMPOSER_AUTH] is False
-
-
-def test_composer_auth_not_an_object_is_a_warning(world):
-    world.env["COMPOSER_AUTH"] = '"repo.magento.com"'
-    result = world.find()
-    (finding,) = result.findings
-    assert finding.level == WARNING and "COMPOSER_AUTH holds a JSON string" in finding.message
-
-
-@pytest.mark.parametrize("where", ["global", "project"])
-def test_auth_json_not_json_is_an_error_naming_the_file(world, where):
-    keys = pair()
-    path = world.global_auth if where == "global" else world.project_auth
-    write(path, '{"http-basic": {"repo.magento.com": {"username": "%s", "password": "%s",}}}'
-          % keys)
-    with pytest.raises(ConfigError) as info:
-        world.find()
-    message = str(info.value)
-    assert str(path) in message and "not valid JSON" in message and "line 1" in message
-    assert keys[0] not in message and keys[1] not in message
-
-
-def test_auth_json_with_bom_is_an_error(world):
-    write(world.global_auth, "\ufeff" + json.dumps(auth_data(keys=pair())))
-    with pytest.raises(ConfigError, match="byte-order mark"):
-        world.find()
-
-
-def test_auth_json_that_is_a_folder_is_an_error(world):
-    world.project_auth.mkdir()
-    with pytest.raises(ConfigError, match="is a folder"):
-        world.find()
-
-
-def test_malformed_composer_json_is_an_error(world):
-    write(world.project / "composer.json", "{")
-    with pytest.raises(ConfigError, match="composer.json is not valid JSON"):
-        world.find()
-
-
-@pytest.mark.parametrize("content, kind", [("[1, 2]", "list"), ('"x"', "string"), ("3", "number"),
-                                           ("null", "null")])
-def test_auth_json_not_an_object_is_a_warning_and_skipped(world, content, kind):
-    keys = pair()
-    write(world.global_auth, auth_data(keys=keys))
-    write(world.project_auth, content)
-    result = world.find()
-    assert result.credentials == keys
-    (finding,) = result.findings
-    assert finding.level == WARNING and finding.path == world.project_auth
-    assert f"holds a JSON {kind}, not an object" in finding.message
-
-
-def test_empty_php_array_is_an_empty_object(world):
-    write(world.project_auth, "[]")
-    write(world.global_auth, {"http-basic": []})
-    result = world.find()
-    assert result.findings == () and result.credentials is None
-
-
-@pytest.mark.parametrize("entry, problem", [
-    ("a string", "is a string, not an object"),
-    (["u", "p"], "is a list, not an object"),
-    ({"username": 12345678, "password": "x" * 32}, "username that is a number"),
-    ({"username": "u" * 32, "password": None}, "password that is a null"),
-    ({"username": "u" * 32}, "has no password"),
-    ({"password": "p" * 32}, "has no username"),
-])
-def test_wrong_typed_entry_is_reported_and_skipped(world, entry, problem):
-    keys = pair()
-    write(world.global_auth, auth_data(keys=keys))
-    write(world.project_auth, {"http-basic": {HOST: entry}})
-    result = world.find()
-    assert result.credentials == keys and result.source is Source.GLOBAL_AUTH
-    (finding,) = result.findings
-    assert finding.level == WARNING and finding.source is Source.PROJECT_AUTH
-    assert str(world.project_auth) in finding.message and problem in finding.message
-    assert "skipped" in finding.message and "x" * 32 not in finding.message
-
-
-def test_http_basic_not_an_object_is_a_warning(world):
-    write(world.project_auth, {"http-basic": "repo.magento.com"})
-    (finding,) = world.find().findings
-    assert "'http-basic' is a string, not an object" in finding.message
-
-
-def test_http_basic_under_config_in_auth_json_is_flagged(world):
-    write(world.project_auth, {"config": auth_data(keys=pair())})
-    result = world.find()
-    assert result.credentials is None
-    (finding,) = result.findings
-    assert "belongs at the top level" in finding.message
-
-
 # ---------------------------------------------------------------- project files
 
 
@@ -389,28 +215,6 @@ def test_project_dir_defaults_to_cwd(world, monkeypatch):
 
 
 # ---------------------------------------------------------------- hosts
-
-
-@pytest.mark.parametrize("url, origin, canonical", [
-    ("https://repo.magento.com/", "repo.magento.com", "repo.magento.com"),
-    ("https://repo.magento.com", "repo.magento.com", "repo.magento.com"),
-    ("repo.magento.com", "repo.magento.com", "repo.magento.com"),
-    ("https://REPO.magento.com:443/", "REPO.magento.com:443", "repo.magento.com"),
-    ("http://127.0.0.1:8080/", "127.0.0.1:8080", "127.0.0.1:8080"),
-    ("http://127.0.0.1:80/", "127.0.0.1:80", "127.0.0.1"),
-    ("https://repo.magento.com:8443/p/", "repo.magento.com:8443", "repo.magento.com:8443"),
-    ("http://[::1]:8080/", "[::1]:8080", "[::1]:8080"),
-    ("https://user:pw@repo.magento.com/", "repo.magento.com", "repo.magento.com"),
-])
-def test_origin_and_canonical_host(url, origin, canonical):
-    assert composer_origin(url) == origin
-    assert host_key(url) == canonical
-
-
-@pytest.mark.parametrize("url", ["ftp://repo.magento.com/", "https:///x", "https://h:99999/"])
-def test_bad_repository_url_is_a_usage_error(url):
-    with pytest.raises(UsageError):
-        composer_origin(url)
 
 
 @pytest.mark.parametrize("url, key, kind", [
@@ -472,72 +276,6 @@ def test_credentials_in_url_are_noted_and_registered(world):
     assert redact("x s3cr3t-pw") == "x ***"
 
 
-# ---------------------------------------------------------------- COMPOSER_HOME
-
-
-def test_composer_home_env_var_wins(tmp_path):
-    env = {"COMPOSER_HOME": str(tmp_path / "ch"), "HOME": str(tmp_path), "APPDATA": "x"}
-    assert composer_home(env, "linux") == tmp_path / "ch"
-    assert composer_home(env, "win32") == tmp_path / "ch"
-    assert global_auth_path(env, "linux") == tmp_path / "ch" / "auth.json"
-
-
-def test_xdg_dir_when_neither_exists(tmp_path, no_etc_xdg):
-    env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
-    assert composer_home(env, "linux") == tmp_path / "xdg" / "composer"
-
-
-def test_existing_dot_composer_beats_missing_xdg_dir(tmp_path, no_etc_xdg):
-    (tmp_path / ".composer").mkdir()
-    env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
-    assert composer_home(env, "linux") == tmp_path / ".composer"
-
-
-def test_existing_xdg_dir_beats_dot_composer(tmp_path, no_etc_xdg):
-    (tmp_path / ".composer").mkdir()
-    (tmp_path / "xdg" / "composer").mkdir(parents=True)
-    env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
-    assert composer_home(env, "linux") == tmp_path / "xdg" / "composer"
-
-
-def test_any_xdg_variable_means_xdg_with_default_config_dir(tmp_path, no_etc_xdg):
-    env = {"HOME": str(tmp_path) + "/", "XDG_RUNTIME_DIR": "/run/user/1000"}
-    assert composer_home(env, "linux") == tmp_path / ".config" / "composer"
-
-
-@pytest.mark.parametrize("platform", ["linux", "darwin"])
-def test_no_xdg_means_dot_composer(tmp_path, no_etc_xdg, platform):
-    assert composer_home({"HOME": str(tmp_path)}, platform) == tmp_path / ".composer"
-
-
-def test_etc_xdg_means_xdg(tmp_path, monkeypatch):
-    (tmp_path / "etc-xdg").mkdir()
-    monkeypatch.setattr(auth, "_ETC_XDG", str(tmp_path / "etc-xdg"))
-    assert composer_home({"HOME": str(tmp_path)}, "darwin") == tmp_path / ".config" / "composer"
-
-
-def test_windows_uses_appdata():
-    env = {"APPDATA": "C:\\Users\\ann\\AppData\\Roaming\\"}
-    assert str(composer_home(env, "win32")) == "C:/Users/ann/AppData/Roaming/Composer"
-
-
-def test_windows_without_appdata_is_an_error():
-    with pytest.raises(ConfigError, match="APPDATA"):
-        composer_home({"HOME": "/x"}, "win32")
-
-
-def test_no_home_is_an_error():
-    with pytest.raises(ConfigError, match="HOME"):
-        composer_home({}, "linux")
-
-
-def test_default_environment(monkeypatch, isolated_home, no_etc_xdg):
-    monkeypatch.delenv("COMPOSER_HOME", raising=False)
-    assert composer_home() == isolated_home / ".config" / "composer"
-    monkeypatch.setenv("COMPOSER_HOME", str(isolated_home / "ch"))
-    assert global_auth_path() == isolated_home / "ch" / "auth.json"
-
-
 def test_find_keys_reads_os_environ_by_default(monkeypatch, tmp_path):
     keys = pair()
     monkeypatch.setenv("COMPOSER_HOME", str(tmp_path / "ch"))
@@ -550,40 +288,9 @@ def test_find_keys_reads_os_environ_by_default(monkeypatch, tmp_path):
 # ---------------------------------------------------------------- key shapes
 
 
-def test_good_keys_have_no_shape_problems():
-    assert key_shape_problems(*pair()) == ()
-    assert key_shape_problems("A" * 16 + "b" * 16, "0" * 32) == ()
-
-
-@pytest.mark.parametrize("public, private, expected", [
-    (" " + "a" * 32, "b" * 32, "public key has spaces or a line break at its start or end"),
-    ("a" * 32, "b" * 32 + "\n", "private key has spaces or a line break"),
-    ('"' + "a" * 32 + '"', "b" * 32, "public key is wrapped in quotes"),
-    ("a" * 32, "b" * 31, "private key is 31 characters long, not 32"),
-    ("a" * 33, "b" * 32, "public key is 33 characters long"),
-    ("a" * 31 + "-", "b" * 32, "public key holds characters other than letters and digits"),
-    ("a" * 16 + " " + "a" * 15, "b" * 32, "public key holds spaces or line breaks inside it"),
-    ("a" * 32, "a" * 32, "the public and the private key are the same"),
-    ("MAG000123456", "b" * 32, "looks like a MAGEID"),
-    ("a" * 32, "0123456789abcdef0123456789abcdef01234567", "looks like a downloads access token"),
-    ("", "b" * 32, "the public key is empty"),
-])
-def test_shape_problems(public, private, expected):
-    problems = key_shape_problems(public, private)
-    assert any(expected in p for p in problems), problems
-    for problem in problems:
-        assert (public.strip() not in problem or not public.strip()) and private.strip() not in problem
-
-
-def test_stripped_key_is_said_to_be_fine_without_extras():
-    problems = key_shape_problems("'" + "a" * 32 + "'", "b" * 32)
-    assert any("valid 32-character key without the extra characters" in p for p in problems)
-
-
 def test_shape_is_checked_for_marketplace_only_by_default(world):
-    write(world.project_auth, {"http-basic": {
-        HOST: {"username": "short-user", "password": "short-password"},
-        "127.0.0.1:8080": {"username": "short-user", "password": "short-password"}}})
+    short = {"username": secrets.token_hex(5), "password": secrets.token_hex(7)}
+    write(world.project_auth, {"http-basic": {HOST: short, "127.0.0.1:8080": short}})
     warnings = world.find().warnings
     assert any("10 characters long, not 32" in w.message for w in warnings)
     assert all(str(world.project_auth) in w.message for w in warnings)
@@ -592,12 +299,6 @@ def test_shape_is_checked_for_marketplace_only_by_default(world):
 
 
 # ---------------------------------------------------------------- secrecy
-
-
-def test_mask_public():
-    assert mask_public("abcdef0123456789abcdef0123456789") == "abcd…"
-    assert mask_public("abcdefgh") == "…"
-    assert mask_public("") == "…"
 
 
 def test_found_keys_are_registered_and_never_shown(world, caplog):
@@ -622,8 +323,7 @@ def test_errors_and_warnings_never_hold_keys(world, caplog):
     messages = []
     write(world.project_auth, {"http-basic": {HOST: {"username": keys[0], "password": 7}}})
     messages += [f.message for f in world.find().findings]
-    write(world.project_auth, '{"http-basic": {"%s": {"username": "%s", "password": "%s"}' % (
-        HOST, *keys))
+    write(world.project_auth, json.dumps(auth_data(keys=keys))[:-1])
     with pytest.raises(ConfigError) as info:
         world.find()
     messages += [str(info.value), repr(info.value)]
@@ -641,4 +341,4 @@ def test_paths_are_absolute(world, monkeypatch):
     write(world.project_auth, auth_data(keys=pair()))
     result = find_keys(project_dir="project", env=world.env)
     assert result.path == world.project_auth and Path(result.path).is_absolute()
-    assert os.path.isabs(auth.composer_file("project", world.env))
+    assert os.path.isabs(composer_file("project", world.env))

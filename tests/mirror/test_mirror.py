@@ -14,7 +14,7 @@ import sys
 import pytest
 from clirun import run
 
-from magedl.mirror import core as mirror_mod
+from magedl.mirror import plan as plan_mod
 from magedl.server.app import MemoryStore
 from magedl.service.catalog import parse_feed
 from magedl.service.textformat import parse_table, parse_versions
@@ -90,7 +90,7 @@ def test_rerun_of_an_up_to_date_mirror_transfers_and_hashes_nothing(env, capsys,
     def no_hashing(*a, **k):
         raise AssertionError("an unchanged file was re-hashed")
 
-    monkeypatch.setattr(mirror_mod, "file_digests", no_hashing)
+    monkeypatch.setattr(plan_mod, "file_digests", no_hashing)
     code, out, err = run(capsys, "--json", "mirror", str(mdir), *SEL_246)
     assert code == 0, err
     assert file_bytes_sent(env) == 0 and not [r for r in env.log if r.file_name]

@@ -115,9 +115,9 @@ def test_progress_covers_the_total_bytes(mdir):
 
 
 def test_progress_lines_when_not_a_terminal(mdir, capsys):
-    from magedl.cli.mirror import ByteProgress
+    from magedl.cli.progress import ByteBar
 
-    bar = ByteProgress("lines", "verifying", interval=0)
+    bar = ByteBar("lines", "verifying", interval=0)
     verify([mdir], progress=bar)
     err = capsys.readouterr().err
     assert "magedl: verifying: 100%" in err

@@ -139,6 +139,7 @@ def test_serve_with_an_auth_file(mdir, capsys, tmp_path):
         assert code == 3
         token = tmp_path / "token"
         token.write_text(secret)
+        os.chmod(token, 0o600)  # a secret's file must be private
         check_like_the_service(capsys, url, mdir, tmp_path, "--mageid", "ops", "--token-file", str(token))
         assert requests.get(url + "info/json", auth=("ops", "wrong")).status_code == 401
     finally:
@@ -159,6 +160,7 @@ def test_serve_refuses_what_is_not_a_mirror(tmp_path, capsys):
     (tmp_path / "info" / "json").write_text("{}")
     bad = tmp_path / "users"
     bad.write_text("no colon here\n")
+    os.chmod(bad, 0o600)
     code, _, err = run(capsys, "serve", str(tmp_path), "--auth-file", str(bad))
     assert code == 2 and "user:password" in err
 
@@ -170,7 +172,7 @@ def test_sha256_of_the_sums_file_is_reported(mdir, capsys):
 
 
 def test_auth_file_keeps_a_password_exactly(tmp_path):
-    from magedl.cli.mirror import read_auth_file
+    from magedl.cli.serve import read_auth_file
 
     auth = tmp_path / "users"
     auth.write_text("  # a comment\nops:ends with a space \r\n\nci:x\n")

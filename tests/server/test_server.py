@@ -1,4 +1,8 @@
-"""The API-shaped HTTP server: endpoints, auth, HEAD, Range, stores, log."""
+"""The API-shaped HTTP server: endpoints, auth, HEAD, Range, stores, the hooks' contract.
+
+Requests are observed through the emulator's request log (a :class:`RecordingServer`
+is an ApiServer with a recording hook plugged in).
+"""
 
 import base64
 import hashlib
@@ -11,7 +15,9 @@ import threading
 import pytest
 import requests
 
-from magedl.server.app import ApiServer, DirStore, FilePolicy, Hooks, MemoryStore, Pacing, feed_file_names, http_date
+from magedl.emulator import Emulator, Faults, RecordingServer
+from magedl.emulator.recorder import Recorder
+from magedl.server import ApiServer, DirStore, MemoryStore, feed_file_names, http_date
 from magedl.service.catalog import parse_feed
 
 PREFIX = "/products/downloads/"
@@ -47,7 +53,7 @@ def store():
 
 @pytest.fixture
 def server(store):
-    with ApiServer(store, prefix=PREFIX, auth={USER: PASSWORD}) as srv:
+    with RecordingServer(store, prefix=PREFIX, auth={USER: PASSWORD}) as srv:
         yield srv
 
 
@@ -360,9 +366,7 @@ def test_client_disconnect_mid_body_is_logged_quietly(capfd):
     name = "big.tar.gz"
     store = MemoryStore({"ce-full": {"1": [{"file_name": name}]}}, {name: big})
     # Throttle so the body is certainly still going when the client leaves.
-    hooks = type("Slow", (Hooks,), {"file_policy": lambda self, req, fn: FilePolicy(
-        pacing=Pacing(rate=4 * 2**20))})()
-    with ApiServer(store, hooks=hooks) as srv:
+    with Emulator(store, prefix="/", require_auth=False, faults=Faults(rate=4 * 2**20)) as srv:
         sock = socket.create_connection(("127.0.0.1", srv.port))
         sock.sendall(f"GET /file/{name} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
         sock.recv(1024)
@@ -378,12 +382,35 @@ def test_client_disconnect_mid_body_is_logged_quietly(capfd):
     assert out == "" and err == ""
 
 
-def test_hooks_cut_body_short():
+class _Short:
+    """A stream that ends after *limit* bytes: the hooks' way to cut a body."""
+
+    def __init__(self, stream, limit):
+        self.stream, self.left = stream, limit
+
+    def seek(self, pos):
+        self.stream.seek(pos)
+
+    def read(self, n):
+        data = self.stream.read(min(n, self.left))
+        self.left -= len(data)
+        return data
+
+    def close(self):
+        self.stream.close()
+
+
+def test_a_stream_that_ends_early_cuts_the_connection():
     name = "x.zip"
     store = MemoryStore({"other": [{"file_name": name}]}, {name: b"PK\x03\x04" + b"a" * 5000})
-    hooks = type("Cut", (Hooks,), {"file_policy": lambda self, req, fn: FilePolicy(
-        pacing=Pacing(cut_after=1000))})()
-    with ApiServer(store, hooks=hooks) as srv:
+
+    class Cut(Recorder):
+        def finish(self, req, reply):
+            if reply.stream is not None:
+                reply.stream = _Short(reply.stream, 1000)
+            return super().finish(req, reply)
+
+    with RecordingServer(store, hooks=Cut()) as srv:
         conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
         conn.request("GET", "/file/" + name)
         resp = conn.getresponse()

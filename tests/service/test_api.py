@@ -276,14 +276,28 @@ def test_feed_decodes_json(client):
     assert client.feed() == FEED
 
 
-@pytest.mark.parametrize("body", ["Invalid login or password", "Invalid login or password.\n", "<html><body>Please log in</body></html>"])
+@pytest.mark.parametrize("body", ["Invalid login or password", "Invalid login or password.\n",
+                                  "<html><body>Please log in</body></html>"])
 @responses.activate
-def test_feed_credentials_text_with_200_is_auth_error(client, body):
-    responses.add(responses.GET, BASE + "info/json", body=body, status=200, content_type="text/html")
-    with pytest.raises(AuthError) as info:
-        client.feed()
+def test_feed_credentials_text_with_200_is_auth_error(sleeps, body):
+    """The real service answers bad credentials with a login text and status 200: the token advice applies."""
+    from magedl.config import DEFAULT_BASE_URL
+
+    responses.add(responses.GET, DEFAULT_BASE_URL + "info/json", body=body, status=200, content_type="text/html")
+    with Client(Settings(DEFAULT_BASE_URL, Credentials(MAGEID, TOKEN)), retry=RetryPolicy(attempts=1)) as c:
+        with pytest.raises(AuthError) as info:
+            c.feed()
     assert info.value.exit_code == 3
     assert "Downloads Access Token" in str(info.value)
+    assert "a login page instead of data" in str(info.value) and "HTTP 401" not in str(info.value)
+
+
+@responses.activate
+def test_feed_credentials_text_from_a_mirror_points_at_its_auth_file(client):
+    responses.add(responses.GET, BASE + "info/json", body="Invalid login or password", status=200)
+    with pytest.raises(AuthError) as info:
+        client.feed()
+    assert "--auth-file" in str(info.value) and "generate a new one" not in str(info.value)
 
 
 @pytest.mark.parametrize("body", ["<html><body><h1>Maintenance</h1></body></html>", "", "{truncated", "\x00\x01binary"])
@@ -470,7 +484,8 @@ def _error_paths():
     yield "auth text", dict(body="Invalid login or password"), "feed"
     yield "html", dict(body="<html><body>down</body></html>"), "feed"
     yield "versions garbage", dict(body="<html>nope</html>"), "versions"
-    yield "conn", dict(body=requests.exceptions.ConnectionError(f"https://{MAGEID}:{TOKEN}@api.example/ cut")), "get_text"
+    cut = requests.exceptions.ConnectionError(f"https://{MAGEID}:{TOKEN}@api.example/ cut")
+    yield "conn", dict(body=cut), "get_text"
     yield "ssl", dict(body=requests.exceptions.SSLError(f"bad cert for {TOKEN}")), "get_text"
     yield "timeout", dict(body=requests.exceptions.ReadTimeout(TOKEN)), "get_text"
     yield "other", dict(body=requests.exceptions.InvalidHeader(TOKEN)), "get_text"

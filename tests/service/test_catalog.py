@@ -257,3 +257,78 @@ def test_find_by_name():
     assert find_by_name(releases, "PATCH_SUPEE-6788_CE_1.9.2.1_v1.sh").version == "1.9.2.1"
     assert find_by_name(releases, "ee/Magento-EE-2.3.4-2020-01-22-11-32-19.zip").type == "ee-full"
     assert find_by_name(releases, "magento-ce-2.4.6.zip") is None
+
+
+# -- select_checked: what a person typed -----------------------------------------------------------------
+
+
+def checked_error(**filters):
+    from magedl.errors import NotFoundError
+    from magedl.service.catalog import select_checked
+
+    with pytest.raises(NotFoundError) as info:
+        select_checked(parse_feed(feed()), **filters)
+    assert info.value.exit_code == 5 and "\n" not in str(info.value)
+    return str(info.value)
+
+
+def test_select_checked_passes_what_select_passes():
+    from magedl.service.catalog import select_checked
+
+    releases = parse_feed(feed())
+    for filters in ({}, {"types": ["ce-full"]}, {"versions": ["2.4.*"], "formats": ["zip"]}, {"latest": True},
+                    {"names": ["sample-data.zip"]}, {"types": ["ce-patch"], "versions": ["1.9.2.?"]}):
+        assert select_checked(releases, **filters) == select(releases, **filters)
+    assert select_checked([]) == []  # an empty catalogue is not a typo
+
+
+def test_unknown_type_names_the_closest_and_lists_the_known():
+    msg = checked_error(types=["ce-ful"])
+    assert "unknown --type 'ce-ful' (did you mean 'ce-full'?)" in msg
+    assert "the catalogue has: b2b-full, ce-full, ce-patch, ee-full, other" in msg
+    assert "did you mean" not in checked_error(types=["zzz"])
+    # One unknown type among known ones is still a typo worth stopping for.
+    assert "unknown --type 'ee-ful'" in checked_error(types=["ce-full", "ee-ful"])
+
+
+def test_version_glob_that_matches_nothing_lists_the_versions_of_the_chosen_types():
+    msg = checked_error(versions=["2.4.66"])
+    assert "--version '2.4.66' matches no version (did you mean '2.4.6'?)" in msg
+    assert "versions: 2.4.6-p1, 2.4.6, 2.3.4" in msg
+    msg = checked_error(types=["ee-full"], versions=["2.4.6"])
+    assert "matches no version of ee-full" in msg and "versions of ee-full: 2.3.4" in msg
+
+
+def test_broken_glob_is_called_out():
+    msg = checked_error(versions=["2.4.[6"])
+    assert "--version '2.4.[6' (its '[' is never closed, so it is taken literally) matches no version" in msg
+
+
+def test_unknown_name_and_format_and_empty_combination():
+    assert "'Magento-CE-2.4.6.tgz' is not in the catalogue (did you mean 'Magento-CE-2.4.6.tar.gz'?)" in (
+        checked_error(names=["Magento-CE-2.4.6.tgz"]))
+    msg = checked_error(types=["ee-full"], formats=["tar.gz"])
+    assert "no file of that selection has the format tar.gz; formats there: zip" in msg
+    # Each filter matches something, but not together.
+    assert "as a whole" in checked_error(names=["sample-data.zip"], versions=["1.9.*"])
+
+
+def test_typo_in_a_hostile_feed_is_printed_escaped():
+    from magedl.errors import NotFoundError
+    from magedl.service.catalog import select_checked
+
+    releases = parse_feed({"ce-full\x1b[2J": {"2.4.6": [{"file_name": "a.zip"}]}})
+    with pytest.raises(NotFoundError) as info:
+        select_checked(releases, types=["ce-full"])
+    assert "\x1b" not in str(info.value) and "ce-full\\x1b[2J" in str(info.value)
+
+
+def test_deeply_nested_extra_fields_are_dropped_with_a_warning():
+    deep = []
+    for _ in range(200):
+        deep = [deep]
+    warnings = []
+    [r] = parse_feed({"ce-full": {"2.4.6": [{"file_name": "a.zip", "deep": deep, "ok": [[1]]}]}},
+                     warn=warnings.append)
+    assert "deep" not in r.extra and r.extra["ok"] == [[1]]
+    assert warnings == ["feed ce-full/2.4.6[0]: field 'deep' of a.zip is nested too deeply; dropped"]

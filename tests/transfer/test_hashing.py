@@ -62,9 +62,8 @@ def test_out_of_order_segments_are_read_back_in_order(cls, data, fd):
     assert hasher.finish(SIZE) == expected(data)
 
 
-def test_a_full_hand_over_queue_falls_back_to_reading(data, fd, monkeypatch):
-    monkeypatch.setattr(hashing, "QUEUE_MAX", 100 * 1024)
-    hasher = PrefixHasher(fd, ("md5",))
+def test_a_full_hand_over_queue_falls_back_to_reading(data, fd):
+    hasher = PrefixHasher(fd, ("md5",), queue_max=100 * 1024)
     for at, block in blocks(data, 48 * 1024):
         os.pwrite(fd, block, at)
         hasher.advance(at + len(block), block, at)

@@ -26,9 +26,9 @@ from magedl.errors import (
 )
 from magedl.service.api import Client
 from magedl.service.retry import RetryPolicy
-from magedl.transfer import download as transfer
 from magedl.transfer.download import md5_file
 from magedl.transfer.fetch import fetch_release
+from magedl.transfer.options import TransferOptions, Tuning
 
 BIG = "Magento-CE-2.4.7.tar.gz"
 
@@ -52,10 +52,12 @@ def file_gets(server, name):
     return [r for r in server.log if r.file_name == name and r.method == "GET"]
 
 
-@pytest.fixture(autouse=True)
-def every_chunk_reported(monkeypatch):
-    """Progress events for every chunk, so a test can stop a transfer at a byte count."""
-    monkeypatch.setattr(transfer, "PROGRESS_INTERVAL", 0)
+# One connection, and progress events for every chunk, so a test can stop a transfer at a byte count.
+OPTS = TransferOptions(connections=1, tuning=Tuning(progress_interval=0))
+
+
+def fetch(client, rel, folder, options=OPTS, **kwargs):
+    return fetch_release(client, rel, folder, options, **kwargs)
 
 
 def interrupted_fetch(server, rel, folder, after=100_000):
@@ -73,7 +75,7 @@ def interrupted_fetch(server, rel, folder, after=100_000):
 
     server.set_faults(drop_after=after + 50_000, drop_count=1)
     with pytest.raises(Interrupted):
-        fetch_release(client_for(server), rel, folder, progress=stop, cancel=cancel)
+        fetch(client_for(server), rel, folder, progress=stop, cancel=cancel)
     server.set_faults(drop_after=None)
     assert server.wait_for(lambda s: len(file_gets(s, rel.file_name)) == 1)
     server.clear_log()
@@ -94,7 +96,7 @@ def test_fetch_saves_verified_file_and_no_side_files(emulator, tmp_path):
     client = client_for(emulator)
     rel = release(client, BIG)
     events = []
-    result = fetch_release(client, rel, tmp_path, progress=events.append)
+    result = fetch(client, rel, tmp_path, progress=events.append)
     data = emulator.store.data(BIG)
     assert (tmp_path / BIG).read_bytes() == data
     assert result.md5 == hashlib.md5(data).hexdigest() == rel.md5
@@ -111,7 +113,7 @@ def test_cut_connection_resumes_with_range_for_missing_bytes_only(emulator, tmp_
     rel = release(client, BIG)
     size = len(emulator.store.data(BIG))
     emulator.set_faults(drop_after=100_000, drop_count=1)
-    fetch_release(client, rel, tmp_path)
+    fetch(client, rel, tmp_path)
     first, second = file_gets(emulator, BIG)
     assert first.bytes_sent == 100_000 and first.range is None
     assert range_start(second) == 100_000 and second.status == 206 and second.if_range
@@ -124,7 +126,7 @@ def test_failed_run_keeps_partial_and_exits_7(emulator, tmp_path):
     rel = release(client, BIG)
     emulator.set_faults(drop_after=0, drop_count=100)
     with pytest.raises(NetworkError) as info:
-        fetch_release(client, rel, tmp_path)
+        fetch(client, rel, tmp_path)
     assert info.value.exit_code == 7 and "gave up" in str(info.value)
     assert len(file_gets(emulator, BIG)) == 2 and not (tmp_path / BIG).exists()
 
@@ -134,7 +136,7 @@ def test_partial_from_an_interrupted_run_is_resumed_by_the_next(emulator, tmp_pa
     size = len(emulator.store.data(BIG))
     kept = interrupted_fetch(emulator, rel, tmp_path, after=200_000)
     assert 200_000 <= kept < size and not (tmp_path / BIG).exists()
-    fetch_release(client_for(emulator), rel, tmp_path)
+    fetch(client_for(emulator), rel, tmp_path)
     [get] = file_gets(emulator, BIG)
     assert range_start(get) == kept and get.bytes_sent == size - kept
     assert md5_file(tmp_path / BIG) == rel.md5 and leftovers(tmp_path) == []
@@ -144,7 +146,7 @@ def test_server_without_range_restarts_from_zero(emulator, tmp_path):
     rel = release(client_for(emulator), BIG)
     size = len(emulator.store.data(BIG))
     emulator.set_faults(drop_after=150_000, drop_count=1, no_range=True)
-    fetch_release(client_for(emulator), rel, tmp_path)
+    fetch(client_for(emulator), rel, tmp_path)
     first, second = file_gets(emulator, BIG)
     assert second.status == 200 and second.bytes_sent == size
     assert md5_file(tmp_path / BIG) == rel.md5
@@ -158,7 +160,7 @@ def test_file_changed_upstream_between_runs_restarts(emulator, tmp_path):
     emulator.clear_faults()
     emulator.clear_log()
     client = client_for(emulator)
-    fetch_release(client, release(client, BIG), tmp_path)
+    fetch(client, release(client, BIG), tmp_path)
     assert (tmp_path / BIG).read_bytes() == new
     # The old partial belonged to another md5, so no Range was even tried.
     assert all(r.range is None for r in file_gets(emulator, BIG))
@@ -170,7 +172,7 @@ def test_if_range_mismatch_gets_whole_new_file(emulator, tmp_path):
     interrupted_fetch(emulator, rel, tmp_path)
     emulator.store.replace(BIG, emulator.store.data(BIG)[:-1] + b"X", update_md5=False)
     with pytest.raises(ChecksumMismatch) as info:
-        fetch_release(client_for(emulator), rel, tmp_path)
+        fetch(client_for(emulator), rel, tmp_path)
     [get] = file_gets(emulator, BIG)
     assert get.if_range and get.status == 200  # validators caught the change: no stale prefix kept
     assert info.value.exit_code == 6 and rel.md5 in str(info.value)
@@ -184,7 +186,7 @@ def test_no_validators_and_stale_prefix_restarts_once_then_succeeds(emulator, tm
     part = tmp_path / (BIG + ".magedl-part")
     with open(part, "r+b") as f:  # the kept prefix rotted (or came from an older upload)
         f.write(b"\x1f\x8b\x08garbage")
-    fetch_release(client_for(emulator), rel, tmp_path)
+    fetch(client_for(emulator), rel, tmp_path)
     resumed, whole = file_gets(emulator, BIG)
     assert range_start(resumed) == kept and not resumed.if_range and whole.range is None
     assert md5_file(tmp_path / BIG) == rel.md5
@@ -194,7 +196,7 @@ def test_503_with_retry_after_is_retried_then_succeeds(emulator, tmp_path):
     client = client_for(emulator)
     rel = release(client, BIG)
     emulator.set_faults(fail_status=503, fail_count=2, retry_after="0", fail_paths="file")
-    fetch_release(client, rel, tmp_path)
+    fetch(client, rel, tmp_path)
     assert [r.status for r in file_gets(emulator, BIG)] == [503, 503, 200]
 
 
@@ -203,7 +205,7 @@ def test_persistent_429_gives_up_with_exit_7(emulator, tmp_path):
     rel = release(client, BIG)
     emulator.set_faults(fail_status=429, fail_count=100, retry_after="0", fail_paths="file")
     with pytest.raises(NetworkError) as info:
-        fetch_release(client, rel, tmp_path)
+        fetch(client, rel, tmp_path)
     assert info.value.exit_code == 7 and "429" in str(info.value)
     assert len(file_gets(emulator, BIG)) == 3
 
@@ -213,7 +215,7 @@ def test_403_is_not_retried_and_explains_entitlement(emulator, tmp_path):
     rel = release(client, BIG)
     emulator.set_faults(forbidden={BIG})
     with pytest.raises(EntitlementError) as info:
-        fetch_release(client, rel, tmp_path)
+        fetch(client, rel, tmp_path)
     assert info.value.exit_code == 4 and "listed" in str(info.value)
     assert len(file_gets(emulator, BIG)) == 1
     assert list(tmp_path.iterdir()) == []
@@ -224,7 +226,7 @@ def test_404_for_listed_but_missing_file(emulator, tmp_path):
     rel = release(client, BIG)
     emulator.set_faults(missing_files={BIG})
     with pytest.raises(NotFoundError):
-        fetch_release(client, rel, tmp_path)
+        fetch(client, rel, tmp_path)
     assert len(file_gets(emulator, BIG)) == 1
 
 
@@ -240,7 +242,7 @@ def test_bad_token_answered_with_200_page_is_not_saved(emulator, tmp_path, mode)
     rel = release(client_for(emulator), BIG)
     emulator.set_faults(auth_failure=mode)
     with pytest.raises(NotAnArchive) as info:
-        fetch_release(client_for(emulator, token="f" * 40), rel, tmp_path)
+        fetch(client_for(emulator, token="f" * 40), rel, tmp_path)
     assert info.value.exit_code == 6
     assert list(tmp_path.iterdir()) == []
 
@@ -256,7 +258,7 @@ def test_html_page_with_200_is_never_saved(emulator, tmp_path):
     rel = release(client, BIG)
     emulator.set_faults(html_200={BIG})
     with pytest.raises(NotAnArchive) as info:
-        fetch_release(client, rel, tmp_path)
+        fetch(client, rel, tmp_path)
     assert "HTML" in str(info.value)
     assert list(tmp_path.iterdir()) == []
 
@@ -268,7 +270,7 @@ def test_md5_mismatch_discards_data_and_names_both_sums(emulator, tmp_path):
     bad[-1] ^= 0xFF
     emulator.store.replace(BIG, bytes(bad), update_md5=False)
     with pytest.raises(ChecksumMismatch) as info:
-        fetch_release(client, rel, tmp_path)
+        fetch(client, rel, tmp_path)
     message = str(info.value)
     assert rel.md5 in message and hashlib.md5(bad).hexdigest() in message
     assert list(tmp_path.iterdir()) == []
@@ -278,7 +280,7 @@ def test_redirect_to_other_host_drops_credentials(emulator, second_host, tmp_pat
     client = client_for(emulator)
     rel = release(client, BIG)
     emulator.set_faults(redirect_files_to=second_host.base_url)
-    fetch_release(client, rel, tmp_path)
+    fetch(client, rel, tmp_path)
     [redirect] = file_gets(emulator, BIG)
     assert redirect.status in (301, 302, 303, 307, 308) and redirect.had_authorization
     [cdn] = [r for r in second_host.log if r.method == "GET"]
@@ -290,7 +292,7 @@ def test_stalled_server_times_out_and_resumes(emulator, tmp_path):
     client = client_for(emulator, timeout=(2.0, 0.5))
     rel = release(client, BIG)
     emulator.set_faults(stall_after=64 * 1024, stall_count=1, stall_seconds=3)
-    fetch_release(client, rel, tmp_path)
+    fetch(client, rel, tmp_path)
     # The stalled response is logged when its handler gives up on the closed socket.
     assert emulator.wait_for(lambda s: len(file_gets(s, BIG)) == 2, timeout=10)
     stalled = next(r for r in file_gets(emulator, BIG) if r.range is None)
@@ -303,16 +305,16 @@ def test_server_that_gzips_unless_asked_not_to(emulator, tmp_path):
     client = client_for(emulator)
     rel = release(client, BIG)
     emulator.set_faults(gzip_unless_identity=True)
-    fetch_release(client, rel, tmp_path)
+    fetch(client, rel, tmp_path)
     assert md5_file(tmp_path / BIG) == rel.md5
 
 
 def test_present_and_verified_file_is_not_fetched_again(emulator, tmp_path):
     client = client_for(emulator)
     rel = release(client, BIG)
-    fetch_release(client, rel, tmp_path)
+    fetch(client, rel, tmp_path)
     emulator.clear_log()
-    result = fetch_release(client, rel, tmp_path)
+    result = fetch(client, rel, tmp_path)
     assert result.skipped and file_gets(emulator, BIG) == []
 
 
@@ -322,10 +324,10 @@ def test_present_but_wrong_file_is_replaced_only_after_verification(emulator, tm
     (tmp_path / BIG).write_bytes(b"old corrupt copy")
     emulator.set_faults(html_200={BIG})
     with pytest.raises(NotAnArchive):
-        fetch_release(client, rel, tmp_path)
+        fetch(client, rel, tmp_path)
     assert (tmp_path / BIG).read_bytes() == b"old corrupt copy"  # not lost on failure
     emulator.clear_faults()
-    fetch_release(client, rel, tmp_path)
+    fetch(client, rel, tmp_path)
     assert md5_file(tmp_path / BIG) == rel.md5
 
 
@@ -333,9 +335,9 @@ def test_missing_md5_warns_and_require_checksum_refuses(emulator, tmp_path, capl
     client = client_for(emulator)
     rel = next(r for r in client.catalog() if not r.md5)
     with pytest.raises(UnverifiedFile):
-        fetch_release(client, rel, tmp_path, require_checksum=True)
+        fetch(client, rel, tmp_path, dataclasses.replace(OPTS, require_checksum=True))
     assert file_gets(emulator, rel.file_name) == []
-    result = fetch_release(client, rel, tmp_path)
+    result = fetch(client, rel, tmp_path)
     assert not result.verified
     assert "UNVERIFIED" in caplog.text
 
@@ -346,7 +348,7 @@ def test_missing_md5_still_refuses_wrong_magic(emulator, tmp_path):
     rel = dataclasses.replace(listed, md5="")  # as if the feed gave no md5
     emulator.store.replace(rel.file_name, b"\x00" * 5000, update_md5=False)
     with pytest.raises(NotAnArchive):
-        fetch_release(client, rel, tmp_path)
+        fetch(client, rel, tmp_path)
 
 
 def test_unsafe_feed_name_refused_before_any_request(emulator, tmp_path):
@@ -356,14 +358,14 @@ def test_unsafe_feed_name_refused_before_any_request(emulator, tmp_path):
     evil = Release(name="x", file_name="../escape.tar.gz", version="2.4.7", type="ce-full", md5="0" * 32)
     emulator.clear_log()
     with pytest.raises(UnsafeNameError):
-        fetch_release(client, evil, tmp_path / "out")
+        fetch(client, evil, tmp_path / "out")
     assert emulator.log == []
 
 
 def test_name_with_slash_lands_in_subfolder(emulator, tmp_path):
     client = client_for(emulator)
     rel = next(r for r in client.catalog() if "/" in r.file_name)
-    result = fetch_release(client, rel, tmp_path)
+    result = fetch(client, rel, tmp_path)
     assert result.path == (tmp_path / rel.file_name).resolve()
     assert md5_file(result.path) == rel.md5
 
@@ -385,7 +387,7 @@ def test_resume_past_a_shrunk_file_starts_over(emulator, tmp_path):
     kept = interrupted_fetch(emulator, rel, tmp_path, after=200_000)
     shorter = emulator.store.data(BIG)[:50_000]
     emulator.store.replace(BIG, shorter, update_md5=False)
-    result = fetch_release(client, rel, tmp_path)
+    result = fetch(client, rel, tmp_path)
     statuses = [r.status for r in file_gets(emulator, BIG)]
     assert kept >= 200_000 and statuses == [416, 200]
     assert (tmp_path / BIG).read_bytes() == shorter and result.size == 50_000
@@ -396,5 +398,5 @@ def test_unwritable_destination_is_a_typed_local_error(emulator, tmp_path):
     rel = release(client, BIG)
     (tmp_path / BIG).mkdir()  # something that is not a file already holds the name
     with pytest.raises(LocalFileError) as info:
-        fetch_release(client, rel, tmp_path)
+        fetch(client, rel, tmp_path)
     assert info.value.exit_code == 1 and str(tmp_path / BIG) in str(info.value)

@@ -1,0 +1,309 @@
+"""``magedl doctor``: everything a build host needs, checked, one line each: OK, or FAIL with the fix.
+
+Exit 0 only when every check is OK; otherwise the exit code of the first
+failure (3 credentials refused, 7 unreachable, ...; 1 for a local problem).
+"""
+
+import logging
+import os
+import platform
+import re
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from email.utils import parsedate_to_datetime
+from typing import List, Optional
+
+from magedl import __version__
+from magedl.cli.app import add_command
+from magedl.cli.output import human_bytes, is_tty, plural, print_json, write_line
+from magedl.errors import MagedlError
+from magedl.text import printable
+
+log = logging.getLogger(__name__)
+
+# Below this, a release with its sample data (and the partial file beside it) may not fit.
+LOW_SPACE = 2 << 30
+# TLS certificates and the service's signed links tolerate some skew; minutes of it break them.
+CLOCK_SKEW = 120
+_TOKEN = re.compile(r"[0-9a-f]{40}")
+
+
+@dataclass
+class Check:
+    """One line of the report."""
+
+    check: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    exit_code: int = 0
+
+
+def add_parser(subparsers) -> None:
+    from magedl.cli.keys import MARKETPLACE_URL
+
+    p = add_command(subparsers, "doctor", "check what a build host needs: credentials, the feed, Marketplace "
+                    "keys, TLS, proxies, clock, free space, leftovers")
+    p.add_argument("-o", "--output", default=".", metavar="DIR",
+                   help="the folder downloads go to: free space and leftovers are checked there (default: current)")
+    p.add_argument("--repo-url", default=MARKETPLACE_URL, metavar="URL",
+                   help=f"the Composer repository for the keys check (default {MARKETPLACE_URL})")
+    p.add_argument("--project", metavar="DIR", help="the Composer project folder (default: the current one)")
+    p.set_defaults(run=run)
+
+
+def run(args, out) -> int:
+    checks: List[Check] = [_versions()]
+    settings = _credentials(args, checks)
+    if settings is not None:
+        _tls(settings, checks)
+        _proxies(settings, checks)
+        if settings.credentials is not None or not _is_service(settings):  # nothing to show the service
+            _feed(args, settings, checks)
+    _keys(args, checks)
+    _space(args.output, checks)
+    _leftovers(args.output, checks)
+    if args.json:
+        print_json([asdict(c) for c in checks], out)
+    else:
+        _print(checks, out)
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        log.error("%s of %s failed: %s", len(failed), plural(len(checks), "check"), ", ".join(c.check for c in failed))
+    return next((c.exit_code or 1 for c in failed), 0)
+
+
+def _print(checks, out):
+    red = is_tty(out)
+    for c in checks:
+        state = "OK  " if c.ok else ("\x1b[31mFAIL\x1b[0m" if red else "FAIL")
+        write_line(out, f"{state}  {c.check}: {printable(c.detail)}")
+        if not c.ok and c.fix:
+            write_line(out, f"      fix: {printable(c.fix)}")
+
+
+def _failed(name, exc: MagedlError, fix=""):
+    from magedl.config import redact
+
+    return Check(name, False, redact(str(exc)), fix, exc.exit_code)
+
+
+# -- the checks ------------------------------------------------------------------------------
+
+
+def _versions():
+    python = platform.python_version()
+    ok = sys.version_info >= (3, 9)
+    return Check("versions", ok, f"magedl {__version__}, Python {python}",
+                 "" if ok else "magedl needs Python 3.9 or newer", 0 if ok else 1)
+
+
+def _credentials(args, checks):
+    from magedl.config import is_service, resolve
+
+    try:
+        settings = resolve(base_url=args.base_url, mageid=args.mageid, token=args.token, token_file=args.token_file,
+                           ca_bundle=args.ca_bundle, insecure=args.insecure)
+    except MagedlError as exc:
+        checks.append(_failed("downloads credentials", exc, "see the message; 'magedl --help' lists the sources"))
+        return None
+    src = settings.sources
+    service = is_service(settings.base_url)
+    if settings.credentials is None:
+        if service:
+            checks.append(Check("downloads credentials", False, "no MAGEID and token found (looked in --mageid/"
+                                "--token-file, MAGEDL_MAGEID/MAGEDL_TOKEN, the config file and ~/.netrc)",
+                                "give them with MAGEDL_MAGEID and --token-file PATH (or MAGEDL_TOKEN); the token is "
+                                "under Account Settings > Downloads Access Token on magento.com", 3))
+        else:
+            checks.append(Check("downloads credentials", True, f"none, and none needed for {_where(settings)}"))
+    else:
+        creds = settings.credentials
+        detail = (f"MAGEID {printable(creds.mageid)} from {src.mageid or '?'}, a token of "
+                  f"{len(creds.token)} characters from {src.token or '?'}")
+        problems = list(src.notes)
+        if service and not _TOKEN.fullmatch(creds.token):
+            problems.append(f"the token is {len(creds.token)} characters; a downloads access token is 40 letters "
+                            "a-f and digits: copy it again from Account Settings > Downloads Access Token")
+        if service and not re.fullmatch(r"MAG\d{9}", creds.mageid):
+            problems.append("the MAGEID is not MAG followed by 9 digits (shown top left on the magento.com "
+                            "account page)")
+        checks.append(Check("downloads credentials", not problems, detail, "; ".join(problems), 0 if not problems
+                            else 2))
+    return settings
+
+
+def _is_service(settings):
+    from magedl.config import is_service
+
+    return is_service(settings.base_url)
+
+
+def _where(settings):
+    from magedl.config import shown_url
+
+    return shown_url(settings.base_url)
+
+
+def _tls(settings, checks):
+    if settings.insecure:
+        checks.append(Check("TLS", False, "verification is OFF (--insecure)", "drop --insecure; give a private "
+                            "CA's certificate with --ca-bundle PATH instead", 2))
+        return
+    if settings.ca_bundle:
+        where = settings.sources.ca_bundle or "settings"
+        checks.append(Check("TLS", True, f"CA bundle {printable(settings.ca_bundle)} (from {where})"))
+        return
+    try:
+        import certifi
+
+        bundle = certifi.where()
+    except ImportError:  # pragma: no cover - requests brings certifi
+        bundle = "the system's"
+    checks.append(Check("TLS", True, f"CA bundle {bundle} (the default; --ca-bundle or MAGEDL_CA_BUNDLE for a "
+                        "private CA)"))
+
+
+def _proxies(settings, checks):
+    import requests
+
+    from magedl.config import shown_url
+
+    proxies = requests.utils.get_environ_proxies(settings.base_url)
+    if not proxies:
+        checks.append(Check("proxies", True, f"none for {_where(settings)}"))
+        return
+    shown = ", ".join(f"{scheme} via {shown_url(url)}" for scheme, url in sorted(proxies.items()))
+    checks.append(Check("proxies", True, f"{shown} (from HTTPS_PROXY/HTTP_PROXY/ALL_PROXY; NO_PROXY exempts hosts)"))
+
+
+def _feed(args, settings, checks):
+    from magedl.cli.common import catalogue, retry_policy, timeouts
+    from magedl.service.api import Client
+
+    try:
+        with Client(settings, retry=retry_policy(args), timeout=timeouts(args)) as client:
+            skew = _clock_skew(client)
+            releases = catalogue(client)
+    except MagedlError as exc:
+        checks.append(_failed("downloads feed", exc))
+        return
+    per_type = {}
+    for r in releases:
+        per_type.setdefault(r.type, set()).add(r.file_name)
+    counts = ", ".join(f"{printable(t)} {len(n)}" for t, n in sorted(per_type.items()))
+    files = len({r.file_name for r in releases})
+    checks.append(Check("downloads feed", bool(releases), f"{plural(files, 'file')} listed ({counts or 'none'})",
+                        "" if releases else "the account sees no file: check its entitlements on magento.com", 0 if
+                        releases else 5))
+    if skew is None:
+        checks.append(Check("clock", True, "not checked (the server sent no Date header)"))
+    elif abs(skew) > CLOCK_SKEW:
+        way = "behind" if skew > 0 else "ahead of"
+        checks.append(Check("clock", False, f"this host's clock is {abs(skew):.0f} s {way} the server's",
+                            "set the time right and keep it so (timedatectl set-ntp true, or chrony/ntpd): TLS "
+                            "certificates and signed download links fail on a wrong clock", 1))
+    else:
+        checks.append(Check("clock", True, f"within {abs(skew):.0f} s of the server's"))
+
+
+def _clock_skew(client) -> Optional[float]:
+    """Server time minus local time, from the feed's ``Date`` header (None for file:// or no header)."""
+    if client.base_url.startswith("file:"):
+        return None
+    response = client.retry.call(lambda: client.open(client.url("info/json"), "info/json"), "info/json")
+    try:
+        date = response.headers.get("Date")
+    finally:
+        response.close()
+    try:
+        return parsedate_to_datetime(date).timestamp() - time.time() if date else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _keys(args, checks):
+    from magedl.cli import keys
+
+    name = "Marketplace keys"
+    try:
+        lookup = keys.find(args.repo_url, args.project)
+        if not lookup.found:
+            raise keys.not_found(lookup)
+        result = keys.probe_keys(args, args.repo_url, *lookup.credentials, label=keys.keys_label(lookup))
+    except MagedlError as exc:
+        checks.append(_failed(name, exc))
+        return
+    unlocks = ", ".join(f"{g}: {n}" for g, n in result.groups.items()) or (
+        plural(result.listed, "package") if result.listed is not None else "?")
+    detail = f"public key {lookup.public_masked} from {keys.where(lookup)} unlocks {unlocks}"
+    sample = result.sample
+    if sample is not None and not sample.ok:
+        checks.append(Check(name, False, detail, sample.detail, sample.exit_code))
+    else:
+        checks.append(Check(name, True, detail))
+
+
+def _existing(folder):
+    """*folder*, or its nearest existing ancestor (the folder may not exist yet)."""
+    path = os.path.abspath(folder)
+    while not os.path.isdir(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return path
+
+
+def _space(folder, checks):
+    where = _existing(folder)
+    try:
+        free = shutil.disk_usage(where).free
+    except OSError as exc:
+        checks.append(Check("free space", False, f"{where}: {exc.strerror}", "check the folder", 1))
+        return
+    ok = free >= LOW_SPACE
+    checks.append(Check("free space", ok, f"{human_bytes(free)} free in {where}",
+                        "" if ok else f"free some space, or download elsewhere with -o DIR (a release with sample "
+                        f"data needs about {human_bytes(LOW_SPACE)} with its partial file)", 0 if ok else 1))
+
+
+def _leftovers(folder, checks):
+    from magedl.paths import LOCK_SUFFIX, PART_SUFFIX
+
+    where = os.path.abspath(folder)
+    try:
+        names = sorted(os.listdir(where)) if os.path.isdir(where) else []
+    except OSError as exc:
+        checks.append(Check("leftovers", False, f"{where}: {exc.strerror}", "check the folder's permissions", 1))
+        return
+    problems, fixes = [], []
+    for name in names:
+        if name.endswith(PART_SUFFIX):
+            file_name = name[: -len(PART_SUFFIX)]
+            problems.append(f"{printable(file_name)}: an unfinished download")
+            fixes.append(f"'magedl get {printable(file_name)} -o {printable(folder)}' resumes it (or delete "
+                         f"{printable(name)}*)")
+        elif name.endswith(LOCK_SUFFIX) and not _held(os.path.join(where, name)):
+            problems.append(f"{printable(name)}: a lock no process holds (a run was killed)")
+            fixes.append(f"delete {printable(name)}")
+    if problems:
+        checks.append(Check("leftovers", False, f"in {where}: " + "; ".join(problems), "; ".join(fixes), 1))
+    else:
+        checks.append(Check("leftovers", True, f"no unfinished download or stale lock in {where}"))
+
+
+def _held(path) -> bool:
+    """True when a running process holds the flock on *path* (a killed run's lock file is not held)."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing releases a lock we took
+    return False

@@ -1,0 +1,149 @@
+"""``magedl serve``: a mirror folder over HTTP in the API's shape, until Ctrl-C or SIGTERM.
+
+The server is :mod:`magedl.server`; this module reads the auth file, says
+where the server can be reached (and from where), and stops it cleanly.
+"""
+
+import ipaddress
+import logging
+import os
+import signal
+import socket
+import threading
+from pathlib import Path
+from typing import Dict, List
+
+from magedl.cli.app import add_command, port
+from magedl.cli.output import write_line
+from magedl.errors import NotFoundError, UsageError
+from magedl.text import printable
+
+log = logging.getLogger(__name__)
+
+EVERY_INTERFACE = ("0.0.0.0", "::", "")
+
+
+def add_parser(subparsers) -> None:
+    p = add_command(subparsers, "serve", "serve a mirror folder over HTTP in the API's shape (Range, HEAD, info/*)",
+                    credentials=False, tls=False, retry=False, json=False)
+    p.add_argument("dir", metavar="DIR", help="the mirror folder (made by 'magedl mirror')")
+    p.add_argument("--bind", default="127.0.0.1", metavar="ADDR",
+                   help="address to listen on (default 127.0.0.1: this host only; 0.0.0.0 for every interface)")
+    p.add_argument("--port", type=port, default=8080, metavar="N", help="port (default 8080; 0 picks a free one)")
+    p.add_argument("--auth-file", metavar="PATH",
+                   help="require HTTP Basic auth: a file of 'user:password' lines, mode 600")
+    p.add_argument("--ready-file", metavar="PATH", help="write the base URL here once listening")
+    p.set_defaults(run=run)
+
+
+def read_auth_file(path) -> Dict[str, str]:
+    """``{user: password}`` from a file of ``user:password`` lines (``#`` comments allowed).
+
+    The file holds secrets, so it must be private (mode 600), like every
+    secret file magedl reads.
+    """
+    from magedl.config import read_secret_file, register_secret
+
+    text = read_secret_file(path, "auth file")
+    accounts = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.rstrip("\r")  # only the line ending: a password may end in a space
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        user, sep, password = line.partition(":")
+        register_secret(password)
+        if not sep or not user or not password:
+            raise UsageError(f"auth file {printable(path)}, line {number}: expected 'user:password'")
+        accounts[user] = password
+    if not accounts:
+        raise UsageError(f"auth file {printable(path)} holds no 'user:password' line")
+    return accounts
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (only this machine can connect)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def reachable_urls(bind: str, port_number: int) -> List[str]:
+    """Base URLs other hosts may use for a server bound to every interface: never ``localhost``.
+
+    This host's name when it resolves beyond loopback, and its non-loopback
+    addresses; empty when none is known.
+    """
+    family = socket.AF_INET if bind == "0.0.0.0" else 0
+    urls, seen = [], set()
+    name = socket.getfqdn()
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None, family)}
+    except OSError:
+        addresses = set()
+    if name and not is_loopback(name) and _resolves_beyond_loopback(name):
+        urls.append(f"http://{name}:{port_number}/")
+    for address in sorted(addresses):
+        if is_loopback(address) or address in seen:
+            continue
+        seen.add(address)
+        host = f"[{address}]" if ":" in address else address
+        urls.append(f"http://{host}:{port_number}/")
+    return urls
+
+
+def _resolves_beyond_loopback(name):
+    try:
+        return any(not is_loopback(info[4][0]) for info in socket.getaddrinfo(name, None))
+    except OSError:
+        return False
+
+
+def run(args, out) -> int:
+    from magedl.fsutil import atomic_write
+    from magedl.server import ApiServer, DirStore
+
+    root = Path(args.dir)
+    if not (root / "info" / "json").is_file():
+        raise NotFoundError(f"{printable(root)}: not a mirror (no info/json); make one with "
+                            f"'magedl mirror {printable(root)}'")
+    auth = read_auth_file(args.auth_file) if args.auth_file else None
+    access = (lambda line: log.info("%s", line)) if args.verbose else None
+    try:
+        server = ApiServer(DirStore(root), host=args.bind, port=args.port, prefix="/", auth=auth, access_log=access)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {printable(args.bind)} port {args.port}: {exc.strerror or exc}; "
+                         "is another server on that port? (--port 0 picks a free one)") from None
+    if not is_loopback(args.bind):
+        if auth is None:
+            log.warning("SERVING %s TO THE NETWORK (%s) WITHOUT A PASSWORD: anyone who can reach this host can "
+                        "download every archive; give --auth-file to require one", root, args.bind)
+        else:
+            log.warning("credentials travel in clear over plain HTTP; put a TLS proxy in front for untrusted networks")
+    done = threading.Event()
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            handlers[sig] = signal.signal(sig, lambda signum, frame: done.set())
+    server.start()
+    try:
+        write_line(out, server.base_url)
+        if args.ready_file:
+            atomic_write(os.path.abspath(args.ready_file), (server.base_url + "\n").encode())
+        log.info("serving %s at %s%s (Ctrl-C stops)", root, server.base_url, " with Basic auth" if auth else "")
+        if args.bind in EVERY_INTERFACE:
+            urls = reachable_urls(args.bind, server.port)
+            if urls:
+                log.info("other hosts reach it as %s", " or ".join(urls))
+            else:
+                log.info("other hosts reach it at this host's network address, port %d", server.port)
+        while not done.wait(0.5):
+            pass
+        log.info("stopped")
+    finally:
+        server.stop()
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    return 0

@@ -1,0 +1,264 @@
+"""The Composer part of a mirror on disk: where archives go, and the metadata Composer reads.
+
+::
+
+    DIR/composer/packages.json                 metadata-url + available-packages
+    DIR/composer/p2/<vendor>/<name>.json       the mirrored versions of one package
+    DIR/composer/dist/<vendor>/<name>/<version_normalized>.<type>   the archives, as served upstream
+    DIR/.magedl/composer.json                  the URL the metadata was written for
+
+The p2 files are the Composer part's index, as ``info/json`` is the release
+part's: a later run reads them back (:func:`read_index`) to keep what the
+mirror holds. Composer needs absolute dist URLs, so they are written for the
+``--composer-url`` given (:data:`DEFAULT_URL`: what ``magedl serve`` answers
+at), and :func:`rewrite` turns them into another address (``serve`` does it
+for the address it is reached at).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, Optional
+from urllib.parse import urlsplit
+
+from magedl.composer.semver import version_key
+from magedl.errors import UnsafeNameError, UsageError
+from magedl.fsutil import atomic_write, read_if_regular
+from magedl.mirror.layout import BOOKKEEPING, COMPOSER, walk_files
+from magedl.paths import check_name
+from magedl.text import printable
+
+log = logging.getLogger(__name__)
+
+PACKAGES = f"{COMPOSER}/packages.json"
+P2 = f"{COMPOSER}/p2"
+DIST = f"{COMPOSER}/dist"
+URL_FILE = f"{BOOKKEEPING}/composer.json"
+DEFAULT_URL = "http://127.0.0.1:8080/composer/"
+# Composer's own rule for package names (ValidatingArrayLoader), lower case.
+_NAME = re.compile(r"^[a-z0-9](?:[_.-]?[a-z0-9]+)*/[a-z0-9](?:(?:[_.]|-{1,2})?[a-z0-9]+)*$")
+_VERSION_FILE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,99}$")
+_DIST_TYPE = re.compile(r"^[a-z0-9]{1,10}$")
+# What a mirrored entry must not carry: where to fetch sources from upstream, whom to notify,
+# and what only a composer.lock holds.
+_DROPPED = ("source", "notification-url", "installation-source", "dev", "transport-options")
+MAX_METADATA_BYTES = 64 << 20
+
+
+def check_package_name(name: str) -> str:
+    """A Composer package name, lower-cased; refused when Composer would refuse it or it could escape.
+
+    Raises
+    ------
+    UnsafeNameError
+    """
+    lowered = name.lower() if isinstance(name, str) else ""
+    if not _NAME.fullmatch(lowered):
+        raise UnsafeNameError(f"refusing Composer package name {printable(name)!r}: not vendor/name "
+                              "in Composer's characters")
+    return lowered
+
+
+def normalize_url(url: str, where: str = "--composer-url") -> str:
+    """The URL clients reach ``DIR/composer/`` at: http(s), a host, no credentials, ending with ``/``.
+
+    Raises
+    ------
+    UsageError
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        host, parts = None, None
+    if parts is None or parts.scheme not in ("http", "https") or not host:
+        raise UsageError(f"{where} {printable(url)!r}: expected http(s)://HOST[:PORT]/PATH/ "
+                         "(where clients reach the mirror's composer/ folder)")
+    if "@" in parts.netloc:
+        raise UsageError(f"{where}: no user or password in the URL: it is written into every p2 file "
+                         "(and every composer.lock made from it); give credentials to Composer instead")
+    if parts.query or parts.fragment:
+        raise UsageError(f"{where} {printable(url)!r}: no query or fragment")
+    path = parts.path if parts.path.endswith("/") else parts.path + "/"
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+def url_path(url: str) -> str:
+    """The path of a composer URL (``/composer/``): packages.json's metadata-url is relative to the host."""
+    return urlsplit(url).path or "/"
+
+
+def dist_rel(name: str, version_normalized: str, dist_type: str) -> str:
+    """Where the archive of one version lives, relative to the mirror folder.
+
+    Raises
+    ------
+    UnsafeNameError
+        A name, version or type that would not make a safe path.
+    """
+    name = check_package_name(name)
+    if not isinstance(version_normalized, str) or not _VERSION_FILE.fullmatch(version_normalized):
+        raise UnsafeNameError(f"refusing version {printable(version_normalized)!r} of {name}: "
+                              "not a plain version")
+    ext = dist_type.lower() if isinstance(dist_type, str) and dist_type else "zip"
+    if not _DIST_TYPE.fullmatch(ext):
+        raise UnsafeNameError(f"refusing dist type {printable(dist_type)!r} of {name}")
+    return check_name(f"{DIST}/{name}/{version_normalized}.{ext}")
+
+
+def p2_rel(name: str) -> str:
+    return f"{P2}/{check_package_name(name)}.json"
+
+
+def clean_entry(entry: Mapping) -> dict:
+    """A version entry as the mirror keeps it: no source, no notification URL, no lock-only keys."""
+    out = {k: copy.deepcopy(v) for k, v in entry.items() if k not in _DROPPED}
+    return out
+
+
+def mirrored_entry(entry: Mapping, url: str, rel: Optional[str], sha1: str) -> dict:
+    """The p2 entry for a version held: its dist on the mirror (*url* + the archive's path), its SHA-1."""
+    out = clean_entry(entry)
+    if rel is not None:
+        dist = dict(out.get("dist") or {})
+        dist.update(url=url + rel[len(COMPOSER) + 1:], shasum=sha1)
+        dist.setdefault("type", "zip")
+        dist.setdefault("reference", None)
+        out["dist"] = dist
+    else:
+        out.pop("dist", None)
+    return out
+
+
+def _newest_first(entries: list) -> list:
+    def normalized(e):
+        return e.get("version_normalized") or e.get("version") or ""
+
+    return sorted(entries, key=lambda e: version_key(normalized(e)), reverse=True)
+
+
+def render(entries: Mapping[str, Iterable[dict]], url: str) -> dict:
+    """``packages.json`` and the p2 files for *entries* (name -> mirrored entries): ``{rel: bytes}``."""
+    files = {}
+    names = sorted(n for n, es in entries.items() if list(es))
+    for name in names:
+        doc = {"packages": {name: _newest_first(list(entries[name]))}}
+        files[p2_rel(name)] = _dump(doc)
+    root = {"packages": [], "metadata-url": f"{url_path(url)}p2/%package%.json", "available-packages": names}
+    files[PACKAGES] = _dump(root)
+    return files
+
+
+def _dump(doc) -> bytes:
+    return (json.dumps(doc, indent=1, ensure_ascii=False, sort_keys=False) + "\n").encode("utf-8")
+
+
+def _load(root: Path, rel: str) -> Optional[object]:
+    raw = read_if_regular(root / rel, MAX_METADATA_BYTES)
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+
+
+def read_index(root: os.PathLike | str, warn: Callable[[str], None] = log.warning) -> dict:
+    """The versions the Composer part held before this run: ``{name: [entry, ...]}``, as written.
+
+    Read from the p2 files (never through a link); a file that does not
+    parse, or an entry that is not an object, is skipped with a warning.
+    """
+    root = Path(root)
+    out = {}
+    for rel, _ in walk_files(root, P2):
+        if not rel.endswith(".json"):
+            continue
+        name = rel[len(P2) + 1:-len(".json")]
+        try:
+            name = check_package_name(name)
+        except UnsafeNameError:
+            continue
+        doc = _load(root, rel)
+        versions = doc.get("packages", {}).get(name) if isinstance(doc, dict) and isinstance(
+            doc.get("packages"), dict) else None
+        if not isinstance(versions, list):
+            warn(f"{rel}: not a p2 file of {name}; its versions are left out")
+            continue
+        out[name] = [e for e in versions if isinstance(e, dict)]
+    return out
+
+
+def entry_rel(entry: Mapping, written_for: Optional[str]) -> Optional[str]:
+    """The archive a mirrored entry names, relative to the mirror folder; None for a metapackage.
+
+    The URL was written for *written_for*; without it (the bookkeeping is
+    gone), the path after the last ``/dist/`` is taken.
+
+    Raises
+    ------
+    UnsafeNameError
+        The URL names no archive of this mirror.
+    """
+    dist = entry.get("dist")
+    if not isinstance(dist, dict) or not dist:
+        return None
+    url = dist.get("url")
+    if not isinstance(url, str):
+        raise UnsafeNameError("a dist without a URL")
+    if written_for and url.startswith(written_for):
+        rel = f"{COMPOSER}/{url[len(written_for):]}"
+    else:
+        path = urlsplit(url).path
+        cut = path.rfind("/dist/")
+        if cut < 0:
+            raise UnsafeNameError(f"dist URL {printable(url)!r} names no archive of this mirror")
+        rel = f"{COMPOSER}{path[cut:]}"
+    if not rel.startswith(DIST + "/") or rel.count("/") != 4:
+        raise UnsafeNameError(f"dist URL {printable(url)!r} names no archive of this mirror")
+    return check_name(rel)
+
+
+def read_composer_url(root: os.PathLike | str) -> Optional[str]:
+    """The URL the Composer metadata of the mirror at *root* was written for, or None."""
+    doc = _load(Path(root), URL_FILE)
+    url = doc.get("url") if isinstance(doc, dict) else None
+    try:
+        return normalize_url(url) if isinstance(url, str) else None
+    except UsageError:
+        return None
+
+
+def write_composer_url(root: os.PathLike | str, url: str) -> None:
+    atomic_write(Path(root) / URL_FILE, _dump({"version": 1, "url": url}))
+
+
+def rewrite(data: bytes, written_for: str, reached_at: str) -> bytes:
+    """A ``packages.json`` or p2 body with its URLs turned from *written_for* to *reached_at*.
+
+    Every ``dist.url`` that starts with *written_for* is re-based on
+    *reached_at*, and ``metadata-url`` moves to *reached_at*'s path. A body
+    that does not parse is returned unchanged.
+    """
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError):
+        return data
+    if not isinstance(doc, dict):
+        return data
+    if isinstance(doc.get("metadata-url"), str):
+        doc["metadata-url"] = f"{url_path(reached_at)}p2/%package%.json"
+    packages = doc.get("packages")
+    if isinstance(packages, dict):
+        for versions in packages.values():
+            for entry in versions if isinstance(versions, list) else ():
+                dist = entry.get("dist") if isinstance(entry, dict) else None
+                url = dist.get("url") if isinstance(dist, dict) else None
+                if isinstance(url, str) and url.startswith(written_for):
+                    dist["url"] = reached_at + url[len(written_for):]
+    return _dump(doc)

@@ -1,0 +1,279 @@
+"""Planning the Composer part of a mirror run: one item per archive, plus the metadata-only versions.
+
+No network: the plan takes a :class:`~magedl.mirror.composer_select.Selection`
+(or None when the run gives no Composer selection: then the versions the
+mirror holds are kept, or pruned with ``--prune``), the state cache, the
+previous p2 index and the files under ``composer/dist/``.
+
+Whether a held archive is still the one upstream publishes: against the
+repository's SHA-1 (``dist.shasum``) when it gives one, else against the
+``dist.reference`` the copy was fetched for.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Optional
+
+from magedl.errors import UnsafeNameError
+from magedl.mirror.composer_index import (
+    DEFAULT_URL,
+    DIST,
+    check_package_name,
+    clean_entry,
+    dist_rel,
+    entry_rel,
+    read_composer_url,
+    read_index,
+)
+from magedl.mirror.layout import check_layout, walk_files
+from magedl.mirror.model import Action, Item, Status
+from magedl.mirror.plan import check_copy
+from magedl.paths import SIDE_SUFFIXES
+from magedl.text import printable
+
+log = logging.getLogger(__name__)
+
+DIGESTS = ("md5", "sha256", "sha1")
+
+
+@dataclass(frozen=True)
+class Archive:
+    """One Composer archive to hold: the version entry it belongs to and where upstream serves it.
+
+    Attributes
+    ----------
+    name, version, version_normalized : str
+    entry : dict
+        The upstream version entry, cleaned (:func:`~magedl.mirror.composer_index.clean_entry`).
+    url : str
+        The upstream dist URL.
+    shasum : str
+        The upstream SHA-1, or ``""`` when the repository gives none.
+    reference : str
+        The upstream ``dist.reference`` (a commit for GitHub zipballs), or ``""``.
+    repo : str
+        The repository it comes from.
+    """
+
+    name: str
+    version: str
+    version_normalized: str
+    entry: dict = field(compare=False, hash=False)
+    url: str = ""
+    shasum: str = ""
+    reference: str = ""
+    repo: str = ""
+
+    md5 = ""  # Composer gives none: the SHA-1 (when given) is checked instead
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "file_name": None, "version": self.version, "type": "composer", "md5": None,
+                "shasum": self.shasum or None, "url": self.url}
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A requirement that could not be met (the source of a failed item)."""
+
+    name: str
+    constraint: str
+
+    md5 = ""
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "file_name": None, "version": self.constraint, "type": "composer", "md5": None}
+
+
+@dataclass
+class ComposerPart:
+    """The Composer part of a plan.
+
+    Attributes
+    ----------
+    items : list of Item
+        One per archive wanted or held (``composer/dist/...``).
+    metadata : dict
+        Metadata-only versions (metapackages) kept: ``{name: {version_normalized: entry}}``.
+    failures : list of Item
+        Requirements that could not be met (status ``failed``).
+    url : str
+        The URL the metadata is written for.
+    """
+
+    items: list = field(default_factory=list)
+    metadata: dict = field(default_factory=dict)
+    failures: list = field(default_factory=list)
+    url: str = DEFAULT_URL
+
+
+def _reference(entry: Optional[dict]) -> str:
+    dist = entry.get("dist") if isinstance(entry, dict) else None
+    ref = dist.get("reference") if isinstance(dist, dict) else None
+    return ref if isinstance(ref, str) else ""
+
+
+def archive_of(name: str, vn: str, entry: dict, repo: Optional[str]) -> Archive:
+    dist = entry.get("dist") or {}
+    shasum = dist.get("shasum") if isinstance(dist.get("shasum"), str) else ""
+    return Archive(name, str(entry.get("version") or vn), vn, clean_entry(entry), str(dist.get("url")),
+                   shasum.lower(), _reference(entry), repo or "")
+
+
+class ComposerPlanner:
+    """Plans ``DIR/composer/`` (see the module docstring).
+
+    Parameters
+    ----------
+    root : path
+    state : State
+        Read only.
+    url : str or None
+        ``--composer-url``; None keeps the one the metadata was written for (or the default).
+    rehash : bool
+        Off for dry runs.
+    """
+
+    def __init__(self, root: os.PathLike | str, state, url: Optional[str] = None, *, rehash: bool = True):
+        self.root = Path(root)
+        check_layout(self.root)
+        self.state = state
+        self.rehash = rehash
+        self.written_for = read_composer_url(self.root)
+        self.url = url or self.written_for or DEFAULT_URL
+        self.previous, self.previous_meta = {}, {}
+        for name, entries in read_index(self.root).items():
+            for entry in entries:
+                vn = entry.get("version_normalized")
+                try:
+                    rel = entry_rel(entry, self.written_for)
+                except UnsafeNameError as exc:
+                    log.warning("composer/p2 of %s: %s; left out", printable(name), exc)
+                    continue
+                if rel is None and isinstance(vn, str):
+                    self.previous_meta.setdefault(name, {})[vn] = entry
+                elif rel is not None:
+                    self.previous[rel] = entry
+
+    def plan(self, selection=None, *, prune: bool = False) -> ComposerPart:
+        """The items of the Composer part; *selection* None keeps what is held (or prunes it)."""
+        part = ComposerPart(url=self.url)
+        wanted = {}
+        if selection is not None:
+            for failure in selection.failures:
+                name, _, constraint = failure.requirement.partition(" ")
+                item = Item(f"composer:{failure.requirement}", Action.FETCH, Requirement(name, constraint),
+                            reason=str(failure.error))
+                item.status, item.error = Status.FAILED, failure.error
+                part.failures.append(item)
+            for name, vn, entry in selection.entries():
+                dist = entry.get("dist")
+                if not isinstance(dist, dict) or not dist.get("url"):
+                    part.metadata.setdefault(name, {})[vn] = clean_entry(entry)
+                    continue
+                try:
+                    rel = dist_rel(name, vn, dist.get("type"))
+                except UnsafeNameError as exc:
+                    log.warning("skipping %s", exc)
+                    part.items.append(Item(f"{DIST}/{name}", Action.SKIP, reason=str(exc)))
+                    continue
+                wanted[rel] = archive_of(name, vn, entry, selection.repo_of.get(name))
+        # A failed resolution (keys refused, network) says nothing about what is no longer wanted.
+        may_prune = prune and not part.failures
+        for name, versions in self.previous_meta.items():
+            for vn, entry in versions.items():
+                if selection is None and not prune or selection is not None and not may_prune:
+                    part.metadata.setdefault(name, {}).setdefault(vn, clean_entry(entry))
+        for rel, archive in wanted.items():
+            part.items.append(self._plan_wanted(rel, archive))
+        on_disk = dict(self._walk(set(wanted)))
+        held = {rel for rel in self.state.entries if rel.startswith(DIST + "/")}
+        for rel in sorted((held | set(on_disk)) - set(wanted)):
+            st = on_disk.get(rel)
+            if st is not None:
+                part.items.append(self._plan_unwanted(rel, st, prune, may_prune, selection is None))
+        return part
+
+    def _walk(self, wanted: set):
+        for rel, st in walk_files(self.root, DIST):
+            side = next((s for s in SIDE_SUFFIXES if rel.endswith(s)), None)
+            if side and rel[: -len(side)] in wanted:
+                continue
+            yield rel, st
+
+    def _held(self, rel: str, st: os.stat_result):
+        """(the copy on disk as an entry, whether it is a copy this mirror verified); (None, False) on a dry run."""
+        entry = self.state.get(rel)
+        good, intact = check_copy(self.root, rel, st, entry, rehash=self.rehash, algorithms=DIGESTS)
+        if good is not None and not intact:
+            listed = self.previous.get(rel)
+            shasum = ((listed or {}).get("dist") or {}).get("shasum")
+            if listed is not None and shasum and good.sha1 == shasum:
+                # The state was lost, but the p2 index names this very copy.
+                good, intact = replace(good, records=(clean_entry(listed),)), True
+        return good, intact
+
+    def _plan_wanted(self, rel: str, archive: Archive) -> Item:
+        try:
+            st = os.lstat(self.root / rel)
+        except FileNotFoundError:
+            return Item(rel, Action.FETCH, archive, reason="new" if self.state.get(rel) is None else
+                        "missing from disk")
+        if stat.S_ISLNK(st.st_mode):
+            return Item(rel, Action.REPAIR, archive, reason="a symbolic link, not a file")
+        if not stat.S_ISREG(st.st_mode):
+            return Item(rel, Action.REPAIR, archive, reason="not a plain file")
+        good, intact = self._held(rel, st)
+        if good is None:
+            return Item(rel, Action.RECHECK, archive, size=st.st_size, reason="changed on disk since it was verified")
+        present = replace(good, records=(archive.entry,))
+        if archive.shasum:
+            if good.sha1 == archive.shasum:
+                return Item(rel, Action.PRESENT, archive, size=st.st_size, entry=present)
+            if intact:
+                return Item(rel, Action.UPDATE, archive, size=st.st_size, entry=good,
+                            reason=f"changed upstream (SHA-1 {good.sha1} -> {archive.shasum})")
+            return Item(rel, Action.REPAIR, archive, size=st.st_size,
+                        reason="the copy on disk does not match the repository's SHA-1")
+        if intact:
+            before = _reference(good.records[0] if good.records else None)
+            if before == archive.reference:
+                return Item(rel, Action.PRESENT, archive, size=st.st_size, entry=present)
+            return Item(rel, Action.UPDATE, archive, size=st.st_size, entry=good,
+                        reason=f"changed upstream (reference {before or '?'} -> {archive.reference or '?'})")
+        return Item(rel, Action.REPAIR, archive, size=st.st_size,
+                    reason="not a copy this mirror verified, and the repository gives no SHA-1 to check it")
+
+    def _plan_unwanted(self, rel: str, st: os.stat_result, prune: bool, may_prune: bool, unselected: bool) -> Item:
+        regular = stat.S_ISREG(st.st_mode)
+        size = st.st_size if regular else None
+        good, intact = self._held(rel, st) if regular else (None, False)
+        known = intact or self.state.get(rel) is not None or rel in self.previous
+        why = "no Composer selection given" if unselected else "no longer selected"
+        if prune and (may_prune or not known):
+            return Item(rel, Action.PRUNE, reason=why if known else "not part of the mirror", size=size)
+        if not known:
+            return Item(rel, Action.STRAY, reason="not part of the mirror; --prune removes it", size=size)
+        item = Item(rel, Action.KEEP, size=size,
+                    reason=f"{why}; --prune removes it" if not prune else
+                    "not pruned: the Composer resolution failed in this run")
+        if not regular:
+            item.reason = "not a plain file (a symbolic link?); left out of the index; --prune removes it"
+        elif intact and good.records:
+            item.entry = good
+        elif good is not None:
+            item.reason = "changed on disk since it was verified; left out of the index"
+        return item
+
+
+def package_of(record: dict) -> tuple:
+    """(name, version_normalized) of a kept entry's record, checked; raises UnsafeNameError."""
+    name = check_package_name(str(record.get("name", "")))
+    vn = record.get("version_normalized")
+    if not isinstance(vn, str):
+        raise UnsafeNameError(f"{name}: a version without version_normalized")
+    return name, vn

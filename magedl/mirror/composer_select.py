@@ -1,0 +1,339 @@
+"""Which Composer package versions a mirror holds: the closure of requirements, or what a lock lists.
+
+``--composer-require NAME:CONSTRAINT`` selects every version of NAME that
+satisfies the constraint, then, recursively, every version of each of their
+requirements that satisfies theirs (as Satis's ``require-dependencies``
+does), skipping platform requirements (``php``, ``ext-*``, ``lib-*``,
+``composer-plugin-api``...). ``--composer-php`` drops versions that need
+another PHP; ``--composer-newest`` keeps only the newest satisfying version
+of each constraint. ``--composer-lock`` selects exactly what a
+``composer.lock`` lists.
+
+A package comes from the first repository that lists it, in the order given,
+as Composer treats repositories as canonical: a repository that cannot be
+read (keys refused, network) therefore fails every lookup that reaches it,
+rather than letting a later repository answer in its place. One failing
+requirement does not stop the others; each failure names the requirement
+chain that led to it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence
+
+from magedl.composer.constraints import parse_constraint
+from magedl.composer.semver import is_stable_enough, normalize, stability, version_key
+from magedl.config import redact
+from magedl.errors import ConstraintError, MagedlError, NotFoundError, UnsafeNameError, UnsatisfiableError
+from magedl.mirror.composer_index import check_package_name
+from magedl.text import printable
+
+log = logging.getLogger(__name__)
+
+MARKETPLACE = "https://repo.magento.com/"
+PACKAGIST = "https://repo.packagist.org/"
+DEFAULT_REPOS = (MARKETPLACE, PACKAGIST)
+# Composer's PlatformRepository::PLATFORM_PACKAGE_REGEX, roughly: what no repository serves.
+_PLATFORM = re.compile(r"^(?:php(?:-64bit|-ipv6|-zts|-debug)?|hhvm|ext-.+|lib-.+|"
+                       r"composer(?:-plugin-api|-runtime-api)?)$", re.IGNORECASE)
+
+
+def is_platform(name: str) -> bool:
+    """Whether *name* is a platform requirement (PHP, an extension, a library, Composer itself)."""
+    return bool(_PLATFORM.match(name))
+
+
+@dataclass(frozen=True)
+class ComposerOptions:
+    """What the Composer part of a mirror holds, and where clients reach it.
+
+    Attributes
+    ----------
+    requires : tuple of (str, str)
+        ``(package name, constraint)`` pairs; the constraint ``"*"`` when none was given.
+    locks : tuple of str
+        Paths of ``composer.lock`` files.
+    repos : tuple of str
+        Repository URLs, canonical first.
+    dev : bool
+        Also the locks' ``packages-dev``.
+    php : str or None
+        Drop versions whose ``require.php`` this PHP version does not satisfy.
+    newest : bool
+        Only the newest satisfying version of each constraint.
+    url : str or None
+        Where clients reach ``DIR/composer/`` (normalised, ends with ``/``); None: keep the
+        mirror's, or the default.
+    """
+
+    requires: tuple = ()
+    locks: tuple = ()
+    repos: tuple = DEFAULT_REPOS
+    dev: bool = False
+    php: Optional[str] = None
+    newest: bool = False
+    url: Optional[str] = None
+
+    @property
+    def selects(self) -> bool:
+        """Whether these options choose packages (not only where they are reached)."""
+        return bool(self.requires or self.locks)
+
+
+@dataclass
+class Failure:
+    """A requirement that could not be met, and why."""
+
+    requirement: str
+    chain: tuple
+    error: MagedlError
+
+
+@dataclass
+class Selection:
+    """The versions chosen: ``packages[name][version_normalized]`` -> the upstream entry.
+
+    Attributes
+    ----------
+    repo_of : dict
+        Name -> URL of the repository each package came from.
+    failures : list of Failure
+    """
+
+    packages: dict = field(default_factory=dict)
+    repo_of: dict = field(default_factory=dict)
+    failures: list = field(default_factory=list)
+
+    def entries(self):
+        """(name, version_normalized, entry) of every version chosen, sorted."""
+        for name in sorted(self.packages):
+            for vn, entry in self.packages[name].items():
+                yield name, vn, entry
+
+
+def parse_require(text: str) -> tuple:
+    """``NAME[:CONSTRAINT]`` (or ``NAME=CONSTRAINT``, ``NAME CONSTRAINT``) -> (name, constraint).
+
+    Raises
+    ------
+    UsageError
+        A name Composer would refuse, or a constraint it cannot parse.
+    """
+    match = re.match(r"^\s*([^:=\s]+)\s*(?:[:=\s]\s*(.*?))?\s*$", text or "")
+    if match is None:
+        raise ConstraintError(f"--composer-require {printable(text)!r}: expected NAME[:CONSTRAINT]")
+    try:
+        name = check_package_name(match.group(1))
+    except UnsafeNameError as exc:
+        raise ConstraintError(f"--composer-require {printable(text)!r}: {exc}") from None
+    constraint = match.group(2) or "*"
+    parse_constraint(constraint)  # refused now, not after the metadata was fetched
+    return name, constraint
+
+
+class Resolver:
+    """Chooses versions over *repos* (``ComposerRepository`` objects, canonical first)."""
+
+    def __init__(self, repos: Sequence, options: ComposerOptions, warn: Callable[[str], None] = log.warning,
+                 prefetch: Optional[Callable[[list], None]] = None):
+        self.repos = list(repos)
+        self.options = options
+        self.warn = warn
+        self.prefetch = prefetch
+        self.selection = Selection()
+        self._found = {}
+        self._provided = set()
+        self._php = normalize(options.php) if options.php else None
+
+    def lookup(self, name: str):
+        """``(repository, entries)`` from the first repository listing *name*; raises what stopped it."""
+        if name not in self._found:
+            try:
+                self._found[name] = self._lookup(name)
+            except MagedlError as exc:
+                self._found[name] = exc
+        found = self._found[name]
+        if isinstance(found, MagedlError):
+            raise found
+        return found
+
+    def _lookup(self, name):
+        for repo in self.repos:
+            try:
+                return repo, repo.versions(name, dev=False)
+            except NotFoundError:
+                continue
+        urls = ", ".join(redact(r.url) for r in self.repos)
+        raise _Unlisted(f"{name}: in none of the Composer repositories ({urls})")
+
+    def resolve(self) -> Selection:
+        """The closure of :attr:`ComposerOptions.requires` and everything the locks list."""
+        for path in self.options.locks:
+            self._lock(path)
+        wave = [(name, constraint, ()) for name, constraint in self.options.requires]
+        seen = set()
+        while wave:  # one level of the requirement graph at a time, its metadata fetched in parallel
+            wave = [w for w in wave if (w[0], w[1]) not in seen and not seen.add((w[0], w[1]))]
+            if self.prefetch is not None:
+                self.prefetch(sorted({name for name, _, _ in wave} - set(self._found)))
+            following = []
+            for name, constraint, chain in wave:
+                for version, entry in self._require(name, constraint, chain):
+                    for dep, dep_constraint in _links(entry, "require"):
+                        if is_platform(dep):
+                            continue
+                        if dep_constraint.strip() == "self.version":
+                            dep_constraint = entry.get("version") or "*"
+                        following.append((dep, dep_constraint, (f"{name} {version}",) + chain))
+            wave = following
+        # A requirement another chosen package replaces or provides needs no package of its own.
+        self.selection.failures = [f for f in self.selection.failures
+                                   if not (isinstance(f.error, _Unlisted)
+                                           and f.requirement.split(" ", 1)[0] in self._provided)]
+        return self.selection
+
+    def _fail(self, requirement: str, chain: tuple, error: MagedlError) -> None:
+        if chain:
+            message = f"{error} (required by {' <- '.join(chain)})"
+            try:
+                error = type(error)(message)
+            except TypeError:  # an error class with other arguments: keep its exit code
+                code, error = error.exit_code, MagedlError(message)
+                error.exit_code = code
+        self.selection.failures.append(Failure(requirement, chain, error))
+
+    def _require(self, name: str, constraint_text: str, chain: tuple) -> list:
+        """Choose the versions of *name* that satisfy *constraint_text*; [(pretty version, entry)]."""
+        requirement = f"{name} {constraint_text}"
+        try:
+            name = check_package_name(name)
+            constraint = parse_constraint(constraint_text)
+        except (UnsafeNameError, ConstraintError) as exc:
+            if not chain:
+                raise
+            self.warn(f"{printable(requirement)} (required by {' <- '.join(chain)}): {exc}; skipped")
+            return []
+        try:
+            repo, entries = self.lookup(name)
+        except MagedlError as exc:
+            self._fail(requirement, chain, exc)
+            return []
+        flag = constraint.stability_flag("stable")
+        chosen, php_dropped, dev_skipped = [], 0, 0
+        for entry in entries:
+            vn = _normalized(entry)
+            if vn is None:
+                continue
+            if stability(vn) == "dev":
+                dev_skipped += constraint.matches(vn)
+                continue
+            if not is_stable_enough(vn, "stable", flag) or not constraint.matches(vn):
+                continue
+            if not self._php_ok(entry):
+                php_dropped += 1
+                continue
+            chosen.append((vn, entry))
+        if dev_skipped:
+            log.info("%s: %d dev branch version(s) skipped (a mirror holds released versions)", requirement,
+                     dev_skipped)
+        if not chosen:
+            released = sorted({vn for vn in map(_normalized, entries) if vn and stability(vn) != "dev"},
+                              key=version_key, reverse=True)
+            shown = ", ".join(released[:8]) + (" ..." if len(released) > 8 else "") or "none"
+            why = f" that PHP {self.options.php} can run" if php_dropped else ""
+            self._fail(requirement, chain, UnsatisfiableError(
+                f"{printable(requirement)}: no version in {redact(repo.url)}{why} satisfies it "
+                f"(released versions there: {shown})"))
+            return []
+        if self.options.newest:
+            chosen = [max(chosen, key=lambda c: version_key(c[0]))]
+        out = []
+        for vn, entry in chosen:
+            self._add(name, vn, entry, repo)
+            out.append((entry.get("version") or vn, entry))
+        return out
+
+    def _add(self, name: str, vn: str, entry: dict, repo) -> None:
+        self.selection.packages.setdefault(name, {}).setdefault(vn, entry)
+        self.selection.repo_of.setdefault(name, repo.url if repo is not None else None)
+        for key in ("replace", "provide"):
+            self._provided |= {dep for dep, _ in _links(entry, key)}
+
+    def _php_ok(self, entry: dict) -> bool:
+        if self._php is None:
+            return True
+        wanted = dict(_links(entry, "require")).get("php")
+        if not wanted:
+            return True
+        try:
+            return parse_constraint(wanted).matches(self._php)
+        except ConstraintError:
+            return True
+
+    def _lock(self, path: str) -> None:
+        from magedl.composer.repository import read_lock
+
+        for locked in read_lock(path, dev=self.options.dev, warn=self.warn):
+            name, version = locked["name"], locked["version"]
+            requirement = f"{name} {version}"
+            try:
+                name = check_package_name(name)
+                vn = normalize(version)
+            except (UnsafeNameError, ConstraintError) as exc:
+                self.warn(f"{path}: {exc}; skipped")
+                continue
+            where = (f"locked in {path}",)
+            try:
+                repo, entries = self.lookup(name)
+            except _Unlisted:
+                repo, entries = None, []
+            except MagedlError as exc:
+                self._fail(requirement, where, exc)
+                continue
+            entry = next((e for e in entries if _normalized(e) == vn), None)
+            if entry is None and isinstance(locked.get("dist"), dict) and locked["dist"].get("url"):
+                self.warn(f"{name} {version}: in no repository given; mirrored as {path} describes it")
+                entry = locked
+            if entry is None and locked.get("type") == "metapackage":
+                entry = locked
+            if entry is None:
+                listed = f"not in {redact(repo.url)}" if repo is not None else "in none of the repositories"
+                self._fail(requirement, where, UnsatisfiableError(f"{name} {version}: {listed}"))
+                continue
+            self._add(name, vn, entry, repo)
+
+
+class _Unlisted(UnsatisfiableError):
+    """No repository lists the package (a replaced or provided name is then no failure)."""
+
+
+def _links(entry: dict, key: str) -> list:
+    """``[(name lower-cased, constraint)]`` of a version entry's link map (PHP writes an empty one as [])."""
+    links = entry.get(key)
+    if not isinstance(links, dict):
+        return []
+    return [(n.lower(), c) for n, c in links.items() if isinstance(n, str) and isinstance(c, str)]
+
+
+def _normalized(entry: dict) -> Optional[str]:
+    vn = entry.get("version_normalized")
+    if isinstance(vn, str) and vn:
+        return vn
+    try:
+        return normalize(entry.get("version", ""))
+    except (ConstraintError, TypeError):
+        return None
+
+
+def resolve(repos: Sequence, options: ComposerOptions, warn: Callable[[str], None] = log.warning,
+            prefetch: Optional[Callable[[list], None]] = None) -> Selection:
+    """Choose the versions *options* select over *repos* (see :class:`Resolver`).
+
+    *prefetch*, when given, is called with the package names of each level
+    of the requirement graph before they are looked up (to fetch their
+    metadata in parallel).
+    """
+    return Resolver(repos, options, warn, prefetch).resolve()

@@ -1,0 +1,149 @@
+"""Where things live in a mirror folder, and the rule that a mirror never follows a link out of itself.
+
+::
+
+    DIR/info/json        the feed, reduced to the files the mirror holds (upstream shape)
+    DIR/info/files       the same as the service's text table
+    DIR/info/versions    the same as the service's versions text
+    DIR/file/<file_name> the release archives
+    DIR/composer/        the Composer repository (packages.json, p2/, dist/)
+    DIR/SHA256SUMS       ``sha256sum -c`` format, paths relative to DIR, over all of the above
+    DIR/.magedl/         bookkeeping (lock, state.json, composer.json); never served
+
+A mirror travels on disks from elsewhere, so any of its own folders may have
+been replaced by a symbolic link to somewhere else. Every run checks them
+with :func:`check_layout` before it reads, writes or deletes anything, and
+walks its folders with ``lstat`` (:func:`walk_files`), never descending into
+a link.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Iterator
+
+from magedl.errors import LocalFileError, UnsafeNameError
+from magedl.paths import BOOKKEEPING, check_name
+
+SUMS = "SHA256SUMS"
+FILES = "file"
+INFO = "info"
+INFO_FILES = ("info/json", "info/files", "info/versions")
+COMPOSER = "composer"
+STATE = f"{BOOKKEEPING}/state.json"
+LOCK = f"{BOOKKEEPING}/lock"
+# The mirror's own top-level entries: a link at any of them would lead reads,
+# writes or deletes out of the mirror.
+OWN = (FILES, INFO, COMPOSER, BOOKKEEPING, SUMS)
+# Folders inside the mirror's own, checked the same way.
+NESTED = (f"{COMPOSER}/dist", f"{COMPOSER}/p2")
+# Paths a release file name must not take: the mirror's own index files.
+RESERVED = frozenset((SUMS, *INFO_FILES, f"{COMPOSER}/packages.json"))
+
+
+def check_layout(root: os.PathLike | str, *more: str) -> None:
+    """Refuse a mirror whose own folders or index files are symbolic links (or not what they should be).
+
+    Parameters
+    ----------
+    root : path
+        The mirror folder (it may itself be a link: the user chose it).
+    *more : str
+        Further paths relative to *root* to check the same way.
+
+    Raises
+    ------
+    LocalFileError
+        Naming the link and the way out.
+    """
+    root = Path(root)
+    for rel in (*OWN, *NESTED, *INFO_FILES, *more):
+        path = root / rel
+        try:
+            info = path.lstat()
+        except FileNotFoundError:
+            continue
+        except NotADirectoryError:
+            info = None
+        if info is not None and stat.S_ISLNK(info.st_mode):
+            raise LocalFileError(
+                f"{path} is a symbolic link; a mirror never follows links out of itself: "
+                f"replace it with the real {'file' if rel in (SUMS, *INFO_FILES) else 'folder'} "
+                f"(or point magedl at the folder the link leads to)")
+        folder = rel in (FILES, INFO, COMPOSER, BOOKKEEPING, *NESTED)
+        if info is None or (folder and not stat.S_ISDIR(info.st_mode)) or (
+                not folder and stat.S_ISDIR(info.st_mode)):
+            what = "a folder" if folder else "a file"
+            raise LocalFileError(f"{path} is not {what}, as a mirror needs it to be; move it out of the way")
+
+
+def release_rel(file_name: str) -> str:
+    """The path of a release archive relative to the mirror folder."""
+    return f"{FILES}/{file_name}"
+
+
+def check_release_name(file_name: str) -> str:
+    """:func:`magedl.paths.check_name`, plus the mirror's own rule: no name that is an index path.
+
+    ``DIR/file/SHA256SUMS`` would not overwrite ``DIR/SHA256SUMS``, but it
+    would confuse every person and script that reads the mirror; no real
+    feed has such names.
+
+    Raises
+    ------
+    UnsafeNameError
+    """
+    check_name(file_name)
+    if file_name in RESERVED or file_name.split("/", 1)[0] in (BOOKKEEPING,):
+        raise UnsafeNameError(f"refusing file name {file_name!r}: it is one of the mirror's own index paths")
+    return file_name
+
+
+def walk_files(root: os.PathLike | str, top: str) -> Iterator[tuple[str, os.stat_result]]:
+    """Every non-folder entry under ``root/top``, as (path relative to *root*, its ``lstat``).
+
+    Folders are descended into only when they are real folders: a symbolic
+    link (to a folder or anything else) is yielded as an entry of its own,
+    never followed. Nothing is yielded when ``root/top`` is missing.
+    """
+    try:
+        if not stat.S_ISDIR(os.lstat(Path(root) / top).st_mode):
+            return  # a link (or a file) where the folder should be: never followed
+    except OSError:
+        return
+    stack = [top]
+    while stack:
+        rel = stack.pop()
+        try:
+            with os.scandir(Path(root) / rel) as entries:
+                found = sorted(entries, key=lambda e: e.name)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in found:
+            child = f"{rel}/{entry.name}"
+            info = entry.stat(follow_symlinks=False)
+            if stat.S_ISDIR(info.st_mode):
+                stack.append(child)
+            else:
+                yield child, info
+
+
+def clear_way(root: os.PathLike | str, rel: str) -> None:
+    """Make sure no folder on the way to ``root/rel`` is a link (or a file): such an entry is removed.
+
+    The mirror's index files live in folders only magedl writes (``info/``,
+    ``composer/p2/<vendor>/``): a link planted there would lead a write out
+    of the mirror, so it goes, and the folder is created afresh.
+    """
+    path = Path(root)
+    for part in rel.split("/")[:-1]:
+        path = path / part
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISDIR(st.st_mode):
+            os.unlink(path)
+            return

@@ -1,0 +1,286 @@
+"""The values a mirror run passes around: actions, statuses, state entries, plan items.
+
+A plan is a list of :class:`Item`, one per file of the mirror (wanted or held),
+each with the :class:`Action` the plan chose and, once the run has dealt with
+it, the :class:`Status` it ended in. What the mirror knows of a good copy on
+disk is an :class:`Entry`, the unit of ``DIR/.magedl/state.json``.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Any, Optional
+
+from magedl.errors import MagedlError
+
+
+class Action(str, Enum):
+    """What the plan does with one file."""
+
+    PRESENT = "present"  # held, good, wanted: nothing to do
+    FETCH = "fetch"      # wanted and not held (or gone from disk)
+    UPDATE = "update"    # held and intact, but upstream published other bytes
+    REPAIR = "repair"    # held, but the copy on disk is bad (or a link)
+    RECHECK = "recheck"  # changed on disk; a dry run does not re-hash to know more
+    SKIP = "skip"        # an unsafe name: never touched
+    KEEP = "keep"        # held, no longer selected: kept until --prune
+    STRAY = "stray"      # on disk, not part of the mirror, not selected
+    PRUNE = "prune"      # to be removed (--prune)
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def fetches(self) -> bool:
+        """Whether this action transfers the file."""
+        return self in FETCHING
+
+
+FETCHING = frozenset((Action.FETCH, Action.UPDATE, Action.REPAIR))
+
+
+class Status(str, Enum):
+    """What became of one file in a run (the ``status`` of ``mirror --json``)."""
+
+    PRESENT = "present"
+    FETCHED = "fetched"
+    UPDATED = "updated"
+    REPAIRED = "repaired"
+    FAILED = "failed"
+    PRUNED = "pruned"
+    # Nothing was done: the status is the plan's action.
+    RECHECK = "recheck"
+    SKIP = "skip"
+    KEEP = "keep"
+    STRAY = "stray"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def done(cls, action: Action) -> "Status":
+        """The status of a file whose *action* (fetch, update, repair) succeeded."""
+        return {Action.FETCH: cls.FETCHED, Action.UPDATE: cls.UPDATED, Action.REPAIR: cls.REPAIRED}[action]
+
+    @classmethod
+    def untouched(cls, action: Action) -> "Status":
+        """The status of a file the run has nothing to do for."""
+        return cls(action.value)
+
+    @property
+    def transferred(self) -> bool:
+        return self in (Status.FETCHED, Status.UPDATED, Status.REPAIRED)
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What must not change for a verified file to stay verified without re-reading it.
+
+    ctime cannot be set back by ``touch``, so even a byte flipped with the
+    mtime restored is caught. Bit rot on the medium changes nothing here:
+    that is what ``verify`` is for.
+    """
+
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    ino: int
+
+    @classmethod
+    def of(cls, path: os.PathLike | str) -> "Fingerprint":
+        """The fingerprint of the file at *path* itself (``lstat``: a link is not followed)."""
+        return cls.from_stat(os.lstat(path))
+
+    @classmethod
+    def from_stat(cls, st: os.stat_result) -> "Fingerprint":
+        return cls(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def regular_file(path: os.PathLike | str) -> Optional[os.stat_result]:
+    """The ``lstat`` of *path* when it is a regular file (not a link), else None."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st if stat.S_ISREG(st.st_mode) else None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A copy on disk the mirror verified: its digests, its fingerprint then, and what it was verified against.
+
+    Attributes
+    ----------
+    md5, sha256 : str
+        Digests of the bytes (lower-case hex).
+    fingerprint : Fingerprint
+        The file on disk when it was verified.
+    records : tuple of dict
+        The feed records (:meth:`Release.to_dict`) it was verified against:
+        the index lists them while the file is held, even once upstream
+        dropped it. For a Composer archive, the p2 version entries instead.
+    sha1 : str
+        SHA-1 of the bytes, when something (Composer's ``dist.shasum``) needs it.
+    """
+
+    md5: str
+    sha256: str
+    fingerprint: Fingerprint
+    records: tuple = ()
+    sha1: str = ""
+
+    def matches(self, fp: Fingerprint) -> bool:
+        """Whether the file on disk is still the one verified (and the digests are complete)."""
+        return self.fingerprint == fp and bool(self.md5) and bool(self.sha256)
+
+    def moved_to(self, fp: Fingerprint, **changes: Any) -> "Entry":
+        """The same bytes, now at fingerprint *fp* (re-hashed and found equal)."""
+        return replace(self, fingerprint=fp, **changes)
+
+    def to_json(self) -> dict:
+        fp = self.fingerprint
+        out = {"md5": self.md5, "sha256": self.sha256, "size": fp.size, "mtime_ns": fp.mtime_ns,
+               "ctime_ns": fp.ctime_ns, "ino": fp.ino, "records": [dict(r) for r in self.records]}
+        if self.sha1:
+            out["sha1"] = self.sha1
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any) -> Optional["Entry"]:
+        """The entry a state file holds, or None when it is not one (the state is a cache: skip it)."""
+        if not isinstance(data, dict):
+            return None
+        try:
+            fp = Fingerprint(*(int(data[k]) for k in ("size", "mtime_ns", "ctime_ns", "ino")))
+        except (KeyError, TypeError, ValueError):
+            return None
+        md5, sha256, sha1 = data.get("md5"), data.get("sha256"), data.get("sha1", "")
+        records = data.get("records") or ()
+        if not all(isinstance(v, str) for v in (md5, sha256, sha1)) or not isinstance(records, (list, tuple)):
+            return None
+        return cls(md5, sha256, fp, tuple(r for r in records if isinstance(r, dict)), sha1)
+
+
+@dataclass
+class Item:
+    """One file of the mirror: what the plan says, and what came of it.
+
+    Attributes
+    ----------
+    rel : str
+        Path relative to the mirror folder (``file/<file_name>``, ``composer/dist/...``).
+    action : Action
+    source : object
+        What the file is fetched from and described by: a :class:`~magedl.service.catalog.Release`
+        for release archives, a :class:`~magedl.mirror.composer.Archive` for Composer ones;
+        None for files no longer selected.
+    reason : str
+        Why the plan chose *action*, for people.
+    size : int or None
+        Bytes on disk, or to fetch when known.
+    entry : Entry or None
+        The verified copy on disk, when there is one (after the run: the new one).
+    status : Status or None
+        Set by the run.
+    error : MagedlError or None
+        Why a transfer failed.
+    transferred : int
+        Bytes that crossed the network for it.
+    """
+
+    rel: str
+    action: Action
+    source: Any = None
+    reason: str = ""
+    size: Optional[int] = None
+    entry: Optional[Entry] = None
+    status: Optional[Status] = None
+    error: Optional[MagedlError] = None
+    transferred: int = 0
+
+    @property
+    def file_name(self) -> str:
+        """The release file name (``rel`` without ``file/``), or ``rel`` for other files."""
+        head, _, rest = self.rel.partition("/")
+        return rest if head == "file" and rest else self.rel
+
+    def to_dict(self) -> dict:
+        """One row of ``mirror --json``: the record it is described by, the action and the outcome."""
+        if self.source is not None:
+            out = self.source.to_dict()
+        elif self.entry is not None and self.entry.records and "file_name" in self.entry.records[0]:
+            out = dict(self.entry.records[0])
+        elif self.entry is not None and self.entry.records:  # a Composer version entry
+            record = self.entry.records[0]
+            out = {"name": record.get("name"), "file_name": None, "version": record.get("version"),
+                   "type": "composer", "md5": None}
+        else:
+            out = {"name": None, "file_name": self.file_name, "version": None, "type": None, "md5": None}
+        # In a plan (a dry run) nothing has happened yet: the status is the action.
+        out.update(action=self.action.value, status=(self.status or self.action).value, size=self.size)
+        if out.get("type") == "composer":
+            out["file_name"] = self.rel
+        if self.entry is not None:
+            out.update(sha256=self.entry.sha256, local_md5=self.entry.md5)
+            if self.entry.sha1:
+                out["sha1"] = self.entry.sha1
+        if self.reason:
+            out["reason"] = self.reason
+        if self.error is not None:
+            out.update(error=str(self.error), exit_code=self.error.exit_code)
+        return out
+
+
+@dataclass
+class Plan:
+    """What a run will do: the items, and the catalogue they were planned against.
+
+    Attributes
+    ----------
+    items : list of Item
+        Every file wanted or held, in the order the run reports them.
+    upstream : tuple of Release
+        The whole catalogue, in feed order: the index lists held files in it.
+    dropped : tuple of str
+        Paths the state remembered but that are gone from disk: forgotten.
+    composer : ComposerPart or None
+        The Composer part's metadata-only versions, failures and URL; None when
+        the mirror has no Composer part and the run asks for none.
+    """
+
+    items: list = field(default_factory=list)
+    upstream: tuple = ()
+    dropped: tuple = ()
+    composer: Any = None
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def with_action(self, *actions: Action) -> list:
+        return [it for it in self.items if it.action in actions]
+
+    @property
+    def to_fetch(self) -> list:
+        return [it for it in self.items if it.action.fetches]
+
+
+@dataclass
+class Summary:
+    """Counts for the end-of-run line."""
+
+    counts: dict = field(default_factory=dict)
+    transferred: int = 0
+    failures: list = field(default_factory=list)
+
+    def add(self, item: Item) -> None:
+        status = item.status or Status.untouched(item.action)
+        self.counts[status] = self.counts.get(status, 0) + 1
+        self.transferred += item.transferred
+        if item.error is not None:
+            self.failures.append(item)
+
+    def count(self, *statuses: Status) -> int:
+        return sum(self.counts.get(s, 0) for s in statuses)

@@ -1,0 +1,193 @@
+"""Planning a release mirror run: what to do with each selected file and each file held.
+
+No network and no writes: the plan reads the state cache, the previous index
+and the files on disk (``lstat``, and hashes when a file changed since it was
+verified), and returns a :class:`~magedl.mirror.model.Plan`. The entries it
+found good travel in the items; the run records them in the state.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from dataclasses import replace
+from pathlib import Path
+from typing import Iterable, Optional
+
+from magedl.errors import IntegrityError, UnsafeNameError
+from magedl.mirror.index import read_feed, read_sums, release_rels
+from magedl.mirror.layout import FILES, INFO_FILES, SUMS, check_layout, check_release_name, release_rel, walk_files
+from magedl.mirror.model import Action, Entry, Fingerprint, Item, Plan
+from magedl.paths import SIDE_SUFFIXES, destination
+from magedl.service.catalog import Release, settle_md5, unique_files
+from magedl.transfer.hashing import file_digests
+
+log = logging.getLogger(__name__)
+
+DIGESTS = ("md5", "sha256")
+
+
+def previous_index(root: Path) -> dict:
+    """What the mirror's index listed before this run: ``{file_name: (sha256, (record dicts))}``.
+
+    The state is only a cache; when it is lost, the index still says which
+    files belonged to the mirror, and a re-hash shows whether they are intact.
+    """
+    try:
+        sums, _ = read_sums(root / SUMS)
+    except OSError:
+        return {}
+    records = {}
+    for r in read_feed(root / INFO_FILES[0]) or ():
+        records.setdefault(r.file_name, []).append(r.to_dict())
+    return {name: (sha, tuple(records.get(name, ()))) for name, sha in release_rels(sums).items()}
+
+
+def check_copy(root: Path, rel: str, st: os.stat_result, entry: Optional[Entry], *, rehash: bool,
+               algorithms: tuple = DIGESTS) -> tuple:
+    """(the copy at ``root/rel`` as an entry, whether it is the copy *entry* describes).
+
+    *st* is its ``lstat`` (a regular file). When the fingerprint still
+    matches, *entry* is the answer without reading a byte; otherwise the file
+    is re-hashed (with *algorithms*) and the first is *entry* brought up to
+    date when the bytes are the same. ``(None, False)`` when the file would
+    need re-hashing and *rehash* is off.
+    """
+    fp = Fingerprint.from_stat(st)
+    if entry is not None and entry.matches(fp) and ("sha1" not in algorithms or entry.sha1):
+        return entry, True
+    if not rehash:
+        return None, False
+    log.info("%s: re-hashing (%s)", rel, "changed on disk since it was verified" if entry
+             else "not verified by this mirror yet")
+    digests = file_digests(root / rel, algorithms)
+    if entry is not None and entry.sha256 == digests["sha256"]:
+        return entry.moved_to(fp, md5=digests["md5"], sha1=digests.get("sha1", entry.sha1)), True
+    return Entry(digests["md5"], digests["sha256"], fp, sha1=digests.get("sha1", "")), False
+
+
+class ReleasePlanner:
+    """Plans the release part of a mirror (``DIR/file/``).
+
+    Parameters
+    ----------
+    root : path
+        The mirror folder; refused when its own folders are links (before anything is read).
+    state : State
+        Read only: the verified-digest cache.
+    upstream : iterable of Release
+        The whole catalogue, for the records of each file.
+    rehash : bool
+        Re-hash files changed on disk; off for dry runs, which then plan ``recheck``.
+    """
+
+    def __init__(self, root: os.PathLike | str, state, upstream: Iterable[Release], *, rehash: bool = True):
+        self.root = Path(root)
+        check_layout(self.root)
+        self.state = state
+        self.rehash = rehash
+        self.upstream = tuple(upstream)
+        self.records = {}
+        for r in self.upstream:
+            self.records.setdefault(r.file_name, []).append(r)
+        self.indexed = previous_index(self.root)
+
+    def plan(self, selected: Iterable[Release], *, prune: bool = False) -> Plan:
+        """Decide what to do with each selected file (*selected*: what the user asked for) and each file held."""
+        upstream = self.upstream
+        items, wanted = [], set()
+        for r in unique_files(selected):
+            try:
+                check_release_name(r.file_name)
+                destination(self.root / FILES, r.file_name)
+                r = settle_md5(r, upstream)
+            except (UnsafeNameError, IntegrityError) as exc:
+                log.warning("skipping %s", exc)
+                items.append(Item(release_rel(r.file_name), Action.SKIP, r, reason=str(exc)))
+                continue
+            wanted.add(r.file_name)
+            items.append(self._plan_wanted(r))
+        on_disk = dict(self._walk(wanted))
+        held = {rel[len(FILES) + 1:] for rel in self.state.entries if rel.startswith(FILES + "/")}
+        dropped = []
+        for name in sorted((held | set(on_disk)) - wanted):
+            st = on_disk.get(name)
+            if st is None:
+                log.warning("%s: was in the mirror but is gone from disk; dropped from the index", name)
+                dropped.append(release_rel(name))
+                continue
+            items.append(self._plan_unwanted(name, st, prune))
+        return Plan(items, upstream, tuple(dropped))
+
+    def _plan_wanted(self, r: Release) -> Item:
+        rel = release_rel(r.file_name)
+        entry = self.state.get(rel)
+        try:
+            st = os.lstat(self.root / rel)
+        except FileNotFoundError:
+            return Item(rel, Action.FETCH, r, reason="new" if entry is None else "missing from disk")
+        if stat.S_ISLNK(st.st_mode):  # a real file must replace it: serve and verify refuse links
+            return Item(rel, Action.REPAIR, r, reason="a symbolic link, not a file")
+        if not stat.S_ISREG(st.st_mode):
+            return Item(rel, Action.REPAIR, r, reason="not a plain file")
+        good, intact = self._digests(rel, st, entry)
+        if good is None:
+            return Item(rel, Action.RECHECK, r, size=st.st_size, reason="changed on disk since it was verified")
+        if (r.md5 and good.md5 == r.md5) or (not r.md5 and (intact or entry is None)):
+            if not r.md5 and entry is None:
+                log.warning("%s: already present; the feed has no md5, so it is taken as it is", r.file_name)
+            return Item(rel, Action.PRESENT, r, size=st.st_size, entry=replace(good, records=self._dicts(r.file_name)))
+        if intact:  # what we fetched, but upstream moved on
+            return Item(rel, Action.UPDATE, r, size=st.st_size, entry=good,
+                        reason=f"changed upstream (md5 {entry.md5} -> {r.md5})")
+        return Item(rel, Action.REPAIR, r, size=st.st_size,
+                    reason="the copy on disk does not match " + ("the feed's md5" if r.md5 else "what was fetched"))
+
+    def _plan_unwanted(self, name: str, st: os.stat_result, prune: bool) -> Item:
+        rel = release_rel(name)
+        regular = stat.S_ISREG(st.st_mode)
+        entry = self.state.get(rel) or (self._from_previous_index(name, st) if regular else None)
+        why = "no longer selected" if name in self.records else "no longer upstream"
+        size = st.st_size if regular else None
+        if prune:
+            return Item(rel, Action.PRUNE, reason=why if entry else "not part of the mirror", size=size)
+        if entry is None:
+            return Item(rel, Action.STRAY, reason="not part of the mirror; --prune removes it", size=size)
+        item = Item(rel, Action.KEEP, reason=f"{why}; --prune removes it", size=size)
+        if not regular:
+            item.reason = "not a plain file (a symbolic link?); left out of the index; --prune removes it"
+            return item
+        good, intact = self._digests(rel, st, entry)
+        if intact:
+            item.entry = good
+        elif good is not None:
+            item.reason = "changed on disk since it was verified; left out of the index"
+        return item
+
+    def _from_previous_index(self, name: str, st: os.stat_result) -> Optional[Entry]:
+        """An entry rebuilt from the previous index, if the file on disk still matches it."""
+        listed = self.indexed.get(name)
+        if listed is None or not self.rehash:
+            return None
+        sha, records = listed
+        digests = file_digests(self.root / release_rel(name), DIGESTS)
+        if digests["sha256"] != sha:
+            return None
+        return Entry(digests["md5"], digests["sha256"], Fingerprint.from_stat(st),
+                     records or ({"file_name": name},))
+
+    def _digests(self, rel: str, st: os.stat_result, entry: Optional[Entry]) -> tuple:
+        return check_copy(self.root, rel, st, entry, rehash=self.rehash)
+
+    def _dicts(self, name: str) -> tuple:
+        return tuple(r.to_dict() for r in self.records.get(name, ()))
+
+    def _walk(self, wanted: set):
+        """(file name, lstat) of each entry under ``file/``, without the side files of wanted ones."""
+        for rel, st in walk_files(self.root, FILES):
+            name = rel[len(FILES) + 1:]
+            side = next((s for s in SIDE_SUFFIXES if name.endswith(s)), None)
+            if side and name[: -len(side)] in wanted:
+                continue
+            yield name, st

@@ -1,0 +1,400 @@
+"""One pass of a download over its partial file: the worker pool.
+
+A pass either continues a first response (a plain GET, already open, whose
+head was sniffed: :func:`magedl.transfer.download.open_first`) or the
+segments a sidecar recorded. Each segment is filled
+by a worker with its own retries, by ``Range`` + ``If-Range`` requests. When
+the source allows splitting, more workers join if one connection proves slow
+(or at once, when not adaptive); a worker that finishes early splits the
+largest remaining segment. Anything showing the partial data cannot be
+continued raises :class:`StartOver`, and the caller begins a fresh pass.
+"""
+
+import errno
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import requests
+import urllib3
+
+from magedl.errors import Interrupted, MagedlError, TransientError
+from magedl.ranges import Validators, changed, parse_content_range, parse_length
+from magedl.service import sniff
+from magedl.service.api import transient_from
+from magedl.transfer import segments as seglib
+from magedl.transfer.hashing import InlineHasher, PrefixHasher
+from magedl.transfer.options import TransferOptions
+from magedl.transfer.partial import PartialState, Sidecar
+from magedl.transfer.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+READ_ERRORS = (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError)
+
+
+class StartOver(Exception):
+    """The partial data cannot be continued: discard it and fetch from byte 0.
+
+    *response*, when given, is a 200 with the whole file to start over with;
+    *no_range* says the source cannot be trusted with ranges at all.
+    """
+
+    def __init__(self, reason, no_range=False, response=None):
+        super().__init__(reason)
+        self.no_range = no_range
+        self.response = response
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every pass of one download shares."""
+
+    client: Any
+    url: str
+    file_name: str
+    options: TransferOptions
+    limiter: Optional[RateLimiter]
+    cancel: threading.Event
+    sidecar: Sidecar
+    report: Callable[[PartialState, str], None]  # a progress event for the state
+    lock: threading.Lock  # guards every state's segments and size
+
+    @property
+    def algorithms(self):
+        return ("md5", "sha256") if self.options.sha256 else ("md5",)
+
+
+class Runner:
+    """Workers filling *state*'s segments in the partial file open as *fd*.
+
+    A start-over makes a new runner over a new state; a worker of the old
+    pass that wakes late only ever sees the old pass's (set) stop flag, state
+    and fd.
+    """
+
+    def __init__(self, job: Job, state: PartialState, fd: int, range_ok: bool):
+        tuning = job.options.tuning
+        self.job = job
+        self.state = state
+        self.fd = fd
+        self.range_ok = range_ok
+        self.tuning = tuning
+        # Small files run on the caller's thread: no expansion is possible for them,
+        # and two thread hand-overs per file add up over hundreds of patches.
+        self.inline = state.size is not None and state.size < 2 * tuning.min_split
+        self.hasher = (InlineHasher if self.inline else PrefixHasher)(fd, job.algorithms)
+        self.max_workers = max(1, job.options.connections) if state.splittable else 1
+        self.stop = threading.Event()
+        self.workers = []
+        self.errors = []
+        self.received = 0  # bytes written by this pass, to judge whether one connection is fast enough
+        self.dirty = False
+        self.saved = time.monotonic()
+        self.reported = 0.0
+
+    @property
+    def busy(self) -> bool:
+        """Whether a worker thread may still touch the fd."""
+        return any(t.is_alive() for t in self.workers)
+
+    def run(self, first=None):
+        """Bring the partial file to full length; return its digests (``{"md5": ...}``)."""
+        state, job = self.state, self.job
+        try:
+            if first is not None and state.size:
+                os.ftruncate(self.fd, state.size)  # reserve the space; the sidecar says what is real
+            # A fresh transfer gets its sidecar at the first save interval: a file
+            # killed before then has too little to be worth resuming.
+            self.hasher.advance(seglib.contiguous_end(state.segments))
+            if self.inline:
+                self._worker(first)
+                if self.errors:
+                    raise self.errors[0]
+                if job.cancel.is_set():
+                    raise Interrupted(f"{job.file_name}: cancelled")
+            else:
+                unfinished = sum(1 for s in state.segments if not s.finished)
+                self._spawn(max(1, min(self.max_workers, unfinished)), first)
+                self._supervise()
+            if not all(s.finished for s in state.segments):  # pragma: no cover - a worker left early
+                raise TransientError(f"{job.file_name}: transfer ended with bytes missing")
+            try:
+                return self.hasher.finish(state.size if state.size is not None else state.done)
+            except OSError as exc:
+                raise job.sidecar.error(exc, state) from None
+        except BaseException as exc:
+            # Workers still blocked somewhere hold this pass, not the next one:
+            # when they wake they see its stop flag and leave without writing.
+            self.stop.set()
+            for t in self.workers:
+                t.join(timeout=5)
+            self.hasher.close()
+            if state.segments and not isinstance(exc, StartOver):  # keep what a later run can resume
+                self.save(best_effort=True)
+            raise
+        finally:
+            if first is not None:
+                first[0].close()
+
+    def save(self, best_effort=False):
+        """Record progress in the sidecar, after syncing the bytes it counts."""
+        with self.job.lock:
+            doc = self.state.to_json()
+            self.dirty = False
+        try:
+            self.job.sidecar.save(doc, self.fd)
+        except OSError as exc:
+            if not best_effort:
+                raise self.job.sidecar.error(exc, self.state) from None
+            log.warning("%s: could not record progress: %s", self.job.file_name, exc.strerror or exc)
+
+    # -- the pool -------------------------------------------------------------
+
+    def _spawn(self, n, first=None):
+        for _ in range(n):
+            t = threading.Thread(target=self._worker, args=(first,), daemon=True,
+                                 name=f"magedl-seg-{len(self.workers)}")
+            first = None
+            self.workers.append(t)
+            t.start()
+
+    def _expand(self):
+        """Bring the pass up to ``max_workers`` connections."""
+        with self.job.lock:
+            seglib.carve(self.state.segments, self.tuning)
+        self._spawn(self.max_workers - len(self.workers))
+
+    def _supervise(self):
+        """Wait for the workers, saving the sidecar now and then; raise the first error.
+
+        Once the pass has run for ``tuning.expand_after`` seconds, more
+        connections join if one is slower than ``tuning.fast_enough`` and
+        enough is left to split.
+        """
+        tuning, state, job = self.tuning, self.state, self.job
+        started = time.monotonic()
+        expanded = len(self.workers) >= self.max_workers
+        if not expanded and not job.options.adaptive:
+            expanded = True
+            self._expand()
+        while True:
+            for t in list(self.workers):
+                t.join(timeout=min(tuning.expand_after, tuning.save_interval) / len(self.workers))
+            alive = self.busy
+            elapsed = time.monotonic() - started
+            if not expanded and elapsed >= tuning.expand_after and not self.errors:
+                expanded = True
+                rate = self.received / elapsed if elapsed > 0 else 0
+                with job.lock:
+                    left = sum(s.remaining or 0 for s in state.segments if not s.finished)
+                if rate < tuning.fast_enough and left >= 2 * tuning.min_split:
+                    self._expand()
+                    alive = True
+            if job.cancel.is_set():
+                raise Interrupted(f"{job.file_name}: cancelled")
+            if self.errors:  # checked after the liveness test, so a last worker's error is never lost
+                raise self.errors[0]
+            if self.dirty:
+                self.save()
+            if not alive:
+                return
+
+    def _worker(self, first):
+        job = self.job
+        try:
+            seg = self.state.segments[0] if first is not None else self._claim()
+            while seg is not None and not self._stopped():
+                self._work(seg, first)
+                first = None
+                seg = self._claim()
+        except BaseException as exc:  # handed to the supervising thread
+            if isinstance(exc, KeyboardInterrupt):
+                exc = Interrupted(f"{job.file_name}: interrupted")
+            elif isinstance(exc, OSError):
+                exc = job.sidecar.error(exc, self.state)
+            elif not isinstance(exc, (MagedlError, StartOver)):
+                exc = MagedlError(f"internal error in a transfer thread: {type(exc).__name__}: {exc}")
+            self.errors.append(exc)
+            self.stop.set()
+
+    def _claim(self):
+        with self.job.lock:
+            if self._stopped():
+                return None
+            seg = seglib.next_segment(self.state.segments, self.tuning)
+            if seg is not None:
+                seg.busy = True
+                self.dirty = True
+            return seg
+
+    def _stopped(self):
+        return self.stop.is_set() or self.job.cancel.is_set()
+
+    # -- one segment ----------------------------------------------------------
+
+    def _work(self, seg, first):
+        """Fill one segment, retrying it on its own."""
+        pending = [first]
+
+        def attempt():
+            if self._stopped():
+                return
+            if pending[0] is not None:
+                response, head = pending.pop()
+                pending.append(None)
+            else:
+                response, head = self._ranged(seg), b""
+            with response:
+                self._pump(seg, response, head)
+
+        try:
+            self.job.client.retry.call(attempt, self.job.file_name, progress=lambda: seg.done, stop=self._stopped)
+        finally:
+            with self.job.lock:
+                seg.busy = False
+
+    def _ranged(self, seg):
+        """A response whose body continues *seg* exactly where it stands."""
+        job, state = self.job, self.state
+        headers = {"Accept-Encoding": "identity"}
+        if self.range_ok:
+            headers["Range"] = f"bytes={seg.pos}-{'' if seg.end is None else seg.end - 1}"
+            validator = state.validators.if_range()
+            if validator:
+                headers["If-Range"] = validator
+        response = job.client.open(job.url, job.file_name, headers=headers, allow=(416,))
+        status = response.status_code
+        if status == 206:
+            span = parse_content_range(response.headers.get("Content-Range"))
+            start, total = (span[0], span[2]) if span else (None, None)
+            reason = changed(state.validators, response.headers, state.size, total, strict=state.strict)
+            if reason or start != seg.pos or encoded(response.headers):
+                response.close()
+                if reason:
+                    raise StartOver(reason)
+                raise StartOver(f"the server answered a different range ({start}, not {seg.pos})", no_range=True)
+            with job.lock:
+                state.joined = True
+                if not self._stopped():
+                    if state.size is None and total is not None:
+                        state.size = seg.end = total
+                    if not state.validators:  # resuming from a new source: its validators from now on
+                        state.validators = Validators.from_headers(response.headers)
+            return response
+        if status == 200:
+            # Range ignored, or If-Range did not match. The validators tell which.
+            reason = changed(state.validators, response.headers, state.size,
+                             parse_length(response.headers.get("Content-Length")), strict=state.strict)
+            raise StartOver(reason or "the server does not resume (it ignored Range)", no_range=not reason,
+                            response=response)
+        response.close()
+        if status == 416:
+            raise StartOver("the server refused the resume range (the file may have shrunk)")
+        raise MagedlError(f"{job.file_name}: unexpected answer HTTP {status}")
+
+    def _pump(self, seg, response, head):
+        """Copy the body into the partial file at the segment's position."""
+        job, state, lock = self.job, self.state, self.job.lock
+        blocks = _prepend(head, body(response, self.tuning.chunk))
+        while True:
+            try:
+                block = next(blocks, None)
+            except READ_ERRORS as exc:
+                if self._stopped():
+                    return
+                raise transient_from(exc, job.file_name) from None
+            if block is None:
+                break
+            if self._stopped():
+                return
+            with lock:
+                end = seg.end
+            if end is not None and seg.pos + len(block) > end:
+                block = block[: max(0, end - seg.pos)]
+            if job.limiter:
+                job.limiter.take(len(block), self.stop)
+                if self._stopped():
+                    return
+            at = seg.pos
+            try:
+                _write_all(self.fd, block, at)
+            except OSError as exc:  # the disk, not the network: retrying would not help
+                raise job.sidecar.error(exc, state) from None
+            with lock:
+                # A block read before the segment was cut short may overrun the new end;
+                # those bytes belong to the next piece too (same data), so count to the end.
+                seg.done = min(seg.done + len(block), (seg.end - seg.start) if seg.end is not None else 1 << 62)
+                self.received += len(block)
+                self.dirty = True
+                prefix = seglib.contiguous_end(state.segments)
+            self.hasher.advance(prefix, block, at)
+            self._report()
+            if self.inline and time.monotonic() - self.saved >= self.tuning.save_interval:
+                self.saved = time.monotonic()  # no supervisor thread saves for us
+                self.save()
+            if seg.end is not None and seg.pos >= seg.end:
+                return  # done, or another worker took the rest of this segment
+        if seg.end is None:  # size was unknown: the end of the body is the end of the file
+            with lock:
+                seg.end = state.size = seg.pos
+            self.hasher.advance(seg.pos)
+        elif seg.pos < seg.end:
+            raise TransientError(f"{job.file_name}: short body, the connection closed at byte {seg.pos}")
+
+    def _report(self):
+        now = time.monotonic()
+        if now - self.reported >= self.tuning.progress_interval:
+            self.reported = now
+            self.job.report(self.state, "data")
+
+
+def _write_all(fd, data, at):
+    """``pwrite`` all of *data*: a nearly full disk may take only part of it, then fail the rest."""
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, at)
+        if n <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view, at = view[n:], at + n
+
+
+def encoded(headers):
+    """Whether a response body comes in a content coding (gzip...) instead of as the file's bytes."""
+    return headers.get("Content-Encoding", "identity").lower() not in ("identity", "")
+
+
+def body(response, chunk):
+    """The body's bytes as they arrive, at most *chunk* at a time.
+
+    ``read1`` hands over whatever the socket has, so a cut connection loses
+    nothing already received (``iter_content`` would drop a partly filled
+    chunk, and the next attempt would fetch those bytes again).
+    """
+    read1 = getattr(response.raw, "read1", None)
+    if read1 is None:  # urllib3 1.x, or a file:// response
+        yield from response.iter_content(1 << 16)
+        return
+    while True:
+        block = read1(chunk, decode_content=True)
+        if not block:
+            return
+        yield block
+
+
+def first_bytes(blocks):
+    """Enough of the body to tell what it is (:data:`magedl.service.sniff.HEAD_SIZE`)."""
+    head = b""
+    for block in blocks:
+        head += block
+        if len(head) >= sniff.HEAD_SIZE:
+            break
+    return head
+
+
+def _prepend(head, blocks):
+    if head:
+        yield head
+    yield from blocks

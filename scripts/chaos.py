@@ -1,0 +1,158 @@
+"""`make chaos`: kill ``magedl get`` with SIGKILL at random moments, then let it finish.
+
+Each round starts the real command against the emulator on 127.0.0.1, waits
+until the emulator has served a seeded random number of bytes of the file
+(synchronised on its byte counter, never on sleeps), kills the process with
+SIGKILL, and checks what it left: the sidecar must only claim bytes that are
+on disk and right. After the kills, one run goes to the end. Then:
+
+- the file's md5 is the feed's, and nothing of magedl's is left beside it;
+- the bytes the emulator served stay within one copy of the file plus half a
+  second of transfer per kill (the sidecar is saved at least every 0.5 s).
+
+``tests/transfer/test_crashloop.py`` runs a short loop of each kind; this
+script runs longer ones::
+
+    python scripts/chaos.py [--kills 25] [--rounds 3] [--seed 1] [--size-mib 16]
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from magedl.emulator import Emulator, demo_catalogue, make_file
+from magedl.paths import PART_SUFFIX, STATE_SUFFIX
+from magedl.server import MemoryStore
+
+BIG = "Magento-CE-2.4.7.tar.gz"
+
+
+@dataclass
+class Outcome:
+    """What one crash loop measured."""
+
+    size: int
+    kills: int
+    served: int  # body bytes of the file the emulator sent, over every run
+    allowance: int  # size + kills x half a second of transfer
+    md5_ok: bool
+    leftovers: list
+
+    @property
+    def overhead_per_kill(self):
+        return (self.served - self.size) / self.kills if self.kills else 0.0
+
+    @property
+    def ok(self):
+        return self.md5_ok and not self.leftovers and self.served <= self.allowance
+
+
+def check_sidecar(folder, data):
+    """Every byte the sidecar claims is on disk and right; returns the bytes claimed (0 if none)."""
+    sidecar = folder / (BIG + STATE_SUFFIX)
+    if not sidecar.exists():
+        return 0
+    doc = json.loads(sidecar.read_text())
+    part = (folder / (BIG + PART_SUFFIX)).read_bytes()
+    claimed = 0
+    for start, _end, done in doc["segments"]:
+        if part[start:start + done] != data[start:start + done]:
+            raise AssertionError(f"the sidecar claims bytes {start}-{start + done} that are not the file's")
+        claimed += done
+    return claimed
+
+
+def crash_loop(emulator, folder, *, connections, kills, seed, rate, timeout=60):
+    """Kill ``magedl get`` *kills* times at seeded random byte counts, then let it finish.
+
+    Parameters
+    ----------
+    emulator : magedl.emulator.Emulator
+        Serving ``BIG``; its ``rate`` fault is set to *rate* (bytes/s per connection).
+    folder : Path
+        The output folder (``-o``).
+    connections : int
+        ``--connections``: 1 for a single stream, more for a segmented transfer.
+    """
+    data = emulator.store.data(BIG)
+    size = len(data)
+    rnd = random.Random(seed)
+    emulator.set_faults(rate=rate)
+    emulator.clear_log()
+    env = dict(os.environ, MAGEDL_BASE_URL=emulator.base_url, MAGEDL_MAGEID=emulator.mageid,
+               MAGEDL_TOKEN=emulator.token)
+    cmd = [sys.executable, "-m", "magedl", "-q", "get", BIG, "-o", str(folder), "--connections", str(connections)]
+    done_kills = 0
+    for _ in range(kills):
+        kept = check_sidecar(folder, data)
+        before = emulator.bytes_sent(BIG)
+        target = before + max(1, int(rnd.uniform(0.1, 0.6) * (size - kept)))
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        reached = emulator.wait_for(lambda s: s.bytes_sent(BIG) >= target or proc.poll() is not None,
+                                    timeout=timeout)
+        if not reached or proc.poll() is not None:  # finished (or failed) before the kill point
+            proc.kill()
+            proc.wait()
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        done_kills += 1
+        # The emulator notices the closed sockets; only then are its counters final for this round.
+        emulator.wait_for(lambda s: not [r for r in s.in_flight if r.file_name == BIG], timeout=timeout)
+    check_sidecar(folder, data)
+    final = subprocess.run(cmd, env=env, capture_output=True, timeout=timeout)
+    if final.returncode != 0:
+        raise AssertionError(f"the last run failed ({final.returncode}): {final.stderr.decode(errors='replace')}")
+    emulator.wait_for(lambda s: not [r for r in s.in_flight if r.file_name == BIG], timeout=timeout)
+    got = (folder / BIG).read_bytes() if (folder / BIG).exists() else b""
+    leftovers = sorted(p.name for p in folder.iterdir() if ".magedl-" in p.name)
+    allowance = size + done_kills * int(rate * connections * 0.5)
+    return Outcome(size, done_kills, emulator.bytes_sent(BIG), allowance,
+                   hashlib.md5(got).hexdigest() == hashlib.md5(data).hexdigest(), leftovers)
+
+
+def emulator_with(size, seed=7):
+    store = MemoryStore(*demo_catalogue(big_size=64 << 10))
+    store.replace(BIG, make_file(BIG, size, seed=seed))
+    return Emulator(store=store).start()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--kills", type=int, default=25, help="SIGKILLs per loop (default 25)")
+    parser.add_argument("--rounds", type=int, default=3, help="loops per kind, each with its own seed (default 3)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--size-mib", type=int, default=16, help="file size (default 16 MiB)")
+    parser.add_argument("--rate-mib", type=float, default=4, help="MiB/s per connection (default 4)")
+    args = parser.parse_args(argv)
+    size, rate = args.size_mib << 20, int(args.rate_mib * (1 << 20))
+    failed = 0
+    emulator = emulator_with(size)
+    try:
+        for kind, connections in (("single", 1), ("segmented", 4)):
+            for round_ in range(args.rounds):
+                seed = args.seed * 1000 + round_
+                with tempfile.TemporaryDirectory(prefix="magedl-chaos-") as folder:
+                    out = crash_loop(emulator, Path(folder), connections=connections, kills=args.kills, seed=seed,
+                                     rate=rate)
+                verdict = "ok" if out.ok else "FAILED"
+                failed += not out.ok
+                print(f"{kind:9} seed {seed}: {out.kills} kills, served {out.served / (1 << 20):.1f} MiB for "
+                      f"{out.size / (1 << 20):.1f} MiB (+{out.overhead_per_kill / (1 << 10):.0f} KiB per kill, "
+                      f"allowed +{rate * connections * 0.5 / (1 << 10):.0f}), md5 {'ok' if out.md5_ok else 'WRONG'}, "
+                      f"leftovers {out.leftovers or 'none'}: {verdict}", flush=True)
+    finally:
+        emulator.stop()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

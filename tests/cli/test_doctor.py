@@ -1,0 +1,125 @@
+"""``magedl doctor`` against the emulator and the emulated repo.magento.com: every line OK or FAIL with a fix,
+exit 0 only when all are OK, ``--json``, and no key or token in anything it prints."""
+
+import json
+import os
+
+import pytest
+from clirun import run
+
+from magedl.cli import doctor
+
+BIG = "Magento-CE-2.4.7.tar.gz"
+
+
+@pytest.fixture
+def host(env, magento_repo, marketplace_keys, tmp_path, monkeypatch):
+    """A healthy build host: downloads credentials, Marketplace keys, an empty target folder."""
+    url, _ = magento_repo("providers")
+    home = tmp_path / "composer-home"
+    home.mkdir()
+    auth = home / "auth.json"
+    public, private = marketplace_keys["commerce"]
+    auth.write_text(json.dumps({"http-basic": {url.split("://")[1].rstrip("/"): {"username": public,
+                                                                                 "password": private}}}))
+    os.chmod(auth, 0o600)
+    monkeypatch.setenv("COMPOSER_HOME", str(home))
+    monkeypatch.delenv("COMPOSER_AUTH", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(doctor, "LOW_SPACE", 1)  # the test machine's free space is not under test
+    target = tmp_path / "dist"
+    target.mkdir()
+    return url, target
+
+
+def doctor_run(capsys, host, *argv):
+    url, target = host
+    return run(capsys, "--retries", "1", "doctor", "--repo-url", url, "-o", str(target), *argv)
+
+
+def lines_of(out):
+    return {line.split(":", 1)[0].split(None, 1)[1]: line for line in out.splitlines() if not line.startswith(" ")}
+
+
+def secrets_absent(env, marketplace_keys, *texts):
+    for text in texts:
+        assert env.token not in text
+        for public, private in marketplace_keys.values():
+            assert public not in text and private not in text
+
+
+def test_a_healthy_host_is_all_ok(env, host, capsys, marketplace_keys):
+    code, out, err = doctor_run(capsys, host)
+    assert code == 0, out + err
+    lines = lines_of(out)
+    for name in ("versions", "downloads credentials", "TLS", "proxies", "downloads feed", "clock",
+                 "Marketplace keys", "free space", "leftovers"):
+        assert lines[name].startswith("OK"), lines.get(name)
+    assert "MAGEDL_MAGEID" in lines["downloads credentials"] and "40 characters" in lines["downloads credentials"]
+    assert "ce-full" in lines["downloads feed"]
+    assert "1b2c…" in lines["Marketplace keys"] and "Commerce: 2" in lines["Marketplace keys"]
+    secrets_absent(env, marketplace_keys, out, err)
+
+
+def test_json_for_scripts(env, host, capsys, marketplace_keys):
+    code, out, err = doctor_run(capsys, host, "--json")
+    rows = json.loads(out)
+    assert code == 0 and all(r["ok"] for r in rows)
+    assert {r["check"] for r in rows} >= {"downloads feed", "Marketplace keys", "clock", "free space"}
+    secrets_absent(env, marketplace_keys, out, err)
+
+
+def test_a_refused_token_fails_with_exit_3(env, host, capsys, monkeypatch, marketplace_keys):
+    monkeypatch.setenv("MAGEDL_TOKEN", "f" * 40)
+    code, out, err = doctor_run(capsys, host)
+    assert code == 3
+    assert lines_of(out)["downloads feed"].startswith("FAIL") and "401" in out
+    assert lines_of(out)["Marketplace keys"].startswith("OK")  # the other checks still ran
+    secrets_absent(env, marketplace_keys, out, err)
+
+
+def test_missing_marketplace_keys_fail_with_the_fix(env, host, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("COMPOSER_HOME", str(tmp_path / "empty-home"))
+    code, out, err = doctor_run(capsys, host)
+    assert code == 3 and "keys store" in lines_of(out)["Marketplace keys"]
+
+
+def test_a_partial_download_and_a_stale_lock_are_reported(env, host, capsys):
+    url, target = host
+    (target / (BIG + ".magedl-part")).write_bytes(b"x")
+    (target / ("other.zip.magedl-lock")).write_text("")
+    code, out, err = doctor_run(capsys, host)
+    assert code == 1
+    line = lines_of(out)["leftovers"]
+    assert line.startswith("FAIL") and BIG in line and "other.zip.magedl-lock" in line
+    assert f"magedl get {BIG}" in out  # the fix line
+
+
+def test_a_clock_far_off_fails(env, host, capsys, monkeypatch):
+    class Later:
+        @staticmethod
+        def time():
+            import time
+
+            return time.time() + 3600
+
+    monkeypatch.setattr(doctor, "time", Later)
+    code, out, err = doctor_run(capsys, host)
+    assert code == 1 and lines_of(out)["clock"].startswith("FAIL") and "s ahead of the server" in out
+    assert "timedatectl" in out
+
+
+def test_low_free_space_fails(env, host, capsys, monkeypatch):
+    monkeypatch.setattr(doctor, "LOW_SPACE", 1 << 60)
+    code, out, err = doctor_run(capsys, host)
+    assert code == 1 and lines_of(out)["free space"].startswith("FAIL") and "-o DIR" in out
+
+
+def test_the_service_without_credentials_fails(host, capsys, monkeypatch):
+    for name in ("MAGEDL_BASE_URL", "MAGEDL_MAGEID", "MAGEDL_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    url, target = host
+    code, out, err = run(capsys, "--retries", "1", "--timeout", "0.5", "doctor", "--repo-url", url,
+                         "-o", str(target))
+    line = lines_of(out)["downloads credentials"]
+    assert code == 3 and line.startswith("FAIL") and "Downloads Access Token" in out

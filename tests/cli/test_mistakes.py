@@ -1,0 +1,115 @@
+"""Mistakes a tired person makes, each against the emulator: the documented exit code, a message that names
+the problem (the value, option or file at fault), and never a traceback or ``internal error``.
+
+Each row: an id, the command line (``{tmp}`` a scratch folder, ``{url}`` the emulator's base URL, ``{root}``
+its scheme, host and port), files to create first (path -> (text, mode)), environment changes
+(``None`` removes), the exit code, and what the message must contain.
+"""
+
+import os
+
+import pytest
+from clirun import run
+
+TOKEN_FILE = "{tmp}/token"
+
+MISTAKES = [
+    # -- selection ---------------------------------------------------------------------
+    ("type typo in list", ["list", "--type", "ce-ful"], {}, {}, 5, ["'ce-ful'", "ce-full"]),
+    ("type typo in versions", ["versions", "--type", "ce-ful"], {}, {}, 5, ["ce-ful", "ce-full"]),
+    ("type typo in get", ["get", "--type", "ee-ful", "-o", "{tmp}/out"], {}, {}, 5, ["ee-ful", "ee-full"]),
+    ("glob never closed", ["list", "--version", "2.4.[7"], {}, {}, 5, ["2.4.[7"]),
+    ("version that does not exist", ["get", "--type", "ce-full", "--version", "2.5.0", "-o", "{tmp}/out"], {}, {},
+     5, ["2.5.0"]),
+    ("format nobody publishes", ["get", "--type", "ce-full", "--format", "tgz", "-o", "{tmp}/out"], {}, {},
+     5, ["tgz", "tar.gz"]),
+    ("file name missing its suffix", ["get", "Magento-CE-2.4.7.tar", "-o", "{tmp}/out"], {}, {},
+     5, ["Magento-CE-2.4.7.tar", "not in the catalogue", "magedl list"]),
+    ("get with nothing to get", ["get"], {}, {}, 2, ["nothing to get"]),
+    ("names and a selection at once", ["get", "Magento-CE-2.4.7.zip", "--version", "2.4.7"], {}, {},
+     2, ["not both"]),
+    ("-o naming a file", ["get", "Magento-CE-2.4.7.zip", "-o", "{tmp}/afile"], {"{tmp}/afile": ("x", 0o644)}, {},
+     2, ["{tmp}/afile", "not a folder"]),
+    ("-o without its folder", ["get", "Magento-CE-2.4.7.zip", "-o"], {}, {}, 2, ["-o/--output"]),
+    ("a path as the file name", ["get", "../Magento-CE-2.4.7.zip", "-o", "{tmp}/out"], {}, {}, 2, ["unsafe"]),
+    # -- the base URL ------------------------------------------------------------------------
+    ("Adobe's help URL pasted as the base", ["--base-url", "{url}info/help", "list"], {}, {},
+     5, ["{url}info/help", "info/"]),
+    ("the bare host as the base", ["--base-url", "{root}", "list"], {}, {}, 5, ["{root}info/json"]),
+    ("a typo in the base path", ["--base-url", "{url}x/", "list"], {}, {}, 5, ["{url}x/info/json"]),
+    ("a mirror folder that is not there", ["--base-url", "file:///nonexistent-magedl-mirror/", "list"], {}, {},
+     5, ["/nonexistent-magedl-mirror/"]),
+    ("a broken IPv6 address", ["--base-url", "http://[::1", "list"], {}, {}, 2, ["IPv6"]),
+    ("a scheme typo", ["--base-url", "htp://example.com/", "list"], {}, {}, 2, ["htp://example.com/"]),
+    ("https to a plain HTTP server", ["--base-url", "{url_https}", "--retries", "1", "list"], {}, {},
+     7, ["TLS", "http://"]),
+    ("a host that does not resolve", ["--base-url", "http://no-such-host.invalid/", "--retries", "1", "list"], {}, {},
+     7, ["no-such-host.invalid"]),
+    # -- credentials ---------------------------------------------------------------------------
+    ("a wrong token", ["list"], {}, {"MAGEDL_TOKEN": "f" * 40}, 3, ["MAGEDL_TOKEN", "401"]),
+    ("a MAGEID without a token", ["list"], {}, {"MAGEDL_TOKEN": None}, 3, ["MAGEDL_MAGEID", "token"]),
+    ("no credentials at all", ["list"], {}, {"MAGEDL_TOKEN": None, "MAGEDL_MAGEID": None}, 3, ["none were sent"]),
+    ("a token file that is not there", ["--token-file", "{tmp}/nope", "list"], {}, {"MAGEDL_TOKEN": None},
+     2, ["{tmp}/nope"]),
+    ("an empty token file", ["--token-file", TOKEN_FILE, "list"], {TOKEN_FILE: ("", 0o600)}, {"MAGEDL_TOKEN": None},
+     2, [TOKEN_FILE, "empty"]),
+    ("a folder as the token file", ["--token-file", "{tmp}", "list"], {}, {"MAGEDL_TOKEN": None}, 2, ["folder"]),
+    ("a token with a non-ASCII letter", ["--token-file", TOKEN_FILE, "list"], {TOKEN_FILE: ("tok\u00e9n", 0o600)},
+     {"MAGEDL_TOKEN": None}, 2, ["non-ASCII"]),
+    ("a token file others can read", ["--token-file", TOKEN_FILE, "list"], {TOKEN_FILE: ("{token}", 0o644)},
+     {"MAGEDL_TOKEN": None}, 1, ["chmod 600"]),
+    ("a config file with no section", ["list"], {"{config}": ("mageid = MAG000123456\n", 0o600)},
+     {"MAGEDL_TOKEN": None, "MAGEDL_MAGEID": None}, 1, ["line 1", "[magedl]"]),
+    ("a CA bundle that is not there", ["--ca-bundle", "{tmp}/ca.pem", "list"], {}, {}, 2, ["{tmp}/ca.pem"]),
+    # -- options ---------------------------------------------------------------------------------
+    ("--timeout nan", ["--timeout", "nan", "list"], {}, {}, 2, ["--timeout", "nan"]),
+    ("--timeout 1e400", ["--timeout", "1e400", "list"], {}, {}, 2, ["--timeout", "1e400"]),
+    ("--retries 0", ["--retries", "0", "list"], {}, {}, 2, ["--retries", "at least 1"]),
+    ("17 connections", ["get", "x.zip", "--connections", "17"], {}, {}, 2, ["--connections", "16"]),
+    ("a rate with a typo", ["get", "x.zip", "--limit-rate", "5q"], {}, {}, 2, ["--limit-rate", "5q"]),
+    ("an option before its command", ["--jobs", "3", "get", "x.zip"], {}, {}, 2, ["--jobs", "after the command"]),
+    ("an option of another command", ["list", "--jobs", "3"], {}, {}, 2, ["--jobs", "not of 'list'"]),
+    ("a mistyped option", ["--tokn", "ABCSECRET", "list"], {}, {}, 2, ["--tokn", "--token"]),
+    ("a mistyped command", ["lsit"], {}, {}, 2, ["'lsit'", "'list'"]),
+    # -- mirror, verify, serve ---------------------------------------------------------------------
+    ("mirror without its folder", ["mirror"], {}, {}, 2, ["DIR"]),
+    ("verify of a folder that is no mirror", ["verify", "{tmp}"], {}, {}, 5, ["{tmp}", "not a mirror"]),
+    ("verify of a path that is not there", ["verify", "{tmp}/nope"], {}, {}, 5, ["{tmp}/nope"]),
+    ("serve of a folder that is no mirror", ["serve", "{tmp}"], {}, {}, 5, ["{tmp}", "magedl mirror"]),
+    ("serve on port 99999", ["serve", "{tmp}", "--port", "99999"], {}, {}, 2, ["--port", "99999"]),
+    ("mirror of a type typo", ["mirror", "{tmp}/m", "--type", "ce-ful"], {}, {}, 5, ["ce-ful", "ce-full"]),
+]
+
+
+@pytest.mark.parametrize("what, argv, files, environ, code, needles", MISTAKES, ids=[m[0] for m in MISTAKES])
+def test_a_mistake_gets_its_exit_code_and_a_message_naming_it(env, capsys, monkeypatch, tmp_path, isolated_home,
+                                                               what, argv, files, environ, code, needles):
+    root = env.base_url.split("/products/")[0] + "/"
+    values = {"tmp": str(tmp_path), "url": env.base_url, "root": root, "token": env.token,
+              "url_https": env.base_url.replace("http://", "https://"),
+              "config": str(isolated_home / ".config" / "magedl" / "config")}
+    for path, (text, mode) in files.items():
+        path = path.format(**values)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text.format(**values))
+        os.chmod(path, mode)
+    for name, value in environ.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    got, out, err = run(capsys, *[a.format(**values) for a in argv])
+    assert got == code, err
+    assert "Traceback" not in err and "internal error" not in err
+    assert err.strip().splitlines()[-1].startswith("magedl: error: "), err
+    for needle in needles:
+        assert needle.format(**values) in err, needle
+    if what == "a mistyped option":
+        assert "ABCSECRET" not in err
+    if what == "mirror of a type typo":
+        assert not (tmp_path / "m").exists()  # refused before the mirror folder is made
+
+
+def test_the_table_has_at_least_25_mistakes():
+    assert len(MISTAKES) >= 25

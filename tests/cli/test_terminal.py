@@ -1,0 +1,71 @@
+"""What a person sees on a real terminal: tables that never wrap a name or an md5, one progress line that
+never collides with messages or stdout, progress even on a terminal that reports 0 columns, binary units.
+
+Each test runs ``python -m magedl`` on a pseudo-terminal of a given width and
+replays the output the way a terminal would (see ``conftest.screen``).
+"""
+
+import json
+
+import pytest
+from clirun import run
+
+BIG = "Magento-CE-2.4.7.tar.gz"
+SAMPLE = "Magento-CE-2.4.7_sample_data.tar.gz"
+
+
+@pytest.mark.parametrize("columns", [80, 110, 140])
+def test_list_never_wraps_a_file_name_or_an_md5(env, capsys, cli_env, pty_magedl, columns):
+    code, out, _ = run(capsys, "--json", "list")
+    releases = json.loads(out)
+    code, lines, wrapped, raw = pty_magedl("list", env=cli_env(env), columns=columns)
+    assert code == 0
+    assert wrapped == [], f"lines wider than {columns} columns"
+    for r in releases:
+        # Whole, on one line, so a double-click copies it into 'magedl get'.
+        assert any(r["file_name"] in line.split() for line in lines), r["file_name"]
+        if r["md5"]:
+            assert any(r["md5"] in line.split() for line in lines), r["md5"]
+    if columns == 140:
+        assert lines[0].split()[:4] == ["TYPE", "VERSION", "FILE", "NAME"]  # side by side when it fits
+
+
+def test_list_in_a_pipe_is_never_shortened(env, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "60")
+    code, out, _ = run(capsys, "list")
+    code, js, _ = run(capsys, "--json", "list")
+    longest = max(json.loads(js), key=lambda r: len(r["name"]))
+    assert any(longest["name"] in line for line in out.splitlines())  # nothing cut for awk
+
+
+def test_progress_messages_and_paths_never_collide(env, cli_env, pty_magedl, tmp_path):
+    env.set_faults(rate=2 << 20)
+    code, lines, wrapped, raw = pty_magedl("get", "--type", "ce-full", "--version", "2.4.7", "--format", "tar.gz",
+                                           "-o", str(tmp_path), env=cli_env(env), columns=80)
+    assert code == 0, raw
+    paths = [str((tmp_path / name).resolve()) for name in (BIG, SAMPLE)]
+    assert [w for w in wrapped if not any(p.startswith(w) for p in paths)] == []  # paths are data: as long as they are
+    assert "\r" in raw and "files" in raw  # an overall status line was drawn, in place
+    # Every line on the screen is whole: a message, or a path, never a bar glued to either.
+    for line in lines:
+        assert line.startswith("magedl: ") or line in paths, repr(line)
+    assert [line for line in lines if line in paths] == paths  # catalogue order
+    assert any(line.startswith(f"magedl: {SAMPLE}: fetched") for line in lines)
+
+
+def test_a_terminal_of_zero_columns_still_shows_progress(env, cli_env, pty_magedl, tmp_path):
+    code, lines, wrapped, raw = pty_magedl("get", BIG, "-o", str(tmp_path), env=cli_env(env), columns=0)
+    assert code == 0, raw
+    assert f"\r{BIG}" in raw  # the status line, drawn for an 80-column fallback
+    assert any(line.startswith(f"magedl: {BIG}: fetched") for line in lines)
+
+
+def test_one_unit_system_binary(env, cli_env, pty_magedl, tmp_path, capsys):
+    code, lines, wrapped, raw = pty_magedl("get", BIG, "-o", str(tmp_path / "a"), env=cli_env(env), columns=100)
+    assert code == 0
+    assert "iB" in raw
+    for decimal in ("MB/s", "kB/s", " MB", " kB"):
+        assert decimal not in raw
+    code, _, err = run(capsys, "get", BIG, "-o", str(tmp_path / "b"))
+    assert "KiB" in err or "MiB" in err
+    assert " MB" not in err and " kB" not in err

@@ -1,0 +1,110 @@
+"""repo.magento.com and packagist played beside the downloads API: one emulator, three addresses."""
+
+import hashlib
+import io
+import json
+import subprocess
+import sys
+import zipfile
+
+import pytest
+import requests
+
+from magedl.composer.emulated import INVALID_KEYS_WARNING, NO_KEYS_WARNING
+from magedl.emulator import DEMO_KEYS, Emulator
+
+OPEN_SOURCE = DEMO_KEYS["open-source"]
+
+
+def test_the_fixture_gives_urls_and_keys_per_entitlement(composer_repos):
+    assert set(composer_repos.keys) == {"open-source", "commerce", "disabled", "lapsed"}
+    for public, private in composer_repos.keys.values():
+        assert len(public) == len(private) == 32 and public != private
+    assert composer_repos.magento_url.startswith("http://127.0.0.1:") and composer_repos.magento_url.endswith("/")
+    assert composer_repos.packagist_url != composer_repos.magento_url
+    assert private not in repr(composer_repos)
+
+
+def test_repo_magento_com_wants_keys(composer_repos):
+    url = composer_repos.magento_url + "packages.json"
+    r = requests.get(url)
+    assert r.status_code == 401 and r.json()["warning"] == NO_KEYS_WARNING
+    r = requests.get(url, auth=composer_repos.keys["disabled"])
+    assert r.status_code == 401 and r.json()["warning"] == INVALID_KEYS_WARNING
+    r = requests.get(url, auth=composer_repos.keys["open-source"])
+    assert r.status_code == 200 and r.json()["provider-includes"]
+    assert [rec.status for rec in composer_repos.magento.log] == [401, 401, 200]
+    assert all(rec.headers.get("Authorization") in (None, "<redacted>") for rec in composer_repos.magento.log)
+
+
+def test_an_archive_listed_by_packagist_downloads_byte_for_byte(composer_repos):
+    base = composer_repos.packagist_url
+    root = requests.get(base + "packages.json").json()
+    for name in root["available-packages"]:
+        p2 = requests.get(base + root["metadata-url"].lstrip("/").replace("%package%", name)).json()
+        assert p2["minified"] == "composer/2.0"
+        if "dist" in p2["packages"][name][0]:  # not a metapackage
+            break
+    dist = p2["packages"][name][0]["dist"]
+    assert dist["url"].startswith(base)
+    archive = requests.get(dist["url"])
+    assert archive.status_code == 200 and zipfile.ZipFile(io.BytesIO(archive.content)).namelist()
+    head = requests.head(dist["url"])
+    assert head.headers["Content-Length"] == str(len(archive.content)) and head.content == b""
+    ranged = requests.get(dist["url"], headers={"Range": "bytes=0-3"})
+    assert ranged.status_code == 206 and ranged.content == archive.content[:4]
+
+
+def test_a_provider_file_matches_its_listed_sha256(composer_repos):
+    auth = composer_repos.keys["commerce"]
+    root = requests.get(composer_repos.magento_url + "packages.json", auth=auth).json()
+    template, listing = root["providers-url"], root["provider-includes"]
+    for pattern, info in listing.items():
+        body = requests.get(composer_repos.magento_url + pattern.replace("%hash%", info["sha256"]), auth=auth)
+        assert body.status_code == 200 and hashlib.sha256(body.content).hexdigest() == info["sha256"]
+    assert template.startswith("/p/")
+
+
+def test_one_emulator_plays_all_three(make_emulator):
+    emu = make_emulator(composer=True)
+    assert requests.get(emu.base_url + "info/json", auth=(emu.mageid, emu.token)).json()
+    assert requests.get(emu.composer.packagist_url + "packages.json").status_code == 200
+    auth = emu.composer.keys["open-source"]
+    assert requests.get(emu.composer.magento_url + "packages.json", auth=auth).status_code == 200
+    urls = {emu.base_url, emu.composer.magento_url, emu.composer.packagist_url}
+    assert len({u.rsplit(":", 1)[1] for u in urls}) == 3  # three ports
+    emu.stop()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(emu.composer.packagist_url + "packages.json", timeout=10)
+
+
+def test_without_composer_there_is_none(emulator):
+    assert emulator.composer is None
+
+
+def test_cli_prints_and_writes_the_three_urls(tmp_path):
+    ready = tmp_path / "ready"
+    proc = subprocess.Popen([sys.executable, "-m", "magedl.emulator", "--composer", "--composer-layout",
+                             "metadata-url", "--big-size", "1K", "--ready-file", str(ready)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = [proc.stdout.readline() for _ in range(3)]
+        written = ready.read_text().splitlines()
+        assert [line.removeprefix("magedl emulator: ").strip() for line in lines] == written
+        api, magento, packagist = written
+        assert api.endswith("/products/downloads/")
+        kind, magento_url = magento.split(" ")
+        assert kind == "repo.magento.com"
+        root = requests.get(magento_url + "packages.json", auth=OPEN_SOURCE).json()
+        assert root["metadata-url"] == "/p2/%package%.json"  # the layout asked for
+        kind, packagist_url = packagist.split(" ")
+        assert kind == "packagist" and requests.get(packagist_url + "packages.json").ok
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0 and OPEN_SOURCE[1] not in out + err and json.dumps(DEMO_KEYS) not in err
+
+
+def test_the_same_emulator_class_still_runs_without_arguments():
+    with Emulator(composer=False) as emu:
+        assert emu.composer is None and emu.base_url.endswith("/products/downloads/")

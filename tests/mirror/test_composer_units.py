@@ -1,0 +1,201 @@
+"""The Composer part's pure pieces: names and paths, URLs, the p2 index, selection over in-memory repositories."""
+
+import json
+
+import pytest
+
+from magedl.composer.repository import ComposerRepository
+from magedl.errors import AuthError, ConstraintError, NotFoundError, UnsafeNameError, UsageError
+from magedl.mirror import composer_index as ci
+from magedl.mirror.composer_select import ComposerOptions, is_platform, parse_require, resolve
+
+
+@pytest.mark.parametrize("name", ["Psr/Log", "magento/module-catalog", "a.b/c--d", "x_1/y.z"])
+def test_package_names_composer_accepts(name):
+    assert ci.check_package_name(name) == name.lower()
+
+
+@pytest.mark.parametrize("name", ["psr", "../x/y", "psr/log/extra", "psr/.log", "-a/b", "psr/log~dev", "a/b\n",
+                                  "x/.magedl-part"])
+def test_package_names_that_could_escape_are_refused(name):
+    with pytest.raises(UnsafeNameError):
+        ci.check_package_name(name)
+
+
+def test_dist_paths_are_plain_and_checked():
+    assert ci.dist_rel("Psr/Log", "3.0.0.0", "zip") == "composer/dist/psr/log/3.0.0.0.zip"
+    assert ci.dist_rel("a/b", "dev-main", None) == "composer/dist/a/b/dev-main.zip"
+    for vn, kind in (("../../x", "zip"), ("1.0", "z/ip"), (".hidden", "zip"), ("1.0", "x" * 20)):
+        with pytest.raises(UnsafeNameError):
+            ci.dist_rel("a/b", vn, kind)
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("http://127.0.0.1:8080/composer", "http://127.0.0.1:8080/composer/"),
+    ("https://mirror.example/", "https://mirror.example/"),
+    ("https://[::1]:8443/c/", "https://[::1]:8443/c/"),
+])
+def test_composer_urls_are_normalised(url, expected):
+    assert ci.normalize_url(url) == expected
+
+
+@pytest.mark.parametrize("url", ["ftp://x/", "mirror.example/c", "https://u:p@x/", "https://x/?a=1", "http://[::1/"])
+def test_bad_composer_urls_are_usage_errors(url):
+    with pytest.raises(UsageError):
+        ci.normalize_url(url)
+
+
+def test_render_read_back_and_rewrite(tmp_path):
+    url = "http://127.0.0.1:8080/composer/"
+    entry = {"name": "psr/log", "version": "3.0.0", "version_normalized": "3.0.0.0", "source": {"url": "git"},
+             "notification-url": "https://packagist.org/downloads/",
+             "dist": {"type": "zip", "url": "https://up/x.zip", "reference": "abc", "shasum": ""}}
+    older = dict(entry, version="1.1.4", version_normalized="1.1.4.0")
+    rel = ci.dist_rel("psr/log", "3.0.0.0", "zip")
+    mirrored = [ci.mirrored_entry(older, url, ci.dist_rel("psr/log", "1.1.4.0", "zip"), "1" * 40),
+                ci.mirrored_entry(entry, url, rel, "3" * 40)]
+    assert "source" not in mirrored[1] and "notification-url" not in mirrored[1]
+    assert mirrored[1]["dist"] == {"type": "zip", "url": url + "dist/psr/log/3.0.0.0.zip", "reference": "abc",
+                                   "shasum": "3" * 40}
+    files = ci.render({"psr/log": mirrored, "acme/meta": [ci.mirrored_entry({"name": "acme/meta", "version": "1.0",
+                                                                             "version_normalized": "1.0.0.0"},
+                                                                            url, None, "")]}, url)
+    assert set(files) == {"composer/packages.json", "composer/p2/psr/log.json", "composer/p2/acme/meta.json"}
+    root = json.loads(files["composer/packages.json"])
+    assert root == {"packages": [], "metadata-url": "/composer/p2/%package%.json",
+                    "available-packages": ["acme/meta", "psr/log"]}
+    versions = json.loads(files["composer/p2/psr/log.json"])["packages"]["psr/log"]
+    assert [v["version"] for v in versions] == ["3.0.0", "1.1.4"]  # newest first
+    for rel_path, data in files.items():
+        (tmp_path / rel_path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel_path).write_bytes(data)
+    index = ci.read_index(tmp_path)
+    assert set(index) == {"psr/log", "acme/meta"}
+    assert [ci.entry_rel(e, url) for e in index["psr/log"]] == [rel, "composer/dist/psr/log/1.1.4.0.zip"]
+    assert ci.entry_rel(index["psr/log"][0], None) == rel  # without the bookkeeping, from the URL's path
+    assert ci.entry_rel(index["acme/meta"][0], url) is None
+    with pytest.raises(UnsafeNameError):
+        ci.entry_rel({"dist": {"url": "https://elsewhere/archive.zip"}}, url)
+    with pytest.raises(UnsafeNameError):
+        ci.entry_rel({"dist": {"url": url + "dist/../../../etc/passwd/x"}}, url)
+    # serve's rewrite: dist URLs and the metadata-url follow the address it is reached at.
+    there = "http://mirror.lan:9000/composer/"
+    moved = json.loads(ci.rewrite(files["composer/p2/psr/log.json"], url, there))["packages"]["psr/log"]
+    assert moved[0]["dist"]["url"] == there + "dist/psr/log/3.0.0.0.zip"
+    moved_root = json.loads(ci.rewrite(files["composer/packages.json"], url, "http://h/x/composer/"))
+    assert moved_root["metadata-url"] == "/x/composer/p2/%package%.json"
+    assert ci.rewrite(b"not json", url, there) == b"not json"
+    ci.write_composer_url(tmp_path, url)
+    assert ci.read_composer_url(tmp_path) == url
+    (tmp_path / ".magedl" / "composer.json").write_text('{"url": "ftp://x"}')
+    assert ci.read_composer_url(tmp_path) is None
+
+
+def test_parse_require():
+    assert parse_require("Psr/Log") == ("psr/log", "*")
+    assert parse_require("psr/log:^1 || ^2") == ("psr/log", "^1 || ^2")
+    assert parse_require("psr/log=3.0.0") == ("psr/log", "3.0.0")
+    for bad in ("psr", "psr/log:^^1", ""):
+        with pytest.raises(ConstraintError):
+            parse_require(bad)
+
+
+def test_platform_requirements():
+    assert all(is_platform(n) for n in ("php", "php-64bit", "ext-intl", "lib-icu", "composer-plugin-api",
+                                        "composer-runtime-api", "hhvm"))
+    assert not any(is_platform(n) for n in ("psr/log", "phpunit/phpunit", "composer/semver"))
+
+
+def memory_repo(url, packages, *, refuse=False):
+    """A repository in the inline layout, read from memory (``refuse``: every request answers 401)."""
+    body = json.dumps({"packages": packages}).encode()
+
+    def fetch(target):
+        if refuse:
+            raise AuthError(f"{target}: refused")
+        if target.endswith("/packages.json"):
+            return body
+        raise NotFoundError(target)
+
+    return ComposerRepository(url, fetch)
+
+
+def version(name, v, vn, require=None, dist=True, **extra):
+    entry = {"name": name, "version": v, "version_normalized": vn, "require": require or {}, **extra}
+    if dist:
+        entry["dist"] = {"type": "zip", "url": f"https://dl/{name}/{v}.zip", "reference": v, "shasum": ""}
+    return entry
+
+
+A = {
+    "acme/app": {"1.0.0": version("acme/app", "1.0.0", "1.0.0.0", {"acme/lib": "self.version", "php": ">=8.1",
+                                                                   "ext-json": "*", "acme/virtual": "^1"},
+                                  replace={"acme/virtual": "self.version"})},
+    "acme/lib": {"1.0.0": version("acme/lib", "1.0.0", "1.0.0.0", {"php": ">=8.1"}),
+                 "1.1.0": version("acme/lib", "1.1.0", "1.1.0.0", {"php": ">=8.3"}),
+                 "2.0.0-beta1": version("acme/lib", "2.0.0-beta1", "2.0.0.0-beta1"),
+                 "dev-main": version("acme/lib", "dev-main", "dev-main")},
+}
+
+
+def test_selection_follows_self_version_skips_platform_dev_and_provided_names():
+    selection = resolve([memory_repo("https://a/", A)], ComposerOptions(requires=(("acme/app", "*"),)))
+    assert sorted((n, vn) for n, vn, _ in selection.entries()) == [("acme/app", "1.0.0.0"), ("acme/lib", "1.0.0.0")]
+    assert selection.failures == []  # acme/virtual is replaced by acme/app
+
+
+def test_stability_flags_php_and_newest():
+    repo = [memory_repo("https://a/", A)]
+    chosen = resolve(repo, ComposerOptions(requires=(("acme/lib", "*"),)))
+    assert sorted(chosen.packages["acme/lib"]) == ["1.0.0.0", "1.1.0.0"]
+    chosen = resolve(repo, ComposerOptions(requires=(("acme/lib", "*@beta"),), newest=True))
+    assert sorted(chosen.packages["acme/lib"]) == ["2.0.0.0-beta1"]
+    chosen = resolve(repo, ComposerOptions(requires=(("acme/lib", "^1"),), php="8.2"))
+    assert sorted(chosen.packages["acme/lib"]) == ["1.0.0.0"]
+    failed = resolve(repo, ComposerOptions(requires=(("acme/lib", "1.1.*"),), php="8.2")).failures
+    assert len(failed) == 1 and "PHP 8.2" in str(failed[0].error) and failed[0].error.exit_code == 5
+
+
+def test_the_first_repository_listing_a_package_wins_and_a_failing_one_stops_the_lookup():
+    other = {"acme/lib": {"9.0.0": version("acme/lib", "9.0.0", "9.0.0.0")}}
+    chosen = resolve([memory_repo("https://a/", A), memory_repo("https://b/", other)],
+                     ComposerOptions(requires=(("acme/lib", "*"),)))
+    assert sorted(chosen.packages["acme/lib"]) == ["1.0.0.0", "1.1.0.0"] and chosen.repo_of["acme/lib"] == "https://a/"
+    failed = resolve([memory_repo("https://a/", A, refuse=True), memory_repo("https://b/", other)],
+                     ComposerOptions(requires=(("acme/lib", "*"),))).failures
+    assert [f.error.exit_code for f in failed] == [3]
+
+
+def test_a_lock_selects_exactly_its_versions(tmp_path):
+    lock = tmp_path / "composer.lock"
+    lock.write_text(json.dumps({"packages": [version("acme/lib", "1.0.0", "1.0.0.0")],
+                                "packages-dev": [version("acme/dev", "0.1.0", "0.1.0.0")]}))
+    repo = [memory_repo("https://a/", A)]
+    chosen = resolve(repo, ComposerOptions(locks=(str(lock),)))
+    assert sorted((n, vn) for n, vn, _ in chosen.entries()) == [("acme/lib", "1.0.0.0")]
+    chosen = resolve(repo, ComposerOptions(locks=(str(lock),), dev=True))
+    # acme/dev is in no repository: taken as the lock describes it, with its dist URL.
+    assert sorted(chosen.packages) == ["acme/dev", "acme/lib"] and not chosen.failures
+
+
+def test_prefetched_metadata_is_read_once_and_handed_to_the_repository():
+    from magedl.mirror.composer_fetch import Prefetcher
+
+    files = {"https://p/packages.json": {"packages": [], "metadata-url": "/p2/%package%.json",
+                                         "available-packages": ["acme/lib", "acme/app"]}}
+    for name, versions in A.items():
+        files[f"https://p/p2/{name}.json"] = {"packages": {name: list(versions.values())}}
+    asked = []
+
+    def fetch(url):
+        asked.append(url)
+        if url not in files:
+            raise NotFoundError(url)
+        return json.dumps(files[url]).encode()
+
+    prefetch = Prefetcher(fetch, jobs=4)
+    prefetch.repos = [ComposerRepository("https://p/", prefetch)]
+    selection = resolve(prefetch.repos, ComposerOptions(requires=(("acme/app", "*"), ("nobody/else", "*"))),
+                        prefetch=prefetch.names)
+    assert sorted(selection.packages) == ["acme/app", "acme/lib"]
+    assert sorted(asked) == ["https://p/p2/acme/app.json", "https://p/p2/acme/lib.json", "https://p/packages.json"]
