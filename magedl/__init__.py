@@ -9,6 +9,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "open_client": "transfer.fetch",
     "fetch_release": "transfer.fetch",
+    "fetch_many": "transfer.fetch",
+    "TransferOptions": "transfer.options",
     "Client": "service.api",
     "RetryPolicy": "service.retry",
     "Release": "service.catalog",

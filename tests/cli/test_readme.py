@@ -91,11 +91,17 @@ def test_every_tested_readme_block_runs(sandbox, emulator):
         if "magedl" not in body:
             continue
         script = _sandboxed(body, sandbox)
-        shell = "bash" if language == "bash" else "sh"
-        done = subprocess.run([shell, "-c", script], cwd=sandbox / "work", env=env, capture_output=True, text=True,
+        if language == "python":  # the library example, against the emulator as the wrapper's magedl is
+            command = [sys.executable, "-c", script]
+            run_env = dict(env, MAGEDL_BASE_URL=emulator.base_url, MAGEDL_MAGEID=emulator.mageid,
+                           MAGEDL_TOKEN=emulator.token)
+        else:
+            command, run_env = ["bash" if language == "bash" else "sh", "-c", script], env
+        done = subprocess.run(command, cwd=sandbox / "work", env=run_env, capture_output=True, text=True,
                               timeout=120)
         assert done.returncode == 0, f"tested README block {number} exited {done.returncode}:\n{body}\n{done.stderr}"
         ran += 1
+    assert any(language == "python" for language, _ in blocks), "the README's library example is not marked tested"
     calls = (sandbox / "magedl.log").read_text().splitlines() if (sandbox / "magedl.log").exists() else []
     assert calls, "no tested README block ran magedl"
     failed = [c for c in calls if not c.startswith("0 ")]
