@@ -17,7 +17,7 @@ from typing import Optional
 
 from magedl.emulator.catalogue import DEMO_MAGEID, DEMO_TOKEN, demo_catalogue, make_file  # noqa: F401 (old imports)
 from magedl.emulator.composer import ComposerRepos
-from magedl.emulator.faults import FaultHooks, Faults, _Counters
+from magedl.emulator.faults import FaultHooks, Faults, Counters
 from magedl.emulator.recorder import RecordingServer
 from magedl.server import MemoryStore
 
@@ -65,7 +65,7 @@ class Emulator(RecordingServer):
         self.mageid = mageid
         self.token = token
         self._faults = faults if faults is not None else Faults()
-        self.counters = _Counters()
+        self.counters = Counters()
         #: Set when the emulator stops: stalls and throttled bodies end at once.
         self.stopping = threading.Event()
         super().__init__(store, hooks=FaultHooks(self), host=host, port=port, prefix=prefix,
@@ -86,7 +86,7 @@ class Emulator(RecordingServer):
 
     @faults.setter
     def faults(self, faults: Faults):
-        self.counters = _Counters()
+        self.counters = Counters()
         self._faults = faults
 
     def set_faults(self, **changes) -> Faults:

@@ -172,7 +172,7 @@ class _Paced:
         return data
 
 
-class _Counters:
+class Counters:
     """How many requests each "first N" fault has already hit."""
 
     def __init__(self):

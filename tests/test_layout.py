@@ -1,0 +1,52 @@
+"""The architecture, held by a test: the engine knows nothing of the terminal.
+
+The folder list is the architecture (README, Layout): ``service/``,
+``transfer/``, ``mirror/``, ``server/`` and ``composer/`` are the engine,
+``cli/`` the terminal side. An engine module that imported ``cli``, ``rich``
+or ``tqdm`` would tie the library to a terminal; a module that reached into
+another's private names would make the split a fiction.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "magedl"
+ENGINE = ("service", "transfer", "mirror", "server", "composer", "emulator")
+TERMINAL = ("magedl.cli", "rich", "tqdm")
+MODULES = sorted(PACKAGE.rglob("*.py"))
+
+
+def imports(path):
+    """Every module name *path* imports, with the names it takes from each."""
+    tree = ast.parse(path.read_text(), str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, ()
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            yield node.module, tuple(a.name for a in node.names)
+
+
+def rel(path):
+    return path.relative_to(PACKAGE.parent).as_posix()
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if p.relative_to(PACKAGE).parts[0] in ENGINE], ids=rel)
+def test_the_engine_never_imports_the_terminal_side(path):
+    bad = [name for name, _ in imports(path) if name == "magedl.cli" or name.startswith(TERMINAL)]
+    assert not bad, f"{rel(path)} imports {bad}: the engine must stay free of terminal code"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=rel)
+def test_no_module_takes_another_modules_private_names(path):
+    bad = [f"{module}.{name}" for module, names in imports(path) if module.startswith("magedl")
+           for name in names if name.startswith("_") and not name.startswith("__")]
+    assert not bad, f"{rel(path)} imports private names {bad}: make them public where they live, or move them"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=rel)
+def test_no_module_needs_long_scrolling(path):
+    lines = len(path.read_text().splitlines())
+    assert lines <= 450, f"{rel(path)} has {lines} lines: split it along the concepts it holds"
