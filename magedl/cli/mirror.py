@@ -166,7 +166,7 @@ def run_mirror(args, out, *_legacy):
             mirror = Mirror(root)  # the state read only once we hold the lock
             plan = mirror.plan(upstream, selected, **plan_options)
             summary, rows = Summary(), []
-            view = ProgressView(progress_mode(args))
+            view = ProgressView(progress_mode(args), files=len(plan.to_fetch))
 
             def on_item(item):
                 summary.add(item)

@@ -14,6 +14,7 @@ terminal raw.
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from typing import IO, Callable, List, Optional, Sequence
 
@@ -115,15 +116,13 @@ def print_table(columns: Sequence[Column], rows: Sequence[Sequence[str]], out: I
         On a terminal, lay out for this many columns instead of the
         terminal's width. Ignored in a pipe: plain output is never cut.
     """
-    from magedl.cli.progress import terminal
-
     headers = [c.header for c in columns]
     cells = [[printable(cell) for cell in row] for row in rows]
     if not is_tty(out):
         text = "\n".join(_aligned(headers, cells, [_natural(i, headers, cells) for i in range(len(headers))]))
     else:
         text = _on_terminal(list(columns), headers, cells, out, width or terminal_width(out))
-    terminal().data(out, text)
+    write_line(out, text)
 
 
 def _on_terminal(columns, headers, cells, out, width):
@@ -148,7 +147,18 @@ def _on_terminal(columns, headers, cells, out, width):
     console = Console(file=out, width=width, highlight=False, emoji=False, markup=False)
     with console.capture() as captured:
         console.print(table)
-    return captured.get().rstrip("\n")
+    return "\n".join(_rstrip(line) for line in captured.get().rstrip("\n").split("\n"))
+
+
+_TRAILING = re.compile(r"(?:[ ]|\x1b\[[0-9;]*m)+$")
+
+
+def _rstrip(line):
+    """*line* without the blanks rich pads its last column with (a copied row gets no trailing spaces)."""
+    m = _TRAILING.search(line)
+    if m is None:
+        return line
+    return line[:m.start()] + ("\x1b[0m" if "\x1b[" in m.group(0) else "")
 
 
 def _natural(i, headers, cells, measure: Callable[[str], int] = len):

@@ -57,6 +57,16 @@ def _bar_class():
             self.head, self.name, self.width = head, name, width
             super().__init__(*args, **kwargs)
 
+        @staticmethod
+        def status_printer(file):
+            # tqdm pads a shorter line with spaces; erasing to the end of the line leaves no trailing
+            # blanks for a later line (a path someone copies) to inherit.
+            def print_status(text):
+                file.write(f"\r{text}\x1b[K")
+                file.flush()
+
+            return print_status
+
         @property
         def format_dict(self):
             d = super().format_dict
@@ -69,9 +79,12 @@ def _bar_class():
                     figures.append(f"ETA {self.format_interval((total - n) / rate)}")
             ncols = self.width - 1  # never write into the last column: some terminals wrap there
             name, bar, keep = _layout(self.head, self.name, bool(total), figures, ncols)
-            left = "{desc} {percentage:3.0f}%" + ("|{bar}|" if bar else "") if total else "{desc}"
-            shown = " ".join(f.replace("{", "{{").replace("}", "}}") for f in figures[:keep])
-            d.update(prefix=" ".join(x for x in (self.head, name) if x), ncols=ncols, bar_format=f"{left} {shown}")
+            prefix = " ".join(x for x in (self.head, name) if x)
+            parts = ["{desc}"] if prefix else []
+            if total:
+                parts.append("{percentage:3.0f}%" + ("|{bar}|" if bar else ""))
+            parts += [f.replace("{", "{{").replace("}", "}}") for f in figures[:keep]]
+            d.update(prefix=prefix, ncols=ncols, bar_format=" ".join(parts))
             return d
 
     Bar.set_lock(threading.RLock())  # not tqdm's default multiprocessing lock: one process, one owner
@@ -108,7 +121,7 @@ def _layout(head, name, has_total, figures, ncols):
     bar, keep = next(((b, k) for b, k in options if room(b, k) >= want), options[-1])
     space = room(bar, keep)
     if len(name) > space:
-        name = "\u2026" + name[len(name) - space + 1:] if space >= 8 else ""
+        name = "\u2026" + name[len(name) - space + 1:] if space >= 12 else ""  # a shorter stub tells nothing
     return name, bar, keep
 
 
@@ -163,7 +176,9 @@ class Terminal:
             self.close_bar()
             self._bar = _bar_class()(total=total, head=head, name=name, width=self.width(), file=self.stream,
                                      leave=False, position=0, miniters=1, mininterval=0.1, unit="B", unit_scale=True,
-                                     unit_divisor=1024, ncols=80)
+                                     unit_divisor=1024, ncols=80,
+                                     # Explicit, so TQDM_* variables cannot hide the bar or leave it on the screen.
+                                     disable=False, delay=0, gui=False, write_bytes=False)
             return self._bar
 
     def close_bar(self) -> None:
@@ -302,7 +317,7 @@ class ProgressView:
 
     def _total(self):
         sizes = [e[1] for e in self._files.values()]
-        return sum(sizes) if sizes and all(sizes) else None
+        return sum(sizes) if sizes and all(size is not None for size in sizes) else None
 
     def _label(self):
         """``(head, name)``: the file alone, or "1/3 files:" and the file(s) under way."""

@@ -107,6 +107,12 @@ def screen(raw, columns):
 
 
 @pytest.fixture
+def replay():
+    """``replay(raw, columns)`` -> (lines, wrapped): :func:`screen`, for tests that draw in-process."""
+    return screen
+
+
+@pytest.fixture
 def cli_env():
     """``cli_env(emulator=None, **extra)``: see :func:`magedl_env`."""
     return magedl_env

@@ -297,7 +297,7 @@ def test_print_env_refuses_a_terminal(repo, capsys, monkeypatch, marketplace_key
 
 
 def test_keys_that_do_not_look_like_marketplace_keys(capsys, monkeypatch, composer_home):
-    monkeypatch.setattr(sys, "stdin", io.StringIO("MAG000123456 0123456789abcdef0123456789abcdef01234567\n"))
+    monkeypatch.setattr(sys, "stdin", io.StringIO("MAG000987654 0123456789abcdef0123456789abcdef01234567\n"))
     code, out, err = run(capsys, "keys", "store", "--global", "--no-check")
     assert code == 2 and "MAGEID" in err and "downloads access token" in err
     assert "0123456789abcdef" not in err and not (composer_home / "auth.json").exists()

@@ -69,3 +69,60 @@ def test_one_unit_system_binary(env, cli_env, pty_magedl, tmp_path, capsys):
     code, _, err = run(capsys, "get", BIG, "-o", str(tmp_path / "b"))
     assert "KiB" in err or "MiB" in err
     assert " MB" not in err and " kB" not in err
+
+
+def test_quiet_draws_no_bar_only_the_paths(env, cli_env, pty_magedl, tmp_path):
+    code, lines, wrapped, raw = pty_magedl("-q", "get", BIG, "-o", str(tmp_path), env=cli_env(env), columns=80)
+    assert code == 0, raw
+    assert "\r" not in raw.replace("\r\n", "\n")
+    assert lines == [str((tmp_path / BIG).resolve())]
+
+
+def test_mirror_leaves_no_bar_fragments(env, cli_env, pty_magedl, tmp_path):
+    env.set_faults(rate=2 << 20)
+    code, lines, wrapped, raw = pty_magedl("mirror", str(tmp_path / "m"), "--type", "ce-full", "--version", "2.4.7",
+                                           env=cli_env(env), columns=80)
+    assert code == 0, raw
+    assert "\r" in raw.replace("\r\n", "\n")  # a bar was drawn
+    assert all(w.startswith("magedl: ") for w in wrapped)  # long messages wrap; a bar never does
+    for line in lines:
+        assert line.startswith("magedl: "), repr(line)
+    assert sum(": fetched" in line for line in lines) == 4
+
+
+def test_verify_draws_its_bar_and_prints_whole_lines(env, capsys, cli_env, pty_magedl, tmp_path):
+    mirror = tmp_path / "m"
+    assert run(capsys, "mirror", str(mirror), "--type", "ce-full", "--version", "2.4.7")[0] == 0
+    code, lines, wrapped, raw = pty_magedl("verify", str(mirror), env=cli_env(env), columns=80)
+    assert code == 0, raw
+    assert "\rverifying " in raw
+    assert all(w.startswith("magedl: ") for w in wrapped)  # long messages wrap; a bar never does
+    for line in lines:
+        assert line.startswith("magedl: ") or line.endswith(": OK"), repr(line)
+
+
+def test_rich_draws_the_table_on_a_terminal(env, cli_env, pty_magedl):
+    code, lines, wrapped, raw = pty_magedl("list", env=cli_env(env), columns=140)
+    assert code == 0
+    assert set(lines[1]) == {"\u2500"}  # the rule rich draws under the header
+
+
+# Imports rich and tqdm would cost every command; they are made only when a table or a bar is drawn.
+PROBE = """import sys
+from magedl.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print("loaded:", [m for m in ("rich", "tqdm") if m in sys.modules], file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["list"], ["get", BIG]])
+def test_rich_and_tqdm_are_not_imported_in_a_pipe(env, cli_env, tmp_path, argv):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", PROBE, *argv], env=cli_env(env), cwd=tmp_path,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert "loaded: []" in done.stderr, done.stderr
