@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench chaos clean
 
 $(VENV)/.installed: setup.cfg setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ lint: $(VENV)/.installed
 # Installs nginx, curl, wget, aria2 and time from Debian's packages when missing (needs root).
 bench: $(VENV)/.installed
 	$(PY) scripts/bench.py
+
+# Kills get (one stream and segmented) with SIGKILL at seeded moments, many times, then checks the bytes.
+chaos: $(VENV)/.installed
+	$(PY) scripts/chaos.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache demo-out

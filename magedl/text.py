@@ -25,3 +25,24 @@ def _escape(c):
     if unicodedata.category(c) in ("Zl", "Zp") or ord(c) > 0xFF:
         return f"\\u{ord(c):04x}"
     return c.encode("unicode_escape").decode("ascii")
+
+
+_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+
+
+def human_bytes(n, smallest: str = "B") -> str:
+    """Binary units, as ``--limit-rate`` takes them: ``1536`` -> ``'1.5 KiB'``; ``None`` -> ``'?'``.
+
+    *smallest* sets the smallest unit shown: disk-space messages use
+    ``"MiB"`` so their figures compare at a glance (``'0.5 MiB'``).
+    """
+    if n is None:
+        return "?"
+    value = float(n)
+    units = _UNITS[_UNITS.index(smallest):]
+    value /= 1024 ** _UNITS.index(smallest)
+    for unit in units:
+        if abs(value) < 1024 or unit == units[-1]:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"  # pragma: no cover

@@ -6,6 +6,8 @@ until the emulator has served a seeded random number of bytes of the file
 SIGKILL, and checks what it left: the sidecar must only claim bytes that are
 on disk and right. After the kills, one run goes to the end. Then:
 
+- every run after a kill continued from what the sidecar held (no request
+  from byte 0 once bytes were kept);
 - the file's md5 is the feed's, and nothing of magedl's is left beside it;
 - the bytes the emulator served stay within one copy of the file plus half a
   second of transfer per kill (the sidecar is saved at least every 0.5 s).
@@ -45,6 +47,7 @@ class Outcome:
     allowance: int  # size + kills x half a second of transfer
     md5_ok: bool
     leftovers: list
+    restarts: int  # runs that fetched from byte 0 although the sidecar held bytes
 
     @property
     def overhead_per_kill(self):
@@ -52,7 +55,7 @@ class Outcome:
 
     @property
     def ok(self):
-        return self.md5_ok and not self.leftovers and self.served <= self.allowance
+        return self.md5_ok and not self.leftovers and self.served <= self.allowance and not self.restarts
 
 
 def check_sidecar(folder, data):
@@ -90,33 +93,46 @@ def crash_loop(emulator, folder, *, connections, kills, seed, rate, timeout=60):
     env = dict(os.environ, MAGEDL_BASE_URL=emulator.base_url, MAGEDL_MAGEID=emulator.mageid,
                MAGEDL_TOKEN=emulator.token)
     cmd = [sys.executable, "-m", "magedl", "-q", "get", BIG, "-o", str(folder), "--connections", str(connections)]
-    done_kills = 0
+    done_kills = restarts = 0
+
+    def settle(mark, kept):
+        """Wait until the emulator has logged this run's requests; count a restart from byte 0."""
+        emulator.wait_for(lambda s: not [r for r in s.in_flight if r.file_name == BIG], timeout=timeout)
+        ran = [r for r in emulator.log[mark:] if r.file_name == BIG and r.method == "GET"]
+        return int(kept > 0 and any(r.range is None for r in ran))
+
     for _ in range(kills):
         kept = check_sidecar(folder, data)
         before = emulator.bytes_sent(BIG)
+        mark = len(emulator.log)
         target = before + max(1, int(rnd.uniform(0.1, 0.6) * (size - kept)))
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        reached = emulator.wait_for(lambda s: s.bytes_sent(BIG) >= target or proc.poll() is not None,
-                                    timeout=timeout)
-        if not reached or proc.poll() is not None:  # finished (or failed) before the kill point
-            proc.kill()
-            proc.wait()
-            break
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # Woken by every chunk the emulator serves; the short timeout only notices a process
+        # that ended without being killed (finished early, or failed).
+        while not emulator.wait_for(lambda s: s.bytes_sent(BIG) >= target, timeout=0.2):
+            if proc.poll() is not None:
+                break
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode(errors="replace")
+            if proc.returncode != 0:
+                raise AssertionError(f"magedl get failed before the kill ({proc.returncode}): {err}")
+            break  # it finished before the kill point: the loop is over
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        proc.stderr.close()
         done_kills += 1
         # The emulator notices the closed sockets; only then are its counters final for this round.
-        emulator.wait_for(lambda s: not [r for r in s.in_flight if r.file_name == BIG], timeout=timeout)
-    check_sidecar(folder, data)
+        restarts += settle(mark, kept)
+    kept, mark = check_sidecar(folder, data), len(emulator.log)
     final = subprocess.run(cmd, env=env, capture_output=True, timeout=timeout)
     if final.returncode != 0:
         raise AssertionError(f"the last run failed ({final.returncode}): {final.stderr.decode(errors='replace')}")
-    emulator.wait_for(lambda s: not [r for r in s.in_flight if r.file_name == BIG], timeout=timeout)
+    restarts += settle(mark, kept)
     got = (folder / BIG).read_bytes() if (folder / BIG).exists() else b""
     leftovers = sorted(p.name for p in folder.iterdir() if ".magedl-" in p.name)
     allowance = size + done_kills * int(rate * connections * 0.5)
     return Outcome(size, done_kills, emulator.bytes_sent(BIG), allowance,
-                   hashlib.md5(got).hexdigest() == hashlib.md5(data).hexdigest(), leftovers)
+                   hashlib.md5(got).hexdigest() == hashlib.md5(data).hexdigest(), leftovers, restarts)
 
 
 def emulator_with(size, seed=7):
@@ -148,7 +164,7 @@ def main(argv=None):
                 print(f"{kind:9} seed {seed}: {out.kills} kills, served {out.served / (1 << 20):.1f} MiB for "
                       f"{out.size / (1 << 20):.1f} MiB (+{out.overhead_per_kill / (1 << 10):.0f} KiB per kill, "
                       f"allowed +{rate * connections * 0.5 / (1 << 10):.0f}), md5 {'ok' if out.md5_ok else 'WRONG'}, "
-                      f"leftovers {out.leftovers or 'none'}: {verdict}", flush=True)
+                      f"restarts {out.restarts}, leftovers {out.leftovers or 'none'}: {verdict}", flush=True)
     finally:
         emulator.stop()
     return 1 if failed else 0

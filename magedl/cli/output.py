@@ -22,21 +22,11 @@ from magedl.text import printable
 
 # Whatever a terminal says, never lay out for less than this (some report 0 columns).
 MIN_WIDTH = 40
+from magedl.text import human_bytes  # noqa: E402,F401  (re-exported: the CLI's name for it)
+
 FALLBACK_WIDTH = 80
 _GAP = "  "  # between plain columns
 _RICH_GAP = 3  # between rich's columns: a padding space each side of a blank divider
-
-
-def human_bytes(n: Optional[float]) -> str:
-    """Binary units, as ``--limit-rate`` takes them: ``1536`` -> ``'1.5 KiB'``; ``None`` -> ``'?'``."""
-    if n is None:
-        return "?"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"  # pragma: no cover
 
 
 def plural(n: int, word: str, words: Optional[str] = None) -> str:

@@ -164,8 +164,11 @@ def transient_from(exc: BaseException, what: str, url: Optional[str] = None) -> 
     if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError,
                         urllib3.exceptions.HTTPError)):
         return TransientError(f"{what}: the connection was cut mid-body")
+    if isinstance(exc, requests.exceptions.TooManyRedirects):
+        return NetworkError(f"{what}: too many redirects from {where} (a redirect loop?); check the base URL "
+                            "or the server's configuration")
     if isinstance(exc, requests.exceptions.RequestException):
-        # Invalid URL, too many redirects, bad header: retrying cannot help.
+        # Invalid URL, bad header: retrying cannot help.
         return NetworkError(f"{what}: {type(exc).__name__}")
     if isinstance(exc, OSError) and "ca certificate bundle" in text:
         return ConfigError(f"{what}: the CA bundle cannot be used (no such file); check --ca-bundle")

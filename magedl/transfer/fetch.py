@@ -3,6 +3,8 @@
 Scripted builds import these instead of shelling out::
 
     import magedl
+    from magedl.transfer import TransferOptions
+
     with magedl.open_client() as client:           # env / config / netrc credentials
         releases = client.catalog()
         [release] = magedl.select(releases, types=["ce-full"], versions=["2.4.7"], formats=["tar.gz"])
@@ -23,13 +25,13 @@ from magedl.paths import destination
 from magedl.service.api import Client
 from magedl.service.retry import RetryPolicy
 from magedl.transfer.download import Progress, Result, download
-from magedl.transfer.options import TransferOptions
+from magedl.transfer.options import CONNECT_TIMEOUT, DEFAULT_TIMEOUT, TransferOptions
 from magedl.transfer.ratelimit import RateLimiter
 
 
 def open_client(base_url=None, *, mageid=None, token=None, token_file=None, ca_bundle=None,
-                insecure=False, retry=None, timeout=(15.0, 60.0)) -> Client:
-    """A :class:`~magedl.api.Client` with settings resolved as the CLI does.
+                insecure=False, retry=None, timeout=(CONNECT_TIMEOUT, DEFAULT_TIMEOUT)) -> Client:
+    """A :class:`~magedl.service.api.Client` with settings resolved as the CLI does.
 
     Parameters left ``None`` come from the environment, the config file or
     ``~/.netrc``, in that order.

@@ -27,6 +27,7 @@ from magedl.errors import LocalFileError
 from magedl.fsutil import FILE_MODE, atomic_write, fsync_dir, open_nofollow, read_if_regular
 from magedl.paths import LOCK_SUFFIX, PART_SUFFIX, STATE_SUFFIX, side_file
 from magedl.ranges import Validators
+from magedl.text import human_bytes
 from magedl.transfer import segments as seglib
 from magedl.transfer.segments import Segment
 
@@ -288,8 +289,8 @@ class Sidecar:
         needed = size - max(done, self.held())
         if free is not None and needed > free:
             raise LocalFileError(
-                f"{self.file_name}: not enough free space in {self.dest.parent}: it needs {size_text(needed)} "
-                f"more, {size_text(free)} is free. Free some space there (partial downloads you no longer "
+                f"{self.file_name}: not enough free space in {self.dest.parent}: it needs {human_bytes(needed, 'MiB')} "
+                f"more, {human_bytes(free, 'MiB')} is free. Free some space there (partial downloads you no longer "
                 "need are the *.magedl-part files) or choose another folder"
             )
 
@@ -297,12 +298,13 @@ class Sidecar:
         """A disk-side OSError as a typed error naming the file; a full disk says what is missing."""
         if exc.errno in _FULL:
             free = _free_bytes(self.dest.parent) or 0
-            kept = f"; the {size_text(state.done)} received are kept for a resume" if state else ""
+            kept = f"; the {human_bytes(state.done, 'MiB')} received are kept for a resume" if state else ""
             missing = ""
             if state is not None and state.size is not None:
-                missing = f", {size_text(max(1, state.size - state.done - free))} more is needed"
+                missing = f", {human_bytes(max(1, state.size - state.done - free), 'MiB')} more is needed"
             return LocalFileError(
-                f"{self.file_name}: the disk is full in {self.dest.parent} ({size_text(free)} free{missing}){kept}. "
+                f"{self.file_name}: the disk is full in {self.dest.parent} "
+                f"({human_bytes(free, 'MiB')} free{missing}){kept}. "
                 "Free some space there (partial downloads you no longer need are the *.magedl-part files) "
                 "and run again"
             )
@@ -319,10 +321,3 @@ def _free_bytes(folder) -> Optional[int]:
     except (OSError, AttributeError):
         return None
     return info.f_bavail * info.f_frsize
-
-
-def size_text(n: int) -> str:
-    """``n`` bytes in MiB, or GiB from 1 GiB on (the figures a full-disk message gives)."""
-    if n >= 1 << 30:
-        return f"{n / (1 << 30):.1f} GiB"
-    return f"{n / (1 << 20):.1f} MiB"

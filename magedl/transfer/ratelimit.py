@@ -1,28 +1,26 @@
 """One bandwidth budget shared by every connection of a run (``--limit-rate``)."""
 
-import re
 import threading
 import time
 
-_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?)(?:i?b)?(?:/s)?\s*$", re.I)
-_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+from magedl.config import parse_size
 
 
 def parse_rate(text):
     """``"20M"`` -> bytes per second. Units k, M, G are binary, as in curl and wget.
+
+    The one size syntax is :func:`magedl.config.parse_size`; a rate may end
+    in ``/s`` and must be at least one byte per second.
 
     Raises
     ------
     ValueError
         For anything else, or a rate of zero.
     """
-    match = _RATE.match(str(text))
-    if not match:
-        raise ValueError(f"not a rate: {text!r} (try 500k, 20M or 1G)")
-    rate = float(match.group(1)) * _UNITS[match.group(2).lower()]
+    rate = parse_size(text, rate=True)
     if rate < 1:
         raise ValueError(f"rate must be at least 1 byte/s: {text!r}")
-    return int(rate)
+    return rate
 
 
 class RateLimiter:

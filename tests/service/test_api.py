@@ -161,14 +161,19 @@ def test_transient_from(exc, kind):
 
 @pytest.mark.parametrize(
     "exc",
-    [requests.exceptions.InvalidURL(), requests.exceptions.MissingSchema(), requests.exceptions.TooManyRedirects(),
-     requests.exceptions.InvalidHeader()],
-    ids=["InvalidURL", "MissingSchema", "TooManyRedirects", "InvalidHeader"],
+    [requests.exceptions.InvalidURL(), requests.exceptions.MissingSchema(), requests.exceptions.InvalidHeader()],
+    ids=["InvalidURL", "MissingSchema", "InvalidHeader"],
 )
 def test_transient_from_final_request_errors(exc):
     err = transient_from(exc, "info/json")
     assert type(err) is NetworkError
     assert type(exc).__name__ in str(err)
+
+
+def test_too_many_redirects_is_final_and_says_so_in_words():
+    err = transient_from(requests.exceptions.TooManyRedirects(), "info/json", "https://a.example/x/")
+    assert type(err) is NetworkError
+    assert "too many redirects from a.example" in str(err) and "redirect loop" in str(err)
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ replace          like cut_body, then serve :attr:`Loopback.next_data` from now o
 wrong_start      answer a Range with 206 for another start than asked
 ignore_range     answer a Range with 200 and the whole file (Accept-Ranges still sent)
 long_length      Content-Length 1000 more than the body sent
+huge_length      Content-Length of 5,000 digits
 short_length     Content-Length 1000 less than the body sent
 redirect_loop    302 to itself
 """
@@ -179,6 +180,8 @@ class Loopback:
             body, status = data, "200 OK"
         record.status = int(status[:3])
         length = len(body) + {"long_length": 1000, "short_length": -1000}.get(fault, 0)
+        if fault == "huge_length":
+            length = "9" * 5000
         lines = [f"HTTP/1.1 {status}", f"Content-Length: {length}", "Content-Type: application/octet-stream",
                  "Accept-Ranges: bytes", "Connection: close", *extra]
         out.write(("\r\n".join(lines) + "\r\n\r\n").encode())

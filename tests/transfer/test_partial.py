@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 
 from magedl.errors import LocalFileError
 from magedl.ranges import Validators
+from magedl.text import human_bytes
 from magedl.transfer import partial
-from magedl.transfer.partial import FORMAT, PartialState, Sidecar, size_text
+from magedl.transfer.partial import FORMAT, PartialState, Sidecar
 from magedl.transfer.segments import Segment
 
 URL = "http://127.0.0.1:8080/file/a.tar.gz"
@@ -216,8 +217,9 @@ def test_a_full_disk_mid_way_says_what_is_missing_and_what_was_kept(sidecar, mon
     assert "3.0 MiB received are kept" in message
 
 
-def test_size_text():
-    assert size_text(1536 << 10) == "1.5 MiB" and size_text(3 << 30) == "3.0 GiB" and size_text(0) == "0.0 MiB"
+def test_disk_figures_are_in_mib_or_gib():
+    assert human_bytes(1536 << 10, "MiB") == "1.5 MiB" and human_bytes(3 << 30, "MiB") == "3.0 GiB"
+    assert human_bytes(0, "MiB") == "0.0 MiB" and human_bytes(1536) == "1.5 KiB" and human_bytes(5) == "5 B"
 
 
 json_values = st.recursive(

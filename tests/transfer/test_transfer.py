@@ -231,10 +231,17 @@ def test_404_for_listed_but_missing_file(emulator, tmp_path):
 
 
 def test_bad_token_is_refused_with_exit_3(emulator, tmp_path):
+    """On loopback the server is not Adobe's, so the advice is about what was sent, never the token itself.
+
+    The token advice for the real service ("Downloads Access Token") is held by
+    tests/service/test_api.py::test_401_is_auth_error.
+    """
     client = client_for(emulator, token="0" * 40)
     with pytest.raises(AuthError) as info:
         client.catalog()
-    assert info.value.exit_code == 3 and "Downloads Access Token" in str(info.value)
+    message = str(info.value)
+    assert info.value.exit_code == 3 and "HTTP 401" in message and emulator.mageid in message
+    assert "0" * 40 not in message
 
 
 @pytest.mark.parametrize("mode", ["text-200", "html-200"])
