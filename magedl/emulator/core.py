@@ -17,7 +17,7 @@ from typing import Optional
 
 from magedl.emulator.catalogue import DEMO_MAGEID, DEMO_TOKEN, demo_catalogue, make_file  # noqa: F401 (old imports)
 from magedl.emulator.composer import ComposerRepos
-from magedl.emulator.faults import FaultHooks, Faults, Counters
+from magedl.emulator.faults import Counters, FaultHooks, Faults
 from magedl.emulator.recorder import RecordingServer
 from magedl.server import MemoryStore
 
