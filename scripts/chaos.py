@@ -1,4 +1,4 @@
-"""`make chaos`: kill ``magedl get`` with SIGKILL at random moments, then let it finish.
+"""`make chaos`: kill ``magedl get`` and ``magedl mirror`` with SIGKILL at random moments, then let them finish.
 
 Each round starts the real command against the emulator on 127.0.0.1, waits
 until the emulator has served a seeded random number of bytes of the file
@@ -135,6 +135,90 @@ def crash_loop(emulator, folder, *, connections, kills, seed, rate, timeout=60):
                    hashlib.md5(got).hexdigest() == hashlib.md5(data).hexdigest(), leftovers, restarts)
 
 
+@dataclass
+class MirrorOutcome:
+    """What one mirror crash loop measured."""
+
+    kills: int
+    served: int  # body bytes of every file the emulator sent, over every run
+    allowance: int  # the files' total size + kills x half a second of transfer
+    problems: list  # what was wrong: index entries not backed by the bytes, md5s, verify, leftovers
+
+    @property
+    def ok(self):
+        return not self.problems and self.served <= self.allowance
+
+
+def check_index(root):
+    """Problems with ``SHA256SUMS`` as it stands: every line must describe bytes that are there."""
+    sums = root / "SHA256SUMS"
+    if not sums.exists():
+        return []
+    problems = []
+    for line in sums.read_text().splitlines():
+        digest, _, rel = line.partition("  ")
+        path = root / rel
+        if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            problems.append(f"SHA256SUMS lists {rel} but the bytes there differ or are missing")
+    return problems
+
+
+def mirror_crash_loop(emulator, root, *, kills, seed, rate, jobs=2, timeout=60):
+    """Kill ``magedl mirror`` *kills* times at seeded random moments, then let it finish.
+
+    Synchronised on the bytes the emulator served in all. After every kill the
+    index may only describe files that are present and right; at the end every
+    file matches the feed's md5, ``magedl verify`` and ``sha256sum -c`` accept
+    the mirror, and no partial file is left.
+    """
+    rnd = random.Random(seed)
+    emulator.set_faults(rate=rate)
+    emulator.clear_log()
+    feed = {r.file_name: r.md5 for r in emulator.store.releases() if r.type == "ce-full"}
+    total = sum(len(emulator.store.data(name)) for name in feed)
+    env = dict(os.environ, MAGEDL_BASE_URL=emulator.base_url, MAGEDL_MAGEID=emulator.mageid,
+               MAGEDL_TOKEN=emulator.token)
+    cmd = [sys.executable, "-m", "magedl", "-q", "mirror", str(root), "--type", "ce-full", "--jobs", str(jobs),
+           "--connections", "1"]
+    done_kills, problems = 0, []
+    for _ in range(kills):
+        before = emulator.bytes_sent()
+        target = before + max(1, int(rnd.uniform(0.05, 0.4) * total))
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        while not emulator.wait_for(lambda s: s.bytes_sent() >= target, timeout=0.2):
+            if proc.poll() is not None:
+                break
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode(errors="replace")
+            if proc.returncode != 0:
+                raise AssertionError(f"magedl mirror failed before the kill ({proc.returncode}): {err}")
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stderr.close()
+        done_kills += 1
+        emulator.wait_for(lambda s: not s.in_flight, timeout=timeout)
+        problems += check_index(root)
+    final = subprocess.run(cmd, env=env, capture_output=True, timeout=timeout)
+    if final.returncode != 0:
+        err = final.stderr.decode(errors="replace")
+        raise AssertionError(f"the last mirror run failed ({final.returncode}): {err}")
+    for name, md5 in feed.items():
+        path = root / "file" / name
+        if not path.is_file() or (md5 and hashlib.md5(path.read_bytes()).hexdigest() != md5):
+            problems.append(f"{name}: missing or not the feed's md5")
+    problems += check_index(root)
+    verify = subprocess.run([sys.executable, "-m", "magedl", "-q", "verify", str(root)], capture_output=True)
+    if verify.returncode != 0:
+        problems.append(f"magedl verify exited {verify.returncode}: {verify.stdout.decode(errors='replace')[-300:]}")
+    sha = subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=root, capture_output=True)
+    if sha.returncode != 0:
+        problems.append(f"sha256sum -c failed: {sha.stdout.decode(errors='replace')[-300:]}")
+    problems += [f"left over: {p.relative_to(root)}" for p in root.rglob("*") if ".magedl-" in p.name]
+    allowance = total + done_kills * int(rate * jobs * 0.5)
+    return MirrorOutcome(done_kills, emulator.bytes_sent(), allowance, problems)
+
+
 def emulator_with(size, seed=7):
     store = MemoryStore(*demo_catalogue(big_size=64 << 10))
     store.replace(BIG, make_file(BIG, size, seed=seed))
@@ -165,6 +249,14 @@ def main(argv=None):
                       f"{out.size / (1 << 20):.1f} MiB (+{out.overhead_per_kill / (1 << 10):.0f} KiB per kill, "
                       f"allowed +{rate * connections * 0.5 / (1 << 10):.0f}), md5 {'ok' if out.md5_ok else 'WRONG'}, "
                       f"restarts {out.restarts}, leftovers {out.leftovers or 'none'}: {verdict}", flush=True)
+        for round_ in range(args.rounds):
+            seed = args.seed * 1000 + 500 + round_
+            with tempfile.TemporaryDirectory(prefix="magedl-chaos-") as folder:
+                out = mirror_crash_loop(emulator, Path(folder) / "mirror", kills=args.kills, seed=seed, rate=rate)
+            failed += not out.ok
+            print(f"mirror    seed {seed}: {out.kills} kills, served {out.served / (1 << 20):.1f} MiB "
+                  f"(allowed {out.allowance / (1 << 20):.1f}), problems: {out.problems or 'none'}: "
+                  f"{'ok' if out.ok else 'FAILED'}", flush=True)
     finally:
         emulator.stop()
     return 1 if failed else 0
