@@ -31,13 +31,14 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     out = sys.stdout
     previous = _catch_sigterm()
+    restore_logging = None
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help(sys.stderr)
             return 2
-        setup_logging(args.verbose, args.quiet)
+        restore_logging = setup_logging(args.verbose, args.quiet)
         return args.run(args, out)
     except (KeyboardInterrupt, Interrupted) as exc:
         terminal().close_bar()
@@ -75,6 +76,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 1
     finally:
         _restore_sigterm(previous)
+        if restore_logging is not None:
+            restore_logging()
 
 
 def _shown(value) -> str:

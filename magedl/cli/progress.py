@@ -216,18 +216,24 @@ class ConsoleHandler(logging.Handler):
             self.handleError(record)
 
 
-def setup_logging(verbose: int, quiet: bool) -> None:
-    """Route the ``magedl`` loggers to stderr: errors only with ``-q``, debug with ``-vv``."""
+def setup_logging(verbose: int, quiet: bool):
+    """Route the ``magedl`` loggers to stderr: errors only with ``-q``, debug with ``-vv``.
+
+    Returns a function that puts both loggers back as they were, so a program
+    (or a test) that calls :func:`magedl.cli.main` in-process keeps its own
+    logging set-up afterwards.
+    """
     level = logging.INFO
     if quiet:
         level = logging.ERROR
     elif verbose >= 2:
         level = logging.DEBUG
     log = logging.getLogger("magedl")
+    lib = logging.getLogger("urllib3")
+    saved = [(logger, logger.handlers[:], logger.level, logger.propagate) for logger in (log, lib)]
     log.handlers[:] = [ConsoleHandler()]
     log.setLevel(level)
     log.propagate = False
-    lib = logging.getLogger("urllib3")
     if verbose >= 2:
         # urllib3's debug lines show URLs and status; its handler gets our redaction too.
         lib.handlers[:] = [ConsoleHandler()]
@@ -235,6 +241,14 @@ def setup_logging(verbose: int, quiet: bool) -> None:
     else:
         lib.handlers[:] = []
         lib.setLevel(logging.WARNING)
+
+    def restore():
+        for logger, handlers, old_level, propagate in saved:
+            logger.handlers[:] = handlers
+            logger.setLevel(old_level)
+            logger.propagate = propagate
+
+    return restore
 
 
 def _eta(seconds):
