@@ -210,7 +210,7 @@ class ConsoleHandler(logging.Handler):
 
     def emit(self, record):
         try:
-            label = "" if record.levelno == logging.INFO else f"{record.levelname.lower()}: "
+            label = "" if logging.DEBUG < record.levelno <= logging.INFO else f"{record.levelname.lower()}: "
             (self._terminal or terminal()).message(f"magedl: {label}{printable(record.getMessage())}")
         except Exception:  # pragma: no cover - logging must never raise
             self.handleError(record)
@@ -223,11 +223,15 @@ def setup_logging(verbose: int, quiet: bool):
     (or a test) that calls :func:`magedl.cli.main` in-process keeps its own
     logging set-up afterwards.
     """
+    from magedl.config import VERBOSE
+
     level = logging.INFO
     if quiet:
         level = logging.ERROR
     elif verbose >= 2:
         level = logging.DEBUG
+    elif verbose == 1:
+        level = VERBOSE  # causes and sources: which netrc entry, why a connection failed
     log = logging.getLogger("magedl")
     lib = logging.getLogger("urllib3")
     saved = [(logger, logger.handlers[:], logger.level, logger.propagate) for logger in (log, lib)]

@@ -314,3 +314,15 @@ def test_versions_of_an_unknown_type_exits_5_naming_the_known_ones(env, capsys):
 def test_list_of_nothing_exits_5(env, capsys):
     code, out, err = run(capsys, "list", "--type", "ce-full", "--version", "9.9.*")
     assert code == 5 and out == "" and "9.9.*" in err
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_dash_v_says_where_the_credentials_came_from(emulator, capsys, isolated_home, monkeypatch, verbose):
+    netrc = isolated_home / ".netrc"
+    netrc.write_text(f"machine 127.0.0.1 login {emulator.mageid} password {emulator.token}\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("MAGEDL_BASE_URL", emulator.base_url)
+    code, _, err = run(capsys, *(["-v"] if verbose else []), "versions")
+    assert code == 0
+    said = "credentials for 127.0.0.1: " in err and "'machine 127.0.0.1' entry" in err
+    assert said is verbose and "verbose:" not in err
