@@ -22,6 +22,7 @@ secret), so an error such as HTTP 401 can say what was sent and from where.
 
 import configparser
 import difflib
+import ipaddress
 import logging
 import os
 import re
@@ -174,6 +175,8 @@ def split_userinfo(url: str, where: str = "base URL") -> Tuple[str, Optional[str
     try:
         parts = urlsplit(url)
         host, port = parts.hostname, parts.port
+        if "[" in parts.netloc:  # Python before 3.11 does not check what the brackets hold
+            ipaddress.IPv6Address(host or "")
     except ValueError as exc:
         if "[" in url or "]" in url or "IPv6" in str(exc):
             raise UsageError(f"{shown}: broken IPv6 address; write it in brackets, as http://[::1]:8080/") from None

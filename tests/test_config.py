@@ -447,7 +447,10 @@ def test_netrc_credentials(tmp_path):
     [
         "tok-netrc-BROKEN-1234 machine h.example\n",
         "machine h.example login MAG000000004 password tok-netrc-BROKEN-1234 tok-netrc-BROKEN-1234\n",
-        "machine h.example login MAG000000004 password tok-netrc-BROKEN-1234\nmacdef x\nline",
+        pytest.param("machine h.example login MAG000000004 password tok-netrc-BROKEN-1234\nmacdef x\nline",
+                     marks=pytest.mark.skipif(sys.version_info < (3, 11),
+                                              reason="netrc before Python 3.11 accepts a macdef without its blank "
+                                                     "line, so this file is not malformed there")),
     ],
 )
 def test_malformed_netrc_error_hides_token(tmp_path, text):
