@@ -226,19 +226,20 @@ def _clock_skew(client) -> Optional[float]:
 
 def _keys(args, checks):
     from magedl.cli import keys
+    from magedl.composer.remote import keys_label, where
 
     name = "Marketplace keys"
     try:
         lookup = keys.find(args.repo_url, args.project)
         if not lookup.found:
             raise keys.not_found(lookup)
-        result = keys.probe_keys(args, args.repo_url, *lookup.credentials, label=keys.keys_label(lookup))
+        result = keys.probe_keys(args, args.repo_url, *lookup.credentials, label=keys_label(lookup))
     except MagedlError as exc:
         checks.append(_failed(name, exc))
         return
     unlocks = ", ".join(f"{g}: {n}" for g, n in result.groups.items()) or (
         plural(result.listed, "package") if result.listed is not None else "?")
-    detail = f"public key {lookup.public_masked} from {keys.where(lookup)} unlocks {unlocks}"
+    detail = f"public key {lookup.public_masked} from {where(lookup)} unlocks {unlocks}"
     sample = result.sample
     if sample is not None and not sample.ok:
         checks.append(Check(name, False, detail, sample.detail, sample.exit_code))

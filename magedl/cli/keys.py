@@ -76,24 +76,12 @@ def find(url, project=None):
     return lookup
 
 
-def where(lookup) -> str:
-    """``the global auth.json (/home/x/.config/composer/auth.json)``: where the winning keys are."""
-    label = lookup.source.label if lookup.source is not None else "nowhere"
-    return f"{label} ({lookup.path})" if lookup.path else label
-
-
-def keys_label(lookup) -> str:
-    return f"the keys (public key {lookup.public_masked}, from {where(lookup)})"
-
-
 def not_found(lookup) -> AuthError:
     """No keys for the host anywhere Composer reads: say where we looked and how to make and store some."""
-    from magedl.composer.probe import KEYS_PAGE
+    from magedl.composer.remote import KEYS_PAGE, looked_in
 
-    looked = ", ".join(f"{s.source.label}" + (f" ({s.path}{'' if s.present else ', absent'})" if s.path else "")
-                       for s in lookup.searched)
-    return AuthError(f"no Marketplace keys for {lookup.host_key} in any place Composer reads ({looked}); make a "
-                     f"pair at {KEYS_PAGE}, then store it with 'magedl keys store --global' (or --project DIR)")
+    return AuthError(f"no Marketplace keys for {lookup.host_key} in any place Composer reads ({looked_in(lookup)}); "
+                     f"make a pair at {KEYS_PAGE}, then store it with 'magedl keys store --global' (or --project DIR)")
 
 
 def probe_keys(args, url, public, private, packages=(), label="the keys"):
@@ -121,6 +109,8 @@ def run_check(args, out) -> int:
     try:
         if not lookup.found:
             raise not_found(lookup)
+        from magedl.composer.remote import keys_label
+
         _say_disagreements(lookup)
         result = probe_keys(args, args.repo_url, *lookup.credentials, packages=args.package,
                             label=keys_label(lookup))
@@ -154,6 +144,8 @@ def _keys_dict(lookup):
 
 
 def _say_disagreements(lookup):
+    from magedl.composer.remote import where
+
     for other in lookup.others:
         if other.agrees:
             continue
@@ -165,6 +157,7 @@ def _say_disagreements(lookup):
 
 def _print_check(lookup, result, out):
     from magedl.cli.output import plural
+    from magedl.composer.remote import where
 
     layout = {"providers": "provider files", "metadata-url": "Composer 2 metadata", "inline": "inline packages"}
     write_line(out, f"repository  {printable(result.to_dict()['repo_url'])} ({layout.get(result.layout, '?')})")

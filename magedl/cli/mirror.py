@@ -146,7 +146,7 @@ def run_mirror(args, out, *_legacy):
         composer_client = keys = selection = None
         if composer is not None and composer.selects:
             composer_client = stack.enter_context(make_client(args, credentials=False))
-            keys, selection = _resolve(composer_client, composer)
+            keys, selection = _resolve(composer_client, composer, root, args.jobs)
             if not releases and not selection.packages and not root.exists():
                 # Nothing to mirror and no mirror yet: create nothing (as a release selection typo does).
                 for failure in selection.failures[1:]:
@@ -163,6 +163,8 @@ def run_mirror(args, out, *_legacy):
             return _print_plan(plan, args, out)
         make_dirs(root)
         with Mirror(root).lock():
+            if selection is not None:
+                selection.cache.save()  # the metadata read, for the next run to revalidate instead of fetch
             mirror = Mirror(root)  # the state read only once we hold the lock
             plan = mirror.plan(upstream, selected, **plan_options)
             summary, rows = Summary(), []
@@ -188,21 +190,11 @@ def run_mirror(args, out, *_legacy):
     return first_failure_code(item.error for item in summary.failures)
 
 
-def _resolve(client, composer):
+def _resolve(client, composer, root, jobs):
     """Find the repositories' keys and choose the Composer versions: (key notes, Selection)."""
-    from magedl.composer.repository import ComposerRepository
-    from magedl.mirror.composer_fetch import Prefetcher, attach_keys, metadata_fetcher
-    from magedl.mirror.composer_select import resolve
+    from magedl.mirror.composer_fetch import select
 
-    keys = attach_keys(client, composer.repos)
-    fetch = Prefetcher(metadata_fetcher(client, keys))
-    warn = lambda message: log.warning("%s", message)  # noqa: E731
-    fetch.repos = repos = [ComposerRepository(url, fetch, warn=warn) for url in composer.repos]
-    selection = resolve(repos, composer, warn, prefetch=fetch.names)
-    chosen = sum(len(v) for v in selection.packages.values())
-    log.info("Composer: %d versions of %d packages selected%s", chosen, len(selection.packages),
-             f", {len(selection.failures)} requirements failed" if selection.failures else "")
-    return keys, selection
+    return select(client, composer, root, jobs=max(8, jobs or 0))
 
 
 def _diff_file(name):

@@ -17,10 +17,14 @@ sockets, so any HTTP server (the project's emulator, a test's
     minified ``p2`` files, ``~dev`` files for branches, GitHub-like zipballs
     under ``/dists/``.
 
-Both answer HEAD and single byte ranges, and can be told to ``throttle`` the
-next requests (429/503 with ``Retry-After: 1``).  Dist URLs are absolute,
-built from the ``base_url`` given to ``handle`` or the constructor, else from
-the request's Host header.
+Both answer HEAD, single byte ranges and conditional requests (every 200
+carries an ``ETag`` and a ``Last-Modified``; ``If-None-Match`` and
+``If-Modified-Since`` get 304), can be told to ``throttle`` the next requests
+(429/503 with ``Retry-After: 1``) and to ``tamper`` with a file (an archive
+served altered while its listing keeps the old SHA-1 or sha256).  Packagist
+also answers its ``metadata-changes-url`` feed, fed by :meth:`PackagistApp.touch`.
+Dist URLs are absolute, built from the ``base_url`` given to ``handle`` or the
+constructor, else from the request's Host header.
 """
 
 from __future__ import annotations
@@ -31,11 +35,10 @@ import hmac
 import json
 import logging
 import re
-import threading
-from dataclasses import dataclass, field
-from urllib.parse import unquote, urlsplit
+from dataclasses import dataclass
 
-from magedl.composer.fixtures import MAGENTO, PACKAGIST, Graph, Release
+from magedl.composer.emulated_http import JSON_TYPE, MODIFIED, App, Reply, json_reply, text_reply
+from magedl.composer.fixtures import MAGENTO, PACKAGIST, Graph
 from magedl.composer.metadata import minify_versions
 
 log = logging.getLogger(__name__)
@@ -56,17 +59,6 @@ NO_KEYS_WARNING = ("You haven't provided your Magento authentication keys. For i
                    "installation-guide/prerequisites/authentication-keys.html")
 INVALID_KEYS_WARNING = ("Your Magento authentication keys are invalid. Please double-check "
                         "your keys in your Marketplace account")
-JSON_TYPE = "application/json"
-ZIP_TYPE = "application/zip"
-
-
-@dataclass
-class Reply:
-    """One answer: status, headers and the body (empty for HEAD)."""
-
-    status: int
-    headers: dict = field(default_factory=dict)
-    body: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -90,108 +82,7 @@ class Entitlement:
             raise ValueError(f"unknown entitlement kind {self.kind!r}")
 
 
-def _json(status: int, document, headers: dict | None = None) -> Reply:
-    return Reply(status, {"Content-Type": JSON_TYPE, **(headers or {})},
-                 json.dumps(document).encode())
-
-
-def _text(status: int, text: str) -> Reply:
-    return Reply(status, {"Content-Type": "text/plain; charset=utf-8"}, text.encode())
-
-
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
-
-
-def _finish(method: str, headers: dict, reply: Reply) -> Reply:
-    """Apply a single byte range to a 200, set Content-Length, drop the body for HEAD."""
-    size = len(reply.body)
-    match = _RANGE.fullmatch(headers.get("range", "").strip())
-    if reply.status == 200 and match and match.group(1) + match.group(2):
-        first, last = match.groups()
-        if not first:  # a suffix range: the last N bytes
-            start, end = max(size - int(last), 0), size - 1
-        else:
-            start, end = int(first), min(int(last) if last else size - 1, size - 1)
-        if start >= size or start > end:
-            reply = Reply(416, {"Content-Range": f"bytes */{size}"})
-        else:
-            reply = Reply(206, {**reply.headers, "Content-Range": f"bytes {start}-{end}/{size}"},
-                          reply.body[start:end + 1])
-    if reply.status in (200, 206):
-        reply.headers["Accept-Ranges"] = "bytes"
-    reply.headers["Content-Length"] = str(len(reply.body))
-    if method == "HEAD":
-        reply.body = b""
-    return reply
-
-
-class _App:
-    """What both repositories share: logging, throttling, HEAD and ranges."""
-
-    repo = ""
-
-    def __init__(self, graph: Graph, base_url: str | None):
-        self.graph = graph
-        self.base_url = base_url
-        self.requests: list[tuple[str, str]] = []  # (method, path), for tests to inspect
-        self._lock = threading.Lock()  # servers call handle() from many threads
-        self._throttle_left = 0
-        self._throttle_status = 429
-
-    def throttle(self, count: int, status: int = 429) -> None:
-        """Answer the next *count* requests with *status* (429 or 503) and ``Retry-After: 1``."""
-        with self._lock:
-            self._throttle_left, self._throttle_status = count, status
-
-    def handle(self, method: str, path: str, headers: dict | None = None,
-               base_url: str | None = None) -> Reply:
-        """Answer one request.
-
-        Parameters
-        ----------
-        method : str
-        path : str
-            The request target; a query is ignored, ``%24`` decodes to ``$``.
-        headers : dict, optional
-            Request headers, any case.
-        base_url : str, optional
-            Scheme, host and path prefix for absolute dist URLs.
-        """
-        headers = {k.lower(): v for k, v in (headers or {}).items()}
-        method = method.upper()
-        with self._lock:
-            self.requests.append((method, path))
-            throttled = self._throttle_left > 0
-            self._throttle_left -= throttled
-            status = self._throttle_status
-        if throttled:
-            reply = _json(status, {"message": "Too Many Requests"}, {"Retry-After": "1"})
-        elif method not in ("GET", "HEAD"):
-            reply = _text(405, "Method Not Allowed\n")
-            reply.headers["Allow"] = "GET, HEAD"
-        else:
-            base = base_url or self.base_url or f"http://{headers.get('host', 'localhost')}"
-            reply = self._route(unquote(urlsplit(path).path), headers, base.rstrip("/"))
-        return _finish(method, headers, reply)
-
-    def _route(self, route: str, headers: dict, base: str) -> Reply:
-        raise NotImplementedError
-
-    def _archive(self, route: str) -> tuple[str, Release] | None:
-        """Find the release whose archive lives at *route* on this repository."""
-        parts = route.strip("/").split("/")
-        if len(parts) != 4:
-            return None
-        name = f"{parts[1]}/{parts[2]}".lower()
-        if name not in self.graph.packages or self.repo not in self.graph.package(name).repos:
-            return None
-        for release in self.graph.package(name).releases:
-            if release.dist_path == route.lstrip("/"):
-                return name, release
-        return None
-
-
-class MagentoRepoApp(_App):
+class MagentoRepoApp(App):
     """repo.magento.com: personalised metadata and archives behind Marketplace keys.
 
     Parameters
@@ -214,22 +105,18 @@ class MagentoRepoApp(_App):
         super().__init__(graph, base_url)
         self.layout = layout
         self.keys = dict(keys or {})
-        self._tampered: set[str] = set()
-
-    def tamper(self, target: str) -> None:
-        """Serve *target*'s file altered while its listing keeps the old sha256.
-
-        *target* is a provider file (``"provider-ce"``) or a package name.
-        """
-        with self._lock:
-            self._tampered.add(target.lower())
+        # Composer 1 provider files give every version a repository-wide unique id, and Composer 2
+        # still indexes them by it (ComposerRepository::loadAsyncPackages reads $version['uid']).
+        self._uids = {(r.name, r.version): uid for uid, r in enumerate(
+            (r for n in graph.names(MAGENTO) for r in graph.package(n).releases), start=1)}
+        self._files: dict = {}  # (name, base) -> listed bytes of a package file: the graph does not change
 
     def _authorise(self, headers: dict) -> Entitlement | Reply:
         value = headers.get("authorization")
         if not value:
-            return _json(401, {"warning": NO_KEYS_WARNING},
+            return json_reply(401, {"warning": NO_KEYS_WARNING},
                          {"WWW-Authenticate": 'Basic realm="repo.magento.com"'})
-        invalid = _json(401, {"warning": INVALID_KEYS_WARNING},
+        invalid = json_reply(401, {"warning": INVALID_KEYS_WARNING},
                         {"WWW-Authenticate": 'Basic realm="repo.magento.com"'})
         scheme, _, token = value.partition(" ")
         try:
@@ -244,56 +131,56 @@ class MagentoRepoApp(_App):
             return invalid
         return entitlement
 
-    def _body(self, key: str, document) -> tuple[bytes, bytes]:
-        """Return (listed bytes, served bytes) of one file; they differ when tampered."""
-        body = json.dumps(document).encode()
-        with self._lock:
-            tampered = key in self._tampered
-        return body, body + b"\n" if tampered else body
+    def _served(self, key: str, listed: bytes) -> bytes:
+        """The bytes served for a file listed as *listed*: they differ when tampered with."""
+        return listed + b"\n" if self._is_tampered(key) else listed
 
-    def _package_files(self, names: list[str], base: str) -> dict[str, tuple[bytes, bytes]]:
-        return {name: self._body(name, {"packages": {name: {
-            r.version: self.graph.entry(r, base) for r in self.graph.package(name).releases}}})
-            for name in names}
+    def _package_file(self, name: str, base: str) -> bytes:
+        """The listed bytes of one package's provider file (its versions, each with a ``uid``)."""
+        key = (name, base)
+        if key not in self._files:
+            self._files[key] = json.dumps({"packages": {name: {
+                r.version: {**self.graph.entry(r, base), "uid": self._uids[r.name, r.version]}
+                for r in self.graph.package(name).releases}}}).encode()
+        return self._files[key]
 
-    def _providers(self, names: list[str], editions: tuple, base: str) -> dict:
-        """Provider file name -> (listed, served) bytes, for the editions the key sees."""
-        files = self._package_files(names, base)
+    def _providers(self, names: list[str], editions: tuple, base: str) -> dict[str, bytes]:
+        """Provider file name -> listed bytes, for the editions the key sees."""
         out = {}
         for edition in editions:
-            group = _PROVIDER_FILES[edition]
-            listing = {n: {"sha256": hashlib.sha256(files[n][0]).hexdigest()} for n in names
+            listing = {n: {"sha256": hashlib.sha256(self._package_file(n, base)).hexdigest()} for n in names
                        if self.graph.package(n).edition == edition}
-            out[group] = self._body(group, {"providers": listing})
+            out[_PROVIDER_FILES[edition]] = json.dumps({"providers": listing}).encode()
         return out
 
-    def _route(self, route: str, headers: dict, base: str) -> Reply:
+    def _route(self, route: str, headers: dict, base: str, query: dict) -> Reply:
         who = self._authorise(headers)
         if isinstance(who, Reply):
             return who
         editions = _EDITIONS[who.kind]
         names = [n for n in self.graph.names(MAGENTO) if self.graph.package(n).edition in editions]
         if route == "/packages.json":
-            return _json(200, self._root(names, editions, base))
+            return json_reply(200, self._root(names, editions, base))
         match = re.fullmatch(r"/p/(provider-[a-z-]+)\$([0-9a-f]{64})\.json", route)
         if match and self.layout == "providers":
-            listed, served = self._providers(names, editions, base).get(match[1], (b"", b""))
+            listed = self._providers(names, editions, base).get(match[1], b"")
             if listed and hashlib.sha256(listed).hexdigest() == match[2]:
-                return Reply(200, {"Content-Type": JSON_TYPE}, served)
-            return _text(404, "Not Found\n")
+                return Reply(200, {"Content-Type": JSON_TYPE}, self._served(match[1], listed))
+            return text_reply(404, "Not Found\n")
         match = re.fullmatch(r"/p/([^/$]+/[^/$]+)\$([0-9a-f]{64})\.json", route)
         if match and self.layout == "providers" and match[1] in names:
-            listed, served = self._package_files([match[1]], base)[match[1]]
+            listed = self._package_file(match[1], base)
             if hashlib.sha256(listed).hexdigest() == match[2]:
-                return Reply(200, {"Content-Type": JSON_TYPE}, served)
+                return Reply(200, {"Content-Type": JSON_TYPE}, self._served(match[1], listed),
+                             modified=self.modified(match[1]))
         match = re.fullmatch(r"/p2/([^/]+/[^/~]+)\.json", route)
         if match and self.layout == "metadata-url" and match[1] in names:
             releases = self.graph.package(match[1]).releases
-            return _json(200, {"packages": {match[1]: [self.graph.entry(r, base)
-                                                       for r in releases]}})
+            return json_reply(200, {"packages": {match[1]: [self.graph.entry(r, base) for r in releases]}},
+                         modified=self.modified(match[1]))
         if route.startswith("/archives/"):
             return self._archive_reply(route, who, editions)
-        return _text(404, "Not Found\n")
+        return text_reply(404, "Not Found\n")
 
     def _root(self, names: list[str], editions: tuple, base: str) -> dict:
         if self.layout == "inline":
@@ -303,21 +190,21 @@ class MagentoRepoApp(_App):
             return {"packages": [], "metadata-url": "/p2/%package%.json",
                     "available-packages": names}
         includes = {f"p/{group}$%hash%.json": {"sha256": hashlib.sha256(listed).hexdigest()}
-                    for group, (listed, _) in self._providers(names, editions, base).items()}
+                    for group, listed in self._providers(names, editions, base).items()}
         return {"packages": [], "providers-url": "/p/%package%$%hash%.json",
                 "provider-includes": includes}
 
     def _archive_reply(self, route: str, who: Entitlement, editions: tuple) -> Reply:
         found = self._archive(route)
         if found is None:
-            return _text(404, "Not Found\n")
-        name, release = found
+            return text_reply(404, "Not Found\n")
+        name = "/".join(route.strip("/").split("/")[1:3]).lower()
         if self.graph.package(name).edition not in editions or who.kind == LAPSED:
-            return _text(403, "Forbidden\n")
-        return Reply(200, {"Content-Type": ZIP_TYPE}, release.archive)
+            return text_reply(403, "Forbidden\n")
+        return found
 
 
-class PackagistApp(_App):
+class PackagistApp(App):
     """packagist.org's Composer 2 layout over the graph's packagist packages.
 
     Parameters
@@ -327,6 +214,14 @@ class PackagistApp(_App):
         Serve ``p2`` files minified (``"minified": "composer/2.0"``), as Packagist does.
     base_url : str, optional
         Default base for dist URLs.
+
+    Notes
+    -----
+    ``/metadata/changes.json?since=T`` answers as Packagist's: 400 with the
+    current ``timestamp`` without a usable ``since``, a ``resync`` action when
+    ``since`` is older than the feed keeps (:meth:`resync`), else an
+    ``update`` action per package :meth:`touch` ed since ``T``.  Timestamps
+    count in 1/10000 s, as Packagist's do, from :data:`MODIFIED`.
     """
 
     repo = PACKAGIST
@@ -334,21 +229,53 @@ class PackagistApp(_App):
     def __init__(self, graph: Graph, minified: bool = True, *, base_url: str | None = None):
         super().__init__(graph, base_url)
         self.minified = minified
+        self._clock = self._oldest = int(MODIFIED * 10000)
+        self._changes: list[tuple[int, str]] = []
 
-    def _route(self, route: str, headers: dict, base: str) -> Reply:
+    def touch(self, *names: str) -> None:
+        """Record that the metadata of *names* changed now: a later Last-Modified, listed in the changes feed."""
+        with self._lock:
+            for name in names:
+                self._clock += 10000  # one second later each
+                self._changes.append((self._clock, name.lower()))
+                self._modified[name.lower()] = self._clock / 10000
+
+    def resync(self) -> None:
+        """Forget the changes feed so far: a client that asks for changes since before now must resync."""
+        with self._lock:
+            self._clock += 10000
+            self._oldest = self._clock + 1  # what the feed answers as "now" from here on
+
+    def _route(self, route: str, headers: dict, base: str, query: dict) -> Reply:
         names = self.graph.names(PACKAGIST)
         if route == "/packages.json":
-            return _json(200, {"packages": [], "metadata-url": "/p2/%package%.json",
-                               "available-packages": names})
+            return json_reply(200, {"packages": [], "metadata-url": "/p2/%package%.json",
+                               "metadata-changes-url": f"{base}/metadata/changes.json",
+                               "available-packages": names}, modified=self.modified())
+        if route == "/metadata/changes.json":
+            return self._changes_reply(query.get("since", [""])[-1])
         match = re.fullmatch(r"/p2/([^/]+/[^/~]+)(~dev)?\.json", route)
         if match and match[1] in names:
             entries = [self.graph.entry(r, base) for r in self.graph.package(match[1]).releases
                        if r.is_dev == bool(match[2])]
+            modified = self.modified(match[1])
             if not self.minified:
-                return _json(200, {"packages": {match[1]: entries}})
-            return _json(200, {"packages": {match[1]: minify_versions(entries)},
-                               "minified": "composer/2.0"})
+                return json_reply(200, {"packages": {match[1]: entries}}, modified=modified)
+            return json_reply(200, {"packages": {match[1]: minify_versions(entries)},
+                               "minified": "composer/2.0"}, modified=modified)
         found = self._archive(route) if route.startswith("/dists/") else None
-        if found is not None:
-            return Reply(200, {"Content-Type": ZIP_TYPE}, found[1].archive)
-        return _text(404, "Not Found\n")
+        return found if found is not None else text_reply(404, "Not Found\n")
+
+    def _changes_reply(self, since: str) -> Reply:
+        with self._lock:
+            now, oldest, changes = self._clock + 1, self._oldest, list(self._changes)
+        if not (since.isascii() and since.isdigit()):
+            return json_reply(400, {"error": 'Invalid or missing "since" query parameter, make sure you store the '
+                                        "timestamp at the initial point you started mirroring",
+                               "timestamp": now})
+        if int(since) < oldest:
+            return json_reply(200, {"actions": [{"type": "resync", "time": now // 10000, "package": "*"}],
+                               "timestamp": now})
+        actions = [{"type": "update", "package": name, "time": stamp // 10000}
+                   for stamp, name in changes if stamp >= int(since)]
+        return json_reply(200, {"actions": actions, "timestamp": now})

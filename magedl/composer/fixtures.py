@@ -121,10 +121,19 @@ class Graph:
         return entry
 
 
+def _magento(version: str, p: int) -> str:
+    return f"{version}-p{p}" if p else version
+
+
+def _module(version: str, deps: dict) -> list:
+    """A Magento module's two releases (-p1 first), each pinned to the framework's 103.0.* line."""
+    require = {"php": _PHP, "magento/framework": "103.0.*", **deps}
+    return [(_magento(version, 1), require), (version, require)]
+
+
 # name -> (type, repos, edition, [(version, require), ...]) newest first.
 def _specs() -> dict:
-    def magento(version, p):
-        return f"{version}-p{p}" if p else version
+    magento, module = _magento, _module
 
     def product_require(p):
         return {
@@ -138,10 +147,6 @@ def _specs() -> dict:
             "monolog/monolog": "^2.7", "psr/log": "^1 || ^2 || ^3",
             "symfony/console": "^5.4 || ^6.4", "laminas/laminas-code": "^4.5",
         }
-
-    def module(version, deps):
-        require = {"php": _PHP, "magento/framework": "103.0.*", **deps}
-        return [(magento(version, 1), require), (version, require)]
 
     both, mag, pk = (MAGENTO, PACKAGIST), (MAGENTO,), (PACKAGIST,)
     sf_old = {"php": ">=7.2.5", "symfony/polyfill-mbstring": "~1.0"}
@@ -254,21 +259,56 @@ def _files(name: str, ptype: str, composer_json: dict, rng: random.Random) -> li
     return files
 
 
-def build_graph(seed: int = 0) -> Graph:
-    """Build the graph; the same seed gives the same metadata and the same zip bytes.
+def _grow(specs: dict, extra: int, rng: random.Random) -> None:
+    """Add *extra* packages to *specs*, all in the 2.4.7 project's closure, as a real release's are.
+
+    About 45% are Magento modules (two releases each, pinned by the product
+    metapackage, depending on earlier modules with ``100.1.*`` ranges), the
+    rest packagist libraries (two or three releases, required by the modules
+    and by each other with ``^`` ranges).
+    """
+    modules = max(1, extra * 45 // 100)
+    libs = [f"synth{k % 40:02d}/lib-{k:03d}" for k in range(extra - modules)]
+    names = [f"magento/module-synth-{k:03d}" for k in range(modules)]
+    for k, name in enumerate(libs):
+        require = {"php": ">=7.4"}
+        if k and rng.random() < 0.4:
+            require[libs[rng.randrange(k)]] = "^1.0 || ^2.0"
+        versions = [("2.0.0", require), ("1.1.0", require), ("1.0.0", require)]
+        specs[name] = ("library", (PACKAGIST,), None, versions[:2 + k % 2])
+    deps: list[dict] = [{} for _ in names]
+    for k, lib in enumerate(libs):
+        deps[k % modules][lib] = "^1.0 || ^2.0"
+    for k, name in enumerate(names):
+        if k:
+            deps[k][names[rng.randrange(k)]] = "100.1.*"
+        specs[name] = ("magento2-module", (MAGENTO,), "ce", _module("100.1.7", deps[k]))
+    for version, require in specs["magento/product-community-edition"][3]:
+        require.update({n: "100.1.7-p1" if version.endswith("-p1") else "100.1.7" for n in names})
+
+
+def build_graph(seed: int = 0, size: int | None = None) -> Graph:
+    """Build the graph; the same seed (and size) gives the same metadata and the same zip bytes.
 
     Parameters
     ----------
     seed : int
         Seeds references and file contents.
+    size : int, optional
+        Grow the graph to this many packages with synthetic Magento modules and
+        packagist libraries, all in the project's closure (for benchmarks: a
+        real 2.4 closure holds about 480 packages). The small graph by default.
 
     Returns
     -------
     Graph
     """
     rng = random.Random(seed)
+    specs = _specs()
+    if size is not None and size > len(specs):
+        _grow(specs, size - len(specs), random.Random(f"grow {seed}"))
     packages = {}
-    for name, (ptype, repos, edition, versions) in _specs().items():
+    for name, (ptype, repos, edition, versions) in specs.items():
         vendor, short = name.split("/")
         releases = []
         for index, (version, require) in enumerate(versions):

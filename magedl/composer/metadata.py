@@ -116,3 +116,35 @@ def valid_entry(item, key: str, where: str, warn: Callable[[str], None]) -> dict
         warn(f"{where}: a version of {key} has {problem}; skipped")
         return None
     return entry
+
+
+def containers_of(doc: dict, key: str, where: str, warn: Callable[[str], None]) -> list:
+    """The version containers (dicts or lists) under ``doc['packages']`` for package *key*, expanded if minified."""
+    packages = doc.get("packages")
+    if not isinstance(packages, dict):
+        if packages not in (None, []):
+            warn(f"{where}: 'packages' is not an object; ignored")
+        return []
+    found = []
+    for pkg, versions in packages.items():
+        if pkg.lower() != key:
+            continue
+        if isinstance(versions, list) and doc.get("minified") == MINIFIED:
+            versions = expand_minified(versions, warn)
+        if isinstance(versions, (dict, list)):
+            found.append(versions)
+        else:
+            warn(f"{where}: versions of {pkg} are not a list or object; skipped")
+    return found
+
+
+def collect_entries(containers: list, key: str, where: str, warn: Callable[[str], None]) -> list[dict]:
+    """The checked entries (:func:`valid_entry`) of package *key* in version dicts or lists."""
+    out = []
+    for container in containers:
+        raw = container.values() if isinstance(container, dict) else container
+        for item in raw:
+            entry = valid_entry(item, key, where, warn)
+            if entry is not None:
+                out.append(entry)
+    return out

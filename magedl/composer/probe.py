@@ -15,30 +15,23 @@ messages.
 """
 
 import difflib
-import json
 import logging
 import re
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Sequence, Tuple
 
-import requests
-import urllib3
-
+from magedl.composer.remote import NOT_THEIRS, KeyNote, metadata_fetcher, not_entitled
 from magedl.composer.repository import ComposerRepository
-from magedl.config import redact, register_secret, shown_url
+from magedl.config import register_secret, shown_url
 from magedl.errors import AuthError, EntitlementError, MagedlError, NotFoundError, UsageError
 from magedl.text import printable
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PackageAnswer", "Probe", "parse_package", "probe", "keys_client", "metadata_fetcher", "refused"]
+__all__ = ["PackageAnswer", "Probe", "parse_package", "probe", "keys_client"]
 
-# A 401 body is a small JSON object; read no more of it than this.
-_WARNING_LIMIT = 16 << 10
 _PACKAGE = re.compile(r"^[a-z0-9]([_.-]?[a-z0-9]+)*/[a-z0-9](([_.]|-{1,2})?[a-z0-9]+)*$")
 COMMERCE_GROUP = "Commerce"
-
-KEYS_PAGE = "Commerce Marketplace > My Profile > Access Keys (https://commercemarketplace.adobe.com/customer/accessKeys/)"
 
 
 @dataclass(frozen=True)
@@ -169,7 +162,8 @@ def probe(client, url: str, packages: Sequence[str] = (), *, keys_label: str = "
         ``packages.json`` or a file it points to is not Composer metadata (exit 1).
     """
     wanted = [(asked, *parse_package(asked)) for asked in packages]  # refuse a typo before any request
-    fetch = metadata_fetcher(client, keys_label)
+    fetch = metadata_fetcher(client, KeyNote(url, client.credentials is not None,
+                                             keys_label if client.credentials is not None else ""))
     repo = ComposerRepository(url, fetch, warn=lambda msg: log.warning("%s", msg))
     repo.root()
     groups = repo.provider_groups()  # reads every provider include, each checked against its sha256
@@ -199,57 +193,6 @@ def _listed(repo):
     if repo.layout == "metadata-url" and not isinstance(root.get("available-packages"), list):
         return None
     return len(repo.package_names())
-
-
-def metadata_fetcher(client, keys_label: str = "the keys"):
-    """``fetch(url) -> bytes`` for :class:`ComposerRepository` through *client*.
-
-    Retried as every request is, bounded in size, and a 401 explained with
-    the server's ``warning`` (:func:`refused`).
-    """
-    from magedl.service.api import read_capped, transient_from
-
-    def fetch(target):
-        what = shown_url(target)
-
-        def attempt():
-            response = client.open(target, what, allow=(401,))
-            try:
-                if response.status_code == 401:
-                    raise refused(response, what, keys_label, client.credentials is not None)
-                try:
-                    return read_capped(response, what)
-                except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-                    raise transient_from(exc, what, target) from None  # cut mid-body: retried
-            finally:
-                response.close()
-
-        return client.retry.call(attempt, what)
-
-    return fetch
-
-
-def refused(response, what: str, keys_label: str, sent: bool) -> AuthError:
-    """The :class:`AuthError` for a repository's 401: the server's warning, what was sent, and what to do."""
-    warning = _server_warning(response)
-    said = f" The server says: \"{warning}\"." if warning else ""
-    if not sent:
-        return AuthError(f"{what}: the repository asks for Marketplace keys and none were found (HTTP 401).{said} "
-                         f"Make a pair at {KEYS_PAGE}, then store them with 'magedl keys store'")
-    return AuthError(f"{what}: {keys_label} were refused (HTTP 401).{said} The pair is wrong, was disabled or "
-                     f"deleted, or the private key was mistyped: compare both with {KEYS_PAGE}; keys made on "
-                     "another account (a shared or agency account) do not work for this one")
-
-
-def _server_warning(response):
-    """The ``warning`` (or ``message``) of a 401's JSON body, printable and short, or ``""``."""
-    try:
-        raw = response.raw.read(_WARNING_LIMIT + 1, decode_content=True) if response.raw else b""
-        doc = json.loads(raw[:_WARNING_LIMIT].decode("utf-8", "replace"))
-    except Exception:  # any body that is not the small JSON object repo.magento.com sends
-        return ""
-    text = doc.get("warning") or doc.get("message") if isinstance(doc, dict) else None
-    return printable(redact(text))[:400] if isinstance(text, str) else ""
 
 
 # -- packages --------------------------------------------------------------------------
@@ -315,13 +258,7 @@ def _fetch_archive(client, url, asked, name, version, keys_label):
         return PackageAnswer(asked, name, version, False, AuthError.exit_code,
                              f"{name} {version}: the archive's server refused {keys_label} (HTTP 401)", shown)
     return PackageAnswer(asked, name, version, False, EntitlementError.exit_code,
-                         f"{name} {version} is listed but this account may not download it (HTTP {status}): "
-                         f"{_NOT_THEIRS}", shown)
-
-
-_NOT_THEIRS = ("the account behind the keys has no licence for it (Commerce packages need a Commerce licence; "
-               "Marketplace extensions must be bought by this account), the entitlement lapsed (an unpaid "
-               "invoice), or the keys were made by a user who is not the account's primary contact")
+                         str(not_entitled(f"{name} {version}", status)), shown)
 
 
 def _unlisted(client, repo, asked, name, version, groups, keys_label):
@@ -339,7 +276,7 @@ def _unlisted(client, repo, asked, name, version, groups, keys_label):
         seen = f", which see only: {', '.join(sorted(groups))}" if groups else ""
         return PackageAnswer(asked, name, version, False, EntitlementError.exit_code,
                              f"{name} is not listed for {keys_label}{seen}. If it is a Commerce or B2B package: "
-                             f"{_NOT_THEIRS}; otherwise check the name")
+                             f"{NOT_THEIRS}; otherwise check the name")
     return PackageAnswer(asked, name, version, False, NotFoundError.exit_code,
                          f"{name}: no such package in {shown_url(repo.url)} as {keys_label} see it (a Marketplace "
                          "extension is listed only to the account that bought it); check the name")
@@ -361,5 +298,5 @@ def _guessed_archive(client, repo, asked, name, version, keys_label):
     if answer.exit_code == EntitlementError.exit_code and "HTTP 403" in answer.detail:
         return PackageAnswer(asked, name, version, False, EntitlementError.exit_code,
                              f"{name} {version} exists but is not listed for {keys_label}, and its archive is "
-                             f"refused (HTTP 403): {_NOT_THEIRS}", answer.archive)
+                             f"refused (HTTP 403): {NOT_THEIRS}", answer.archive)
     return None

@@ -1,4 +1,4 @@
-"""Read a Composer repository, whatever its layout, and a ``composer.lock``.
+"""Read a Composer repository, whatever its layout.
 
 Three layouts exist (see ``COMPOSER.md``), told apart by ``packages.json``:
 
@@ -31,17 +31,18 @@ import copy
 import hashlib
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterable
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 
-from magedl.composer.metadata import MINIFIED, expand_minified, provider_label, valid_entry
+from magedl.composer.metadata import collect_entries, containers_of, provider_label
 from magedl.config import redact
-from magedl.errors import FeedError, IntegrityError, NotFoundError, UsageError
+from magedl.errors import FeedError, IntegrityError, MagedlError, NotFoundError, UsageError
 from magedl.safejson import DEFAULT_MAX_BYTES, parse_json, read_bounded
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LAYOUTS", "ComposerRepository", "read_lock"]
+__all__ = ["LAYOUTS", "ComposerRepository"]
 
 LAYOUTS = ("inline", "providers", "metadata-url")
 # provider-includes and includes may nest; a loop or a deep chain stops here.
@@ -68,7 +69,8 @@ class ComposerRepository:
     Notes
     -----
     Results are cached per instance, and the instance is not thread-safe:
-    give each thread its own, or guard calls with a lock.
+    give each thread its own, or guard calls with a lock. Only
+    :meth:`prefetch` uses threads, for the fetches alone.
     """
 
     def __init__(self, url: str, fetch: Callable[[str], bytes | Iterable[bytes]], *,
@@ -91,6 +93,8 @@ class ComposerRepository:
         self._listing: dict[str, str] | None = None
         self._groups: dict[str, int] = {}
         self._cache: dict = {}  # (name, dev) -> entries, and the name lists
+        self._ready: dict[str, bytes] = {}  # wire URL -> body fetched ahead by prefetch()
+        self._ready_lock = threading.Lock()
 
     def __repr__(self):
         return f"ComposerRepository({redact(self.url)!r})"
@@ -183,6 +187,61 @@ class ComposerRepository:
             self._cache["available"], self._cache["known"] = names, set(names or ())
         return self._cache["available"]
 
+    def lists(self, name: str) -> bool | None:
+        """Whether the repository lists *name*; None when it cannot tell without asking for its file.
+
+        Reads ``packages.json`` (and the provider listing) on first use.
+        """
+        key = name.lower()
+        if key in self._inline_map():
+            return True
+        if self.layout == "metadata-url":
+            return None if self._available() is None else key in self._cache["known"]
+        if self.layout == "providers":
+            return key in self._provider_listing()
+        return False
+
+    def prefetch(self, names: Iterable[str], jobs: int = 8) -> None:
+        """Fetch, *jobs* at a time, the files :meth:`versions` (``dev=False``) will read for *names*.
+
+        Only packages the repository may list are asked for; the bodies are
+        kept in memory until :meth:`versions` reads them (each once). A
+        failure is not kept: that lookup fetches again and reports it.
+        """
+        try:
+            urls = [url for name in dict.fromkeys(n.lower() for n in names)
+                    if (name, False) not in self._cache and self.lists(name) is not False
+                    for url in self._files_of(name)]
+        except MagedlError:
+            return  # packages.json or a listing cannot be read: the lookups report it
+        with self._ready_lock:
+            urls = [u for u in urls if u not in self._ready]
+        if not urls:
+            return
+
+        def one(wire):
+            try:
+                data = read_bounded(self._fetch(wire), self.max_bytes, redact(wire))
+            except MagedlError:
+                return
+            with self._ready_lock:
+                self._ready[wire] = data
+
+        with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(urls)))) as pool:
+            list(pool.map(one, urls))
+
+    def _files_of(self, key: str) -> list[str]:
+        """The wire URLs :meth:`versions` reads for a listed package *key* (``dev=False``)."""
+        if key in self._inline_map():
+            return []
+        if self.layout == "metadata-url":
+            return [_wire(self.resolve(self.root()["metadata-url"].replace("%package%", key)))]
+        sha = self._provider_listing().get(key) if self.layout == "providers" else None
+        if sha is None:
+            return []
+        template = self.root()["providers-url"]
+        return [_wire(self.resolve(template.replace("%package%", key).replace("%hash%", sha)))]
+
     # -- versions --------------------------------------------------------
 
     def versions(self, name: str, *, dev: bool = True) -> list[dict]:
@@ -215,34 +274,10 @@ class ComposerRepository:
         return copy.deepcopy(self._cache[key, dev])
 
     def _collect(self, containers: list, key: str, where: str) -> list[dict]:
-        """Validate the raw entries of *key* from version dicts or lists."""
-        out = []
-        for container in containers:
-            raw = container.values() if isinstance(container, dict) else container
-            for item in raw:
-                entry = valid_entry(item, key, where, self._warn)
-                if entry is not None:
-                    out.append(entry)
-        return out
+        return collect_entries(containers, key, where, self._warn)
 
     def _packages_of(self, doc: dict, key: str, url: str) -> list:
-        """Return the containers under ``doc['packages']`` for *key*, expanded if minified."""
-        packages = doc.get("packages")
-        if not isinstance(packages, dict):
-            if packages not in (None, []):
-                self._warn(f"{redact(url)}: 'packages' is not an object; ignored")
-            return []
-        found = []
-        for pkg, versions in packages.items():
-            if pkg.lower() != key:
-                continue
-            if isinstance(versions, list) and doc.get("minified") == MINIFIED:
-                versions = expand_minified(versions, self._warn)
-            if isinstance(versions, (dict, list)):
-                found.append(versions)
-            else:
-                self._warn(f"{redact(url)}: versions of {pkg} are not a list or object; skipped")
-        return found
+        return containers_of(doc, key, redact(url), self._warn)
 
     def _lazy_versions(self, key: str, dev: bool) -> list[dict]:
         available = self._available()
@@ -365,9 +400,11 @@ class ComposerRepository:
     def _load(self, url: str, *, sha256: str | None = None,
               sha1: str | None = None) -> dict:
         """Fetch, bound, verify and parse one metadata file into a JSON object."""
-        # Composer sends '$' as %24: some proxies mangle a raw '$'.
-        wire = url.replace("$", "%24") if url[:4].lower() == "http" else url
-        data = read_bounded(self._fetch(wire), self.max_bytes, redact(url))
+        wire = _wire(url)
+        with self._ready_lock:
+            data = self._ready.pop(wire, None)
+        if data is None:
+            data = read_bounded(self._fetch(wire), self.max_bytes, redact(url))
         for algo, expected in (("sha256", sha256), ("sha1", sha1)):
             if expected:
                 actual = hashlib.new(algo, data).hexdigest()
@@ -381,55 +418,6 @@ class ComposerRepository:
         return doc
 
 
-def read_lock(path: str | Path, *, dev: bool = True, warn: Callable[[str], None] | None = None,
-              max_bytes: int = DEFAULT_MAX_BYTES) -> list[dict]:
-    """Return the locked packages of a ``composer.lock``.
-
-    Parameters
-    ----------
-    path : str or Path
-    dev : bool
-        Include ``packages-dev``.
-    warn : callable, optional
-        Receives one line per skipped entry.
-
-    Returns
-    -------
-    list of dict
-        Each package entry as the lock has it, plus ``"dev"``: True for
-        ``packages-dev``.
-
-    Raises
-    ------
-    UsageError
-        The file cannot be read.
-    FeedError
-        It is not JSON, too big or too deep, or has no ``packages`` list.
-    """
-    warn = warn or log.warning
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(max_bytes + 1)
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read the Composer lock file: "
-                         f"{exc.strerror or exc}") from None
-    doc = parse_json(read_bounded(data, max_bytes, str(path)), str(path))
-    if not isinstance(doc, dict) or not isinstance(doc.get("packages"), list):
-        raise FeedError(f"{path}: not a composer.lock (no 'packages' list)")
-    out = []
-    for section, is_dev in (("packages", False), ("packages-dev", True)):
-        items = doc.get(section)
-        if (is_dev and not dev) or items is None:
-            continue
-        if not isinstance(items, list):
-            warn(f"{path}: '{section}' is not a list; ignored")
-            continue
-        for item in items:
-            if (isinstance(item, dict) and isinstance(item.get("name"), str)
-                    and isinstance(item.get("version"), str)):
-                out.append({**item, "dev": is_dev})
-            else:
-                warn(f"{path}: a '{section}' entry without a name and version; skipped")
-    return out
-
-
+def _wire(url: str) -> str:
+    """*url* as it is requested: Composer sends '$' as %24, which some proxies would mangle."""
+    return url.replace("$", "%24") if url[:4].lower() == "http" else url

@@ -70,6 +70,9 @@ class ComposerRepos:
     ----------
     host : str
         Loopback address to bind.
+    packagist_host : str, optional
+        Another address for packagist (``127.0.0.2``), so credentials bound to one
+        host are seen not to travel to the other; *host* by default.
     graph : Graph, optional
         The packages; :func:`~magedl.composer.fixtures.build_graph` by default.
     layout : str
@@ -88,13 +91,16 @@ class ComposerRepos:
     keys : dict
         ``{kind: (public, private)}`` per entitlement (``open-source``, ``commerce``, ``disabled``, ``lapsed``).
     magento_app, packagist_app
-        The handlers: ``throttle(n)``, ``tamper(target)``, ``keys`` (changeable while serving).
+        The handlers: ``throttle(n)``, ``tamper(target)``, ``keys`` (changeable while serving),
+        ``requests`` (every request's method and path); packagist's ``touch(name)`` and ``resync()``
+        drive its changes feed.
     magento, packagist : RecordingServer
         The servers, with their request logs.
     """
 
     def __init__(self, host: str = "127.0.0.1", graph: Optional[Graph] = None, layout: str = "providers",
-                 minified: bool = True, keys: Optional[Dict[str, Tuple[str, str]]] = None, access_log=None):
+                 minified: bool = True, keys: Optional[Dict[str, Tuple[str, str]]] = None, access_log=None,
+                 packagist_host: Optional[str] = None):
         self.graph = graph if graph is not None else build_graph()
         self.keys = dict(keys if keys is not None else DEMO_KEYS)
         entitlements = {public: Entitlement(private, kind) for kind, (public, private) in self.keys.items()}
@@ -102,7 +108,7 @@ class ComposerRepos:
         self.packagist_app = PackagistApp(self.graph, minified=minified)
         self.magento = _carry(self.magento_app, host, access_log)
         try:
-            self.packagist = _carry(self.packagist_app, host, access_log)
+            self.packagist = _carry(self.packagist_app, packagist_host or host, access_log)
         except OSError:
             self.magento.stop()
             raise

@@ -14,24 +14,21 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Iterable, Iterator
 
 import requests
 
+from magedl.composer.cache import MetadataCache
+from magedl.composer.remote import explain, metadata_fetcher, note_for_lookup, read_changes
 from magedl.config import redact, shown_url
-from magedl.errors import AuthError, EntitlementError, IntegrityError, MagedlError, UnverifiedFile
-from magedl.service.api import HostBoundAuth, read_capped, transient_from
+from magedl.errors import IntegrityError, MagedlError, UnverifiedFile
+from magedl.service.api import HostBoundAuth
 from magedl.transfer.fetch import fetch_many
 from magedl.transfer.hashing import file_digests
 from magedl.transfer.options import TransferOptions
 
 log = logging.getLogger(__name__)
-
-KEYS_HELP = "check them with 'magedl keys check', store them with 'magedl keys store'"
-
 
 @dataclasses.dataclass(frozen=True)
 class _Pair:
@@ -59,15 +56,6 @@ class RepoAuth(requests.auth.AuthBase):
         return "RepoAuth(***)"
 
 
-@dataclasses.dataclass
-class KeyNote:
-    """Where a repository's credentials came from (or that none were found), for messages; never a key."""
-
-    url: str
-    found: bool
-    where: str
-
-
 def attach_keys(client, urls: Iterable[str], find=None) -> dict:
     """Give *client* the credentials Composer would send to each repository; ``{url: KeyNote}``.
 
@@ -81,107 +69,70 @@ def attach_keys(client, urls: Iterable[str], find=None) -> dict:
     auth, notes = RepoAuth(), {}
     for url in urls:
         lookup = find(url)
+        notes[url] = note_for_lookup(url, lookup)
         if lookup.credentials:
-            user, password = lookup.credentials
-            auth.add(url, user, password)
-            where = f"{lookup.source.label if hasattr(lookup.source, 'label') else lookup.source}"
-            if lookup.path:
-                where += f" {lookup.path}"
-            notes[url] = KeyNote(url, True, f"the keys from {where} (public key {lookup.public_masked})")
-            log.info("%s: sending %s", shown_url(url), notes[url].where)
-        else:
-            notes[url] = KeyNote(url, False, "no keys (none found where Composer looks: COMPOSER_AUTH, "
-                                             "auth.json in COMPOSER_HOME and in the project)")
+            auth.add(url, *lookup.credentials)
+            log.info("%s: sending %s", shown_url(url), notes[url].label)
     client.session.auth = auth
     return notes
 
 
-def explain(error: MagedlError, note: Optional[KeyNote], what: str) -> MagedlError:
-    """*error* re-worded for a Composer repository: what was sent, and the next step."""
-    if isinstance(error, AuthError):
-        if note is not None and note.found:
-            return AuthError(f"{what}: the repository refused {note.where} (HTTP 401); {KEYS_HELP}")
-        sent = note.where if note is not None else "no keys"
-        return AuthError(f"{what}: the repository asks for keys and magedl sent {sent}; {KEYS_HELP}")
-    if isinstance(error, EntitlementError):
-        return EntitlementError(f"{what}: not entitled: these keys may not fetch it (HTTP 403); the Marketplace "
-                                "account needs the licence or the extension")
-    return error
+def select(client, options, root: os.PathLike | str, *, jobs: int = 8, warn=None) -> tuple:
+    """Find the keys, read the repositories and choose the versions *options* select: ``(notes, Selection)``.
 
-
-def metadata_fetcher(client, notes: dict, limit: Optional[int] = None) -> Callable[[str], bytes]:
-    """``fetch(url) -> bytes`` for :class:`ComposerRepository`: retried, capped, errors worded for Composer."""
-    limit = limit or client.metadata_limit
-
-    def note_for(url):
-        return next((n for u, n in notes.items() if url.startswith(u.rstrip("/"))), None)
-
-    def fetch(url: str) -> bytes:
-        where = shown_url(url)
-
-        def attempt():
-            response = client.open(url, where, headers={"Accept-Encoding": "gzip"})
-            with response:
-                try:
-                    return read_capped(response, where, limit)
-                except requests.exceptions.RequestException as exc:
-                    raise transient_from(exc, where, url) from None
-
-        try:
-            return client.retry.call(attempt, where)
-        except MagedlError as exc:
-            raise explain(exc, note_for(url), where) from None
-
-    return fetch
-
-
-class Prefetcher:
-    """A fetch that can read many metadata files at once, ahead of a repository asking for them.
-
-    :class:`ComposerRepository` reads one file at a time; :meth:`names` fetches,
-    *jobs* at a time, the p2 files of the packages the resolver is about to
-    look up (in repositories of the ``metadata-url`` layout that list them),
-    and the repository then finds them here. Each prefetched body is handed
-    out once; a failure is not kept (the repository's own request retries
-    and reports it).
+    Metadata is read through the mirror's cache (:class:`MetadataCache`, in
+    ``DIR/.magedl/composer-cache``): nothing is written there until
+    ``selection.cache.save()``, which the caller does under the mirror's
+    lock (a dry run never does). Each level of the requirement graph is
+    fetched *jobs* files at a time.
     """
+    from magedl.composer.repository import ComposerRepository
+    from magedl.mirror.composer_select import resolve
 
-    def __init__(self, fetch: Callable[[str], bytes], jobs: int = 8):
-        self._fetch = fetch
-        self._jobs = jobs
-        self._ready = {}
-        self._lock = threading.Lock()
-        self.repos = []
+    warn = warn or (lambda message: log.warning("%s", message))
+    notes = attach_keys(client, options.repos)
+    cache = MetadataCache(root, max_bytes=client.metadata_limit)
+    fetch = metadata_fetcher(client, notes, cache=cache)
+    repos = [ComposerRepository(url, fetch, warn=warn) for url in options.repos]
+    for repo in repos:
+        _follow_changes(client, repo, cache)
+    selection = resolve(repos, options, warn, prefetch=lambda names: prefetch(repos, names, jobs))
+    selection.cache = cache
+    cache.complete = not selection.failures  # a failed lookup may leave files unread that are still wanted
+    chosen = sum(len(v) for v in selection.packages.values())
+    log.info("Composer: %d versions of %d packages selected%s; metadata files: %s", chosen,
+             len(selection.packages), f", {len(selection.failures)} requirements failed" if selection.failures
+             else "", cache.summary())
+    return notes, selection
 
-    def __call__(self, url: str) -> bytes:
-        with self._lock:
-            data = self._ready.pop(url, None)
-        return data if data is not None else self._fetch(url)
 
-    def names(self, names: list) -> None:
-        urls = []
-        for repo in self.repos:
-            try:
-                if repo.layout != "metadata-url":
-                    continue
-                listed = set(repo.package_names())
-                template = repo.root()["metadata-url"]
-            except MagedlError:
-                continue  # the lookup itself reports it
-            urls += [repo.resolve(template.replace("%package%", n)) for n in names if n in listed]
-        if not urls:
+def _follow_changes(client, repo, cache) -> None:
+    """Let a repository's changes feed (Packagist's ``metadata-changes-url``) vouch for its unchanged files."""
+    try:
+        root = repo.root()
+        feed, template = root.get("metadata-changes-url"), root.get("metadata-url")
+        if repo.layout != "metadata-url" or not isinstance(feed, str) or not feed:
             return
+        feed = repo.resolve(feed)
+        cache.follow(feed, repo.resolve(template), lambda since: read_changes(client, feed, since))
+    except MagedlError as exc:  # every file is then revalidated; the lookups report a repository that fails
+        log.debug("%s: no changes feed: %s", redact(repo.url), exc)
 
-        def one(url):
+
+def prefetch(repos: list, names: list, jobs: int = 8) -> None:
+    """Fetch the metadata of *names* ahead, each from the first repository that may list it, as lookups will."""
+    todo: dict = {}
+    for name in names:
+        for repo in repos:
             try:
-                data = self._fetch(url)
+                listed = repo.lists(name)
             except MagedlError:
-                return
-            with self._lock:
-                self._ready[url] = data
-
-        with ThreadPoolExecutor(max_workers=min(self._jobs, len(urls))) as pool:
-            list(pool.map(one, urls))
+                break  # this repository answers first and fails: its lookup reports it
+            if listed is not False:
+                todo.setdefault(id(repo), (repo, []))[1].append(name)
+                break
+    for repo, wanted in todo.values():
+        repo.prefetch(wanted, jobs)
 
 
 class _DistClient:

@@ -45,8 +45,9 @@ _NAME = re.compile(r"^[a-z0-9](?:[_.-]?[a-z0-9]+)*/[a-z0-9](?:(?:[_.]|-{1,2})?[a
 _VERSION_FILE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,99}$")
 _DIST_TYPE = re.compile(r"^[a-z0-9]{1,10}$")
 # What a mirrored entry must not carry: where to fetch sources from upstream, whom to notify,
-# and what only a composer.lock holds.
-_DROPPED = ("source", "notification-url", "installation-source", "dev", "transport-options")
+# what only a composer.lock holds, and the Composer 1 provider files' repository-wide "uid"
+# (meaningless in the mirror's p2 layout, and it would make the same version differ by layout).
+_DROPPED = ("source", "notification-url", "installation-source", "dev", "transport-options", "uid")
 MAX_METADATA_BYTES = 64 << 20
 
 

@@ -101,11 +101,15 @@ class Selection:
     repo_of : dict
         Name -> URL of the repository each package came from.
     failures : list of Failure
+    cache : MetadataCache or None
+        The metadata cache the selection was read through; ``cache.save()``
+        keeps it (under the mirror's lock, not on a dry run).
     """
 
     packages: dict = field(default_factory=dict)
     repo_of: dict = field(default_factory=dict)
     failures: list = field(default_factory=list)
+    cache: object = field(default=None, compare=False, repr=False)
 
     def entries(self):
         """(name, version_normalized, entry) of every version chosen, sorted."""
@@ -274,7 +278,7 @@ class Resolver:
             return True
 
     def _lock(self, path: str) -> None:
-        from magedl.composer.repository import read_lock
+        from magedl.composer.lockfile import read_lock
 
         for locked in read_lock(path, dev=self.options.dev, warn=self.warn):
             name, version = locked["name"], locked["version"]

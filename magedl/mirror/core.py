@@ -27,6 +27,7 @@ import hashlib
 import logging
 import os
 import stat
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -49,6 +50,11 @@ from magedl.transfer.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
+# Seconds between state saves while files land. Each save rewrites the whole
+# state (every file's digests and records), so saving per file would cost the
+# square of the file count; the delta is journalled per file instead.
+SAVE_EVERY = 2.0
+
 
 class Mirror:
     """A mirror folder: plan, fetch, prune, index.
@@ -62,6 +68,7 @@ class Mirror:
         self.files = self.root / FILES
         check_layout(self.root)
         self.state = State(self.root)
+        self._saved_at = time.monotonic()
 
     def lock(self):
         """The mirror's lock (``DIR/.magedl/lock``): a context manager raising BusyError when taken."""
@@ -222,8 +229,10 @@ class Mirror:
         else:
             it.status = Status.done(it.action)
             it.transferred = outcome.size - outcome.resumed_from
-            self.state.add_delta([it.rel])
-        self.state.save()
+            self.state.add_delta([it.rel], durable=True)
+        if time.monotonic() - self._saved_at >= SAVE_EVERY:
+            self.state.save()  # digests cached so far: a kill costs re-hashing at most this much
+            self._saved_at = time.monotonic()
         if it.action is not Action.FETCH:
             # A copy the index described was just replaced: describe the new one now,
             # not at the end of a run that may last hours (or be killed).

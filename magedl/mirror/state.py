@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Optional
 
-from magedl.fsutil import atomic_write, make_dirs, read_if_regular
+from magedl.fsutil import FILE_MODE, atomic_write, make_dirs, open_nofollow, read_if_regular
 from magedl.locks import FileLock
 from magedl.mirror.layout import BOOKKEEPING, FILES, LOCK, STATE
 from magedl.mirror.model import Entry
@@ -39,8 +39,21 @@ def mirror_lock(root: os.PathLike | str) -> FileLock:
     return FileLock(Path(root) / LOCK, f"another magedl mirror run ({{holder}}) is writing {root}", keep=True)
 
 
+def _journal(path: Path) -> Path:
+    """``state.json``'s delta journal: paths appended the moment they land, folded in by the next save."""
+    return path.with_name("delta.journal")
+
+
 def _read(path: Path) -> tuple[dict, set]:
-    """(entries, delta) from a state file; empty when it is missing or damaged."""
+    """(entries, delta) from a state file and its journal; empty when missing or damaged."""
+    entries, delta = _read_state(path)
+    raw = read_if_regular(_journal(path), MAX_STATE_BYTES)
+    if raw is not None:
+        delta |= {line for line in raw.decode("utf-8", "replace").splitlines() if line}
+    return entries, delta
+
+
+def _read_state(path: Path) -> tuple[dict, set]:
     raw = read_if_regular(path, MAX_STATE_BYTES)
     try:
         data = json.loads(raw.decode("utf-8")) if raw is not None else None
@@ -86,15 +99,25 @@ class State:
         self.entries.pop(rel, None)
         self._changes[rel] = None
 
-    def add_delta(self, paths: Iterable[str]) -> None:
+    def add_delta(self, paths: Iterable[str], durable: bool = False) -> None:
         """Remember paths changed in the mirror until a ``--diff-file`` has listed them.
 
         Kept in the state file, so a run killed after replacing a file still
-        hands that file to the next run's delta.
+        hands that file to the next run's delta. With *durable*, the paths are
+        also appended to a small journal at once: a run that saves the whole
+        state only now and then (rewriting it per file would cost the square
+        of the file count) still hands every landed file on after a kill.
         """
         paths = set(paths) - self.delta
         self.delta |= paths
         self._delta_added |= paths
+        if durable and paths:
+            make_dirs(self.path.parent)
+            fd = open_nofollow(_journal(self.path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+            try:
+                os.write(fd, "".join(f"{p}\n" for p in sorted(paths)).encode("utf-8"))
+            finally:
+                os.close(fd)
 
     def clear_delta(self) -> None:
         """A delta file now lists everything changed: start afresh."""
@@ -113,5 +136,9 @@ class State:
         data = {"version": VERSION, "files": {rel: e.to_json() for rel, e in sorted(merged.items())},
                 "delta": sorted(delta)}
         atomic_write(self.path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode("utf-8"))
+        try:
+            os.unlink(_journal(self.path))  # the state now holds what the journal held
+        except FileNotFoundError:
+            pass
         self.entries, self.delta, self._changes = merged, delta, {}
         self._delta_added, self._delta_cleared = set(), False

@@ -220,7 +220,9 @@ def test_product_is_served_by_both_repositories(serve):
     _, _, magento_repo = magento(serve)
     packagist = ComposerRepository(serve(PackagistApp(GRAPH)), http_fetch())
     name = "magento/product-community-edition"
-    assert magento_repo.versions(name) == packagist.versions(name)  # no dist: identical
+    # No dist: identical, but for the Composer 1 "uid" that provider files carry.
+    assert [{k: v for k, v in e.items() if k != "uid"} for e in magento_repo.versions(name)] == packagist.versions(name)
+    assert all(isinstance(e["uid"], int) for e in magento_repo.versions(name))
     assert magento_repo.versions(name)[0]["require"]["magento/framework"] == "103.0.7-p1"
 
 
@@ -378,3 +380,57 @@ def test_graph_is_deterministic_and_realistic():
     project = GRAPH.release("magento/project-community-edition", "2.4.7-p1").entry
     assert project["require"] == {"magento/product-community-edition": "2.4.7-p1"}
     assert GRAPH.release("monolog/monolog", "dev-main").is_dev
+
+
+def test_conditional_requests_are_answered_304():
+    app = PackagistApp(GRAPH)
+    first = app.handle("GET", "/p2/psr/log.json")
+    etag, modified = first.headers["ETag"], first.headers["Last-Modified"]
+    assert first.status == 200 and etag.startswith('"') and modified.endswith("GMT")
+    same = app.handle("GET", "/p2/psr/log.json", {"If-None-Match": etag})
+    assert same.status == 304 and same.body == b"" and same.headers["ETag"] == etag
+    assert app.handle("GET", "/p2/psr/log.json", {"If-Modified-Since": modified}).status == 304
+    assert app.handle("GET", "/p2/psr/log.json", {"If-Modified-Since": "Mon, 01 Jan 2024 00:00:00 GMT"}).status == 200
+    # If-None-Match decides when both are sent (RFC 9110 13.2.2).
+    assert app.handle("GET", "/p2/psr/log.json", {"If-None-Match": '"other"', "If-Modified-Since": modified}).status \
+        == 200
+    app.touch("psr/log")
+    later = app.handle("GET", "/p2/psr/log.json", {"If-Modified-Since": modified})
+    assert later.status == 200 and later.headers["Last-Modified"] != modified and later.headers["ETag"] == etag
+    magento = MagentoRepoApp(GRAPH, keys=KEYS)
+    auth = {"Authorization": "Basic " + base64.b64encode(b"pub-os:priv-os").decode()}
+    root = magento.handle("GET", "/packages.json", auth)
+    assert magento.handle("GET", "/packages.json", {**auth, "If-None-Match": root.headers["ETag"]}).status == 304
+    assert magento.handle("GET", "/packages.json", {"If-None-Match": root.headers["ETag"]}).status == 401
+
+
+def test_the_changes_feed_answers_as_packagists():
+    app = PackagistApp(GRAPH)
+    root = json.loads(app.handle("GET", "/packages.json", base_url="http://p").body)
+    assert root["metadata-changes-url"] == "http://p/metadata/changes.json"
+    start = app.handle("GET", "/metadata/changes.json")
+    assert start.status == 400 and "since" in json.loads(start.body)["error"]
+    since = json.loads(start.body)["timestamp"]
+    quiet = json.loads(app.handle("GET", f"/metadata/changes.json?since={since}").body)
+    assert quiet["actions"] == [] and quiet["timestamp"] >= since
+    app.touch("psr/log", "monolog/monolog~dev")
+    changed = json.loads(app.handle("GET", f"/metadata/changes.json?since={since}").body)
+    assert [(a["type"], a["package"]) for a in changed["actions"]] == [("update", "psr/log"),
+                                                                      ("update", "monolog/monolog~dev")]
+    assert json.loads(app.handle("GET", f"/metadata/changes.json?since={changed['timestamp']}").body)["actions"] == []
+    app.resync()
+    resync = json.loads(app.handle("GET", f"/metadata/changes.json?since={changed['timestamp']}").body)
+    assert [a["type"] for a in resync["actions"]] == ["resync"]
+    fresh = json.loads(app.handle("GET", f"/metadata/changes.json?since={resync['timestamp']}").body)
+    assert fresh["actions"] == []
+
+
+def test_a_tampered_archive_keeps_its_listed_sha1():
+    app = MagentoRepoApp(GRAPH, keys=KEYS)
+    release = GRAPH.release("magento/module-store", "101.2.7")
+    auth = {"Authorization": "Basic " + base64.b64encode(b"pub-os:priv-os").decode()}
+    app.tamper(release.dist_path)
+    served = app.handle("GET", "/" + release.dist_path, auth).body
+    assert len(served) == len(release.archive) and served != release.archive
+    app.untamper()
+    assert app.handle("GET", "/" + release.dist_path, auth).body == release.archive

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from magedl.composer.lockfile import read_lock
 from magedl.composer.metadata import expand_minified, minify_versions, provider_label
-from magedl.composer.repository import ComposerRepository, read_lock
+from magedl.composer.repository import ComposerRepository
 from magedl.errors import FeedError, IntegrityError, MagedlError, NotFoundError, UsageError
 from magedl.safejson import MAX_DEPTH, parse_json
 

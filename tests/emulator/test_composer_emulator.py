@@ -3,6 +3,8 @@
 import hashlib
 import io
 import json
+import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -11,7 +13,9 @@ import pytest
 import requests
 
 from magedl.composer.emulated import INVALID_KEYS_WARNING, NO_KEYS_WARNING
+from magedl.composer.fixtures import EMPTY_DIR
 from magedl.emulator import DEMO_KEYS, Emulator
+from magedl.emulator.composer import LAYOUTS, ComposerRepos
 
 OPEN_SOURCE = DEMO_KEYS["open-source"]
 
@@ -108,3 +112,36 @@ def test_cli_prints_and_writes_the_three_urls(tmp_path):
 def test_the_same_emulator_class_still_runs_without_arguments():
     with Emulator(composer=False) as emu:
         assert emu.composer is None and emu.base_url.endswith("/products/downloads/")
+
+
+COMPOSER, PHP = shutil.which("composer"), shutil.which("php")
+
+
+@pytest.mark.skipif(not (COMPOSER and PHP), reason="needs php and composer (Debian: php-cli composer)")
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_the_real_composer_installs_from_every_layout(tmp_path, layout):
+    """Every repo.magento.com layout is one the real client reads (providers: a ``uid`` per version, as Composer 1)."""
+    with ComposerRepos(layout=layout) as repos:
+        public, private = repos.keys["commerce"]
+        host = repos.magento_url.split("//", 1)[1].rstrip("/")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSER")}
+        env.update(COMPOSER_HOME=str(tmp_path / "home"), COMPOSER_CACHE_DIR=str(tmp_path / "cache"),
+                   COMPOSER_NO_INTERACTION="1", COMPOSER_NO_AUDIT="1", COMPOSER_ALLOW_SUPERUSER="1",
+                   COMPOSER_AUTH=json.dumps({"http-basic": {host: {"username": public, "password": private}}}))
+        for setting in (("secure-http", "false"), ("repo.packagist", "false")):
+            subprocess.run([COMPOSER, "config", "-g", *setting], env=env, check=True, capture_output=True)
+        project = tmp_path / "project"
+        project.mkdir()
+        (project / "composer.json").write_text(json.dumps({
+            "name": "acme/shop", "require": {"magento/product-enterprise-edition": "2.4.7"},
+            "repositories": [{"type": "composer", "url": repos.magento_url},
+                             {"type": "composer", "url": repos.packagist_url}]}))
+        result = subprocess.run([COMPOSER, "update", "--ignore-platform-reqs"], cwd=project, env=env,
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        locked = {p["name"]: p["version"] for p in json.loads((project / "composer.lock").read_text())["packages"]}
+        assert locked["magento/module-staging"] == "101.1.7" and locked["psr/log"] == "3.0.0"
+        assert (project / "vendor" / "magento" / "magento2-base" / EMPTY_DIR).is_dir()
+        archives = [r for r in repos.magento.log if "/archives/" in r.path]
+        assert archives and all(r.status == 200 and r.had_authorization for r in archives)
+        assert not any(r.had_authorization for r in repos.packagist.log)  # the keys stay with their host

@@ -1,71 +1,65 @@
-"""Fixtures of the mirror tests: Composer repositories on loopback.
+"""Fixtures of the mirror tests: the emulated repo.magento.com and packagist, as the emulator runs them.
 
-Until the emulator carries the emulated repositories (magedl.composer.emulated),
-each test starts its own in a ThreadingHTTPServer.
+:class:`~magedl.emulator.composer.ComposerRepos` (the one way the suite runs
+them): repo.magento.com on 127.0.0.1, packagist on 127.0.0.2, so keys bound
+to one host are seen not to reach the other. COMPOSER_HOME and COMPOSER_AUTH
+are cleared: only the keys a test gives are found.
 """
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import json
 
 import pytest
 
+from magedl.emulator.composer import ComposerRepos
 
-class Repo:
-    """One emulated repository on a loopback address: its app, URL, request log and corrupted paths."""
 
-    def __init__(self, app, host):
-        self.app, self.corrupt = app, set()
-        repo = self
+class Upstream(ComposerRepos):
+    """ComposerRepos with what the mirror tests ask of it."""
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    monkeypatch = None
 
-            def _answer(self):
-                reply = app.handle(self.command, self.path, dict(self.headers.items()), base_url=repo.url)
-                body = reply.body
-                if self.path.lstrip("/") in repo.corrupt and body:
-                    body = body[:-1] + bytes([body[-1] ^ 0xFF])
-                self.send_response(reply.status)
-                for name, value in reply.headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(body)
+    def use_keys(self, kind="commerce", private=None):
+        """Put the *kind* keys (or that public key with another *private* key) in COMPOSER_AUTH."""
+        public, right = self.keys[kind]
+        host = self.magento_url.split("//", 1)[1].rstrip("/")
+        auth = {"http-basic": {host: {"username": public, "password": private or right}}}
+        self.monkeypatch.setenv("COMPOSER_AUTH", json.dumps(auth))
 
-            do_GET = do_HEAD = _answer
+    @property
+    def requests(self):
+        """Every (method, path) both repositories were asked, repo.magento.com's first."""
+        return self.magento_app.requests + self.packagist_app.requests
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer((host, 0), Handler)
-        self.url = f"http://{host}:{self.server.server_address[1]}/"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def gets(self, prefix=""):
-        return [p for m, p in self.app.requests if m == "GET" and p.lstrip("/").startswith(prefix)]
-
-    def stop(self):
-        """Stop serving (again is fine): the far side of an air gap has no upstream."""
-        if self.thread.is_alive():
-            self.server.shutdown()
-            self.thread.join()
-        self.server.server_close()
+    @staticmethod
+    def gets(app, prefix=""):
+        """The paths *app* answered GET for, under *prefix* (no leading slash)."""
+        return [p for m, p in app.requests if m == "GET" and p.lstrip("/").startswith(prefix)]
 
 
 @pytest.fixture
-def repo_server(monkeypatch):
-    """Factory: ``repo_server(app, host)`` -> a started :class:`Repo`; all stopped after the test.
+def composer_upstream(monkeypatch):
+    """Factory: ``composer_upstream(layout="providers", graph=None)`` -> a started :class:`Upstream`.
 
-    COMPOSER_HOME and COMPOSER_AUTH are cleared, so only the keys a test gives are found.
+    Every one started is stopped after the test (stopping one earlier, for the far side of an air gap, is fine).
     """
     monkeypatch.delenv("COMPOSER_HOME", raising=False)
     monkeypatch.delenv("COMPOSER_AUTH", raising=False)
     started = []
 
-    def start(app, host="127.0.0.1"):
-        started.append(Repo(app, host))
-        return started[-1]
+    def start(layout="providers", graph=None, minified=True):
+        repos = Upstream(layout=layout, graph=graph, minified=minified, packagist_host="127.0.0.2")
+        repos.monkeypatch = monkeypatch
+        started.append(repos.start())
+        return repos
 
     yield start
-    for repo in started:
-        repo.stop()
+    for repos in started:
+        repos.stop()
+
+
+@pytest.fixture
+def repos(composer_upstream):
+    """repo.magento.com (providers layout, Commerce keys in COMPOSER_AUTH) and packagist (p2, minified)."""
+    upstream = composer_upstream()
+    upstream.use_keys("commerce")
+    return upstream

@@ -2,7 +2,7 @@
 
 repo.magento.com plays on 127.0.0.1 (providers layout, Marketplace keys in
 COMPOSER_AUTH), packagist on 127.0.0.2 (p2, minified); archives are the
-fixture graph's real zips.
+fixture graph's real zips (``repos``, tests/mirror/conftest.py).
 """
 
 import hashlib
@@ -12,33 +12,16 @@ import subprocess
 import pytest
 from clirun import run
 
-from magedl.composer.emulated import COMMERCE, LAPSED, OPEN_SOURCE, Entitlement, MagentoRepoApp, PackagistApp
 from magedl.composer.fixtures import build_graph
 from magedl.mirror.composer_index import DEFAULT_URL
 
 GRAPH = build_graph()
 PROJECT = "magento/project-community-edition"
-KEYS = {"pub-ee": Entitlement("priv-ee", COMMERCE), "pub-os": Entitlement("priv-os", OPEN_SOURCE),
-        "pub-lapsed": Entitlement("priv-lapsed", LAPSED)}
-
-
-@pytest.fixture
-def repos(repo_server, monkeypatch):
-    magento = repo_server(MagentoRepoApp(GRAPH, keys=KEYS), "127.0.0.1")
-    packagist = repo_server(PackagistApp(GRAPH), "127.0.0.2")
-    use_keys(monkeypatch, magento, "pub-ee", "priv-ee")
-    return magento, packagist
-
-
-def use_keys(monkeypatch, magento, public, private):
-    host = magento.url.split("//", 1)[1].rstrip("/")
-    monkeypatch.setenv("COMPOSER_AUTH", json.dumps({"http-basic": {host: {"username": public, "password": private}}}))
 
 
 def mirror(capsys, mdir, repos, *argv):
-    magento, packagist = repos
-    return run(capsys, "--json", "mirror", str(mdir), "--composer-repo", magento.url,
-               "--composer-repo", packagist.url, *argv)
+    return run(capsys, "--json", "mirror", str(mdir), "--composer-repo", repos.magento_url,
+               "--composer-repo", repos.packagist_url, *argv)
 
 
 def rows(out):
@@ -69,7 +52,7 @@ def test_a_require_closure_is_mirrored_byte_for_byte_and_indexed(repos, capsys, 
     assert code == 0, err
     fetched = {f for f, r in rows(out).items() if r["status"] == "fetched"}
     assert fetched and all(f.startswith("composer/dist/") for f in fetched)
-    assert not repos[0].gets("info/")  # the downloads feed is not asked
+    assert not repos.gets(repos.magento_app, "info/")  # the downloads feed is not asked
     # Every archive is the upstream bytes; each p2 entry names it with its SHA-1.
     for name in ("magento/magento2-base", "psr/log", "magento/framework"):
         for entry in p2(mdir, name):
@@ -77,7 +60,7 @@ def test_a_require_closure_is_mirrored_byte_for_byte_and_indexed(repos, capsys, 
             data = (mdir / rel).read_bytes()
             assert data == GRAPH.release(name, entry["version"]).archive
             assert entry["dist"]["shasum"] == hashlib.sha1(data).hexdigest()
-            assert "source" not in entry and "notification-url" not in entry
+            assert "source" not in entry and "notification-url" not in entry and "uid" not in entry
             assert entry["dist"]["url"].startswith(DEFAULT_URL + "dist/")
     assert [e["version"] for e in p2(mdir, "psr/log")] == ["3.0.0", "2.0.0", "1.1.4"]  # newest first
     assert [e["version"] for e in p2(mdir, "monolog/monolog")] == ["2.9.2", "2.9.1"]  # ^2.7, no dev-main
@@ -129,14 +112,17 @@ def test_missing_and_refused_keys_exit_3_and_say_where_they_were_looked_for(repo
     monkeypatch.delenv("COMPOSER_AUTH")
     code, _, err = mirror(capsys, tmp_path / "m", repos, "--composer-require", f"{PROJECT}:2.4.7")
     assert code == 3 and "no keys" in err and "magedl keys" in err
-    use_keys(monkeypatch, repos[0], "pub-ee", "wrong")
+    assert "the COMPOSER_AUTH environment variable" in err and "auth.json" in err  # where they were looked for
+    wrong = "0123456789abcdef" * 2
+    repos.use_keys("commerce", private=wrong)
     code, _, err = mirror(capsys, tmp_path / "m", repos, "--composer-require", f"{PROJECT}:2.4.7")
     assert code == 3 and "refused" in err and "COMPOSER_AUTH" in err
-    assert "wrong" not in err and "pub-ee" not in err  # neither key is shown
+    assert "Your Magento authentication keys are invalid" in err  # the keys check explanation: the server's word
+    assert wrong not in err and repos.keys["commerce"][0] not in err  # neither key is shown
 
 
-def test_an_archive_the_keys_may_not_fetch_exits_4_and_the_others_are_kept(repos, capsys, tmp_path, monkeypatch):
-    use_keys(monkeypatch, repos[0], "pub-lapsed", "priv-lapsed")
+def test_an_archive_the_keys_may_not_fetch_exits_4_and_the_others_are_kept(repos, capsys, tmp_path):
+    repos.use_keys("lapsed")
     mdir = tmp_path / "m"
     code, out, err = mirror(capsys, mdir, repos, "--composer-require", "magento/framework:103.0.7")
     assert code == 4 and "not entitled" in err
@@ -149,14 +135,14 @@ def test_an_archive_the_keys_may_not_fetch_exits_4_and_the_others_are_kept(repos
 
 def test_a_sha1_mismatch_exits_6_and_the_archive_is_not_kept(repos, capsys, tmp_path):
     release = GRAPH.release("magento/module-store", "101.2.7")
-    repos[0].corrupt.add(release.dist_path)
+    repos.magento_app.tamper(release.dist_path)
     mdir = tmp_path / "m"
     code, out, err = mirror(capsys, mdir, repos, "--composer-require", "magento/module-store:101.2.7")
     assert code == 6 and "SHA-1 mismatch" in err
     assert not (mdir / "composer" / "dist" / "magento" / "module-store" / "101.2.7.0.zip").exists()
     assert not (mdir / "composer" / "p2" / "magento" / "module-store.json").exists()
     assert p2(mdir, "magento/framework")  # the others are
-    repos[0].corrupt.clear()
+    repos.magento_app.untamper()
     code, out, _ = mirror(capsys, mdir, repos, "--composer-require", "magento/module-store:101.2.7")
     assert code == 0 and rows(out)["composer/dist/magento/module-store/101.2.7.0.zip"]["status"] == "fetched"
 
@@ -167,10 +153,10 @@ def test_packages_are_kept_without_composer_options_pruned_with_prune_and_urls_r
     assert mirror(capsys, mdir, repos, "--composer-require", "psr/log")[0] == 0
     held = sorted(p.relative_to(mdir).as_posix() for p in (mdir / "composer" / "dist").rglob("*.zip"))
     # --composer-url alone: nothing fetched, every dist URL rewritten, the index follows.
-    asked = len(repos[0].app.requests) + len(repos[1].app.requests)
+    asked = len(repos.requests)
     code, out, err = run(capsys, "mirror", str(mdir), "--composer-url", "https://mirror.example/c")
     assert code == 0, err
-    assert len(repos[0].app.requests) + len(repos[1].app.requests) == asked
+    assert len(repos.requests) == asked
     assert all(e["dist"]["url"].startswith("https://mirror.example/c/dist/") for e in p2(mdir, "psr/log"))
     assert json.loads((mdir / "composer" / "packages.json").read_text())["metadata-url"] == "/c/p2/%package%.json"
     assert run(capsys, "verify", str(mdir))[0] == 0
@@ -216,9 +202,8 @@ def test_a_failed_resolution_never_prunes(repos, capsys, tmp_path, monkeypatch):
 
 
 def test_a_lock_is_mirrored_exactly(repos, capsys, tmp_path):
-    magento, packagist = repos
     chosen = [("psr/log", "1.1.4"), ("magento/framework", "103.0.7-p1"), ("monolog/monolog", "2.9.1")]
-    base = {n: (magento.url if n.startswith("magento/") else packagist.url) for n, _ in chosen}
+    base = {n: (repos.magento_url if n.startswith("magento/") else repos.packagist_url) for n, _ in chosen}
     lock = {"packages": [GRAPH.entry(GRAPH.release(n, v), base[n]) for n, v in chosen[:2]],
             "packages-dev": [GRAPH.entry(GRAPH.release(*chosen[2]), base[chosen[2][0]])]}
     path = tmp_path / "composer.lock"
@@ -234,12 +219,12 @@ def test_a_lock_is_mirrored_exactly(repos, capsys, tmp_path):
 
 def test_dry_run_plans_composer_archives_and_changes_nothing(repos, capsys, tmp_path):
     mdir = tmp_path / "m"
-    code, out, err = run(capsys, "mirror", str(mdir), "--composer-repo", repos[0].url, "--composer-repo",
-                         repos[1].url, "--composer-require", "psr/log", "--dry-run")
+    code, out, err = run(capsys, "mirror", str(mdir), "--composer-repo", repos.magento_url, "--composer-repo",
+                         repos.packagist_url, "--composer-require", "psr/log", "--dry-run")
     assert code == 0, err
     line = next(line for line in out.splitlines() if "psr/log/3.0.0.0.zip" in line)
     assert line.split()[0] == "fetch" and line.split()[2] in ("B", "KiB")  # the size, from a HEAD
-    assert not mdir.exists() and not repos[1].gets("dists/")
+    assert not mdir.exists() and not repos.gets(repos.packagist_app, "dists/")
 
 
 def test_verify_names_a_bad_composer_archive_and_a_p2_entry_without_its_archive(repos, capsys, tmp_path):

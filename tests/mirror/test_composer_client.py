@@ -1,12 +1,16 @@
 """The real Composer against a Composer mirror made by magedl, with no other network (issue 11).
 
-The connected side mirrors from the emulated repo.magento.com and packagist;
-then both are stopped, the mirror is served by a plain static web server, and
-Debian's ``composer`` runs ``create-project`` + ``install`` (and, for a mirror
-made from a ``composer.lock``, ``update --lock`` + ``install``) with
-packagist.org disabled. Composer checks every archive's SHA-1 against the
-mirror's p2 files; the test also checks that the archives it downloaded are
-the upstream bytes. Skipped, with the reason, where php or composer is missing.
+The connected side mirrors from the emulated repo.magento.com in the
+``providers`` layout (what the real service serves, Marketplace keys in
+COMPOSER_AUTH) and packagist (p2, minified); then both are stopped, and the
+mirror is served by ``magedl serve`` (which re-bases the dist URLs on the
+address it is reached at) or by a plain static web server (the URLs written
+with ``--composer-url``). Debian's ``composer`` then runs ``create-project`` +
+``install`` (and, for a mirror made from a ``composer.lock``, ``update --lock``
++ ``install``) with packagist.org disabled and no keys. Composer checks every
+archive's SHA-1 against the mirror's p2 files; the test also checks that the
+archives it downloaded are the upstream bytes, and that magento2-base's empty
+folder survived. Skipped, with the reason, where php or composer is missing.
 """
 
 import functools
@@ -14,43 +18,25 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from clirun import run
 
-from magedl.composer.emulated import COMMERCE, Entitlement, MagentoRepoApp, PackagistApp
-from magedl.composer.fixtures import build_graph
+from magedl.composer.fixtures import EMPTY_DIR, build_graph
 
 COMPOSER, PHP = shutil.which("composer"), shutil.which("php")
 GRAPH = build_graph()
+PROJECT = "magento/project-community-edition"
 pytestmark = pytest.mark.skipif(not (COMPOSER and PHP), reason="needs php and composer (Debian: php-cli composer)")
 
 
 class Quiet(SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def upstream(repo_server, monkeypatch):
-    """The connected side: repo.magento.com (p2 layout, which Composer itself reads) and packagist."""
-    magento = repo_server(MagentoRepoApp(GRAPH, keys={"pub-ee": Entitlement("priv-ee", COMMERCE)},
-                                         layout="metadata-url"), "127.0.0.1")
-    packagist = repo_server(PackagistApp(GRAPH), "127.0.0.2")
-    host = magento.url.split("//", 1)[1].rstrip("/")
-    monkeypatch.setenv("COMPOSER_AUTH", json.dumps({"http-basic": {host: {"username": "pub-ee",
-                                                                          "password": "priv-ee"}}}))
-    return magento, packagist
 
 
 @pytest.fixture
@@ -74,30 +60,48 @@ def composer(env, cwd, *argv):
     return result
 
 
-def mirror(upstream, mdir, port, *argv):
-    magento, packagist = upstream
-    result = subprocess.run([sys.executable, "-m", "magedl", "-q", "mirror", str(mdir), "--composer-repo", magento.url,
-                             "--composer-repo", packagist.url, "--composer-url", f"http://127.0.0.1:{port}/composer/",
-                             *argv], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    magento.stop()  # the far side has no network but the mirror
-    packagist.stop()
-
-
 @pytest.fixture
-def served():
-    servers = []
+def far_side(tmp_path):
+    """``far_side(how, mirror)``: serve the folder *mirror* will fill, the static way or with ``magedl serve``.
 
-    def serve(mdir, port):
-        server = ThreadingHTTPServer(("127.0.0.1", port), functools.partial(Quiet, directory=str(mdir)))
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{port}/composer/"
+    *mirror(composer_url or None)* makes the mirror (None: the default
+    ``--composer-url``, which ``magedl serve`` re-bases); the URL Composer
+    should use is returned. Everything started is stopped after the test.
+    """
+    stops = []
+
+    def serve(how, mdir, mirror):
+        if how == "static":
+            server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(mdir)))
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            stops.append(lambda: (server.shutdown(), server.server_close()))
+            url = f"http://127.0.0.1:{server.server_address[1]}/composer/"
+            mirror(url)
+            return url
+        mirror(None)
+        proc = subprocess.Popen([sys.executable, "-m", "magedl", "serve", str(mdir), "--port", "0", "--ready-file",
+                                 str(tmp_path / "ready")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stops.append(lambda: (proc.terminate(), proc.communicate(timeout=30)))
+        base = proc.stdout.readline().strip()  # printed once listening
+        assert base.startswith("http://127.0.0.1:"), proc.stderr.read() if proc.poll() is not None else base
+        return base + "composer/"
 
     yield serve
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    for stop in stops:
+        stop()
+
+
+def mirror_with(capsys, repos, mdir, *argv):
+    """A function making the mirror in *mdir* for a ``--composer-url`` (or the default), then stopping upstream."""
+
+    def make(url):
+        extra = ("--composer-url", url) if url else ()
+        code, _, err = run(capsys, "-q", "mirror", str(mdir), "--composer-repo", repos.magento_url,
+                           "--composer-repo", repos.packagist_url, *extra, *argv)
+        assert code == 0, err
+        repos.stop()  # the far side has no network but the mirror
+
+    return make
 
 
 def downloaded(env):
@@ -112,35 +116,38 @@ def upstream_sha1s(names_versions):
             if GRAPH.release(n, v).archive is not None}
 
 
-def test_create_project_and_install_from_a_static_copy_of_the_mirror(upstream, composer_env, served, tmp_path):
-    mdir, port = tmp_path / "mirror", free_port()
-    mirror(upstream, mdir, port, "--composer-require", "magento/project-community-edition:2.4.7")
-    url = served(mdir, port)
+@pytest.mark.parametrize("how", ["static", "magedl serve"])
+def test_create_project_and_install_from_the_mirror(repos, composer_env, far_side, capsys, tmp_path, how):
+    assert repos.magento_app.layout == "providers"
+    mdir = tmp_path / "mirror"
+    url = far_side(how, mdir, mirror_with(capsys, repos, mdir, "--composer-require", f"{PROJECT}:2.4.7"))
     project = tmp_path / "project"
     composer(composer_env, tmp_path, "create-project", "--repository", json.dumps({"type": "composer", "url": url}),
-             "--no-install", "magento/project-community-edition", str(project), "2.4.7")
+             "--no-install", PROJECT, str(project), "2.4.7")
     # The project names repo.magento.com: point it at the mirror, as the README says.
     composer(composer_env, project, "config", "repositories.0", "composer", url)
     composer(composer_env, project, "install")
     lock = json.loads((project / "composer.lock").read_text())
     installed = [(p["name"], p["version"]) for p in lock["packages"]]
     assert ("magento/magento2-base", "2.4.7") in installed and ("psr/log", "3.0.0") in installed
-    assert (project / "vendor" / "magento" / "magento2-base" / "pub" / "media").is_dir()  # the empty folder kept
-    assert downloaded(composer_env) == upstream_sha1s(installed + [("magento/project-community-edition", "2.4.7")])
+    assert all(p["dist"]["url"].startswith(url) for p in lock["packages"] if "dist" in p)
+    assert (project / "vendor" / "magento" / "magento2-base" / EMPTY_DIR).is_dir()  # the empty folder kept
+    assert downloaded(composer_env) == upstream_sha1s(installed + [(PROJECT, "2.4.7")])
 
 
-def test_install_from_a_lock_made_upstream(upstream, composer_env, served, tmp_path):
-    magento, packagist = upstream
-    require = {"psr/log": "^1", "symfony/polyfill-mbstring": "1.28.0", "magento/module-store": "101.2.7"}
+@pytest.mark.parametrize("how", ["static", "magedl serve"])
+def test_install_from_a_mirror_of_a_lock_made_upstream(repos, composer_env, far_side, capsys, tmp_path, how):
+    require = {"psr/log": "^1", "symfony/polyfill-mbstring": "1.28.0", "magento/magento2-base": "2.4.7-p1"}
     connected = tmp_path / "connected"
     connected.mkdir()
     (connected / "composer.json").write_text(json.dumps({"name": "acme/shop", "require": require, "repositories": [
-        {"type": "composer", "url": magento.url}, {"type": "composer", "url": packagist.url}]}))
-    env = dict(composer_env, COMPOSER_AUTH=os.environ["COMPOSER_AUTH"])
-    composer(env, connected, "update", "--no-install")
-    mdir, port = tmp_path / "mirror", free_port()
-    mirror(upstream, mdir, port, "--composer-lock", str(connected / "composer.lock"))
-    url = served(mdir, port)
+        {"type": "composer", "url": repos.magento_url}, {"type": "composer", "url": repos.packagist_url}]}))
+    composer(dict(composer_env, COMPOSER_AUTH=os.environ["COMPOSER_AUTH"]), connected, "update", "--no-install")
+    mdir = tmp_path / "mirror"
+    url = far_side(how, mdir, mirror_with(capsys, repos, mdir, "--composer-lock", str(connected / "composer.lock")))
+    held = sorted(p.relative_to(mdir / "composer" / "dist").as_posix() for p in (mdir / "composer").rglob("*.zip"))
+    assert held == ["magento/magento2-base/2.4.7.0-patch1.zip", "psr/log/1.1.4.0.zip",
+                    "symfony/polyfill-mbstring/1.28.0.0.zip"]  # exactly what the lock lists
     far = tmp_path / "far"
     far.mkdir()
     (far / "composer.json").write_text(json.dumps({"name": "acme/shop", "require": require,
@@ -152,4 +159,5 @@ def test_install_from_a_lock_made_upstream(upstream, composer_env, served, tmp_p
     before = [(p["name"], p["version"]) for p in json.loads((connected / "composer.lock").read_text())["packages"]]
     after = [(p["name"], p["version"]) for p in json.loads((far / "composer.lock").read_text())["packages"]]
     assert after == before
+    assert (far / "vendor" / "magento" / "magento2-base" / EMPTY_DIR).is_dir()
     assert downloaded(composer_env) == upstream_sha1s(before)

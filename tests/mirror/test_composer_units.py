@@ -1,6 +1,8 @@
 """The Composer part's pure pieces: names and paths, URLs, the p2 index, selection over in-memory repositories."""
 
+import hashlib
 import json
+import threading
 
 import pytest
 
@@ -179,7 +181,7 @@ def test_a_lock_selects_exactly_its_versions(tmp_path):
 
 
 def test_prefetched_metadata_is_read_once_and_handed_to_the_repository():
-    from magedl.mirror.composer_fetch import Prefetcher
+    from magedl.mirror.composer_fetch import prefetch
 
     files = {"https://p/packages.json": {"packages": [], "metadata-url": "/p2/%package%.json",
                                          "available-packages": ["acme/lib", "acme/app"]}}
@@ -193,9 +195,39 @@ def test_prefetched_metadata_is_read_once_and_handed_to_the_repository():
             raise NotFoundError(url)
         return json.dumps(files[url]).encode()
 
-    prefetch = Prefetcher(fetch, jobs=4)
-    prefetch.repos = [ComposerRepository("https://p/", prefetch)]
-    selection = resolve(prefetch.repos, ComposerOptions(requires=(("acme/app", "*"), ("nobody/else", "*"))),
-                        prefetch=prefetch.names)
+    repos = [ComposerRepository("https://p/", fetch)]
+    selection = resolve(repos, ComposerOptions(requires=(("acme/app", "*"), ("nobody/else", "*"))),
+                        prefetch=lambda names: prefetch(repos, names, 4))
     assert sorted(selection.packages) == ["acme/app", "acme/lib"]
     assert sorted(asked) == ["https://p/p2/acme/app.json", "https://p/p2/acme/lib.json", "https://p/packages.json"]
+
+
+def test_providers_files_are_prefetched_from_the_first_repository_listing_them():
+    from magedl.mirror.composer_fetch import prefetch
+
+    def package_file(name):
+        return json.dumps({"packages": {name: A[name]}}).encode()
+
+    sha = {name: hashlib.sha256(package_file(name)).hexdigest() for name in A}
+    include = json.dumps({"providers": {name: {"sha256": sha[name]} for name in A}}).encode()
+    files = {"https://m/packages.json": json.dumps({
+        "packages": [], "providers-url": "/p/%package%$%hash%.json",
+        "provider-includes": {"p/provider-ce$%hash%.json": {"sha256": hashlib.sha256(include).hexdigest()}}}).encode(),
+        f"https://m/p/provider-ce%24{hashlib.sha256(include).hexdigest()}.json": include,
+        **{f"https://m/p/{name}%24{sha[name]}.json": package_file(name) for name in A}}
+    asked, threads = [], set()
+
+    def fetch(url):
+        asked.append(url)
+        threads.add(threading.current_thread().name)
+        if url not in files:
+            raise NotFoundError(url)
+        return files[url]
+
+    providers, other = ComposerRepository("https://m/", fetch), memory_repo("https://b/", {"acme/lib": {}})
+    prefetch([providers, other], ["acme/app", "acme/lib", "nobody/else"], jobs=4)
+    packages = sorted(u for u in asked if "/p/acme/" in u)
+    assert packages == sorted(f"https://m/p/{n}%24{sha[n]}.json" for n in A)
+    assert any(t != threading.current_thread().name for t in threads)  # fetched by the pool
+    assert providers.versions("acme/app") and providers.versions("acme/lib")
+    assert sorted(u for u in asked if "/p/acme/" in u) == packages  # handed over, not fetched again

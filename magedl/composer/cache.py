@@ -1,0 +1,294 @@
+"""A Composer mirror's metadata cache, so that re-reading an unchanged repository costs a few requests.
+
+::
+
+    DIR/.magedl/composer-cache/<sha256>.json   metadata bodies, each named by its own sha256
+    DIR/.magedl/composer-cache/index.json      URL -> body sha256, ETag, Last-Modified, stale;
+                                               changes feed URL -> the timestamp to ask from next
+
+Three rules, one per kind of file:
+
+- A file whose URL names its sha256 (repo.magento.com's provider and
+  package files, ``providers-url`` with ``%hash%``) never changes: it is
+  reused without a request (:meth:`MetadataCache.body`).
+- Any other file (``packages.json``, ``p2`` files) is revalidated with the
+  ``ETag`` and ``Last-Modified`` it came with: a 304 costs no body.
+- A repository with a Packagist ``metadata-changes-url`` says what changed
+  since the last run: its ``p2`` files that did not change are reused without
+  a request (:meth:`MetadataCache.follow`); those that did are revalidated.
+
+Bodies are verified against their name whenever read, so a torn or altered
+file is only a miss. They are written without fsync: losing one on a crash
+costs a request, never a wrong answer. The cache is saved (:meth:`save`)
+under the mirror's lock, once the run knows the mirror folder exists, and
+then holds only what the run used, so it never grows beyond one closure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import stat
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+from magedl.fsutil import atomic_write, create_new, make_dirs, read_if_regular, temp_name
+from magedl.paths import BOOKKEEPING
+from magedl.ranges import Validators
+from magedl.safejson import DEFAULT_MAX_BYTES
+
+log = logging.getLogger(__name__)
+
+__all__ = ["CACHE", "Held", "MetadataCache"]
+
+CACHE = f"{BOOKKEEPING}/composer-cache"
+INDEX = "index.json"
+_VERSION = 1
+_INDEX_LIMIT = 64 << 20
+_SHA256 = frozenset("0123456789abcdef")
+
+
+@dataclass(frozen=True)
+class Held:
+    """A cached copy of one URL's body, with what revalidates it."""
+
+    body: bytes
+    validators: Validators
+
+    def conditional(self) -> dict:
+        """The ``If-None-Match`` / ``If-Modified-Since`` headers for this copy."""
+        headers = {}
+        if self.validators.etag:
+            headers["If-None-Match"] = self.validators.etag
+        if self.validators.last_modified:
+            headers["If-Modified-Since"] = self.validators.last_modified
+        return headers
+
+
+def _is_sha256(text) -> bool:
+    return isinstance(text, str) and len(text) == 64 and set(text) <= _SHA256
+
+
+class MetadataCache:
+    """The metadata cache of the mirror at *root* (see the module docstring). Thread-safe.
+
+    Parameters
+    ----------
+    root : path
+        The mirror folder; it need not exist yet (the cache then starts empty).
+    max_bytes : int
+        Largest body kept or read back.
+    """
+
+    def __init__(self, root: os.PathLike | str, *, max_bytes: int = DEFAULT_MAX_BYTES):
+        self.folder = Path(root) / CACHE
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._urls: dict = {}  # url -> {"sha256", "etag", "last_modified", "stale"}
+        self._feeds: dict = {}  # changes feed url -> since
+        self._pending: dict = {}  # sha256 -> body not written yet
+        self._used: set = set()  # sha256 of every body this run read or kept
+        self._seen: set = set()  # URLs this run asked for
+        self._followed: list = []  # (prefix, suffix) of p2 URLs a changes feed vouches for this run
+        self.reused = self.revalidated = self.fetched = 0
+        #: Whether this run read everything it needed (no failed requirement): :meth:`save` then drops the rest.
+        self.complete = True
+        self._usable = self._check_folder()
+        if self._usable:
+            self._read_index()
+
+    def _check_folder(self) -> bool:
+        try:
+            info = self.folder.lstat()
+        except FileNotFoundError:
+            return True
+        except OSError as exc:
+            log.warning("%s: cannot use the metadata cache (%s); every file is fetched", self.folder, exc.strerror)
+            return False
+        if not stat.S_ISDIR(info.st_mode):  # a link, or a file: never followed, never written through
+            log.warning("%s is not a plain folder; the metadata cache is not used (remove it to start afresh)",
+                        self.folder)
+            return False
+        return True
+
+    def _read_index(self) -> None:
+        raw = read_if_regular(self.folder / INDEX, _INDEX_LIMIT)
+        try:
+            doc = json.loads(raw) if raw is not None else {}
+        except (ValueError, RecursionError):
+            doc = {}
+        if not isinstance(doc, dict) or doc.get("version") != _VERSION:
+            return  # unreadable or from another version: a cold cache, never an error
+        for url, entry in (doc.get("urls") or {}).items():
+            if isinstance(url, str) and isinstance(entry, dict) and _is_sha256(entry.get("sha256")):
+                self._urls[url] = {"sha256": entry["sha256"], "etag": _text(entry.get("etag")),
+                                   "last_modified": _text(entry.get("last_modified")),
+                                   "stale": entry.get("stale") is not False}
+        for url, since in (doc.get("feeds") or {}).items():
+            if isinstance(url, str) and isinstance(since, int) and not isinstance(since, bool):
+                self._feeds[url] = since
+
+    # -- bodies ------------------------------------------------------------------
+
+    def body(self, sha256: str) -> Optional[bytes]:
+        """The body named *sha256*, checked, or None; a hit counts as reused."""
+        data = self._read(sha256)
+        if data is not None:
+            with self._lock:
+                self.reused += 1
+        return data
+
+    def _read(self, sha256: str) -> Optional[bytes]:
+        if not self._usable or not _is_sha256(sha256):
+            return None
+        with self._lock:
+            data = self._pending.get(sha256)
+        if data is None:
+            data = read_if_regular(self.folder / f"{sha256}.json", self.max_bytes)
+            if data is None or hashlib.sha256(data).hexdigest() != sha256:
+                return None
+        with self._lock:
+            self._used.add(sha256)
+        return data
+
+    def keep(self, data: bytes, sha256: Optional[str] = None) -> Optional[str]:
+        """Keep *data* (when it matches *sha256*, if given); return its sha256, or None when not kept."""
+        digest = hashlib.sha256(data).hexdigest()
+        if not self._usable or len(data) > self.max_bytes or (sha256 is not None and sha256 != digest):
+            return None
+        with self._lock:
+            self._pending.setdefault(digest, data)
+            self._used.add(digest)
+            self.fetched += 1
+        return digest
+
+    # -- URLs --------------------------------------------------------------------
+
+    def lookup(self, url: str) -> Optional[Held]:
+        """The cached copy of *url* with its validators, or None (never cached, or its body is gone)."""
+        with self._lock:
+            self._seen.add(url)
+            entry = dict(self._urls.get(url) or {})
+        if not entry or not (entry["etag"] or entry["last_modified"]):
+            return None
+        data = self._read(entry["sha256"])
+        return Held(data, Validators(entry["etag"], entry["last_modified"])) if data is not None else None
+
+    def trusted(self, url: str) -> Optional[bytes]:
+        """The cached body of *url* when a changes feed read this run vouches for it, else None."""
+        with self._lock:
+            self._seen.add(url)
+            entry = self._urls.get(url)
+            vouched = entry is not None and not entry["stale"] and any(
+                url.startswith(prefix) and url.endswith(suffix) for prefix, suffix in self._followed)
+        return self.body(entry["sha256"]) if vouched else None
+
+    def remember(self, url: str, data: bytes, validators: Validators) -> None:
+        """Keep the body just fetched from *url*, with its validators."""
+        digest = self.keep(data)
+        if digest is not None:
+            with self._lock:
+                self._urls[url] = {"sha256": digest, "etag": validators.etag,
+                                   "last_modified": validators.last_modified, "stale": False}
+
+    def confirm(self, url: str) -> None:
+        """The server said 304: the copy of *url* is current."""
+        with self._lock:
+            if url in self._urls:
+                self._urls[url]["stale"] = False
+            self.revalidated += 1
+
+    # -- changes feeds ------------------------------------------------------------
+
+    def follow(self, feed: str, template: str, read: Callable[[Optional[int]], tuple]) -> None:
+        """Read a changes feed; p2 URLs made from *template* it does not name are then reused without a request.
+
+        Parameters
+        ----------
+        feed : str
+            The repository's ``metadata-changes-url``.
+        template : str
+            Its absolute ``metadata-url`` (with ``%package%``).
+        read : callable
+            ``read(since) -> (timestamp, changed names or None)``, as
+            :func:`magedl.composer.remote.read_changes`; a MagedlError leaves
+            every file to be revalidated.
+        """
+        prefix, sep, suffix = template.partition("%package%")
+        if not self._usable or not sep:
+            return
+        with self._lock:
+            since = self._feeds.get(feed)
+        stamp, changed = read(since)
+        with self._lock:
+            mine = [u for u in self._urls if u.startswith(prefix) and u.endswith(suffix)]
+            for url in mine:
+                name = url[len(prefix):len(url) - len(suffix)].lower()
+                if changed is None or name in changed:
+                    self._urls[url]["stale"] = True
+            if stamp is not None:
+                self._feeds[feed] = stamp
+            if since is not None and changed is not None:
+                self._followed.append((prefix, suffix))
+        log.debug("%s: %s", feed, "resync: every file revalidated" if changed is None else
+                  f"{len(changed)} package(s) changed since the last run")
+
+    # -- saving ------------------------------------------------------------------
+
+    def save(self) -> None:
+        """Write the bodies kept and the index; after a :attr:`complete` run, forget what it did not use.
+
+        Call it under the mirror's lock. Errors are logged, never raised: a
+        cache that cannot be written only costs requests next time.
+        """
+        if not self._usable:
+            return
+        complete = self.complete
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            urls = {u: e for u, e in self._urls.items() if not complete or u in self._seen}
+            used = set(self._used) | {e["sha256"] for e in urls.values()}
+            doc = {"version": _VERSION, "urls": urls, "feeds": dict(self._feeds)}
+        try:
+            make_dirs(self.folder)
+            if not self._check_folder():
+                return
+            for digest, data in pending.items():
+                _write_quick(self.folder / f"{digest}.json", data)
+            atomic_write(self.folder / INDEX, json.dumps(doc, indent=0, sort_keys=True).encode())
+            if complete:
+                for entry in os.scandir(self.folder):
+                    stem = entry.name[:-len(".json")] if entry.name.endswith(".json") else ""
+                    if _is_sha256(stem) and stem not in used and not entry.is_dir(follow_symlinks=False):
+                        os.unlink(entry.path)
+        except OSError as exc:
+            log.warning("%s: cannot save the metadata cache (%s); the next run asks again", self.folder,
+                        exc.strerror or exc)
+
+    def summary(self) -> str:
+        """``"12 reused, 3 revalidated (304), 4 fetched"``, for the log."""
+        return f"{self.reused} reused, {self.revalidated} revalidated (304), {self.fetched} fetched"
+
+
+def _text(value) -> Optional[str]:
+    return value if isinstance(value, str) and value and value.isprintable() and len(value) < 200 else None
+
+
+def _write_quick(path: Path, data: bytes) -> None:
+    """Write a cache body: exclusive temp file and rename, no fsync (the name verifies the bytes on read)."""
+    tmp = temp_name(path)
+    fd = create_new(tmp)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

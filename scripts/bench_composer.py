@@ -1,0 +1,102 @@
+"""The Composer mirror case of ``make bench``: a closure of about 500 packages from emulated repositories.
+
+:func:`run` is called by ``scripts/bench.py`` as the case ``composer``. It
+grows the fixture graph (:func:`magedl.composer.fixtures.build_graph` with
+``size``) to a release-sized closure, serves it as repo.magento.com
+(providers layout, Marketplace keys) and packagist (p2, minified, changes
+feed) on loopback, in this process, and times, interleaved, a cold
+``magedl mirror DIR --composer-require magento/project-community-edition:2.4.7``
+and the same run on an up-to-date mirror. It prints both, and what the
+up-to-date run asked the repositories.
+
+Run alone: ``python scripts/bench_composer.py [--runs N] [--size N]``.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+PROJECT = "magento/project-community-edition:2.4.7"
+
+
+def run(bench, work, magedl_cmd, env, size=500):
+    """Time a cold Composer mirror of a *size*-package closure and its up-to-date re-run.
+
+    Parameters
+    ----------
+    bench : scripts.bench.Bench
+        ``bench.compare(case, {label: (cmd, env)})`` runs the commands interleaved, in ``bench.out``
+        (emptied before each command), and prints their medians.
+    work : Path
+        A scratch folder of the benchmark.
+    magedl_cmd : list of str
+        How to run magedl (``[sys.executable, "-m", "magedl"]``).
+    env : dict
+        The environment for magedl; COMPOSER_* are replaced.
+
+    Returns
+    -------
+    dict
+        ``{label: median wall seconds}``.
+    """
+    from magedl.composer.fixtures import build_graph
+    from magedl.emulator.composer import ComposerRepos
+
+    graph = build_graph(0, size=size)
+    with ComposerRepos(graph=graph) as repos:
+        public, private = repos.keys["commerce"]
+        host = repos.magento_url.split("//", 1)[1].rstrip("/")
+        home = Path(work) / "composer-home"
+        home.mkdir(parents=True, exist_ok=True)
+        cenv = {k: v for k, v in env.items() if not k.startswith("COMPOSER")}
+        cenv.update(COMPOSER_HOME=str(home),
+                    COMPOSER_AUTH=json.dumps({"http-basic": {host: {"username": public, "password": private}}}))
+        upstream = ["--composer-repo", repos.magento_url, "--composer-repo", repos.packagist_url,
+                    "--composer-require", PROJECT]
+        warm = Path(work) / "composer-mirror"
+        shutil.rmtree(warm, ignore_errors=True)
+        subprocess.run([*magedl_cmd, "-q", "mirror", str(warm), *upstream], env=cenv, check=True)
+        held = sum(1 for _ in (warm / "composer" / "dist").rglob("*.zip"))
+        packages = len(json.loads((warm / "composer" / "packages.json").read_text())["available-packages"])
+        print(f"\nComposer mirror of a {packages}-package closure ({held} archives) from emulated "
+              "repo.magento.com (providers) and packagist (p2, minified) on loopback", flush=True)
+        medians = bench.compare("composer", {
+            "magedl mirror --composer-require (cold)": ([*magedl_cmd, "-q", "mirror", "m", *upstream], cenv),
+            "magedl mirror --composer-require (up to date)": ([*magedl_cmd, "-q", "mirror", str(warm), *upstream],
+                                                              cenv),
+        })
+        before = [len(repos.magento_app.requests), len(repos.packagist_app.requests)]
+        subprocess.run([*magedl_cmd, "-q", "mirror", str(warm), *upstream], env=cenv, check=True)
+        asked = [path for app, n in zip((repos.magento_app, repos.packagist_app), before)
+                 for _, path in app.requests[n:]]
+        print(f"  an up-to-date re-run asked the repositories {len(asked)} time(s): "
+              f"{', '.join(sorted(p.split('?')[0] for p in asked)[:6])}{' ...' if len(asked) > 6 else ''}",
+              flush=True)
+    return medians
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--size", type=int, default=500)
+    args = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench import Bench
+
+    work = Path(tempfile.mkdtemp(prefix="magedl-bench-composer-"))
+    try:
+        figures = []
+        run(Bench(args.runs, work / "out", figures), work, [sys.executable, "-m", "magedl"],
+            {k: v for k, v in os.environ.items() if not k.startswith("MAGEDL_")} | {"HOME": str(work)},
+            size=args.size)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
