@@ -1,7 +1,7 @@
 """The Composer mirror case of ``make bench``: a closure of about 500 packages from emulated repositories.
 
 :func:`run` is called by ``scripts/bench.py`` as the case ``composer``. It
-grows the fixture graph (:func:`magedl.composer.fixtures.build_graph` with
+grows the fixture graph (:func:`magedl.emulator.composer_graph.build_graph` with
 ``size``) to a release-sized closure, serves it as repo.magento.com
 (providers layout, Marketplace keys) and packagist (p2, minified, changes
 feed) on loopback, in this process, and times, interleaved, a cold
@@ -44,8 +44,8 @@ def run(bench, work, magedl_cmd, env, size=500):
     dict
         ``{label: median wall seconds}``.
     """
-    from magedl.composer.fixtures import build_graph
     from magedl.emulator.composer import ComposerRepos
+    from magedl.emulator.composer_graph import build_graph
 
     graph = build_graph(0, size=size)
     with ComposerRepos(graph=graph) as repos:

@@ -1,7 +1,7 @@
 """repo.magento.com and packagist on loopback, beside the downloads API, in the same process.
 
-The answers come from the pure handlers of :mod:`magedl.composer.emulated`
-over the fixture graph of :mod:`magedl.composer.fixtures`; here each is
+The answers come from the pure handlers of :mod:`magedl.emulator.composer_apps`
+over the fixture graph of :mod:`magedl.emulator.composer_graph`; here each is
 carried by a :class:`~magedl.emulator.recorder.RecordingServer` (the server
 of ``serve``, with a request log), on its own port: the real repositories'
 metadata uses root-relative URLs (``/p2/%package%.json``), so each must own
@@ -17,8 +17,16 @@ import hashlib
 import io
 from typing import Dict, Optional, Tuple
 
-from magedl.composer.emulated import COMMERCE, DISABLED, LAPSED, OPEN_SOURCE, Entitlement, MagentoRepoApp, PackagistApp
-from magedl.composer.fixtures import Graph, build_graph
+from magedl.emulator.composer_apps import (
+    COMMERCE,
+    DISABLED,
+    LAPSED,
+    OPEN_SOURCE,
+    Entitlement,
+    MagentoRepoApp,
+    PackagistApp,
+)
+from magedl.emulator.composer_graph import Graph, build_graph
 from magedl.emulator.recorder import Recorder, RecordingServer
 from magedl.server import MemoryStore, Reply, Request
 
@@ -40,7 +48,7 @@ DEMO_KEYS: Dict[str, Tuple[str, str]] = {
 
 
 class _AppHooks(Recorder):
-    """Answer every GET and HEAD with a :mod:`magedl.composer.emulated` app, and log it."""
+    """Answer every GET and HEAD with a :mod:`magedl.emulator.composer_apps` app, and log it."""
 
     def __init__(self, app):
         super().__init__()
@@ -74,7 +82,7 @@ class ComposerRepos:
         Another address for packagist (``127.0.0.2``), so credentials bound to one
         host are seen not to travel to the other; *host* by default.
     graph : Graph, optional
-        The packages; :func:`~magedl.composer.fixtures.build_graph` by default.
+        The packages; :func:`~magedl.emulator.composer_graph.build_graph` by default.
     layout : str
         repo.magento.com's ``packages.json`` layout: one of :data:`LAYOUTS`.
     minified : bool

@@ -174,8 +174,8 @@ def magento_repo():
     import threading
     from http.server import ThreadingHTTPServer
 
-    from magedl.composer.emulated import Entitlement, MagentoRepoApp
-    from magedl.composer.fixtures import build_graph
+    from magedl.emulator.composer_apps import Entitlement, MagentoRepoApp
+    from magedl.emulator.composer_graph import build_graph
 
     running = []
     graph = build_graph()

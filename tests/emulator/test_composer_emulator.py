@@ -12,10 +12,10 @@ import zipfile
 import pytest
 import requests
 
-from magedl.composer.emulated import INVALID_KEYS_WARNING, NO_KEYS_WARNING
-from magedl.composer.fixtures import EMPTY_DIR
 from magedl.emulator import DEMO_KEYS, Emulator
 from magedl.emulator.composer import LAYOUTS, ComposerRepos
+from magedl.emulator.composer_apps import INVALID_KEYS_WARNING, NO_KEYS_WARNING
+from magedl.emulator.composer_graph import EMPTY_DIR
 
 OPEN_SOURCE = DEMO_KEYS["open-source"]
 

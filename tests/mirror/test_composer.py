@@ -12,7 +12,7 @@ import subprocess
 import pytest
 from clirun import run
 
-from magedl.composer.fixtures import build_graph
+from magedl.emulator.composer_graph import build_graph
 from magedl.mirror.composer_index import DEFAULT_URL
 
 GRAPH = build_graph()

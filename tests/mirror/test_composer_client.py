@@ -26,7 +26,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from clirun import run
 
-from magedl.composer.fixtures import EMPTY_DIR, build_graph
+from magedl.emulator.composer_graph import EMPTY_DIR, build_graph
 
 COMPOSER, PHP = shutil.which("composer"), shutil.which("php")
 GRAPH = build_graph()

@@ -12,7 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from magedl.composer.emulated import (
+from magedl.composer.repository import ComposerRepository
+from magedl.emulator.composer_apps import (
     COMMERCE,
     DISABLED,
     INVALID_KEYS_WARNING,
@@ -23,8 +24,7 @@ from magedl.composer.emulated import (
     MagentoRepoApp,
     PackagistApp,
 )
-from magedl.composer.fixtures import EMPTY_DIR, MAGENTO, PACKAGIST, build_graph
-from magedl.composer.repository import ComposerRepository
+from magedl.emulator.composer_graph import EMPTY_DIR, MAGENTO, PACKAGIST, build_graph
 from magedl.errors import (
     AuthError,
     EntitlementError,

@@ -1,4 +1,4 @@
-"""What both emulated Composer repositories share (:mod:`magedl.composer.emulated`).
+"""What both emulated Composer repositories share (:mod:`magedl.emulator.composer_apps`).
 
 Replies as plain values; every 200 with an ``ETag`` (a hash of its body) and
 a ``Last-Modified``, answered 304 to ``If-None-Match`` / ``If-Modified-Since``;
@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from magedl.composer.fixtures import Graph
+from magedl.emulator.composer_graph import Graph
 from magedl.ranges import UNSATISFIABLE, parse_range
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """A small, realistic Composer dependency graph with real zip archives.
 
-Built for tests and the emulated repositories (:mod:`magedl.composer.emulated`):
+Built for tests and the emulated repositories (:mod:`magedl.emulator.composer_apps`):
 Magento Open Source 2.4.7 and 2.4.7-p1 (project, product metapackage, a few
 modules with exact pins and ``103.0.*`` ranges, ``magento2-base``), a Commerce
 product and module, and the third-party packages they pull from packagist

@@ -1,4 +1,4 @@
-"""repo.magento.com and packagist, played over a fixture :class:`~magedl.composer.fixtures.Graph`.
+"""repo.magento.com and packagist, played over a fixture :class:`~magedl.emulator.composer_graph.Graph`.
 
 Pure request handlers: ``handle(method, path, headers) -> Reply``, no
 sockets, so any HTTP server (the project's emulator, a test's
@@ -37,9 +37,16 @@ import logging
 import re
 from dataclasses import dataclass
 
-from magedl.composer.emulated_http import JSON_TYPE, MODIFIED, App, Reply, json_reply, text_reply
-from magedl.composer.fixtures import MAGENTO, PACKAGIST, Graph
 from magedl.composer.metadata import minify_versions
+from magedl.emulator.composer_graph import MAGENTO, PACKAGIST, Graph
+from magedl.emulator.composer_http import (
+    JSON_TYPE,
+    MODIFIED,
+    App,
+    Reply,
+    json_reply,
+    text_reply,
+)
 
 log = logging.getLogger(__name__)
 
