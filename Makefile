@@ -19,7 +19,8 @@ test: $(VENV)/.installed
 
 # One style for the package, tests and scripts: pyflakes, pycodestyle, import order.
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check --line-length 120 --select E,F,W,I --target-version py39 magedl tests scripts
+	$(VENV)/bin/ruff check --line-length 120 --select E,F,W,I --target-version py39 \
+		--config "lint.isort.split-on-trailing-comma=false" magedl tests scripts
 
 # Installs nginx, curl, wget, aria2 and time from Debian's packages when missing (needs root).
 bench: $(VENV)/.installed

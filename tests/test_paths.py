@@ -6,14 +6,7 @@ from pathlib import Path
 import pytest
 
 from magedl.errors import UnsafeNameError, UsageError
-from magedl.paths import (
-    LOCK_SUFFIX,
-    PART_SUFFIX,
-    STATE_SUFFIX,
-    check_name,
-    destination,
-    side_file,
-)
+from magedl.paths import LOCK_SUFFIX, PART_SUFFIX, STATE_SUFFIX, check_name, destination, side_file
 
 
 @pytest.mark.parametrize(

@@ -4,15 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from magedl.ranges import (
-    MAX_DIGITS,
-    UNSATISFIABLE,
-    Validators,
-    changed,
-    parse_content_range,
-    parse_length,
-    parse_range,
-)
+from magedl.ranges import MAX_DIGITS, UNSATISFIABLE, Validators, changed, parse_content_range, parse_length, parse_range
 
 
 @pytest.mark.parametrize("value, size, expected", [

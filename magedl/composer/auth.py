@@ -34,13 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from magedl.composer.home import composer_file, composer_home, project_auth_path
-from magedl.composer.hosts import (
-    EXACT,
-    MARKETPLACE_HOST,
-    MARKETPLACE_URL,
-    host_key,
-    parse_target,
-)
+from magedl.composer.hosts import EXACT, MARKETPLACE_HOST, MARKETPLACE_URL, host_key, parse_target
 from magedl.composer.keys import key_shape_problems, mask_public
 from magedl.composer.sources import (
     NOTE,

@@ -36,13 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from magedl.fsutil import (
-    atomic_write,
-    create_new,
-    make_dirs,
-    read_if_regular,
-    temp_name,
-)
+from magedl.fsutil import atomic_write, create_new, make_dirs, read_if_regular, temp_name
 from magedl.paths import BOOKKEEPING
 from magedl.ranges import Validators
 from magedl.safejson import DEFAULT_MAX_BYTES

@@ -37,13 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from magedl.composer.metadata import collect_entries, containers_of, provider_label
 from magedl.config import redact
-from magedl.errors import (
-    FeedError,
-    IntegrityError,
-    MagedlError,
-    NotFoundError,
-    UsageError,
-)
+from magedl.errors import FeedError, IntegrityError, MagedlError, NotFoundError, UsageError
 from magedl.safejson import DEFAULT_MAX_BYTES, parse_json, read_bounded
 
 log = logging.getLogger(__name__)

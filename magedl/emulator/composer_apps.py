@@ -39,14 +39,7 @@ from dataclasses import dataclass
 
 from magedl.composer.metadata import minify_versions
 from magedl.emulator.composer_graph import MAGENTO, PACKAGIST, Graph
-from magedl.emulator.composer_http import (
-    JSON_TYPE,
-    MODIFIED,
-    App,
-    Reply,
-    json_reply,
-    text_reply,
-)
+from magedl.emulator.composer_http import JSON_TYPE, MODIFIED, App, Reply, json_reply, text_reply
 
 log = logging.getLogger(__name__)
 

@@ -2,15 +2,7 @@
 
 import pytest
 
-from magedl.composer.hosts import (
-    EXACT,
-    LENIENT,
-    URL_NAME,
-    composer_origin,
-    host_key,
-    match_entry,
-    parse_target,
-)
+from magedl.composer.hosts import EXACT, LENIENT, URL_NAME, composer_origin, host_key, match_entry, parse_target
 from magedl.config import redact
 from magedl.errors import UsageError
 

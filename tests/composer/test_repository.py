@@ -11,13 +11,7 @@ from hypothesis import strategies as st
 from magedl.composer.lockfile import read_lock
 from magedl.composer.metadata import expand_minified, minify_versions, provider_label
 from magedl.composer.repository import ComposerRepository
-from magedl.errors import (
-    FeedError,
-    IntegrityError,
-    MagedlError,
-    NotFoundError,
-    UsageError,
-)
+from magedl.errors import FeedError, IntegrityError, MagedlError, NotFoundError, UsageError
 from magedl.safejson import MAX_DEPTH, parse_json
 
 REPO = "https://repo.example/composer/"

@@ -11,12 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from magedl.composer.constraints import (
-    VersionConstraint,
-    parse_constraint,
-    satisfied_by,
-    satisfies,
-)
+from magedl.composer.constraints import VersionConstraint, parse_constraint, satisfied_by, satisfies
 from magedl.composer.semver import (
     compare,
     is_stable_enough,

@@ -17,13 +17,7 @@ from pathlib import Path
 import pytest
 
 from magedl.composer.constraints import parse_constraint, satisfies
-from magedl.composer.semver import (
-    STABILITIES,
-    compare,
-    normalize,
-    sort_versions,
-    stability,
-)
+from magedl.composer.semver import STABILITIES, compare, normalize, sort_versions, stability
 from magedl.errors import ConstraintError
 
 SEMVER_AUTOLOAD = Path("/usr/share/php/Composer/Semver/autoload.php")

@@ -25,14 +25,7 @@ from magedl.emulator.composer_apps import (
     PackagistApp,
 )
 from magedl.emulator.composer_graph import EMPTY_DIR, MAGENTO, PACKAGIST, build_graph
-from magedl.errors import (
-    AuthError,
-    EntitlementError,
-    FeedError,
-    IntegrityError,
-    NetworkError,
-    NotFoundError,
-)
+from magedl.errors import AuthError, EntitlementError, FeedError, IntegrityError, NetworkError, NotFoundError
 
 GRAPH = build_graph()
 KEYS = {

@@ -12,14 +12,7 @@ import time
 import pytest
 import requests
 
-from magedl.emulator import (
-    AUTH_FAILURE_BODY,
-    DEMO_TOKEN,
-    Emulator,
-    Faults,
-    demo_catalogue,
-    make_file,
-)
+from magedl.emulator import AUTH_FAILURE_BODY, DEMO_TOKEN, Emulator, Faults, demo_catalogue, make_file
 from magedl.emulator.cli import parse_size
 from magedl.service.catalog import parse_feed, select
 

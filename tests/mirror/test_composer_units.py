@@ -7,20 +7,9 @@ import threading
 import pytest
 
 from magedl.composer.repository import ComposerRepository
-from magedl.errors import (
-    AuthError,
-    ConstraintError,
-    NotFoundError,
-    UnsafeNameError,
-    UsageError,
-)
+from magedl.errors import AuthError, ConstraintError, NotFoundError, UnsafeNameError, UsageError
 from magedl.mirror import composer_index as ci
-from magedl.mirror.composer_select import (
-    ComposerOptions,
-    is_platform,
-    parse_require,
-    resolve,
-)
+from magedl.mirror.composer_select import ComposerOptions, is_platform, parse_require, resolve
 
 
 @pytest.mark.parametrize("name", ["Psr/Log", "magento/module-catalog", "a.b/c--d", "x_1/y.z"])

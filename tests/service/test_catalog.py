@@ -3,14 +3,7 @@ import copy
 import pytest
 
 from magedl.errors import FeedError
-from magedl.service.catalog import (
-    Release,
-    find_by_name,
-    parse_feed,
-    releases_to_feed,
-    select,
-    unique_files,
-)
+from magedl.service.catalog import Release, find_by_name, parse_feed, releases_to_feed, select, unique_files
 
 MD5_A = "0123456789abcdef0123456789abcdef"
 MD5_B = "fedcba9876543210fedcba9876543210"

@@ -12,13 +12,7 @@ from hypothesis import strategies as st
 
 from magedl.errors import FeedError, NotFoundError, UnsafeNameError
 from magedl.paths import check_name, destination
-from magedl.service.catalog import (
-    Release,
-    parse_feed,
-    releases_to_feed,
-    select,
-    select_checked,
-)
+from magedl.service.catalog import Release, parse_feed, releases_to_feed, select, select_checked
 from magedl.service.textformat import parse_table, parse_versions, render_table
 from magedl.versions import sort_versions, version_key, version_matches
 

@@ -2,13 +2,7 @@ import pytest
 
 from magedl.errors import FeedError
 from magedl.service.catalog import Release, parse_feed
-from magedl.service.textformat import (
-    HELP_TEXT,
-    parse_table,
-    parse_versions,
-    render_table,
-    render_versions,
-)
+from magedl.service.textformat import HELP_TEXT, parse_table, parse_versions, render_table, render_versions
 
 MD5 = "0123456789abcdef0123456789abcdef"
 

@@ -13,16 +13,7 @@ import os
 import subprocess
 
 import pytest
-from transfer.xferkit import (
-    BIG,
-    client_for,
-    gets,
-    kept_bytes,
-    options,
-    range_start,
-    release,
-    sidecar_of,
-)
+from transfer.xferkit import BIG, client_for, gets, kept_bytes, options, range_start, release, sidecar_of
 
 from magedl.emulator.catalogue import demo_catalogue, make_file
 from magedl.errors import LocalFileError

@@ -21,16 +21,7 @@ import time
 import pytest
 import trustme
 from transfer.loopback import Loopback
-from transfer.xferkit import (
-    BIG,
-    SMALL,
-    client_for,
-    gets,
-    leftovers,
-    options,
-    range_start,
-    release,
-)
+from transfer.xferkit import BIG, SMALL, client_for, gets, leftovers, options, range_start, release
 
 from magedl.config import Settings
 from magedl.emulator.catalogue import make_file

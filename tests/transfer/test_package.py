@@ -7,14 +7,7 @@ import sys
 def test_the_package_exports_the_functions_not_the_modules():
     import magedl.transfer.download  # noqa: F401 - a submodule import must not hide the function
     from magedl import transfer
-    from magedl.transfer import (
-        Progress,
-        Result,
-        TransferOptions,
-        download,
-        fetch_many,
-        fetch_release,
-    )
+    from magedl.transfer import Progress, Result, TransferOptions, download, fetch_many, fetch_release
     from magedl.transfer.download import Download
 
     assert callable(download) and download.__name__ == "download" and transfer.download is download
