@@ -3,7 +3,9 @@
 Starts the emulator on 127.0.0.1 with a generated catalogue, then runs the
 real ``magedl`` command as a user would: versions, list, a verified get with
 its progress bar, an interrupted get that resumes, a refused token, a
-scripted call, and a mirror that is verified offline and used via file://.
+scripted call, a mirror that is verified offline and used via file://, and
+Marketplace keys and the Composer packages of a 2.4.7 project mirrored from
+emulated repo.magento.com and packagist.
 Everything lands in ./demo-out; the emulator stops at the end.
 """
 
@@ -47,6 +49,34 @@ def received(sidecar):
     doc = json.loads(sidecar.read_text())
     segments = segments_from_json(doc.get("segments"), doc.get("size")) or []
     return sum(s.done for s in segments)
+
+
+def composer_part(env, mirror):
+    """Marketplace keys and the Composer half of the mirror, against emulated repo.magento.com and packagist."""
+    from magedl.emulator.composer import DEMO_KEYS, ComposerRepos
+
+    with ComposerRepos() as repos:
+        public, private = DEMO_KEYS["open-source"]
+        host = repos.magento_url.split("://", 1)[1].rstrip("/")
+        # As a CI secret would hold them: COMPOSER_AUTH, never on a command line.
+        cenv = dict(env, COMPOSER_AUTH=json.dumps({"http-basic": {host: {"username": public, "password": private}}}),
+                    COMPOSER_HOME=str(OUT / "composer-home"))
+        banner(f"Marketplace keys: found as Composer finds them, checked against repo.magento.com ({repos.magento_url})")
+        magedl(cenv, "keys", "check", "--repo-url", repos.magento_url,
+               "--package", "magento/product-community-edition")
+        banner("the same keys asking for a Commerce package: exit 4, and why")
+        magedl(cenv, "keys", "check", "--repo-url", repos.magento_url,
+               "--package", "magento/product-enterprise-edition", check=False)
+        banner("the Composer packages a 2.4.7 project needs, into the same mirror (no downloads token needed)")
+        magedl(cenv, "mirror", str(mirror), "--composer-require", "magento/project-community-edition:2.4.7",
+               "--composer-repo", repos.magento_url, "--composer-repo", repos.packagist_url)
+        banner("a re-run of an up-to-date mirror: a few requests, no archive read")
+        before = len(repos.magento.log) + len(repos.packagist.log)
+        magedl(cenv, "mirror", str(mirror), "--composer-require", "magento/project-community-edition:2.4.7",
+               "--composer-repo", repos.magento_url, "--composer-repo", repos.packagist_url)
+        after = len(repos.magento.log) + len(repos.packagist.log)
+        print(f"the repositories saw {after - before} requests for the re-run")
+    magedl(env, "verify", str(mirror))
 
 
 def main():
@@ -99,8 +129,7 @@ def main():
         magedl(env, "--token-file", str(bad), "list", check=False)
 
         banner("and a scripted build: quiet, JSON, exit code")
-        magedl(env, *cred, "-q", "--json", "get", "--version", "2.4.7", "--type", "ce-full",
-               "--format", "zip", "-o", str(OUT))
+        magedl(env, *cred, "-q", "--json", "get", "Magento-CE-2.4.7.zip", "-o", str(OUT))
 
         banner("an air-gapped mirror: seed it, check it offline, use it as the service")
         mirror = OUT / "mirror"
@@ -108,6 +137,8 @@ def main():
         magedl(env, "verify", str(mirror))
         inside = dict(env, MAGEDL_BASE_URL=mirror.resolve().as_uri())
         magedl(inside, "get", "--type", "ce-patch", "--latest", "-o", str(OUT / "inside"))
+
+        composer_part(env, mirror)
     finally:
         emulator.stop()
         shutil.rmtree(secrets, ignore_errors=True)
