@@ -61,7 +61,7 @@ def composer_part(env, mirror):
         # As a CI secret would hold them: COMPOSER_AUTH, never on a command line.
         cenv = dict(env, COMPOSER_AUTH=json.dumps({"http-basic": {host: {"username": public, "password": private}}}),
                     COMPOSER_HOME=str(OUT / "composer-home"))
-        banner(f"Marketplace keys: found as Composer finds them, checked against repo.magento.com ({repos.magento_url})")
+        banner(f"Marketplace keys found as Composer does, checked on repo.magento.com ({repos.magento_url})")
         magedl(cenv, "keys", "check", "--repo-url", repos.magento_url,
                "--package", "magento/product-community-edition")
         banner("the same keys asking for a Commerce package: exit 4, and why")
