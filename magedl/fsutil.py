@@ -113,14 +113,15 @@ def temp_name(path):
     return path.with_name(f".{path.name}.magedl-tmp-{secrets.token_hex(6)}")
 
 
-def atomic_write(path, data, mode=FILE_MODE):
+def atomic_write(path, data, mode=FILE_MODE, durable=True):
     """Replace *path* with *data* (bytes) by write-to-temp and rename.
 
     The temporary file is created exclusively (a planted link cannot catch
     the bytes) and the rename replaces whatever sits at *path*, a link
     included, without following it. An identical regular file is left alone
     (its mtime too, which keeps ``rsync`` deltas small). Returns True when
-    the file changed.
+    the file changed. ``durable=False`` skips the fsyncs, for files that
+    verify themselves on read (a cache named by its content's hash).
     """
     path = Path(path)
     if read_if_regular(path, len(data)) == data:
@@ -131,8 +132,9 @@ def atomic_write(path, data, mode=FILE_MODE):
         fd = create_new(tmp, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -140,7 +142,8 @@ def atomic_write(path, data, mode=FILE_MODE):
         except OSError:
             pass
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
     return True
 
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from magedl.fsutil import atomic_write, create_new, make_dirs, read_if_regular, temp_name
+from magedl.fsutil import atomic_write, make_dirs, read_if_regular
 from magedl.paths import BOOKKEEPING
 from magedl.ranges import Validators
 from magedl.safejson import DEFAULT_MAX_BYTES
@@ -258,7 +258,8 @@ class MetadataCache:
             if not self._check_folder():
                 return
             for digest, data in pending.items():
-                _write_quick(self.folder / f"{digest}.json", data)
+                # No fsync: a body's name is its sha256, checked on every read.
+                atomic_write(self.folder / f"{digest}.json", data, durable=False)
             atomic_write(self.folder / INDEX, json.dumps(doc, indent=0, sort_keys=True).encode())
             if complete:
                 for entry in os.scandir(self.folder):
@@ -276,19 +277,3 @@ class MetadataCache:
 
 def _text(value) -> Optional[str]:
     return value if isinstance(value, str) and value and value.isprintable() and len(value) < 200 else None
-
-
-def _write_quick(path: Path, data: bytes) -> None:
-    """Write a cache body: exclusive temp file and rename, no fsync (the name verifies the bytes on read)."""
-    tmp = temp_name(path)
-    fd = create_new(tmp)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
