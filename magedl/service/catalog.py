@@ -119,18 +119,27 @@ def parse_feed(data: object, warn: Optional[Callable[[str], None]] = None) -> Li
             f"the catalogue feed is not a JSON object (got {type(data).__name__}); "
             "the service may have sent an error page"
         )
-    releases, seen = [], set()
+    releases, seen = [], {}
     for category, value in data.items():
         for where, version, entry in _entries(str(category), value, warn):
             release = _release(entry, str(category), version, where, warn)
             if release is None:
                 continue
             key = (release.type, release.version, release.file_name)
-            if key in seen:
+            kept = seen.get(key)
+            if kept is None:
+                seen[key] = len(releases)
+                releases.append(release)
+            elif release.md5 and not releases[kept].md5:
+                # Whichever listing comes first, an md5 the feed gives is never lost.
+                releases[kept] = dataclasses.replace(releases[kept], md5=release.md5)
+                warn(f"feed {where}: repeats {release.file_name}; its md5 kept")
+            elif release.md5 and release.md5 != releases[kept].md5:
+                # Kept as a second listing, so settle_md5 refuses the file instead of guessing.
+                warn(f"feed {where}: repeats {release.file_name} with another md5")
+                releases.append(release)
+            else:
                 warn(f"feed {where}: repeats {release.file_name}; skipped")
-                continue
-            seen.add(key)
-            releases.append(release)
     return releases
 
 

@@ -2,8 +2,8 @@ import copy
 
 import pytest
 
-from magedl.errors import FeedError
-from magedl.service.catalog import Release, find_by_name, parse_feed, releases_to_feed, select, unique_files
+from magedl.errors import FeedError, IntegrityError
+from magedl.service.catalog import Release, find_by_name, parse_feed, releases_to_feed, select, settle_md5, unique_files
 
 MD5_A = "0123456789abcdef0123456789abcdef"
 MD5_B = "fedcba9876543210fedcba9876543210"
@@ -94,7 +94,7 @@ def test_malformed_entries_skipped_with_warnings():
     }
     releases = parse_feed(data, warn=warnings.append)
     assert [(r.file_name, r.version, r.md5, r.name, r.ce_versions) for r in releases] == [
-        ("ok.zip", "2.4.6", "", "ok.zip", ()),
+        ("ok.zip", "2.4.6", MD5_A, "ok.zip", ()),  # the repeat's md5 is kept, not dropped with the repeat
         ("named.zip", "2.4.6", "", "named.zip", ()),
         ("x.zip", "", "", "x.zip", ()),
     ]
@@ -332,3 +332,20 @@ def test_deeply_nested_extra_fields_are_dropped_with_a_warning():
                      warn=warnings.append)
     assert "deep" not in r.extra and r.extra["ok"] == [[1]]
     assert warnings == ["feed ce-full/2.4.6[0]: field 'deep' of a.zip is nested too deeply; dropped"]
+
+
+def test_a_repeated_listing_never_loses_the_md5_whatever_its_order():
+    md5 = "a" * 32
+    for first, second in ((None, md5), (md5, None)):
+        entries = [{"name": "x", "file_name": "x.zip", **({"md5": first} if first else {})},
+                   {"name": "x", "file_name": "x.zip", **({"md5": second} if second else {})}]
+        [release] = parse_feed({"ce-full": {"2.4.7": entries}})
+        assert release.md5 == md5
+
+
+def test_repeated_listings_with_different_md5s_are_refused_not_guessed():
+    entries = [{"name": "x", "file_name": "x.zip", "md5": "a" * 32},
+               {"name": "x", "file_name": "x.zip", "md5": "b" * 32}]
+    releases = parse_feed({"ce-full": {"2.4.7": entries}})
+    with pytest.raises(IntegrityError):
+        settle_md5(releases[0], releases)
