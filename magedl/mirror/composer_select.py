@@ -23,11 +23,12 @@ import logging
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
+from urllib.parse import urlsplit
 
 from magedl.composer.constraints import parse_constraint
 from magedl.composer.semver import is_stable_enough, normalize, stability, version_key
-from magedl.config import redact
-from magedl.errors import ConstraintError, MagedlError, NotFoundError, UnsafeNameError, UnsatisfiableError
+from magedl.config import redact, register_secret
+from magedl.errors import ConstraintError, MagedlError, NotFoundError, UnsafeNameError, UnsatisfiableError, UsageError
 from magedl.mirror.composer_index import check_package_name
 from magedl.text import printable
 
@@ -298,11 +299,19 @@ class Resolver:
                 self._fail(requirement, where, exc)
                 continue
             entry = next((e for e in entries if _normalized(e) == vn), None)
-            if entry is None and isinstance(locked.get("dist"), dict) and locked["dist"].get("url"):
+            dist = locked.get("dist") if isinstance(locked.get("dist"), dict) else {}
+            if entry is None and isinstance(dist.get("url"), str) and dist["url"]:
+                if "@" in urlsplit(dist["url"]).netloc:
+                    # A password in a lock would travel into the state file and the JSON output.
+                    register_secret(urlsplit(dist["url"]).password)
+                    self._fail(requirement, where, UsageError(
+                        f"{name} {version}: its dist URL in {path} carries credentials; give them to Composer "
+                        "as auth.json or COMPOSER_AUTH instead, and remove them from the lock"))
+                    continue
                 self.warn(f"{name} {version}: in no repository given; mirrored as {path} describes it")
-                entry = locked
+                entry = dict(locked, version_normalized=vn)  # published in p2 like any other version
             if entry is None and locked.get("type") == "metapackage":
-                entry = locked
+                entry = dict(locked, version_normalized=vn)
             if entry is None:
                 listed = f"not in {redact(repo.url)}" if repo is not None else "in none of the repositories"
                 self._fail(requirement, where, UnsatisfiableError(f"{name} {version}: {listed}"))

@@ -231,3 +231,24 @@ def test_providers_files_are_prefetched_from_the_first_repository_listing_them()
     assert any(t != threading.current_thread().name for t in threads)  # fetched by the pool
     assert providers.versions("acme/app") and providers.versions("acme/lib")
     assert sorted(u for u in asked if "/p/acme/" in u) == packages  # handed over, not fetched again
+
+
+def test_a_locked_package_no_repository_lists_is_still_published_with_its_normalized_version(tmp_path):
+    lock = tmp_path / "composer.lock"
+    locked = {"name": "acme/private", "version": "2.1.0", "type": "library",
+              "dist": {"type": "zip", "url": "https://git.example/acme/private/2.1.0.zip", "reference": "r"}}
+    lock.write_text(json.dumps({"packages": [locked]}))
+    chosen = resolve([memory_repo("https://a/", A)], ComposerOptions(locks=(str(lock),)))
+    [(name, vn, entry)] = list(chosen.entries())
+    assert (name, vn) == ("acme/private", "2.1.0.0") and entry["version_normalized"] == "2.1.0.0"
+
+
+def test_a_lock_whose_dist_url_carries_a_password_is_refused_and_the_password_never_shown(tmp_path):
+    lock = tmp_path / "composer.lock"
+    locked = {"name": "acme/private", "version": "2.1.0", "type": "library",
+              "dist": {"type": "zip", "url": "https://deploy:s3cret-lock-pw@git.example/p.zip"}}
+    lock.write_text(json.dumps({"packages": [locked]}))
+    chosen = resolve([memory_repo("https://a/", A)], ComposerOptions(locks=(str(lock),)))
+    [failure] = chosen.failures
+    assert failure.error.exit_code == 2 and "carries credentials" in str(failure.error)
+    assert "s3cret-lock-pw" not in str(failure.error) and not chosen.packages
