@@ -264,6 +264,8 @@ def load_config(path) -> ConfigFile:
             register_secret(value)
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
             values[key] = value[1:-1]
+            if key == "token":
+                register_secret(values[key])  # the token as it will be sent, without the quotes
             notes.append(f"config file {printable(path)}, line {line}: the {key} is in quotes; magedl ignores "
                          "the quotes, remove them")
         if key not in CONFIG_KEYS:
@@ -386,6 +388,7 @@ def resolve(*, base_url: Optional[str] = None, mageid: Optional[str] = None, tok
             the_token, token_from = password, netrc_found
     the_id = the_id.strip() if the_id else None
     the_token = the_token.strip() if the_token else None
+    register_secret(the_token)  # as it will be sent: stripped, unquoted
 
     creds = None
     if the_id and the_token:

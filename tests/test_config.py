@@ -845,3 +845,22 @@ def test_parse_size_refuses_with_a_message(text, rate):
     with pytest.raises(ValueError) as info:
         config.parse_size(text, rate=rate)
     assert str(info.value).startswith("not a ") and len(str(info.value)) < 200
+
+
+@pytest.mark.parametrize("written", ['"tok-quoted-secret-77"', "'tok-quoted-secret-77'"])
+def test_a_quoted_config_token_is_redacted_as_it_is_sent(tmp_path, written):
+    from magedl.config import redact
+
+    cfg = tmp_path / "config"
+    cfg.write_text(f"[magedl]\nmageid = MAG000000077\ntoken = {written}\n")
+    cfg.chmod(0o600)
+    resolve(base_url="https://h.example/", env={}, config_file=cfg)
+    assert redact("sent tok-quoted-secret-77") == "sent ***"
+
+
+def test_a_token_with_surrounding_blanks_is_redacted_as_sent(tmp_path):
+    from magedl.config import redact
+
+    resolve(base_url="https://h.example/", mageid="MAG000000078", token="  tok-blank-secret-78 \n", env={},
+            config_file=tmp_path / "none")
+    assert redact("sent tok-blank-secret-78") == "sent ***"
