@@ -24,12 +24,12 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
-from magedl.errors import NotFoundError, UnsafeNameError
-from magedl.fsutil import NotRegularFile, open_within
+from magedl.errors import NotFoundError, UnsafeNameError, UnsafeSourceError
 from magedl.mirror.composer_index import DIST, P2, PACKAGES, entry_rel, read_composer_url, read_index
-from magedl.mirror.index import parse_sums, read_feed
+from magedl.mirror.index import MAX_INDEX_BYTES, parse_sums, read_feed
 from magedl.mirror.layout import BOOKKEEPING, COMPOSER, FILES, INFO, INFO_FILES, SUMS, walk_files
 from magedl.paths import SIDE_SUFFIXES, check_name
+from magedl.service.fileadapter import open_published
 
 BLOCK = 1 << 20
 LINK = "a symbolic link: a mirror holds only plain files, and verify never reads through a link"
@@ -196,12 +196,19 @@ def _read_index(root: Path, rel: str, findings: list, only) -> Optional[bytes]:
             findings.append(Finding(root, rel, Verdict.BAD, LINK if what == "link" else "not a plain file"))
         return None
     try:
-        fd = open_within(root, rel.split("/"))
+        f, info = open_published(root, rel)
+    except UnsafeSourceError as exc:
+        findings.append(Finding(root, rel, Verdict.BAD, exc.reason))
+        return None
     except OSError as exc:
         findings.append(Finding(root, rel, Verdict.BAD, f"unreadable: {exc.strerror or exc}"))
         return None
-    with os.fdopen(fd, "rb") as f:
-        return f.read()
+    with f:
+        if info.st_size > MAX_INDEX_BYTES:  # a hostile carried disk must not exhaust memory
+            findings.append(Finding(root, rel, Verdict.BAD, f"larger than the {MAX_INDEX_BYTES >> 20} MiB an index "
+                                                           "may be"))
+            return None
+        return f.read(MAX_INDEX_BYTES)
 
 
 def _inspect(root: Path, only) -> tuple:
@@ -344,16 +351,16 @@ def _check(check: _Check, advance: Callable[[int], None]) -> None:
     finding, want = check.finding, check.expected
     md5, sha256, sha1 = hashlib.md5(), hashlib.sha256(), hashlib.sha1()
     try:
-        fd = open_within(finding.root, finding.rel.split("/"))
-        with os.fdopen(fd, "rb") as f:
+        f, _ = open_published(finding.root, finding.rel)
+        with f:
             for block in iter(lambda: f.read(BLOCK), b""):
                 md5.update(block)
                 sha256.update(block)
                 if want.sha1s:
                     sha1.update(block)
                 advance(len(block))
-    except NotRegularFile:
-        finding.status, finding.problem = Verdict.BAD, "replaced by a link or a non-file while being checked"
+    except UnsafeSourceError as exc:  # a link, a non-file or a second hard link: never read, never "intact"
+        finding.status, finding.problem = Verdict.BAD, exc.reason
         return
     except OSError as exc:
         finding.status, finding.problem = Verdict.BAD, f"unreadable: {exc.strerror or exc}"

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 
 import pytest
 from clirun import run
@@ -87,6 +88,14 @@ def test_verify_never_reads_through_a_linked_archive_or_folder(mdir, tmp_path, c
     (mdir / "file").symlink_to(tmp_path / "real-file")
     code, out, err = run(capsys, "verify", str(mdir))
     assert code == 6 and "file: BAD (a symbolic link" in out and "internal error" not in err
+
+
+def test_verify_calls_a_hard_linked_file_bad_as_serve_refuses_it(mdir, tmp_path, capsys):
+    listed = next(p for p in (mdir / "file").rglob("*") if p.is_file())
+    os.link(listed, tmp_path / "second-name")
+    code, out, err = run(capsys, "verify", str(mdir))
+    assert code == 6 and f"{listed.relative_to(mdir)}: BAD (it has 2 names (hard links)" in out
+    assert "internal error" not in err
 
 
 def test_an_unknown_type_creates_nothing(env, capsys, tmp_path):
