@@ -7,6 +7,7 @@ the command line.
 
 import logging
 import os
+import stat
 import sys
 
 from magedl.cli.app import Parser, add_command
@@ -226,6 +227,10 @@ def run_store(args, out) -> int:
     if args.print_env is not None:
         data = (composer_auth_json(args.repo_url, public, private) + "\n").encode()
         try:
+            info = os.fstat(args.print_env)
+            if stat.S_ISREG(info.st_mode) and info.st_mode & 0o077:
+                # `3>file` under the usual umask makes the file 0644: it holds a private key.
+                os.fchmod(args.print_env, 0o600)
             os.write(args.print_env, data)
         except OSError as exc:
             raise UsageError(f"--print-env {args.print_env}: cannot write: {exc.strerror}") from None

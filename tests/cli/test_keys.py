@@ -285,6 +285,20 @@ def test_print_env_writes_composer_auth_to_the_chosen_descriptor(repo, capsys, m
     no_key_in([out, err], marketplace_keys)
 
 
+def test_print_env_into_a_file_left_readable_by_the_umask_makes_it_private(repo, capsys, monkeypatch, marketplace_keys,
+                                                                          tmp_path, secret_scan):
+    url, _ = repo
+    target = tmp_path / "composer-auth.json"
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT, 0o644)  # what `3>composer-auth.json` gives under umask 022
+    secret_scan.allow(target)
+    try:
+        code, _, err = store(capsys, monkeypatch, url, marketplace_keys["commerce"], "--print-env", str(fd))
+    finally:
+        os.close(fd)
+    assert code == 0, err
+    assert oct(os.stat(target).st_mode & 0o777) == oct(0o600) and json.loads(target.read_text())["http-basic"]
+
+
 def test_print_env_refuses_a_terminal(repo, capsys, monkeypatch, marketplace_keys):
     url, _ = repo
     master, slave = os.openpty()
