@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -190,6 +191,8 @@ def find_keys(url: str = MARKETPLACE_URL, *,
         searched.append(SourceStatus(source, path, present))
         if present:
             by_source[source] = host_entries(data, source, path, target, findings)
+            if source in (Source.GLOBAL_AUTH, Source.PROJECT_AUTH) and by_source[source]:
+                _check_private(path, source, findings)
 
     for source, path in ((Source.GLOBAL_CONFIG, home / "config.json"),
                          (Source.GLOBAL_AUTH, home / "auth.json")):
@@ -270,6 +273,18 @@ def _winner(by_source: dict[Source, list[Entry]], order: tuple[Source, ...]) -> 
         if pick.kind == EXACT:
             return pick
     return picks[0] if picks else None
+
+
+def _check_private(path: Path, source: Source, findings: list) -> None:
+    """The one rule for files that hold secrets, as a warning: Composer reads such a file, so magedl does too."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if os.name != "nt" and mode & 0o077:
+        findings.append(Finding(WARNING, f"{path} has mode {stat.S_IMODE(mode):04o}: other users can read the "
+                                f"private key in it (Composer never tightens it); run 'chmod 600 {path}'",
+                                source, path))
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -40,9 +40,11 @@ def auth_data(host=HOST, keys=None):
 
 
 def write(path, data):
-    """Write text, or data as JSON, creating the folder."""
+    """Write text, or data as JSON, creating the folder; auth.json files private, as a careful user keeps them."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(data if isinstance(data, str) else json.dumps(data), encoding="utf-8")
+    if path.name == "auth.json":
+        path.chmod(0o600)
     return path
 
 

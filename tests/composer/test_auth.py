@@ -342,3 +342,19 @@ def test_paths_are_absolute(world, monkeypatch):
     result = find_keys(project_dir="project", env=world.env)
     assert result.path == world.project_auth and Path(result.path).is_absolute()
     assert os.path.isabs(composer_file("project", world.env))
+
+
+def test_an_auth_json_others_can_read_is_reported_not_refused(tmp_path):
+    home = tmp_path / "composer-home"
+    home.mkdir()
+    auth = home / "auth.json"
+    public, private = "p" * 32, "s" * 32
+    auth.write_text(json.dumps({"http-basic": {"repo.magento.com": {"username": public, "password": private}}}))
+    os.chmod(auth, 0o644)
+    lookup = find_keys(env={"COMPOSER_HOME": str(home), "HOME": str(tmp_path)}, project_dir=tmp_path)
+    assert lookup.found  # Composer reads it, so the keys are found
+    [warning] = [f for f in lookup.warnings if "chmod 600" in f.message]
+    assert "0644" in warning.message and private not in warning.message
+    os.chmod(auth, 0o600)
+    lookup = find_keys(env={"COMPOSER_HOME": str(home), "HOME": str(tmp_path)}, project_dir=tmp_path)
+    assert not [f for f in lookup.warnings if "chmod 600" in f.message]
