@@ -46,3 +46,8 @@ def human_bytes(n, smallest: str = "B") -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{n} B"  # pragma: no cover
+
+
+def plural(n: int, word: str, words: str = "") -> str:
+    """``plural(1, "file")`` -> ``'1 file'``; ``plural(2, "file")`` -> ``'2 files'``."""
+    return f"{n} {word if n == 1 else (words or word + 's')}"

@@ -22,16 +22,11 @@ from magedl.text import printable
 
 # Whatever a terminal says, never lay out for less than this (some report 0 columns).
 MIN_WIDTH = 40
-from magedl.text import human_bytes  # noqa: E402,F401  (re-exported: the CLI's name for it)
+from magedl.text import human_bytes, plural  # noqa: E402,F401  (re-exported for the commands)
 
 FALLBACK_WIDTH = 80
 _GAP = "  "  # between plain columns
 _RICH_GAP = 3  # between rich's columns: a padding space each side of a blank divider
-
-
-def plural(n: int, word: str, words: Optional[str] = None) -> str:
-    """``plural(1, "file")`` -> ``'1 file'``; ``plural(2, "file")`` -> ``'2 files'``."""
-    return f"{n} {word if n == 1 else (words or word + 's')}"
 
 
 def terminal_width(stream: IO) -> int:

@@ -322,7 +322,6 @@ def store_keys(path: os.PathLike[str] | str, host: str, username: str, password:
         return StoreResult(path, key, False, False, False, other_forms)
     _write_atomic(path, text.encode("utf-8"), SECRET_MODE if mode is None else mode,
                   old is None)
-    log.info("stored keys for %s in %s", key, path)
     for form in other_forms:
         log.warning("%s also holds an entry '%s' for the same host; Composer does not use it "
                     "for '%s'", path, form, key)

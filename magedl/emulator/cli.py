@@ -16,25 +16,16 @@ from magedl.server import MemoryStore
 
 __all__ = ["main", "parse_size"]
 
-_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}
 
 
 def parse_size(text: str) -> int:
-    """Parse ``"2M"``, ``"512k"``, ``"100000"`` (binary units) into bytes."""
-    value = text.strip().upper()
-    for suffix in ("IB", "B"):
-        if value.endswith(suffix):
-            value = value[:-len(suffix)]
-            break
-    unit = value[-1:] if value[-1:] in ("K", "M", "G") else ""
-    number = value[:len(value) - len(unit)]
+    """``"2M"``, ``"512k"``, ``"100000"`` (binary units) in bytes, for argparse: the one size parser, config's."""
+    from magedl.config import parse_size as parse
+
     try:
-        result = int(float(number) * _UNITS[unit])
-    except (ValueError, OverflowError):
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (examples: 100000, 512K, 2M)") from None
-    if result < 0:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (examples: 100000, 512K, 2M)")
-    return result
+        return parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -24,6 +24,7 @@ from magedl.composer.remote import explain, metadata_fetcher, note_for_lookup, r
 from magedl.config import redact, shown_url
 from magedl.errors import IntegrityError, MagedlError, UnverifiedFile
 from magedl.service.api import HostBoundAuth
+from magedl.text import plural
 from magedl.transfer.fetch import fetch_many
 from magedl.transfer.hashing import file_digests
 from magedl.transfer.options import TransferOptions
@@ -100,9 +101,9 @@ def select(client, options, root: os.PathLike | str, *, jobs: int = 8, warn=None
     selection.cache = cache
     cache.complete = not selection.failures  # a failed lookup may leave files unread that are still wanted
     chosen = sum(len(v) for v in selection.packages.values())
-    log.info("Composer: %d versions of %d packages selected%s; metadata files: %s", chosen,
-             len(selection.packages), f", {len(selection.failures)} requirements failed" if selection.failures
-             else "", cache.summary())
+    failed = f", {plural(len(selection.failures), 'requirement')} failed" if selection.failures else ""
+    log.info("Composer: %s of %s selected%s; metadata files: %s", plural(chosen, "version"),
+             plural(len(selection.packages), "package"), failed, cache.summary())
     return notes, selection
 
 
