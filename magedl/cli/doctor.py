@@ -17,6 +17,7 @@ from typing import List, Optional
 
 from magedl import __version__
 from magedl.cli.app import add_command
+from magedl.cli.keys import repo_url
 from magedl.cli.output import human_bytes, is_tty, plural, print_json, write_line
 from magedl.errors import MagedlError
 from magedl.text import printable
@@ -48,7 +49,7 @@ def add_parser(subparsers) -> None:
                     "keys, TLS, proxies, clock, free space, leftovers")
     p.add_argument("-o", "--output", default=".", metavar="DIR",
                    help="the folder downloads go to: free space and leftovers are checked there (default: current)")
-    p.add_argument("--repo-url", default=MARKETPLACE_URL, metavar="URL",
+    p.add_argument("--repo-url", type=repo_url, default=MARKETPLACE_URL, metavar="URL",
                    help=f"the Composer repository for the keys check (default {MARKETPLACE_URL})")
     p.add_argument("--project", metavar="DIR", help="the Composer project folder (default: the current one)")
     p.set_defaults(run=run)

@@ -5,6 +5,7 @@ private key never; keys are read from stdin or a hidden prompt, never from
 the command line.
 """
 
+import argparse
 import logging
 import os
 import stat
@@ -28,7 +29,7 @@ def add_parser(subparsers) -> None:
 
     c = add_command(actions, "check", "find the keys as Composer would, say where they came from, and ask the "
                     "repository what they unlock", credentials=False)
-    c.add_argument("--repo-url", default=MARKETPLACE_URL, metavar="URL",
+    c.add_argument("--repo-url", type=repo_url, default=MARKETPLACE_URL, metavar="URL",
                    help=f"the Composer repository (default {MARKETPLACE_URL})")
     c.add_argument("--package", action="append", default=[], metavar="NAME[:VERSION]",
                    help="check that this account may fetch the package's archive (newest version, or the one "
@@ -42,13 +43,28 @@ def add_parser(subparsers) -> None:
     where.add_argument("--global", dest="global_", action="store_true",
                        help="in $COMPOSER_HOME/auth.json, for every project of this user")
     where.add_argument("--project", metavar="DIR", help="in DIR/auth.json, next to the project's composer.json")
-    s.add_argument("--repo-url", default=MARKETPLACE_URL, metavar="URL",
+    s.add_argument("--repo-url", type=repo_url, default=MARKETPLACE_URL, metavar="URL",
                    help=f"the Composer repository the keys are for (default {MARKETPLACE_URL})")
     s.add_argument("--no-check", action="store_true", help="store without asking the repository first")
     s.add_argument("--print-env", type=_fd, metavar="FD",
                    help="also write the COMPOSER_AUTH value (JSON, for CI variables) to file descriptor FD, "
                         "e.g. --print-env 3 3>composer-auth.json; refused when FD is a terminal")
     s.set_defaults(run=run_store)
+
+
+def repo_url(text):
+    """A Composer repository URL: http(s) with a host, checked before any key is looked for."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text.strip())
+        parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise argparse.ArgumentTypeError(f"not a repository URL: {printable(text)!r} (e.g. {MARKETPLACE_URL})")
+    return text.strip()
 
 
 def _fd(text):

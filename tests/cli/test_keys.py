@@ -334,3 +334,10 @@ def test_no_key_in_a_debug_trace_or_any_file(repo, capsys, monkeypatch, tmp_path
         if path.is_file() and path != auth:
             data = path.read_bytes()
             assert pair[1].encode() not in data and pair[0].encode() not in data, path
+
+
+@pytest.mark.parametrize("url", ["notaurl", "ftp://repo.example/", "https://", "https://h:port/"])
+@pytest.mark.parametrize("command", [("keys", "check"), ("keys", "store", "--global"), ("doctor",)])
+def test_a_repository_url_that_is_not_one_is_a_usage_error(capsys, url, command):
+    code, _, err = run(capsys, *command, "--repo-url", url)
+    assert code == 2 and "not a repository URL" in err and "internal error" not in err
