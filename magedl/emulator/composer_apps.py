@@ -131,6 +131,10 @@ class MagentoRepoApp(App):
             return invalid
         return entitlement
 
+    def republish(self) -> None:
+        """The graph's entries were changed (a re-published archive): list them anew, as the real service would."""
+        self._files.clear()
+
     def _served(self, key: str, listed: bytes) -> bytes:
         """The bytes served for a file listed as *listed*: they differ when tampered with."""
         return listed + b"\n" if self._is_tampered(key) else listed

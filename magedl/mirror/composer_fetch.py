@@ -22,7 +22,9 @@ import requests
 from magedl.composer.cache import MetadataCache
 from magedl.composer.remote import explain, metadata_fetcher, note_for_lookup, read_changes
 from magedl.config import redact, shown_url
-from magedl.errors import IntegrityError, MagedlError, UnverifiedFile
+from magedl.errors import IntegrityError, LocalFileError, MagedlError, UnverifiedFile
+from magedl.fsutil import fsync_dir, make_dirs
+from magedl.mirror.layout import INCOMING
 from magedl.service.api import HostBoundAuth
 from magedl.text import plural
 from magedl.transfer.fetch import fetch_many
@@ -161,10 +163,14 @@ def fetch_archives(client, items: list, root: os.PathLike | str, options: Transf
     """Fetch Composer archives; yield ``(item, Result or MagedlError, sha1)`` as each ends.
 
     Each item's ``source`` is a :class:`~magedl.mirror.composer_plan.Archive` and
-    ``rel`` its path in the mirror. An archive whose SHA-1 differs from the
-    repository's is deleted and yields an :class:`IntegrityError` (exit 6).
+    ``rel`` its path in the mirror. Archives are fetched (and resumed) in
+    ``DIR/.magedl/incoming/``, which nothing serves, and move to their place
+    only once their SHA-1 matches the repository's: until then the copy the
+    index describes stays, and no reader ever sees unverified bytes. An
+    archive whose SHA-1 differs is deleted and yields an :class:`IntegrityError` (exit 6).
     """
     root = Path(root)
+    staging = root / INCOMING
     by_rel, jobs = {}, []
     for it in items:
         if options.require_checksum and not it.source.shasum:
@@ -178,7 +184,7 @@ def fetch_archives(client, items: list, root: os.PathLike | str, options: Transf
     # Composer gives no md5: the engine fetches unchecked, and the SHA-1 is checked here.
     plain = dataclasses.replace(options, require_checksum=False, sha256=True)
     dist_client = _DistClient(client, {rel: it.source.url for rel, it in by_rel.items()})
-    for job, outcome in fetch_many(dist_client, jobs, root, plain, progress=progress, limiter=limiter):
+    for job, outcome in fetch_many(dist_client, jobs, staging, plain, progress=progress, limiter=limiter):
         it = by_rel[job.file_name]
         what = f"{it.source.name} {it.source.version}"
         if isinstance(outcome, MagedlError):
@@ -194,4 +200,13 @@ def fetch_archives(client, items: list, root: os.PathLike | str, options: Transf
             yield it, IntegrityError(f"{what}: SHA-1 mismatch: the repository says {it.source.shasum}, the "
                                      f"received archive has {sha1}; it was not kept"), ""
             continue
-        yield it, outcome, sha1
+        final = root / it.rel
+        try:
+            make_dirs(final.parent)
+            os.replace(outcome.path, final)  # verified: only now does it take the place of the old copy
+            fsync_dir(final.parent)
+        except OSError as exc:
+            yield it, LocalFileError(f"{what}: cannot move the verified archive into {final.parent}: "
+                                     f"{exc.strerror or exc}"), ""
+            continue
+        yield it, dataclasses.replace(outcome, path=final), sha1

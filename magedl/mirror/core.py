@@ -199,6 +199,8 @@ class Mirror:
             return True  # transfer checks it against the md5 and replaces it
         if isinstance(it.source, Release) and it.action is Action.UPDATE:
             return True
+        if stat.S_ISREG(st.st_mode) and isinstance(it.source, Archive) and it.action is Action.UPDATE:
+            return True  # fetched beside it (.magedl/incoming) and moved over it only once verified
         try:
             os.unlink(path)  # never follows a link: removes the link itself
         except OSError as exc:
@@ -213,7 +215,7 @@ class Mirror:
         """Record what the transfer of *it* came to."""
         if isinstance(outcome, MagedlError):
             it.status, it.error = Status.FAILED, outcome
-            if it.action is Action.REPAIR or isinstance(it.source, Archive):
+            if it.action is Action.REPAIR or (isinstance(it.source, Archive) and it.action is not Action.UPDATE):
                 it.entry = None  # the copy the index described is gone, or was bad
             return
         sha = outcome.sha256 or file_digests(outcome.path, ("sha256",))["sha256"]

@@ -34,6 +34,8 @@ INFO_FILES = ("info/json", "info/files", "info/versions")
 COMPOSER = "composer"
 STATE = f"{BOOKKEEPING}/state.json"
 LOCK = f"{BOOKKEEPING}/lock"
+# Where Composer archives are fetched until their SHA-1 is checked: never served, never indexed.
+INCOMING = f"{BOOKKEEPING}/incoming"
 # The mirror's own top-level entries: a link at any of them would lead reads,
 # writes or deletes out of the mirror.
 OWN = (FILES, INFO, COMPOSER, BOOKKEEPING, SUMS)

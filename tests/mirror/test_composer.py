@@ -307,3 +307,30 @@ def test_a_composer_selection_that_selects_nothing_creates_no_mirror(repos, caps
                           "--composer-require", "psr/log:^9")
     assert code == 5 and "nobody/nothing" in err and "psr/log ^9" in err
     assert not (tmp_path / "m").exists()
+
+
+def test_a_failed_update_keeps_the_good_copy_and_its_index(repos, capsys, tmp_path):
+    """Upstream re-publishes an archive (new SHA-1) but serves bytes that do not match it."""
+    mdir = tmp_path / "m"
+    rel = "composer/dist/magento/module-store/101.2.7.0.zip"
+    assert mirror(capsys, mdir, repos, "--composer-require", "magento/module-store:101.2.7")[0] == 0
+    good = (mdir / rel).read_bytes()
+    release = repos.graph.release("magento/module-store", "101.2.7")  # the graph the repositories serve
+    old_sha1 = release.entry["dist"]["shasum"]
+    release.entry["dist"]["shasum"] = "0" * 40  # the listing changes ...
+    repos.magento_app.republish()
+    repos.magento_app.tamper(release.dist_path)  # ... and the bytes served match neither
+    try:
+        code, out, err = mirror(capsys, mdir, repos, "--composer-require", "magento/module-store:101.2.7")
+    finally:
+        release.entry["dist"]["shasum"] = old_sha1
+        repos.magento_app.republish()
+        repos.magento_app.untamper()
+    assert rows(out)[rel]["action"] == "update"
+    assert code == 6 and "SHA-1 mismatch" in err
+    assert (mdir / rel).read_bytes() == good  # the old copy stays until a new one verifies
+    assert sums(mdir)[rel] == hashlib.sha256(good).hexdigest()
+    [entry] = [e for e in p2(mdir, "magento/module-store") if e["version_normalized"] == "101.2.7.0"]
+    assert entry["dist"]["shasum"] == hashlib.sha1(good).hexdigest()
+    assert not list((mdir / ".magedl").rglob("*.zip*"))  # nothing unverified left in incoming either
+    assert run(capsys, "verify", str(mdir))[0] == 0
