@@ -26,9 +26,18 @@ from typing import Callable, Optional, Sequence
 from urllib.parse import urlsplit
 
 from magedl.composer.constraints import parse_constraint
+from magedl.composer.remote import NOT_THEIRS
 from magedl.composer.semver import is_stable_enough, normalize, stability, version_key
 from magedl.config import redact, register_secret
-from magedl.errors import ConstraintError, MagedlError, NotFoundError, UnsafeNameError, UnsatisfiableError, UsageError
+from magedl.errors import (
+    ConstraintError,
+    EntitlementError,
+    MagedlError,
+    NotFoundError,
+    UnsafeNameError,
+    UnsatisfiableError,
+    UsageError,
+)
 from magedl.mirror.composer_index import check_package_name
 from magedl.text import printable
 
@@ -172,6 +181,15 @@ class Resolver:
             except NotFoundError:
                 continue
         urls = ", ".join(redact(r.url) for r in self.repos)
+        if name.startswith("magento/"):
+            for repo in self.repos:
+                groups = _groups(repo)
+                if groups and "Commerce" not in groups:
+                    # What `keys check --package` says of it too: listed only to accounts entitled to it.
+                    raise _UnlistedForTheKeys(
+                        f"{name}: not listed for the keys sent to {redact(repo.url)}, which see only: "
+                        f"{', '.join(sorted(groups))}. If it is a Commerce or B2B package: {NOT_THEIRS}; "
+                        "otherwise check the name")
         raise _Unlisted(f"{name}: in none of the Composer repositories ({urls})")
 
     def resolve(self) -> Selection:
@@ -321,6 +339,20 @@ class Resolver:
 
 class _Unlisted(UnsatisfiableError):
     """No repository lists the package (a replaced or provided name is then no failure)."""
+
+
+class _UnlistedForTheKeys(_Unlisted):
+    """A ``magento/*`` package unlisted where the keys see no Commerce group: not theirs (exit 4, as keys check)."""
+
+    exit_code = EntitlementError.exit_code
+
+
+def _groups(repo) -> dict:
+    """The provider groups a repository shows these keys; ``{}`` when it has none or cannot say."""
+    try:
+        return repo.provider_groups()
+    except MagedlError:
+        return {}
 
 
 def _links(entry: dict, key: str) -> list:

@@ -133,6 +133,17 @@ def test_an_archive_the_keys_may_not_fetch_exits_4_and_the_others_are_kept(repos
     assert not (mdir / "composer" / "p2" / "magento" / "framework.json").exists()  # nothing of it is held
 
 
+def test_a_commerce_package_with_open_source_keys_exits_4_as_keys_check_says(repos, capsys, tmp_path):
+    repos.use_keys("open-source")
+    code, _, err = mirror(capsys, tmp_path / "m", repos, "--composer-require", "magento/product-enterprise-edition")
+    assert code == 4 and "which see only: Open Source" in err and "Commerce" in err
+    code, _, _ = run(capsys, "keys", "check", "--repo-url", repos.magento_url,
+                     "--package", "magento/product-enterprise-edition")
+    assert code == 4
+    code, _, err = mirror(capsys, tmp_path / "m", repos, "--composer-require", "acme/no-such-package")
+    assert code == 5 and "in none of the Composer repositories" in err
+
+
 def test_a_sha1_mismatch_exits_6_and_the_archive_is_not_kept(repos, capsys, tmp_path):
     release = GRAPH.release("magento/module-store", "101.2.7")
     repos.magento_app.tamper(release.dist_path)
