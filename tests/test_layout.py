@@ -50,3 +50,14 @@ def test_no_module_takes_another_modules_private_names(path):
 def test_no_module_needs_long_scrolling(path):
     lines = len(path.read_text().splitlines())
     assert lines <= 450, f"{rel(path)} has {lines} lines: split it along the concepts it holds"
+
+
+def test_the_parser_imports_no_network_or_terminal_library():
+    """``magedl --help`` must start at once (issue 12: <= 0.25 s): requests, rich and tqdm load only when used."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from magedl.cli.app import build_parser; build_parser(); "
+            "print(sorted(m for m in ('requests', 'urllib3', 'rich', 'tqdm') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -26,7 +26,6 @@ from typing import Callable, Optional, Sequence
 from urllib.parse import urlsplit
 
 from magedl.composer.constraints import parse_constraint
-from magedl.composer.remote import NOT_THEIRS
 from magedl.composer.semver import is_stable_enough, normalize, stability, version_key
 from magedl.config import redact, register_secret
 from magedl.errors import (
@@ -182,6 +181,8 @@ class Resolver:
                 continue
         urls = ", ".join(redact(r.url) for r in self.repos)
         if name.startswith("magento/"):
+            from magedl.composer.remote import NOT_THEIRS  # here: the parser imports this module for its help
+
             for repo in self.repos:
                 groups = _groups(repo)
                 if groups and "Commerce" not in groups:
