@@ -6,7 +6,9 @@ openssl at start), unthrottled and with ``limit_rate 20m`` per connection; a
 relay in this script adds 25 ms each way for the long-link case. Every tool
 fetches the same files; the script prints the median wall time over several
 interleaved runs, each tool's peak RSS, and the ratios the speed targets are
-stated in. Nothing here asserts: it prints figures.
+stated in. Nothing here asserts: it prints figures. Before each run of the
+large-file cases a scratch file is written and deleted (untimed), so every
+tool writes into warm pages (see ``timed``); magedl runs from bytecode.
 
 Usage: python scripts/bench.py [--runs N] [--quick] [--only CASE]... [--json PATH]
 """
@@ -28,11 +30,27 @@ from benchlib import MAGEID, TOKEN, LatencyRelay, build_mirror, ensure_tools, ma
 CASES = ["big", "https", "latency", "perfile", "slow", "mirror", "startup"]
 
 
-def timed(cmd, out_dir, env=None, keep=False):
-    """(wall seconds, peak RSS in MiB) of one command, run in a clean output folder."""
+def timed(cmd, out_dir, env=None, keep=False, warm=0):
+    """(wall seconds, peak RSS in MiB) of one command, run in a clean output folder.
+
+    *warm*: bytes written to a scratch file and deleted just before the
+    command (untimed). On a VM whose free memory goes back to the host after
+    a few idle seconds (virtio-balloon free page reporting), the first write
+    to a page costs the host a fault: 1 GiB into such "cold" pages took 2.4 s
+    of system time here against 0.26 s into pages just freed (dd). Without
+    this, whichever tool runs after a pause pays for it; with it, every tool
+    writes into pages just freed, as on a machine that keeps its memory.
+    """
     if not keep:
         shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if warm:
+        scratch = out_dir / "scratch"
+        with open(scratch, "wb") as f:
+            block = bytes(1 << 20)
+            for _ in range(warm >> 20):
+                f.write(block)
+        scratch.unlink()
     # GNU time measures the tool's own peak RSS; a fork from this Python would count ours too.
     report = out_dir.parent / "time.out"
     start = time.perf_counter()
@@ -50,13 +68,16 @@ class Bench:
     def __init__(self, runs, out, figures):
         self.runs, self.out, self.figures = runs, out, figures
 
-    def compare(self, case, commands, keep=False):
-        """*commands*: ``{label: (cmd, env)}``; prints and returns ``{label: median wall}``."""
+    def compare(self, case, commands, keep=False, warm=0):
+        """*commands*: ``{label: (cmd, env)}``; prints and returns ``{label: median wall}``.
+
+        *warm*: see :func:`timed` (for the cases whose tools write large files).
+        """
         walls = {label: [] for label in commands}
         rss = dict.fromkeys(commands, 0.0)
         for _ in range(self.runs):
             for label, (cmd, env) in commands.items():
-                wall, peak = timed(cmd, self.out, env, keep)
+                wall, peak = timed(cmd, self.out, env, keep, warm)
                 walls[label].append(wall)
                 rss[label] = max(rss[label], peak)
         medians = {}
@@ -98,8 +119,10 @@ def main():
     nginx, base, tls_port = start_nginx(work, root, cert, key)
     relay = LatencyRelay(tls_port).start()
     out = work / "out"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAGEDL_")}
-    env.update(MAGEDL_MAGEID=MAGEID, MAGEDL_TOKEN=TOKEN, HOME=str(work))
+    # magedl runs from bytecode, as an installed copy does (pip compiles it), whatever this shell's
+    # settings: the bytecode goes to the work folder (not the checkout), written by untimed warm-up runs.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAGEDL_") and k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(MAGEDL_MAGEID=MAGEID, MAGEDL_TOKEN=TOKEN, HOME=str(work), PYTHONPYCACHEPREFIX=str(work / "pycache"))
     auth = f"{MAGEID}:{TOKEN}"
     figures, ratios = [], []
     bench = Bench(args.runs, out, figures)
@@ -108,6 +131,11 @@ def main():
         return dict(env, MAGEDL_BASE_URL=url)
 
     try:
+        for warm in (["--help"], ["-q", "get", small[0], "-o", str(work / "warm")],
+                     ["-q", "--ca-bundle", str(ca), "get", small[1], "-o", str(work / "warm")]):
+            subprocess.run(magedl + warm, env=menv(f"{base}/fast/" if "--ca-bundle" not in warm else
+                                                   f"https://127.0.0.1:{tls_port}/fast/"),
+                           stdout=subprocess.DEVNULL, check=True)
         print(f"bench: nginx at {base} (TLS on {tls_port}, +50 ms round trip on {relay.port}); "
               f"{args.runs} interleaved runs each; median wall time, peak RSS", flush=True)
         if "big" in cases:
@@ -118,7 +146,7 @@ def main():
                 "curl": (["curl", "-sSf", "-u", auth, "-o", big_name, url], None),
                 "md5sum (page cache)": (["md5sum", str(root / "file" / big_name)], None),
                 "magedl get": (magedl + ["-q", "get", big_name, "-o", "."], menv(f"{base}/fast/")),
-            })
+            }, warm=big << 20)
             ratios.append(ratio("magedl / max(curl, md5sum)",
                                 m["magedl get"] / max(m["curl"], m["md5sum (page cache)"]), 1.15))
         if "https" in cases:
@@ -130,7 +158,7 @@ def main():
                 "curl && md5sum": (["sh", "-c", f"{curl} && md5sum {tls_name}"], None),
                 "magedl get --ca-bundle": (magedl + ["-q", "--ca-bundle", str(ca), "get", tls_name, "-o", "."],
                                            menv(f"https://127.0.0.1:{tls_port}/fast/")),
-            })
+            }, warm=tls << 20)
             ratios.append(ratio("magedl / (curl && md5sum)", m["magedl get --ca-bundle"] / m["curl && md5sum"], 0.80))
         if "latency" in cases:
             print(f"\n3. {len(small)} x 64 KiB over HTTPS through a 50 ms round-trip link")
@@ -139,7 +167,7 @@ def main():
             m = bench.compare("latency", {
                 "curl -Z --parallel-max 8": (["curl", "-sSf", "-Z", "--parallel-max", "8", "--cacert", str(ca),
                                               "-u", auth, "--remote-name-all", *urls], None),
-                "aria2c -j8": (["aria2c", "-q", "-j8", f"--ca-certificate={ca}", f"--http-user={MAGEID}",
+                "aria2c -Z -j8": (["aria2c", "-q", "-Z", "-j8", f"--ca-certificate={ca}", f"--http-user={MAGEID}",
                                 f"--http-passwd={TOKEN}", *urls], None),
                 "magedl get (defaults)": (magedl + ["-q", "--ca-bundle", str(ca), "get", *small, "-o", "."],
                                           menv(lbase)),
@@ -147,15 +175,16 @@ def main():
             ratios.append(ratio("magedl / curl -Z", m["magedl get (defaults)"] / m["curl -Z --parallel-max 8"], 1.0))
         if "perfile" in cases:
             print("\n4. cost per extra small file on loopback ((200 files - 20 files) / 180)")
-            aria = ["aria2c", "-q", "-j8", f"--http-user={MAGEID}", f"--http-passwd={TOKEN}"]
+            # -Z: each URL is a file of its own (without it aria2c takes them all as mirrors of one file).
+            aria = ["aria2c", "-q", "-Z", "-j8", f"--http-user={MAGEID}", f"--http-passwd={TOKEN}"]
             m = bench.compare("perfile", {
-                "aria2c -j8, 20": (aria + [f"{base}/fast/file/{n}" for n in small[:20]], None),
-                "aria2c -j8, 200": (aria + [f"{base}/fast/file/{n}" for n in small], None),
+                "aria2c -Z -j8, 20": (aria + [f"{base}/fast/file/{n}" for n in small[:20]], None),
+                "aria2c -Z -j8, 200": (aria + [f"{base}/fast/file/{n}" for n in small], None),
                 "magedl get, 20": (magedl + ["-q", "get", *small[:20], "-o", "."], menv(f"{base}/fast/")),
                 "magedl get, 200": (magedl + ["-q", "get", *small, "-o", "."], menv(f"{base}/fast/")),
             })
             mag = (m["magedl get, 200"] - m["magedl get, 20"]) / 180
-            ari = (m["aria2c -j8, 200"] - m["aria2c -j8, 20"]) / 180
+            ari = (m["aria2c -Z -j8, 200"] - m["aria2c -Z -j8, 20"]) / 180
             print(f"  per extra file: magedl {mag * 1000:.2f} ms, aria2c {ari * 1000:.2f} ms")
             ratios.append(ratio("magedl / aria2c per extra file", mag / ari if ari > 0 else float("inf"), 1.0))
         if "slow" in cases:

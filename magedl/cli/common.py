@@ -35,10 +35,11 @@ def make_client(args: argparse.Namespace, *, credentials: bool = True):
             log.warning("no MAGEID and token found; the service will likely refuse (see 'magedl --help')")
     else:
         settings = settings_without_credentials(args)
-    # Enough pooled connections per host for every job's every connection to be reused.
+    # Enough pooled connections per host for every connection a run may open (fetch_many's budget) to be reused.
     jobs = getattr(args, "jobs", None) or 1
     connections = getattr(args, "connections", None) or defaults.DEFAULT_CONNECTIONS
-    return Client(settings, retry=retry_policy(args), timeout=timeouts(args), pool_size=max(16, jobs * connections))
+    return Client(settings, retry=retry_policy(args), timeout=timeouts(args),
+                  pool_size=max(defaults.MAX_CONNECTIONS, jobs, connections))
 
 
 def settings_without_credentials(args: argparse.Namespace, base_url: Optional[str] = None):

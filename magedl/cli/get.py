@@ -53,6 +53,8 @@ def run(args, out) -> int:
         raise UsageError(f"-o {args.output}: not a folder; give the folder to save the files in")
 
     with make_client(args) as client:
+        # Connections to a far server are opened while the feed comes; the downloads then find them ready.
+        client.warm_up(min(args.jobs, len(args.names)) if args.names else args.jobs)
         chosen = _choose(catalogue(client), args)
         view = ProgressView(progress_mode(args), files=len(chosen))
         outcomes = {}

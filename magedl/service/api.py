@@ -6,7 +6,8 @@ terminal (that is :mod:`magedl.cli`).
 """
 
 import logging
-import socket
+import threading
+import time
 from typing import Callable, Optional, Union
 from urllib.parse import quote, urlsplit
 
@@ -17,7 +18,6 @@ from magedl import __version__
 from magedl.config import VERBOSE, Settings, redact, register_secret, shown_url, split_userinfo
 from magedl.errors import (
     AuthError,
-    ConfigError,
     EntitlementError,
     FeedError,
     MagedlError,
@@ -28,7 +28,9 @@ from magedl.errors import (
 )
 from magedl.safejson import NotJSON, parse_json, read_bounded
 from magedl.service import advice, sniff
+from magedl.service.neterrors import PROXY_407, transient_from
 from magedl.service.retry import RetryPolicy, parse_retry_after
+from magedl.service.warm import Adapter
 
 log = logging.getLogger(__name__)
 
@@ -90,91 +92,11 @@ def check_status(response: requests.Response, what: str,
     if status == 404:
         raise NotFoundError(f"{what}: not found on the server (HTTP 404{f' for {url}' if url else ''})")
     if status == 407:
-        raise NetworkError(f"{what}: {_PROXY_407}")
+        raise NetworkError(f"{what}: {PROXY_407}")
     if status in (408, 429) or status >= 500:
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         raise TransientError(f"{what}: HTTP {status} {reason}".rstrip(), retry_after)
     raise MagedlError(f"{what}: unexpected answer HTTP {status} {reason}".rstrip())
-
-
-def _causes(exc):
-    """*exc* and every exception behind it (requests and urllib3 wrap them several deep)."""
-    seen = []
-    while exc is not None and exc not in seen and len(seen) < 10:
-        seen.append(exc)
-        inner = getattr(exc, "reason", None)
-        if not isinstance(inner, BaseException):
-            inner = next((a for a in getattr(exc, "args", ()) if isinstance(a, BaseException)), None)
-        exc = inner or exc.__cause__ or exc.__context__
-    return seen
-
-
-_PROXY_407 = ("the proxy refused the request (HTTP 407: it wants credentials, or other ones): put them in "
-              "HTTPS_PROXY / HTTP_PROXY as http://USER:PASSWORD@proxy:port")
-_NOT_TLS = ("wrong_version_number", "wrong version number", "record layer failure", "packet length too long",
-            "unknown protocol", "http_request", "record_layer_failure")
-_VERIFY_REASONS = ("self-signed certificate", "unable to get local issuer certificate", "certificate has expired",
-                   "hostname mismatch", "ip address mismatch", "doesn't match")
-
-
-def transient_from(exc: BaseException, what: str, url: Optional[str] = None) -> MagedlError:
-    """Map a requests (or lower) exception to a typed error: transient (retried) or final.
-
-    Final: TLS failures (an unknown CA, a server that does not speak TLS), a
-    host name that does not resolve, a proxy asking for credentials, invalid
-    URLs. The message names the host and the cause, never a credential; the
-    raw cause is logged at ``-v``.
-    """
-    url = url or getattr(getattr(exc, "request", None), "url", None) or ""
-    try:
-        parts = urlsplit(url)
-        host, port = parts.hostname or "", parts.port
-    except ValueError:
-        host, port = "", None
-    where = f"{host}:{port}" if port else host or "the server"
-    causes = _causes(exc)
-    text = " ".join(str(c) for c in causes).lower()
-    if causes and len(causes) > 1:
-        log.log(VERBOSE, "%s: %s", what, redact(causes[-1]))
-    if isinstance(exc, requests.exceptions.SSLError):
-        if any(marker in text for marker in _NOT_TLS):
-            return NetworkError(f"{what}: {where} does not speak TLS (it answered like a plain HTTP server): use "
-                                "http:// if that is what it is; a CA bundle or --insecure cannot help")
-        why = next((r for r in _VERIFY_REASONS if r in text), "certificate verify failed")
-        return NetworkError(
-            f"{what}: TLS verification of {where} failed ({why}); if the host uses a private CA, give its "
-            "certificate with --ca-bundle PEM (or REQUESTS_CA_BUNDLE / SSL_CERT_FILE)")
-    if any(isinstance(c, socket.gaierror) or type(c).__name__ == "NameResolutionError" for c in causes):
-        return NetworkError(f"{what}: could not resolve host {host or 'of the URL'}; check the host name in the "
-                            "base URL (and DNS or the proxy settings, when it is right)")
-    if isinstance(exc, requests.exceptions.ProxyError):
-        if "407" in text:
-            return NetworkError(f"{what}: {_PROXY_407}")
-        return TransientError(f"{what}: cannot get through the proxy to {where}")
-    if "handshake operation timed out" in text:
-        # A plain HTTP server waiting for a request head never answers a TLS hello; retrying cannot help.
-        return NetworkError(f"{what}: {where} did not answer the TLS handshake (timed out): it may not speak TLS; "
-                            "use http:// if it is a plain HTTP server")
-    if isinstance(exc, (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError, socket.timeout)):
-        return TransientError(f"{what}: timed out")
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        refused = "connection refused" in text or any(isinstance(c, ConnectionRefusedError) for c in causes)
-        return TransientError(f"{what}: {'connection refused by' if refused else 'connection failed or was cut:'} "
-                              f"{where}")
-    if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError,
-                        urllib3.exceptions.HTTPError)):
-        return TransientError(f"{what}: the connection was cut mid-body")
-    if isinstance(exc, requests.exceptions.TooManyRedirects):
-        return NetworkError(f"{what}: too many redirects from {where} (a redirect loop?); check the base URL "
-                            "or the server's configuration")
-    if isinstance(exc, requests.exceptions.RequestException):
-        # Invalid URL, bad header: retrying cannot help.
-        return NetworkError(f"{what}: {type(exc).__name__}")
-    if isinstance(exc, OSError) and "ca certificate bundle" in text:
-        return ConfigError(f"{what}: the CA bundle cannot be used (no such file); check --ca-bundle")
-    if isinstance(exc, OSError):
-        return TransientError(f"{what}: the connection was cut mid-body")
-    return NetworkError(f"{what}: {type(exc).__name__}")
 
 
 def read_capped(response: requests.Response, what: str, limit: int = METADATA_LIMIT) -> bytes:
@@ -230,9 +152,11 @@ class Client:
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self.metadata_limit = METADATA_LIMIT
+        self.pool_size = pool_size
+        self.rtt: Optional[float] = None  # the quickest answer or connection seen so far, in seconds
         session = requests.Session()
         session.headers["User-Agent"] = f"magedl/{__version__}"
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        adapter = Adapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         if self.base_url.startswith("file:"):
@@ -292,9 +216,15 @@ class Client:
         owns the response and must close it.
         """
         try:
-            response = self.session.request(
-                method, url, headers=headers, stream=stream, timeout=self.timeout, allow_redirects=True
-            )
+            request = self._prepare(method, url, headers)
+            if request is None:
+                response = self.session.request(
+                    method, url, headers=headers, stream=stream, timeout=self.timeout, allow_redirects=True
+                )
+            else:
+                asked = time.monotonic()
+                response = self.session.send(request, stream=stream, timeout=self.timeout, allow_redirects=True)
+                self._seen(time.monotonic() - asked)
         except (requests.exceptions.RequestException, OSError) as exc:
             raise transient_from(exc, what, url) from None
         except UnicodeError:
@@ -307,6 +237,56 @@ class Client:
         except MagedlError:
             response.close()
             raise
+
+    def warm_up(self, connections: int, far: float = 0.010) -> Optional[threading.Thread]:
+        """Open up to *connections* connections to the base URL's host in the background.
+
+        Call it just before fetching the feed: the first connection shows
+        how far the server is (:attr:`rtt`); when it took *far* seconds or
+        more, the others are opened too, while the feed comes, and the
+        downloads find them in the pool. Best effort: nothing is raised.
+        Returns the (daemon) thread doing it, or ``None`` when there is
+        nothing to warm (a ``file://`` base URL).
+        """
+        url = self.base_url
+        adapter = self.session.get_adapter(url) if url.startswith(("http:", "https:")) else None
+        request = self._prepare("GET", url, None) if isinstance(adapter, Adapter) else None
+        if request is None:
+            return None
+        session = self.session
+        settings = {"verify": session.verify, "proxies": session.proxies, "cert": session.cert,
+                    "timeout": self.timeout[0]}
+        return adapter.warm_up(request, settings, min(connections, self.pool_size), far, self._seen)
+
+    def _seen(self, seconds: float) -> None:
+        if self.rtt is None or seconds < self.rtt:
+            self.rtt = seconds
+
+    def _prepare(self, method, url, headers):
+        """The request ``session.request`` would send, built without its merging; ``None`` to let it build it.
+
+        ``Session.request`` merges cookies, hooks, parameters and settings
+        through several general layers, which costs more than a small file's
+        whole transfer. This session has no per-request parameters, no
+        environment to read (``trust_env`` is off) and, until a server sets
+        one, no cookie: the request is the same when built directly. Once the
+        jar holds a cookie, or hooks were added, ``session.request`` builds it.
+        """
+        session = self.session
+        if session.cookies or session.params or any(session.hooks.values()):
+            return None
+        merged = requests.structures.CaseInsensitiveDict(session.headers)
+        if headers:
+            merged.update(headers)
+        request = requests.PreparedRequest()
+        request.prepare_method(method)
+        request.prepare_url(url, None)
+        request.prepare_headers({k: v for k, v in merged.items() if v is not None})
+        request.prepare_cookies(requests.cookies.RequestsCookieJar())  # a redirect's cookies land here
+        request.prepare_body(None, None)
+        request.prepare_auth(session.auth, url)
+        request.prepare_hooks(session.hooks)
+        return request
 
     def get_text(self, path: str) -> str:
         """GET an ``info/`` endpoint as text (at most :attr:`metadata_limit` bytes), retrying transient failures."""

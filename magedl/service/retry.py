@@ -12,8 +12,6 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional, TypeVar
 
-import tenacity
-
 from magedl.errors import NetworkError, TransientError
 
 log = logging.getLogger(__name__)
@@ -81,6 +79,22 @@ class RetryPolicy:
         NetworkError
             When the budget is spent; the message carries the last reason.
         """
+        stop_after = _StopWithoutProgress(self.attempts, progress)  # before the first attempt: it may progress
+        # The first attempt runs here, outside tenacity: most calls succeed at once, and building
+        # and driving a Retrying costs more than a small file's request. A failure hands that first
+        # outcome to tenacity, which then goes on exactly as if it had run the attempt itself.
+        try:
+            return fn()
+        except TransientError as exc:
+            first = [exc]
+
+        def attempt():
+            if first:
+                raise first.pop()
+            return fn()
+
+        import tenacity  # only once something failed: most runs never need it
+
         jittered = tenacity.wait_exponential(multiplier=self.backoff) + tenacity.wait_random(0, self.backoff)
 
         def expo(state):
@@ -98,7 +112,7 @@ class RetryPolicy:
             )
 
         retrying = tenacity.Retrying(
-            stop=_StopWithoutProgress(self.attempts, progress),
+            stop=stop_after,
             wait=wait,
             retry=tenacity.retry_if_exception_type(TransientError),
             before_sleep=before_sleep,
@@ -106,7 +120,7 @@ class RetryPolicy:
             reraise=True,
         )
         try:
-            return retrying(fn)
+            return retrying(attempt)
         except TransientError as exc:
             raise NetworkError(f"{exc}; gave up after {self.attempts} attempts without progress") from None
 

@@ -20,36 +20,28 @@ Nothing here prints: progress goes to a callback and warnings to the logger.
 
 import logging
 import os
+import stat
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
 from magedl.config import redact
-from magedl.errors import (
-    ChecksumMismatch,
-    Interrupted,
-    MagedlError,
-    NetworkError,
-    NotAnArchive,
-    TransientError,
-    UnverifiedFile,
-)
+from magedl.errors import ChecksumMismatch, NetworkError, NotAnArchive, UnverifiedFile
 from magedl.fsutil import make_dirs
 from magedl.locks import FileLock
-from magedl.ranges import Validators, parse_length
 from magedl.service import sniff
-from magedl.service.api import transient_from
 from magedl.service.catalog import file_suffix
-from magedl.transfer import segments as seglib
+from magedl.transfer.first import open_first
 from magedl.transfer.hashing import file_digests
 from magedl.transfer.options import TransferOptions
 from magedl.transfer.partial import PartialState, Sidecar
 from magedl.transfer.ratelimit import RateLimiter
-from magedl.transfer.segmented import READ_ERRORS, Job, Runner, StartOver, body, encoded, first_bytes
+from magedl.transfer.segmented import Job, Runner, StartOver
+from magedl.transfer.shared import Shared
 
 log = logging.getLogger(__name__)
-_EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e"
 
 
 @dataclass
@@ -106,7 +98,7 @@ class Download:
     """Fetch one file to *dest*; see :func:`download` for the parameters."""
 
     def __init__(self, client, url, dest, *, file_name, md5="", options=None, progress=None, cancel=None,
-                 limiter=None):
+                 limiter=None, shared=None):
         options = options or TransferOptions()
         if limiter is None and options.limit_rate:
             limiter = RateLimiter(options.limit_rate)
@@ -116,9 +108,12 @@ class Download:
         self.progress = progress or (lambda p: None)
         self.sidecar = Sidecar(self.dest, file_name)
         self.job = Job(client, url, file_name, options, limiter, cancel or threading.Event(), self.sidecar,
-                       self._emit, threading.Lock())
+                       self._emit, threading.Lock(), shared.budget if shared is not None else None)
         self.range_ok = True  # false once the server showed it cannot be trusted with ranges
         self.restarted = False
+        self.shared = shared
+        self.fd = None  # the partial file, open from the last complete pass until the end
+        self.waited = None  # seconds the first request waited for its answer (how far the server is)
 
     @property
     def file_name(self):
@@ -129,13 +124,23 @@ class Download:
             return self._run()
         except OSError as exc:  # mkdir, lock, open, rename: this machine, not the network
             raise self.sidecar.error(exc) from None
+        finally:
+            self._close()
+
+    def _close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
     def _run(self):
         if self.options.require_checksum and not self.md5:
             raise UnverifiedFile(f"{self.file_name}: the feed has no md5 for it and --require-checksum was given")
         make_dirs(self.dest.parent)
-        self.sidecar.refuse_links()
-        with FileLock(self.sidecar.lock_path, f"another magedl process is already downloading {self.file_name}"):
+        # Links planted at the side files are refused as each is opened: the lock by
+        # FileLock (O_NOFOLLOW), the partial file and the sidecar by Sidecar.load.
+        lock = FileLock(self.sidecar.lock_path, f"another magedl process is already downloading {self.file_name}")
+        lock.__enter__()
+        try:
             existing = self._existing()
             if existing:
                 return existing
@@ -153,13 +158,20 @@ class Download:
                 error = self._mismatch(state, digests["md5"])
                 self.sidecar.discard()
                 raise error
-            return self._finish(state, digests)
+            result = self._finish(state, digests, lock)
+            if result is None:
+                lock = None  # the committer releases it once the file is in place
+            return result
+        finally:
+            if lock is not None:
+                lock.__exit__(None, None, None)
 
     def _fresh(self):
         return PartialState(self.md5, redact(self.job.url))
 
     def _restart(self):
         """Throw the partial data away; a fresh state for a transfer from byte 0."""
+        self._close()
         self.sidecar.discard()
         self.restarted = True
         state = self._fresh()
@@ -190,7 +202,13 @@ class Download:
 
     def _pass(self, state, fresh=None):
         """One pass over the partial file: the first response when there is none yet, then the workers."""
-        first = open_first(self.job, state, self.range_ok, fresh) if not state.segments else None
+        if not state.segments:
+            asked = time.monotonic()
+            first = open_first(self.job, state, self.range_ok, fresh)
+            if self.waited is None:
+                self.waited = time.monotonic() - asked
+        else:
+            first = None
         try:
             self.sidecar.check_space(state.size, state.done)  # before a byte is written
             fd = self.sidecar.open(fresh=first is not None)
@@ -200,18 +218,26 @@ class Download:
             raise
         runner = Runner(self.job, state, fd, self.range_ok)
         try:
-            return runner.run(first)
-        finally:
+            digests = runner.run(first)
+        except BaseException:
             if not runner.busy:
                 os.close(fd)  # else a straggler may still write: leave the fd to it
+            raise
+        self._close()
+        self.fd = fd  # kept for the end: no second open to truncate and sync it
+        return digests
 
     # -- the end ------------------------------------------------------------
 
     def _existing(self):
         """A finished file already at the destination, if it is the right one."""
-        if not self.dest.is_file():
+        try:
+            info = os.stat(self.dest)
+        except FileNotFoundError:
             return None
-        size = self.dest.stat().st_size
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        size = info.st_size
         if not self.md5:
             log.warning("%s: already present; the feed has no md5, so it is not re-checked", self.file_name)
             self._emit(None, "skip", size)
@@ -223,15 +249,33 @@ class Download:
         log.warning("%s: the file present differs from the feed's md5; fetching it again", self.file_name)
         return None
 
-    def _finish(self, state, digests):
+    def _finish(self, state, digests, lock):
+        """Move the file into place: the :class:`Result`, or ``None`` once handed to the committer."""
         size = state.size if state.size is not None else state.done
-        self.sidecar.finish(size)
+        fd, self.fd = self.fd, None
+        result = Result(self.dest, size, digests["md5"], state.resumed_from, verified=bool(self.md5),
+                        sha256=digests.get("sha256", ""), connections=max(1, len(state.segments)),
+                        restarted=self.restarted)
         if not self.md5:
             log.warning("%s: the feed gives no md5: the file is UNVERIFIED (md5 %s)", self.file_name, digests["md5"])
-        self._emit(state, "done", size)
-        return Result(self.dest, size, digests["md5"], state.resumed_from, verified=bool(self.md5),
-                      sha256=digests.get("sha256", ""), connections=max(1, len(state.segments)),
-                      restarted=self.restarted)
+        if self.shared is None:
+            self.sidecar.finish(size, fd)
+            self._emit(state, "done", size)
+            return result
+
+        def settle(error):
+            try:
+                if error is not None:
+                    outcome = self.sidecar.error(error, state)
+                else:
+                    self._emit(state, "done", size)
+                    outcome = result
+            finally:
+                lock.__exit__(None, None, None)
+            self.shared.deliver(outcome)
+
+        self.sidecar.hand_over(size, fd, self.shared.committer, settle)
+        return None
 
     def _mismatch(self, state, digest):
         # A short text body is almost always an error page; say so rather than "md5 mismatch".
@@ -252,56 +296,9 @@ class Download:
         self.progress(Progress(self.file_name, done, total, resumed, event))
 
 
-def open_first(job: Job, state: PartialState, range_ok: bool, fresh=None):
-    """GET the whole file (or take *fresh*, a 200 already open); sniff it; plan *state*.
-
-    Returns ``(response, head)``: the open response and its first bytes,
-    which the first worker writes before reading on.
-    """
-    pending = [fresh]
-
-    def attempt():
-        response = pending.pop() if pending and pending[0] is not None else None
-        if response is None:
-            response = job.client.open(job.url, job.file_name, headers={"Accept-Encoding": "identity"})
-        if response.status_code != 200:
-            response.close()
-            raise MagedlError(f"{job.file_name}: unexpected answer HTTP {response.status_code}")
-        try:
-            head = first_bytes(body(response, job.options.tuning.chunk))
-        except READ_ERRORS as exc:
-            response.close()
-            raise transient_from(exc, job.file_name) from None
-        if not head and state.md5 and state.md5 != _EMPTY_MD5:
-            # Nothing at all where a file is expected: a connection cut inside the headers
-            # (http.client takes what came as complete) or a broken proxy. Worth a retry.
-            response.close()
-            raise TransientError(f"{job.file_name}: the server sent an empty answer")
-        return response, head
-
-    response, head = job.client.retry.call(attempt, job.file_name, stop=job.cancel.is_set)
-    if job.cancel.is_set():
-        response.close()
-        raise Interrupted(f"{job.file_name}: cancelled")
-    headers = response.headers
-    coded = encoded(headers)
-    state.size = None if coded else parse_length(headers.get("Content-Length"))
-    reason = sniff.refuse_reason(file_suffix(job.file_name), head, headers.get("Content-Type", ""), state.size,
-                                 bool(state.md5))
-    if reason:
-        response.close()
-        raise NotAnArchive(f"{job.file_name}: {reason}; nothing was saved")
-    state.validators = Validators.from_headers(headers)
-    state.splittable = bool(range_ok and not coded and state.size is not None
-                            and headers.get("Accept-Ranges", "").lower() == "bytes" and state.validators.if_range())
-    state.segments = seglib.plan(state.size)
-    state.segments[0].busy = True  # the first worker continues this response
-    return response, head
-
-
 def download(client, url, dest, *, file_name: str, md5: str = "", options: Optional[TransferOptions] = None,
              progress: Optional[Callable[[Progress], None]] = None, cancel: Optional[threading.Event] = None,
-             limiter: Optional[RateLimiter] = None) -> Result:
+             limiter: Optional[RateLimiter] = None, shared: Optional[Shared] = None) -> Optional[Result]:
     """Download *url* to *dest*, resuming and verifying.
 
     Parameters
@@ -325,10 +322,19 @@ def download(client, url, dest, *, file_name: str, md5: str = "", options: Optio
     limiter : magedl.transfer.ratelimit.RateLimiter, optional
         A bandwidth budget shared with other transfers; by default one is
         built from ``options.limit_rate``.
+    shared : magedl.transfer.shared.Shared, optional
+        What the downloads of one run share (:func:`magedl.transfer.fetch.fetch_many`
+        passes it): the finished file is moved into place in a batch with
+        others, on the committer's thread, and extra connections come from
+        the run's budget. By default the file is synced and moved into
+        place here.
 
     Returns
     -------
     Result
+        Or ``None`` once the file was handed to the committer, which then
+        calls ``shared.deliver`` with the :class:`Result` (or the error)
+        when the file is in place.
 
     Raises
     ------
@@ -336,4 +342,4 @@ def download(client, url, dest, *, file_name: str, md5: str = "", options: Optio
         A typed error; the partial file is kept when a later run can resume.
     """
     return Download(client, url, dest, file_name=file_name, md5=md5, options=options, progress=progress,
-                    cancel=cancel, limiter=limiter).run()
+                    cancel=cancel, limiter=limiter, shared=shared).run()

@@ -8,9 +8,11 @@ while the network threads keep receiving.
 
 A block that extends the prefix exactly where it ended is handed over in
 memory, so a single-stream download is hashed without reading anything back.
-Bytes that land out of order (other segments), or arrive while the hand-over
-queue is full, are read back from the page cache right behind the writers.
-Either way the file is never read a second time after the download.
+When the hand-over queue is full the writer waits for the hasher (on a fast
+link md5 is the slower of the two, and reading the bytes back would only add
+work to the busiest core); bytes that land out of order (other segments) are
+read back from the page cache right behind the writers. Either way the file
+is never read a second time after the download.
 """
 
 import collections
@@ -19,8 +21,8 @@ import os
 import threading
 
 BLOCK = 1 << 20
-QUEUE_MAX = 4 << 20  # bytes held in memory for the hasher; past this it reads back instead
-FLUSH_EVERY = 32 << 20
+QUEUE_MAX = 2 << 20  # bytes held in memory for the hasher; past this the writer waits (or it reads back)
+FLUSH_EVERY = 32 << 20  # bytes between two starts of writeback
 _fadvise = getattr(os, "posix_fadvise", None)
 
 
@@ -44,15 +46,21 @@ class PrefixHasher:
     algorithms : tuple of str
         hashlib names, e.g. ``("md5", "sha256")``.
     queue_max : int
-        Bytes held in memory for the hasher thread; past this, it reads them back instead.
+        Bytes held in memory for the hasher thread.
+    wait : bool
+        When the queue is full, a writer waits for room (``True``) or leaves
+        the block to be read back from the file (``False``).
     """
 
-    def __init__(self, fd, algorithms=("md5",), queue_max=QUEUE_MAX):
+    def __init__(self, fd, algorithms=("md5",), queue_max=QUEUE_MAX, wait=True):
         self._fd = fd
         self._hashers = {name: hashlib.new(name) for name in algorithms}
         self._queue_max = queue_max
+        self._wait = wait
+        self._waiting = 0
         self._hashed = 0
-        self._flushed = 0
+        self._flushed = 0  # writeback was started up to here
+        self._dropped = 0  # and pages were dropped up to here
         self._target = 0
         self._queue = collections.deque()  # (offset, bytes) handed over in memory
         self._queued = 0
@@ -69,6 +77,11 @@ class PrefixHasher:
         is used only if it begins exactly where the prefix ended.
         """
         with self._cond:
+            if block is not None and start == self._target and self._queued >= self._queue_max and self._wait:
+                # Wait until half the queue is free: one wake-up per several blocks, not one per block.
+                self._waiting += 1
+                self._cond.wait_for(lambda: self._queued <= self._queue_max // 2 or self._closed or self._error)
+                self._waiting -= 1
             if block is not None and start == self._target and self._queued < self._queue_max:
                 self._queue.append((start, block))
                 self._queued += len(block)
@@ -103,26 +116,36 @@ class PrefixHasher:
             if self._queue and self._queue[0][0] == start:
                 offset, block = self._queue.popleft()
                 self._queued -= len(block)
-                return block[: end - start]
+                if self._waiting and self._queued <= self._queue_max // 2:
+                    self._cond.notify_all()
+                return block if len(block) <= end - start else memoryview(block)[: end - start]
             stop = min(end, self._queue[0][0]) if self._queue else end
         chunk = os.pread(self._fd, min(BLOCK, stop - start), start)
         if not chunk:  # the file is shorter than the writers claimed
             raise OSError(f"partial file ends at byte {start}, expected {end}")
         return chunk
 
-    def _writeback(self, end):
-        """Start writing hashed bytes to disk now, so the final fsync has little left to wait for.
+    def writeback(self):
+        """Start writing the hashed bytes to disk, and drop from memory those written at the previous call.
 
-        On Linux, POSIX_FADV_DONTNEED starts writeback of the range without
-        waiting for it, and lets the kernel drop those pages once clean: we
-        never read them again.
+        Called now and then from a thread other than the hasher's (the
+        download's supervisor), so neither the network nor md5 waits on it.
+        On Linux, POSIX_FADV_DONTNEED starts writeback of a range without
+        waiting and drops its pages once clean; the pages of the previous
+        range are clean by the next call. The final fsync then has little
+        left to wait for, and the page cache the download occupies stays a
+        few tens of MiB that the kernel hands straight back to the next
+        writes, instead of the whole file (we never read those bytes again).
         """
-        if _fadvise is not None:
-            try:
-                _fadvise(self._fd, self._flushed, end - self._flushed, os.POSIX_FADV_DONTNEED)
-            except OSError:
-                pass
-        self._flushed = end
+        with self._cond:
+            hashed, start, begun = self._hashed, self._dropped, self._flushed
+        if _fadvise is None or hashed - begun < FLUSH_EVERY:
+            return
+        try:
+            _fadvise(self._fd, start, hashed - start, os.POSIX_FADV_DONTNEED)
+        except OSError:
+            pass
+        self._dropped, self._flushed = begun, hashed
 
     def _run(self):
         while True:
@@ -137,8 +160,6 @@ class PrefixHasher:
                     for h in self._hashers.values():
                         h.update(chunk)
                     start += len(chunk)
-                    if start - self._flushed >= FLUSH_EVERY:
-                        self._writeback(start)
             except Exception as exc:  # anything: finish() must never wait forever
                 with self._cond:
                     self._error = exc if isinstance(exc, OSError) else OSError(f"hashing failed: {exc!r}")
@@ -162,6 +183,7 @@ class InlineHasher(PrefixHasher):
         self._hashed = 0
 
     def advance(self, end, block=None, start=None):
+        """As :meth:`PrefixHasher.advance`; the block is hashed here and now, never kept."""
         if block is not None and start == self._hashed and start + len(block) <= end:
             for h in self._hashers.values():
                 h.update(block)
@@ -177,6 +199,9 @@ class InlineHasher(PrefixHasher):
     def finish(self, size):
         self.advance(size)
         return {name: h.hexdigest() for name, h in self._hashers.items()}
+
+    def writeback(self):
+        pass
 
     def close(self):
         pass

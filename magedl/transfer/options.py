@@ -13,7 +13,10 @@ from typing import Optional
 # fill a link when the service throttles each connection.
 DEFAULT_CONNECTIONS = 6
 MAX_CONNECTIONS = 16
-DEFAULT_JOBS = 4
+# Files at once, at most: a near, fast server gets 4 (more would only contend for the CPU), a far one
+# up to this many, since then a small file costs a round trip, not work (magedl.transfer.fetch.fetch_many).
+# All of them together keep to MAX_CONNECTIONS connections.
+DEFAULT_JOBS = 16
 DEFAULT_RETRIES = 5
 DEFAULT_RETRY_WAIT = 1.0
 DEFAULT_TIMEOUT = 60.0
@@ -66,7 +69,7 @@ class TransferOptions:
         Start with one connection and add the others only when it proves slow;
         ``False`` (``--connections N`` given) opens them all at once.
     jobs : int
-        Files fetched at once.
+        Most files fetched at once (fewer while the server answers quickly).
     limit_rate : int or None
         Total bytes per second for the whole run, shared by every connection.
     require_checksum : bool

@@ -120,13 +120,20 @@ class Sidecar:
         self.part = side_file(self.dest, PART_SUFFIX)
         self.path = side_file(self.dest, STATE_SUFFIX)
         self.lock_path = side_file(self.dest, LOCK_SUFFIX)
+        self.saved = False  # a sidecar may be on disk (found or written): remove it at the end
 
     # -- reading ------------------------------------------------------------
 
     def load(self, md5: str, url: str) -> Optional[PartialState]:
-        """The state of a partial file a run may continue, or ``None`` (anything unusable discarded)."""
-        if not os.path.lexists(self.path) and not os.path.lexists(self.part):
+        """The state of a partial file a run may continue, or ``None`` (anything unusable discarded).
+
+        Raises :class:`LocalFileError` when a symbolic link sits at the partial
+        file or the sidecar (see :meth:`refuse_links`).
+        """
+        found = [self._present(self.path), self._present(self.part)]  # both checked for links
+        if not any(found):
             return None
+        self.saved = True
         state, reason = self._read(md5, url)
         if state is None:
             log.info("%s: not resuming: %s; starting from byte 0", self.file_name, reason)
@@ -215,10 +222,21 @@ class Sidecar:
         Someone who can write into the folder may plant one to make magedl
         write, truncate or create the link's target; every later open also
         refuses links (``O_NOFOLLOW``), this only says so up front and clearly.
+        (A download checks the lock when it opens it, and the other two in
+        :meth:`load`.)
         """
         for path in (self.lock_path, self.part, self.path):
-            if os.path.islink(path):
-                raise self.link_error(path)
+            self._present(path)
+
+    def _present(self, path) -> bool:
+        """Whether something is at *path*; a symbolic link there is refused."""
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            return False
+        if stat.S_ISLNK(info.st_mode):
+            raise self.link_error(path)
+        return True
 
     def link_error(self, path) -> LocalFileError:
         return LocalFileError(
@@ -229,14 +247,18 @@ class Sidecar:
     def open(self, fresh: bool) -> int:
         """An fd (read-write) on the partial file; *fresh* creates it anew, exclusively."""
         flags = os.O_RDWR | (os.O_CREAT | os.O_EXCL if fresh else 0)
-        if fresh:
-            self.discard()
         try:
-            fd = open_nofollow(self.part, flags, FILE_MODE)
+            try:
+                fd = open_nofollow(self.part, flags, FILE_MODE)
+            except FileExistsError:  # a leftover (or something planted): remove it, never follow it
+                self.discard()
+                fd = open_nofollow(self.part, flags, FILE_MODE)
         except OSError as exc:
             if exc.errno in (errno.ELOOP, errno.EEXIST):  # planted between our checks and now
                 raise self.link_error(self.part) from None
             raise
+        if fresh:
+            return fd  # created here and now (O_EXCL, no link followed): a plain file of its own
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
             os.close(fd)
@@ -250,6 +272,7 @@ class Sidecar:
         """
         if fd is not None:
             os.fdatasync(fd)
+        self.saved = True
         atomic_write(self.path, json.dumps(doc).encode("utf-8"), FILE_MODE)
 
     def discard(self):
@@ -260,20 +283,50 @@ class Sidecar:
             except FileNotFoundError:
                 pass
 
-    def finish(self, size: int):
-        """Cut the partial file to *size*, sync it and move it to the destination; drop the sidecar."""
-        fd = self.open(fresh=False)
+    def finish(self, size: int, fd: Optional[int] = None):
+        """Cut the partial file to *size*, sync it and move it to the destination; drop the sidecar.
+
+        *fd*, an open descriptor of the partial file, is used and closed
+        (else the file is opened here).
+        """
+        if fd is None:
+            fd = self.open(fresh=False)
         try:
             os.ftruncate(fd, size)  # a reserved tail beyond a shorter body must not survive
-            os.fsync(fd)
+            os.fdatasync(fd)
         finally:
             os.close(fd)
         os.replace(self.part, self.dest)  # replaces a link at dest, never writes through it
         fsync_dir(self.dest.parent)
+        self.drop()
+
+    def hand_over(self, size: int, fd: int, committer, settle):
+        """:meth:`finish` by a :class:`magedl.transfer.commit.Committer`, batched with other files.
+
+        Returns at once; *fd* belongs to the committer from here. Once the
+        file is in place (or that failed) the sidecar is dropped (or kept)
+        and ``settle(error)`` is called, from the committer's thread.
+        """
         try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+            os.ftruncate(fd, size)  # a reserved tail beyond a shorter body must not survive
+        except BaseException:
+            os.close(fd)
+            raise
+
+        def done(error):
+            if error is None:
+                self.drop()
+            settle(error)
+
+        committer.submit(fd, self.part, self.dest, done)
+
+    def drop(self):
+        """Remove the sidecar once the file is in place (when one may have been written)."""
+        if self.saved:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
 
     # -- errors -------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """One pass of a download over its partial file: the worker pool.
 
 A pass either continues a first response (a plain GET, already open, whose
-head was sniffed: :func:`magedl.transfer.download.open_first`) or the
+head was sniffed: :func:`magedl.transfer.first.open_first`) or the
 segments a sidecar recorded. Each segment is filled
 by a worker with its own retries, by ``Range`` + ``If-Range`` requests. When
 the source allows splitting, more workers join if one connection proves slow
@@ -10,7 +10,6 @@ largest remaining segment. Anything showing the partial data cannot be
 continued raises :class:`StartOver`, and the caller begins a fresh pass.
 """
 
-import errno
 import logging
 import os
 import threading
@@ -18,21 +17,18 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-import requests
-import urllib3
-
 from magedl.errors import Interrupted, MagedlError, TransientError
 from magedl.ranges import Validators, changed, parse_content_range, parse_length
-from magedl.service import sniff
 from magedl.service.api import transient_from
 from magedl.transfer import segments as seglib
+from magedl.transfer.body import READ_ERRORS, body, encoded, prepend, write_all
 from magedl.transfer.hashing import InlineHasher, PrefixHasher
 from magedl.transfer.options import TransferOptions
 from magedl.transfer.partial import PartialState, Sidecar
 from magedl.transfer.ratelimit import RateLimiter
+from magedl.transfer.shared import Budget
 
 log = logging.getLogger(__name__)
-READ_ERRORS = (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError)
 
 
 class StartOver(Exception):
@@ -61,6 +57,7 @@ class Job:
     sidecar: Sidecar
     report: Callable[[PartialState, str], None]  # a progress event for the state
     lock: threading.Lock  # guards every state's segments and size
+    budget: Optional[Budget] = None  # connections beyond the first, shared with the run's other downloads
 
     @property
     def algorithms(self):
@@ -91,6 +88,7 @@ class Runner:
         self.workers = []
         self.errors = []
         self.received = 0  # bytes written by this pass, to judge whether one connection is fast enough
+        self.granted = 0  # extra connections taken from the run's budget, returned when the pass ends
         self.dirty = False
         self.saved = time.monotonic()
         self.reported = 0.0
@@ -104,7 +102,7 @@ class Runner:
         """Bring the partial file to full length; return its digests (``{"md5": ...}``)."""
         state, job = self.state, self.job
         try:
-            if first is not None and state.size:
+            if first is not None and state.size and not self.inline:
                 os.ftruncate(self.fd, state.size)  # reserve the space; the sidecar says what is real
             # A fresh transfer gets its sidecar at the first save interval: a file
             # killed before then has too little to be worth resuming.
@@ -138,6 +136,9 @@ class Runner:
         finally:
             if first is not None:
                 first[0].close()
+            if self.granted:
+                self.job.budget.give(self.granted)
+                self.granted = 0
 
     def save(self, best_effort=False):
         """Record progress in the sidecar, after syncing the bytes it counts."""
@@ -154,6 +155,11 @@ class Runner:
     # -- the pool -------------------------------------------------------------
 
     def _spawn(self, n, first=None):
+        if self.job.budget is not None:  # the pass's first connection is the download's own
+            own = 0 if self.workers else 1
+            granted = self.job.budget.take(n - own)
+            self.granted += granted
+            n = own + granted
         for _ in range(n):
             t = threading.Thread(target=self._worker, args=(first,), daemon=True,
                                  name=f"magedl-seg-{len(self.workers)}")
@@ -197,6 +203,9 @@ class Runner:
                 raise Interrupted(f"{job.file_name}: cancelled")
             if self.errors:  # checked after the liveness test, so a last worker's error is never lost
                 raise self.errors[0]
+            if not alive and all(s.finished for s in state.segments):
+                return  # complete: the file is about to be synced and moved, no sidecar needed any more
+            self.hasher.writeback()  # before a save: its fdatasync then waits for less
             if self.dirty:
                 self.save()
             if not alive:
@@ -298,7 +307,7 @@ class Runner:
     def _pump(self, seg, response, head):
         """Copy the body into the partial file at the segment's position."""
         job, state, lock = self.job, self.state, self.job.lock
-        blocks = _prepend(head, body(response, self.tuning.chunk))
+        blocks = prepend(head, body(response, self.tuning.chunk))
         while True:
             try:
                 block = next(blocks, None)
@@ -320,7 +329,7 @@ class Runner:
                     return
             at = seg.pos
             try:
-                _write_all(self.fd, block, at)
+                write_all(self.fd, block, at)
             except OSError as exc:  # the disk, not the network: retrying would not help
                 raise job.sidecar.error(exc, state) from None
             with lock:
@@ -349,52 +358,3 @@ class Runner:
         if now - self.reported >= self.tuning.progress_interval:
             self.reported = now
             self.job.report(self.state, "data")
-
-
-def _write_all(fd, data, at):
-    """``pwrite`` all of *data*: a nearly full disk may take only part of it, then fail the rest."""
-    view = memoryview(data)
-    while view:
-        n = os.pwrite(fd, view, at)
-        if n <= 0:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        view, at = view[n:], at + n
-
-
-def encoded(headers):
-    """Whether a response body comes in a content coding (gzip...) instead of as the file's bytes."""
-    return headers.get("Content-Encoding", "identity").lower() not in ("identity", "")
-
-
-def body(response, chunk):
-    """The body's bytes as they arrive, at most *chunk* at a time.
-
-    ``read1`` hands over whatever the socket has, so a cut connection loses
-    nothing already received (``iter_content`` would drop a partly filled
-    chunk, and the next attempt would fetch those bytes again).
-    """
-    read1 = getattr(response.raw, "read1", None)
-    if read1 is None:  # urllib3 1.x, or a file:// response
-        yield from response.iter_content(1 << 16)
-        return
-    while True:
-        block = read1(chunk, decode_content=True)
-        if not block:
-            return
-        yield block
-
-
-def first_bytes(blocks):
-    """Enough of the body to tell what it is (:data:`magedl.service.sniff.HEAD_SIZE`)."""
-    head = b""
-    for block in blocks:
-        head += block
-        if len(head) >= sniff.HEAD_SIZE:
-            break
-    return head
-
-
-def _prepend(head, blocks):
-    if head:
-        yield head
-    yield from blocks

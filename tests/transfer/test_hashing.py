@@ -63,11 +63,24 @@ def test_out_of_order_segments_are_read_back_in_order(cls, data, fd):
 
 
 def test_a_full_hand_over_queue_falls_back_to_reading(data, fd):
+    hasher = PrefixHasher(fd, ("md5",), queue_max=100 * 1024, wait=False)
+    for at, block in blocks(data, 48 * 1024):
+        os.pwrite(fd, block, at)
+        hasher.advance(at + len(block), block, at)
+    assert hasher.finish(SIZE)["md5"] == hashlib.md5(data).hexdigest()
+
+
+def test_a_full_hand_over_queue_makes_the_writer_wait_not_the_hasher_read(data, fd, monkeypatch):
+    """By default a writer ahead of the hasher waits for room: nothing is read back, memory stays bounded."""
+    reads = []
+    real_pread = os.pread
+    monkeypatch.setattr(hashing.os, "pread", lambda *a: reads.append(a) or real_pread(*a))
     hasher = PrefixHasher(fd, ("md5",), queue_max=100 * 1024)
     for at, block in blocks(data, 48 * 1024):
         os.pwrite(fd, block, at)
         hasher.advance(at + len(block), block, at)
     assert hasher.finish(SIZE)["md5"] == hashlib.md5(data).hexdigest()
+    assert reads == []
 
 
 def test_a_file_shorter_than_claimed_is_an_error_not_a_hang(tmp_path):

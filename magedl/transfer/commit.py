@@ -1,0 +1,154 @@
+"""Moving finished downloads into place in batches, without weakening what a power cut leaves.
+
+A finished file is synced, renamed to its final name, and its folder synced,
+so a file under its final name is always complete. Done one file at a time
+that is two disk flushes per file, most of a small file's cost, and the job
+waits for both before it can start the next file. With a :class:`Committer`
+(one per :func:`magedl.transfer.fetch.fetch_many` run) a job hands the
+finished file over and goes on; the committer's thread takes every file
+handed over since its last batch, starts writeback of all of them, waits for
+each (the first wait commits the journal for all), renames each, then syncs
+each folder once. Only then is each file reported, so what a caller sees is
+unchanged: a file reported as fetched is complete and durably in place, and
+it keeps its lock until then. Only the flushes are shared.
+"""
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Callable, List, Optional
+
+from magedl.fsutil import fsync_dir
+
+log = logging.getLogger(__name__)
+_fadvise = getattr(os, "posix_fadvise", None)
+MAX_PENDING = 64  # files handed over and not yet in place; each holds two descriptors
+
+
+class _Handover:
+    __slots__ = ("fd", "part", "dest", "settle", "error", "moved")
+
+    def __init__(self, fd, part, dest, settle):
+        self.fd, self.part, self.dest, self.settle = fd, part, Path(dest), settle
+        self.error: Optional[OSError] = None
+        self.moved = False
+
+
+class Committer:
+    """Syncs, renames and folder-syncs finished partial files, several at a time, on its own thread.
+
+    Use it as a context manager: leaving it commits whatever is still
+    handed over, then stops the thread.
+    """
+
+    def __init__(self):
+        self._cond = threading.Condition(threading.Lock())
+        self._pending: List[_Handover] = []
+        self._closing = False
+        self._thread: Optional[threading.Thread] = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def submit(self, fd: int, part, dest, settle: Callable[[Optional[OSError]], None]) -> None:
+        """Hand over the partial file open as *fd*, complete and cut to size; return at once.
+
+        The committer syncs it, renames *part* to *dest*, syncs the folder,
+        closes *fd*, then calls ``settle(None)``, or ``settle(error)`` with
+        the :class:`OSError` of the sync or rename (nothing renamed then).
+        It waits only while :data:`MAX_PENDING` files are already waiting.
+        """
+        with self._cond:
+            self._cond.wait_for(lambda: len(self._pending) < MAX_PENDING)
+            self._pending.append(_Handover(fd, part, dest, settle))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, daemon=True, name="magedl-commit")
+                self._thread.start()
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """Commit what is handed over, then stop."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+
+    def _run(self):
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._pending or self._closing)
+                batch, self._pending = self._pending, []
+                self._cond.notify_all()  # room for submitters that waited
+                if not batch:
+                    return
+            try:
+                _apply(batch)
+            finally:
+                for h in batch:
+                    if not h.moved and h.error is None:  # _apply itself failed: never report success
+                        h.error = OSError(f"{h.part} was not moved into place")
+                    try:
+                        h.settle(h.error)
+                    except Exception:  # a report that failed must not lose the others
+                        log.exception("reporting %s failed", h.dest)
+
+
+def _apply(batch: List[_Handover]) -> None:
+    """Sync every file of *batch*, rename those that synced, sync their folders once each."""
+    synced = len(batch) > 1 and _syncfs(batch[0].fd)
+    if not synced and _fadvise is not None and len(batch) > 1:
+        for h in batch:  # start every writeback first, so the waits below overlap
+            try:
+                _fadvise(h.fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            except OSError:
+                pass
+    folders = []
+    for h in batch:
+        try:
+            if not synced:
+                os.fdatasync(h.fd)
+            os.replace(h.part, h.dest)  # replaces a link at dest, never writes through it
+        except OSError as exc:
+            h.error = exc
+            continue
+        finally:
+            os.close(h.fd)
+        h.moved = True
+        if h.dest.parent not in folders:
+            folders.append(h.dest.parent)
+    for folder in folders:
+        fsync_dir(folder)
+    log.debug("moved %d of %d files into place (%s) with %d folder syncs", sum(h.moved for h in batch), len(batch),
+              "one syncfs" if synced else "fdatasync each", len(folders))
+
+
+_libc = []
+
+
+def _syncfs(fd: int) -> bool:
+    """``syncfs(2)`` on the file system holding *fd*: every file's data and metadata, one cache flush.
+
+    Where each file's own ``fdatasync`` cannot share its work with the
+    others' (no journal to commit them together), it costs a device cache
+    flush per file; one ``syncfs`` flushes once for the whole batch. Its
+    scope is the whole file system, so it may also write what other
+    programs left dirty; that is only time, never correctness. Returns False
+    where it is not available or failed (then each file is synced on its
+    own, which also names the file whose write failed).
+    """
+    if not _libc:
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            _libc.append(libc.syncfs if hasattr(libc, "syncfs") else None)
+        except (OSError, AttributeError, ImportError):
+            _libc.append(None)
+    syncfs = _libc[0]
+    return syncfs is not None and syncfs(fd) == 0

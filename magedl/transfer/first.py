@@ -1,0 +1,65 @@
+"""The first answer of a download: the whole file asked for, its head sniffed, the transfer planned.
+
+What follows it (the worker pool, ranges for the rest) is
+:mod:`magedl.transfer.segmented`; the orchestration around both is
+:mod:`magedl.transfer.download`.
+"""
+
+from magedl.errors import Interrupted, MagedlError, NotAnArchive, TransientError
+from magedl.ranges import Validators, parse_length
+from magedl.service import sniff
+from magedl.service.api import transient_from
+from magedl.service.catalog import file_suffix
+from magedl.transfer import segments as seglib
+from magedl.transfer.body import READ_ERRORS, body, encoded, first_bytes
+from magedl.transfer.partial import PartialState
+from magedl.transfer.segmented import Job
+
+_EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e"
+
+
+def open_first(job: Job, state: PartialState, range_ok: bool, fresh=None):
+    """GET the whole file (or take *fresh*, a 200 already open); sniff it; plan *state*.
+
+    Returns ``(response, head)``: the open response and its first bytes,
+    which the first worker writes before reading on.
+    """
+    pending = [fresh]
+
+    def attempt():
+        response = pending.pop() if pending and pending[0] is not None else None
+        if response is None:
+            response = job.client.open(job.url, job.file_name, headers={"Accept-Encoding": "identity"})
+        if response.status_code != 200:
+            response.close()
+            raise MagedlError(f"{job.file_name}: unexpected answer HTTP {response.status_code}")
+        try:
+            head = first_bytes(body(response, job.options.tuning.chunk))
+        except READ_ERRORS as exc:
+            response.close()
+            raise transient_from(exc, job.file_name) from None
+        if not head and state.md5 and state.md5 != _EMPTY_MD5:
+            # Nothing at all where a file is expected: a connection cut inside the headers
+            # (http.client takes what came as complete) or a broken proxy. Worth a retry.
+            response.close()
+            raise TransientError(f"{job.file_name}: the server sent an empty answer")
+        return response, head
+
+    response, head = job.client.retry.call(attempt, job.file_name, stop=job.cancel.is_set)
+    if job.cancel.is_set():
+        response.close()
+        raise Interrupted(f"{job.file_name}: cancelled")
+    headers = response.headers
+    coded = encoded(headers)
+    state.size = None if coded else parse_length(headers.get("Content-Length"))
+    reason = sniff.refuse_reason(file_suffix(job.file_name), head, headers.get("Content-Type", ""), state.size,
+                                 bool(state.md5))
+    if reason:
+        response.close()
+        raise NotAnArchive(f"{job.file_name}: {reason}; nothing was saved")
+    state.validators = Validators.from_headers(headers)
+    state.splittable = bool(range_ok and not coded and state.size is not None
+                            and headers.get("Accept-Ranges", "").lower() == "bytes" and state.validators.if_range())
+    state.segments = seglib.plan(state.size)
+    state.segments[0].busy = True  # the first worker continues this response
+    return response, head
