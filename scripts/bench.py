@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import MAGEID, TOKEN, LatencyRelay, build_mirror, ensure_tools, make_ca, start_nginx  # noqa: E402
 
-CASES = ["big", "https", "latency", "perfile", "slow", "mirror", "startup"]
+CASES = ["big", "https", "latency", "perfile", "slow", "mirror", "composer", "startup"]
 
 
 def timed(cmd, out_dir, env=None, keep=False, warm=0):
@@ -212,6 +212,11 @@ def main():
             m = bench.compare("mirror", {"magedl mirror (up to date)": (
                 magedl + ["-q", "mirror", str(dest), "--type", "ce-patch"], menv_)}, keep=True)
             print(f"  (target <= 0.6 s: {'met' if m['magedl mirror (up to date)'] <= 0.6 else 'MISSED'})")
+        if "composer" in cases:
+            print("\n6. a Composer mirror of a 500-package closure (emulated repo.magento.com and packagist)")
+            from bench_composer import run as composer_case
+
+            composer_case(bench, work, magedl, env)
         if "startup" in cases:
             print("\n5. start-up")
             exe = shutil.which("magedl") or ""
