@@ -291,8 +291,8 @@ def add_transfer_options(p) -> None:
                    help=f"connections per large file when the server allows ranges (1-{most}). Default: "
                         f"start with one and go up to {usual} if it is slow; N opens N at once")
     p.add_argument("--jobs", type=positive_int, default=jobs, metavar="N",
-                   help=f"at most N files at once (default {jobs}; 4 while the server answers quickly, "
-                        "all N when each small file costs a round trip)")
+                   help=f"at most N files at once (default {jobs}): 4 while the server answers quickly, "
+                        "all N when each small file costs a round trip")
     p.add_argument("--limit-rate", type=rate, default=None, metavar="RATE",
                    help="total bandwidth for the run, e.g. 500k, 20M (binary units, per second)")
     p.add_argument("--require-checksum", action="store_true", help="refuse files the feed gives no md5 for")
