@@ -168,11 +168,16 @@ class Client:
         # only from magedl.config, never from requests' own .netrc lookup, and the CA
         # bundle from magedl.config.resolve (which honours REQUESTS_CA_BUNDLE and SSL_CERT_FILE).
         session.trust_env = False
-        session.proxies = requests.utils.get_environ_proxies(self.base_url)
-        for proxy in session.proxies.values():
-            split_proxy_secret(proxy)
-        if session.proxies:
-            log.log(VERBOSE, "through proxy %s", ", ".join(sorted({shown_url(p) for p in session.proxies.values()})))
+        # The proxy settings are read once too, and decided per host (NO_PROXY), since one
+        # client also reaches Composer repositories and redirect targets beside the base URL.
+        self._env_proxies = requests.utils.getproxies()
+        self._proxies_by_host: dict = {}
+        for name, proxy in self._env_proxies.items():
+            if name != "no":
+                split_proxy_secret(proxy)
+        chosen = self.proxies_for(self.base_url)
+        if chosen:
+            log.log(VERBOSE, "through proxy %s", ", ".join(sorted({shown_url(p) for p in chosen.values()})))
         if settings.insecure:
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
             log.warning("TLS verification is OFF (--insecure): anyone on the path can read your token")
@@ -219,11 +224,13 @@ class Client:
             request = self._prepare(method, url, headers)
             if request is None:
                 response = self.session.request(
-                    method, url, headers=headers, stream=stream, timeout=self.timeout, allow_redirects=True
+                    method, url, headers=headers, stream=stream, timeout=self.timeout, allow_redirects=True,
+                    proxies=self.proxies_for(url),
                 )
             else:
                 asked = time.monotonic()
-                response = self.session.send(request, stream=stream, timeout=self.timeout, allow_redirects=True)
+                response = self.session.send(request, stream=stream, timeout=self.timeout, allow_redirects=True,
+                                             proxies=self.proxies_for(url))
                 self._seen(time.monotonic() - asked)
         except (requests.exceptions.RequestException, OSError) as exc:
             raise transient_from(exc, what, url) from None
@@ -237,6 +244,20 @@ class Client:
         except MagedlError:
             response.close()
             raise
+
+    def proxies_for(self, url: str) -> dict:
+        """The proxies (``{"http": ..., "https": ...}``) a request to *url* goes through; ``{}`` under NO_PROXY."""
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc)
+        found = self._proxies_by_host.get(key)
+        if found is None:
+            env = self._env_proxies
+            if not parts.hostname or requests.utils.should_bypass_proxies(url, no_proxy=env.get("no")):
+                found = {}
+            else:
+                found = {k: v for k, v in env.items() if k != "no"}
+            self._proxies_by_host[key] = found
+        return found
 
     def warm_up(self, connections: int, far: float = 0.010) -> Optional[threading.Thread]:
         """Open up to *connections* connections to the base URL's host in the background.
@@ -254,7 +275,7 @@ class Client:
         if request is None:
             return None
         session = self.session
-        settings = {"verify": session.verify, "proxies": session.proxies, "cert": session.cert,
+        settings = {"verify": session.verify, "proxies": self.proxies_for(url), "cert": session.cert,
                     "timeout": self.timeout[0]}
         return adapter.warm_up(request, settings, min(connections, self.pool_size), far, self._seen)
 

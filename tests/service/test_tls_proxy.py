@@ -284,3 +284,18 @@ def test_https_to_a_server_that_never_answers_the_handshake_fails_fast(capsys, s
     line = error_line(err)
     assert code == 7 and "did not answer the TLS handshake" in line and "use http://" in line
     assert sleeps == [] and len(accepted) == 1
+
+
+def test_no_proxy_is_decided_per_host_not_once_for_the_base_url(proxy, monkeypatch, emulator):
+    """One client reaches several hosts (Composer repositories, redirect targets): NO_PROXY applies to each."""
+    from magedl.config import Settings
+    from magedl.service.api import Client
+
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    client = Client(Settings(base_url="http://mirror.example/", credentials=None))  # a base URL the proxy serves
+    assert client.proxies_for("http://mirror.example/info/json") == {"http": proxy.url}
+    assert client.proxies_for(emulator.base_url + "info/json") == {}
+    with client.open(emulator.base_url + "info/help", "info/help", allow=(401,)) as response:
+        assert response.status_code in (200, 401)
+    assert proxy.log == []  # the loopback host went direct, though the base URL's host would use the proxy
