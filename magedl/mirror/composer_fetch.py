@@ -182,7 +182,7 @@ def fetch_archives(client, items: list, root: os.PathLike | str, options: Transf
     if not jobs:
         return
     # Composer gives no md5: the engine fetches unchecked, and the SHA-1 is checked here.
-    plain = dataclasses.replace(options, require_checksum=False, sha256=True)
+    plain = dataclasses.replace(options, require_checksum=False, sha256=True, caller_verifies=True)
     dist_client = _DistClient(client, {rel: it.source.url for rel, it in by_rel.items()})
     for job, outcome in fetch_many(dist_client, jobs, staging, plain, progress=progress, limiter=limiter):
         it = by_rel[job.file_name]

@@ -239,7 +239,8 @@ class Download:
             return None
         size = info.st_size
         if not self.md5:
-            log.warning("%s: already present; the feed has no md5, so it is not re-checked", self.file_name)
+            if not self.options.caller_verifies:
+                log.warning("%s: already present; the feed has no md5, so it is not re-checked", self.file_name)
             self._emit(None, "skip", size)
             return Result(self.dest, size, "", skipped=True, verified=False)
         digests = file_digests(self.dest, self.job.algorithms)
@@ -256,7 +257,7 @@ class Download:
         result = Result(self.dest, size, digests["md5"], state.resumed_from, verified=bool(self.md5),
                         sha256=digests.get("sha256", ""), connections=max(1, len(state.segments)),
                         restarted=self.restarted)
-        if not self.md5:
+        if not self.md5 and not self.options.caller_verifies:
             log.warning("%s: the feed gives no md5: the file is UNVERIFIED (md5 %s)", self.file_name, digests["md5"])
         if self.shared is None:
             self.sidecar.finish(size, fd)

@@ -76,6 +76,9 @@ class TransferOptions:
         Refuse a file the feed gives no md5 for.
     sha256 : bool
         Also compute each file's sha256 as it arrives (mirrors record it).
+    caller_verifies : bool
+        The caller checks another digest before using the file (a Composer
+        archive's SHA-1): a missing md5 is then not warned about.
     tuning : Tuning
         Engine thresholds.
     """
@@ -86,4 +89,5 @@ class TransferOptions:
     limit_rate: Optional[int] = None
     require_checksum: bool = False
     sha256: bool = False
+    caller_verifies: bool = False
     tuning: Tuning = field(default_factory=Tuning)

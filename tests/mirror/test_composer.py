@@ -345,3 +345,9 @@ def test_a_failed_update_keeps_the_good_copy_and_its_index(repos, capsys, tmp_pa
     assert entry["dist"]["shasum"] == hashlib.sha1(good).hexdigest()
     assert not list((mdir / ".magedl").rglob("*.zip*"))  # nothing unverified left in incoming either
     assert run(capsys, "verify", str(mdir))[0] == 0
+
+
+def test_composer_archives_are_not_called_unverified_by_the_transfer(repos, capsys, tmp_path):
+    code, _, err = mirror(capsys, tmp_path / "m", repos, "--composer-require", "magento/module-store:101.2.7")
+    assert code == 0 and "SHA-1 verified" in err
+    assert "the feed gives no md5" not in err  # the mirror checks the SHA-1 itself; no contradicting warning
