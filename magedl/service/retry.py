@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional, TypeVar
 
 from magedl.errors import NetworkError, TransientError
+from magedl.text import plural
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -122,7 +123,7 @@ class RetryPolicy:
         try:
             return retrying(attempt)
         except TransientError as exc:
-            raise NetworkError(f"{exc}; gave up after {self.attempts} attempts without progress") from None
+            raise NetworkError(f"{exc}; gave up after {plural(self.attempts, 'attempt')} without progress") from None
 
 
 def _sleeper(stop):
