@@ -102,7 +102,7 @@ def _versions():
 
 
 def _credentials(args, checks):
-    from magedl.config import is_service, resolve
+    from magedl.config import MAGEID_SHAPE, is_service, resolve
 
     try:
         settings = resolve(base_url=args.base_url, mageid=args.mageid, token=args.token, token_file=args.token_file,
@@ -128,7 +128,7 @@ def _credentials(args, checks):
         if service and not _TOKEN.fullmatch(creds.token):
             problems.append(f"the token is {len(creds.token)} characters; a downloads access token is 40 letters "
                             "a-f and digits: copy it again from Account Settings > Downloads Access Token")
-        if service and not re.fullmatch(r"MAG\d{9}", creds.mageid):
+        if service and not MAGEID_SHAPE.fullmatch(creds.mageid):
             problems.append("the MAGEID is not MAG followed by 9 digits (shown top left on the magento.com "
                             "account page)")
         checks.append(Check("downloads credentials", not problems, detail, "; ".join(problems), 0 if not problems

@@ -14,6 +14,7 @@ import sys
 import termios
 
 import pytest
+from apphandler import app_handler
 
 
 def magedl_env(emulator=None, **extra):
@@ -133,29 +134,6 @@ def pty_magedl():
 # -- emulated Composer repositories (repo.magento.com) on loopback --------------------------
 
 
-def _composer_handler(app):
-    from http.server import BaseHTTPRequestHandler
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _answer(self):
-            host, port = self.server.server_address[:2]
-            reply = app.handle(self.command, self.path, dict(self.headers.items()), base_url=f"http://{host}:{port}")
-            self.send_response(reply.status)
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(reply.body)
-
-        do_GET = do_HEAD = _answer
-
-        def log_message(self, *args):
-            pass
-
-    return Handler
-
-
 # Marketplace key pairs of the emulated repo.magento.com: 32 characters each, as real keys are.
 MARKETPLACE_KEYS = {
     "open-source": ("0a1b2c3d4e5f60718293a4b5c6d7e8f9", "f9e8d7c6b5a4938271605f4e3d2c1b0a"),
@@ -183,7 +161,7 @@ def magento_repo():
     def start(layout="providers"):
         keys = {public: Entitlement(private, kind) for kind, (public, private) in MARKETPLACE_KEYS.items()}
         app = MagentoRepoApp(graph, layout=layout, keys=keys)
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _composer_handler(app))
+        server = ThreadingHTTPServer(("127.0.0.1", 0), app_handler(app))
         server.daemon_threads = True
         thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
         thread.start()

@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
+from apphandler import app_handler
 
 from magedl.composer.repository import ComposerRepository
 from magedl.emulator.composer_apps import (
@@ -38,28 +39,6 @@ OS, EE = ("pub-os", "priv-os"), ("pub-ee", "priv-ee")
 CE_NAMES = {n for n in GRAPH.names(MAGENTO) if GRAPH.package(n).edition == "ce"}
 
 
-def _handler(app):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _answer(self):
-            host, port = self.server.server_address[:2]
-            reply = app.handle(self.command, self.path, dict(self.headers.items()),
-                               base_url=f"http://{host}:{port}")
-            self.send_response(reply.status)
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(reply.body)
-
-        do_GET = do_HEAD = _answer
-
-        def log_message(self, *args):
-            pass
-
-    return Handler
-
-
 class EndlessHandler(BaseHTTPRequestHandler):
     """A packages.json that never ends (capped so a broken client cannot hang the suite)."""
 
@@ -85,7 +64,7 @@ def serve():
     running = []
 
     def start(app_or_handler):
-        handler = app_or_handler if isinstance(app_or_handler, type) else _handler(app_or_handler)
+        handler = app_or_handler if isinstance(app_or_handler, type) else app_handler(app_or_handler)
         server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         server.daemon_threads = True
         # A short poll interval only makes shutdown() prompt; nothing waits on it.
