@@ -10,6 +10,7 @@ to :data:`MAX_DIGITS` significant digits, so a 5,000-digit header costs a
 string scan and never a huge integer or Python's int-size ``ValueError``.
 """
 
+import email.utils
 import re
 from dataclasses import dataclass
 from typing import Mapping, Optional, Tuple, Union
@@ -152,3 +153,17 @@ def changed(old: Validators, headers: Mapping[str, str], size: Optional[int], to
                        or (old.last_modified and old.last_modified == new.last_modified)):
         return "nothing shows the source has the same file (no matching ETag or Last-Modified)"
     return None
+
+
+def parse_http_date(value: Optional[str]) -> Optional[float]:
+    """An HTTP date (``Date``, ``Last-Modified``, ``Retry-After``) as epoch seconds, or None when it is not one.
+
+    Dates come from the network too: a malformed or absurd one is None, never an exception.
+    """
+    if not value:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError, AttributeError):
+        return None
+

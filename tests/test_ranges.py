@@ -4,7 +4,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from magedl.ranges import MAX_DIGITS, UNSATISFIABLE, Validators, changed, parse_content_range, parse_length, parse_range
+from magedl.ranges import (
+    MAX_DIGITS,
+    UNSATISFIABLE,
+    Validators,
+    changed,
+    parse_content_range,
+    parse_http_date,
+    parse_length,
+    parse_range,
+)
 
 
 @pytest.mark.parametrize("value, size, expected", [
@@ -134,3 +143,13 @@ OLD = Validators('"v1"', "Mon, 01 Jan 2024 00:00:00 GMT")
 def test_changed(headers, size, total, strict, reason):
     got = changed(OLD, headers, size, total, strict=strict)
     assert (got is None) if reason is None else (reason in got)
+
+
+@pytest.mark.parametrize("value", [None, "", "not a date", "Mon, 32 Foo 99999999 25:61:61 GMT",
+                                   "Tue, 01 Jan 99999 00:00:00 GMT", "9" * 5000])
+def test_a_malformed_http_date_is_none_never_an_exception(value):
+    assert parse_http_date(value) is None
+
+
+def test_an_http_date_is_epoch_seconds():
+    assert parse_http_date("Thu, 01 Jan 1970 00:01:40 GMT") == 100.0

@@ -12,7 +12,6 @@ import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
-from email.utils import parsedate_to_datetime
 from typing import List, Optional
 
 from magedl import __version__
@@ -20,6 +19,7 @@ from magedl.cli.app import add_command
 from magedl.cli.keys import repo_url
 from magedl.cli.output import human_bytes, is_tty, plural, print_json, write_line
 from magedl.errors import MagedlError
+from magedl.ranges import parse_http_date
 from magedl.text import printable
 
 log = logging.getLogger(__name__)
@@ -219,10 +219,8 @@ def _clock_skew(client) -> Optional[float]:
         date = response.headers.get("Date")
     finally:
         response.close()
-    try:
-        return parsedate_to_datetime(date).timestamp() - time.time() if date else None
-    except (TypeError, ValueError):
-        return None
+    when = parse_http_date(date)
+    return when - time.time() if when is not None else None
 
 
 def _keys(args, checks):

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import BinaryIO, List, Optional, Tuple
 
-from magedl.ranges import parse_length
+from magedl.ranges import parse_http_date, parse_length  # noqa: F401  (parse_http_date re-exported)
 
 #: Largest request head accepted (request line and headers); nginx's default is 8 KiB per line.
 MAX_HEAD = 32 * 1024
@@ -283,11 +283,3 @@ def reply_head(reply: Reply, close: bool) -> bytes:
 def http_date(epoch: float) -> str:
     """Format epoch seconds as an IMF-fixdate (``Sun, 06 Nov 1994 08:49:37 GMT``)."""
     return email.utils.formatdate(epoch, usegmt=True)
-
-
-def parse_http_date(value: str) -> Optional[float]:
-    """An HTTP date as epoch seconds, or None when it is not one."""
-    try:
-        return email.utils.parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None

@@ -6,13 +6,13 @@ forward is not penalised: the attempt budget counts consecutive attempts that
 made no progress, so a flaky link that drops every 100 MB still finishes.
 """
 
-import email.utils
 import logging
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional, TypeVar
 
 from magedl.errors import NetworkError, TransientError
+from magedl.ranges import parse_http_date
 from magedl.text import plural
 
 log = logging.getLogger(__name__)
@@ -26,14 +26,11 @@ def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Opti
     value = value.strip()
     if value.isascii() and value.isdigit():
         return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
+    when = parse_http_date(value)
     if when is None:
         return None
     now = time.time() if now is None else now
-    return max(0.0, when.timestamp() - now)
+    return max(0.0, when - now)
 
 
 @dataclass(frozen=True)
