@@ -17,13 +17,14 @@ raised after it.
 
 import errno
 import http.client
-import os
+import sys
 import time
 
 import requests
 import urllib3
 
 from magedl.service import sniff
+from magedl.transfer.disk import PAGE, aligned
 
 READ_ERRORS = (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError)
 # A block is handed on after this long even if not full, so progress, the
@@ -62,35 +63,67 @@ def _plain(response):
     return hc
 
 
+class _Pool:
+    """Page-aligned buffers of *size* bytes for one body, each reused once nothing else holds it.
+
+    A fresh ``bytearray`` per block costs a zero-fill pass over every byte,
+    and its start is not page-aligned, which a direct write needs
+    (:mod:`magedl.transfer.disk`). A block handed on may be held a while
+    (the hasher's queue), so a buffer is taken again only when this pool's
+    reference is the last one (CPython's reference count says so); at most
+    :data:`KEEP` are kept, and past that a block gets a buffer of its own.
+    """
+
+    KEEP = 16
+
+    def __init__(self, size):
+        self.size = size
+        self._buffers = []
+
+    def take(self):
+        for buf in self._buffers:
+            if sys.getrefcount(buf) == 3:  # this list, the loop variable, the call's argument: nobody else
+                return buf
+        buf = aligned(self.size)
+        if len(self._buffers) < self.KEEP:
+            self._buffers.append(buf)
+        return buf
+
+
 def _fill(raw, hc, chunk):
     fp = hc.fp
-    while hc.length:
-        size = min(chunk, hc.length)
-        block = bytearray(size)
-        filled, error = 0, None
+    pool = _Pool(chunk) if hc.length > chunk else None  # small bodies: one bytearray is cheaper than a map
+    tail = b""  # received after the last whole page of a block cut short: it starts the next block
+    while hc.length or tail:
+        size = min(chunk, len(tail) + hc.length)
+        view = memoryview(pool.take() if pool else bytearray(size))[:size]
+        view[:len(tail)] = tail
+        filled, cut, error = len(tail), False, None
         deadline = time.monotonic() + FILL_TIME
-        with memoryview(block) as view:
-            try:
-                while filled < size:
-                    n = fp.readinto1(view[filled:])
-                    if not n:
-                        break  # the server closed early: the caller sees a short body
-                    filled += n
-                    if time.monotonic() > deadline:
-                        break
-            except (OSError, ValueError) as exc:  # ValueError: the response was closed under us
-                error = exc
-        hc.length -= filled
-        if filled < size:
-            del block[filled:]
+        try:
+            while filled < size:
+                n = fp.readinto1(view[filled:])
+                if not n:
+                    break  # the server closed early: the caller sees a short body
+                filled += n
+                hc.length -= n
+                if time.monotonic() > deadline:
+                    cut = True
+                    break
+        except (OSError, ValueError) as exc:  # ValueError: the response was closed under us
+            error = exc
         if not hc.length:
             # All of it read: close http.client's side and give the connection back to the pool.
             hc.close()
             release = getattr(raw, "release_conn", None)
             if release is not None:
                 release()
-        if filled:
-            yield block
+        # A block cut short by time ends on a page, so the next one starts on a page too (direct writes).
+        keep = filled - filled % PAGE if cut and hc.length and filled >= PAGE else filled
+        tail = bytes(view[keep:filled])
+        if keep:
+            yield view[:keep]
+        del view  # the pool may take this buffer again once the consumer lets go of the block
         if error is not None:
             raise error if isinstance(error, OSError) else OSError(errno.EBADF, str(error))
         if not filled:
@@ -98,9 +131,15 @@ def _fill(raw, hc, chunk):
 
 
 def first_bytes(blocks):
-    """Enough of the body to tell what it is (:data:`magedl.service.sniff.HEAD_SIZE`)."""
+    """The body's first block(s), enough to tell what it is (:data:`magedl.service.sniff.HEAD_SIZE`).
+
+    Read from *blocks*, which the caller goes on reading: a block holds
+    more than it shows until it is handed on (see ``_fill``'s carry).
+    """
     head = b""
     for block in blocks:
+        if not head and len(block) >= sniff.HEAD_SIZE:
+            return block  # the usual case: the block itself, not a copy
         head += block
         if len(head) >= sniff.HEAD_SIZE:
             break
@@ -112,13 +151,3 @@ def prepend(head, blocks):
     if head:
         yield head
     yield from blocks
-
-
-def write_all(fd: int, data, at: int) -> None:
-    """``pwrite`` all of *data*: a nearly full disk may take only part of it, then fail the rest."""
-    view = memoryview(data)
-    while view:
-        n = os.pwrite(fd, view, at)
-        if n <= 0:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        view, at = view[n:], at + n

@@ -21,8 +21,8 @@ _EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e"
 def open_first(job: Job, state: PartialState, range_ok: bool, fresh=None):
     """GET the whole file (or take *fresh*, a 200 already open); sniff it; plan *state*.
 
-    Returns ``(response, head)``: the open response and its first bytes,
-    which the first worker writes before reading on.
+    Returns ``(response, head, blocks)``: the open response, its first
+    bytes and the rest of its body, which the first worker writes in turn.
     """
     pending = [fresh]
 
@@ -33,8 +33,9 @@ def open_first(job: Job, state: PartialState, range_ok: bool, fresh=None):
         if response.status_code != 200:
             response.close()
             raise MagedlError(f"{job.file_name}: unexpected answer HTTP {response.status_code}")
+        blocks = body(response, job.options.tuning.chunk)
         try:
-            head = first_bytes(body(response, job.options.tuning.chunk))
+            head = first_bytes(blocks)
         except READ_ERRORS as exc:
             response.close()
             raise transient_from(exc, job.file_name) from None
@@ -43,16 +44,16 @@ def open_first(job: Job, state: PartialState, range_ok: bool, fresh=None):
             # (http.client takes what came as complete) or a broken proxy. Worth a retry.
             response.close()
             raise TransientError(f"{job.file_name}: the server sent an empty answer")
-        return response, head
+        return response, head, blocks
 
-    response, head = job.client.retry.call(attempt, job.file_name, stop=job.cancel.is_set)
+    response, head, blocks = job.client.retry.call(attempt, job.file_name, stop=job.cancel.is_set)
     if job.cancel.is_set():
         response.close()
         raise Interrupted(f"{job.file_name}: cancelled")
     headers = response.headers
     coded = encoded(headers)
     state.size = None if coded else parse_length(headers.get("Content-Length"))
-    reason = sniff.refuse_reason(file_suffix(job.file_name), head, headers.get("Content-Type", ""), state.size,
+    reason = sniff.refuse_reason(file_suffix(job.file_name), bytes(head[:sniff.HEAD_SIZE]), headers.get("Content-Type", ""), state.size,
                                  bool(state.md5))
     if reason:
         response.close()
@@ -62,4 +63,4 @@ def open_first(job: Job, state: PartialState, range_ok: bool, fresh=None):
                             and headers.get("Accept-Ranges", "").lower() == "bytes" and state.validators.if_range())
     state.segments = seglib.plan(state.size)
     state.segments[0].busy = True  # the first worker continues this response
-    return response, head
+    return response, head, blocks

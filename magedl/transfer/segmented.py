@@ -21,7 +21,8 @@ from magedl.errors import Interrupted, MagedlError, TransientError
 from magedl.ranges import Validators, changed, parse_content_range, parse_length
 from magedl.service.api import transient_from
 from magedl.transfer import segments as seglib
-from magedl.transfer.body import READ_ERRORS, body, encoded, prepend, write_all
+from magedl.transfer.body import READ_ERRORS, body, encoded, prepend
+from magedl.transfer.disk import Disk
 from magedl.transfer.hashing import InlineHasher, PrefixHasher
 from magedl.transfer.options import TransferOptions
 from magedl.transfer.partial import PartialState, Sidecar
@@ -83,6 +84,7 @@ class Runner:
         # and two thread hand-overs per file add up over hundreds of patches.
         self.inline = state.size is not None and state.size < 2 * tuning.min_split
         self.hasher = (InlineHasher if self.inline else PrefixHasher)(fd, job.algorithms)
+        self.disk = Disk(fd, direct=not self.inline)  # small files: a second descriptor is not worth its open
         self.max_workers = max(1, job.options.connections) if state.splittable else 1
         self.stop = threading.Event()
         self.workers = []
@@ -136,6 +138,8 @@ class Runner:
         finally:
             if first is not None:
                 first[0].close()
+            if not self.busy:  # else a straggler may still write through it (its number must not be reused)
+                self.disk.close()
             if self.granted:
                 self.job.budget.give(self.granted)
                 self.granted = 0
@@ -252,12 +256,12 @@ class Runner:
             if self._stopped():
                 return
             if pending[0] is not None:
-                response, head = pending.pop()
+                response, head, blocks = pending.pop()
                 pending.append(None)
             else:
-                response, head = self._ranged(seg), b""
+                response, head, blocks = self._ranged(seg), b"", None
             with response:
-                self._pump(seg, response, head)
+                self._pump(seg, response, head, blocks)
 
         try:
             self.job.client.retry.call(attempt, self.job.file_name, progress=lambda: seg.done, stop=self._stopped)
@@ -304,10 +308,10 @@ class Runner:
             raise StartOver("the server refused the resume range (the file may have shrunk)")
         raise MagedlError(f"{job.file_name}: unexpected answer HTTP {status}")
 
-    def _pump(self, seg, response, head):
-        """Copy the body into the partial file at the segment's position."""
+    def _pump(self, seg, response, head, blocks=None):
+        """Copy the body (*head*, then *blocks* or the rest of *response*) into the file at the segment's position."""
         job, state, lock = self.job, self.state, self.job.lock
-        blocks = prepend(head, body(response, self.tuning.chunk))
+        blocks = prepend(head, blocks if blocks is not None else body(response, self.tuning.chunk))
         while True:
             try:
                 block = next(blocks, None)
@@ -329,7 +333,7 @@ class Runner:
                     return
             at = seg.pos
             try:
-                write_all(self.fd, block, at)
+                self.disk.write(block, at)
             except OSError as exc:  # the disk, not the network: retrying would not help
                 raise job.sidecar.error(exc, state) from None
             with lock:
