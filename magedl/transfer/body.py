@@ -74,7 +74,7 @@ class _Pool:
     :data:`KEEP` are kept, and past that a block gets a buffer of its own.
     """
 
-    KEEP = 16
+    KEEP = 32  # the writer's and the hasher's queues (4 + 2 MiB) and a few in hand, in 256 KiB blocks
 
     def __init__(self, size):
         self.size = size

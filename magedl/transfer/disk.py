@@ -24,9 +24,11 @@ are still synced with ``fdatasync`` (which also flushes the disk's cache
 for the direct writes) before they are relied on.
 """
 
+import collections
 import errno
 import mmap
 import os
+import threading
 import time
 
 PAGE = 4096
@@ -125,3 +127,114 @@ def _reopen_direct(fd):
         return os.open(f"/proc/self/fd/{fd}", os.O_WRONLY | _O_DIRECT | getattr(os, "O_CLOEXEC", 0))
     except OSError:  # no /proc, or the filesystem refuses O_DIRECT (tmpfs)
         return None
+
+
+class Writer:
+    """Writes each block on the caller's thread, then calls ``landed(block, at, tag)``.
+
+    For small files, where a thread costs more than it saves.
+    :class:`BehindWriter` is the same contract on a thread of its own.
+    """
+
+    def __init__(self, disk: Disk, landed):
+        self.disk, self._landed = disk, landed
+
+    @property
+    def alive(self) -> bool:
+        """Whether a thread may still write through the file's descriptors."""
+        return False
+
+    def put(self, block, at: int, tag=None) -> None:
+        """Write *block* at *at* (or queue it), then report it landed; a disk error is raised here."""
+        self.disk.write(block, at)
+        self._landed(block, at, tag)
+
+    def drain(self) -> None:
+        """Return once everything put has landed."""
+
+    def close(self, discard: bool = False) -> None:
+        """Stop writing; *discard* drops what was put and has not been written."""
+        self.disk.close()
+
+
+class BehindWriter(Writer):
+    """Writes blocks on its own thread, in the order they were put, so the network thread goes on receiving.
+
+    A direct write returns only once the disk has the bytes (0.2 ms per 256
+    KiB here); on the receiving thread that wait cost the HTTPS case about
+    0.4 s per 512 MiB. *landed* runs on this thread after each write, so
+    whatever counts bytes as written (the sidecar, the hasher's read-backs)
+    only ever sees bytes that are. A disk error stops the thread; the next
+    :meth:`put` or :meth:`drain` raises it.
+    """
+
+    def __init__(self, disk: Disk, landed, limit: int = 4 << 20):
+        super().__init__(disk, landed)
+        self._limit = limit
+        self._queue = collections.deque()  # (block, at, tag)
+        self._queued = 0
+        self._writing = False
+        self._closed = False
+        self._error = None
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="magedl-writer")
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def put(self, block, at: int, tag=None) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._queued < self._limit or self._error or self._closed)
+            self._check()
+            self._queue.append((block, at, tag))
+            self._queued += len(block)
+            self._cond.notify_all()
+
+    def drain(self) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: not (self._queue or self._writing) or self._error or self._closed)
+            self._check()
+
+    def close(self, discard: bool = False) -> None:
+        with self._cond:
+            if discard:
+                self._queue.clear()
+                self._queued = 0
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout=5)
+        if not self._thread.is_alive():  # else a write hangs (a dead network disk): its descriptor stays open
+            self.disk.close()
+
+    def _check(self):
+        if self._error is not None:
+            raise self._error
+        if self._closed:
+            raise OSError(errno.EBADF, "the file is closed for writing")
+
+    def _run(self):
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._queue or self._closed)
+                if not self._queue:
+                    return
+                block, at, tag = self._queue.popleft()
+                self._writing = True
+            try:
+                self.disk.write(block, at)
+                self._landed(block, at, tag)
+            except BaseException as exc:  # a full disk, or a bug: raised to whoever puts or drains next
+                with self._cond:
+                    self._error = exc if isinstance(exc, Exception) else OSError(errno.EINTR, str(exc))
+                    self._queue.clear()
+                    self._queued = 0
+                    self._writing = False
+                    self._cond.notify_all()
+                return
+            with self._cond:
+                self._queued -= len(block)
+                self._writing = False
+                self._cond.notify_all()
+            del block, tag  # the buffer goes back to its pool while this thread waits

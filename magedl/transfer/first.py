@@ -33,7 +33,7 @@ def open_first(job: Job, state: PartialState, range_ok: bool, fresh=None):
         if response.status_code != 200:
             response.close()
             raise MagedlError(f"{job.file_name}: unexpected answer HTTP {response.status_code}")
-        blocks = body(response, job.options.tuning.chunk)
+        blocks = body(response, job.options.tuning.first_chunk)
         try:
             head = first_bytes(blocks)
         except READ_ERRORS as exc:
@@ -53,8 +53,8 @@ def open_first(job: Job, state: PartialState, range_ok: bool, fresh=None):
     headers = response.headers
     coded = encoded(headers)
     state.size = None if coded else parse_length(headers.get("Content-Length"))
-    reason = sniff.refuse_reason(file_suffix(job.file_name), bytes(head[:sniff.HEAD_SIZE]), headers.get("Content-Type", ""), state.size,
-                                 bool(state.md5))
+    reason = sniff.refuse_reason(file_suffix(job.file_name), bytes(head[:sniff.HEAD_SIZE]),
+                                 headers.get("Content-Type", ""), state.size, bool(state.md5))
     if reason:
         response.close()
         raise NotAnArchive(f"{job.file_name}: {reason}; nothing was saved")

@@ -6,13 +6,17 @@ have completed and hashes each newly completed stretch on its own thread.
 hashlib releases the GIL on large buffers, so hashing runs on the second core
 while the network threads keep receiving.
 
-A block that extends the prefix exactly where it ended is handed over in
-memory, so a single-stream download is hashed without reading anything back.
-When the hand-over queue is full the writer waits for the hasher (on a fast
-link md5 is the slower of the two, and reading the bytes back would only add
-work to the busiest core); bytes that land out of order (other segments) are
-read back from the page cache right behind the writers. Either way the file
-is never read a second time after the download.
+Two calls feed it. :meth:`~PrefixHasher.offer` hands over a block as it
+arrives, before it is written, and is taken only if it continues exactly
+where the hashed and queued bytes end: a single-stream download is hashed
+from memory, in parallel with its writes. :meth:`~PrefixHasher.advance`
+says that ``[0, end)`` is written, so what was not offered (other segments'
+bytes, landing out of order) may be read back from the file right behind
+the writers. Everything below the hasher's target is therefore either
+queued or written. When the queue is full, an offer waits for the hasher
+(on a fast link md5 is the slower of the two, and reading the bytes back
+would only add work to the busiest core). Either way the file is never read
+a second time after the download.
 """
 
 import collections
@@ -70,21 +74,25 @@ class PrefixHasher:
         self._thread = threading.Thread(target=self._run, daemon=True, name="magedl-hasher")
         self._thread.start()
 
-    def advance(self, end, block=None, start=None):
-        """Tell the hasher that bytes ``[0, end)`` are now on disk.
-
-        *block*, written at offset *start*, may be handed over in memory; it
-        is used only if it begins exactly where the prefix ended.
-        """
+    def offer(self, block, start):
+        """Hand over *block*, the bytes at offset *start*, written or not; kept only if it continues the stream."""
         with self._cond:
-            if block is not None and start == self._target and self._queued >= self._queue_max and self._wait:
+            if start != self._target:
+                return  # out of order: read back once advance() says it is written
+            if self._queued >= self._queue_max and self._wait:
                 # Wait until half the queue is free: one wake-up per several blocks, not one per block.
                 self._waiting += 1
                 self._cond.wait_for(lambda: self._queued <= self._queue_max // 2 or self._closed or self._error)
                 self._waiting -= 1
-            if block is not None and start == self._target and self._queued < self._queue_max:
+            if start == self._target and self._queued < self._queue_max:
                 self._queue.append((start, block))
                 self._queued += len(block)
+                self._target = start + len(block)
+                self._cond.notify()
+
+    def advance(self, end):
+        """Tell the hasher that bytes ``[0, end)`` are written (what was not offered is read back)."""
+        with self._cond:
             if end > self._target:
                 self._target = end
                 self._cond.notify()
@@ -173,7 +181,7 @@ class PrefixHasher:
 class InlineHasher(PrefixHasher):
     """The same job without a thread, for files too small to be worth one.
 
-    :meth:`advance` hashes on the caller's thread, so a patch of a few KiB
+    :meth:`offer` hashes on the caller's thread, so a patch of a few KiB
     costs no thread start and no hand-over.
     """
 
@@ -182,12 +190,15 @@ class InlineHasher(PrefixHasher):
         self._hashers = {name: hashlib.new(name) for name in algorithms}
         self._hashed = 0
 
-    def advance(self, end, block=None, start=None):
-        """As :meth:`PrefixHasher.advance`; the block is hashed here and now, never kept."""
-        if block is not None and start == self._hashed and start + len(block) <= end:
+    def offer(self, block, start):
+        """As :meth:`PrefixHasher.offer`; the block is hashed here and now, never kept."""
+        if start == self._hashed:
             for h in self._hashers.values():
                 h.update(block)
             self._hashed += len(block)
+
+    def advance(self, end):
+        """As :meth:`PrefixHasher.advance`."""
         while self._hashed < end:
             chunk = os.pread(self._fd, min(BLOCK, end - self._hashed), self._hashed)
             if not chunk:

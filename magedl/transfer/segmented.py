@@ -22,8 +22,8 @@ from magedl.ranges import Validators, changed, parse_content_range, parse_length
 from magedl.service.api import transient_from
 from magedl.transfer import segments as seglib
 from magedl.transfer.body import READ_ERRORS, body, encoded, prepend
-from magedl.transfer.disk import Disk
-from magedl.transfer.hashing import InlineHasher, PrefixHasher
+from magedl.transfer.disk import BehindWriter, Disk, Writer
+from magedl.transfer.hashing import QUEUE_MAX, InlineHasher, PrefixHasher
 from magedl.transfer.options import TransferOptions
 from magedl.transfer.partial import PartialState, Sidecar
 from magedl.transfer.ratelimit import RateLimiter
@@ -83,8 +83,16 @@ class Runner:
         # Small files run on the caller's thread: no expansion is possible for them,
         # and two thread hand-overs per file add up over hundreds of patches.
         self.inline = state.size is not None and state.size < 2 * tuning.min_split
-        self.hasher = (InlineHasher if self.inline else PrefixHasher)(fd, job.algorithms)
-        self.disk = Disk(fd, direct=not self.inline)  # small files: a second descriptor is not worth its open
+        # Small files are hashed and written on the caller's thread, through the page cache (threads and
+        # a second descriptor cost more than they save). Others are hashed and written behind the network
+        # threads, whole pages direct, each with a few of the first connection's blocks queued.
+        if self.inline:
+            self.hasher = InlineHasher(fd, job.algorithms)
+            self.writer = Writer(Disk(fd), self._landed)
+        else:
+            hold = max(QUEUE_MAX, 4 * tuning.first_chunk)
+            self.hasher = PrefixHasher(fd, job.algorithms, queue_max=hold)
+            self.writer = BehindWriter(Disk(fd, direct=True), self._landed, hold)
         self.max_workers = max(1, job.options.connections) if state.splittable else 1
         self.stop = threading.Event()
         self.workers = []
@@ -97,8 +105,8 @@ class Runner:
 
     @property
     def busy(self) -> bool:
-        """Whether a worker thread may still touch the fd."""
-        return any(t.is_alive() for t in self.workers)
+        """Whether a worker or the writer thread may still touch the fd."""
+        return any(t.is_alive() for t in self.workers) or self.writer.alive
 
     def run(self, first=None):
         """Bring the partial file to full length; return its digests (``{"md5": ...}``)."""
@@ -132,14 +140,14 @@ class Runner:
             for t in self.workers:
                 t.join(timeout=5)
             self.hasher.close()
+            self.writer.close(discard=True)  # what was not written is not counted either
             if state.segments and not isinstance(exc, StartOver):  # keep what a later run can resume
                 self.save(best_effort=True)
             raise
         finally:
             if first is not None:
                 first[0].close()
-            if not self.busy:  # else a straggler may still write through it (its number must not be reused)
-                self.disk.close()
+            self.writer.close(discard=True)  # on success every pump drained it already
             if self.granted:
                 self.job.budget.give(self.granted)
                 self.granted = 0
@@ -193,7 +201,7 @@ class Runner:
         while True:
             for t in list(self.workers):
                 t.join(timeout=min(tuning.expand_after, tuning.save_interval) / len(self.workers))
-            alive = self.busy
+            alive = any(t.is_alive() for t in self.workers)
             elapsed = time.monotonic() - started
             if not expanded and elapsed >= tuning.expand_after and not self.errors:
                 expanded = True
@@ -255,6 +263,7 @@ class Runner:
         def attempt():
             if self._stopped():
                 return
+            self._drain()  # a retry continues from what is written, not from what was queued
             if pending[0] is not None:
                 response, head, blocks = pending.pop()
                 pending.append(None)
@@ -309,9 +318,14 @@ class Runner:
         raise MagedlError(f"{job.file_name}: unexpected answer HTTP {status}")
 
     def _pump(self, seg, response, head, blocks=None):
-        """Copy the body (*head*, then *blocks* or the rest of *response*) into the file at the segment's position."""
+        """Copy the body (*head*, then *blocks* or the rest of *response*) into the file at the segment's position.
+
+        Blocks are put to the writer, which counts them in ``seg.done`` once
+        written (:meth:`_landed`); *at* is where the next block goes.
+        """
         job, state, lock = self.job, self.state, self.job.lock
         blocks = prepend(head, blocks if blocks is not None else body(response, self.tuning.chunk))
+        at = seg.pos
         while True:
             try:
                 block = next(blocks, None)
@@ -325,37 +339,49 @@ class Runner:
                 return
             with lock:
                 end = seg.end
-            if end is not None and seg.pos + len(block) > end:
-                block = block[: max(0, end - seg.pos)]
+            if end is not None and at + len(block) > end:
+                block = block[: max(0, end - at)]
             if job.limiter:
                 job.limiter.take(len(block), self.stop)
                 if self._stopped():
                     return
-            at = seg.pos
+            self.hasher.offer(block, at)  # hashed from memory while it is written, if it continues the stream
             try:
-                self.disk.write(block, at)
+                self.writer.put(block, at, seg)
             except OSError as exc:  # the disk, not the network: retrying would not help
                 raise job.sidecar.error(exc, state) from None
-            with lock:
-                # A block read before the segment was cut short may overrun the new end;
-                # those bytes belong to the next piece too (same data), so count to the end.
-                seg.done = min(seg.done + len(block), (seg.end - seg.start) if seg.end is not None else 1 << 62)
-                self.received += len(block)
-                self.dirty = True
-                prefix = seglib.contiguous_end(state.segments)
-            self.hasher.advance(prefix, block, at)
+            at += len(block)
+            del block  # its buffer is free again once written
             self._report()
             if self.inline and time.monotonic() - self.saved >= self.tuning.save_interval:
                 self.saved = time.monotonic()  # no supervisor thread saves for us
                 self.save()
-            if seg.end is not None and seg.pos >= seg.end:
-                return  # done, or another worker took the rest of this segment
+            if end is not None and at >= end:
+                break  # done, or another worker took the rest of this segment
+        self._drain()
         if seg.end is None:  # size was unknown: the end of the body is the end of the file
             with lock:
                 seg.end = state.size = seg.pos
             self.hasher.advance(seg.pos)
         elif seg.pos < seg.end:
             raise TransientError(f"{job.file_name}: short body, the connection closed at byte {seg.pos}")
+
+    def _landed(self, block, at, seg):
+        """Count *block*, now written at *at*, and tell the hasher what it may read back (on the writer's thread)."""
+        with self.job.lock:
+            # A block read before the segment was cut short may overrun the new end;
+            # those bytes belong to the next piece too (same data), so count to the end.
+            seg.done = min(seg.done + len(block), (seg.end - seg.start) if seg.end is not None else 1 << 62)
+            self.received += len(block)
+            self.dirty = True
+            prefix = seglib.contiguous_end(self.state.segments)
+        self.hasher.advance(prefix)
+
+    def _drain(self):
+        try:
+            self.writer.drain()
+        except OSError as exc:
+            raise self.job.sidecar.error(exc, self.state) from None
 
     def _report(self):
         now = time.monotonic()

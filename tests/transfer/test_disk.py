@@ -22,7 +22,7 @@ from magedl.transfer.download import md5_file
 from magedl.transfer.fetch import fetch_release
 from magedl.transfer.options import Tuning
 
-SAVE_OFTEN = Tuning(save_interval=0, progress_interval=0, chunk=16 << 10)
+SAVE_OFTEN = Tuning(save_interval=0, progress_interval=0, chunk=16 << 10, first_chunk=16 << 10)
 
 
 class _Vfs:
@@ -89,8 +89,8 @@ def test_disk_full_mid_way_keeps_the_good_data_and_says_what_is_missing(emulator
     rel = release(client)
     data = emulator.store.data(BIG)
     failing = _pwrite_failing_after(monkeypatch, 250_000)
-    tuning = Tuning(save_interval=0, progress_interval=0, chunk=16 << 10, min_split=16 << 10, piece=32 << 10,
-                    align=4 << 10)
+    tuning = Tuning(save_interval=0, progress_interval=0, chunk=16 << 10, first_chunk=16 << 10, min_split=16 << 10,
+                    piece=32 << 10, align=4 << 10)
     with pytest.raises(LocalFileError) as info:
         fetch_release(client, rel, tmp_path, options(connections=connections, tuning=tuning))
     failing.undo()

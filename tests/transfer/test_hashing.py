@@ -40,8 +40,9 @@ def test_in_order_stream_is_hashed_from_memory(cls, data, fd, monkeypatch):
     monkeypatch.setattr(hashing.os, "pread", lambda *a: reads.append(a) or real_pread(*a))
     hasher = cls(fd, ("md5", "sha256"))
     for at, block in blocks(data):
+        hasher.offer(block, at)
         os.pwrite(fd, block, at)
-        hasher.advance(at + len(block), block, at)
+        hasher.advance(at + len(block))
     assert hasher.finish(SIZE) == expected(data)
     assert reads == []  # every block was handed over in memory: nothing read back
 
@@ -58,15 +59,17 @@ def test_out_of_order_segments_are_read_back_in_order(cls, data, fd):
         prefix = 0
         while prefix < SIZE and prefix in written:
             prefix += 256 * 1024
-        hasher.advance(min(prefix, SIZE), block, at)
+        hasher.offer(block, at)
+        hasher.advance(min(prefix, SIZE))
     assert hasher.finish(SIZE) == expected(data)
 
 
 def test_a_full_hand_over_queue_falls_back_to_reading(data, fd):
     hasher = PrefixHasher(fd, ("md5",), queue_max=100 * 1024, wait=False)
     for at, block in blocks(data, 48 * 1024):
+        hasher.offer(block, at)
         os.pwrite(fd, block, at)
-        hasher.advance(at + len(block), block, at)
+        hasher.advance(at + len(block))
     assert hasher.finish(SIZE)["md5"] == hashlib.md5(data).hexdigest()
 
 
@@ -77,8 +80,9 @@ def test_a_full_hand_over_queue_makes_the_writer_wait_not_the_hasher_read(data, 
     monkeypatch.setattr(hashing.os, "pread", lambda *a: reads.append(a) or real_pread(*a))
     hasher = PrefixHasher(fd, ("md5",), queue_max=100 * 1024)
     for at, block in blocks(data, 48 * 1024):
+        hasher.offer(block, at)
         os.pwrite(fd, block, at)
-        hasher.advance(at + len(block), block, at)
+        hasher.advance(at + len(block))
     assert hasher.finish(SIZE)["md5"] == hashlib.md5(data).hexdigest()
     assert reads == []
 
