@@ -7,8 +7,12 @@ the body is a plain one with a known length (the usual case for a file),
 :func:`body` fills each block itself, one socket read after another into the
 same buffer, and keeps http.client's count of what is left, so the
 connection goes back to the pool for the next request once the body is done.
-Anything else (chunked, encoded, no length, not urllib3 and http.client
-underneath, a ``file://`` answer) is read through ``read1``.
+Those blocks are page-aligned buffers, reused (:class:`_Pool`), and a block
+cut short on a slow link still ends on a page (the rest starts the next
+one), so the writer can send them to the disk directly
+(:mod:`magedl.transfer.disk`). Anything else (chunked, encoded, no length,
+not urllib3 and http.client underneath, a ``file://`` answer) is read
+through ``read1``.
 
 Either way a cut connection loses nothing already received: a block is
 handed on with the bytes that arrived before the error, and the error is
@@ -107,8 +111,8 @@ def _fill(raw, hc, chunk):
                     break  # the server closed early: the caller sees a short body
                 filled += n
                 hc.length -= n
-                if time.monotonic() > deadline:
-                    cut = True
+                if filled >= PAGE and time.monotonic() > deadline:
+                    cut = True  # a slow link: hand on what came (whole pages), for progress and the rate limit
                     break
         except (OSError, ValueError) as exc:  # ValueError: the response was closed under us
             error = exc
@@ -119,7 +123,7 @@ def _fill(raw, hc, chunk):
             if release is not None:
                 release()
         # A block cut short by time ends on a page, so the next one starts on a page too (direct writes).
-        keep = filled - filled % PAGE if cut and hc.length and filled >= PAGE else filled
+        keep = filled - filled % PAGE if cut and hc.length else filled
         tail = bytes(view[keep:filled])
         if keep:
             yield view[:keep]

@@ -1,4 +1,10 @@
-"""A full disk (issue 9): refused up front with the figures, or, when it fills mid-way, the good data kept.
+"""How bytes reach the disk (``transfer/disk.py``), and a full disk (issue 9).
+
+Direct writes: whole pages from aligned buffers bypass the page cache, the
+rest goes through it, and a filesystem that refuses or a disk that is slow
+turns them off; the writer thread counts a block only once it is written.
+
+A full disk: refused up front with the figures, or, when it fills mid-way, the good data kept.
 
 Two ways of filling a disk:
 
@@ -11,6 +17,7 @@ Two ways of filling a disk:
 import errno
 import os
 import subprocess
+import threading
 
 import pytest
 from transfer.xferkit import BIG, client_for, gets, kept_bytes, options, range_start, release, sidecar_of
@@ -18,6 +25,8 @@ from transfer.xferkit import BIG, client_for, gets, kept_bytes, options, range_s
 from magedl.emulator.catalogue import demo_catalogue, make_file
 from magedl.errors import LocalFileError
 from magedl.server import MemoryStore
+from magedl.transfer import disk as diskmod
+from magedl.transfer.disk import PAGE, BehindWriter, Disk, aligned
 from magedl.transfer.download import md5_file
 from magedl.transfer.fetch import fetch_release
 from magedl.transfer.options import Tuning
@@ -159,3 +168,171 @@ def test_real_disk_filling_mid_way_keeps_the_data_then_resumes(emulator, tiny_di
     fetch_release(client, rel, tiny_disk, options())
     [get] = gets(emulator)
     assert range_start(get) == kept and md5_file(tiny_disk / BIG) == rel.md5
+
+
+# -- direct writes and the writer thread ---------------------------------------
+
+
+def _spy_pwrite(monkeypatch, fail_on=None):
+    """Record ``(fd, offset, length)`` of every ``os.pwrite``; *fail_on(fd)* may return an errno to raise."""
+    real = os.pwrite
+    calls = []
+
+    def pwrite(fd, data, offset):
+        code = fail_on(fd) if fail_on else None
+        if code:
+            raise OSError(code, os.strerror(code))
+        calls.append((fd, offset, len(data)))
+        return real(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", pwrite)
+    return calls
+
+
+def _page_block(data):
+    buf = aligned(len(data))
+    buf[:] = data
+    return memoryview(buf)
+
+
+@pytest.fixture
+def part(tmp_path):
+    fd = os.open(tmp_path / "part", os.O_RDWR | os.O_CREAT, 0o600)
+    yield fd
+    os.close(fd)
+
+
+def _direct_disk(fd):
+    disk = Disk(fd, direct=True)
+    if not disk.direct:
+        pytest.skip("this filesystem takes no O_DIRECT writes; the page-cache path is what runs here")
+    return disk
+
+
+def test_whole_pages_go_direct_and_the_rest_through_the_page_cache(part, monkeypatch):
+    disk = _direct_disk(part)
+    calls = _spy_pwrite(monkeypatch)
+    first, second, third = os.urandom(3 * PAGE), os.urandom(1000), os.urandom(PAGE + 5)
+    disk.write(_page_block(first), 0)  # whole pages, at a page, from an aligned buffer: direct
+    disk.write(second, 3 * PAGE)  # bytes: the page cache
+    disk.write(_page_block(third), 4 * PAGE)  # not a whole number of pages: the page cache
+    disk.close()
+    assert [fd != part for fd, _, _ in calls] == [True, False, False]
+    assert os.pread(part, 10 * PAGE, 0) == first + second + b"\0" * (PAGE - 1000) + third
+
+
+def test_a_filesystem_that_refuses_a_direct_write_gets_it_through_the_page_cache(part, monkeypatch):
+    disk = _direct_disk(part)
+    direct_fd = disk._direct
+    calls = _spy_pwrite(monkeypatch, fail_on=lambda fd: errno.EINVAL if fd == direct_fd else None)
+    data = os.urandom(2 * PAGE)
+    disk.write(_page_block(data), 0)
+    assert not disk.direct and [fd for fd, _, _ in calls] == [part]
+    assert os.pread(part, 2 * PAGE, 0) == data
+
+
+def test_other_errors_of_a_direct_write_are_the_disks_own(part, monkeypatch):
+    disk = _direct_disk(part)
+    direct_fd = disk._direct
+    _spy_pwrite(monkeypatch, fail_on=lambda fd: errno.ENOSPC if fd == direct_fd else None)
+    with pytest.raises(OSError) as info:
+        disk.write(_page_block(bytes(PAGE)), 0)
+    assert info.value.errno == errno.ENOSPC
+    disk.close()
+
+
+def test_a_disk_slower_than_the_page_cache_turns_direct_writes_off(part, monkeypatch):
+    disk = _direct_disk(part)
+    monkeypatch.setattr(diskmod, "SLOW_WINDOW", 4 * PAGE)
+    clock = iter(range(0, 10**6, 10))  # every write seems to take 10 s
+    monkeypatch.setattr(diskmod.time, "monotonic", lambda: next(clock))
+    for i in range(4):
+        assert disk.direct
+        disk.write(_page_block(bytes(PAGE)), i * PAGE)
+    assert not disk.direct  # judged once a window was written: far below SLOW_DISK
+    disk.write(_page_block(b"x" * PAGE), 4 * PAGE)
+    assert os.pread(part, PAGE, 4 * PAGE) == b"x" * PAGE
+
+
+def test_a_short_direct_write_is_finished(part, monkeypatch):
+    disk = _direct_disk(part)
+    direct_fd, real = disk._direct, os.pwrite
+    # The disk takes one page of each direct write (as a nearly full one may), the rest follows.
+    monkeypatch.setattr(os, "pwrite", lambda fd, data, at: real(fd, data[:PAGE] if fd == direct_fd else data, at))
+    data = os.urandom(3 * PAGE)
+    disk.write(_page_block(data), 0)
+    assert os.pread(part, 3 * PAGE, 0) == data
+    disk.close()
+
+
+def test_the_writer_counts_a_block_only_once_it_is_in_the_file(part):
+    seen = []
+
+    def landed(block, at, tag):
+        seen.append((at, tag, os.pread(part, len(block), at) == bytes(block)))
+
+    writer = BehindWriter(Disk(part, direct=True), landed, limit=2 * PAGE)
+    blocks = [os.urandom(PAGE) for _ in range(20)]
+    for i, block in enumerate(blocks):
+        writer.put(_page_block(block), i * PAGE, i)  # waits whenever two pages are queued
+    writer.drain()
+    assert seen == [(i * PAGE, i, True) for i in range(20)]
+    writer.close()
+    assert not writer.alive
+
+
+def test_a_disk_error_in_the_writer_is_raised_to_whoever_puts_or_drains_next(part, monkeypatch):
+    landed = []
+    writer = BehindWriter(Disk(part), lambda block, at, tag: landed.append(at))
+    _spy_pwrite(monkeypatch, fail_on=lambda fd: errno.ENOSPC)
+    writer.put(b"x" * 100, 0)
+    with pytest.raises(OSError) as info:
+        writer.drain()
+    assert info.value.errno == errno.ENOSPC and landed == []
+    with pytest.raises(OSError):
+        writer.put(b"y", 100)
+    writer.close()
+
+
+def test_closing_the_writer_with_discard_drops_what_was_not_written(part):
+    landed, in_hand = [], threading.Event()
+
+    def held(block, at, tag):  # the first block is still being handled when the writer is closed
+        in_hand.set()
+        with writer._cond:
+            writer._cond.wait_for(lambda: writer._closed, timeout=5)
+        landed.append(at)
+
+    writer = BehindWriter(Disk(part), held)
+    for i in range(5):
+        writer.put(b"x", i)
+    assert in_hand.wait(5)
+    writer.close(discard=True)
+    assert not writer.alive and landed == [0]  # the one in hand finished; the four queued were dropped
+
+
+def test_a_large_download_is_written_direct(make_emulator, tmp_path, monkeypatch):
+    if not _takes_direct(tmp_path):
+        pytest.skip("this filesystem takes no O_DIRECT writes")
+    direct = []
+    real = Disk._write_direct
+    monkeypatch.setattr(Disk, "_write_direct", lambda self, view, at: direct.append(len(view)) or real(self, view, at))
+    emulator = make_emulator(store=MemoryStore(*demo_catalogue(big_size=8 << 20)))
+    client = client_for(emulator)
+    rel = release(client)
+    fetch_release(client, rel, tmp_path, options(tuning=Tuning()))  # the defaults: 1 MiB blocks
+    assert md5_file(tmp_path / BIG) == rel.md5
+    assert sum(direct) >= len(emulator.store.data(BIG)) * 0.9  # all but the first block and the tail
+
+
+def _takes_direct(folder):
+    path = folder / ".probe"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        disk = Disk(fd, direct=True)
+        ok = disk.direct
+        disk.close()
+        return ok
+    finally:
+        os.close(fd)
+        path.unlink()

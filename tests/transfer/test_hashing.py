@@ -102,3 +102,30 @@ def test_file_digests(tmp_path, data):
     path = tmp_path / "f"
     path.write_bytes(data)
     assert file_digests(path, ("md5", "sha256")) == expected(data)
+
+
+def test_offered_blocks_are_hashed_before_they_are_written_and_nothing_unwritten_is_read(data, fd, monkeypatch):
+    """The network thread offers blocks as they arrive; the writer says later what is written."""
+    reads = []
+    real_pread = os.pread
+    monkeypatch.setattr(hashing.os, "pread", lambda *a: reads.append(a) or real_pread(*a))
+    hasher = PrefixHasher(fd, ("md5",))
+    parts = blocks(data)
+    for at, block in parts:  # nothing written yet: the file holds zeros
+        hasher.offer(block, at)
+    for at, block in parts:
+        os.pwrite(fd, block, at)
+        hasher.advance(at + len(block))
+    assert hasher.finish(SIZE)["md5"] == hashlib.md5(data).hexdigest()
+    assert reads == []
+
+
+@pytest.mark.parametrize("cls", [PrefixHasher, InlineHasher])
+def test_an_offer_out_of_order_is_ignored_until_its_bytes_are_written(cls, data, fd):
+    hasher = cls(fd, ("md5",))
+    parts = blocks(data)
+    hasher.offer(parts[1][1], parts[1][0])  # a later segment's block: not where the stream stands
+    for at, block in parts:
+        os.pwrite(fd, block, at)
+    hasher.advance(SIZE)
+    assert hasher.finish(SIZE)["md5"] == hashlib.md5(data).hexdigest()
