@@ -19,6 +19,9 @@ the link. :class:`Disk` therefore writes direct only
   filesystem, a spinning disk) turns it off too, since there the page
   cache's write-behind is what hides the disk.
 
+The writes run on a thread of their own (:class:`BehindWriter`), so the
+network thread never waits for the disk.
+
 Durability is unchanged: the bytes a sidecar counts and the finished file
 are still synced with ``fdatasync`` (which also flushes the disk's cache
 for the direct writes) before they are relied on.
@@ -33,8 +36,10 @@ import time
 
 PAGE = 4096
 _O_DIRECT = getattr(os, "O_DIRECT", 0)  # Linux only; elsewhere every write goes through the page cache
-# Direct writes are kept while they average at least this rate, judged every SLOW_WINDOW bytes.
-SLOW_DISK = 512 << 20
+# Direct writes stop after two windows of SLOW_WINDOW bytes in a row written slower than SLOW_DISK
+# bytes/s. Two, and a rate well below a local disk's: a write's time includes waiting for the
+# interpreter lock afterwards, which on a busy machine made one window of a 1 GB/s disk look like 380 MB/s.
+SLOW_DISK = 256 << 20
 SLOW_WINDOW = 32 << 20
 
 
@@ -69,6 +74,7 @@ class Disk:
         self.fd = fd
         self._direct = _reopen_direct(fd) if direct and _O_DIRECT else None
         self._window = self._spent = 0
+        self._slow = 0  # slow windows in a row
 
     @property
     def direct(self) -> bool:
@@ -101,8 +107,9 @@ class Disk:
         self._spent += time.monotonic() - started
         self._window += size
         if self._window >= SLOW_WINDOW:
-            if self._window < SLOW_DISK * self._spent:
-                self.close()  # slower than the page cache would be: let the kernel write behind us
+            self._slow = self._slow + 1 if self._window < SLOW_DISK * self._spent else 0
+            if self._slow >= 2:
+                self.close()  # a slow disk: the page cache's write-behind hides it better
             self._window = self._spent = 0
 
     def close(self) -> None:

@@ -246,12 +246,23 @@ def test_a_disk_slower_than_the_page_cache_turns_direct_writes_off(part, monkeyp
     monkeypatch.setattr(diskmod, "SLOW_WINDOW", 4 * PAGE)
     clock = iter(range(0, 10**6, 10))  # every write seems to take 10 s
     monkeypatch.setattr(diskmod.time, "monotonic", lambda: next(clock))
-    for i in range(4):
+    for i in range(8):
         assert disk.direct
         disk.write(_page_block(bytes(PAGE)), i * PAGE)
-    assert not disk.direct  # judged once a window was written: far below SLOW_DISK
-    disk.write(_page_block(b"x" * PAGE), 4 * PAGE)
-    assert os.pread(part, PAGE, 4 * PAGE) == b"x" * PAGE
+    assert not disk.direct  # two windows in a row far below SLOW_DISK
+    disk.write(_page_block(b"x" * PAGE), 8 * PAGE)
+    assert os.pread(part, PAGE, 8 * PAGE) == b"x" * PAGE
+
+
+def test_one_slow_window_is_not_enough_to_turn_direct_writes_off(part, monkeypatch):
+    disk = _direct_disk(part)
+    monkeypatch.setattr(diskmod, "SLOW_WINDOW", 4 * PAGE)
+    ticks = iter([0, 10, 20, 30, 40, 50, 60, 70] + [80] * 100)  # the first window is slow, the rest instant
+    monkeypatch.setattr(diskmod.time, "monotonic", lambda: next(ticks))
+    for i in range(12):
+        disk.write(_page_block(bytes(PAGE)), i * PAGE)
+    assert disk.direct
+    disk.close()
 
 
 def test_a_short_direct_write_is_finished(part, monkeypatch):
