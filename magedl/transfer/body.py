@@ -41,11 +41,16 @@ def encoded(headers) -> bool:
     return headers.get("Content-Encoding", "identity").lower() not in ("identity", "")
 
 
-def body(response, chunk: int):
-    """The body's bytes as they arrive, at most *chunk* at a time (``bytes`` or ``bytearray``)."""
+def body(response, chunk: int, pooled: bool = True):
+    """The body's bytes as they arrive, at most *chunk* at a time (bytes-like blocks).
+
+    *pooled*: a large body comes in reused page-aligned buffers, which a
+    direct write needs; ``False`` for a body whose blocks go through the page
+    cache anyway (each block then has a buffer of its own, freed once written).
+    """
     plain = _plain(response)
     if plain is not None:
-        yield from _fill(response.raw, plain, chunk)
+        yield from _fill(response.raw, plain, chunk, pooled)
         return
     read1 = getattr(response.raw, "read1", None)
     if read1 is None:  # urllib3 1.x, or a file:// response
@@ -94,9 +99,9 @@ class _Pool:
         return buf
 
 
-def _fill(raw, hc, chunk):
+def _fill(raw, hc, chunk, pooled):
     fp = hc.fp
-    pool = _Pool(chunk) if hc.length > chunk else None  # small bodies: one bytearray is cheaper than a map
+    pool = _Pool(chunk) if pooled and hc.length > chunk else None  # small bodies: a bytearray is cheaper
     tail = b""  # received after the last whole page of a block cut short: it starts the next block
     while hc.length or tail:
         size = min(chunk, len(tail) + hc.length)

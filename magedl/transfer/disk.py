@@ -81,10 +81,14 @@ class Disk:
         """Whether blocks may still go straight to the disk."""
         return self._direct is not None
 
-    def write(self, block, at: int) -> None:
-        """Write all of *block* at offset *at* (``OSError`` from the disk as it comes)."""
+    def write(self, block, at: int, reread: bool = False) -> None:
+        """Write all of *block* at offset *at* (``OSError`` from the disk as it comes).
+
+        *reread*: the bytes will be read back soon (the hasher's read-back of
+        out-of-order pieces), so they go through the page cache whatever they are.
+        """
         view = memoryview(block)
-        if self._direct is not None and _qualifies(view, at):
+        if self._direct is not None and not reread and _qualifies(view, at):
             try:
                 self._write_direct(view, at)
                 return
@@ -151,9 +155,12 @@ class Writer:
         """Whether a thread may still write through the file's descriptors."""
         return False
 
-    def put(self, block, at: int, tag=None) -> None:
-        """Write *block* at *at* (or queue it), then report it landed; a disk error is raised here."""
-        self.disk.write(block, at)
+    def put(self, block, at: int, tag=None, reread: bool = False) -> None:
+        """Write *block* at *at* (or queue it), then report it landed; a disk error is raised here.
+
+        *reread*: see :meth:`Disk.write`.
+        """
+        self.disk.write(block, at, reread)
         self._landed(block, at, tag)
 
     def drain(self) -> None:
@@ -178,7 +185,7 @@ class BehindWriter(Writer):
     def __init__(self, disk: Disk, landed, limit: int = 4 << 20):
         super().__init__(disk, landed)
         self._limit = limit
-        self._queue = collections.deque()  # (block, at, tag)
+        self._queue = collections.deque()  # (block, at, tag, reread)
         self._queued = 0
         self._writing = False
         self._closed = False
@@ -191,11 +198,11 @@ class BehindWriter(Writer):
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def put(self, block, at: int, tag=None) -> None:
+    def put(self, block, at: int, tag=None, reread: bool = False) -> None:
         with self._cond:
             self._cond.wait_for(lambda: self._queued < self._limit or self._error or self._closed)
             self._check()
-            self._queue.append((block, at, tag))
+            self._queue.append((block, at, tag, reread))
             self._queued += len(block)
             self._cond.notify_all()
 
@@ -227,10 +234,10 @@ class BehindWriter(Writer):
                 self._cond.wait_for(lambda: self._queue or self._closed)
                 if not self._queue:
                     return
-                block, at, tag = self._queue.popleft()
+                block, at, tag, reread = self._queue.popleft()
                 self._writing = True
             try:
-                self.disk.write(block, at)
+                self.disk.write(block, at, reread)
                 self._landed(block, at, tag)
             except BaseException as exc:  # a full disk, or a bug: raised to whoever puts or drains next
                 with self._cond:

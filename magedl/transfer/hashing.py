@@ -74,21 +74,26 @@ class PrefixHasher:
         self._thread = threading.Thread(target=self._run, daemon=True, name="magedl-hasher")
         self._thread.start()
 
-    def offer(self, block, start):
-        """Hand over *block*, the bytes at offset *start*, written or not; kept only if it continues the stream."""
+    def offer(self, block, start) -> bool:
+        """Hand over *block*, the bytes at offset *start*, written or not; kept only if it continues the stream.
+
+        Returns whether it was kept: if not, its bytes will be read back from the file.
+        """
         with self._cond:
             if start != self._target:
-                return  # out of order: read back once advance() says it is written
+                return False  # out of order: read back once advance() says it is written
             if self._queued >= self._queue_max and self._wait:
                 # Wait until half the queue is free: one wake-up per several blocks, not one per block.
                 self._waiting += 1
                 self._cond.wait_for(lambda: self._queued <= self._queue_max // 2 or self._closed or self._error)
                 self._waiting -= 1
-            if start == self._target and self._queued < self._queue_max:
-                self._queue.append((start, block))
-                self._queued += len(block)
-                self._target = start + len(block)
-                self._cond.notify()
+            if start != self._target or self._queued >= self._queue_max:
+                return False
+            self._queue.append((start, block))
+            self._queued += len(block)
+            self._target = start + len(block)
+            self._cond.notify()
+            return True
 
     def advance(self, end):
         """Tell the hasher that bytes ``[0, end)`` are written (what was not offered is read back)."""
@@ -190,12 +195,14 @@ class InlineHasher(PrefixHasher):
         self._hashers = {name: hashlib.new(name) for name in algorithms}
         self._hashed = 0
 
-    def offer(self, block, start):
+    def offer(self, block, start) -> bool:
         """As :meth:`PrefixHasher.offer`; the block is hashed here and now, never kept."""
-        if start == self._hashed:
-            for h in self._hashers.values():
-                h.update(block)
-            self._hashed += len(block)
+        if start != self._hashed:
+            return False
+        for h in self._hashers.values():
+            h.update(block)
+        self._hashed += len(block)
+        return True
 
     def advance(self, end):
         """As :meth:`PrefixHasher.advance`."""

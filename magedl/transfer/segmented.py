@@ -324,8 +324,15 @@ class Runner:
         written (:meth:`_landed`); *at* is where the next block goes.
         """
         job, state, lock = self.job, self.state, self.job.lock
-        blocks = prepend(head, blocks if blocks is not None else body(response, self.tuning.chunk))
         at = seg.pos
+        if blocks is None:
+            # The segment the hasher takes from memory gets the first connection's large blocks, written
+            # direct; the others land out of order, are read back, so they go through the page cache.
+            with lock:
+                leading = at == seglib.contiguous_end(state.segments)
+            tuning = self.tuning
+            blocks = body(response, tuning.first_chunk if leading else tuning.chunk, pooled=leading)
+        blocks = prepend(head, blocks)
         while True:
             try:
                 block = next(blocks, None)
@@ -345,9 +352,9 @@ class Runner:
                 job.limiter.take(len(block), self.stop)
                 if self._stopped():
                     return
-            self.hasher.offer(block, at)  # hashed from memory while it is written, if it continues the stream
+            taken = self.hasher.offer(block, at)  # hashed from memory while it is written, if in order
             try:
-                self.writer.put(block, at, seg)
+                self.writer.put(block, at, seg, reread=not taken)
             except OSError as exc:  # the disk, not the network: retrying would not help
                 raise job.sidecar.error(exc, state) from None
             at += len(block)

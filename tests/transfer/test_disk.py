@@ -26,6 +26,7 @@ from magedl.emulator.catalogue import demo_catalogue, make_file
 from magedl.errors import LocalFileError
 from magedl.server import MemoryStore
 from magedl.transfer import disk as diskmod
+from magedl.transfer import hashing
 from magedl.transfer.disk import PAGE, BehindWriter, Disk, aligned
 from magedl.transfer.download import md5_file
 from magedl.transfer.fetch import fetch_release
@@ -334,6 +335,24 @@ def test_a_large_download_is_written_direct(make_emulator, tmp_path, monkeypatch
     fetch_release(client, rel, tmp_path, options(tuning=Tuning()))  # the defaults: 1 MiB blocks
     assert md5_file(tmp_path / BIG) == rel.md5
     assert sum(direct) >= len(emulator.store.data(BIG)) * 0.9  # all but the first block and the tail
+
+
+def test_bytes_read_back_are_never_written_direct(make_emulator, tmp_path, monkeypatch):
+    """A split file's pieces land out of order and are read back: those go through the page cache."""
+    if not _takes_direct(tmp_path):
+        pytest.skip("this filesystem takes no O_DIRECT writes")
+    direct, reads = [], []
+    real_write, real_pread = Disk._write_direct, os.pread
+    monkeypatch.setattr(Disk, "_write_direct",
+                        lambda self, view, at: direct.append((at, at + len(view))) or real_write(self, view, at))
+    monkeypatch.setattr(hashing.os, "pread", lambda fd, n, at: reads.append((at, at + n)) or real_pread(fd, n, at))
+    emulator = make_emulator(store=MemoryStore(*demo_catalogue(big_size=8 << 20)))
+    client = client_for(emulator)
+    rel = release(client)
+    fetch_release(client, rel, tmp_path, options(connections=4, tuning=Tuning(piece=1 << 20)))
+    assert md5_file(tmp_path / BIG) == rel.md5
+    assert reads and direct  # both paths ran
+    assert not [(r, d) for r in reads for d in direct if r[0] < d[1] and d[0] < r[1]]
 
 
 def _takes_direct(folder):
