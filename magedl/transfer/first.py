@@ -33,7 +33,8 @@ def open_first(job: Job, state: PartialState, range_ok: bool, fresh=None):
         if response.status_code != 200:
             response.close()
             raise MagedlError(f"{job.file_name}: unexpected answer HTTP {response.status_code}")
-        blocks = body(response, job.options.tuning.first_chunk)
+        tuning = job.options.tuning
+        blocks = body(response, tuning.first_chunk if job.one_stream else tuning.chunk, pooled=job.one_stream)
         try:
             head = first_bytes(blocks)
         except READ_ERRORS as exc:

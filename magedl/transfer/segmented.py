@@ -61,6 +61,16 @@ class Job:
     budget: Optional[Budget] = None  # connections beyond the first, shared with the run's other downloads
 
     @property
+    def one_stream(self) -> bool:
+        """Whether the file starts on one connection (adaptive, or one asked for).
+
+        Such a file reads large blocks in reused aligned buffers, written
+        direct; one opened on many connections at once (``--connections N``,
+        a slow link) keeps small blocks, so that N of them fit the memory budget.
+        """
+        return self.options.adaptive or self.options.connections <= 1
+
+    @property
     def algorithms(self):
         return ("md5", "sha256") if self.options.sha256 else ("md5",)
 
@@ -84,15 +94,20 @@ class Runner:
         # and two thread hand-overs per file add up over hundreds of patches.
         self.inline = state.size is not None and state.size < 2 * tuning.min_split
         # Small files are hashed and written on the caller's thread, through the page cache (threads and
-        # a second descriptor cost more than they save). Others are hashed and written behind the network
-        # threads, whole pages direct, each with a few of the first connection's blocks queued.
+        # a second descriptor cost more than they save). A file that starts on one connection is hashed
+        # and written behind it, whole pages direct, a few large blocks queued for each. A file opened on
+        # many connections at once (a slow link) is hashed behind them, but each writes its own blocks:
+        # queued blocks of 16 connections cost memory (RSS 60 MiB instead of 44) and save nothing there.
         if self.inline:
             self.hasher = InlineHasher(fd, job.algorithms)
             self.writer = Writer(Disk(fd), self._landed)
-        else:
+        elif job.one_stream:
             hold = max(QUEUE_MAX, 4 * tuning.first_chunk)
             self.hasher = PrefixHasher(fd, job.algorithms, queue_max=hold)
             self.writer = BehindWriter(Disk(fd, direct=True), self._landed, hold)
+        else:
+            self.hasher = PrefixHasher(fd, job.algorithms)
+            self.writer = Writer(Disk(fd), self._landed)
         self.max_workers = max(1, job.options.connections) if state.splittable else 1
         self.stop = threading.Event()
         self.workers = []
@@ -329,7 +344,7 @@ class Runner:
             # The segment the hasher takes from memory gets the first connection's large blocks, written
             # direct; the others land out of order, are read back, so they go through the page cache.
             with lock:
-                leading = at == seglib.contiguous_end(state.segments)
+                leading = job.one_stream and at == seglib.contiguous_end(state.segments)
             tuning = self.tuning
             blocks = body(response, tuning.first_chunk if leading else tuning.chunk, pooled=leading)
         blocks = prepend(head, blocks)

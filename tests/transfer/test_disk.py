@@ -349,7 +349,9 @@ def test_bytes_read_back_are_never_written_direct(make_emulator, tmp_path, monke
     emulator = make_emulator(store=MemoryStore(*demo_catalogue(big_size=8 << 20)))
     client = client_for(emulator)
     rel = release(client)
-    fetch_release(client, rel, tmp_path, options(connections=4, tuning=Tuning(piece=1 << 20)))
+    # Adaptive, told that one connection is never fast enough: the first one, then three more at once.
+    tuning = Tuning(piece=1 << 20, expand_after=0.0, fast_enough=1 << 40)
+    fetch_release(client, rel, tmp_path, options(connections=4, adaptive=True, tuning=tuning))
     assert md5_file(tmp_path / BIG) == rel.md5
     assert reads and direct  # both paths ran
     assert not [(r, d) for r in reads for d in direct if r[0] < d[1] and d[0] < r[1]]
