@@ -378,7 +378,7 @@ class Runner:
             if self.inline and time.monotonic() - self.saved >= self.tuning.save_interval:
                 self.saved = time.monotonic()  # no supervisor thread saves for us
                 self.save()
-            if end is not None and at >= end:
+            if seg.end is not None and at >= seg.end:
                 break  # done, or another worker took the rest of this segment
         self._drain()
         if seg.end is None:  # size was unknown: the end of the body is the end of the file
