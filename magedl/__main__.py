@@ -1,3 +1,3 @@
-from magedl.cli import main
+from magedl.cli import entry
 
-raise SystemExit(main())
+raise SystemExit(entry())

