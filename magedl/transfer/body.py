@@ -21,7 +21,6 @@ raised after it.
 
 import errno
 import http.client
-import sys
 import time
 
 import requests
@@ -73,17 +72,20 @@ def _plain(response):
 
 
 class _Pool:
-    """Page-aligned buffers of *size* bytes for one body, each reused once nothing else holds it.
+    """Page-aligned buffers of *size* bytes for one body, each reused once no view of it is left.
 
     A fresh ``bytearray`` per block costs a zero-fill pass over every byte,
     and its start is not page-aligned, which a direct write needs
-    (:mod:`magedl.transfer.disk`). A block handed on may be held a while
-    (the hasher's queue), so a buffer is taken again only when this pool's
-    reference is the last one (CPython's reference count says so); at most
-    :data:`KEEP` are kept, and past that a block gets a buffer of its own.
+    (:mod:`magedl.transfer.disk`). A block handed on is a view of its
+    buffer, held a while by the writer's and the hasher's queues (or inside a
+    ``pwrite`` or an md5 update, without the interpreter lock), so a buffer
+    is taken again only when no view of it exists: the map's own count of
+    exported views says so (:func:`_unviewed`), which does not depend on how
+    an interpreter counts references. At most :data:`KEEP` are kept; past
+    that, or where the check is not available, a block gets a buffer of its own.
     """
 
-    KEEP = 32  # the writer's and the hasher's queues (4 + 2 MiB) and a few in hand, in 256 KiB blocks
+    KEEP = 16  # the writer's and the hasher's queues (4 + 4 MiB) and a few in hand, in 1 MiB blocks
 
     def __init__(self, size):
         self.size = size
@@ -91,12 +93,38 @@ class _Pool:
 
     def take(self):
         for buf in self._buffers:
-            if sys.getrefcount(buf) == 3:  # this list, the loop variable, the call's argument: nobody else
+            if _unviewed(buf):
                 return buf
         buf = aligned(self.size)
-        if len(self._buffers) < self.KEEP:
+        if len(self._buffers) < self.KEEP and _CAN_TELL:
             self._buffers.append(buf)
         return buf
+
+
+def _unviewed(buf) -> bool:
+    """Whether no view of the map *buf* is left: ``mmap`` refuses to resize while one is."""
+    try:
+        buf.resize(len(buf))  # the same size: nothing moves (Linux mremap), 0.6 µs
+    except BufferError:
+        return False
+    except (OSError, SystemError, ValueError, TypeError):  # no resize here (see _CAN_TELL)
+        return False
+    return True
+
+
+def _can_tell() -> bool:
+    """Whether :func:`_unviewed` works on this platform (a resize of an anonymous map)."""
+    try:
+        probe = aligned(PAGE)
+        with memoryview(probe):
+            if _unviewed(probe):
+                return False
+        return _unviewed(probe)
+    except (OSError, ValueError):
+        return False
+
+
+_CAN_TELL = _can_tell()
 
 
 def _fill(raw, hc, chunk, pooled):

@@ -279,6 +279,8 @@ class Runner:
             if self._stopped():
                 return
             self._drain()  # a retry continues from what is written, not from what was queued
+            if seg.finished:
+                return  # what was queued completed it (another worker may have cut it short meanwhile)
             if pending[0] is not None:
                 response, head, blocks = pending.pop()
                 pending.append(None)

@@ -28,10 +28,22 @@ def test_a_buffer_is_taken_again_only_once_nobody_holds_it():
     assert id(pool.take()) == first_id  # nobody holds it any more: taken again, not a new map
 
 
+def test_a_buffer_is_reused_by_whether_views_of_it_exist_not_by_reference_counts():
+    """A view kept anywhere (a queue, a pwrite in progress) keeps the buffer; references to the map alone do not."""
+    pool = _Pool(PAGE)
+    buf = pool.take()
+    extra_refs = [buf, buf, buf]  # what a reference count would see; a view count does not
+    assert pool.take() is buf
+    view = memoryview(buf)[PAGE // 2:]
+    assert pool.take() is not buf
+    view.release()
+    assert pool.take() is buf and extra_refs
+
+
 def test_past_its_limit_the_pool_still_gives_buffers_but_keeps_none():
     pool = _Pool(PAGE)
-    held = [pool.take() for _ in range(_Pool.KEEP + 3)]
-    assert len({id(b) for b in held}) == _Pool.KEEP + 3
+    held = [memoryview(pool.take()) for _ in range(_Pool.KEEP + 3)]  # every block still queued somewhere
+    assert len({id(v.obj) for v in held}) == _Pool.KEEP + 3
     assert len(pool._buffers) == _Pool.KEEP
 
 
