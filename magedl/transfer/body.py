@@ -105,9 +105,7 @@ def _unviewed(buf) -> bool:
     """Whether no view of the map *buf* is left: ``mmap`` refuses to resize while one is."""
     try:
         buf.resize(len(buf))  # the same size: nothing moves (Linux mremap), 0.6 µs
-    except BufferError:
-        return False
-    except (OSError, SystemError, ValueError, TypeError):  # no resize here (see _CAN_TELL)
+    except (BufferError, OSError, SystemError, ValueError, TypeError):  # a view, or no resize here (_CAN_TELL)
         return False
     return True
 

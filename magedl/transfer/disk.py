@@ -52,10 +52,16 @@ def write_all(fd: int, data, at: int) -> None:
     """``pwrite`` all of *data*: a nearly full disk may take only part of it, then fail the rest."""
     view = memoryview(data)
     while view:
-        n = os.pwrite(fd, view, at)
-        if n <= 0:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        n = _pwrite(fd, view, at)
         view, at = view[n:], at + n
+
+
+def _pwrite(fd, view, at) -> int:
+    """One ``pwrite``; bytes written, at least one (a disk that takes none is full)."""
+    n = os.pwrite(fd, view, at)
+    if n <= 0:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return n
 
 
 class Disk:
@@ -100,14 +106,11 @@ class Disk:
 
     def _write_direct(self, view, at):
         started, size = time.monotonic(), len(view)
-        while view:
-            n = os.pwrite(self._direct, view, at)
-            if n <= 0:
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        while view and _qualifies(view, at):
+            n = _pwrite(self._direct, view, at)
             view, at = view[n:], at + n
-            if view and not _qualifies(view, at):  # a short write left part of a page: the page cache takes it
-                write_all(self.fd, view, at)
-                break
+        if view:  # a short write left part of a page: the page cache takes it
+            write_all(self.fd, view, at)
         self._spent += time.monotonic() - started
         self._window += size
         if self._window >= SLOW_WINDOW:

@@ -11,7 +11,7 @@ from magedl.service import sniff
 from magedl.service.api import transient_from
 from magedl.service.catalog import file_suffix
 from magedl.transfer import segments as seglib
-from magedl.transfer.body import READ_ERRORS, body, encoded, first_bytes
+from magedl.transfer.body import READ_ERRORS, encoded, first_bytes
 from magedl.transfer.partial import PartialState
 from magedl.transfer.segmented import Job
 
@@ -33,8 +33,7 @@ def open_first(job: Job, state: PartialState, range_ok: bool, fresh=None):
         if response.status_code != 200:
             response.close()
             raise MagedlError(f"{job.file_name}: unexpected answer HTTP {response.status_code}")
-        tuning = job.options.tuning
-        blocks = body(response, tuning.first_chunk if job.one_stream else tuning.chunk, pooled=job.one_stream)
+        blocks = job.blocks(response)
         try:
             head = first_bytes(blocks)
         except READ_ERRORS as exc:

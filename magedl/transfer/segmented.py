@@ -70,6 +70,17 @@ class Job:
         """
         return self.options.adaptive or self.options.connections <= 1
 
+    def blocks(self, response, in_order: bool = True):
+        """The body of *response* as blocks (:func:`magedl.transfer.body.body`).
+
+        Large, pooled and page-aligned (for direct writes) when it is the part
+        the hasher takes from memory (*in_order*) of a one-stream file; small
+        ones, each a buffer of its own, otherwise.
+        """
+        large = self.one_stream and in_order
+        tuning = self.options.tuning
+        return body(response, tuning.first_chunk if large else tuning.chunk, pooled=large)
+
     @property
     def algorithms(self):
         return ("md5", "sha256") if self.options.sha256 else ("md5",)
@@ -343,12 +354,11 @@ class Runner:
         job, state, lock = self.job, self.state, self.job.lock
         at = seg.pos
         if blocks is None:
-            # The segment the hasher takes from memory gets the first connection's large blocks, written
-            # direct; the others land out of order, are read back, so they go through the page cache.
+            # Only the segment at the hashed prefix is taken from memory (and written direct); the others
+            # land out of order, are read back, so they go through the page cache.
             with lock:
-                leading = job.one_stream and at == seglib.contiguous_end(state.segments)
-            tuning = self.tuning
-            blocks = body(response, tuning.first_chunk if leading else tuning.chunk, pooled=leading)
+                in_order = at == seglib.contiguous_end(state.segments)
+            blocks = job.blocks(response, in_order)
         blocks = prepend(head, blocks)
         while True:
             try:
