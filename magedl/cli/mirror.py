@@ -20,8 +20,8 @@ log = logging.getLogger(__name__)
 def add_parser(subparsers) -> None:
     """Register ``mirror`` and ``verify``."""
     from magedl.cli.app import add_command, add_selection, add_transfer_options
-    from magedl.mirror.composer_index import DEFAULT_URL
-    from magedl.mirror.composer_select import DEFAULT_REPOS
+    from magedl.mirror.composer.index import DEFAULT_URL
+    from magedl.mirror.composer.select import DEFAULT_REPOS
 
     p = add_command(subparsers, "mirror", "copy a selection of the catalogue (and Composer packages) into a "
                                           "mirror folder, incrementally")
@@ -80,8 +80,8 @@ def composer_options(args):
     """The :class:`ComposerOptions` the ``--composer-*`` options give, checked; None when none was given."""
     from magedl.composer.semver import normalize
     from magedl.errors import ConstraintError
-    from magedl.mirror.composer_index import normalize_url
-    from magedl.mirror.composer_select import DEFAULT_REPOS, ComposerOptions, parse_require
+    from magedl.mirror.composer.index import normalize_url
+    from magedl.mirror.composer.select import DEFAULT_REPOS, ComposerOptions, parse_require
 
     given = (args.composer_require or args.composer_lock or args.composer_repo or args.composer_dev
              or args.composer_php or args.composer_newest or args.composer_url)
@@ -192,7 +192,7 @@ def run_mirror(args, out, *_legacy):
 
 def _resolve(client, composer, root, jobs):
     """Find the repositories' keys and choose the Composer versions: (key notes, Selection)."""
-    from magedl.mirror.composer_fetch import select
+    from magedl.mirror.composer.fetch import select
 
     return select(client, composer, root, jobs=max(8, jobs or 0))
 
@@ -268,7 +268,7 @@ def _report_item(item, quiet):
 
 
 def _how_verified(item):
-    from magedl.mirror.composer_plan import Archive
+    from magedl.mirror.composer.plan import Archive
 
     if isinstance(item.source, Archive):
         return "SHA-1 verified" if item.source.shasum else "UNVERIFIED (the repository gives no SHA-1)"

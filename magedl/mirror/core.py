@@ -1,7 +1,7 @@
 """Mirrors: plan, fetch, prune and write the index files, for release files and Composer packages alike.
 
 Planning is :mod:`magedl.mirror.plan` (releases) and
-:mod:`magedl.mirror.composer_plan` (Composer archives); both parts share one
+:mod:`magedl.mirror.composer.plan` (Composer archives); both parts share one
 lock, one state, one ``SHA256SUMS`` and one delta.
 
 What makes re-runs cheap is ``DIR/.magedl/state.json`` (:mod:`magedl.mirror.state`):
@@ -35,8 +35,8 @@ from typing import Callable, Iterable, Optional
 
 from magedl.errors import LocalFileError, MagedlError, UnsafeNameError
 from magedl.fsutil import read_if_regular
-from magedl.mirror import composer_index
-from magedl.mirror.composer_plan import Archive, ComposerPlanner, package_of
+from magedl.mirror.composer import index as composer_index
+from magedl.mirror.composer.plan import Archive, ComposerPlanner, package_of
 from magedl.mirror.index import MAX_INDEX_BYTES, read_feed, read_sums, release_from_dict, write_indexes
 from magedl.mirror.layout import FILES, INFO_FILES, SUMS, check_layout, release_rel, walk_files
 from magedl.mirror.model import Action, Entry, Fingerprint, Item, Plan, Status
@@ -87,7 +87,7 @@ class Mirror:
         selected : iterable of Release
             What the user asked for (see :class:`ReleasePlanner`).
         composer : Selection or None
-            The Composer versions chosen this run (:mod:`magedl.mirror.composer_select`);
+            The Composer versions chosen this run (:mod:`magedl.mirror.composer.select`);
             None keeps those held (or removes them with *prune*).
         composer_url : str, optional
             Where clients reach ``DIR/composer/``; by default the one the
@@ -157,7 +157,7 @@ class Mirror:
                 on_item(it)
             archives = [it for it in todo.values() if isinstance(it.source, Archive)]
             if archives:
-                from magedl.mirror.composer_fetch import fetch_archives
+                from magedl.mirror.composer.fetch import fetch_archives
 
                 for it, outcome, sha1 in fetch_archives(composer_client, archives, self.root, options,
                                                         notes=composer_keys or {}, progress=progress,

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
 from magedl.errors import NotFoundError, UnsafeNameError, UnsafeSourceError
-from magedl.mirror.composer_index import DIST, P2, PACKAGES, entry_rel, read_composer_url, read_index
+from magedl.mirror.composer.index import DIST, P2, PACKAGES, entry_rel, read_composer_url, read_index
 from magedl.mirror.index import MAX_INDEX_BYTES, parse_sums, read_feed
 from magedl.mirror.layout import BOOKKEEPING, COMPOSER, FILES, INFO, INFO_FILES, SUMS, walk_files
 from magedl.paths import SIDE_SUFFIXES, check_name

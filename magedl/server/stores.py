@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Dict, List, Optional, Protocol, Tuple
 
 from magedl.errors import FeedError, UnsafeSourceError
-from magedl.mirror.composer_index import MAX_METADATA_BYTES, read_composer_url, rewrite
+from magedl.mirror.composer.index import MAX_METADATA_BYTES, read_composer_url, rewrite
 from magedl.mirror.layout import COMPOSER
 from magedl.safejson import DEFAULT_MAX_BYTES, parse_json
 from magedl.service.fileadapter import open_published

@@ -13,7 +13,7 @@ import pytest
 from clirun import run
 
 from magedl.emulator.composer_graph import build_graph
-from magedl.mirror.composer_index import DEFAULT_URL
+from magedl.mirror.composer.index import DEFAULT_URL
 
 GRAPH = build_graph()
 PROJECT = "magento/project-community-edition"

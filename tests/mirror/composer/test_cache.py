@@ -4,7 +4,7 @@ The metadata cache (``DIR/.magedl/composer-cache``): provider and package
 files named by their sha256 are reused without a request; other files are
 revalidated (304); packagist's changes feed vouches for the p2 files it does
 not name. Requests are counted on the emulated repositories' logs. The runs
-go through :func:`magedl.mirror.composer_fetch.select` and :class:`Mirror`,
+go through :func:`magedl.mirror.composer.fetch.select` and :class:`Mirror`,
 as ``magedl mirror`` does.
 """
 
@@ -17,8 +17,8 @@ from magedl.composer.cache import CACHE
 from magedl.config import Settings
 from magedl.fsutil import make_dirs
 from magedl.mirror import plan as mirror_plan
-from magedl.mirror.composer_fetch import select
-from magedl.mirror.composer_select import ComposerOptions, parse_require
+from magedl.mirror.composer.fetch import select
+from magedl.mirror.composer.select import ComposerOptions, parse_require
 from magedl.mirror.core import Mirror
 from magedl.mirror.model import Status
 from magedl.service.api import Client

@@ -90,7 +90,7 @@ def select(client, options, root: os.PathLike | str, *, jobs: int = 8, warn=None
     fetched *jobs* files at a time.
     """
     from magedl.composer.repository import ComposerRepository
-    from magedl.mirror.composer_select import resolve
+    from magedl.mirror.composer.select import resolve
 
     warn = warn or (lambda message: log.warning("%s", message))
     notes = attach_keys(client, options.repos)
@@ -162,7 +162,7 @@ def fetch_archives(client, items: list, root: os.PathLike | str, options: Transf
                    progress=None, limiter=None) -> Iterator[tuple]:
     """Fetch Composer archives; yield ``(item, Result or MagedlError, sha1)`` as each ends.
 
-    Each item's ``source`` is a :class:`~magedl.mirror.composer_plan.Archive` and
+    Each item's ``source`` is a :class:`~magedl.mirror.composer.plan.Archive` and
     ``rel`` its path in the mirror. Archives are fetched (and resumed) in
     ``DIR/.magedl/incoming/``, which nothing serves, and move to their place
     only once their SHA-1 matches the repository's: until then the copy the

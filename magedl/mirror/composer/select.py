@@ -37,7 +37,7 @@ from magedl.errors import (
     UnsatisfiableError,
     UsageError,
 )
-from magedl.mirror.composer_index import check_package_name
+from magedl.mirror.composer.index import check_package_name
 from magedl.text import printable
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Planning the Composer part of a mirror run: one item per archive, plus the metadata-only versions.
 
-No network: the plan takes a :class:`~magedl.mirror.composer_select.Selection`
+No network: the plan takes a :class:`~magedl.mirror.composer.select.Selection`
 (or None when the run gives no Composer selection: then the versions the
 mirror holds are kept, or pruned with ``--prune``), the state cache, the
 previous p2 index and the files under ``composer/dist/``.
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Optional
 
 from magedl.errors import UnsafeNameError
-from magedl.mirror.composer_index import (
+from magedl.mirror.composer.index import (
     DEFAULT_URL,
     DIST,
     check_package_name,
@@ -49,7 +49,7 @@ class Archive:
     ----------
     name, version, version_normalized : str
     entry : dict
-        The upstream version entry, cleaned (:func:`~magedl.mirror.composer_index.clean_entry`).
+        The upstream version entry, cleaned (:func:`~magedl.mirror.composer.index.clean_entry`).
     url : str
         The upstream dist URL.
     shasum : str

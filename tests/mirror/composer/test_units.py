@@ -8,8 +8,8 @@ import pytest
 
 from magedl.composer.repository import ComposerRepository
 from magedl.errors import AuthError, ConstraintError, NotFoundError, UnsafeNameError, UsageError
-from magedl.mirror import composer_index as ci
-from magedl.mirror.composer_select import ComposerOptions, is_platform, parse_require, resolve
+from magedl.mirror.composer import index as ci
+from magedl.mirror.composer.select import ComposerOptions, is_platform, parse_require, resolve
 
 
 @pytest.mark.parametrize("name", ["Psr/Log", "magento/module-catalog", "a.b/c--d", "x_1/y.z"])
@@ -181,7 +181,7 @@ def test_a_lock_selects_exactly_its_versions(tmp_path):
 
 
 def test_prefetched_metadata_is_read_once_and_handed_to_the_repository():
-    from magedl.mirror.composer_fetch import prefetch
+    from magedl.mirror.composer.fetch import prefetch
 
     files = {"https://p/packages.json": {"packages": [], "metadata-url": "/p2/%package%.json",
                                          "available-packages": ["acme/lib", "acme/app"]}}
@@ -203,7 +203,7 @@ def test_prefetched_metadata_is_read_once_and_handed_to_the_repository():
 
 
 def test_providers_files_are_prefetched_from_the_first_repository_listing_them():
-    from magedl.mirror.composer_fetch import prefetch
+    from magedl.mirror.composer.fetch import prefetch
 
     def package_file(name):
         return json.dumps({"packages": {name: A[name]}}).encode()
