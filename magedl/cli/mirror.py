@@ -110,7 +110,7 @@ def composer_options(args):
 # -- mirror ---------------------------------------------------------------------
 
 
-def run_mirror(args, out, *_legacy):
+def run_mirror(args, out):
     """``magedl mirror``: plan, fetch, prune, index; the exit code of the first failure.
 
     Everything that can be refused is refused before ``DIR`` or ``DIR/.magedl``
@@ -323,7 +323,7 @@ def _print_plan(plan, args, out):
 # -- verify ---------------------------------------------------------------------
 
 
-def run_verify(args, out, *_legacy):
+def run_verify(args, out):
     """``magedl verify``: one line per path on stdout; raises IntegrityError (exit 6) when not intact."""
     from magedl.cli.common import progress_mode
     from magedl.cli.output import plural, write_line

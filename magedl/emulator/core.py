@@ -15,7 +15,7 @@ import dataclasses
 import threading
 from typing import Optional
 
-from magedl.emulator.catalogue import DEMO_MAGEID, DEMO_TOKEN, demo_catalogue, make_file  # noqa: F401 (old imports)
+from magedl.emulator.catalogue import DEMO_MAGEID, DEMO_TOKEN, demo_catalogue
 from magedl.emulator.composer import ComposerRepos
 from magedl.emulator.faults import Counters, FaultHooks, Faults
 from magedl.emulator.recorder import RecordingServer

@@ -27,7 +27,7 @@ from urllib.parse import unquote
 from magedl.server.connections import Connection, ConnectionLoop, Limits
 from magedl.server.http import BadRequest, Reply, Request, parse_head, reply_head
 from magedl.server.routes import composer_reply, file_reply, info_reply, not_found
-from magedl.server.stores import DirStore, MemoryStore, Store  # noqa: F401 (the first two: old imports)
+from magedl.server.stores import Store
 from magedl.text import printable
 
 log = logging.getLogger(__name__)

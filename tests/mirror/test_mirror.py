@@ -15,7 +15,7 @@ import pytest
 from clirun import run
 
 from magedl.mirror import plan as plan_mod
-from magedl.server.app import MemoryStore
+from magedl.server.stores import MemoryStore
 from magedl.service.catalog import parse_feed
 from magedl.service.textformat import parse_table, parse_versions
 

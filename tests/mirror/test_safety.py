@@ -7,7 +7,7 @@ import os
 import pytest
 from clirun import run
 
-from magedl.server.app import MemoryStore
+from magedl.server.stores import MemoryStore
 
 PATCHES = ("--type", "ce-patch")
 

@@ -169,8 +169,8 @@ def test_rate_limit_spans_all_connections(emulator, tmp_path):
 
 def test_kill_9_mid_segmented_run_then_resume(make_emulator, tmp_path):
     """A real process with real piece sizes: every segment resumes where it stopped."""
-    from magedl.emulator.core import demo_catalogue, make_file
-    from magedl.server.app import MemoryStore
+    from magedl.emulator.catalogue import demo_catalogue, make_file
+    from magedl.server.stores import MemoryStore
 
     size = 12 << 20
     store = MemoryStore(*demo_catalogue(big_size=64 << 10))
