@@ -47,8 +47,9 @@ def add_parser(subparsers) -> None:
                    help=f"the Composer repository the keys are for (default {MARKETPLACE_URL})")
     s.add_argument("--no-check", action="store_true", help="store without asking the repository first")
     s.add_argument("--print-env", type=_fd, metavar="FD",
-                   help="also write the COMPOSER_AUTH value (JSON, for CI variables) to file descriptor FD, "
-                        "e.g. --print-env 3 3>composer-auth.json; refused when FD is a terminal")
+                   help="write the COMPOSER_AUTH value (JSON, for CI variables) to file descriptor FD instead "
+                        "of storing the keys, e.g. --print-env 3 3>composer-auth.json; refused when FD is a "
+                        "terminal")
     s.set_defaults(run=run_store)
 
 

@@ -34,8 +34,8 @@ def add_parser(subparsers) -> None:
                    help="write the paths (relative to DIR) this run added or changed, one a line (the folder "
                         "must exist)")
     add_transfer_options(p)
-    g = p.add_argument_group("Composer packages (DIR/composer/; with these and no release selection, the "
-                             "downloads feed is not asked)")
+    g = p.add_argument_group("Composer packages", "into DIR/composer/; with these and no release selection, the "
+                             "downloads feed is not asked")
     g.add_argument("--composer-require", action="append", default=[], metavar="NAME[:CONSTRAINT]",
                    help="a package and, recursively, what it requires, e.g. magento/project-community-edition:2.4.7 "
                         "(repeatable)")

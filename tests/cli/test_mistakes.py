@@ -78,6 +78,14 @@ MISTAKES = [
     ("serve of a folder that is no mirror", ["serve", "{tmp}"], {}, {}, 5, ["{tmp}", "magedl mirror"]),
     ("serve on port 99999", ["serve", "{tmp}", "--port", "99999"], {}, {}, 2, ["--port", "99999"]),
     ("mirror of a type typo", ["mirror", "{tmp}/m", "--type", "ce-ful"], {}, {}, 5, ["ce-ful", "ce-full"]),
+    # -- the second hour (issue 20) -----------------------------------------------------------------
+    ("a bare type after list", ["list", "ce-full"], {}, {}, 2,
+     ["'ce-full'", "--type ce-full", "magedl list --help"]),
+    ("a rate with a space", ["get", "x.zip", "--limit-rate", "5", "MB"], {}, {}, 2,
+     ["'MB'", "--limit-rate 5MB", "magedl get --help"]),
+    ("a stray word after an option's value", ["keys", "check", "--project", "{tmp}", "extra"], {}, {}, 2,
+     ["(word ", "not shown", "magedl keys check --help"]),
+    ("a type in capitals", ["list", "--type", "CE-full"], {}, {}, 5, ["'CE-full'", "did you mean 'ce-full'"]),
 ]
 
 
@@ -113,3 +121,44 @@ def test_a_mistake_gets_its_exit_code_and_a_message_naming_it(env, capsys, monke
 
 def test_the_table_has_at_least_25_mistakes():
     assert len(MISTAKES) >= 25
+
+
+def test_a_stray_word_that_looks_like_a_token_is_not_echoed(env, capsys):
+    secret = "0123456789abcdef0123456789abcdef"
+    got, out, err = run(capsys, "list", secret)
+    assert got == 2
+    assert secret not in err and "not shown" in err and "(word " in err
+
+
+def test_get_takes_names_after_its_options(env, capsys, tmp_path):
+    got, out, err = run(capsys, "get", "Magento-CE-2.4.7.zip", "-o", str(tmp_path), "Magento-CE-2.4.6-p1.zip")
+    assert got == 0, err
+    assert (tmp_path / "Magento-CE-2.4.7.zip").is_file() and (tmp_path / "Magento-CE-2.4.6-p1.zip").is_file()
+
+
+def test_every_help_fits_the_terminal(monkeypatch, capsys):
+    from magedl.cli import main
+    from magedl.cli.app import _all_commands, build_parser
+
+    commands = [""] + [path for path, _ in _all_commands(build_parser())]
+    for columns in ("60", "80"):
+        monkeypatch.setenv("COLUMNS", columns)
+        for command in commands:
+            try:
+                main([*command.split(), "--help"])
+            except SystemExit:
+                pass
+            text = capsys.readouterr().out
+            too_long = [line for line in text.splitlines() if len(line) > int(columns)]
+            assert not too_long, f"'magedl {command} --help' at {columns} columns: {too_long}"
+
+
+def test_keys_store_help_says_print_env_writes_instead(capsys):
+    from magedl.cli import main
+
+    try:
+        main(["keys", "store", "--help"])
+    except SystemExit:
+        pass
+    text = " ".join(capsys.readouterr().out.split())
+    assert "instead of storing" in text
