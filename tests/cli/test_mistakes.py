@@ -162,3 +162,20 @@ def test_keys_store_help_says_print_env_writes_instead(capsys):
         pass
     text = " ".join(capsys.readouterr().out.split())
     assert "instead of storing" in text
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_a_reader_that_goes_away_ends_the_run_quietly(emulator, cli_env, attempt):
+    """``magedl --json list | head -1``: the pipe closes before the output is written; never a bare 1."""
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before magedl writes a byte
+    try:
+        done = subprocess.run([sys.executable, "-m", "magedl", "--json", "list"], stdout=write,
+                              stderr=subprocess.PIPE, env=cli_env(emulator), timeout=60)
+    finally:
+        os.close(write)
+    assert done.returncode == 141, done.stderr
+    assert done.stderr == b""
