@@ -85,6 +85,10 @@ MISTAKES = [
      ["'MB'", "--limit-rate 5MB", "magedl get --help"]),
     ("a stray word after an option's value", ["keys", "check", "--project", "{tmp}", "extra"], {}, {}, 2,
      ["(word ", "not shown", "magedl keys check --help"]),
+    ("a wrong token, told as the service would", ["list"], {}, {"MAGEDL_TOKEN": "f" * 40}, 3,
+     ["Account Settings > Downloads Access Token"]),
+    ("a MAGEID of the wrong shape", ["list"], {}, {"MAGEDL_MAGEID": "123456"}, 3,
+     ["'123456'", "does not look like one", "MAG followed by 9 digits"]),
     ("a type in capitals", ["list", "--type", "CE-full"], {}, {}, 5, ["'CE-full'", "did you mean 'ce-full'"]),
 ]
 
@@ -115,6 +119,8 @@ def test_a_mistake_gets_its_exit_code_and_a_message_naming_it(env, capsys, monke
         assert needle.format(**values) in err, needle
     if what == "a mistyped option":
         assert "ABCSECRET" not in err
+    if what.startswith("a wrong token"):
+        assert "--auth-file" not in err  # the emulator plays the service: no mirror advice
     if what == "mirror of a type typo":
         assert not (tmp_path / "m").exists()  # refused before the mirror folder is made
 
