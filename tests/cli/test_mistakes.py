@@ -33,8 +33,12 @@ MISTAKES = [
     ("-o without its folder", ["get", "Magento-CE-2.4.7.zip", "-o"], {}, {}, 2, ["-o/--output"]),
     ("a path as the file name", ["get", "../Magento-CE-2.4.7.zip", "-o", "{tmp}/out"], {}, {}, 2, ["unsafe"]),
     # -- the base URL ------------------------------------------------------------------------
-    ("Adobe's help URL pasted as the base", ["--base-url", "{url}info/help", "list"], {}, {},
-     5, ["{url}info/help", "info/"]),
+    ("the feed's URL pasted as the base", ["--base-url", "{url}info/json", "list"], {}, {},
+     5, ["{url}info/json", "info/"]),
+    ("two URLs pasted as one", ["--base-url", "{url} {root}", "list"], {}, {}, 2,
+     ["--base-url", "space", "one URL"]),
+    ("a URL with a line break from the environment", ["list"], {}, {"MAGEDL_BASE_URL": "{url}\nrepo.magento.com"}, 2,
+     ["MAGEDL_BASE_URL", "line break"]),
     ("the bare host as the base", ["--base-url", "{root}", "list"], {}, {}, 5, ["{root}info/json"]),
     ("a typo in the base path", ["--base-url", "{url}x/", "list"], {}, {}, 5, ["{url}x/info/json"]),
     ("a mirror folder that is not there", ["--base-url", "file:///nonexistent-magedl-mirror/", "list"], {}, {},
@@ -110,7 +114,7 @@ def test_a_mistake_gets_its_exit_code_and_a_message_naming_it(env, capsys, monke
         if value is None:
             monkeypatch.delenv(name, raising=False)
         else:
-            monkeypatch.setenv(name, value)
+            monkeypatch.setenv(name, value.format(**values))
     got, out, err = run(capsys, *[a.format(**values) for a in argv])
     assert got == code, err
     assert "Traceback" not in err and "internal error" not in err
@@ -185,3 +189,16 @@ def test_a_reader_that_goes_away_ends_the_run_quietly(emulator, cli_env, attempt
         os.close(write)
     assert done.returncode == 141, done.stderr
     assert done.stderr == b""
+
+
+def test_adobes_curl_url_pasted_whole_works_and_its_token_stays_secret(env, capsys, monkeypatch):
+    """``https://MAGEID:TOKEN@host/products/downloads/info/help``, as Adobe documents it for curl."""
+    monkeypatch.delenv("MAGEDL_MAGEID")
+    monkeypatch.delenv("MAGEDL_TOKEN")
+    scheme, rest = env.base_url.split("://", 1)
+    pasted = f"{scheme}://{env.mageid}:{env.token}@{rest}info/help"
+    got, out, err = run(capsys, "-vv", "--base-url", pasted, "versions")
+    assert got == 0, err
+    assert "2.4.7" in out
+    assert env.token not in out + err
+    assert any(r.had_authorization for r in env.log)
