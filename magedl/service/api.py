@@ -28,7 +28,7 @@ from magedl.errors import (
 )
 from magedl.safejson import NotJSON, parse_json, read_bounded
 from magedl.service import advice, sniff
-from magedl.service.neterrors import PROXY_407, transient_from
+from magedl.service.neterrors import PROXY_407, answered, transient_from
 from magedl.service.retry import RetryPolicy, parse_retry_after
 from magedl.service.warm import Adapter
 
@@ -237,6 +237,7 @@ class Client:
         except UnicodeError:
             # requests encodes Basic auth as latin-1; config.check_secret_text refuses such tokens first.
             raise UsageError(f"{what}: the credentials hold a character HTTP cannot send") from None
+        answered(url)
         if response.status_code in allow:
             return response
         try:

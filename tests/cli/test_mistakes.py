@@ -47,6 +47,8 @@ MISTAKES = [
     ("a scheme typo", ["--base-url", "htp://example.com/", "list"], {}, {}, 2, ["htp://example.com/"]),
     ("https to a plain HTTP server", ["--base-url", "{url_https}", "--retries", "1", "list"], {}, {},
      7, ["TLS", "http://"]),
+    ("a mistyped port", ["--base-url", "http://127.0.0.1:1/products/downloads/", "list"], {}, {}, 7,
+     ["127.0.0.1:1", "nothing listens there", "port"]),
     ("a host that does not resolve", ["--base-url", "http://no-such-host.invalid/", "--retries", "1", "list"], {}, {},
      7, ["no-such-host.invalid"]),
     # -- credentials ---------------------------------------------------------------------------
@@ -202,3 +204,27 @@ def test_adobes_curl_url_pasted_whole_works_and_its_token_stays_secret(env, caps
     assert "2.4.7" in out
     assert env.token not in out + err
     assert any(r.had_authorization for r in env.log)
+
+
+def test_a_server_that_answered_once_is_waited_for_when_it_refuses():
+    """A refusal from a server that answered earlier in the run is a restart: retried, not final."""
+    import requests
+
+    from magedl.errors import TransientError
+    from magedl.service.neterrors import answered, transient_from
+
+    url = "http://127.0.0.2:9/products/downloads/info/json"
+    refused = requests.exceptions.ConnectionError(ConnectionRefusedError(111, "Connection refused"))
+    assert not isinstance(transient_from(refused, "info/json", url), TransientError)
+    answered(url)
+    assert isinstance(transient_from(refused, "info/json", url), TransientError)
+
+
+def test_retries_say_once_how_long_they_go_on(env, capsys, monkeypatch, sleeps):
+    from magedl.service import retry
+
+    monkeypatch.setattr(retry, "_told", [])
+    env.set_faults(fail_status=503, fail_count=2)
+    got, out, err = run(capsys, "--retry-wait", "1", "versions")
+    assert got == 0, err
+    assert err.count("retrying failed requests: up to 5 attempts in a row without progress, about 19 s") == 1

@@ -142,7 +142,7 @@ def test_half_set_credentials_for_the_service_are_a_usage_error(capsys, monkeypa
 
 @pytest.mark.parametrize("suffix, hint", [
     ("typo/", "give the URL of the folder that holds info/json and file/"),
-    ("info/help", "the base URL must stop before info/: try --base-url http://127.0.0.1:"),
+    ("info/files", "the base URL must stop before info/: try --base-url http://127.0.0.1:"),
     ("file/", "the base URL must stop before file/"),
 ])
 def test_base_url_mistakes_name_the_url_and_the_fix(env, capsys, suffix, hint):
