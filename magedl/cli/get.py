@@ -11,6 +11,7 @@ import os
 from magedl.cli.app import add_command, add_selection, add_transfer_options
 from magedl.cli.common import (
     catalogue,
+    file_in_the_way,
     first_failure_code,
     has_selection,
     make_client,
@@ -49,8 +50,9 @@ def run(args, out) -> int:
                          "(see 'magedl list')")
     for name in args.names:  # refuse unsafe names before any request
         check_name(name)
-    if os.path.exists(args.output) and not os.path.isdir(args.output):
-        raise UsageError(f"-o {args.output}: not a folder; give the folder to save the files in")
+    blocker = file_in_the_way(args.output)
+    if blocker:
+        raise UsageError(f"-o {args.output}: {blocker} is a file, not a folder; give the folder to save the files in")
 
     with make_client(args) as client:
         # Connections to a far server are opened while the feed comes; the downloads then find them ready.

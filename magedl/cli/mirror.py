@@ -119,6 +119,7 @@ def run_mirror(args, out):
     """
     from magedl.cli.common import (
         catalogue,
+        file_in_the_way,
         first_failure_code,
         has_selection,
         make_client,
@@ -132,8 +133,10 @@ def run_mirror(args, out):
     from magedl.mirror.model import Summary
 
     root = Path(args.dir)
-    if root.exists() and not root.is_dir():
-        raise UsageError(f"{root}: not a folder; give the mirror's folder (it is created if needed)")
+    blocker = file_in_the_way(root)
+    if blocker:
+        raise UsageError(f"{root}: {blocker} is a file, not a folder; give the mirror's folder (it is created if "
+                         "needed)")
     composer = composer_options(args)
     diff_file = _diff_file(args.diff_file)
     check_layout(root)

@@ -95,6 +95,12 @@ MISTAKES = [
      ["Account Settings > Downloads Access Token"]),
     ("a MAGEID of the wrong shape", ["list"], {}, {"MAGEDL_MAGEID": "123456"}, 3,
      ["'123456'", "does not look like one", "MAG followed by 9 digits"]),
+    ("a mirror folder under a file", ["mirror", "{tmp}/afile/sub", "--type", "ce-patch"],
+     {"{tmp}/afile": ("hi", 0o644)}, {}, 2, ["{tmp}/afile is a file, not a folder"]),
+    ("-o under a file", ["get", "Magento-CE-2.4.7.zip", "-o", "{tmp}/afile/sub"], {"{tmp}/afile": ("hi", 0o644)}, {},
+     2, ["{tmp}/afile is a file"]),
+    ("serve of a file", ["serve", "{tmp}/afile"], {"{tmp}/afile": ("hi", 0o644)}, {}, 5,
+     ["{tmp}/afile is a file, not a mirror folder"]),
     ("a type in capitals", ["list", "--type", "CE-full"], {}, {}, 5, ["'CE-full'", "did you mean 'ce-full'"]),
 ]
 
