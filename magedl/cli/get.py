@@ -6,7 +6,6 @@ transfers finished in, so a script's ``[0]`` is always the same file.
 """
 
 import logging
-import os
 
 from magedl.cli.app import add_command, add_selection, add_transfer_options
 from magedl.cli.common import (
