@@ -234,3 +234,34 @@ def test_retries_say_once_how_long_they_go_on(env, capsys, monkeypatch, sleeps):
     got, out, err = run(capsys, "--retry-wait", "1", "versions")
     assert got == 0, err
     assert err.count("retrying failed requests: up to 5 attempts in a row without progress, about 19 s") == 1
+
+
+def _composer_auth(repos, kind="open-source"):
+    import json
+
+    public, private = repos.keys[kind]
+    host = repos.magento_url.split("://", 1)[1].rstrip("/")
+    return json.dumps({"http-basic": {host: {"username": public, "password": private}}})
+
+
+@pytest.mark.parametrize("argv", [
+    ["mirror", "{tmp}/m", "--composer-require", "magento/product-comunity-edition",
+     "--composer-repo", "{magento}", "--composer-repo", "{packagist}"],
+    ["keys", "check", "--repo-url", "{magento}", "--package", "magento/product-comunity-edition"],
+], ids=["mirror", "keys check"])
+def test_a_package_name_typo_is_not_found_with_a_suggestion_everywhere(composer_repos, capsys, monkeypatch,
+                                                                        tmp_path, argv):
+    monkeypatch.setenv("COMPOSER_AUTH", _composer_auth(composer_repos))
+    values = {"tmp": str(tmp_path), "magento": composer_repos.magento_url, "packagist": composer_repos.packagist_url}
+    got, out, err = run(capsys, *[a.format(**values) for a in argv])
+    assert got == 5, err
+    assert "did you mean magento/product-community-edition?" in err
+    assert "entitle" not in err and "licence" not in err
+
+
+def test_a_commerce_package_with_open_source_keys_is_still_not_theirs(composer_repos, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("COMPOSER_AUTH", _composer_auth(composer_repos))
+    got, out, err = run(capsys, "mirror", str(tmp_path / "m"), "--composer-require",
+                        "magento/product-enterprise-edition", "--composer-repo", composer_repos.magento_url,
+                        "--composer-repo", composer_repos.packagist_url)
+    assert got == 4 and "Open Source" in err
