@@ -103,7 +103,19 @@ def not_found(lookup) -> AuthError:
 
 
 def probe_keys(args, url, public, private, packages=(), label="the keys"):
-    """Ask the repository at *url* with these keys (TLS, retries and timeouts from *args*)."""
+    """Ask the repository at *url* with these keys (TLS, retries and timeouts from *args*).
+
+    A refusal says what is wrong with the pair when that can be told: a shape
+    that is not a Marketplace key's, or a pair the repository accepts the
+    other way round.
+    """
+    try:
+        return _probe(args, url, public, private, packages, label)
+    except AuthError as exc:
+        raise _why_refused(args, url, public, private, exc) from None
+
+
+def _probe(args, url, public, private, packages=(), label="the keys"):
     from magedl.cli.common import retry_policy, settings_without_credentials, timeouts
     from magedl.composer.probe import keys_client, probe
 
@@ -112,6 +124,22 @@ def probe_keys(args, url, public, private, packages=(), label="the keys"):
                          retry=retry_policy(args), timeout=timeouts(args))
     with client:
         return probe(client, url, packages, keys_label=label)
+
+
+def _why_refused(args, url, public, private, refusal: AuthError) -> AuthError:
+    """*refusal*, told more exactly when the pair's shape or order is the cause (the keys never shown)."""
+    from magedl.composer.keys import key_shape_problems
+
+    problems = key_shape_problems(public, private)
+    if problems:
+        return AuthError(f"{refusal}. Marketplace keys are 32 letters and digits each, and these are not: "
+                         + "; ".join(problems))
+    try:  # the same two secrets, to the same host: a swap costs one request to say for sure
+        _probe(args, url, private, public)
+    except MagedlError:
+        return refusal
+    return AuthError(f"{printable(url)} refused the keys, but accepts them the other way round: the keys look "
+                     "swapped. The public key is the user name and goes first; store them again in that order")
 
 
 # -- check ---------------------------------------------------------------------------------

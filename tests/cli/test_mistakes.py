@@ -265,3 +265,36 @@ def test_a_commerce_package_with_open_source_keys_is_still_not_theirs(composer_r
                         "magento/product-enterprise-edition", "--composer-repo", composer_repos.magento_url,
                         "--composer-repo", composer_repos.packagist_url)
     assert got == 4 and "Open Source" in err
+
+
+def _auth_with(repos, public, private):
+    import json
+
+    host = repos.magento_url.split("://", 1)[1].rstrip("/")
+    return json.dumps({"http-basic": {host: {"username": public, "password": private}}})
+
+
+@pytest.mark.parametrize("how, needle", [
+    ("swapped", "the keys look swapped"),
+    ("33", "the private key is 33 characters long, not 32"),
+    ("31", "the public key is 31 characters long, not 32"),
+])
+def test_keys_of_the_wrong_shape_or_order_are_named(composer_repos, capsys, monkeypatch, how, needle):
+    public, private = composer_repos.keys["open-source"]
+    pair = {"swapped": (private, public), "33": (public, private + "a"), "31": (public[:-1], private)}[how]
+    monkeypatch.setenv("COMPOSER_AUTH", _auth_with(composer_repos, *pair))
+    got, out, err = run(capsys, "keys", "check", "--repo-url", composer_repos.magento_url)
+    assert got == 3, err
+    assert needle in err
+    assert public not in err and private not in err and public[:-1] not in err
+
+
+def test_keys_store_names_swapped_keys_and_stores_nothing(composer_repos, capsys, monkeypatch, isolated_home):
+    import io
+
+    public, private = composer_repos.keys["open-source"]
+    monkeypatch.setenv("COMPOSER_HOME", str(isolated_home / "composer"))
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"{private} {public}\n"))
+    got, out, err = run(capsys, "keys", "store", "--global", "--repo-url", composer_repos.magento_url)
+    assert got == 3 and "the keys look swapped" in err
+    assert not (isolated_home / "composer" / "auth.json").exists()
