@@ -52,6 +52,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     out = sys.stdout
     previous = _catch_sigterm()
     restore_logging = None
+    args = None
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -62,10 +63,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         return args.run(args, out)
     except (KeyboardInterrupt, Interrupted) as exc:
         terminal().close_bar()
+        note = _on_interrupt(args)
         if isinstance(exc, _Terminated) or _terminated.is_set():
-            _say("stopped (SIGTERM); partial files are kept and the next run resumes them")
+            _say(f"stopped (SIGTERM){note}")
             return TERMINATED_EXIT
-        _say("interrupted; partial files are kept and the next run resumes them")
+        _say(f"interrupted{note}")
         return Interrupted.exit_code
     except MagedlError as exc:
         terminal().close_bar()
@@ -96,6 +98,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         _restore_sigterm(previous)
         if restore_logging is not None:
             restore_logging()
+
+
+def _on_interrupt(args) -> str:
+    """What an interruption left behind, as the command that was running knows it (``""`` when nothing)."""
+    if args is None:
+        return ""
+    note = getattr(args, "on_interrupt", None)
+    if note is None and getattr(args, "command", None) in ("get", "mirror"):
+        note = "partial files are kept and the next run resumes them"
+    return f"; {note}" if note else ""
 
 
 def _quiet_stdout():

@@ -50,7 +50,7 @@ def add_parser(subparsers) -> None:
                    help="write the COMPOSER_AUTH value (JSON, for CI variables) to file descriptor FD instead "
                         "of storing the keys, e.g. --print-env 3 3>composer-auth.json; refused when FD is a "
                         "terminal")
-    s.set_defaults(run=run_store)
+    s.set_defaults(run=run_store, on_interrupt="nothing was stored")
 
 
 def repo_url(text):
@@ -250,7 +250,13 @@ def run_store(args, out) -> int:
                              "the keys with --global, or in a project folder outside the web root")
     if args.print_env is not None:
         _check_fd(args.print_env)
-    public, private = read_keys(sys.stdin, prompt=_interactive())
+    prompt = _interactive()
+    try:
+        public, private = read_keys(sys.stdin, prompt=prompt)
+    except KeyboardInterrupt:
+        if prompt:  # Ctrl-C leaves the cursor on the prompt's line: the message goes on the next one
+            sys.stderr.write("\n")
+        raise
     host = host_key(args.repo_url)
     if host == "repo.magento.com":
         problems = key_shape_problems(public, private)

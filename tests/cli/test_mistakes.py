@@ -298,3 +298,35 @@ def test_keys_store_names_swapped_keys_and_stores_nothing(composer_repos, capsys
     got, out, err = run(capsys, "keys", "store", "--global", "--repo-url", composer_repos.magento_url)
     assert got == 3 and "the keys look swapped" in err
     assert not (isolated_home / "composer" / "auth.json").exists()
+
+
+def test_ctrl_c_at_the_keys_prompt_says_so_on_a_new_line(capsys, monkeypatch, isolated_home):
+    import getpass
+
+    from magedl.cli import keys as keys_cli
+
+    prompts = []
+
+    def interrupted(prompt):
+        prompts.append(prompt)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(keys_cli, "_interactive", lambda: True)
+    monkeypatch.setattr(getpass, "getpass", interrupted)
+    monkeypatch.setenv("COMPOSER_HOME", str(isolated_home / "composer"))
+    got, out, err = run(capsys, "keys", "store", "--global", "--no-check")
+    assert got == 130
+    assert err == "\nmagedl: interrupted; nothing was stored\n"
+    assert prompts == ["Marketplace public key (hidden): "]  # labelled as hidden, as the private one is
+    assert not (isolated_home / "composer" / "auth.json").exists()
+
+
+def test_ctrl_c_elsewhere_says_what_it_left(env, capsys, monkeypatch):
+    from magedl.cli import listing
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(listing, "select_releases", interrupted)
+    got, out, err = run(capsys, "list")
+    assert got == 130 and err == "magedl: interrupted\n"
