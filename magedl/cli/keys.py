@@ -243,11 +243,11 @@ def run_store(args, out) -> int:
     elif args.print_env is None:
         raise UsageError("where should the keys go? --global ($COMPOSER_HOME/auth.json, every project of this "
                          "user) or --project DIR (DIR/auth.json); or only --print-env FD for a CI variable")
-    if target is not None:
-        reason = web_root_reason(target.parent)
-        if reason:  # before the keys are typed in, not after
-            raise UsageError(f"refusing to write {target}: {reason}, where a web server could serve it; store "
-                             "the keys with --global, or in a project folder outside the web root")
+    served = web_root_reason(target.parent) if target is not None else None
+    if served and not composer_file(target.parent).is_file():  # before the keys are typed in, not after
+        raise UsageError(f"refusing to write {target}: {served}, where a web server could serve it, and no "
+                         "Composer project reads it there; store the keys with --global, or in the project's "
+                         "root (the folder holding composer.json)")
     if args.print_env is not None:
         _check_fd(args.print_env)
     prompt = _interactive()
@@ -275,6 +275,10 @@ def run_store(args, out) -> int:
         for other in stored.other_forms:
             log.warning("%s also has an entry named %r for this host; Composer ignores it: remove it",
                         stored.path, other)
+        if served:
+            log.warning("%s: %s; Magento's sample nginx configuration and .htaccess deny auth.json, and a "
+                        "document root set to pub/ never reaches it. Check that your web server does one of "
+                        "these: https://YOUR-SHOP/auth.json must answer 403 or 404", stored.path, served)
     if args.print_env is not None:
         data = (composer_auth_json(args.repo_url, public, private) + "\n").encode()
         try:

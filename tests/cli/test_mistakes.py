@@ -330,3 +330,35 @@ def test_ctrl_c_elsewhere_says_what_it_left(env, capsys, monkeypatch):
     monkeypatch.setattr(listing, "select_releases", interrupted)
     got, out, err = run(capsys, "list")
     assert got == 130 and err == "magedl: interrupted\n"
+
+
+@pytest.fixture
+def magento_root(tmp_path):
+    root = tmp_path / "shop"
+    (root / "pub").mkdir(parents=True)
+    (root / "pub" / "index.php").write_text("<?php")
+    (root / "index.php").write_text("<?php")  # the root-docroot variant has one too
+    (root / "composer.json").write_text('{"name": "magento/project-community-edition"}')
+    return root
+
+
+def test_keys_store_project_in_a_magento_root_stores_and_says_what_to_check(magento_root, capsys, monkeypatch):
+    import io
+    import stat
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("0a1b2c3d4e5f60718293a4b5c6d7e8f9 f9e8d7c6b5a4938271605f4e3d2c1b0a\n"))
+    got, out, err = run(capsys, "keys", "store", "--project", str(magento_root), "--no-check")
+    assert got == 0, err
+    auth = magento_root / "auth.json"
+    assert stat.S_IMODE(auth.stat().st_mode) == 0o600
+    assert "pub/index.php" in err and "auth.json must answer 403 or 404" in err
+
+
+def test_keys_store_project_in_a_web_root_without_composer_is_refused(magento_root, capsys, monkeypatch):
+    import io
+
+    (magento_root / "composer.json").unlink()
+    monkeypatch.setattr("sys.stdin", io.StringIO("0a1b2c3d4e5f60718293a4b5c6d7e8f9 f9e8d7c6b5a4938271605f4e3d2c1b0a\n"))
+    got, out, err = run(capsys, "keys", "store", "--project", str(magento_root), "--no-check")
+    assert got == 2 and "refusing to write" in err and "composer.json" in err
+    assert not (magento_root / "auth.json").exists()
