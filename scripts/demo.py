@@ -154,6 +154,9 @@ def main():
         emulator.stop()
         shutil.rmtree(secrets, ignore_errors=True)
     banner(f"done; files are in {OUT}/, the emulator is stopped")
+    print("to try every command by hand, start your own emulator in the background and load its URLs and demo "
+          "credentials into this shell:\n  eval \"$(.venv/bin/python -m magedl.emulator --background --composer)\"\n"
+          "(the README's 'Practise with the emulator' walks through it)")
 
 
 if __name__ == "__main__":
