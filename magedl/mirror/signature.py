@@ -242,9 +242,9 @@ def _run(argv: list, *, stdin=subprocess.DEVNULL, data: Optional[bytes] = None,
 
 def _detail(result: subprocess.CompletedProcess, *drop: str) -> str:
     """ssh-keygen's own words on stderr (its progress lines dropped), as one printable line."""
-    lines = [line.strip() for line in result.stderr.decode("utf-8", "replace").splitlines()]
-    noise = ("Signing ", "Write signature", "Enter passphrase", "Could not verify signature", "No principal matched",
-             *drop)
+    text = result.stderr.decode("utf-8", "replace").replace("Enter passphrase:", "")
+    lines = [line.strip() for line in text.splitlines()]
+    noise = ("Signing ", "Write signature", "Could not verify signature", "No principal matched", *drop)
     return printable("; ".join(line for line in lines if line and not line.startswith(noise)))[:300]
 
 
@@ -253,7 +253,7 @@ def _detail(result: subprocess.CompletedProcess, *drop: str) -> str:
 
 @dataclass(frozen=True)
 class SignKey:
-    """A signing key named by ``--sign-key``/``--key``: a private key file, or a public key whose half is in ssh-agent."""
+    """A signing key (``--sign-key``, ``--key``): a private key file, or a public key whose half ssh-agent holds."""
 
     path: str
     where: str
@@ -278,9 +278,9 @@ def sign_key(path, where: str) -> SignKey:
     try:
         with open(path, "rb") as f:
             info = os.fstat(f.fileno())
-            if stat.S_ISDIR(info.st_mode):
-                raise UsageError(f"signing key {shown} (from {where}) is a folder; give the key file")
             head = f.read(64)
+    except IsADirectoryError:
+        raise UsageError(f"signing key {shown} (from {where}) is a folder; give the key file") from None
     except OSError as exc:
         raise UsageError(f"cannot read signing key {shown} (from {where}): {exc.strerror or exc}") from None
     word = head.split(b" ", 1)[0].decode("ascii", "replace")
