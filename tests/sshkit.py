@@ -32,8 +32,10 @@ def make_key(folder: Path, name: str, kind: str = "ed25519", passphrase: str = "
     if bits:
         argv[4:4] = ["-b", bits]
     subprocess.run(argv, check=True, stdin=subprocess.DEVNULL)
+    public = Path(f"{path}.pub").read_text()
     for line in path.read_text().splitlines():
-        if not line.startswith("-----"):
+        # The private key file opens with the public key in clear: only lines holding more are secret.
+        if not line.startswith("-----") and line not in public:
             register_secret(line)
     return path
 
