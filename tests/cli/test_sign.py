@@ -55,6 +55,11 @@ def test_a_mirror_signed_while_seeded_verifies_names_its_signer_and_ssh_keygen_a
                                 "magedl-mirror", "-s", str(root / "SHA256SUMS.sig")], stdin=data,
                                capture_output=True, text=True)
     assert check.returncode == 0 and "Good" in check.stdout
+    # The private key is in no output and no file the run wrote (the secret scan checks every test as well).
+    public_text = (ops[0].parent / "ops@example.com.pub").read_text()
+    secret = [line for line in ops[0].read_text().splitlines() if not line.startswith("-") and line not in public_text]
+    written = [p.read_bytes().decode("latin-1") for p in root.rglob("*") if p.is_file()]
+    assert secret and not any(line in text for line in secret for text in [err, out, *written])
 
 
 def test_verify_without_allowed_signers_says_the_signature_was_not_checked(signed, capsys):
@@ -208,3 +213,22 @@ def test_serve_refuses_to_start_on_a_bad_signature_and_serves_a_good_one(signed,
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0 and "signed by ops@example.com" in err
+
+
+def test_a_file_checked_alone_is_trusted_only_through_its_mirrors_signature(signed, ops, capsys):
+    root = signed[0]
+    archive = _archive(root)
+    code, out, err = verify(capsys, archive, ops[1])
+    assert code == 0 and "signed by ops@example.com" in err and out.endswith(": OK\n")
+    (root / "SHA256SUMS.sig").unlink()
+    code, out, err = verify(capsys, archive, ops[1])
+    assert code == 6 and out == "" and "SHA256SUMS.sig is missing" in err
+
+
+def test_a_mirror_run_that_cannot_sign_says_the_mirror_is_complete_but_unsigned(env, capsys, tmp_path):
+    key = make_key(tmp_path / "keys", "locked", passphrase="correct horse battery")
+    root = tmp_path / "mirror"
+    code, _, err = run(capsys, "mirror", str(root), *SELECTION, "--sign-key", str(key))
+    assert code == 1 and "needs its passphrase" in err and "the mirror itself is complete, but not signed" in err
+    assert (root / "SHA256SUMS").is_file() and not (root / "SHA256SUMS.sig").exists()
+    assert run(capsys, "verify", str(root))[0] == 0
