@@ -162,3 +162,15 @@ def test_the_demo_writes_no_escape_sequence_into_a_file(capsys, monkeypatch):
     monkeypatch.delenv("NO_COLOR", raising=False)
     demo.banner("a heading")
     assert capsys.readouterr().out == "\n== a heading\n"
+
+
+@pytest.mark.parametrize("term, expected", [("xterm-256color", "bar"), ("dumb", "lines")])
+def test_a_dumb_terminal_gets_plain_progress_lines(monkeypatch, term, expected):
+    import argparse
+    import sys
+
+    from magedl.cli.common import progress_mode
+
+    monkeypatch.setenv("TERM", term)
+    monkeypatch.setattr(sys, "stderr", _Stream(True))
+    assert progress_mode(argparse.Namespace(quiet=False)) == expected
