@@ -12,6 +12,7 @@ import zipfile
 
 import pytest
 import requests
+from clirun import printed_lines
 
 from magedl.emulator import DEMO_KEYS, Emulator
 from magedl.emulator.composer import LAYOUTS, ComposerRepos
@@ -95,10 +96,7 @@ def test_cli_prints_the_urls_and_keys_to_eval(tmp_path):
                              "--composer-layout", "metadata-url", "--big-size", "1K", "--ready-file", str(ready)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        lines = []
-        while not lines or not lines[-1].startswith("# stop it"):
-            lines.append(proc.stdout.readline())
-            assert lines[-1], proc.stderr.read()
+        lines = printed_lines(proc, lambda line: line.startswith("# stop it"))
         values = dict(word.split("=", 1) for line in lines if line.startswith("export ")
                       for word in shlex.split(line)[1:])
         assert ready.read_text() == values["MAGEDL_BASE_URL"] + "\n"

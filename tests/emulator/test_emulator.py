@@ -11,6 +11,7 @@ import time
 
 import pytest
 import requests
+from clirun import printed_lines
 
 from magedl.config import parse_size
 from magedl.emulator import AUTH_FAILURE_BODY, DEMO_TOKEN, Emulator, Faults, demo_catalogue, make_file
@@ -416,14 +417,7 @@ def _start_cli(tmp_path, *args):
         [sys.executable, "-m", "magedl.emulator", "--port", "0", "--ready-file", str(ready), *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # The emulator writes the ready file, then prints its lines, the last one saying how to stop it.
-    lines = []
-    while not lines or not lines[-1].startswith("# stop it"):
-        line = proc.stdout.readline()
-        if not line:
-            proc.kill()
-            _, err = proc.communicate()
-            pytest.fail(f"emulator did not start: rc={proc.returncode} {err}")
-        lines.append(line)
+    lines = printed_lines(proc, lambda line: line.startswith("# stop it"))
     return proc, ready.read_text(), "".join(lines)
 
 
