@@ -29,7 +29,7 @@ from magedl.server.http import BadRequest, Reply, Request, parse_head, reply_hea
 from magedl.server.routes import composer_reply, file_reply, info_reply, not_found
 from magedl.server.stores import Store
 from magedl.server.workers import Workers
-from magedl.server.writer import CHUNK, drain, prepare, send_reply
+from magedl.server.writer import CHUNK, drain, send_reply
 from magedl.text import printable
 
 log = logging.getLogger(__name__)
@@ -209,7 +209,7 @@ class ApiServer:
         # On the connection loop's thread: a small reply, sent without blocking, then close.
         reply = Reply.text(error.status, f"{error}\n")
         try:
-            conn.sock.send(reply_head(reply, close=True) + reply.body)
+            conn.sock.send(reply_head(reply, close=True) + reply.body, socket.MSG_DONTWAIT)
         except OSError:
             pass
         line = bytes(conn.reader.buf[:200]).lstrip(b"\r\n").split(b"\n", 1)[0].rstrip(b"\r")
@@ -219,7 +219,6 @@ class ApiServer:
     def _work(self, conn: Connection, head: bytes, rest: bytes) -> None:
         keep, leftover = False, b""
         try:
-            prepare(conn.sock, self.limits.io_timeout)
             keep, leftover = self._exchange(conn, head, rest)
         except Exception:  # a bug must not leave the connection's place taken
             log.exception("error answering %s", conn.client[0])
@@ -257,6 +256,8 @@ class ApiServer:
         return not (close or aborted), leftover or b""
 
     def _log_line(self, client: tuple, what: str, status: int, sent: int, aborted: bool) -> None:
+        if self._access is None and not log.isEnabledFor(logging.DEBUG):
+            return
         # Everything here but numbers is client text: escaped before it reaches a log or terminal.
         line = (f'{printable(client[0]) if client else "-"} "{printable(what)}" {status} {sent}'
                 f"{' aborted' if aborted else ''}")

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from magedl.server.http import MAX_HEAD, BadRequest, HeadReader
+from magedl.server.writer import prepare
 
 log = logging.getLogger(__name__)
 
@@ -256,8 +257,12 @@ class ConnectionLoop:
                 return
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # a reply head, then its body
+                # Blocking for the workers, with their time limit, once for the connection's life:
+                # this loop reads it without waiting (MSG_DONTWAIT), so nothing switches back and forth.
+                prepare(sock, self.limits.io_timeout)
             except OSError:
-                pass
+                _close(sock)
+                continue
             if full and not self._evict_oldest():  # (a connection may have left meanwhile)
                 _close(sock)
                 continue
@@ -278,11 +283,6 @@ class ConnectionLoop:
         conn.deadline = deadline
         conn.waiting_since = time.monotonic()
         leftover, conn.leftover = conn.leftover, b""
-        try:
-            conn.sock.setblocking(False)
-        except OSError:
-            self._forget(conn)
-            return
         self._waiting[conn.sock] = conn
         self._selector.register(conn.sock, selectors.EVENT_READ, conn)
         if leftover:  # a pipelined request already received
@@ -290,7 +290,7 @@ class ConnectionLoop:
 
     def _read(self, conn: Connection):
         try:
-            data = conn.sock.recv(65536)
+            data = conn.sock.recv(65536, socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:

@@ -18,7 +18,9 @@ faster (docs/speed.md has the figures).
 from __future__ import annotations
 
 import email.utils
+import functools
 import re
+import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import BinaryIO, List, Optional, Tuple
@@ -30,8 +32,8 @@ MAX_HEAD = 32 * 1024
 SERVER = "magedl-server"
 TEXT = "text/plain; charset=utf-8"
 
-__all__ = ["BadRequest", "Head", "HeadReader", "Headers", "parse_fields", "Request", "Reply", "parse_head", "reply_head",
-           "http_date", "parse_http_date", "MAX_HEAD", "TEXT"]
+__all__ = ["BadRequest", "Head", "HeadReader", "Headers", "Request", "Reply", "parse_fields", "parse_head",
+           "reply_head", "http_date", "parse_http_date", "MAX_HEAD", "TEXT"]
 
 
 class BadRequest(Exception):
@@ -379,8 +381,7 @@ def reply_head(reply: Reply, close: bool) -> bytes:
         phrase = HTTPStatus(reply.status).phrase
     except ValueError:
         phrase = ""
-    lines = [f"HTTP/1.1 {reply.status} {phrase}".rstrip(), f"Server: {SERVER}",
-             f"Date: {email.utils.formatdate(usegmt=True)}"]
+    lines = [f"HTTP/1.1 {reply.status} {phrase}".rstrip(), f"Server: {SERVER}", f"Date: {_now()}"]
     lines += [f"{key}: {value}" for key, value in reply.headers if key.lower() != "content-length"]
     lines.append(f"Content-Length: {reply.content_length}")
     if close:
@@ -388,6 +389,12 @@ def reply_head(reply: Reply, close: bool) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
+@functools.lru_cache(maxsize=4096)  # the same few modification times, over and over
 def http_date(epoch: float) -> str:
     """Format epoch seconds as an IMF-fixdate (``Sun, 06 Nov 1994 08:49:37 GMT``)."""
     return email.utils.formatdate(epoch, usegmt=True)
+
+
+def _now() -> str:
+    """The Date header's value: this second, formatted once per second."""
+    return http_date(int(time.time()))
