@@ -125,7 +125,8 @@ def test_a_public_url_fixes_the_address_whatever_the_host(mirror):
         for host in ("evil.example", "127.0.0.1", "mirror.internal:9000"):
             r = requests.get(server.base_url + "composer/p2/psr/log.json",
                              headers={"Host": host, "X-Forwarded-Proto": "http"})
-            assert r.json()["packages"]["psr/log"][0]["dist"]["url"] == "https://mirror.example/magento/composer/" + DIST
+            dist = r.json()["packages"]["psr/log"][0]["dist"]["url"]
+            assert dist == "https://mirror.example/magento/composer/" + DIST
             assert "Vary" not in r.headers
         r = requests.get(server.base_url + "composer/packages.json", headers={"Host": "evil.example"})
         assert r.json()["metadata-url"] == "/magento/composer/p2/%package%.json"
