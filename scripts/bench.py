@@ -203,7 +203,8 @@ def main():
     parser.add_argument("--quick", action="store_true", help="small sizes and 3 runs, to try the script")
     parser.add_argument("--only", choices=CASES, action="append")
     parser.add_argument("--json", metavar="PATH", help="also write the figures here")
-    parser.add_argument("--serve-seconds", type=int, help="seconds per wrk run in the serve case (default 5; 2 with --quick)")
+    parser.add_argument("--serve-seconds", type=int,
+                        help="seconds per wrk run in the serve case (default 5; 2 with --quick)")
     args = parser.parse_args()
     big, tls, slow, mirror_files = (128, 64, 64, 200) if args.quick else (1024, 512, 256, 1000)
     if args.quick:
