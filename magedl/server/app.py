@@ -24,7 +24,7 @@ import threading
 from typing import Callable, Dict, Optional
 from urllib.parse import unquote
 
-from magedl.server.connections import Connection, ConnectionLoop, Limits
+from magedl.server.connections import Connection, ConnectionLoop, Limits, next_head
 from magedl.server.http import BadRequest, Reply, Request, parse_head, reply_head
 from magedl.server.routes import composer_reply, file_reply, info_reply, not_found
 from magedl.server.stores import Store
@@ -219,7 +219,14 @@ class ApiServer:
     def _work(self, conn: Connection, head: bytes, rest: bytes) -> None:
         keep, leftover = False, b""
         try:
-            keep, leftover = self._exchange(conn, head, rest)
+            while True:
+                keep, leftover = self._exchange(conn, head, rest)
+                if not keep or self._stopped:
+                    break
+                head, rest = next_head(conn, leftover, self.limits)
+                if head is None:  # back to the loop with what came (or closed)
+                    keep, leftover = rest is not None, rest
+                    break
         except Exception:  # a bug must not leave the connection's place taken
             log.exception("error answering %s", conn.client[0])
         finally:

@@ -23,7 +23,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import BinaryIO, List, Optional, Tuple
+from typing import BinaryIO, Dict, List, Optional, Tuple
 
 from magedl.ranges import parse_http_date, parse_length  # noqa: F401  (parse_http_date re-exported)
 
@@ -173,34 +173,39 @@ class Headers:
     (the first value), ``in``, ``del`` (every line of that name), ``items``.
     """
 
-    __slots__ = ("_fields",)
+    __slots__ = ("_fields", "_values")
 
     def __init__(self, fields=()):
-        self._fields = [(name, value) for name, value in fields]
+        self._fields: List[Tuple[str, str]] = []
+        self._values: Dict[str, List[str]] = {}  # lower-cased name -> its values, in order
+        for name, value in fields:
+            self[name] = value
 
     def get(self, name: str, default: Optional[str] = None) -> Optional[str]:
-        name = name.lower()
-        for key, value in self._fields:
-            if key.lower() == name:
-                return value
-        return default
+        values = self._values.get(name.lower())
+        return values[0] if values else default
 
     def get_all(self, name: str) -> List[str]:
-        name = name.lower()
-        return [value for key, value in self._fields if key.lower() == name]
+        return list(self._values.get(name.lower(), ()))
+
+    def count(self, name: str) -> int:
+        """How many lines carry *name*."""
+        return len(self._values.get(name.lower(), ()))
 
     def __getitem__(self, name: str) -> Optional[str]:
         return self.get(name)
 
     def __setitem__(self, name: str, value: str) -> None:
         self._fields.append((name, value))
+        self._values.setdefault(name.lower(), []).append(value)
 
     def __delitem__(self, name: str) -> None:
         name = name.lower()
-        self._fields = [(k, v) for k, v in self._fields if k.lower() != name]
+        if self._values.pop(name, None) is not None:
+            self._fields = [(k, v) for k, v in self._fields if k.lower() != name]
 
     def __contains__(self, name) -> bool:
-        return self.get(name) is not None
+        return isinstance(name, str) and name.lower() in self._values
 
     def __len__(self) -> int:
         return len(self._fields)
@@ -224,7 +229,7 @@ def parse_fields(lines: List[bytes]) -> Headers:
     """
     if len(lines) > MAX_HEADERS:
         raise BadRequest(431, "too many header lines")
-    fields = []
+    headers = Headers()
     for line in lines:
         if line[:1] in (b" ", b"\t"):
             raise BadRequest(400, "a folded header line (obsolete line folding)")
@@ -236,8 +241,8 @@ def parse_fields(lines: List[bytes]) -> Headers:
         value = value.strip(b" \t")
         if _CONTROL.search(value):
             raise BadRequest(400, "a control character in a header value")
-        fields.append((name.decode("ascii"), value.decode("latin-1")))
-    return Headers(fields)
+        headers[name.decode("ascii")] = value.decode("latin-1")
+    return headers
 
 
 def _body_length(headers: Headers) -> int:
@@ -273,7 +278,7 @@ def parse_head(data: bytes) -> Head:
         end -= 1
     headers = parse_fields([line[:-1] if line.endswith(b"\r") else line for line in lines[1:end]])
     for name in _SINGLE:
-        if len(headers.get_all(name)) > 1:
+        if headers.count(name) > 1:
             raise BadRequest(400, f"more than one {name.title()} header")
     if version == "HTTP/1.1" and headers.get("Host") is None:
         raise BadRequest(400, "an HTTP/1.1 request without a Host header")
