@@ -106,10 +106,26 @@ def composer_reply(store: Store, req: Request, rel: str, reached_at: Optional[st
     return reply
 
 
+def _not_modified(req: Request, info: FileInfo) -> bool:
+    """Whether the client's copy is current (RFC 9110 section 13.2.2: If-None-Match first, weakly compared)."""
+    tags = req.header("If-None-Match")
+    if tags is not None:
+        mine = info.etag[2:] if info.etag.startswith("W/") else info.etag
+        return any(tag == "*" or (tag[2:] if tag.startswith("W/") else tag) == mine
+                   for tag in (t.strip() for t in tags.split(",")))
+    since = req.header("If-Modified-Since")
+    when = parse_http_date(since) if since is not None else None
+    return when is not None and int(info.last_modified) <= when
+
+
 def ranged_reply(req: Request, info: FileInfo, fh: BinaryIO, content_type: str = _BINARY) -> Reply:
-    """200 with the whole file, 206 for a single satisfiable Range (If-Range honoured), or 416."""
+    """200 with the whole file, 304 when the client's copy is current, 206 for a single satisfiable Range
+    (If-Range honoured), or 416."""
     headers = [("Content-Type", content_type), ("ETag", info.etag),
                ("Last-Modified", http_date(info.last_modified)), ("Accept-Ranges", "bytes")]
+    if _not_modified(req, info):
+        fh.close()
+        return Reply(304, headers[1:3])
     span = None
     if req.header("Range"):
         if_range = req.header("If-Range")
