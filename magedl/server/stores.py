@@ -10,11 +10,12 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import BinaryIO, Dict, List, Optional, Protocol, Tuple
 
 from magedl.errors import FeedError, UnsafeSourceError
-from magedl.mirror.composer.index import MAX_METADATA_BYTES, read_composer_url, rewrite
+from magedl.mirror.composer.index import MAX_METADATA_BYTES, URL_FILE, read_composer_url, rewrite
 from magedl.mirror.layout import COMPOSER
 from magedl.safejson import DEFAULT_MAX_BYTES, parse_json
 from magedl.server.snapshot import FeedSnapshot
@@ -170,6 +171,42 @@ def _set_feed_md5(node, file_name, md5):
 _SHORTAGES = (errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS, errno.EAGAIN)
 
 
+class RebasedCache:
+    """Composer documents as rebased for one address, kept while their file is unchanged; bounded in bytes.
+
+    Rebasing parses and re-encodes a document, and ``packages.json`` grows
+    with the mirror. Kept here, each version is rebased once per address
+    (most sites have one or two); past the byte budget the least recently
+    used go first.
+    """
+
+    def __init__(self, max_bytes: int = 64 << 20):
+        self.max_bytes = max_bytes
+        self._items: "OrderedDict[tuple, tuple]" = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple):
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return None
+            self._items.move_to_end(key)
+            return item[0]
+
+    def put(self, key: tuple, value, size: int) -> None:
+        if size > self.max_bytes // 4:
+            return  # one huge document must not push out everything else
+        with self._lock:
+            old = self._items.pop(key, None)
+            self._bytes -= old[1] if old else 0
+            self._items[key] = (value, size)
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                _, (_, dropped) = self._items.popitem(last=False)
+                self._bytes -= dropped
+
+
 def fingerprint(st: os.stat_result) -> tuple:
     """What tells one version of a file from another without reading it.
 
@@ -213,6 +250,7 @@ class DirStore:
         self._snapshot = FeedSnapshot({})
         self._warned: set = set()
         self.parses = 0  # how many times the feed was read and parsed (the tests count them)
+        self._rebased = RebasedCache()
 
     def _warn(self, rel: str, why: str) -> None:
         with self._lock:
@@ -324,6 +362,8 @@ class DirStore:
         ``packages.json`` and ``p2/**.json`` were written for the mirror's
         ``--composer-url``; with *reached_at* (where this client reaches
         ``composer/``), their URLs are re-based on it, so any host name works.
+        A rebased body is kept (:class:`RebasedCache`) while neither the file
+        nor the recorded URL changes.
         """
         opened = self.open(f"{COMPOSER}/{rel}")
         if opened is None:
@@ -331,6 +371,16 @@ class DirStore:
         fh, st = opened
         if reached_at is None or not rebased(rel):
             return self._info(st), fh
+        try:
+            url_key = fingerprint(os.stat(os.path.join(self.root, URL_FILE), follow_symlinks=False))
+        except OSError:
+            url_key = None
+        key = (rel, fingerprint(st), reached_at, url_key)
+        cached = self._rebased.get(key)
+        if cached is not None:
+            fh.close()
+            info, data = cached
+            return info, io.BytesIO(data)
         with fh:
             data = fh.read(MAX_METADATA_BYTES + 1)
         if len(data) > MAX_METADATA_BYTES:
@@ -341,7 +391,9 @@ class DirStore:
             data = rewrite(data, written_for, reached_at)
         # The body depends on the client's Host: its tag is the body's hash.
         etag = f'"{hashlib.sha256(data).hexdigest()[:24]}"'
-        return FileInfo(len(data), etag, float(int(st.st_mtime))), io.BytesIO(data)
+        info = FileInfo(len(data), etag, float(int(st.st_mtime)))
+        self._rebased.put(key, (info, data), len(data))
+        return info, io.BytesIO(data)
 
     def get(self, file_name: str) -> Optional[Tuple[FileInfo, BinaryIO]]:
         """Open first, then fstat, so info and bytes belong together."""

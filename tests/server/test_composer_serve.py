@@ -130,3 +130,23 @@ def test_a_public_url_fixes_the_address_whatever_the_host(mirror):
             assert "Vary" not in r.headers
         r = requests.get(server.base_url + "composer/packages.json", headers={"Host": "evil.example"})
         assert r.json()["metadata-url"] == "/magento/composer/p2/%package%.json"
+
+
+def test_a_rebased_document_is_rebased_once_per_version_and_address(mirror, monkeypatch):
+    import magedl.server.stores as stores
+
+    calls = []
+    real = stores.rewrite
+    monkeypatch.setattr(stores, "rewrite", lambda *a: calls.append(a[2]) or real(*a))
+    path = mirror / "composer" / "p2" / "psr" / "log.json"
+    with ApiServer(DirStore(mirror)) as server:
+        for _ in range(3):
+            for host in ("a.example", "b.example"):
+                r = requests.get(server.base_url + "composer/p2/psr/log.json", headers={"Host": host})
+                assert r.json()["packages"]["psr/log"][0]["dist"]["url"] == f"http://{host}/composer/{DIST}"
+        assert sorted(calls) == ["http://a.example/composer/", "http://b.example/composer/"]
+        doc = json.loads(path.read_text())
+        doc["packages"]["psr/log"][0]["version"] = "3.0.1"
+        path.write_text(json.dumps(doc))  # the mirror updated in place: served fresh
+        r = requests.get(server.base_url + "composer/p2/psr/log.json", headers={"Host": "a.example"})
+        assert r.json()["packages"]["psr/log"][0]["version"] == "3.0.1" and len(calls) == 3
