@@ -246,6 +246,7 @@ class DirStore:
 
     def __init__(self, root):
         self.root = os.path.abspath(os.fspath(root))
+        self._feed_path = os.path.join(self.root, *self.FEED.split("/"))
         self._lock = threading.Lock()
         self._snapshot = FeedSnapshot({})
         self._warned: set = set()
@@ -285,7 +286,7 @@ class DirStore:
         # file was opened under the publishing rules when it was parsed (a link now in its place,
         # or a second name, would change the fingerprint and send it through them again).
         try:
-            key = fingerprint(os.stat(os.path.join(self.root, "info", "json"), follow_symlinks=False))
+            key = fingerprint(os.stat(self._feed_path, follow_symlinks=False))
         except OSError:
             key = None
         with self._lock:
