@@ -87,10 +87,9 @@ def composer_options(args):
     """The :class:`ComposerOptions` the ``--composer-*`` options give, checked; None when none was given."""
     from magedl.composer.semver import normalize
     from magedl.errors import ConstraintError
+    from magedl.mirror.composer.advisories import AdvisoryOptions, check_source_url
     from magedl.mirror.composer.index import normalize_url
     from magedl.mirror.composer.select import DEFAULT_REPOS, ComposerOptions, parse_require
-
-    from magedl.mirror.composer.advisories import AdvisoryOptions, check_source_url
 
     advisories = AdvisoryOptions(url=check_source_url(args.composer_advisories) if args.composer_advisories else None,
                                  enabled=not args.no_composer_advisories)

@@ -18,11 +18,10 @@ A re-run asks each source once, ``?updatedSince=T`` (what changed since the
 last run), plus the names the mirror did not hold before; a week after the
 last full answer it asks everything again, so a withdrawn advisory goes too.
 
-The published p2 files are the one place advisories live on disk (the HTML
-pages and a later run read them back, :func:`read_published`);
-``DIR/.magedl/advisories.json`` only remembers each source's last answer time.
-Advisories never stop a mirror run: a source that fails leaves the advisories
-held as they were, with a warning.
+The published p2 files are the one place advisories live on disk (a later run
+reads them back, :func:`read_published`); ``DIR/.magedl/advisories.json`` only
+remembers when each source last answered. Advisories never stop a mirror run:
+a source that fails leaves the advisories held as they were, with a warning.
 """
 
 from __future__ import annotations
@@ -210,11 +209,6 @@ def _read_book(root: Path) -> dict:
             and all(isinstance(times.get(k), int) for k in ("since", "full"))}
 
 
-def _write_book(root: Path, book: dict) -> None:
-    atomic_write(root / BOOK, (json.dumps({"version": 1, "sources": book}, indent=1, sort_keys=True) + "\n")
-                 .encode("utf-8"))
-
-
 # -- what the mirror holds ---------------------------------------------------------
 
 
@@ -349,7 +343,8 @@ def refresh(client, sources: tuple, names: Iterable[str], root, held: Optional[d
                         found.setdefault(name, {})[advisory["advisoryId"]] = advisory
         new_book[url] = {"since": now, "full": now if full else book[url]["full"]}
     report.advisories = {n: _keep(n, list(found.get(n, {}).values()), "advisories", warn) for n in names}
-    _write_book(root, {**{u: t for u, t in book.items() if u in sources and not full}, **new_book})
+    book = {**{u: t for u, t in book.items() if u in sources and not full}, **new_book}
+    atomic_write(root / BOOK, (json.dumps({"version": 1, "sources": book}, indent=1) + "\n").encode("utf-8"))
     return report
 
 
@@ -441,9 +436,9 @@ def update_part(client, part, sources: tuple, options: AdvisoryOptions, root, lo
         part.advisories = None
         return None
     if not sources:
-        if part.advisories is not None:
-            warn("advisories: no advisory source (no repository names one, and no --composer-advisories URL): "
-                 "the mirror stops carrying them, and composer audit on the far side finds none")
+        message = ("advisories: no advisory source (no repository names one, and no --composer-advisories URL): "
+                   "the mirror carries none, and composer audit on the far side finds none")
+        (warn if part.advisories is not None else log.info)(message)  # a change is news; no source ever is not
         part.advisories = None
         return None
     versions = mirrored_versions(part)

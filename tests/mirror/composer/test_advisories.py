@@ -158,3 +158,15 @@ def test_bad_advisory_options_are_refused_before_anything_happens(capsys, tmp_pa
     code, _, err = run(capsys, "mirror", str(tmp_path / "m"), *argv)
     assert code == 2
     assert "secret" not in err and not (tmp_path / "m").exists()
+
+
+def test_verify_catches_an_advisory_changed_after_the_run(repos, capsys, tmp_path):
+    mdir = tmp_path / "m"
+    assert mirror(capsys, mdir, repos, "--composer-require", "monolog/monolog:2.9.1")[0] == 0
+    assert run(capsys, "verify", str(mdir))[0] == 0
+    path = mdir / "composer" / "p2" / "monolog" / "monolog.json"
+    doc = json.loads(path.read_text())
+    doc["security-advisories"] = []  # someone hiding an advisory on the way across
+    path.write_text(json.dumps(doc))
+    code, out, _ = run(capsys, "verify", str(mdir))
+    assert code == 6 and "composer/p2/monolog/monolog.json: BAD" in out
