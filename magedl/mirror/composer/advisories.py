@@ -398,19 +398,9 @@ def describe(advisory: Mapping) -> str:
 
 @dataclass
 class AdvisoryReport:
-    """What the mirror carries after a run, for its summary: a refresh's figures and the affected versions.
-
-    Attributes
-    ----------
-    refresh : Refresh
-    count : int
-        Advisories published.
-    affected : dict
-        ``{name: {pretty version: [advisory]}}``: mirrored versions an advisory affects (still mirrored:
-        a team may need one to upgrade from).
-    locked : list of str
-        One line per version a ``--composer-lock`` file locks that an advisory affects.
-    """
+    """What the mirror carries after a run, for its summary: the *refresh*, the *count* published, the
+    mirrored versions an advisory *affected* (``{name: {pretty version: [advisory]}}``; still mirrored: a
+    team may need one to upgrade from), and one line per version a ``--composer-lock`` file *locked* so."""
 
     refresh: Refresh
     count: int = 0
