@@ -52,7 +52,7 @@ BOOK = f"{BOOKKEEPING}/advisories.json"
 #: Names per ``packages[]`` request, and the longest query string sent (servers cap request lines near 8 KiB).
 BATCH, MAX_QUERY = 100, 4000
 #: Largest answer read; an ``updatedSince`` answer bigger than this falls back to asking by name.
-MAX_ANSWER_BYTES = 16 << 20
+MAX_ANSWER_BYTES = 8 << 20
 #: Advisories kept per package, and the longest text kept in a field.
 MAX_PER_PACKAGE, MAX_TEXT = 500, 2000
 #: ``updatedSince`` asks from this long before the last answer (clocks differ; merging twice is harmless).
@@ -260,7 +260,6 @@ class Refresh:
     advisories: Optional[dict]
     sources: tuple = ()
     requests: int = 0
-    asked: int = 0  # names asked about by name
     errors: list = field(default_factory=list)
 
 
@@ -326,39 +325,45 @@ def refresh(client, sources: tuple, names: Iterable[str], root, held: Optional[d
     found: dict = {} if full else {n: {a["advisoryId"]: a for a in held.get(n, ())} for n in names}
     new_book, wanted = {}, set(names)
     for url in sources:
-        try:
-            answers = _answers(client, url, names if full else [n for n in names if n not in held],
-                               None if full else book[url]["since"], report)
+        try:  # each answer merged as it arrives: one answer in memory at a time
+            for answer in _answers(client, url, names, None if full else held, None if full else book[url]):
+                report.requests += 1
+                for name, entries in answer.items():
+                    if name in wanted:
+                        for advisory in _keep(name, entries, shown_url(url), warn):
+                            found.setdefault(name, {})[advisory["advisoryId"]] = advisory
         except MagedlError as exc:
+            report.requests += 1
             report.errors.append(f"{shown_url(url)}: {exc}")
             warn(f"advisories: {exc}; the mirror keeps the advisories it held")
             if full:
                 return report  # half an answer would drop the other sources' advisories
-            book.pop(url)  # asked about everything next time (e.g. more changes than an answer may hold)
+            book.pop(url)  # asked about everything next time
             continue
-        for answer in answers:
-            for name, entries in answer.items():
-                if name in wanted:
-                    for advisory in _keep(name, entries, shown_url(url), warn):
-                        found.setdefault(name, {})[advisory["advisoryId"]] = advisory
         new_book[url] = {"since": now, "full": now if full else book[url]["full"]}
-    report.advisories = {n: _keep(n, list(found.get(n, {}).values()), "advisories", warn) for n in names}
+    # A name no source could be asked about gets no key: "[]" would claim it was asked and is clean.
+    asked = names if full or not report.errors else [n for n in names if n in held]
+    report.advisories = {n: _keep(n, list(found.get(n, {}).values()), "advisories", warn) for n in asked}
     book = {**{u: t for u, t in book.items() if u in sources and not full}, **new_book}
     atomic_write(root / BOOK, (json.dumps({"version": 1, "sources": book}, indent=1) + "\n").encode("utf-8"))
     return report
 
 
-def _answers(client, url: str, todo: list, since: Optional[int], report: Refresh) -> list:
-    """The answers of one source: what changed *since* (when given), then *todo* by name."""
-    answers = []
-    if since is not None:
-        report.requests += 1
-        answers.append(_ask(client, url, f"updatedSince={max(0, since - SKEW)}"))
+def _answers(client, url: str, names: list, held: Optional[dict], times: Optional[dict]):
+    """Yield one source's answers: what changed since *times* and the names *held* lacks, or every name.
+
+    An ``updatedSince`` answer too big (or malformed) falls back to asking about every name.
+    """
+    todo = names if held is None else [n for n in names if n not in held]
+    if times is not None:
+        try:
+            changed = _ask(client, url, f"updatedSince={max(0, times['since'] - SKEW)}")
+        except FeedError as exc:
+            log.info("%s; asking about every package by name instead", exc)
+            todo, changed = names, {}
+        yield changed
     for batch in _batches(todo):
-        report.requests += 1
-        report.asked += len(batch)
-        answers.append(_ask(client, url, "&".join(f"packages%5B%5D={quote(n, safe='/')}" for n in batch)))
-    return answers
+        yield _ask(client, url, "&".join(f"packages%5B%5D={quote(n, safe='/')}" for n in batch))
 
 
 def summarise(advisories: Mapping, versions: Mapping) -> dict:

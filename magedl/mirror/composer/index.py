@@ -162,10 +162,10 @@ def with_advisories(doc: dict, advisories: Optional[Mapping], name: Optional[str
     """*doc* with the ``security-advisories`` key Composer reads (see :mod:`~magedl.mirror.composer.advisories`).
 
     The root file says ``{"metadata": true}`` (read them from each p2 file, no API); a p2 file lists its
-    package's full advisories (``[]``: asked, none known).
+    package's full advisories (``[]``: asked, none known; no key: never asked).
     """
-    if advisories is not None:
-        doc["security-advisories"] = {"metadata": True} if name is None else list(advisories.get(name, ()))
+    if advisories is not None and (name is None or name in advisories):
+        doc["security-advisories"] = {"metadata": True} if name is None else list(advisories[name])
     return doc
 
 

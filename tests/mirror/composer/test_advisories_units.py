@@ -138,3 +138,29 @@ def test_affecting_reads_composer_constraints():
     assert adv.affecting([advisory], "2.4.7") == [advisory]
     assert adv.affecting([advisory], "2.4.7-p1") == [] and adv.affecting([advisory], "2.4.6-p6") == []
     assert adv.affecting([advisory], "2.4.6-p5") == [advisory] and adv.affecting([advisory], "not a version") == []
+
+
+@responses.activate
+def test_an_updated_since_answer_too_big_falls_back_to_asking_by_name_in_the_same_run(client, tmp_path):
+    responses.get(API, body=answer({}))
+    first = adv.refresh(client, (API,), ["psr/log"], tmp_path, None, now=100_000)
+    responses.replace(responses.GET, API, body=b" " * (adv.MAX_ANSWER_BYTES + 1))
+    responses.add(responses.GET, API, body=answer({"psr/log": [FULL]}))
+    done = adv.refresh(client, (API,), ["psr/log"], tmp_path, first.advisories, now=100_100)
+    queries = [parse_qs(urlsplit(c.request.url).query) for c in responses.calls[1:]]
+    assert queries == [{"updatedSince": [str(100_000 - adv.SKEW)]}, {"packages[]": ["psr/log"]}]
+    assert [a["advisoryId"] for a in done.advisories["psr/log"]] == [FULL["advisoryId"]] and not done.errors
+
+
+@responses.activate
+def test_a_name_no_source_could_be_asked_about_is_not_published_as_clean(client, tmp_path):
+    responses.get(API, body=answer({}))
+    first = adv.refresh(client, (API,), ["psr/log"], tmp_path, None, now=100_000)
+    responses.replace(responses.GET, API, status=404)
+    done = adv.refresh(client, (API,), ["psr/log", "vendor/new"], tmp_path, first.advisories, now=100_100,
+                       warn=lambda message: None)
+    assert done.errors and done.advisories == {"psr/log": []}  # vendor/new: no key, not "[]"
+    files = render({"vendor/new": [{"version": "1.0.0"}], "psr/log": [{"version": "1.0.0"}]}, "http://m/c/",
+                   done.advisories)
+    assert "security-advisories" not in json.loads(files["composer/p2/vendor/new.json"])
+    assert json.loads(files["composer/p2/psr/log.json"])["security-advisories"] == []
