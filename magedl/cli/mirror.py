@@ -237,6 +237,9 @@ def _with_advisories(rows, report):
     return rows
 
 
+_DETAILS = 20  # advisory lines in the summary; a big mirror's full list is for --json
+
+
 def _report_advisories(report):
     """The summary's advisory lines: how many, from where, which mirrored and locked versions they affect."""
     from magedl.cli.output import plural
@@ -249,13 +252,16 @@ def _report_advisories(report):
     log.info("advisories: %s carried for composer audit (%s to %s)", plural(report.count, "advisory", "advisories"),
              plural(done.requests, "request"), ", ".join(shown_url(u) for u in done.sources))
     if report.affected:
-        shown = "; ".join(f"{name} {', '.join(versions)}" for name, versions in sorted(report.affected.items()))
+        shown = "; ".join(f"{name} {', '.join(versions) if len(versions) <= 3 else plural(len(versions), 'version')}"
+                          for name, versions in sorted(report.affected.items()))
         log.warning("advisories affect %s mirrored (kept, so projects can upgrade from them; see 'composer audit' "
                     "or --json): %s", plural(sum(len(v) for v in report.affected.values()), "version"), shown)
-        for name, versions in sorted(report.affected.items()):
-            for version, hits in versions.items():
-                for advisory in hits:
-                    log.info("  %s %s: %s", name, version, describe(advisory))
+        lines = [f"  {name} {version}: {describe(advisory)}" for name, versions in sorted(report.affected.items())
+                 for version, hits in versions.items() for advisory in hits]
+        for line in lines[:_DETAILS]:
+            log.info("%s", line)
+        if len(lines) > _DETAILS:
+            log.info("  ... and %d more (--json lists every one)", len(lines) - _DETAILS)
     for line in report.locked:
         log.warning("%s", line)
 
