@@ -170,3 +170,16 @@ def test_verify_catches_an_advisory_changed_after_the_run(repos, capsys, tmp_pat
     path.write_text(json.dumps(doc))
     code, out, _ = run(capsys, "verify", str(mdir))
     assert code == 6 and "composer/p2/monolog/monolog.json: BAD" in out
+
+
+def test_credentials_go_only_to_the_host_they_were_found_for(repos, capsys, tmp_path):
+    assert mirror(capsys, tmp_path / "a", repos, "--composer-require", "psr/log:^1")[0] == 0
+    asked = [r for r in repos.packagist.log if r.path.startswith("/api/security-advisories/")]
+    assert asked and not any(r.had_authorization for r in asked)  # the keys are repo.magento.com's
+    on_magento = repos.magento_url + "api/security-advisories/"
+    code, _, err = mirror(capsys, tmp_path / "b", repos, "--composer-require", "psr/log:^1",
+                          "--composer-advisories", on_magento)
+    assert code == 0, err
+    asked = [r for r in repos.magento.log if r.path.startswith("/api/security-advisories/")]
+    assert asked and all(r.had_authorization for r in asked)
+    assert repos.keys["commerce"][1] not in err
