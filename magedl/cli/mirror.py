@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 def add_parser(subparsers) -> None:
     """Register ``mirror`` and ``verify``."""
     from magedl.cli.app import add_command, add_selection, add_transfer_options
+    from magedl.cli.sign import add_allowed_signers, add_sign_key
     from magedl.mirror.composer.index import DEFAULT_URL
     from magedl.mirror.composer.select import DEFAULT_REPOS
 
@@ -34,6 +35,7 @@ def add_parser(subparsers) -> None:
                    help="write the paths (relative to DIR) this run added or changed, one a line (the folder "
                         "must exist)")
     add_transfer_options(p)
+    add_sign_key(p)
     g = p.add_argument_group("Composer packages (DIR/composer/; with these and no release selection, the "
                              "downloads feed is not asked)")
     g.add_argument("--composer-require", action="append", default=[], metavar="NAME[:CONSTRAINT]",
@@ -63,6 +65,7 @@ def add_parser(subparsers) -> None:
                     "re-hash a mirror, or files in one, against SHA256SUMS, info/json and the Composer "
                     "metadata (offline)", credentials=False, tls=False, retry=False)
     p.add_argument("targets", nargs="+", metavar="DIR|FILE")
+    add_allowed_signers(p, "check SHA256SUMS.sig against it before anything else (exit 6 unless it verifies)")
     p.set_defaults(run=run_verify)
 
 
@@ -128,6 +131,7 @@ def run_mirror(args, out):
     is created: a bad option, a bad ``--diff-file``, a selection that matches
     nothing, a mirror whose own folders are links.
     """
+    from magedl.cli.advisories import report_advisories, with_advisories
     from magedl.cli.common import (
         catalogue,
         first_failure_code,
@@ -137,6 +141,7 @@ def run_mirror(args, out):
         transfer_options,
     )
     from magedl.cli.progress import ProgressView
+    from magedl.cli.sign import report_signed, sign_key
     from magedl.fsutil import make_dirs
     from magedl.mirror.core import Mirror, head_sizes, sums_digest
     from magedl.mirror.layout import check_layout
@@ -147,6 +152,7 @@ def run_mirror(args, out):
         raise UsageError(f"{root}: not a folder; give the mirror's folder (it is created if needed)")
     composer = composer_options(args)
     diff_file = _diff_file(args.diff_file)
+    key = sign_key(args)
     check_layout(root)
     releases = has_selection(args) or composer is None  # Composer options never widen the release selection
     started = time.monotonic()
@@ -189,7 +195,7 @@ def run_mirror(args, out):
 
             try:
                 mirror.run(client, plan, transfer_options(args, sha256=True), progress=view, on_item=on_item,
-                           composer_client=composer_client, composer_keys=keys)
+                           composer_client=composer_client, composer_keys=keys, sign_key=key)
             finally:
                 view.close()
                 if diff_file is not None:
@@ -197,9 +203,11 @@ def run_mirror(args, out):
                     _write_delta(diff_file, mirror.delta())
                     mirror.delta_written()
     if args.json:
-        print_json(_with_advisories(rows, advisories), out)
-    _summarise(root, summary, time.monotonic() - started, sums_digest(root))
-    _report_advisories(advisories)
+        print_json(with_advisories(rows, advisories), out)
+    if mirror.signed is not None:
+        report_signed(root, mirror.signed)
+    _summarise(root, summary, time.monotonic() - started, "" if key else sums_digest(root))
+    report_advisories(advisories)
     return first_failure_code(item.error for item in summary.failures)
 
 
@@ -217,53 +225,6 @@ def _advisories(client, composer, selection, root, plan):
     if plan.composer is None or selection is None:
         return None  # no Composer selection this run: the advisories held stay as they are
     return update_part(client, plan.composer, selection.advisory_sources, composer.advisories, root, composer.locks)
-
-
-def _with_advisories(rows, report):
-    """``mirror --json`` rows, each Composer version with the advisories that affect it."""
-    if report is None:
-        return rows
-    for row in rows:
-        hits = report.for_row(row)
-        if hits is not None:
-            row["advisories"] = hits
-    listed = {(row.get("name"), row.get("version")) for row in rows}
-    for name, versions in sorted(report.affected.items()):  # metapackages have no archive row
-        for version, hits in versions.items():
-            if (name, version) not in listed:
-                rows.append(dict({"name": name, "file_name": None, "version": version, "type": "composer",
-                                  "md5": None, "action": "metadata", "status": "present"},
-                                 advisories=report.for_row({"type": "composer", "name": name, "version": version})))
-    return rows
-
-
-_DETAILS = 20  # advisory lines in the summary; a big mirror's full list is for --json
-
-
-def _report_advisories(report):
-    """The summary's advisory lines: how many, from where, which mirrored and locked versions they affect."""
-    from magedl.cli.output import plural
-    from magedl.config import shown_url
-    from magedl.mirror.composer.advisories import describe
-
-    if report is None:
-        return
-    done = report.refresh
-    log.info("advisories: %s carried for composer audit (%s to %s)", plural(report.count, "advisory", "advisories"),
-             plural(done.requests, "request"), ", ".join(shown_url(u) for u in done.sources))
-    if report.affected:
-        shown = "; ".join(f"{name} {', '.join(versions) if len(versions) <= 3 else plural(len(versions), 'version')}"
-                          for name, versions in sorted(report.affected.items()))
-        log.warning("advisories affect %s mirrored (kept, so projects can upgrade from them; see 'composer audit' "
-                    "or --json): %s", plural(sum(len(v) for v in report.affected.values()), "version"), shown)
-        lines = [f"  {name} {version}: {describe(advisory)}" for name, versions in sorted(report.affected.items())
-                 for version, hits in versions.items() for advisory in hits]
-        for line in lines[:_DETAILS]:
-            log.info("%s", line)
-        if len(lines) > _DETAILS:
-            log.info("  ... and %d more (--json lists every one)", len(lines) - _DETAILS)
-    for line in report.locked:
-        log.warning("%s", line)
 
 
 def _diff_file(name):
@@ -397,10 +358,13 @@ def run_verify(args, out):
     from magedl.cli.common import progress_mode
     from magedl.cli.output import plural, write_line
     from magedl.cli.progress import ByteBar
+    from magedl.cli.sign import allowed_signers, check_signatures
     from magedl.mirror.core import sums_digest
-    from magedl.mirror.verify import Verdict, verify
+    from magedl.mirror.verify import Verdict, mirror_roots, verify
 
     started = time.monotonic()
+    allowed = allowed_signers(args)
+    check_signatures(mirror_roots(args.targets), allowed)  # before anything else: unsigned files are not trusted
     bar = ByteBar(progress_mode(args), "verifying")
     try:
         findings = verify(args.targets, progress=bar)
@@ -417,7 +381,7 @@ def run_verify(args, out):
     bad = [f for f in findings if f.failed]
     checked = [f for f in findings if f.sha256]
     size = sum(f.size or 0 for f in checked)
-    for root in roots:
+    for root in roots if allowed is None else ():
         digest = sums_digest(root)
         if digest:
             log.info("%s: SHA256SUMS sha256 %s (compare with the one noted when seeding)", root, digest)
