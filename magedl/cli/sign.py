@@ -61,20 +61,26 @@ def allowed_signers(args):
     return None
 
 
-def check_signatures(roots, allowed) -> None:
+def check_signatures(roots, allowed) -> dict:
     """Check each mirror's signature against *allowed* (before anything else is read), or say none was checked.
 
+    Returns {mirror folder: the ``SHA256SUMS`` bytes its signature covers} (empty without *allowed*): what
+    files are checked against, so the bytes trusted are the bytes whose signature verified.
     Raises SignatureError (exit 6) at the first mirror whose signature does not verify.
     """
     from magedl.mirror.signature import check, is_signed
 
+    checked = {}
     for root in roots:
         if allowed is not None:
+            signer = check(root, allowed)
+            checked[Path(root)] = signer.sums
             log.info("%s: signed by %s; the checksums it vouches for are trusted", printable(Path(root) / "SHA256SUMS"),
-                     check(root, allowed))
+                     signer)
         elif is_signed(root):
             log.warning("%s: the mirror is signed, but the signature was NOT checked: give --allowed-signers FILE "
                         "(or %s) to check it", printable(root), ALLOWED_SIGNERS_ENV)
+    return checked
 
 
 def report_signed(root, signed) -> None:

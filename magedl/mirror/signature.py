@@ -35,7 +35,7 @@ import struct
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -355,10 +355,15 @@ def is_signed(root) -> bool:
 
 @dataclass(frozen=True)
 class Signer:
-    """Who signed a mirror, as the allowed signers file names them."""
+    """Who signed a mirror, as the allowed signers file names them, and the ``SHA256SUMS`` bytes the signature covers.
+
+    Files are checked against *sums*, never against ``SHA256SUMS`` read again:
+    a carried disk can answer a second read with other bytes.
+    """
 
     principals: Tuple[str, ...]
     key: SignedBy
+    sums: bytes = field(default=b"", repr=False, compare=False)
 
     def __str__(self) -> str:
         return f"{', '.join(printable(p) for p in self.principals)} ({self.key})"
@@ -418,7 +423,7 @@ def check(root, allowed: AllowedSigners) -> Signer:
             raise SignatureError(f"{shown} is signed by {signed}, which {allowed} {why}; the files are not trusted")
         checked = _run(["-Y", "verify", "-f", allowed.path, "-I", principals[0], "-n", NAMESPACE, "-s",
                         str(sig_copy)], data=sums)
-    signer = Signer(principals, signed)
+    signer = Signer(principals, signed, sums)
     if checked.returncode != 0:
         detail = _detail(checked, "Signature verification failed: incorrect signature")
         if detail:  # the key is listed, but not for this namespace, or not at this time

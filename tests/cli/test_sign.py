@@ -232,3 +232,34 @@ def test_a_mirror_run_that_cannot_sign_says_the_mirror_is_complete_but_unsigned(
     assert code == 1 and "needs its passphrase" in err and "the mirror itself is complete, but not signed" in err
     assert (root / "SHA256SUMS").is_file() and not (root / "SHA256SUMS.sig").exists()
     assert run(capsys, "verify", str(root))[0] == 0
+
+
+def _doctor_consistently(root):
+    """A careful tamperer's whole job: an archive changed, its md5 in info/json and every sum in SHA256SUMS to match."""
+    import hashlib
+
+    archive = _archive(root)
+    old_md5 = hashlib.md5(archive.read_bytes()).hexdigest()
+    _flip(archive)
+    feed = root / "info" / "json"
+    feed.write_text(feed.read_text().replace(old_md5, hashlib.md5(archive.read_bytes()).hexdigest()))
+    lines = [line.split("  ", 1) for line in (root / "SHA256SUMS").read_text().splitlines()]
+    (root / "SHA256SUMS").write_text("".join(f"{hashlib.sha256((root / rel).read_bytes()).hexdigest()}  {rel}\n"
+                                             for _, rel in lines))
+
+
+def test_files_are_checked_against_the_very_sums_whose_signature_verified(signed, ops, capsys, monkeypatch):
+    """A medium that answers a second read of SHA256SUMS with other bytes (here: swapped right after the check)."""
+    from magedl.mirror import signature
+
+    root = signed[0]
+    real_check = signature.check
+
+    def check_then_swap(*args):
+        signer = real_check(*args)
+        _doctor_consistently(root)
+        return signer
+
+    monkeypatch.setattr(signature, "check", check_then_swap)
+    code, out, err = verify(capsys, root, ops[1])
+    assert code == 6 and f"{_archive(root).relative_to(root)}: BAD (sha256 differs from SHA256SUMS" in out + err
