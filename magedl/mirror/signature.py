@@ -53,6 +53,8 @@ MAX_SIGNATURE_BYTES = 64 * 1024
 BEGIN, END = "-----BEGIN SSH SIGNATURE-----", "-----END SSH SIGNATURE-----"
 # Seconds ssh-keygen may take to check a signature (signing may wait for a passphrase or a key touch).
 CHECK_TIMEOUT = 60
+# Lines of an allowed_signers file listing the signing key that are tried (each is one ssh-keygen run).
+MAX_PRINCIPALS_TRIED = 8
 INSTALL = "install OpenSSH's client (8.2 or later; Debian/Ubuntu: apt-get install openssh-client)"
 _KEY_NAMES = {"ssh-ed25519": "ED25519", "ssh-rsa": "RSA", "ssh-dss": "DSA",
               "sk-ssh-ed25519@openssh.com": "ED25519-SK", "sk-ecdsa-sha2-nistp256@openssh.com": "ECDSA-SK"}
@@ -140,14 +142,33 @@ def parse_signature(text: bytes) -> SignedBy:
 
 @dataclass(frozen=True)
 class AllowedSigners:
-    """An OpenSSH ``allowed_signers`` file, checked to be one; ssh-keygen applies its rules."""
+    """An OpenSSH ``allowed_signers`` file, checked to be one; ssh-keygen applies its rules.
+
+    ssh-keygen is given *data*, the bytes read and checked here, never the
+    path again: the file checked is the file used.
+    """
 
     path: str
     where: str  # "--allowed-signers" or "MAGEDL_ALLOWED_SIGNERS": named in messages
-    principals: Tuple[str, ...]
+    data: bytes = field(repr=False)
+    signers: Tuple[Tuple[str, bytes], ...] = ()  # (principals field, key blob) per line
 
     def __str__(self) -> str:
         return f"allowed signers {printable(self.path)} (from {self.where})"
+
+
+def _open_regular(path, shown: str):
+    """*path* open for reading, and its fstat; UsageError unless a regular file (never blocks on a FIFO)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise UsageError(f"cannot read {shown}: {exc.strerror or exc}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise UsageError(f"{shown} is {'a folder' if stat.S_ISDIR(info.st_mode) else 'not a regular file'}; "
+                         "give the file itself")
+    return os.fdopen(fd, "rb"), info
 
 
 def _words(line: str) -> list:
@@ -182,10 +203,9 @@ def read_allowed_signers(path, where: str) -> AllowedSigners:
         Unreadable, empty, or a line that is not an entry; the message names the line.
     """
     shown = f"allowed signers file {printable(path)} (from {where})"
+    f, _ = _open_regular(path, shown)
     try:
-        with open(path, "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise UsageError(f"{shown} is not a file")
+        with f:
             data = f.read(SECRET_FILE_LIMIT + 1)
     except OSError as exc:
         raise UsageError(f"cannot read {shown}: {exc.strerror or exc}") from None
@@ -195,7 +215,7 @@ def read_allowed_signers(path, where: str) -> AllowedSigners:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise UsageError(f"{shown} is not UTF-8 text") from None
-    principals = []
+    signers = []
     for number, line in enumerate(text.splitlines(), 1):
         words = _words(line.strip())
         if not words or words[0].startswith("#"):
@@ -204,10 +224,10 @@ def read_allowed_signers(path, where: str) -> AllowedSigners:
         if len(words) < key_at + 2 or not _is_key(*words[key_at:key_at + 2]):
             raise UsageError(f"{shown}, line {number}: not 'PRINCIPALS [OPTIONS] KEY-TYPE BASE64-KEY' (as in "
                              "'ops@example.com ssh-ed25519 AAAA...', the line of a .pub file after a name)")
-        principals.append(words[0].strip('"'))
-    if not principals:
+        signers.append((words[0].strip('"'), base64.b64decode(words[key_at + 1])))
+    if not signers:
         raise UsageError(f"{shown} lists no key; add a line 'NAME KEY-TYPE BASE64-KEY' per key allowed to sign")
-    return AllowedSigners(str(path), where, tuple(principals))
+    return AllowedSigners(str(path), where, data, tuple(signers))
 
 
 # -- running ssh-keygen -------------------------------------------------------------------------
@@ -274,21 +294,19 @@ def sign_key(path, where: str) -> SignKey:
         A private key file other users may read (with the ``chmod`` that fixes it), or a
         public key without an agent to hold its private half.
     """
-    shown = printable(path)
+    shown = f"signing key {printable(path)} (from {where})"
+    f, info = _open_regular(path, shown)
     try:
-        with open(path, "rb") as f:
-            info = os.fstat(f.fileno())
+        with f:
             head = f.read(64)
-    except IsADirectoryError:
-        raise UsageError(f"signing key {shown} (from {where}) is a folder; give the key file") from None
     except OSError as exc:
-        raise UsageError(f"cannot read signing key {shown} (from {where}): {exc.strerror or exc}") from None
+        raise UsageError(f"cannot read {shown}: {exc.strerror or exc}") from None
     word = head.split(b" ", 1)[0].decode("ascii", "replace")
     in_agent = " " in head.decode("ascii", "replace") and (word in _KEY_NAMES or word.startswith("ecdsa-"))
     if not in_agent:
         check_private(path, info.st_mode, "signing key")
     elif not os.environ.get("SSH_AUTH_SOCK"):
-        raise ConfigError(f"signing key {shown} (from {where}) is a public key, so its private half must be in "
+        raise ConfigError(f"{shown} is a public key, so its private half must be in "
                           "ssh-agent, and SSH_AUTH_SOCK is not set: start the agent and 'ssh-add' the key, or "
                           "give the private key file")
     return SignKey(str(path), where, in_agent)
@@ -413,25 +431,33 @@ def check(root, allowed: AllowedSigners) -> Signer:
                              f"{NAMESPACE}'); the files are not trusted")
     sums = _read(root, SUMS, MAX_INDEX_BYTES, "check")
     with tempfile.TemporaryDirectory(prefix="magedl-verify-") as tmp:
-        sig_copy = Path(tmp) / SIG
+        sig_copy, allowed_copy = Path(tmp) / SIG, Path(tmp) / "allowed_signers"
         sig_copy.write_bytes(raw)  # ssh-keygen checks the very bytes parsed above
-        found = _run(["-Y", "find-principals", "-s", str(sig_copy), "-f", allowed.path])
-        principals = tuple(p for p in found.stdout.decode("utf-8", "replace").splitlines() if p.strip())
-        if found.returncode != 0 or not principals:
-            detail = _detail(found)
-            why = f"does not allow: {detail}" if detail else "does not list"
-            raise SignatureError(f"{shown} is signed by {signed}, which {allowed} {why}; the files are not trusted")
-        checked = _run(["-Y", "verify", "-f", allowed.path, "-I", principals[0], "-n", NAMESPACE, "-s",
-                        str(sig_copy)], data=sums)
-    signer = Signer(principals, signed, sums)
-    if checked.returncode != 0:
-        detail = _detail(checked, "Signature verification failed: incorrect signature")
-        if detail:  # the key is listed, but not for this namespace, or not at this time
-            raise SignatureError(f"{shown} is signed by {signer}, which {allowed} does not allow: {detail}; "
-                                 "the files are not trusted")
-        raise SignatureError(f"{shown} does not match {SUMS} (signed by {signer}): {SUMS} was changed after it "
-                             "was signed; the files are not trusted")
-    return signer
+        allowed_copy.write_bytes(allowed.data)  # and the very allowed_signers read and checked
+        found = _run(["-Y", "find-principals", "-s", str(sig_copy), "-f", str(allowed_copy)])
+        found_detail = _detail(found).replace(str(allowed_copy), printable(allowed.path))
+        # find-principals names the first line listing the key only, which may allow another namespace
+        # (namespaces="git"); every line listing it is tried, as 'ssh-keygen -Y verify -I' would be by hand.
+        listed = [p for names, blob in allowed.signers if blob == signed.key_blob for p in names.split(",")]
+        candidates = list(dict.fromkeys(found.stdout.decode("utf-8", "replace").splitlines() + listed))
+        refusals, mismatched = [], []
+        for principal in [p for p in candidates if p.strip() and p[0] != "!"][:MAX_PRINCIPALS_TRIED]:
+            checked = _run(["-Y", "verify", "-f", str(allowed_copy), "-I", principal, "-n", NAMESPACE, "-s",
+                            str(sig_copy)], data=sums)
+            if checked.returncode == 0:
+                return Signer((principal,), signed, sums)
+            detail = _detail(checked, "Signature verification failed: incorrect signature")
+            if detail:  # the key is listed, but not for this namespace, or not at this time
+                refusals.append(detail.replace(str(allowed_copy), printable(allowed.path)))
+            else:
+                mismatched.append(principal)
+    if mismatched:
+        signer = Signer(tuple(mismatched), signed)
+        raise SignatureError(f"{shown} does not match {SUMS} (signed by {signer}): {SUMS} was changed after it was "
+                             "signed; the files are not trusted")
+    refusals.append(found_detail)
+    why = f"does not allow: {refusals[0]}" if refusals[0] else "does not list"
+    raise SignatureError(f"{shown} is signed by {signed}, which {allowed} {why}; the files are not trusted")
 
 
 __all__ = ["NAMESPACE", "AllowedSigners", "SignKey", "SignedBy", "Signer", "check", "discard", "is_current",

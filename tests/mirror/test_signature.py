@@ -6,6 +6,7 @@ the command line over real mirrors is tests/cli/test_sign.py.
 
 import os
 import subprocess
+import sys
 
 import pytest
 from sshkit import KEY_TYPES, Agent, allowed_line, make_key, needs_ssh_keygen, write_allowed
@@ -219,3 +220,32 @@ def test_a_linked_signature_is_never_followed(ops, mirror, tmp_path):
     (mirror / "SHA256SUMS.sig").symlink_to(tmp_path / "elsewhere.sig")
     with pytest.raises(SignatureError, match="cannot check it"):
         signature.check(mirror, ops[1])
+
+
+def test_a_key_listed_for_git_first_and_for_mirrors_next_verifies_as_ssh_keygen_would(ops, keys, mirror):
+    """find-principals names the first line only; a team file often lists a key for git commits before mirrors."""
+    path = write_allowed(keys / "team", allowed_line("alice@example.com", ops[0], 'namespaces="git"'),
+                         allowed_line("mirrors@example.com", ops[0], f'namespaces="{NAMESPACE}"'))
+    assert ssh_verify(mirror, path, "mirrors@example.com").returncode == 0
+    signer = signature.check(mirror, signature.read_allowed_signers(path, "--allowed-signers"))
+    assert signer.principals == ("mirrors@example.com",)
+    (mirror / "SHA256SUMS").write_bytes(SUMS + b"0" * 64 + b"  info/files\n")
+    with pytest.raises(SignatureError, match="does not match SHA256SUMS .signed by alice@example.com, mirrors@"):
+        signature.check(mirror, signature.read_allowed_signers(path, "--allowed-signers"))
+
+
+def test_ssh_keygen_checks_the_allowed_signers_bytes_read_not_the_file_read_again(ops, keys, mirror):
+    path = keys / "allowed_signers"
+    allowed = signature.read_allowed_signers(path, "--allowed-signers")
+    write_allowed(path, allowed_line("ops@example.com", make_key(keys, "other")))  # changed after it was read
+    assert signature.check(mirror, allowed).principals == ("ops@example.com",)
+
+
+@pytest.mark.parametrize("what", ["read_allowed_signers", "sign_key"])
+def test_a_fifo_or_device_for_allowed_signers_or_key_is_refused_without_blocking(what, keys):
+    keys.mkdir()
+    os.mkfifo(keys / "fifo")  # no writer: opening it for reading blocks for ever unless non-blocking
+    code = (f"from magedl.mirror import signature\nfor path in {[str(keys / 'fifo'), '/dev/null']!r}:\n"
+            f"    try:\n        signature.{what}(path, '--flag')\n    except Exception as exc:\n        print(exc)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.count("is not a regular file; give the file itself") == 2, done.stdout + done.stderr
