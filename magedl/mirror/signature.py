@@ -242,18 +242,30 @@ def ssh_keygen() -> str:
     return found
 
 
-def _child_env() -> dict:
-    """The environment ssh-keygen runs in: ours (it needs SSH_AUTH_SOCK), without magedl's own secrets."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAGEDL_")}
-    env["LC_ALL"] = "C"  # its messages, which ours quote, in one language
-    return env
+# All ssh-keygen is given of our environment: nothing else of it (tokens, cloud keys, SSH_ASKPASS...) is its business.
+_ENV_KEPT = ("PATH", "HOME", "USER", "LOGNAME", "TMPDIR")
+# Signing may also use the agent, and a FIDO key file its middleware.
+_ENV_KEPT_SIGNING = ("SSH_AUTH_SOCK", "SSH_SK_PROVIDER")
 
 
-def _run(argv: list, *, stdin=subprocess.DEVNULL, data: Optional[bytes] = None,
+def _child_env(signing: bool) -> dict:
+    """The environment ssh-keygen runs in: a short allow-list of ours, messages in one language."""
+    kept = _ENV_KEPT + (_ENV_KEPT_SIGNING if signing else ())
+    return {**{k: os.environ[k] for k in kept if k in os.environ}, "LC_ALL": "C"}  # messages ours quote
+
+
+def _run(argv: list, *, data: Optional[bytes] = None, terminal: bool = False,
          timeout: Optional[float] = CHECK_TIMEOUT) -> subprocess.CompletedProcess:
+    """Run ssh-keygen with *argv*, *data* on its stdin.
+
+    Without *terminal* it runs in a session of its own, with no terminal to
+    prompt on: a key that needs a passphrase fails at once (reading an empty
+    stdin) instead of waiting on the terminal for an answer nobody gives.
+    """
+    stdin = None if data is not None or terminal else subprocess.DEVNULL  # None: a pipe of data, or our terminal
     try:
-        return subprocess.run([ssh_keygen(), *argv], input=data, stdin=None if data is not None else stdin,
-                              capture_output=True, env=_child_env(), timeout=timeout)
+        return subprocess.run([ssh_keygen(), *argv], input=data, stdin=stdin, capture_output=True,
+                              env=_child_env(argv[1] == "sign"), timeout=timeout, start_new_session=not terminal)
     except subprocess.TimeoutExpired:
         raise ConfigError(f"ssh-keygen {argv[1]} gave no answer within {timeout:g} s") from None
     except OSError as exc:
@@ -331,8 +343,8 @@ def sign(root, key: SignKey) -> SignedBy:
     with tempfile.TemporaryDirectory(prefix="magedl-sign-") as tmp:
         copy = Path(tmp) / SUMS
         copy.write_bytes(sums)
-        result = _run(["-Y", "sign", "-f", key.path, "-n", NAMESPACE, str(copy)],
-                      stdin=None if interactive else subprocess.DEVNULL, timeout=None if interactive else 300)
+        result = _run(["-Y", "sign", "-f", key.path, "-n", NAMESPACE, str(copy)], terminal=interactive,
+                      timeout=None if interactive else 300)
         made = copy.with_name(SIG)
         signature = made.read_bytes() if result.returncode == 0 and made.is_file() else None
     if signature is None:

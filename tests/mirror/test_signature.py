@@ -4,12 +4,13 @@ A small mirror folder is enough here (a SHA256SUMS and its signature);
 the command line over real mirrors is tests/cli/test_sign.py.
 """
 
+import json
 import os
 import subprocess
 import sys
 
 import pytest
-from sshkit import KEY_TYPES, Agent, allowed_line, make_key, needs_ssh_keygen, write_allowed
+from sshkit import KEY_TYPES, Agent, allowed_line, make_key, needs_ssh_keygen, spy_on_ssh_keygen, write_allowed
 
 from magedl.errors import ConfigError, SignatureError, UsageError
 from magedl.mirror import signature
@@ -249,3 +250,25 @@ def test_a_fifo_or_device_for_allowed_signers_or_key_is_refused_without_blocking
             f"    try:\n        signature.{what}(path, '--flag')\n    except Exception as exc:\n        print(exc)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.count("is not a regular file; give the file itself") == 2, done.stdout + done.stderr
+
+
+def test_ssh_keygen_gets_no_secret_nor_askpass_of_our_environment_and_no_terminal(keys, mirror, monkeypatch):
+    key = make_key(keys, "ops@example.com")
+    path = write_allowed(keys / "allowed_signers", allowed_line("ops@example.com", key))
+    log = spy_on_ssh_keygen(keys / "spy", monkeypatch)
+    agent = Agent(keys)
+    try:
+        secrets = {"MAGEDL_TOKEN": "t0ken-magedl", "AWS_SECRET_ACCESS_KEY": "aws-s3cret", "COMPOSER_AUTH": "{\"x\": 1}",
+                   "SSH_ASKPASS": "/bin/false", "SSH_ASKPASS_REQUIRE": "force", "DISPLAY": ":0", "LANG": "de_DE.UTF-8"}
+        for name, value in {**secrets, "SSH_AUTH_SOCK": str(agent.socket)}.items():
+            monkeypatch.setenv(name, value)
+        signature.sign(mirror, signature.sign_key(key, "--key"))
+        signature.check(mirror, signature.read_allowed_signers(path, "--allowed-signers"))
+    finally:
+        agent.stop()
+    runs = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [run["argv"][1] for run in runs] == ["sign", "find-principals", "verify"]
+    for run in runs:
+        leaked = sorted(set(secrets) & set(run["env"]))  # names only: a failure must not print the environment
+        assert not leaked and run["env"].get("LC_ALL") == "C" and run["own_session"], (run["argv"][1], leaked)
+        assert ("SSH_AUTH_SOCK" in run["env"]) == (run["argv"][1] == "sign")  # the agent only to sign
