@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Optional, Tuple
 
 from magedl.errors import ConfigError, SignatureError, UnsafeSourceError, UsageError
-from magedl.fsutil import atomic_write
+from magedl.fsutil import atomic_write, read_if_regular
 from magedl.mirror.index import MAX_INDEX_BYTES
 from magedl.mirror.layout import SIG, SUMS
 from magedl.secrecy import SECRET_FILE_LIMIT, check_private
@@ -291,6 +291,12 @@ class SignKey:
     where: str
     in_agent: bool
 
+    def public_blob(self) -> Optional[bytes]:
+        """The key's public half, from the key itself (agent) or the ``.pub`` beside it; None when unknown."""
+        data = read_if_regular(self.path if self.in_agent else f"{self.path}.pub", MAX_SIGNATURE_BYTES) or b""
+        words = data.decode("ascii", "replace").split()
+        return base64.b64decode(words[1]) if len(words) > 1 and _is_key(words[0], words[1]) else None
+
 
 def sign_key(path, where: str) -> SignKey:
     """Check a signing key before any work is done: it exists, and a private key file is private.
@@ -359,11 +365,17 @@ def sign(root, key: SignKey) -> SignedBy:
     return signed
 
 
-def is_current(root) -> bool:
-    """Whether ``SHA256SUMS.sig`` exists and is no older than ``SHA256SUMS`` (cheap: no signature check)."""
+def is_current(root, key: Optional[SignKey] = None) -> bool:
+    """Whether ``SHA256SUMS.sig`` exists, is no older than ``SHA256SUMS`` and, when *key*'s public half is
+    known, was made by *key* (a new key given to a run that changed nothing re-signs). Cheap: no signature check.
+    """
     try:
-        return os.lstat(Path(root) / SIG).st_mtime_ns >= os.lstat(Path(root) / SUMS).st_mtime_ns
-    except OSError:
+        if os.lstat(Path(root) / SIG).st_mtime_ns < os.lstat(Path(root) / SUMS).st_mtime_ns:
+            return False
+        wanted = key.public_blob() if key is not None else None
+        return wanted is None or parse_signature(read_if_regular(Path(root) / SIG, MAX_SIGNATURE_BYTES)
+                                                 or b"").key_blob == wanted
+    except (OSError, ValueError):
         return False
 
 

@@ -263,3 +263,14 @@ def test_files_are_checked_against_the_very_sums_whose_signature_verified(signed
     monkeypatch.setattr(signature, "check", check_then_swap)
     code, out, err = verify(capsys, root, ops[1])
     assert code == 6 and f"{_archive(root).relative_to(root)}: BAD (sha256 differs from SHA256SUMS" in out + err
+
+
+def test_a_run_with_a_new_key_re_signs_an_index_that_did_not_change(signed, env, capsys, tmp_path):
+    """Key rotation: the far side lists only the new key, so the old key's signature must not be kept."""
+    root = signed[0]
+    new = make_key(tmp_path / "keys", "new@example.com")
+    allowed = write_allowed(tmp_path / "keys" / "new_signers", allowed_line("new@example.com", new))
+    code, _, err = run(capsys, "mirror", str(root), *SELECTION, "--sign-key", str(new))
+    assert code == 0, err
+    code, _, err = verify(capsys, root, allowed)
+    assert code == 0 and "signed by new@example.com" in err
