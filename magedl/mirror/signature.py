@@ -464,23 +464,21 @@ def check(root, allowed: AllowedSigners) -> Signer:
         # (namespaces="git"); every line listing it is tried, as 'ssh-keygen -Y verify -I' would be by hand.
         listed = [p for names, blob in allowed.signers if blob == signed.key_blob for p in names.split(",")]
         candidates = list(dict.fromkeys(found.stdout.decode("utf-8", "replace").splitlines() + listed))
-        refusals, mismatched = [], []
+        refusals = []
         for principal in [p for p in candidates if p.strip() and p[0] != "!"][:MAX_PRINCIPALS_TRIED]:
             checked = _run(["-Y", "verify", "-f", str(allowed_copy), "-I", principal, "-n", NAMESPACE, "-s",
                             str(sig_copy)], data=sums)
             if checked.returncode == 0:
                 return Signer((principal,), signed, sums)
-            detail = _detail(checked, "Signature verification failed: incorrect signature")
-            if detail:  # the key is listed, but not for this namespace, or not at this time
-                refusals.append(detail.replace(str(allowed_copy), printable(allowed.path)))
-            else:
-                mismatched.append(principal)
-    if mismatched:
-        signer = Signer(tuple(mismatched), signed)
+            refusals.append(_detail(checked, "Signature verification failed").replace(str(allowed_copy),
+                                                                                      printable(allowed.path)))
+        # Whether the signature matches SHA256SUMS at all tells a changed index from a key not allowed.
+        intact = _run(["-Y", "check-novalidate", "-n", NAMESPACE, "-s", str(sig_copy)], data=sums).returncode == 0
+    if not intact:
+        signer = Signer(tuple(p for p in candidates if p.strip()), signed) if candidates else signed
         raise SignatureError(f"{shown} does not match {SUMS} (signed by {signer}): {SUMS} was changed after it was "
                              "signed; the files are not trusted")
-    refusals.append(found_detail)
-    why = f"does not allow: {refusals[0]}" if refusals[0] else "does not list"
+    why = next((f"does not allow: {r}" for r in refusals + [found_detail] if r), "does not list")
     raise SignatureError(f"{shown} is signed by {signed}, which {allowed} {why}; the files are not trusted")
 
 

@@ -272,3 +272,12 @@ def test_ssh_keygen_gets_no_secret_nor_askpass_of_our_environment_and_no_termina
         leaked = sorted(set(secrets) & set(run["env"]))  # names only: a failure must not print the environment
         assert not leaked and run["env"].get("LC_ALL") == "C" and run["own_session"], (run["argv"][1], leaked)
         assert ("SSH_AUTH_SOCK" in run["env"]) == (run["argv"][1] == "sign")  # the agent only to sign
+
+
+def test_a_key_on_a_line_openssh_rejects_is_not_allowed_and_the_index_not_called_changed(ops, keys, mirror):
+    pub = (keys / "ops@example.com.pub").read_text().split()
+    path = keys / "odd_signers"
+    path.write_text(f'"-I ops team",--help {pub[0]} {pub[1]}\n')  # magedl reads it; ssh-keygen's rules refuse it
+    with pytest.raises(SignatureError) as caught:
+        signature.check(mirror, signature.read_allowed_signers(path, "--allowed-signers"))
+    assert "which allowed signers" in str(caught.value) and "does not match" not in str(caught.value)
