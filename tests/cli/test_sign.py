@@ -274,3 +274,16 @@ def test_a_run_with_a_new_key_re_signs_an_index_that_did_not_change(signed, env,
     assert code == 0, err
     code, _, err = verify(capsys, root, allowed)
     assert code == 0 and "signed by new@example.com" in err
+
+
+@pytest.mark.parametrize("where", ["--allowed-signers", "MAGEDL_ALLOWED_SIGNERS"])
+def test_a_private_key_given_as_allowed_signers_is_refused_and_never_quoted(where, signed, ops, capsys, monkeypatch):
+    argv = ["verify", str(signed[0])]
+    if where == "MAGEDL_ALLOWED_SIGNERS":
+        monkeypatch.setenv(where, str(ops[0]))
+    else:
+        argv += [where, str(ops[0])]
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and "line 1: not 'PRINCIPALS" in err and f"(from {where})" in err and out == ""
+    body = [line for line in ops[0].read_text().splitlines() if not line.startswith("-")]
+    assert body and not any(line in err for line in body)
