@@ -15,7 +15,7 @@ passphrases, ssh-agent) and the whole ``allowed_signers`` language
 (patterns, ``namespaces=``, ``valid-after=``, ``cert-authority``), where a
 library would mean a new compiled dependency plus our own SSHSIG framing,
 agent protocol and allowed_signers rules: more code, and security code
-written here instead of by OpenSSH. magedl parses the signature itself only
+written here instead of by OpenSSH. magedl parses the signature itself (:mod:`magedl.mirror.sshsig`) only
 to say what is wrong with it (malformed, other namespace, which key).
 
 The private key never passes through magedl: ssh-keygen is given its path,
@@ -26,12 +26,9 @@ no secret on its command line or in its environment.
 from __future__ import annotations
 
 import base64
-import binascii
-import hashlib
 import os
 import shutil
 import stat
-import struct
 import subprocess
 import sys
 import tempfile
@@ -43,6 +40,7 @@ from magedl.errors import ConfigError, SignatureError, UnsafeSourceError, UsageE
 from magedl.fsutil import atomic_write, read_if_regular
 from magedl.mirror.index import MAX_INDEX_BYTES
 from magedl.mirror.layout import SIG, SUMS
+from magedl.mirror.sshsig import KEY_NAMES, SignedBy, is_key, parse_signature
 from magedl.secrecy import SECRET_FILE_LIMIT, check_private
 from magedl.service.fileadapter import open_published
 from magedl.text import printable
@@ -50,91 +48,11 @@ from magedl.text import printable
 NAMESPACE = "magedl-mirror"
 # An RSA-16384 signature is under 5 KiB; anything much bigger is not a signature.
 MAX_SIGNATURE_BYTES = 64 * 1024
-BEGIN, END = "-----BEGIN SSH SIGNATURE-----", "-----END SSH SIGNATURE-----"
 # Seconds ssh-keygen may take to check a signature (signing may wait for a passphrase or a key touch).
 CHECK_TIMEOUT = 60
 # Lines of an allowed_signers file listing the signing key that are tried (each is one ssh-keygen run).
 MAX_PRINCIPALS_TRIED = 8
 INSTALL = "install OpenSSH's client (8.2 or later; Debian/Ubuntu: apt-get install openssh-client)"
-_KEY_NAMES = {"ssh-ed25519": "ED25519", "ssh-rsa": "RSA", "ssh-dss": "DSA",
-              "sk-ssh-ed25519@openssh.com": "ED25519-SK", "sk-ecdsa-sha2-nistp256@openssh.com": "ECDSA-SK"}
-
-
-# -- the SSHSIG format ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SignedBy:
-    """What a signature says of itself (not yet whether it verifies)."""
-
-    key_type: str  # as in a public key line: ssh-ed25519, ecdsa-sha2-nistp256, ssh-rsa...
-    key_blob: bytes
-    namespace: str
-
-    @property
-    def fingerprint(self) -> str:
-        """``SHA256:...``, as ``ssh-keygen -l`` and ``ssh-add -l`` show it."""
-        return "SHA256:" + base64.b64encode(hashlib.sha256(self.key_blob).digest()).decode().rstrip("=")
-
-    @property
-    def public_key(self) -> str:
-        """The key as an ``allowed_signers`` or ``authorized_keys`` line gives it: ``TYPE BASE64``."""
-        return f"{self.key_type} {base64.b64encode(self.key_blob).decode()}"
-
-    def __str__(self) -> str:
-        name = _KEY_NAMES.get(self.key_type) or ("ECDSA" if self.key_type.startswith("ecdsa-") else self.key_type)
-        return f"{printable(name)} key {self.fingerprint}"
-
-
-def _strings(data: bytes, count: int) -> Tuple[list, bytes]:
-    """*count* SSH wire strings (uint32 length, bytes) from the start of *data*, and what follows."""
-    out = []
-    for _ in range(count):
-        if len(data) < 4:
-            raise ValueError("it ends early")
-        (length,) = struct.unpack(">I", data[:4])
-        if length > len(data) - 4:
-            raise ValueError("a field runs past its end")
-        out.append(data[4:4 + length])
-        data = data[4 + length:]
-    return out, data
-
-
-def parse_signature(text: bytes) -> SignedBy:
-    """The key and namespace of an armored SSH signature.
-
-    Raises
-    ------
-    ValueError
-        Not an SSH signature; the message says what is wrong (never quotes the bytes).
-    """
-    try:
-        lines = text.decode("ascii").strip().splitlines()
-    except UnicodeDecodeError:
-        raise ValueError("it is not text") from None
-    if len(lines) < 3 or lines[0].strip() != BEGIN or lines[-1].strip() != END:
-        raise ValueError(f"it is not framed by '{BEGIN}' ... '{END}'")
-    try:
-        blob = base64.b64decode("".join(line.strip() for line in lines[1:-1]), validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("its body is not base64") from None
-    if blob[:6] != b"SSHSIG" or len(blob) < 10:
-        raise ValueError("it does not start with the SSHSIG magic")
-    (version,) = struct.unpack(">I", blob[6:10])
-    if version != 1:
-        raise ValueError(f"it is SSHSIG version {version}, not 1")
-    (key, namespace, _reserved, hash_alg, sig), rest = _strings(blob[10:], 5)
-    if rest:
-        raise ValueError("bytes follow its end")
-    if hash_alg not in (b"sha256", b"sha512"):
-        raise ValueError(f"its hash algorithm is {printable(hash_alg.decode('ascii', 'replace'))!r}, "
-                         "not sha256 or sha512")
-    (key_type,), _ = _strings(key, 1)
-    _strings(sig, 2)
-    try:
-        return SignedBy(key_type.decode("ascii"), key, namespace.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ValueError("its key type or namespace is not text") from None
 
 
 # -- allowed_signers ------------------------------------------------------------------------------
@@ -186,14 +104,6 @@ def _words(line: str) -> list:
     return words + [word] if word else words
 
 
-def _is_key(key_type: str, data: str) -> bool:
-    try:
-        blob = base64.b64decode(data, validate=True)
-        return _strings(blob, 1)[0][0] == key_type.encode()
-    except (binascii.Error, ValueError, UnicodeEncodeError):
-        return False
-
-
 def read_allowed_signers(path, where: str) -> AllowedSigners:
     """Read and check an ``allowed_signers`` file: each line ``PRINCIPALS [OPTIONS] KEYTYPE BASE64 [COMMENT]``.
 
@@ -220,8 +130,8 @@ def read_allowed_signers(path, where: str) -> AllowedSigners:
         words = _words(line.strip())
         if not words or words[0].startswith("#"):
             continue
-        key_at = 1 if len(words) > 2 and _is_key(*words[1:3]) else 2
-        if len(words) < key_at + 2 or not _is_key(*words[key_at:key_at + 2]):
+        key_at = 1 if len(words) > 2 and is_key(*words[1:3]) else 2
+        if len(words) < key_at + 2 or not is_key(*words[key_at:key_at + 2]):
             raise UsageError(f"{shown}, line {number}: not 'PRINCIPALS [OPTIONS] KEY-TYPE BASE64-KEY' (as in "
                              "'ops@example.com ssh-ed25519 AAAA...', the line of a .pub file after a name)")
         signers.append((words[0].strip('"'), base64.b64decode(words[key_at + 1])))
@@ -295,7 +205,7 @@ class SignKey:
         """The key's public half, from the key itself (agent) or the ``.pub`` beside it; None when unknown."""
         data = read_if_regular(self.path if self.in_agent else f"{self.path}.pub", MAX_SIGNATURE_BYTES) or b""
         words = data.decode("ascii", "replace").split()
-        return base64.b64decode(words[1]) if len(words) > 1 and _is_key(words[0], words[1]) else None
+        return base64.b64decode(words[1]) if len(words) > 1 and is_key(words[0], words[1]) else None
 
 
 def sign_key(path, where: str) -> SignKey:
@@ -320,7 +230,7 @@ def sign_key(path, where: str) -> SignKey:
     except OSError as exc:
         raise UsageError(f"cannot read {shown}: {exc.strerror or exc}") from None
     word = head.split(b" ", 1)[0].decode("ascii", "replace")
-    in_agent = " " in head.decode("ascii", "replace") and (word in _KEY_NAMES or word.startswith("ecdsa-"))
+    in_agent = " " in head.decode("ascii", "replace") and (word in KEY_NAMES or word.startswith("ecdsa-"))
     if not in_agent:
         check_private(path, info.st_mode, "signing key")
     elif not os.environ.get("SSH_AUTH_SOCK"):
@@ -482,5 +392,5 @@ def check(root, allowed: AllowedSigners) -> Signer:
     raise SignatureError(f"{shown} is signed by {signed}, which {allowed} {why}; the files are not trusted")
 
 
-__all__ = ["NAMESPACE", "AllowedSigners", "SignKey", "SignedBy", "Signer", "check", "discard", "is_current",
-           "is_signed", "parse_signature", "read_allowed_signers", "sign", "sign_key"]
+__all__ = ["NAMESPACE", "AllowedSigners", "SignKey", "Signer", "check", "discard", "is_current", "is_signed",
+           "read_allowed_signers", "sign", "sign_key"]
