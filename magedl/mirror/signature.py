@@ -126,7 +126,7 @@ def read_allowed_signers(path, where: str) -> AllowedSigners:
     except UnicodeDecodeError:
         raise UsageError(f"{shown} is not UTF-8 text") from None
     signers = []
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(text.split("\n"), 1):  # lines as OpenSSH reads them (\v, \f, U+2028 end none)
         words = _words(line.strip())
         if not words or words[0].startswith("#"):
             continue

@@ -281,3 +281,10 @@ def test_a_key_on_a_line_openssh_rejects_is_not_allowed_and_the_index_not_called
     with pytest.raises(SignatureError) as caught:
         signature.check(mirror, signature.read_allowed_signers(path, "--allowed-signers"))
     assert "which allowed signers" in str(caught.value) and "does not match" not in str(caught.value)
+
+
+def test_allowed_signers_lines_end_at_newlines_only_as_openssh_reads_them(ops, keys, mirror):
+    path = keys / "commented"
+    path.write_text(allowed_line("ops@example.com", ops[0]).rstrip("\n") + " ops key\x0bsee runbook\u2028p. 4\n")
+    assert signature.check(mirror, signature.read_allowed_signers(path, "--allowed-signers")).principals == (
+        "ops@example.com",)
