@@ -231,9 +231,12 @@ def sign_key(path, where: str) -> SignKey:
         raise UsageError(f"cannot read {shown}: {exc.strerror or exc}") from None
     word = head.split(b" ", 1)[0].decode("ascii", "replace")
     in_agent = " " in head.decode("ascii", "replace") and (word in KEY_NAMES or word.startswith("ecdsa-"))
+    beside = str(path)[:-4] if in_agent and str(path).endswith(".pub") else None
     if not in_agent:
         check_private(path, info.st_mode, "signing key")
-    elif not os.environ.get("SSH_AUTH_SOCK"):
+    elif beside and os.path.isfile(beside):  # ssh-keygen signs with it when the agent lacks the key
+        check_private(beside, os.stat(beside).st_mode, "signing key")
+    if in_agent and not os.environ.get("SSH_AUTH_SOCK"):
         raise ConfigError(f"{shown} is a public key, so its private half must be in "
                           "ssh-agent, and SSH_AUTH_SOCK is not set: start the agent and 'ssh-add' the key, or "
                           "give the private key file")

@@ -288,3 +288,13 @@ def test_allowed_signers_lines_end_at_newlines_only_as_openssh_reads_them(ops, k
     path.write_text(allowed_line("ops@example.com", ops[0]).rstrip("\n") + " ops key\x0bsee runbook\u2028p. 4\n")
     assert signature.check(mirror, signature.read_allowed_signers(path, "--allowed-signers")).principals == (
         "ops@example.com",)
+
+
+def test_the_private_key_beside_an_agent_keys_pub_must_be_private_too(keys, monkeypatch):
+    """Without the key in the agent, ssh-keygen signs with the private key file beside the .pub it was given."""
+    key = make_key(keys, "ops")
+    os.chmod(key, 0o644)
+    monkeypatch.setenv("SSH_AUTH_SOCK", str(keys / "no-agent.sock"))
+    with pytest.raises(ConfigError) as caught:
+        signature.sign_key(f"{key}.pub", "--sign-key")
+    assert f"run 'chmod 600 {key}'" in str(caught.value)
