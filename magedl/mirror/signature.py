@@ -269,6 +269,8 @@ def sign(root, key: SignKey) -> SignedBy:
     if signature is None:
         detail = _detail(result)
         shown = f"signing key {printable(key.path)} (from {key.where})"
+        if "passphrase" in detail and interactive:
+            raise ConfigError(f"{shown}: its passphrase was not accepted ({detail}); try again")
         if "passphrase" in detail:
             raise ConfigError(f"{shown} needs its passphrase and none was given ({detail}): load it into "
                               f"ssh-agent ('ssh-add {printable(key.path)}') and give its .pub, or sign on a terminal")

@@ -287,3 +287,44 @@ def test_a_private_key_given_as_allowed_signers_is_refused_and_never_quoted(wher
     assert code == 2 and "line 1: not 'PRINCIPALS" in err and f"(from {where})" in err and out == ""
     body = [line for line in ops[0].read_text().splitlines() if not line.startswith("-")]
     assert body and not any(line in err for line in body)
+
+
+def _sign_on_a_terminal(root, key, passphrase):
+    """``magedl sign`` with a pseudo-terminal as its stdin and controlling terminal; (exit code, stderr)."""
+    import fcntl
+    import pty
+    import select
+    import termios
+
+    master, slave = pty.openpty()
+
+    def take_terminal():
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen([sys.executable, "-m", "magedl", "sign", str(root), "--key", str(key)], stdin=slave,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=take_terminal)
+    os.close(slave)
+    seen = b""
+    try:
+        while b"passphrase" not in seen.lower():  # ssh-keygen's prompt, on the terminal
+            assert select.select([master], [], [], 120)[0], seen
+            seen += os.read(master, 1024)
+        os.write(master, passphrase.encode() + b"\n")
+        _, err = proc.communicate(timeout=120)
+    finally:
+        os.close(master)
+    return proc.returncode, err.decode()
+
+
+def test_signing_on_a_terminal_asks_for_the_passphrase_and_says_when_it_is_wrong(env, capsys, tmp_path):
+    key = make_key(tmp_path / "keys", "locked@example.com", passphrase="correct horse battery")
+    root = tmp_path / "mirror"
+    assert run(capsys, "mirror", str(root), *SELECTION)[0] == 0
+    code, err = _sign_on_a_terminal(root, key, "wrong horse")
+    assert code == 1 and "its passphrase was not accepted" in err and "none was given" not in err
+    assert "wrong horse" not in err and not (root / "SHA256SUMS.sig").exists()
+    code, err = _sign_on_a_terminal(root, key, "correct horse battery")
+    assert code == 0 and "signed with ED25519 key" in err and "correct horse" not in err
+    allowed = write_allowed(tmp_path / "keys" / "allowed", allowed_line("locked@example.com", key))
+    assert verify(capsys, root, allowed)[0] == 0
