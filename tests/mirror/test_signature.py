@@ -298,3 +298,13 @@ def test_the_private_key_beside_an_agent_keys_pub_must_be_private_too(keys, monk
     with pytest.raises(ConfigError) as caught:
         signature.sign_key(f"{key}.pub", "--sign-key")
     assert f"run 'chmod 600 {key}'" in str(caught.value)
+
+
+@pytest.mark.parametrize("principal", ["-n", "--help", "$(touch${IFS}pwned);`id`|x&", "-Iops"])
+def test_a_principal_that_looks_like_an_option_or_shell_is_only_ever_a_name(principal, ops, keys, mirror, tmp_path,
+                                                                            monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = write_allowed(keys / "odd", allowed_line(principal, ops[0]))
+    assert signature.check(mirror, signature.read_allowed_signers(path, "--allowed-signers")).principals == (
+        principal,)
+    assert not (tmp_path / "pwned").exists()
