@@ -328,3 +328,25 @@ def test_signing_on_a_terminal_asks_for_the_passphrase_and_says_when_it_is_wrong
     assert code == 0 and "signed with ED25519 key" in err and "correct horse" not in err
     allowed = write_allowed(tmp_path / "keys" / "allowed", allowed_line("locked@example.com", key))
     assert verify(capsys, root, allowed)[0] == 0
+
+
+def test_serve_refuses_an_index_file_changed_under_a_genuine_signature(signed, ops, tmp_path):
+    """An archive and its md5 in info/json changed, SHA256SUMS and its signature left alone: clients would trust
+    the served md5, so the served index files must be the signed ones."""
+    import hashlib
+
+    root = signed[0]
+    archive = _archive(root)
+    old_md5 = hashlib.md5(archive.read_bytes()).hexdigest()
+    _flip(archive)
+    feed = root / "info" / "json"
+    feed.write_text(feed.read_text().replace(old_md5, hashlib.md5(archive.read_bytes()).hexdigest()))
+    proc = subprocess.Popen([sys.executable, "-m", "magedl", "serve", str(root), "--port", "0", "--allowed-signers",
+                             str(ops[1])], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = proc.stdout.readline()  # the base URL once serving, or nothing once it exited
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert url == "" and proc.returncode == 6
+    assert "info/json: bad (sha256 differs from SHA256SUMS) under a genuine signature: not served" in err
