@@ -148,22 +148,23 @@ class Writer:
 
     For small files, where a thread costs more than it saves.
     :class:`BehindWriter` is the same contract on a thread of its own.
+    *in_order(at)*, asked just before a block is written, says whether the
+    hasher will take it from memory; if not, it will be read back, so it goes
+    through the page cache (see :meth:`Disk.write`).
     """
 
-    def __init__(self, disk: Disk, landed):
+    def __init__(self, disk: Disk, landed, in_order=None):
         self.disk, self._landed = disk, landed
+        self._in_order = in_order or (lambda at: True)
 
     @property
     def alive(self) -> bool:
         """Whether a thread may still write through the file's descriptors."""
         return False
 
-    def put(self, block, at: int, tag=None, reread: bool = False) -> None:
-        """Write *block* at *at* (or queue it), then report it landed; a disk error is raised here.
-
-        *reread*: see :meth:`Disk.write`.
-        """
-        self.disk.write(block, at, reread)
+    def put(self, block, at: int, tag=None) -> None:
+        """Write *block* at *at* (or queue it), then report it landed; a disk error is raised here."""
+        self.disk.write(block, at, not self._in_order(at))
         self._landed(block, at, tag)
 
     def drain(self) -> None:
@@ -185,10 +186,10 @@ class BehindWriter(Writer):
     :meth:`put` or :meth:`drain` raises it.
     """
 
-    def __init__(self, disk: Disk, landed, limit: int = 4 << 20):
-        super().__init__(disk, landed)
+    def __init__(self, disk: Disk, landed, limit: int = 4 << 20, in_order=None):
+        super().__init__(disk, landed, in_order)
         self._limit = limit
-        self._queue = collections.deque()  # (block, at, tag, reread)
+        self._queue = collections.deque()  # (block, at, tag)
         self._queued = 0
         self._writing = False
         self._closed = False
@@ -201,11 +202,11 @@ class BehindWriter(Writer):
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def put(self, block, at: int, tag=None, reread: bool = False) -> None:
+    def put(self, block, at: int, tag=None) -> None:
         with self._cond:
             self._cond.wait_for(lambda: self._queued < self._limit or self._error or self._closed)
             self._check()
-            self._queue.append((block, at, tag, reread))
+            self._queue.append((block, at, tag))
             self._queued += len(block)
             self._cond.notify_all()
 
@@ -237,10 +238,10 @@ class BehindWriter(Writer):
                 self._cond.wait_for(lambda: self._queue or self._closed)
                 if not self._queue:
                     return
-                block, at, tag, reread = self._queue.popleft()
+                block, at, tag = self._queue.popleft()
                 self._writing = True
             try:
-                self.disk.write(block, at, reread)
+                self.disk.write(block, at, not self._in_order(at))
                 self._landed(block, at, tag)
             except BaseException as exc:  # a full disk, or a bug: raised to whoever puts or drains next
                 with self._cond:

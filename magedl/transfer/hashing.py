@@ -6,17 +6,15 @@ have completed and hashes each newly completed stretch on its own thread.
 hashlib releases the GIL on large buffers, so hashing runs on the second core
 while the network threads keep receiving.
 
-Two calls feed it. :meth:`~PrefixHasher.offer` hands over a block as it
-arrives, before it is written, and is taken only if it continues exactly
-where the hashed and queued bytes end: a single-stream download is hashed
-from memory, in parallel with its writes. :meth:`~PrefixHasher.advance`
-says that ``[0, end)`` is written, so what was not offered (other segments'
-bytes, landing out of order) may be read back from the file right behind
-the writers. Everything below the hasher's target is therefore either
-queued or written. When the queue is full, an offer waits for the hasher
-(on a fast link md5 is the slower of the two, and reading the bytes back
-would only add work to the busiest core). Either way the file is never read
-a second time after the download.
+Two calls feed it, both made once the bytes are in the file (invariant 2
+of :mod:`magedl.transfer`). :meth:`~PrefixHasher.offer` hands over a block
+just written, and is taken only if it continues exactly where the hashed and
+queued bytes end: a single-stream download is hashed from memory, in
+parallel with the next writes. :meth:`~PrefixHasher.advance` says that
+``[0, end)`` is written, so what was not offered (other segments' bytes,
+landing out of order) is read back from the file right behind the writers.
+When the queue is full, an offer waits for the hasher. Either way the file
+is never read a second time after the download.
 """
 
 import collections
@@ -75,7 +73,7 @@ class PrefixHasher:
         self._thread.start()
 
     def offer(self, block, start) -> bool:
-        """Hand over *block*, the bytes at offset *start*, written or not; kept only if it continues the stream.
+        """Hand over *block*, the bytes just written at offset *start*; kept only if it continues the stream.
 
         Returns whether it was kept: if not, its bytes will be read back from the file.
         """
@@ -94,6 +92,11 @@ class PrefixHasher:
             self._target = start + len(block)
             self._cond.notify()
             return True
+
+    def in_order(self, start) -> bool:
+        """Whether a block at *start*, offered once written, would continue the hashed stream (as things stand)."""
+        with self._cond:
+            return start == self._target
 
     def advance(self, end):
         """Tell the hasher that bytes ``[0, end)`` are written (what was not offered is read back)."""
@@ -203,6 +206,9 @@ class InlineHasher(PrefixHasher):
             h.update(block)
         self._hashed += len(block)
         return True
+
+    def in_order(self, start) -> bool:
+        return start == self._hashed
 
     def advance(self, end):
         """As :meth:`PrefixHasher.advance`."""

@@ -111,14 +111,14 @@ class Runner:
         # queued blocks of 16 connections cost memory (RSS 60 MiB instead of 44) and save nothing there.
         if self.inline:
             self.hasher = InlineHasher(fd, job.algorithms)
-            self.writer = Writer(Disk(fd), self._landed)
+            self.writer = Writer(Disk(fd), self._landed, self.hasher.in_order)
         elif job.one_stream:
             hold = max(QUEUE_MAX, 4 * tuning.first_chunk)
             self.hasher = PrefixHasher(fd, job.algorithms, queue_max=hold)
-            self.writer = BehindWriter(Disk(fd, direct=True), self._landed, hold)
+            self.writer = BehindWriter(Disk(fd, direct=True), self._landed, hold, self.hasher.in_order)
         else:
             self.hasher = PrefixHasher(fd, job.algorithms)
-            self.writer = Writer(Disk(fd), self._landed)
+            self.writer = Writer(Disk(fd), self._landed, self.hasher.in_order)
         self.max_workers = max(1, job.options.connections) if state.splittable else 1
         self.stop = threading.Event()
         self.workers = []
@@ -290,6 +290,8 @@ class Runner:
             if self._stopped():
                 return
             self._drain()  # a retry continues from what is written, not from what was queued
+            with self.job.lock:
+                seg.received = seg.done  # nothing is in flight now
             if seg.finished:
                 return  # what was queued completed it (another worker may have cut it short meanwhile)
             if pending[0] is not None:
@@ -372,16 +374,18 @@ class Runner:
             if self._stopped():
                 return
             with lock:
+                # The segment ends where a split cut it; the split never cuts below what this
+                # worker has received, so recording the block as received makes its range ours.
                 end = seg.end
-            if end is not None and at + len(block) > end:
-                block = block[: max(0, end - at)]
+                if end is not None and at + len(block) > end:
+                    block = block[: max(0, end - at)]
+                seg.received = at + len(block) - seg.start
             if job.limiter:
                 job.limiter.take(len(block), self.stop)
                 if self._stopped():
                     return
-            taken = self.hasher.offer(block, at)  # hashed from memory while it is written, if in order
             try:
-                self.writer.put(block, at, seg, reread=not taken)
+                self.writer.put(block, at, seg)
             except OSError as exc:  # the disk, not the network: retrying would not help
                 raise job.sidecar.error(exc, state) from None
             at += len(block)
@@ -401,11 +405,10 @@ class Runner:
             raise TransientError(f"{job.file_name}: short body, the connection closed at byte {seg.pos}")
 
     def _landed(self, block, at, seg):
-        """Count *block*, now written at *at*, and tell the hasher what it may read back (on the writer's thread)."""
+        """Hand *block*, now written at *at*, to the hasher, count it, and tell the hasher what it may read back."""
+        self.hasher.offer(block, at)  # kept only if it continues the hashed stream; else read back below
         with self.job.lock:
-            # A block read before the segment was cut short may overrun the new end;
-            # those bytes belong to the next piece too (same data), so count to the end.
-            seg.done = min(seg.done + len(block), (seg.end - seg.start) if seg.end is not None else 1 << 62)
+            seg.done += len(block)
             self.received += len(block)
             self.dirty = True
             prefix = seglib.contiguous_end(self.state.segments)

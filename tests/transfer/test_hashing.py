@@ -104,17 +104,15 @@ def test_file_digests(tmp_path, data):
     assert file_digests(path, ("md5", "sha256")) == expected(data)
 
 
-def test_offered_blocks_are_hashed_before_they_are_written_and_nothing_unwritten_is_read(data, fd, monkeypatch):
-    """The network thread offers blocks as they arrive; the writer says later what is written."""
+def test_blocks_offered_as_they_are_written_are_hashed_from_memory_and_nothing_is_read(data, fd, monkeypatch):
+    """The writer offers each block once it is in the file; in order, the hasher never reads the file."""
     reads = []
     real_pread = os.pread
     monkeypatch.setattr(hashing.os, "pread", lambda *a: reads.append(a) or real_pread(*a))
     hasher = PrefixHasher(fd, ("md5",))
-    parts = blocks(data)
-    for at, block in parts:  # nothing written yet: the file holds zeros
-        hasher.offer(block, at)
-    for at, block in parts:
+    for at, block in blocks(data):
         os.pwrite(fd, block, at)
+        hasher.offer(block, at)
         hasher.advance(at + len(block))
     assert hasher.finish(SIZE)["md5"] == hashlib.md5(data).hexdigest()
     assert reads == []
