@@ -143,6 +143,7 @@ class Download:
         try:
             existing = self._existing()
             if existing:
+                self.sidecar.drop_orphan()
                 return existing
             state = self.sidecar.load(self.md5, self.job.url) or self._fresh()
             if state.resumed_from:

@@ -22,10 +22,11 @@ import hashlib
 import os
 import threading
 
+from magedl.transfer.disk import start_writeback
+
 BLOCK = 1 << 20
 QUEUE_MAX = 2 << 20  # bytes held in memory for the hasher; past this the writer waits (or it reads back)
 FLUSH_EVERY = 32 << 20  # bytes between two starts of writeback
-_fadvise = getattr(os, "posix_fadvise", None)
 
 
 def file_digests(path, algorithms=("md5",), block=BLOCK):
@@ -155,12 +156,9 @@ class PrefixHasher:
         """
         with self._cond:
             hashed, start, begun = self._hashed, self._dropped, self._flushed
-        if _fadvise is None or hashed - begun < FLUSH_EVERY:
+        if hashed - begun < FLUSH_EVERY:
             return
-        try:
-            _fadvise(self._fd, start, hashed - start, os.POSIX_FADV_DONTNEED)
-        except OSError:
-            pass
+        start_writeback(self._fd, start, hashed - start)
         self._dropped, self._flushed = begun, hashed
 
     def _run(self):

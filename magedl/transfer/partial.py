@@ -320,6 +320,20 @@ class Sidecar:
 
         committer.submit(fd, self.part, self.dest, done)
 
+    def drop_orphan(self):
+        """Remove a sidecar whose partial file is gone: a run killed between moving the file into place and
+        removing the sidecar left it, and nothing else ever would (the file is found in place first)."""
+        try:
+            os.lstat(self.part)
+            return  # a partial file of its own: load() judges the pair
+        except FileNotFoundError:
+            pass
+        try:
+            os.unlink(self.path)  # a link is removed, never followed
+            log.debug("%s: removed a sidecar left without its partial file", self.file_name)
+        except FileNotFoundError:
+            pass
+
     def drop(self):
         """Remove the sidecar once the file is in place (when one may have been written)."""
         if self.saved:

@@ -106,3 +106,15 @@ def test_a_plain_resume_reports_what_it_continued(emulator, tmp_path):
     result = fetch_release(client_for(emulator), rel, tmp_path, options())
     assert result.resumed_from == kept and not result.restarted
     assert hashlib.md5((tmp_path / BIG).read_bytes()).hexdigest() == rel.md5
+
+
+def test_a_sidecar_left_by_a_kill_after_the_rename_is_removed_by_the_next_run(emulator, tmp_path):
+    """A run killed between moving the file into place and dropping its sidecar leaves the sidecar alone."""
+    rel = release(client_for(emulator))
+    fetch_release(client_for(emulator), rel, tmp_path, options())
+    orphan = tmp_path / (BIG + ".magedl-part.json")
+    orphan.write_text('{"format": 1, "tool": "magedl"}')
+    emulator.clear_log()
+    result = fetch_release(client_for(emulator), rel, tmp_path, options())
+    assert result.skipped and gets(emulator) == []
+    assert leftovers(tmp_path) == [] and md5_file(tmp_path / BIG) == rel.md5
