@@ -1,4 +1,4 @@
-"""Finished files are synced per filesystem before they are renamed, and never renamed when that failed (issue 17 item 4).
+"""Finished files are synced per filesystem before they are renamed, never renamed when that failed (issue 17, 4).
 
 A batch may span filesystems (a sub-folder of the target that is a mount
 point): one ``syncfs`` covers only its own. The tests mount a tmpfs inside
