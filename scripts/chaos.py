@@ -274,7 +274,7 @@ class DivergentRun:
 
 def divergent_tuning(rnd):
     """A random small tuning: blocks larger or smaller than the smallest split, pieces of any size."""
-    return Tuning(chunk=rnd.choice([16, 64, 256]) << 10, first_chunk=rnd.choice([16, 64, 256, 1024]) << 10,
+    return Tuning(block=rnd.choice([16, 64, 256, 1024]) << 10,
                   piece=rnd.choice([32, 128, 1024]) << 10, min_split=rnd.choice([16, 64, 256]) << 10,
                   align=rnd.choice([4, 64]) << 10, expand_after=rnd.choice([0.01, 0.05]),
                   progress_interval=0)
@@ -296,7 +296,7 @@ def divergent_run(data, folder, rnd, mode, rate=None):
         options = TransferOptions()
     elif mode == "connections":
         # Blocks larger than the smallest split: a split may then cut into a block its worker holds.
-        tuning = Tuning(chunk=256 << 10, first_chunk=256 << 10, piece=1 << 20, min_split=16 << 10, align=4 << 10,
+        tuning = Tuning(block=256 << 10, piece=1 << 20, min_split=16 << 10, align=4 << 10,
                         progress_interval=0)
         options = TransferOptions(connections=rnd.choice([2, 4, 8]), adaptive=False, tuning=tuning)
         when = lambda start, end: start % tuning.piece != 0  # noqa: E731 - answers to splits, not whole pieces

@@ -36,14 +36,12 @@ bytes on disk are the bytes the md5 vouches for, whatever the network did.
 """
 
 import importlib
-import sys
-import types
 
 _EXPORTS = {
-    "download": "download",
-    "Result": "download",
-    "Progress": "download",
-    "md5_file": "download",
+    "download": "one_file",
+    "Result": "one_file",
+    "Progress": "one_file",
+    "md5_file": "one_file",
     "fetch_release": "fetch",
     "fetch_many": "fetch",
     "open_client": "fetch",
@@ -59,24 +57,3 @@ def __getattr__(name):
     if module is None:
         raise AttributeError(f"module 'magedl.transfer' has no attribute {name!r}")
     return getattr(importlib.import_module(f"{__name__}.{module}"), name)
-
-
-class _Package(types.ModuleType):
-    """``download`` names both a submodule and the function it defines: the attribute is the function.
-
-    Importing a submodule sets an attribute of that name on its package, which
-    would hide the function behind the module object; this property keeps
-    ``from magedl.transfer import download`` the function, while the module
-    stays importable as ``magedl.transfer.download`` (``sys.modules``).
-    """
-
-    @property
-    def download(self):
-        return __getattr__("download")
-
-    @download.setter
-    def download(self, module):
-        pass  # the import system recording the submodule: it lives on in sys.modules
-
-
-sys.modules[__name__].__class__ = _Package

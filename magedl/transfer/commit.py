@@ -35,10 +35,10 @@ MAX_PENDING = 64  # files handed over and not yet in place; each holds two descr
 
 
 class _Handover:
-    __slots__ = ("fd", "part", "dest", "settle", "error", "moved")
+    __slots__ = ("fd", "part", "dest", "on_committed", "error", "moved")
 
-    def __init__(self, fd, part, dest, settle):
-        self.fd, self.part, self.dest, self.settle = fd, part, Path(dest), settle
+    def __init__(self, fd, part, dest, on_committed):
+        self.fd, self.part, self.dest, self.on_committed = fd, part, Path(dest), on_committed
         self.error: Optional[OSError] = None
         self.moved = False
 
@@ -62,17 +62,17 @@ class Committer:
     def __exit__(self, *exc):
         self.close()
 
-    def submit(self, fd: int, part, dest, settle: Callable[[Optional[OSError]], None]) -> None:
+    def submit(self, fd: int, part, dest, on_committed: Callable[[Optional[OSError]], None]) -> None:
         """Hand over the partial file open as *fd*, complete and cut to size; return at once.
 
         The committer syncs it, renames *part* to *dest*, syncs the folder,
-        closes *fd*, then calls ``settle(None)``, or ``settle(error)`` with
+        closes *fd*, then calls ``on_committed(None)``, or ``on_committed(error)`` with
         the :class:`OSError` of the sync or rename (nothing renamed then).
         It waits only while :data:`MAX_PENDING` files are already waiting.
         """
         with self._cond:
             self._cond.wait_for(lambda: len(self._pending) < MAX_PENDING)
-            self._pending.append(_Handover(fd, part, dest, settle))
+            self._pending.append(_Handover(fd, part, dest, on_committed))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, daemon=True, name="magedl-commit")
                 self._thread.start()
@@ -102,7 +102,7 @@ class Committer:
                     if not h.moved and h.error is None:  # _apply itself failed: never report success
                         h.error = OSError(f"{h.part} was not moved into place")
                     try:
-                        h.settle(h.error)
+                        h.on_committed(h.error)
                     except Exception:  # a report that failed must not lose the others
                         log.exception("reporting %s failed", h.dest)
 

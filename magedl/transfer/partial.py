@@ -300,12 +300,12 @@ class Sidecar:
         fsync_dir(self.dest.parent)
         self.drop()
 
-    def hand_over(self, size: int, fd: int, committer, settle):
+    def hand_over(self, size: int, fd: int, committer, on_committed):
         """:meth:`finish` by a :class:`magedl.transfer.commit.Committer`, batched with other files.
 
         Returns at once; *fd* belongs to the committer from here. Once the
         file is in place (or that failed) the sidecar is dropped (or kept)
-        and ``settle(error)`` is called, from the committer's thread.
+        and ``on_committed(error)`` is called, from the committer's thread.
         """
         try:
             os.ftruncate(fd, size)  # a reserved tail beyond a shorter body must not survive
@@ -316,7 +316,7 @@ class Sidecar:
         def done(error):
             if error is None:
                 self.drop()
-            settle(error)
+            on_committed(error)
 
         committer.submit(fd, self.part, self.dest, done)
 

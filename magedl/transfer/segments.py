@@ -59,7 +59,7 @@ def plan(size):
     return [Segment(0, size)]
 
 
-def carve(segments, tuning: Tuning):
+def split_for_new_connections(segments, tuning: Tuning):
     """Cut the rest of the longest busy segment into idle pieces, in file order.
 
     Used when connections join a running transfer. Workers take pieces

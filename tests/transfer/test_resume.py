@@ -19,8 +19,8 @@ from transfer.xferkit import (
     sidecar_of,
 )
 
-from magedl.transfer.download import md5_file
 from magedl.transfer.fetch import fetch_release
+from magedl.transfer.one_file import md5_file
 
 
 def test_a_partial_begun_from_the_service_is_finished_from_a_mirror(emulator, second_host, tmp_path):

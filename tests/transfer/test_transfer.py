@@ -26,8 +26,8 @@ from magedl.errors import (
 )
 from magedl.service.api import Client
 from magedl.service.retry import RetryPolicy
-from magedl.transfer.download import md5_file
 from magedl.transfer.fetch import fetch_release
+from magedl.transfer.one_file import md5_file
 from magedl.transfer.options import TransferOptions, Tuning
 
 BIG = "Magento-CE-2.4.7.tar.gz"
