@@ -37,7 +37,7 @@ from magedl.transfer.first_answer import open_whole_file
 from magedl.transfer.hashing import file_digests
 from magedl.transfer.options import TransferOptions
 from magedl.transfer.partial import PartialState, Sidecar
-from magedl.transfer.pipeline import Buffers
+from magedl.transfer.pipeline import Buffers, block_size
 from magedl.transfer.ratelimit import RateLimiter
 from magedl.transfer.shared import Shared
 from magedl.transfer.workers import DownloadContext, SegmentWorkers, StartOver
@@ -205,7 +205,7 @@ class Download:
 
     def _pass(self, state, fresh=None):
         """One pass over the partial file: the first response when there is none yet, then the workers."""
-        buffers = Buffers(self.options.tuning.block)
+        buffers = Buffers(block_size(self.options))
         if not state.segments:
             asked = time.monotonic()
             first = open_whole_file(self.context, state, self.range_ok, buffers, fresh)

@@ -28,11 +28,26 @@ import errno
 import mmap
 import threading
 
-from magedl.transfer.disk import Disk, aligned
+from magedl.transfer.disk import PAGE, Disk, aligned
 from magedl.transfer.hashing import QUEUE_MAX, Hasher, InlineHasher
 
 WRITE_QUEUE = 4 << 20  # bytes waiting for the writer; past this the network thread waits
 KEEP = 16  # free buffers kept: the writer's and the hasher's queues and a few in hand
+
+
+def block_size(options) -> int:
+    """Bytes per block (and buffer) for a download with *options*.
+
+    A file that starts on one connection (adaptive) reads ``tuning.block``:
+    large blocks mean fewer hand-overs between threads. One opened on many
+    connections at once (``--connections N``, for a slow link) reads smaller
+    ones, so that a block in hand on each connection still fits
+    :data:`WRITE_QUEUE` in all.
+    """
+    block = options.tuning.block
+    if options.adaptive or options.connections <= 1:
+        return block
+    return max(PAGE, min(block, WRITE_QUEUE // options.connections // PAGE * PAGE))
 
 
 class Buffers:
