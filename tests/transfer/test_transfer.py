@@ -128,6 +128,8 @@ def test_failed_run_keeps_partial_and_exits_7(emulator, tmp_path):
     with pytest.raises(NetworkError) as info:
         fetch(client, rel, tmp_path)
     assert info.value.exit_code == 7 and "gave up" in str(info.value)
+    # A request is logged once its handler ends, which may be after the client saw the cut.
+    assert emulator.wait_for(lambda s: not s.in_flight, timeout=10)
     assert len(file_gets(emulator, BIG)) == 2 and not (tmp_path / BIG).exists()
 
 
