@@ -17,6 +17,14 @@ def test_the_package_exports_the_functions_not_the_modules():
     assert type(transfer) is type(subprocess)  # a plain module: no class swapped in to keep the names apart
 
 
+def test_the_top_level_package_exports_the_same_names():
+    import magedl
+    from magedl import transfer
+
+    for name in ("download", "Progress", "Result", "md5_file", "fetch_release", "fetch_many", "TransferOptions"):
+        assert getattr(magedl, name) is getattr(transfer, name)
+
+
 def test_importing_the_options_does_not_import_requests():
     code = "import sys, magedl.transfer.options; print('requests' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
