@@ -134,6 +134,7 @@ class Sidecar:
         if not any(found):
             return None
         self.saved = True
+        self.remove_stale_temporaries()
         state, reason = self._read(md5, url)
         if state is None:
             log.info("%s: not resuming: %s; starting from byte 0", self.file_name, reason)
@@ -332,7 +333,28 @@ class Sidecar:
             os.unlink(self.path)  # a link is removed, never followed
             log.debug("%s: removed a sidecar left without its partial file", self.file_name)
         except FileNotFoundError:
-            pass
+            return
+        self.remove_stale_temporaries()
+
+    def remove_stale_temporaries(self):
+        """Remove temporaries of the sidecar a killed run left (``.NAME.magedl-part.json.magedl-tmp-*``).
+
+        Only called when a killed run left something else behind (a partial
+        file or a sidecar), so a folder of many finished files is not listed
+        once per file. The caller holds the file's lock: no other run is
+        writing one of these now.
+        """
+        prefix = f".{self.path.name}.magedl-tmp-"
+        try:
+            with os.scandir(self.path.parent) as entries:
+                stale = [e.path for e in entries if e.name.startswith(prefix)]
+        except OSError:
+            return
+        for path in stale:
+            try:
+                os.unlink(path)  # a link is removed, never followed
+            except OSError:
+                pass
 
     def drop(self):
         """Remove the sidecar once the file is in place (when one may have been written)."""

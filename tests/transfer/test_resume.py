@@ -118,3 +118,14 @@ def test_a_sidecar_left_by_a_kill_after_the_rename_is_removed_by_the_next_run(em
     result = fetch_release(client_for(emulator), rel, tmp_path, options())
     assert result.skipped and gets(emulator) == []
     assert leftovers(tmp_path) == [] and md5_file(tmp_path / BIG) == rel.md5
+
+
+def test_a_sidecar_temporary_left_by_a_kill_is_removed_by_the_next_run(emulator, tmp_path):
+    """A kill inside the sidecar's atomic replace leaves its temporary; the run that continues removes it."""
+    rel = release(client_for(emulator))
+    kept = interrupted_fetch(emulator, rel, tmp_path, options(), after=200_000)
+    stale = tmp_path / f".{BIG}.magedl-part.json.magedl-tmp-0123456789ab"
+    stale.write_text("{}")
+    result = fetch_release(client_for(emulator), rel, tmp_path, options())
+    assert result.resumed_from == kept and md5_file(tmp_path / BIG) == rel.md5
+    assert sorted(p.name for p in tmp_path.iterdir()) == [BIG]
