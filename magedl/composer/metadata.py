@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
+
+from magedl.errors import UnsafeNameError
+from magedl.text import printable
 
 log = logging.getLogger(__name__)
 
@@ -14,6 +18,26 @@ PROVIDER_LABELS = {"provider-ce": "Open Source", "provider-ee": "Commerce",
 MINIFIED = "composer/2.0"
 # Dependency maps of a version entry: PHP writes an empty one as [].
 _LINK_KEYS = ("require", "require-dev", "conflict", "replace", "provide", "suggest")
+# Composer's own rule for package names (ValidatingArrayLoader), lower case.
+_NAME = re.compile(r"^[a-z0-9](?:[_.-]?[a-z0-9]+)*/[a-z0-9](?:(?:[_.]|-{1,2})?[a-z0-9]+)*$")
+
+
+def check_package_name(name: str) -> str:
+    """A Composer package name, lower-cased; refused when Composer would refuse it.
+
+    Every URL and path built from a name (``%package%``, ``p2/NAME.json``,
+    ``dist/NAME/...``) is built from a name this returned, so a name from a
+    repository cannot choose where a request (with the keys) goes.
+
+    Raises
+    ------
+    UnsafeNameError
+    """
+    lowered = name.lower() if isinstance(name, str) else ""
+    if not _NAME.fullmatch(lowered):
+        raise UnsafeNameError(f"refusing Composer package name {printable(name)!r}: not vendor/name "
+                              "in Composer's characters")
+    return lowered
 
 
 def expand_minified(versions: list, warn: Callable[[str], None] | None = None) -> list[dict]:

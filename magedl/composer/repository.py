@@ -35,9 +35,9 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
-from magedl.composer.metadata import collect_entries, containers_of, provider_label
+from magedl.composer.metadata import check_package_name, collect_entries, containers_of, provider_label
 from magedl.config import redact
-from magedl.errors import FeedError, IntegrityError, MagedlError, NotFoundError, UsageError
+from magedl.errors import FeedError, IntegrityError, MagedlError, NotFoundError, UnsafeNameError, UsageError
 from magedl.safejson import DEFAULT_MAX_BYTES, parse_json, read_bounded
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,8 @@ LAYOUTS = ("inline", "providers", "metadata-url")
 MAX_INCLUDE_DEPTH = 8
 _ABSOLUTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _ORIGIN = re.compile(r"^[^:]+://[^/]*")
+# The only %hash% a providers listing may give: a sha256, so it cannot steer a URL either.
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
 class ComposerRepository:
@@ -209,7 +211,7 @@ class ComposerRepository:
         failure is not kept: that lookup fetches again and reports it.
         """
         try:
-            urls = [url for name in dict.fromkeys(n.lower() for n in names)
+            urls = [url for name in dict.fromkeys(_valid_names(names))
                     if (name, False) not in self._cache and self.lists(name) is not False
                     for url in self._files_of(name)]
         except MagedlError:
@@ -260,8 +262,10 @@ class ComposerRepository:
             The repository has no usable version of the package.
         IntegrityError
             A providers file does not match the sha256 its listing gives.
+        UnsafeNameError
+            *name* is not a Composer package name (no URL is built from it).
         """
-        key = name.lower()
+        key = check_package_name(name)
         if (key, dev) not in self._cache:
             entries = self._collect(self._inline_map().get(key, []), key, self._where())
             if not entries and self.layout == "metadata-url":
@@ -362,8 +366,8 @@ class ComposerRepository:
             return
         for include, meta in includes.items():
             sha = meta.get("sha256") if isinstance(meta, dict) else None
-            if not include or not isinstance(sha, str) or not sha:
-                self._warn(f"{redact(url)}: provider include {include!r} has no sha256; skipped")
+            if not include or not isinstance(sha, str) or not _SHA256.match(sha):
+                self._warn(f"{redact(url)}: provider include {include!r} has no usable sha256; skipped")
                 continue
             sub = self.resolve(include.replace("%hash%", sha))
             if sub in seen:
@@ -385,11 +389,11 @@ class ComposerRepository:
         count = 0
         for pkg, meta in providers.items():
             sha = meta.get("sha256") if isinstance(meta, dict) else None
-            if isinstance(sha, str) and sha:
+            if isinstance(sha, str) and _SHA256.match(sha):
                 listing[pkg.lower()] = sha
                 count += 1
             else:
-                self._warn(f"{redact(url)}: provider {pkg} has no sha256; skipped")
+                self._warn(f"{redact(url)}: provider {pkg} has no usable sha256; skipped")
         return count
 
     # -- reading ---------------------------------------------------------
@@ -416,6 +420,15 @@ class ComposerRepository:
             raise FeedError(f"{redact(url)}: expected a JSON object, got "
                             f"{type(doc).__name__}")
         return doc
+
+
+def _valid_names(names: Iterable[str]):
+    """The Composer package names among *names*, lower-cased; the others are refused where they are looked up."""
+    for name in names:
+        try:
+            yield check_package_name(name)
+        except UnsafeNameError:
+            continue
 
 
 def _wire(url: str) -> str:

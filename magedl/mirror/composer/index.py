@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping, Optional
 from urllib.parse import urlsplit
 
+from magedl.composer.metadata import check_package_name
 from magedl.composer.semver import version_key
 from magedl.errors import UnsafeNameError, UsageError
 from magedl.fsutil import atomic_write, read_if_regular
@@ -40,8 +41,6 @@ P2 = f"{COMPOSER}/p2"
 DIST = f"{COMPOSER}/dist"
 URL_FILE = f"{BOOKKEEPING}/composer.json"
 DEFAULT_URL = "http://127.0.0.1:8080/composer/"
-# Composer's own rule for package names (ValidatingArrayLoader), lower case.
-_NAME = re.compile(r"^[a-z0-9](?:[_.-]?[a-z0-9]+)*/[a-z0-9](?:(?:[_.]|-{1,2})?[a-z0-9]+)*$")
 _VERSION_FILE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,99}$")
 _DIST_TYPE = re.compile(r"^[a-z0-9]{1,10}$")
 # What a mirrored entry must not carry: where to fetch sources from upstream, whom to notify,
@@ -49,20 +48,6 @@ _DIST_TYPE = re.compile(r"^[a-z0-9]{1,10}$")
 # (meaningless in the mirror's p2 layout, and it would make the same version differ by layout).
 _DROPPED = ("source", "notification-url", "installation-source", "dev", "transport-options", "uid")
 MAX_METADATA_BYTES = 64 << 20
-
-
-def check_package_name(name: str) -> str:
-    """A Composer package name, lower-cased; refused when Composer would refuse it or it could escape.
-
-    Raises
-    ------
-    UnsafeNameError
-    """
-    lowered = name.lower() if isinstance(name, str) else ""
-    if not _NAME.fullmatch(lowered):
-        raise UnsafeNameError(f"refusing Composer package name {printable(name)!r}: not vendor/name "
-                              "in Composer's characters")
-    return lowered
 
 
 def normalize_url(url: str, where: str = "--composer-url") -> str:

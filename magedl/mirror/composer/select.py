@@ -201,8 +201,8 @@ class Resolver:
         seen = set()
         while wave:  # one level of the requirement graph at a time, its metadata fetched in parallel
             wave = [w for w in wave if (w[0], w[1]) not in seen and not seen.add((w[0], w[1]))]
-            if self.prefetch is not None:
-                self.prefetch(sorted({name for name, _, _ in wave} - set(self._found)))
+            if self.prefetch is not None:  # valid names only: a URL (and the keys) must never go where a name points
+                self.prefetch(sorted({name for name, _, _ in wave if _is_package_name(name)} - set(self._found)))
             following = []
             for name, constraint, chain in wave:
                 for version, entry in self._require(name, constraint, chain):
@@ -354,6 +354,14 @@ def _groups(repo) -> dict:
         return repo.provider_groups()
     except MagedlError:
         return {}
+
+
+def _is_package_name(name: str) -> bool:
+    try:
+        check_package_name(name)
+    except UnsafeNameError:
+        return False
+    return True
 
 
 def _links(entry: dict, key: str) -> list:

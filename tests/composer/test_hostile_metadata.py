@@ -1,0 +1,65 @@
+"""ComposerRepository, constraints and the minified expander against a hostile repository's documents.
+
+The bounds of docs/security.md section 1 (issue 19): names validated before a URL is built,
+minified expansion, includes and constraints bounded in size, count and time. The property
+tests hold the bounds for any input, not only the attacks found.
+"""
+
+import hashlib
+import json
+
+import pytest
+
+from magedl.composer.repository import ComposerRepository
+from magedl.errors import NotFoundError, UnsafeNameError
+
+REPO = "https://repo.example/composer/"
+
+
+def encode(document):
+    return document if isinstance(document, bytes) else json.dumps(document).encode()
+
+
+def sha256(document):
+    return hashlib.sha256(encode(document)).hexdigest()
+
+
+class Fake:
+    """A fetch over a dict URL -> document, counting what it was asked; unknown URLs are 404."""
+
+    def __init__(self, files):
+        self.files = {url: doc if callable(doc) else encode(doc) for url, doc in files.items()}
+        self.calls = []
+
+    def __call__(self, url):
+        self.calls.append(url)
+        found = self.files.get(url.replace("%24", "$").split("?", 1)[0])
+        if found is None:
+            raise NotFoundError(f"{url}: HTTP 404")
+        return encode(found(url)) if callable(found) else found
+
+
+def repository(files, url=REPO, **kwargs):
+    warnings = []
+    repo = ComposerRepository(url, Fake(files), warn=warnings.append, **kwargs)
+    return repo, warnings
+
+
+@pytest.mark.parametrize("name", ["../../admin/delete?all=1&x", "evil/../../x", "a/b?c", "a/b#c", "/etc/passwd",
+                                  "a/b/c", "a%2fb/c", "a/b\x00"])
+def test_no_url_is_built_from_a_name_composer_would_refuse(name):
+    repo, _ = repository({REPO + "packages.json": {"packages": [], "metadata-url": "/p2/%package%.json"}})
+    with pytest.raises(UnsafeNameError):
+        repo.versions(name)
+    repo.prefetch([name, "good/name"])
+    assert not [u for u in repo._fetch.calls if "good" not in u and not u.endswith("/packages.json")]
+
+
+def test_a_provider_hash_that_is_not_a_sha256_is_skipped_never_put_in_a_url():
+    listing = {"providers": {"a/b": {"sha256": "../../admin?x=1"}, "c/d": {"sha256": "0" * 63 + "1"}}}
+    files = {REPO + "packages.json": {"packages": [], "providers-url": "/p/%package%$%hash%.json",
+                                      "provider-includes": {"p/all$%hash%.json": {"sha256": sha256(listing)}}},
+             REPO + f"p/all${sha256(listing)}.json": listing}
+    repo, warnings = repository(files)
+    assert repo.lists("a/b") is False and repo.lists("c/d") is True
+    assert any("a/b has no usable sha256" in w for w in warnings)

@@ -1,0 +1,55 @@
+"""``magedl mirror`` against a hostile Composer repository on loopback (docs/security.md, section 1).
+
+Each test plays one attack of issue 19 with :class:`~magedl.emulator.hostile.HostileRepo`
+and holds what must hold: the run ends with a clear message (or a warning and a skip),
+keys go only where the repository's own layout points, and nothing grows without bound.
+"""
+
+import json
+
+import pytest
+from clirun import run
+
+from magedl.emulator.hostile import HostileRepo, dump, p2_file, p2_root
+
+PUBLIC, PRIVATE = "a1b2c3d4e5f60718293a4b5c6d7e8f90", "f0e1d2c3b4a5968778695a4b3c2d1e0f"
+
+
+@pytest.fixture
+def hostile(monkeypatch):
+    """Factory: ``hostile(documents)`` -> a started HostileRepo whose host COMPOSER_AUTH gives keys for."""
+    monkeypatch.delenv("COMPOSER_HOME", raising=False)
+    started = []
+
+    def start(documents):
+        repo = HostileRepo(documents).start()
+        started.append(repo)
+        auth = {"http-basic": {repo.host: {"username": PUBLIC, "password": PRIVATE}}}
+        monkeypatch.setenv("COMPOSER_AUTH", json.dumps(auth))
+        return repo
+
+    yield start
+    for repo in started:
+        repo.stop()
+
+
+def mirror(capsys, mdir, repo, *argv):
+    return run(capsys, "--json", "mirror", str(mdir), "--composer-repo", repo.url, *argv)
+
+
+def test_a_dependency_name_never_chooses_where_the_keys_go(hostile, capsys, tmp_path):
+    """Issue 19 item 7: a require of ``../../admin/delete?all=1&x`` must not become a request with the keys."""
+    repo = hostile({
+        "/packages.json": p2_root(),
+        "/p2/evil/root.json": p2_file("evil/root", [{
+            "version": "1.0.0", "type": "metapackage",
+            "require": {"../../admin/delete?all=1&x": "*", "evil/other": "*"}}]),
+        "/p2/evil/other.json": p2_file("evil/other", [{"version": "1.0.0", "type": "metapackage"}]),
+    })
+    code, out, err = mirror(capsys, tmp_path / "m", repo, "--composer-require", "evil/root")
+    asked = [path for path, _ in repo.requests]
+    assert not [p for p in asked if "admin" in p or ".." in p], asked
+    assert set(asked) <= {"/packages.json", "/p2/evil/root.json", "/p2/evil/other.json",
+                          "/p2/evil/root~dev.json", "/p2/evil/other~dev.json"}
+    assert "admin/delete" in err and "skipped" in err  # the bad name is named, once, as a skip
+    assert code == 0, err
