@@ -9,6 +9,8 @@ import hashlib
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from magedl.composer.repository import ComposerRepository
 from magedl.errors import NotFoundError, UnsafeNameError
@@ -63,3 +65,38 @@ def test_a_provider_hash_that_is_not_a_sha256_is_skipped_never_put_in_a_url():
     repo, warnings = repository(files)
     assert repo.lists("a/b") is False and repo.lists("c/d") is True
     assert any("a/b has no usable sha256" in w for w in warnings)
+
+
+def test_a_minified_file_that_would_expand_beyond_the_cap_is_refused_naming_the_file():
+    """Issue 19 item 1: a wide first entry then many ``{}`` entries must not be expanded (nor deep-copied)."""
+    from magedl.emulator.hostile import minified_bomb
+    from magedl.errors import FeedError
+
+    files = {REPO + "packages.json": {"packages": [], "metadata-url": "/p2/%package%.json"},
+             "https://repo.example/p2/evil/bomb.json": minified_bomb("evil/bomb", keys=1000, entries=1500)}
+    repo, _ = repository(files)
+    with pytest.raises(FeedError, match=r"^https://repo.example/p2/evil/bomb.json: minified metadata that expands "
+                                        r"to more than 1,000,000 values") as info:
+        repo.versions("evil/bomb")
+    assert "\n" not in str(info.value)
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=4) | st.just("__unset"),
+                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=3), inner,
+                                                                                  max_size=4),
+                     max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.dictionaries(st.sampled_from("abcdefgh"), _JSON, max_size=6), _JSON), max_size=40),
+       st.integers(min_value=0, max_value=400))
+def test_minified_expansion_never_builds_more_than_its_cap(diffs, limit):
+    """Whatever the document, the entries built hold at most *limit* values, or it is refused."""
+    from magedl.composer.metadata import expand_minified, json_size
+    from magedl.errors import FeedError
+
+    try:
+        out = expand_minified(diffs, lambda _: None, limit=limit)
+    except FeedError:
+        return
+    assert sum(sum(1 + json_size(v) for v in entry.values()) for entry in out) <= limit

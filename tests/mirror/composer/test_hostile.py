@@ -10,7 +10,7 @@ import json
 import pytest
 from clirun import run
 
-from magedl.emulator.hostile import HostileRepo, dump, p2_file, p2_root
+from magedl.emulator.hostile import HostileRepo, minified_bomb, p2_file, p2_root
 
 PUBLIC, PRIVATE = "a1b2c3d4e5f60718293a4b5c6d7e8f90", "f0e1d2c3b4a5968778695a4b3c2d1e0f"
 
@@ -53,3 +53,18 @@ def test_a_dependency_name_never_chooses_where_the_keys_go(hostile, capsys, tmp_
                           "/p2/evil/root~dev.json", "/p2/evil/other~dev.json"}
     assert "admin/delete" in err and "skipped" in err  # the bad name is named, once, as a skip
     assert code == 0, err
+
+
+def test_a_minified_amplification_bomb_ends_the_lookup_with_one_line_naming_the_file(hostile, capsys, tmp_path):
+    """Issue 19 item 1: 60 KB that expands to gigabytes is refused before it is built; the rest of the run goes on."""
+    repo = hostile({
+        "/packages.json": p2_root(),
+        "/p2/evil/bomb.json": minified_bomb("evil/bomb", keys=4000, entries=8000),
+        "/p2/evil/fine.json": p2_file("evil/fine", [{"version": "1.0.0", "type": "metapackage"}]),
+    })
+    code, out, err = mirror(capsys, tmp_path / "m", repo, "--composer-require", "evil/bomb",
+                            "--composer-require", "evil/fine")
+    assert code not in (0, 2) and "Traceback" not in err and "internal error" not in err
+    bad = [line for line in err.splitlines() if "/p2/evil/bomb.json: minified metadata that expands" in line]
+    assert bad, err
+    assert json.loads((tmp_path / "m" / "composer" / "p2" / "evil" / "fine.json").read_text())
