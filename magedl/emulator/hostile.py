@@ -122,7 +122,7 @@ def self_including(fan_out: int = 2, path: str = "/packages.json") -> Callable[[
     """A Satis ``packages.json`` that includes itself *fan_out* times under different query strings, no sha1."""
 
     def answer(query: str) -> bytes:
-        includes = {f"{path.lstrip('/')}?{query}&{i}": {} for i in range(fan_out)}
+        includes = {f"{path}?{query}&{i}": {} for i in range(fan_out)}
         return dump({"packages": {"evil/pkg": {"1.0.0": {"name": "evil/pkg", "version": "1.0.0"}}},
                      "includes": includes})
 

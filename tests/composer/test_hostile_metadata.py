@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from magedl.composer.repository import ComposerRepository
-from magedl.errors import NotFoundError, UnsafeNameError
+from magedl.errors import MagedlError, NotFoundError, UnsafeNameError
 
 REPO = "https://repo.example/composer/"
 
@@ -100,3 +100,45 @@ def test_minified_expansion_never_builds_more_than_its_cap(diffs, limit):
     except FeedError:
         return
     assert sum(sum(1 + json_size(v) for v in entry.values()) for entry in out) <= limit
+
+
+def _query(answer):
+    return lambda url: answer(url.split("?", 1)[1] if "?" in url else "")
+
+
+def test_includes_are_read_once_each_and_their_number_is_capped():
+    """Issue 19 item 2: a packages.json including itself under new query strings is refused, not walked 2^depth."""
+    from magedl.composer.includes import MAX_INCLUDE_FILES
+    from magedl.emulator.hostile import self_including
+    from magedl.errors import FeedError
+
+    repo, _ = repository({REPO + "packages.json": _query(self_including(2, "/composer/packages.json"))})
+    with pytest.raises(FeedError, match="more than 100 include files"):
+        repo.versions("evil/pkg")
+    assert len(repo._fetch.calls) <= MAX_INCLUDE_FILES + 2
+
+
+def test_an_include_loop_reads_each_file_once_and_keeps_each_version_once():
+    a = {"packages": {"x/y": {"1.0.0": {"name": "x/y", "version": "1.0.0"}}}, "includes": {"b.json": {}}}
+    b = {"packages": {"x/y": {"2.0.0": {"name": "x/y", "version": "2.0.0"}}},
+         "includes": {"packages.json": {}, "b.json": {}, "/composer/b.json": {}}}
+    repo, _ = repository({REPO + "packages.json": a, REPO + "b.json": b})
+    assert sorted(e["version"] for e in repo.versions("x/y")) == ["1.0.0", "2.0.0"]
+    assert sorted(repo._fetch.calls) == [REPO + "b.json", REPO + "packages.json"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.sampled_from(["packages.json", "a.json", "b.json", "c.json"]),
+                       st.lists(st.sampled_from(["packages.json", "a.json", "b.json", "c.json", "a.json?1",
+                                                 "/composer/a.json", "d.json"]), max_size=5), min_size=1))
+def test_any_include_graph_costs_at_most_one_fetch_per_file(graph):
+    """Whatever the include graph (loops, self-references, query strings), each resolved URL is fetched once."""
+    files = {REPO + path: {"packages": {}, "includes": {inc: {} for inc in includes}}
+             for path, includes in graph.items()}
+    files.setdefault(REPO + "packages.json", {"packages": {}})
+    repo, _ = repository(files)
+    try:
+        repo.package_names()
+    except MagedlError:
+        pass
+    assert len(repo._fetch.calls) == len(set(repo._fetch.calls))

@@ -10,7 +10,7 @@ import json
 import pytest
 from clirun import run
 
-from magedl.emulator.hostile import HostileRepo, minified_bomb, p2_file, p2_root
+from magedl.emulator.hostile import HostileRepo, minified_bomb, p2_file, p2_root, self_including
 
 PUBLIC, PRIVATE = "a1b2c3d4e5f60718293a4b5c6d7e8f90", "f0e1d2c3b4a5968778695a4b3c2d1e0f"
 
@@ -68,3 +68,12 @@ def test_a_minified_amplification_bomb_ends_the_lookup_with_one_line_naming_the_
     bad = [line for line in err.splitlines() if "/p2/evil/bomb.json: minified metadata that expands" in line]
     assert bad, err
     assert json.loads((tmp_path / "m" / "composer" / "p2" / "evil" / "fine.json").read_text())
+
+
+def test_a_self_including_repository_is_refused_after_a_bounded_number_of_files(hostile, capsys, tmp_path):
+    """Issue 19 item 2: M=2 self-includes under new query strings cost 510 fetches and 834 MB before."""
+    repo = hostile({"/packages.json": self_including(2)})
+    code, out, err = mirror(capsys, tmp_path / "m", repo, "--composer-require", "evil/pkg")
+    assert code not in (0, 2) and "Traceback" not in err
+    assert "more than 100 include files" in err
+    assert len(repo.requests) <= 102
