@@ -142,3 +142,38 @@ def test_any_include_graph_costs_at_most_one_fetch_per_file(graph):
     except MagedlError:
         pass
     assert len(repo._fetch.calls) == len(set(repo._fetch.calls))
+
+
+def test_a_constraint_longer_than_1_kib_is_refused_before_any_pattern_runs():
+    """Issue 19 item 3: ``"1.0 " + 120,000 spaces + "x"`` cost 13 s of CPU in the alternatives split."""
+    from magedl.composer.constraints import parse_constraint
+    from magedl.composer.semver import normalize
+    from magedl.errors import ConstraintError
+
+    with pytest.raises(ConstraintError, match=r"\(30,005 characters\): longer than 1,024 characters") as info:
+        parse_constraint("1.0 " + " " * 30000 + "x")
+    assert len(str(info.value)) < 200
+    with pytest.raises(ConstraintError, match="longer than 1,024"):
+        normalize("1" + ".0" * 40000)
+    assert parse_constraint(">=1.0 " + " " * 1000 + "<2").matches("1.5.0.0")  # up to the cap, as Composer
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(st.sampled_from(" \t|,.-@~^*<>=!1x0vdeasRC#"), max_size=60))
+def test_the_alternatives_split_is_composers(text):
+    """The linear split cuts exactly where Composer's ``\\s*\\|\\|?\\s*`` does."""
+    import re
+
+    from magedl.composer.constraints import _split_or
+
+    assert _split_or(text) == re.split(r"\s*\|\|?\s*", text, flags=re.ASCII)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(st.sampled_from(" |,.-1x"), min_size=1025, max_size=3000))
+def test_any_constraint_over_the_cap_is_refused(text):
+    from magedl.composer.constraints import parse_constraint
+    from magedl.errors import ConstraintError
+
+    with pytest.raises(ConstraintError, match="longer than"):
+        parse_constraint(text)

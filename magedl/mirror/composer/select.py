@@ -238,7 +238,7 @@ class Resolver:
         except (UnsafeNameError, ConstraintError) as exc:
             if not chain:
                 raise
-            self.warn(f"{printable(requirement)} (required by {' <- '.join(chain)}): {exc}; skipped")
+            self.warn(f"{printable(requirement, 200)} (required by {' <- '.join(chain)}): {exc}; skipped")
             return []
         try:
             repo, entries = self.lookup(name)
@@ -269,7 +269,7 @@ class Resolver:
             shown = ", ".join(released[:8]) + (" ..." if len(released) > 8 else "") or "none"
             why = f" that PHP {self.options.php} can run" if php_dropped else ""
             self._fail(requirement, chain, UnsatisfiableError(
-                f"{printable(requirement)}: no version in {redact(repo.url)}{why} satisfies it "
+                f"{printable(requirement, 200)}: no version in {redact(repo.url)}{why} satisfies it "
                 f"(released versions there: {shown})"))
             return []
         if self.options.newest:

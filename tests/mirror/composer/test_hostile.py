@@ -77,3 +77,16 @@ def test_a_self_including_repository_is_refused_after_a_bounded_number_of_files(
     assert code not in (0, 2) and "Traceback" not in err
     assert "more than 100 include files" in err
     assert len(repo.requests) <= 102
+
+
+def test_a_huge_constraint_from_a_repository_is_a_one_line_skip(hostile, capsys, tmp_path):
+    """Issue 19 item 3: a dependency's constraint of 120,000 blanks is refused at once, in one short line."""
+    repo = hostile({
+        "/packages.json": p2_root(),
+        "/p2/evil/root.json": p2_file("evil/root", [{
+            "version": "1.0.0", "type": "metapackage", "require": {"evil/dep": "1.0 " + " " * 120000 + "x"}}]),
+    })
+    code, out, err = mirror(capsys, tmp_path / "m", repo, "--composer-require", "evil/root")
+    lines = [line for line in err.splitlines() if "longer than 1,024 characters" in line]
+    assert len(lines) == 1 and len(lines[0]) < 600, err
+    assert code == 0, err
