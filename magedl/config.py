@@ -55,6 +55,35 @@ DEFAULT_BASE_URL = "https://www.magentocommerce.com/products/downloads/"
 SERVICE_HOST = "www.magentocommerce.com"
 # What the account page shows: MAG and nine digits.
 MAGEID_SHAPE = re.compile(r"MAG[0-9]{9}")
+# A downloads access token is 40 hex digits; a MAGEID of this shape, or any long one, may be a
+# token put in the wrong variable, and is then masked like one (mageid_shown).
+_TOKEN_LIKE = re.compile(r"[0-9a-fA-F]{20,}")
+_LONG_MAGEID = 20
+
+
+def mageid_may_be_secret(mageid: str) -> bool:
+    """Whether a MAGEID is shaped like a token (or is long): then it is never shown, as a secret."""
+    return len(mageid) > _LONG_MAGEID or bool(_TOKEN_LIKE.fullmatch(mageid))
+
+
+def mageid_shown(mageid: str) -> str:
+    """A MAGEID for messages: quoted, or masked when it may be a token (:func:`mageid_may_be_secret`)."""
+    if mageid_may_be_secret(mageid):
+        return f"*** ({len(mageid)} characters, not shown: it may be a token)"
+    return repr(printable(mageid))
+
+
+def mageid_problem(mageid: str, token: str) -> str:
+    """What is wrong with a MAGEID for the real service, to follow "the MAGEID X (from Y)"; "" when it looks right."""
+    if MAGEID_SHAPE.fullmatch(mageid):
+        return ""
+    if mageid_may_be_secret(mageid) and MAGEID_SHAPE.fullmatch(token):
+        return ("looks like a downloads token and the token looks like a MAGEID: the two look swapped; exchange "
+                "them (the MAGEID is MAG followed by 9 digits, the token 40 letters a-f and digits)")
+    if mageid_may_be_secret(mageid):
+        return ("looks like a downloads token, not a MAGEID (MAG followed by 9 digits): was the token put in its "
+                "place? Give the MAGEID there, and the token with --token-file or MAGEDL_TOKEN")
+    return "does not look like one: a MAGEID is MAG followed by 9 digits, as on your magento.com account page"
 CONFIG_KEYS = ("mageid", "token", "base_url", "ca_bundle")
 
 @dataclass(frozen=True)
@@ -65,7 +94,7 @@ class Credentials:
     token: str
 
     def __repr__(self) -> str:
-        return f"Credentials(mageid={self.mageid!r}, token='***')"
+        return f"Credentials(mageid={mageid_shown(self.mageid)}, token='***')"
 
     __str__ = __repr__
 
@@ -389,17 +418,19 @@ def resolve(*, base_url: Optional[str] = None, mageid: Optional[str] = None, tok
     the_id = the_id.strip() if the_id else None
     the_token = the_token.strip() if the_token else None
     register_secret(the_token)  # as it will be sent: stripped, unquoted
+    if the_id and mageid_may_be_secret(the_id):
+        register_secret(the_id)  # a token in the MAGEID's place must not reach a log either
 
     creds = None
     if the_id and the_token:
         check_secret_text(the_token, token_from)
         if ":" in the_id or not all(" " < c <= "~" for c in the_id):
-            raise UsageError(f"the MAGEID {printable(the_id)!r} from {id_label} cannot be sent: it holds a ':', "
+            raise UsageError(f"the MAGEID {mageid_shown(the_id)} from {id_label} cannot be sent: it holds a ':', "
                              "a space or a non-ASCII character")
         creds = Credentials(the_id, the_token)
-        if is_service(url) and not MAGEID_SHAPE.fullmatch(the_id):
-            notes.append(f"the MAGEID {printable(the_id)!r} (from {id_label}) does not look like one: "
-                         "a MAGEID is MAG followed by 9 digits, as on your magento.com account page")
+        problem = mageid_problem(the_id, the_token) if is_service(url) else ""
+        if problem:
+            notes.append(f"the MAGEID {mageid_shown(the_id)} (from {id_label}) {problem}")
             log.warning("%s", notes[-1])
     elif the_id or the_token:
         notes.append(_half_set(the_id, id_label, token_from, cfg_label))

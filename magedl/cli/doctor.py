@@ -102,7 +102,7 @@ def _versions():
 
 
 def _credentials(args, checks):
-    from magedl.config import MAGEID_SHAPE, is_service, resolve
+    from magedl.config import is_service, mageid_problem, mageid_shown, resolve
 
     try:
         settings = resolve(base_url=args.base_url, mageid=args.mageid, token=args.token, token_file=args.token_file,
@@ -122,15 +122,15 @@ def _credentials(args, checks):
             checks.append(Check("downloads credentials", True, f"none, and none needed for {_where(settings)}"))
     else:
         creds = settings.credentials
-        detail = (f"MAGEID {printable(creds.mageid)} from {src.mageid or '?'}, a token of "
+        detail = (f"MAGEID {mageid_shown(creds.mageid)} from {src.mageid or '?'}, a token of "
                   f"{len(creds.token)} characters from {src.token or '?'}")
         problems = list(src.notes)
         if service and not _TOKEN.fullmatch(creds.token):
             problems.append(f"the token is {len(creds.token)} characters; a downloads access token is 40 letters "
                             "a-f and digits: copy it again from Account Settings > Downloads Access Token")
-        if service and not MAGEID_SHAPE.fullmatch(creds.mageid):
-            problems.append("the MAGEID is not MAG followed by 9 digits (shown top left on the magento.com "
-                            "account page)")
+        problem = mageid_problem(creds.mageid, creds.token) if service else ""
+        if problem:
+            problems.append(f"the MAGEID {problem}")
         checks.append(Check("downloads credentials", not problems, detail, "; ".join(problems), 0 if not problems
                             else 2))
     return settings
