@@ -48,7 +48,7 @@ def add_parser(subparsers) -> None:
     s.add_argument("--no-check", action="store_true", help="store without asking the repository first")
     s.add_argument("--print-env", type=_fd, metavar="FD",
                    help="also write the COMPOSER_AUTH value (JSON, for CI variables) to file descriptor FD, "
-                        "e.g. --print-env 3 3>composer-auth.json; refused when FD is a terminal")
+                        "e.g. --print-env 3 3>composer-auth.json; refused when FD is a terminal, stdout or stderr")
     s.set_defaults(run=run_store)
 
 
@@ -277,3 +277,8 @@ def _check_fd(fd):
     if os.isatty(fd):
         raise UsageError(f"--print-env {fd}: that is a terminal, and the value holds the private key; redirect "
                          f"it to a file or a pipe, e.g. --print-env {fd} {fd}>composer-auth.json")
+    if fd in (1, 2):
+        # Not a terminal: in CI, standard output and error are the job log, kept and shown to many.
+        raise UsageError(f"--print-env {fd}: that is standard {'output' if fd == 1 else 'error'}, which in CI is "
+                         "the job log, and the value holds the private key; use another descriptor, e.g. "
+                         "--print-env 3 3>composer-auth.json")

@@ -64,3 +64,14 @@ def test_a_composer_lock_that_is_a_fifo_or_dev_zero_is_a_one_line_error(tmp_path
                             "--composer-lock", str(tmp_path / "composer.lock"))
     assert code in (1, 2)
     assert "composer.lock" in err and "Traceback" not in err and "MemoryError" not in err
+
+
+@pytest.mark.parametrize("fd", ["1", "2"])
+def test_keys_store_never_prints_the_private_key_to_stdout_or_stderr(fd):
+    """Issue 19 item 15: ``--print-env 1`` wrote the private key into the CI job log (stdout was not a terminal)."""
+    public, private = "0a1b2c3d4e5f60718293a4b5c6d7e8f9", "9f8e7d6c5b4a39281706f5e4d3c2b1a0"
+    proc = subprocess.run([sys.executable, "-m", "magedl", "keys", "store", "--no-check", "--print-env", fd],
+                          input=f"{public}\n{private}\n", capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert private not in proc.stdout + proc.stderr and private[:8] not in proc.stdout + proc.stderr
+    assert "use another descriptor, e.g. --print-env 3 3>" in proc.stderr
