@@ -30,6 +30,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import stat
 import threading
 from dataclasses import dataclass
@@ -50,6 +51,9 @@ INDEX = "index.json"
 _VERSION = 1
 _INDEX_LIMIT = 64 << 20
 _SHA256 = frozenset("0123456789abcdef")
+# A URL with a user or password in it (``http://deploy:pw@host/``): a body holding one is not
+# kept, since the cache is a file magedl writes and no secret may reach one.
+_USERINFO = re.compile(rb"://[^/\s\"'@]+@")
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,9 @@ class MetadataCache:
         """Keep *data* (when it matches *sha256*, if given); return its sha256, or None when not kept."""
         digest = hashlib.sha256(data).hexdigest()
         if not self._usable or len(data) > self.max_bytes or (sha256 is not None and sha256 != digest):
+            return None
+        if _USERINFO.search(data):
+            log.debug("a metadata body with credentials in a URL is not cached")
             return None
         with self._lock:
             self._pending.setdefault(digest, data)

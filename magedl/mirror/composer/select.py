@@ -276,6 +276,13 @@ class Resolver:
             chosen = [max(chosen, key=lambda c: version_key(c[0]))]
         out = []
         for vn, entry in chosen:
+            if carries_credentials(entry):
+                # Its URL would travel into the state file and the JSON output; refused as in a lock.
+                self._fail(requirement, chain, UsageError(
+                    f"{name} {entry.get('version') or vn}: its dist URL in {redact(repo.url)} carries credentials; "
+                    "magedl does not mirror such URLs: ask the repository's maintainer to serve it without them "
+                    "(Composer sends keys from auth.json), or mirror it from a lock that names a clean URL"))
+                continue
             self._add(name, vn, entry, repo)
             out.append((entry.get("version") or vn, entry))
         return out
@@ -320,9 +327,8 @@ class Resolver:
             entry = next((e for e in entries if _normalized(e) == vn), None)
             dist = locked.get("dist") if isinstance(locked.get("dist"), dict) else {}
             if entry is None and isinstance(dist.get("url"), str) and dist["url"]:
-                if "@" in urlsplit(dist["url"]).netloc:
+                if carries_credentials(locked):
                     # A password in a lock would travel into the state file and the JSON output.
-                    register_secret(urlsplit(dist["url"]).password)
                     self._fail(requirement, where, UsageError(
                         f"{name} {version}: its dist URL in {path} carries credentials; give them to Composer "
                         "as auth.json or COMPOSER_AUTH instead, and remove them from the lock"))
@@ -354,6 +360,20 @@ def _groups(repo) -> dict:
         return repo.provider_groups()
     except MagedlError:
         return {}
+
+
+def carries_credentials(entry: dict) -> bool:
+    """Whether a version entry's dist URL holds a user or password (its password is registered as a secret)."""
+    dist = entry.get("dist")
+    url = dist.get("url") if isinstance(dist, dict) else None
+    if not isinstance(url, str) or "@" not in url:
+        return False
+    try:
+        parts = urlsplit(url)
+        register_secret(parts.password)
+        return "@" in parts.netloc
+    except ValueError:  # not a URL at all: the fetch refuses it
+        return False
 
 
 def _is_package_name(name: str) -> bool:

@@ -90,3 +90,20 @@ def test_a_huge_constraint_from_a_repository_is_a_one_line_skip(hostile, capsys,
     lines = [line for line in err.splitlines() if "longer than 1,024 characters" in line]
     assert len(lines) == 1 and len(lines[0]) < 600, err
     assert code == 0, err
+
+
+def test_a_password_in_an_upstream_dist_url_reaches_no_output_and_no_file(hostile, capsys, tmp_path, secret_scan):
+    """Issue 19 item 9: ``http://deploy:S3cret@host/...`` appeared verbatim in ``mirror --json`` and state.json."""
+    password = "S3cretDeployPass"
+    repo = hostile({"/packages.json": p2_root()})
+    dist = {"type": "zip", "url": repo.url.replace("http://", f"http://deploy:{password}@") + "dist/a.zip",
+            "shasum": "0" * 40}
+    repo.documents["/p2/evil/pkg.json"] = p2_file("evil/pkg", [{"version": "1.0.0", "dist": dist}])
+    repo.documents["/p2/evil/fine.json"] = p2_file("evil/fine", [{"version": "1.0.0", "type": "metapackage"}])
+    mdir = tmp_path / "m"
+    code, out, err = mirror(capsys, mdir, repo, "--composer-require", "evil/pkg", "--composer-require", "evil/fine")
+    assert (mdir / "composer" / "p2" / "evil" / "fine.json").is_file()  # the run went on, and wrote its files
+    assert code == 2 and "evil/pkg 1.0.0: its dist URL" in err and "carries credentials" in err
+    seen = out + err + "".join(p.read_text(errors="replace") for p in mdir.rglob("*") if p.is_file())
+    assert password not in seen
+    assert "/dist/a.zip" not in [path for path, _ in repo.requests]
