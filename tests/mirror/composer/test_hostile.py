@@ -10,7 +10,7 @@ import json
 import pytest
 from clirun import run
 
-from magedl.emulator.hostile import HostileRepo, minified_bomb, p2_file, p2_root, self_including
+from magedl.emulator.hostile import HostileRepo, dump, minified_bomb, p2_file, p2_root, self_including
 
 PUBLIC, PRIVATE = "a1b2c3d4e5f60718293a4b5c6d7e8f90", "f0e1d2c3b4a5968778695a4b3c2d1e0f"
 
@@ -107,3 +107,25 @@ def test_a_password_in_an_upstream_dist_url_reaches_no_output_and_no_file(hostil
     seen = out + err + "".join(p.read_text(errors="replace") for p in mdir.rglob("*") if p.is_file())
     assert password not in seen
     assert "/dist/a.zip" not in [path for path, _ in repo.requests]
+
+
+def test_a_changes_feed_vouches_only_for_files_of_its_own_repository(hostile, capsys, tmp_path):
+    """Issue 19 item 6: repository B points metadata-url at A's p2 files and says "no changes": A's release was lost."""
+    a = hostile({"/p2/evil/pkg.json": p2_file("evil/pkg", [{"version": "1.0.0", "type": "metapackage"}])})
+    b = HostileRepo({"/changes.json": lambda query: dump({"timestamp": 1700000000, "actions": []})},
+                    host="127.0.0.2").start()
+    try:
+        b.documents["/packages.json"] = p2_root(**{"metadata-url": a.url + "p2/%package%.json",
+                                                   "metadata-changes-url": "/changes.json"})
+        mdir = tmp_path / "m"
+        code, out, err = mirror(capsys, mdir, b, "--composer-require", "evil/pkg")
+        assert code == 0, err
+        a.documents["/p2/evil/pkg.json"] = p2_file("evil/pkg", [{"version": "2.0.0", "type": "metapackage"},
+                                                                {"version": "1.0.0", "type": "metapackage"}])
+        code, out, err = mirror(capsys, mdir, b, "--composer-require", "evil/pkg")
+        assert code == 0, err
+    finally:
+        b.stop()
+    assert [p for p, _ in a.requests].count("/p2/evil/pkg.json") == 2  # asked again: B cannot vouch for A's file
+    versions = json.loads((mdir / "composer" / "p2" / "evil" / "pkg.json").read_text())["packages"]["evil/pkg"]
+    assert [v["version"] for v in versions] == ["2.0.0", "1.0.0"]
