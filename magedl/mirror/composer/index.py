@@ -48,6 +48,18 @@ _DIST_TYPE = re.compile(r"^[a-z0-9]{1,10}$")
 # (meaningless in the mirror's p2 layout, and it would make the same version differ by layout).
 _DROPPED = ("source", "notification-url", "installation-source", "dev", "transport-options", "uid")
 MAX_METADATA_BYTES = 64 << 20
+# A file name is at most 255 bytes; the longest made from a name part is its p2 file's temporary
+# file (".NAME.json.magedl-tmp-" and 12 hex digits). Composer's rule sets no length; this one does.
+MAX_NAME_PART = 200
+
+
+def check_fits(name: str) -> str:
+    """*name* (checked, lower-cased) when each part fits in a file name; UnsafeNameError when it does not."""
+    name = check_package_name(name)
+    if max(len(part.encode()) for part in name.split("/")) > MAX_NAME_PART:
+        raise UnsafeNameError(f"Composer package name {printable(name, 60)!r} is too long for a file name "
+                              f"(a part over {MAX_NAME_PART} characters)")
+    return name
 
 
 def normalize_url(url: str, where: str = "--composer-url") -> str:
@@ -87,7 +99,7 @@ def dist_rel(name: str, version_normalized: str, dist_type: str) -> str:
     UnsafeNameError
         A name, version or type that would not make a safe path.
     """
-    name = check_package_name(name)
+    name = check_fits(name)
     if not isinstance(version_normalized, str) or not _VERSION_FILE.fullmatch(version_normalized):
         raise UnsafeNameError(f"refusing version {printable(version_normalized)!r} of {name}: "
                               "not a plain version")
@@ -98,7 +110,7 @@ def dist_rel(name: str, version_normalized: str, dist_type: str) -> str:
 
 
 def p2_rel(name: str) -> str:
-    return f"{P2}/{check_package_name(name)}.json"
+    return f"{P2}/{check_fits(name)}.json"
 
 
 def clean_entry(entry: Mapping) -> dict:
@@ -131,13 +143,22 @@ def _newest_first(entries: list) -> list:
 def render(entries: Mapping[str, Iterable[dict]], url: str) -> dict:
     """``packages.json`` and the p2 files for *entries* (name -> mirrored entries): ``{rel: bytes}``."""
     files = {}
-    names = sorted(n for n, es in entries.items() if list(es))
+    names = sorted(n for n, es in entries.items() if list(es) and _fits(n))
     for name in names:
         doc = {"packages": {name: _newest_first(list(entries[name]))}}
         files[p2_rel(name)] = _dump(doc)
     root = {"packages": [], "metadata-url": f"{url_path(url)}p2/%package%.json", "available-packages": names}
     files[PACKAGES] = _dump(root)
     return files
+
+
+def _fits(name: str) -> bool:
+    try:
+        check_fits(name)
+    except UnsafeNameError as exc:
+        log.warning("%s; left out of the index", exc)
+        return False
+    return True
 
 
 def _dump(doc) -> bytes:

@@ -129,3 +129,21 @@ def test_a_changes_feed_vouches_only_for_files_of_its_own_repository(hostile, ca
     assert [p for p, _ in a.requests].count("/p2/evil/pkg.json") == 2  # asked again: B cannot vouch for A's file
     versions = json.loads((mdir / "composer" / "p2" / "evil" / "pkg.json").read_text())["packages"]["evil/pkg"]
     assert [v["version"] for v in versions] == ["2.0.0", "1.0.0"]
+
+
+def test_a_name_too_long_for_a_file_name_is_skipped_and_the_rest_is_indexed(hostile, capsys, tmp_path):
+    """Issue 19 item 5: a valid 300-character metapackage name made the index write fail: no SHA256SUMS at all."""
+    long = "evil/" + "a" * 295
+    repo = hostile({
+        "/packages.json": p2_root(),
+        f"/p2/{long}.json": p2_file(long, [{"version": "1.0.0", "type": "metapackage"}]),
+        "/p2/evil/fine.json": p2_file("evil/fine", [{"version": "1.0.0", "type": "metapackage"}]),
+    })
+    mdir = tmp_path / "m"
+    code, out, err = mirror(capsys, mdir, repo, "--composer-require", long, "--composer-require", "evil/fine")
+    assert code == 0, err
+    warned = [line for line in err.splitlines() if "warning" in line and "too long" in line]
+    assert len(warned) == 1 and len(warned[0]) < 400, err
+    root = json.loads((mdir / "composer" / "packages.json").read_text())
+    assert root["available-packages"] == ["evil/fine"]
+    assert "composer/p2/evil/fine.json" in (mdir / "SHA256SUMS").read_text()
