@@ -7,7 +7,8 @@ import logging
 import re
 from collections.abc import Callable
 
-from magedl.errors import FeedError, UnsafeNameError
+from magedl.composer.semver import normalize
+from magedl.errors import ConstraintError, FeedError, UnsafeNameError
 from magedl.text import printable
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,8 @@ def provider_label(include: str) -> str:
 def valid_entry(item, key: str, where: str, warn: Callable[[str], None]) -> dict | None:
     """Return a checked copy of one version entry of package *key*, or None to skip it.
 
-    ``name`` is filled in when missing; an entry of another package is
+    ``name`` is filled in when missing, and ``version_normalized`` (which
+    Composer computes when a repository leaves it out); an entry of another package is
     dropped silently (Composer loads only the named package from a file);
     wrong-typed fields drop the entry with a warning.
     """
@@ -171,6 +173,11 @@ def valid_entry(item, key: str, where: str, warn: Callable[[str], None]) -> dict
     elif not isinstance(entry.get("dist", {}), dict) or not isinstance(
             entry.get("dist", {}).get("url", ""), str):
         problem = "a malformed dist"
+    elif not entry.get("version_normalized"):
+        try:
+            entry["version_normalized"] = normalize(entry["version"])
+        except ConstraintError as exc:
+            problem = f"a version Composer cannot read ({exc})"
     for link in _LINK_KEYS:
         value = entry.get(link)
         if value == []:

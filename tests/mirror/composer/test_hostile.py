@@ -147,3 +147,25 @@ def test_a_name_too_long_for_a_file_name_is_skipped_and_the_rest_is_indexed(host
     root = json.loads((mdir / "composer" / "packages.json").read_text())
     assert root["available-packages"] == ["evil/fine"]
     assert "composer/p2/evil/fine.json" in (mdir / "SHA256SUMS").read_text()
+
+
+def test_a_version_without_version_normalized_is_normalised_locally_and_indexed(hostile, capsys, tmp_path):
+    """Issue 19 item 8: such entries were fetched and checked, then silently left out of the index (exit 0)."""
+    import hashlib
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("evil-pkg/composer.json", '{"name": "evil/pkg"}')
+    data = buffer.getvalue()
+    repo = hostile({"/packages.json": p2_root(), "/dist/pkg.zip": data})
+    dist = {"type": "zip", "url": repo.url + "dist/pkg.zip", "shasum": hashlib.sha1(data).hexdigest()}
+    repo.documents["/p2/evil/pkg.json"] = p2_file("evil/pkg", [{"version": "v1.2", "dist": dist},
+                                                               {"version": "1.1.0", "type": "metapackage"}])
+    mdir = tmp_path / "m"
+    code, out, err = mirror(capsys, mdir, repo, "--composer-require", "evil/pkg")
+    assert code == 0, err
+    versions = json.loads((mdir / "composer" / "p2" / "evil" / "pkg.json").read_text())["packages"]["evil/pkg"]
+    assert [(v["version"], v["version_normalized"]) for v in versions] == [("v1.2", "1.2.0.0"), ("1.1.0", "1.1.0.0")]
+    assert (mdir / "composer" / "dist" / "evil" / "pkg" / "1.2.0.0.zip").read_bytes() == data
