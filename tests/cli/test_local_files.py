@@ -75,3 +75,24 @@ def test_keys_store_never_prints_the_private_key_to_stdout_or_stderr(fd):
     assert proc.returncode == 2, proc.stderr
     assert private not in proc.stdout + proc.stderr and private[:8] not in proc.stdout + proc.stderr
     assert "use another descriptor, e.g. --print-env 3 3>" in proc.stderr
+
+
+def test_doctor_probes_a_fifo_named_like_a_lock_without_hanging(tmp_path):
+    """Issue 19 item 13: ``doctor -o DIR`` opened ``*.magedl-lock`` blocking: a FIFO hung it."""
+    os.mkfifo(tmp_path / "x.zip.magedl-lock")
+    (tmp_path / "y.zip.magedl-lock").write_text("")  # a lock a killed run left
+    code, out, err = magedl("doctor", "--repo-url", "http://127.0.0.1:9/", "-o", str(tmp_path))
+    assert "x.zip.magedl-lock: named like a lock, but not a regular file" in out + err
+    assert "y.zip.magedl-lock: a lock no process holds" in out + err
+
+
+def test_the_lock_probe_tells_held_free_and_not_a_lock(tmp_path):
+    from magedl.locks import FileLock, is_held
+
+    os.mkfifo(tmp_path / "fifo")
+    os.symlink(tmp_path / "free", tmp_path / "link")
+    (tmp_path / "free").write_text("")
+    assert is_held(tmp_path / "fifo") is None and is_held(tmp_path / "link") is None
+    assert is_held(tmp_path / "missing") is None and is_held(tmp_path / "free") is False
+    with FileLock(tmp_path / "held", "busy"):
+        assert is_held(tmp_path / "held") is True
