@@ -150,10 +150,10 @@ def test_a_constraint_longer_than_1_kib_is_refused_before_any_pattern_runs():
     from magedl.composer.semver import normalize
     from magedl.errors import ConstraintError
 
-    with pytest.raises(ConstraintError, match=r"\(30,005 characters\): longer than 1,024 characters") as info:
+    with pytest.raises(ConstraintError, match=r": 30,005 characters, over 1,024") as info:
         parse_constraint("1.0 " + " " * 30000 + "x")
     assert len(str(info.value)) < 200
-    with pytest.raises(ConstraintError, match="longer than 1,024"):
+    with pytest.raises(ConstraintError, match="over 1,024"):
         normalize("1" + ".0" * 40000)
     assert parse_constraint(">=1.0 " + " " * 1000 + "<2").matches("1.5.0.0")  # up to the cap, as Composer
 
@@ -175,5 +175,5 @@ def test_any_constraint_over_the_cap_is_refused(text):
     from magedl.composer.constraints import parse_constraint
     from magedl.errors import ConstraintError
 
-    with pytest.raises(ConstraintError, match="longer than"):
+    with pytest.raises(ConstraintError, match="characters, over 1,024"):
         parse_constraint(text)
