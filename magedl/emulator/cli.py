@@ -12,6 +12,7 @@ from magedl.emulator.catalogue import DEMO_MAGEID, DEMO_TOKEN, demo_catalogue
 from magedl.emulator.composer import LAYOUTS, ComposerRepos
 from magedl.emulator.core import DEFAULT_PREFIX, Emulator
 from magedl.emulator.faults import Faults
+from magedl.emulator.hostile import ATTACKS, HostileRepo
 from magedl.server import MemoryStore
 
 __all__ = ["main", "parse_size"]
@@ -58,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
                            "their URLs follow the API's on stdout and in the ready file")
     comp.add_argument("--composer-layout", choices=LAYOUTS, default="providers",
                       help="repo.magento.com's packages.json layout (default %(default)s, as served since 2024)")
+    comp.add_argument("--composer-hostile", choices=sorted(ATTACKS), metavar="ATTACK",
+                      help="also run a hostile Composer repository playing ATTACK (one of: %(choices)s); "
+                           "ask it for evil/root (docs/security.md)")
     cat = p.add_argument_group("the demo catalogue")
     cat.add_argument("--seed", type=int, default=0,
                      help="changes every file's bytes, and so the md5s (default %(default)s)")
@@ -125,11 +129,13 @@ def _write_ready(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _ready_lines(emu: Emulator) -> list:
+def _ready_lines(emu: Emulator, hostile=None) -> list:
     """The API's base URL; with --composer, ``repo.magento.com URL`` and ``packagist URL`` lines too."""
     lines = [emu.base_url]
     if emu.composer is not None:
         lines += [f"repo.magento.com {emu.composer.magento_url}", f"packagist {emu.composer.packagist_url}"]
+    if hostile is not None:
+        lines.append(f"hostile {hostile.url}")
     return lines
 
 
@@ -160,6 +166,7 @@ def main(argv=None) -> int:
         emu = Emulator(MemoryStore(*demo_catalogue(args.seed, args.big_size)), mageid=args.mageid, token=token,
                        host=args.bind, port=args.port, prefix=args.prefix, faults=_faults_from(args),
                        require_auth=not args.no_auth, access_log=access, composer=composer)
+        hostile = HostileRepo(ATTACKS[args.composer_hostile](), host=args.bind) if args.composer_hostile else None
     except OSError as exc:
         print(f"magedl emulator: cannot listen on {args.bind} port {args.port}: {exc.strerror or exc}",
               file=sys.stderr)
@@ -172,8 +179,10 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     emu.start()
+    if hostile is not None:
+        hostile.start()
     try:
-        lines = _ready_lines(emu)
+        lines = _ready_lines(emu, hostile)
         if args.ready_file:  # before the lines on stdout, so a reader of either finds both
             _write_ready(args.ready_file, "\n".join(lines))
         print("\n".join(f"magedl emulator: {line}" for line in lines), flush=True)
@@ -182,6 +191,8 @@ def main(argv=None) -> int:
             pass
     finally:
         emu.stop()
+        if hostile is not None:
+            hostile.stop()
     return 0
 
 

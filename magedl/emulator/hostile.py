@@ -8,7 +8,9 @@ answers them on its own port and logs every request with whether it carried
 credentials, so a test can prove that keys never went to a path a name chose.
 
 The module also builds the documents of the known attacks (:func:`minified_bomb`,
-:func:`self_including`, :func:`p2_root`), so the tests and ``scripts/`` share them.
+:func:`self_including`, :func:`p2_root`), and :data:`ATTACKS` names whole
+repositories for ``python -m magedl.emulator --composer-hostile ATTACK``, each
+with the package to ask for (``--composer-require evil/root``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from urllib.parse import urlsplit
 from magedl.emulator.recorder import Recorder, RecordingServer
 from magedl.server import MemoryStore, Reply, Request
 
-__all__ = ["HostileRepo", "minified_bomb", "p2_root", "self_including"]
+__all__ = ["ATTACKS", "HostileRepo", "minified_bomb", "p2_root", "self_including"]
 
 Document = Union[bytes, Callable[[str], Optional[bytes]]]
 
@@ -127,3 +129,26 @@ def self_including(fan_out: int = 2, path: str = "/packages.json") -> Callable[[
                      "includes": includes})
 
     return answer
+
+
+def _meta(name: str, **extra) -> dict:
+    return {"version": "1.0.0", "type": "metapackage", **extra}
+
+
+#: ``{attack: documents}`` of a whole hostile repository; ask each for ``evil/root``.
+ATTACKS: Dict[str, Callable[[], Dict[str, Document]]] = {
+    # A name that would put a path and a query (with the keys) where it chooses.
+    "names": lambda: {"/packages.json": p2_root(), "/p2/evil/root.json": p2_file("evil/root", [_meta(
+        "evil/root", require={"../../admin/delete?all=1&x": "*"})])},
+    # 90 KB that expands to 32 million values.
+    "minified-bomb": lambda: {"/packages.json": p2_root(), "/p2/evil/root.json": minified_bomb("evil/root")},
+    # A Satis packages.json that includes itself twice, under a new query string each time.
+    "self-include": lambda: {"/packages.json": self_including(2)},
+    # A constraint of 120,000 blanks.
+    "long-constraint": lambda: {"/packages.json": p2_root(), "/p2/evil/root.json": p2_file("evil/root", [_meta(
+        "evil/root", require={"evil/dep": "1.0 " + " " * 120000 + "x"})])},
+    # A valid name too long for a file name.
+    "long-name": lambda: {"/packages.json": p2_root(), "/p2/evil/root.json": p2_file("evil/root", [_meta(
+        "evil/root", require={"evil/" + "a" * 295: "*"})]), f"/p2/evil/{'a' * 295}.json": p2_file(
+        "evil/" + "a" * 295, [_meta("evil/long")])},
+}
