@@ -9,6 +9,7 @@ themselves live in a folder named ``keys``, which the scan skips).
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,21 @@ class Agent:
         self.proc.terminate()
         self.proc.wait(timeout=30)
         self.proc.stdout.close()
+
+
+def spy_on_ssh_keygen(folder: Path, monkeypatch) -> Path:
+    """Put an ``ssh-keygen`` first on PATH that logs how it was run (JSON lines) to the returned path, then runs the
+    real one: its argv, environment, and whether it leads a session of its own (so has no terminal to prompt on)."""
+    real = shutil.which("ssh-keygen")
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / "ssh-keygen.log"
+    spy = folder / "ssh-keygen"
+    spy.write_text(f"#!{sys.executable}\n"
+                   "import json, os, sys\n"
+                   f"with open({str(log)!r}, 'a') as f:\n"
+                   "    f.write(json.dumps({'argv': sys.argv[1:], 'env': dict(os.environ),\n"
+                   "                        'own_session': os.getsid(0) == os.getpid()}) + '\\n')\n"
+                   f"os.execv({real!r}, [{real!r}] + sys.argv[1:])\n")
+    spy.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    return log

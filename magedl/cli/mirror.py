@@ -364,10 +364,10 @@ def run_verify(args, out):
 
     started = time.monotonic()
     allowed = allowed_signers(args)
-    check_signatures(mirror_roots(args.targets), allowed)  # before anything else: unsigned files are not trusted
+    signed_sums = check_signatures(mirror_roots(args.targets), allowed)  # before anything else is read
     bar = ByteBar(progress_mode(args), "verifying")
     try:
-        findings = verify(args.targets, progress=bar)
+        findings = verify(args.targets, progress=bar, signed_sums=signed_sums)
     finally:
         bar.close()
     roots = sorted({f.root for f in findings})

@@ -15,7 +15,7 @@ from typing import Dict, List
 
 from magedl.cli.app import add_command, port
 from magedl.cli.output import write_line
-from magedl.cli.sign import add_allowed_signers, allowed_signers, check_signatures
+from magedl.cli.sign import add_allowed_signers, allowed_signers, check_served
 from magedl.errors import NotFoundError, UsageError
 from magedl.text import printable
 
@@ -160,7 +160,7 @@ def run(args, out) -> int:
     if not (root / "info" / "json").is_file():
         raise NotFoundError(f"{printable(root)}: not a mirror (no info/json); make one with "
                             f"'magedl mirror {printable(root)}'")
-    check_signatures([root], allowed_signers(args))  # a mirror whose signature fails is not served
+    check_served(root, allowed_signers(args))  # a mirror whose signature or index files fail is not served
     public = public_url(args.public_url) if args.public_url else None
     auth = read_auth_file(args.auth_file) if args.auth_file else None
     access = (lambda line: log.info("%s", line)) if args.verbose else None

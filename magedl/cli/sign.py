@@ -9,7 +9,7 @@ import logging
 import os
 from pathlib import Path
 
-from magedl.errors import NotFoundError, UsageError
+from magedl.errors import NotFoundError, SignatureError, UsageError
 from magedl.text import printable
 
 log = logging.getLogger(__name__)
@@ -61,20 +61,48 @@ def allowed_signers(args):
     return None
 
 
-def check_signatures(roots, allowed) -> None:
+def check_signatures(roots, allowed) -> dict:
     """Check each mirror's signature against *allowed* (before anything else is read), or say none was checked.
 
+    Returns {mirror folder: the ``SHA256SUMS`` bytes its signature covers} (empty without *allowed*): what
+    files are checked against, so the bytes trusted are the bytes whose signature verified.
     Raises SignatureError (exit 6) at the first mirror whose signature does not verify.
     """
     from magedl.mirror.signature import check, is_signed
 
+    checked = {}
     for root in roots:
         if allowed is not None:
+            signer = check(root, allowed)
+            checked[Path(os.path.abspath(root))] = signer.sums  # as verify() names mirror folders
             log.info("%s: signed by %s; the checksums it vouches for are trusted", printable(Path(root) / "SHA256SUMS"),
-                     check(root, allowed))
+                     signer)
         elif is_signed(root):
             log.warning("%s: the mirror is signed, but the signature was NOT checked: give --allowed-signers FILE "
                         "(or %s) to check it", printable(root), ALLOWED_SIGNERS_ENV)
+    return checked
+
+
+def check_served(root, allowed) -> None:
+    """``serve --allowed-signers``: the signature, then every index file served against the signed ``SHA256SUMS``.
+
+    Archives are not re-hashed (that is ``verify``'s work, and would hold up the start): clients check each
+    archive against the md5 or SHA-1 of the index files served, which this makes the signed ones.
+    Raises SignatureError (exit 6) when the signature or an index file does not match.
+    """
+    from magedl.mirror.composer.index import P2, PACKAGES
+    from magedl.mirror.layout import INFO_FILES, walk_files
+    from magedl.mirror.verify import verify
+
+    signed = check_signatures([root], allowed)
+    if not signed:
+        return
+    indexes = [rel for rel in (*INFO_FILES, PACKAGES) if os.path.lexists(Path(root) / rel)]
+    indexes += [rel for rel, _ in walk_files(root, P2)]
+    bad = [f for f in verify([Path(root) / rel for rel in indexes], signed_sums=signed) if f.failed]
+    if bad:
+        raise SignatureError(f"{printable(bad[0].path)}: {bad[0].status} ({bad[0].problem}) under a genuine "
+                             f"signature: not served; run 'magedl verify {printable(root)} --allowed-signers FILE'")
 
 
 def report_signed(root, signed) -> None:

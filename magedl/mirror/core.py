@@ -204,7 +204,7 @@ class Mirror:
         that changed nothing asks for no passphrase). Returns the
         :class:`~magedl.mirror.signature.SignedBy`, or None when kept.
         """
-        if not again and signature.is_current(self.root):
+        if not again and signature.is_current(self.root, key):
             return None
         signed = signature.sign(self.root, key)
         self.state.add_delta([SIG])

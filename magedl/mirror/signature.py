@@ -15,7 +15,7 @@ passphrases, ssh-agent) and the whole ``allowed_signers`` language
 (patterns, ``namespaces=``, ``valid-after=``, ``cert-authority``), where a
 library would mean a new compiled dependency plus our own SSHSIG framing,
 agent protocol and allowed_signers rules: more code, and security code
-written here instead of by OpenSSH. magedl parses the signature itself only
+written here instead of by OpenSSH. magedl parses the signature itself (:mod:`magedl.mirror.sshsig`) only
 to say what is wrong with it (malformed, other namespace, which key).
 
 The private key never passes through magedl: ssh-keygen is given its path,
@@ -26,23 +26,21 @@ no secret on its command line or in its environment.
 from __future__ import annotations
 
 import base64
-import binascii
-import hashlib
 import os
 import shutil
 import stat
-import struct
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Tuple
 
 from magedl.errors import ConfigError, SignatureError, UnsafeSourceError, UsageError
-from magedl.fsutil import atomic_write
+from magedl.fsutil import atomic_write, read_if_regular
 from magedl.mirror.index import MAX_INDEX_BYTES
 from magedl.mirror.layout import SIG, SUMS
+from magedl.mirror.sshsig import KEY_NAMES, SignedBy, is_key, parse_signature
 from magedl.secrecy import SECRET_FILE_LIMIT, check_private
 from magedl.service.fileadapter import open_published
 from magedl.text import printable
@@ -50,89 +48,11 @@ from magedl.text import printable
 NAMESPACE = "magedl-mirror"
 # An RSA-16384 signature is under 5 KiB; anything much bigger is not a signature.
 MAX_SIGNATURE_BYTES = 64 * 1024
-BEGIN, END = "-----BEGIN SSH SIGNATURE-----", "-----END SSH SIGNATURE-----"
 # Seconds ssh-keygen may take to check a signature (signing may wait for a passphrase or a key touch).
 CHECK_TIMEOUT = 60
+# Lines of an allowed_signers file listing the signing key that are tried (each is one ssh-keygen run).
+MAX_PRINCIPALS_TRIED = 8
 INSTALL = "install OpenSSH's client (8.2 or later; Debian/Ubuntu: apt-get install openssh-client)"
-_KEY_NAMES = {"ssh-ed25519": "ED25519", "ssh-rsa": "RSA", "ssh-dss": "DSA",
-              "sk-ssh-ed25519@openssh.com": "ED25519-SK", "sk-ecdsa-sha2-nistp256@openssh.com": "ECDSA-SK"}
-
-
-# -- the SSHSIG format ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SignedBy:
-    """What a signature says of itself (not yet whether it verifies)."""
-
-    key_type: str  # as in a public key line: ssh-ed25519, ecdsa-sha2-nistp256, ssh-rsa...
-    key_blob: bytes
-    namespace: str
-
-    @property
-    def fingerprint(self) -> str:
-        """``SHA256:...``, as ``ssh-keygen -l`` and ``ssh-add -l`` show it."""
-        return "SHA256:" + base64.b64encode(hashlib.sha256(self.key_blob).digest()).decode().rstrip("=")
-
-    @property
-    def public_key(self) -> str:
-        """The key as an ``allowed_signers`` or ``authorized_keys`` line gives it: ``TYPE BASE64``."""
-        return f"{self.key_type} {base64.b64encode(self.key_blob).decode()}"
-
-    def __str__(self) -> str:
-        name = _KEY_NAMES.get(self.key_type) or ("ECDSA" if self.key_type.startswith("ecdsa-") else self.key_type)
-        return f"{printable(name)} key {self.fingerprint}"
-
-
-def _strings(data: bytes, count: int) -> Tuple[list, bytes]:
-    """*count* SSH wire strings (uint32 length, bytes) from the start of *data*, and what follows."""
-    out = []
-    for _ in range(count):
-        if len(data) < 4:
-            raise ValueError("it ends early")
-        (length,) = struct.unpack(">I", data[:4])
-        if length > len(data) - 4:
-            raise ValueError("a field runs past its end")
-        out.append(data[4:4 + length])
-        data = data[4 + length:]
-    return out, data
-
-
-def parse_signature(text: bytes) -> SignedBy:
-    """The key and namespace of an armored SSH signature.
-
-    Raises
-    ------
-    ValueError
-        Not an SSH signature; the message says what is wrong (never quotes the bytes).
-    """
-    try:
-        lines = text.decode("ascii").strip().splitlines()
-    except UnicodeDecodeError:
-        raise ValueError("it is not text") from None
-    if len(lines) < 3 or lines[0].strip() != BEGIN or lines[-1].strip() != END:
-        raise ValueError(f"it is not framed by '{BEGIN}' ... '{END}'")
-    try:
-        blob = base64.b64decode("".join(line.strip() for line in lines[1:-1]), validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("its body is not base64") from None
-    if blob[:6] != b"SSHSIG" or len(blob) < 10:
-        raise ValueError("it does not start with the SSHSIG magic")
-    (version,) = struct.unpack(">I", blob[6:10])
-    if version != 1:
-        raise ValueError(f"it is SSHSIG version {version}, not 1")
-    (key, namespace, _reserved, hash_alg, sig), rest = _strings(blob[10:], 5)
-    if rest:
-        raise ValueError("bytes follow its end")
-    if hash_alg not in (b"sha256", b"sha512"):
-        raise ValueError(f"its hash algorithm is {printable(hash_alg.decode('ascii', 'replace'))!r}, "
-                         "not sha256 or sha512")
-    (key_type,), _ = _strings(key, 1)
-    _strings(sig, 2)
-    try:
-        return SignedBy(key_type.decode("ascii"), key, namespace.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ValueError("its key type or namespace is not text") from None
 
 
 # -- allowed_signers ------------------------------------------------------------------------------
@@ -140,14 +60,33 @@ def parse_signature(text: bytes) -> SignedBy:
 
 @dataclass(frozen=True)
 class AllowedSigners:
-    """An OpenSSH ``allowed_signers`` file, checked to be one; ssh-keygen applies its rules."""
+    """An OpenSSH ``allowed_signers`` file, checked to be one; ssh-keygen applies its rules.
+
+    ssh-keygen is given *data*, the bytes read and checked here, never the
+    path again: the file checked is the file used.
+    """
 
     path: str
     where: str  # "--allowed-signers" or "MAGEDL_ALLOWED_SIGNERS": named in messages
-    principals: Tuple[str, ...]
+    data: bytes = field(repr=False)
+    signers: Tuple[Tuple[str, bytes], ...] = ()  # (principals field, key blob) per line
 
     def __str__(self) -> str:
         return f"allowed signers {printable(self.path)} (from {self.where})"
+
+
+def _open_regular(path, shown: str):
+    """*path* open for reading, and its fstat; UsageError unless a regular file (never blocks on a FIFO)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise UsageError(f"cannot read {shown}: {exc.strerror or exc}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise UsageError(f"{shown} is {'a folder' if stat.S_ISDIR(info.st_mode) else 'not a regular file'}; "
+                         "give the file itself")
+    return os.fdopen(fd, "rb"), info
 
 
 def _words(line: str) -> list:
@@ -165,14 +104,6 @@ def _words(line: str) -> list:
     return words + [word] if word else words
 
 
-def _is_key(key_type: str, data: str) -> bool:
-    try:
-        blob = base64.b64decode(data, validate=True)
-        return _strings(blob, 1)[0][0] == key_type.encode()
-    except (binascii.Error, ValueError, UnicodeEncodeError):
-        return False
-
-
 def read_allowed_signers(path, where: str) -> AllowedSigners:
     """Read and check an ``allowed_signers`` file: each line ``PRINCIPALS [OPTIONS] KEYTYPE BASE64 [COMMENT]``.
 
@@ -182,10 +113,9 @@ def read_allowed_signers(path, where: str) -> AllowedSigners:
         Unreadable, empty, or a line that is not an entry; the message names the line.
     """
     shown = f"allowed signers file {printable(path)} (from {where})"
+    f, _ = _open_regular(path, shown)
     try:
-        with open(path, "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise UsageError(f"{shown} is not a file")
+        with f:
             data = f.read(SECRET_FILE_LIMIT + 1)
     except OSError as exc:
         raise UsageError(f"cannot read {shown}: {exc.strerror or exc}") from None
@@ -195,19 +125,19 @@ def read_allowed_signers(path, where: str) -> AllowedSigners:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise UsageError(f"{shown} is not UTF-8 text") from None
-    principals = []
-    for number, line in enumerate(text.splitlines(), 1):
+    signers = []
+    for number, line in enumerate(text.split("\n"), 1):  # lines as OpenSSH reads them (\v, \f, U+2028 end none)
         words = _words(line.strip())
         if not words or words[0].startswith("#"):
             continue
-        key_at = 1 if len(words) > 2 and _is_key(*words[1:3]) else 2
-        if len(words) < key_at + 2 or not _is_key(*words[key_at:key_at + 2]):
+        key_at = 1 if len(words) > 2 and is_key(*words[1:3]) else 2
+        if len(words) < key_at + 2 or not is_key(*words[key_at:key_at + 2]):
             raise UsageError(f"{shown}, line {number}: not 'PRINCIPALS [OPTIONS] KEY-TYPE BASE64-KEY' (as in "
                              "'ops@example.com ssh-ed25519 AAAA...', the line of a .pub file after a name)")
-        principals.append(words[0].strip('"'))
-    if not principals:
+        signers.append((words[0].strip('"'), base64.b64decode(words[key_at + 1])))
+    if not signers:
         raise UsageError(f"{shown} lists no key; add a line 'NAME KEY-TYPE BASE64-KEY' per key allowed to sign")
-    return AllowedSigners(str(path), where, tuple(principals))
+    return AllowedSigners(str(path), where, data, tuple(signers))
 
 
 # -- running ssh-keygen -------------------------------------------------------------------------
@@ -222,18 +152,30 @@ def ssh_keygen() -> str:
     return found
 
 
-def _child_env() -> dict:
-    """The environment ssh-keygen runs in: ours (it needs SSH_AUTH_SOCK), without magedl's own secrets."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAGEDL_")}
-    env["LC_ALL"] = "C"  # its messages, which ours quote, in one language
-    return env
+# All ssh-keygen is given of our environment: nothing else of it (tokens, cloud keys, SSH_ASKPASS...) is its business.
+_ENV_KEPT = ("PATH", "HOME", "USER", "LOGNAME", "TMPDIR")
+# Signing may also use the agent, and a FIDO key file its middleware.
+_ENV_KEPT_SIGNING = ("SSH_AUTH_SOCK", "SSH_SK_PROVIDER")
 
 
-def _run(argv: list, *, stdin=subprocess.DEVNULL, data: Optional[bytes] = None,
+def _child_env(signing: bool) -> dict:
+    """The environment ssh-keygen runs in: a short allow-list of ours, messages in one language."""
+    kept = _ENV_KEPT + (_ENV_KEPT_SIGNING if signing else ())
+    return {**{k: os.environ[k] for k in kept if k in os.environ}, "LC_ALL": "C"}  # messages ours quote
+
+
+def _run(argv: list, *, data: Optional[bytes] = None, terminal: bool = False,
          timeout: Optional[float] = CHECK_TIMEOUT) -> subprocess.CompletedProcess:
+    """Run ssh-keygen with *argv*, *data* on its stdin.
+
+    Without *terminal* it runs in a session of its own, with no terminal to
+    prompt on: a key that needs a passphrase fails at once (reading an empty
+    stdin) instead of waiting on the terminal for an answer nobody gives.
+    """
+    stdin = None if data is not None or terminal else subprocess.DEVNULL  # None: a pipe of data, or our terminal
     try:
-        return subprocess.run([ssh_keygen(), *argv], input=data, stdin=None if data is not None else stdin,
-                              capture_output=True, env=_child_env(), timeout=timeout)
+        return subprocess.run([ssh_keygen(), *argv], input=data, stdin=stdin, capture_output=True,
+                              env=_child_env(argv[1] == "sign"), timeout=timeout, start_new_session=not terminal)
     except subprocess.TimeoutExpired:
         raise ConfigError(f"ssh-keygen {argv[1]} gave no answer within {timeout:g} s") from None
     except OSError as exc:
@@ -259,6 +201,12 @@ class SignKey:
     where: str
     in_agent: bool
 
+    def public_blob(self) -> Optional[bytes]:
+        """The key's public half, from the key itself (agent) or the ``.pub`` beside it; None when unknown."""
+        data = read_if_regular(self.path if self.in_agent else f"{self.path}.pub", MAX_SIGNATURE_BYTES) or b""
+        words = data.decode("ascii", "replace").split()
+        return base64.b64decode(words[1]) if len(words) > 1 and is_key(words[0], words[1]) else None
+
 
 def sign_key(path, where: str) -> SignKey:
     """Check a signing key before any work is done: it exists, and a private key file is private.
@@ -274,21 +222,22 @@ def sign_key(path, where: str) -> SignKey:
         A private key file other users may read (with the ``chmod`` that fixes it), or a
         public key without an agent to hold its private half.
     """
-    shown = printable(path)
+    shown = f"signing key {printable(path)} (from {where})"
+    f, info = _open_regular(path, shown)
     try:
-        with open(path, "rb") as f:
-            info = os.fstat(f.fileno())
+        with f:
             head = f.read(64)
-    except IsADirectoryError:
-        raise UsageError(f"signing key {shown} (from {where}) is a folder; give the key file") from None
     except OSError as exc:
-        raise UsageError(f"cannot read signing key {shown} (from {where}): {exc.strerror or exc}") from None
+        raise UsageError(f"cannot read {shown}: {exc.strerror or exc}") from None
     word = head.split(b" ", 1)[0].decode("ascii", "replace")
-    in_agent = " " in head.decode("ascii", "replace") and (word in _KEY_NAMES or word.startswith("ecdsa-"))
+    in_agent = " " in head.decode("ascii", "replace") and (word in KEY_NAMES or word.startswith("ecdsa-"))
+    beside = str(path)[:-4] if in_agent and str(path).endswith(".pub") else None
     if not in_agent:
         check_private(path, info.st_mode, "signing key")
-    elif not os.environ.get("SSH_AUTH_SOCK"):
-        raise ConfigError(f"signing key {shown} (from {where}) is a public key, so its private half must be in "
+    elif beside and os.path.isfile(beside):  # ssh-keygen signs with it when the agent lacks the key
+        check_private(beside, os.stat(beside).st_mode, "signing key")
+    if in_agent and not os.environ.get("SSH_AUTH_SOCK"):
+        raise ConfigError(f"{shown} is a public key, so its private half must be in "
                           "ssh-agent, and SSH_AUTH_SOCK is not set: start the agent and 'ssh-add' the key, or "
                           "give the private key file")
     return SignKey(str(path), where, in_agent)
@@ -313,13 +262,15 @@ def sign(root, key: SignKey) -> SignedBy:
     with tempfile.TemporaryDirectory(prefix="magedl-sign-") as tmp:
         copy = Path(tmp) / SUMS
         copy.write_bytes(sums)
-        result = _run(["-Y", "sign", "-f", key.path, "-n", NAMESPACE, str(copy)],
-                      stdin=None if interactive else subprocess.DEVNULL, timeout=None if interactive else 300)
+        result = _run(["-Y", "sign", "-f", key.path, "-n", NAMESPACE, str(copy)], terminal=interactive,
+                      timeout=None if interactive else 300)
         made = copy.with_name(SIG)
         signature = made.read_bytes() if result.returncode == 0 and made.is_file() else None
     if signature is None:
         detail = _detail(result)
         shown = f"signing key {printable(key.path)} (from {key.where})"
+        if "passphrase" in detail and interactive:
+            raise ConfigError(f"{shown}: its passphrase was not accepted ({detail}); try again")
         if "passphrase" in detail:
             raise ConfigError(f"{shown} needs its passphrase and none was given ({detail}): load it into "
                               f"ssh-agent ('ssh-add {printable(key.path)}') and give its .pub, or sign on a terminal")
@@ -329,11 +280,17 @@ def sign(root, key: SignKey) -> SignedBy:
     return signed
 
 
-def is_current(root) -> bool:
-    """Whether ``SHA256SUMS.sig`` exists and is no older than ``SHA256SUMS`` (cheap: no signature check)."""
+def is_current(root, key: Optional[SignKey] = None) -> bool:
+    """Whether ``SHA256SUMS.sig`` exists, is no older than ``SHA256SUMS`` and, when *key*'s public half is
+    known, was made by *key* (a new key given to a run that changed nothing re-signs). Cheap: no signature check.
+    """
     try:
-        return os.lstat(Path(root) / SIG).st_mtime_ns >= os.lstat(Path(root) / SUMS).st_mtime_ns
-    except OSError:
+        if os.lstat(Path(root) / SIG).st_mtime_ns < os.lstat(Path(root) / SUMS).st_mtime_ns:
+            return False
+        wanted = key.public_blob() if key is not None else None
+        return wanted is None or parse_signature(read_if_regular(Path(root) / SIG, MAX_SIGNATURE_BYTES)
+                                                 or b"").key_blob == wanted
+    except (OSError, ValueError):
         return False
 
 
@@ -355,10 +312,15 @@ def is_signed(root) -> bool:
 
 @dataclass(frozen=True)
 class Signer:
-    """Who signed a mirror, as the allowed signers file names them."""
+    """Who signed a mirror, as the allowed signers file names them, and the ``SHA256SUMS`` bytes the signature covers.
+
+    Files are checked against *sums*, never against ``SHA256SUMS`` read again:
+    a carried disk can answer a second read with other bytes.
+    """
 
     principals: Tuple[str, ...]
     key: SignedBy
+    sums: bytes = field(default=b"", repr=False, compare=False)
 
     def __str__(self) -> str:
         return f"{', '.join(printable(p) for p in self.principals)} ({self.key})"
@@ -408,26 +370,32 @@ def check(root, allowed: AllowedSigners) -> Signer:
                              f"{NAMESPACE}'); the files are not trusted")
     sums = _read(root, SUMS, MAX_INDEX_BYTES, "check")
     with tempfile.TemporaryDirectory(prefix="magedl-verify-") as tmp:
-        sig_copy = Path(tmp) / SIG
+        sig_copy, allowed_copy = Path(tmp) / SIG, Path(tmp) / "allowed_signers"
         sig_copy.write_bytes(raw)  # ssh-keygen checks the very bytes parsed above
-        found = _run(["-Y", "find-principals", "-s", str(sig_copy), "-f", allowed.path])
-        principals = tuple(p for p in found.stdout.decode("utf-8", "replace").splitlines() if p.strip())
-        if found.returncode != 0 or not principals:
-            detail = _detail(found)
-            why = f"does not allow: {detail}" if detail else "does not list"
-            raise SignatureError(f"{shown} is signed by {signed}, which {allowed} {why}; the files are not trusted")
-        checked = _run(["-Y", "verify", "-f", allowed.path, "-I", principals[0], "-n", NAMESPACE, "-s",
-                        str(sig_copy)], data=sums)
-    signer = Signer(principals, signed)
-    if checked.returncode != 0:
-        detail = _detail(checked, "Signature verification failed: incorrect signature")
-        if detail:  # the key is listed, but not for this namespace, or not at this time
-            raise SignatureError(f"{shown} is signed by {signer}, which {allowed} does not allow: {detail}; "
-                                 "the files are not trusted")
-        raise SignatureError(f"{shown} does not match {SUMS} (signed by {signer}): {SUMS} was changed after it "
-                             "was signed; the files are not trusted")
-    return signer
+        allowed_copy.write_bytes(allowed.data)  # and the very allowed_signers read and checked
+        found = _run(["-Y", "find-principals", "-s", str(sig_copy), "-f", str(allowed_copy)])
+        found_detail = _detail(found).replace(str(allowed_copy), printable(allowed.path))
+        # find-principals names the first line listing the key only, which may allow another namespace
+        # (namespaces="git"); every line listing it is tried, as 'ssh-keygen -Y verify -I' would be by hand.
+        listed = [p for names, blob in allowed.signers if blob == signed.key_blob for p in names.split(",")]
+        candidates = list(dict.fromkeys(found.stdout.decode("utf-8", "replace").splitlines() + listed))
+        refusals = []
+        for principal in [p for p in candidates if p.strip() and p[0] != "!"][:MAX_PRINCIPALS_TRIED]:
+            checked = _run(["-Y", "verify", "-f", str(allowed_copy), "-I", principal, "-n", NAMESPACE, "-s",
+                            str(sig_copy)], data=sums)
+            if checked.returncode == 0:
+                return Signer((principal,), signed, sums)
+            refusals.append(_detail(checked, "Signature verification failed").replace(str(allowed_copy),
+                                                                                      printable(allowed.path)))
+        # Whether the signature matches SHA256SUMS at all tells a changed index from a key not allowed.
+        intact = _run(["-Y", "check-novalidate", "-n", NAMESPACE, "-s", str(sig_copy)], data=sums).returncode == 0
+    if not intact:
+        signer = Signer(tuple(p for p in candidates if p.strip()), signed) if candidates else signed
+        raise SignatureError(f"{shown} does not match {SUMS} (signed by {signer}): {SUMS} was changed after it was "
+                             "signed; the files are not trusted")
+    why = next((f"does not allow: {r}" for r in refusals + [found_detail] if r), "does not list")
+    raise SignatureError(f"{shown} is signed by {signed}, which {allowed} {why}; the files are not trusted")
 
 
-__all__ = ["NAMESPACE", "AllowedSigners", "SignKey", "SignedBy", "Signer", "check", "discard", "is_current",
-           "is_signed", "parse_signature", "read_allowed_signers", "sign", "sign_key"]
+__all__ = ["NAMESPACE", "AllowedSigners", "SignKey", "Signer", "check", "discard", "is_current", "is_signed",
+           "read_allowed_signers", "sign", "sign_key"]

@@ -133,7 +133,8 @@ def _mirror_root(path: Path) -> Optional[Path]:
     return None
 
 
-def verify(targets: Iterable, progress: Optional[Callable[[int, int], None]] = None) -> list:
+def verify(targets: Iterable, progress: Optional[Callable[[int, int], None]] = None,
+           signed_sums: Optional[dict] = None) -> list:
     """Check mirrors (folders) or single files inside mirrors.
 
     Parameters
@@ -141,6 +142,8 @@ def verify(targets: Iterable, progress: Optional[Callable[[int, int], None]] = N
     targets : list of path
     progress : callable, optional
         Called as ``progress(done_bytes, total_bytes)`` while hashing.
+    signed_sums : dict, optional
+        Mirror folder -> the SHA256SUMS bytes whose signature was checked: used instead of reading it again.
 
     Returns
     -------
@@ -154,7 +157,7 @@ def verify(targets: Iterable, progress: Optional[Callable[[int, int], None]] = N
     """
     findings, todo = [], []
     for root, only in _groups(targets).items():
-        found, checks = _inspect(root, only)
+        found, checks = _inspect(root, only, (signed_sums or {}).get(root))
         findings += found + [check.finding for check in checks]
         todo += checks
     total = sum(c.finding.size or 0 for c in todo)
@@ -221,7 +224,7 @@ def _read_index(root: Path, rel: str, findings: list, only) -> Optional[bytes]:
         return f.read(MAX_INDEX_BYTES)
 
 
-def _inspect(root: Path, only) -> tuple:
+def _inspect(root: Path, only, signed_sums: Optional[bytes] = None) -> tuple:
     """Findings decided without reading archives, and the checks that need hashing."""
     findings = []
     wants = (lambda rel: True) if only is None else (lambda rel: rel in only)
@@ -229,7 +232,7 @@ def _inspect(root: Path, only) -> tuple:
         for own in (FILES, INFO, COMPOSER, BOOKKEEPING):
             if kind(root, own) == "link":
                 findings.append(Finding(root, own, Verdict.BAD, LINK))
-    raw = _read_index(root, SUMS, findings, only)
+    raw = signed_sums if signed_sums is not None else _read_index(root, SUMS, findings, only)
     sums, sums_ok = {}, raw is not None
     if raw is not None:
         sums, bad_lines = parse_sums(raw.decode("utf-8", errors="replace"))

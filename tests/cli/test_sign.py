@@ -232,3 +232,121 @@ def test_a_mirror_run_that_cannot_sign_says_the_mirror_is_complete_but_unsigned(
     assert code == 1 and "needs its passphrase" in err and "the mirror itself is complete, but not signed" in err
     assert (root / "SHA256SUMS").is_file() and not (root / "SHA256SUMS.sig").exists()
     assert run(capsys, "verify", str(root))[0] == 0
+
+
+def _doctor_consistently(root):
+    """A careful tamperer's whole job: an archive changed, its md5 in info/json and every sum in SHA256SUMS to match."""
+    import hashlib
+
+    archive = _archive(root)
+    old_md5 = hashlib.md5(archive.read_bytes()).hexdigest()
+    _flip(archive)
+    feed = root / "info" / "json"
+    feed.write_text(feed.read_text().replace(old_md5, hashlib.md5(archive.read_bytes()).hexdigest()))
+    lines = [line.split("  ", 1) for line in (root / "SHA256SUMS").read_text().splitlines()]
+    (root / "SHA256SUMS").write_text("".join(f"{hashlib.sha256((root / rel).read_bytes()).hexdigest()}  {rel}\n"
+                                             for _, rel in lines))
+
+
+def test_files_are_checked_against_the_very_sums_whose_signature_verified(signed, ops, capsys, monkeypatch):
+    """A medium that answers a second read of SHA256SUMS with other bytes (here: swapped right after the check)."""
+    from magedl.mirror import signature
+
+    root = signed[0]
+    real_check = signature.check
+
+    def check_then_swap(*args):
+        signer = real_check(*args)
+        _doctor_consistently(root)
+        return signer
+
+    monkeypatch.setattr(signature, "check", check_then_swap)
+    code, out, err = verify(capsys, root, ops[1])
+    assert code == 6 and f"{_archive(root).relative_to(root)}: BAD (sha256 differs from SHA256SUMS" in out + err
+
+
+def test_a_run_with_a_new_key_re_signs_an_index_that_did_not_change(signed, env, capsys, tmp_path):
+    """Key rotation: the far side lists only the new key, so the old key's signature must not be kept."""
+    root = signed[0]
+    new = make_key(tmp_path / "keys", "new@example.com")
+    allowed = write_allowed(tmp_path / "keys" / "new_signers", allowed_line("new@example.com", new))
+    code, _, err = run(capsys, "mirror", str(root), *SELECTION, "--sign-key", str(new))
+    assert code == 0, err
+    code, _, err = verify(capsys, root, allowed)
+    assert code == 0 and "signed by new@example.com" in err
+
+
+@pytest.mark.parametrize("where", ["--allowed-signers", "MAGEDL_ALLOWED_SIGNERS"])
+def test_a_private_key_given_as_allowed_signers_is_refused_and_never_quoted(where, signed, ops, capsys, monkeypatch):
+    argv = ["verify", str(signed[0])]
+    if where == "MAGEDL_ALLOWED_SIGNERS":
+        monkeypatch.setenv(where, str(ops[0]))
+    else:
+        argv += [where, str(ops[0])]
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and "line 1: not 'PRINCIPALS" in err and f"(from {where})" in err and out == ""
+    body = [line for line in ops[0].read_text().splitlines() if not line.startswith("-")]
+    assert body and not any(line in err for line in body)
+
+
+def _sign_on_a_terminal(root, key, passphrase):
+    """``magedl sign`` with a pseudo-terminal as its stdin and controlling terminal; (exit code, stderr)."""
+    import fcntl
+    import pty
+    import select
+    import termios
+
+    master, slave = pty.openpty()
+
+    def take_terminal():
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen([sys.executable, "-m", "magedl", "sign", str(root), "--key", str(key)], stdin=slave,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=take_terminal)
+    os.close(slave)
+    seen = b""
+    try:
+        while b"passphrase" not in seen.lower():  # ssh-keygen's prompt, on the terminal
+            assert select.select([master], [], [], 120)[0], seen
+            seen += os.read(master, 1024)
+        os.write(master, passphrase.encode() + b"\n")
+        _, err = proc.communicate(timeout=120)
+    finally:
+        os.close(master)
+    return proc.returncode, err.decode()
+
+
+def test_signing_on_a_terminal_asks_for_the_passphrase_and_says_when_it_is_wrong(env, capsys, tmp_path):
+    key = make_key(tmp_path / "keys", "locked@example.com", passphrase="correct horse battery")
+    root = tmp_path / "mirror"
+    assert run(capsys, "mirror", str(root), *SELECTION)[0] == 0
+    code, err = _sign_on_a_terminal(root, key, "wrong horse")
+    assert code == 1 and "its passphrase was not accepted" in err and "none was given" not in err
+    assert "wrong horse" not in err and not (root / "SHA256SUMS.sig").exists()
+    code, err = _sign_on_a_terminal(root, key, "correct horse battery")
+    assert code == 0 and "signed with ED25519 key" in err and "correct horse" not in err
+    allowed = write_allowed(tmp_path / "keys" / "allowed", allowed_line("locked@example.com", key))
+    assert verify(capsys, root, allowed)[0] == 0
+
+
+def test_serve_refuses_an_index_file_changed_under_a_genuine_signature(signed, ops, tmp_path):
+    """An archive and its md5 in info/json changed, SHA256SUMS and its signature left alone: clients would trust
+    the served md5, so the served index files must be the signed ones."""
+    import hashlib
+
+    root = signed[0]
+    archive = _archive(root)
+    old_md5 = hashlib.md5(archive.read_bytes()).hexdigest()
+    _flip(archive)
+    feed = root / "info" / "json"
+    feed.write_text(feed.read_text().replace(old_md5, hashlib.md5(archive.read_bytes()).hexdigest()))
+    proc = subprocess.Popen([sys.executable, "-m", "magedl", "serve", str(root), "--port", "0", "--allowed-signers",
+                             str(ops[1])], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = proc.stdout.readline()  # the base URL once serving, or nothing once it exited
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert url == "" and proc.returncode == 6
+    assert "info/json: bad (sha256 differs from SHA256SUMS) under a genuine signature: not served" in err

@@ -4,11 +4,13 @@ A small mirror folder is enough here (a SHA256SUMS and its signature);
 the command line over real mirrors is tests/cli/test_sign.py.
 """
 
+import json
 import os
 import subprocess
+import sys
 
 import pytest
-from sshkit import KEY_TYPES, Agent, allowed_line, make_key, needs_ssh_keygen, write_allowed
+from sshkit import KEY_TYPES, Agent, allowed_line, make_key, needs_ssh_keygen, spy_on_ssh_keygen, write_allowed
 
 from magedl.errors import ConfigError, SignatureError, UsageError
 from magedl.mirror import signature
@@ -219,3 +221,90 @@ def test_a_linked_signature_is_never_followed(ops, mirror, tmp_path):
     (mirror / "SHA256SUMS.sig").symlink_to(tmp_path / "elsewhere.sig")
     with pytest.raises(SignatureError, match="cannot check it"):
         signature.check(mirror, ops[1])
+
+
+def test_a_key_listed_for_git_first_and_for_mirrors_next_verifies_as_ssh_keygen_would(ops, keys, mirror):
+    """find-principals names the first line only; a team file often lists a key for git commits before mirrors."""
+    path = write_allowed(keys / "team", allowed_line("alice@example.com", ops[0], 'namespaces="git"'),
+                         allowed_line("mirrors@example.com", ops[0], f'namespaces="{NAMESPACE}"'))
+    assert ssh_verify(mirror, path, "mirrors@example.com").returncode == 0
+    signer = signature.check(mirror, signature.read_allowed_signers(path, "--allowed-signers"))
+    assert signer.principals == ("mirrors@example.com",)
+    (mirror / "SHA256SUMS").write_bytes(SUMS + b"0" * 64 + b"  info/files\n")
+    with pytest.raises(SignatureError, match="does not match SHA256SUMS .signed by alice@example.com, mirrors@"):
+        signature.check(mirror, signature.read_allowed_signers(path, "--allowed-signers"))
+
+
+def test_ssh_keygen_checks_the_allowed_signers_bytes_read_not_the_file_read_again(ops, keys, mirror):
+    path = keys / "allowed_signers"
+    allowed = signature.read_allowed_signers(path, "--allowed-signers")
+    write_allowed(path, allowed_line("ops@example.com", make_key(keys, "other")))  # changed after it was read
+    assert signature.check(mirror, allowed).principals == ("ops@example.com",)
+
+
+@pytest.mark.parametrize("what", ["read_allowed_signers", "sign_key"])
+def test_a_fifo_or_device_for_allowed_signers_or_key_is_refused_without_blocking(what, keys):
+    keys.mkdir()
+    os.mkfifo(keys / "fifo")  # no writer: opening it for reading blocks for ever unless non-blocking
+    code = (f"from magedl.mirror import signature\nfor path in {[str(keys / 'fifo'), '/dev/null']!r}:\n"
+            f"    try:\n        signature.{what}(path, '--flag')\n    except Exception as exc:\n        print(exc)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.count("is not a regular file; give the file itself") == 2, done.stdout + done.stderr
+
+
+def test_ssh_keygen_gets_no_secret_nor_askpass_of_our_environment_and_no_terminal(keys, mirror, monkeypatch):
+    key = make_key(keys, "ops@example.com")
+    path = write_allowed(keys / "allowed_signers", allowed_line("ops@example.com", key))
+    log = spy_on_ssh_keygen(keys / "spy", monkeypatch)
+    agent = Agent(keys)
+    try:
+        secrets = {"MAGEDL_TOKEN": "t0ken-magedl", "AWS_SECRET_ACCESS_KEY": "aws-s3cret", "COMPOSER_AUTH": "{\"x\": 1}",
+                   "SSH_ASKPASS": "/bin/false", "SSH_ASKPASS_REQUIRE": "force", "DISPLAY": ":0", "LANG": "de_DE.UTF-8"}
+        for name, value in {**secrets, "SSH_AUTH_SOCK": str(agent.socket)}.items():
+            monkeypatch.setenv(name, value)
+        signature.sign(mirror, signature.sign_key(key, "--key"))
+        signature.check(mirror, signature.read_allowed_signers(path, "--allowed-signers"))
+    finally:
+        agent.stop()
+    runs = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [run["argv"][1] for run in runs] == ["sign", "find-principals", "verify"]
+    for run in runs:
+        leaked = sorted(set(secrets) & set(run["env"]))  # names only: a failure must not print the environment
+        assert not leaked and run["env"].get("LC_ALL") == "C" and run["own_session"], (run["argv"][1], leaked)
+        assert ("SSH_AUTH_SOCK" in run["env"]) == (run["argv"][1] == "sign")  # the agent only to sign
+
+
+def test_a_key_on_a_line_openssh_rejects_is_not_allowed_and_the_index_not_called_changed(ops, keys, mirror):
+    pub = (keys / "ops@example.com.pub").read_text().split()
+    path = keys / "odd_signers"
+    path.write_text(f'"-I ops team",--help {pub[0]} {pub[1]}\n')  # magedl reads it; ssh-keygen's rules refuse it
+    with pytest.raises(SignatureError) as caught:
+        signature.check(mirror, signature.read_allowed_signers(path, "--allowed-signers"))
+    assert "which allowed signers" in str(caught.value) and "does not match" not in str(caught.value)
+
+
+def test_allowed_signers_lines_end_at_newlines_only_as_openssh_reads_them(ops, keys, mirror):
+    path = keys / "commented"
+    path.write_text(allowed_line("ops@example.com", ops[0]).rstrip("\n") + " ops key\x0bsee runbook\u2028p. 4\n")
+    assert signature.check(mirror, signature.read_allowed_signers(path, "--allowed-signers")).principals == (
+        "ops@example.com",)
+
+
+def test_the_private_key_beside_an_agent_keys_pub_must_be_private_too(keys, monkeypatch):
+    """Without the key in the agent, ssh-keygen signs with the private key file beside the .pub it was given."""
+    key = make_key(keys, "ops")
+    os.chmod(key, 0o644)
+    monkeypatch.setenv("SSH_AUTH_SOCK", str(keys / "no-agent.sock"))
+    with pytest.raises(ConfigError) as caught:
+        signature.sign_key(f"{key}.pub", "--sign-key")
+    assert f"run 'chmod 600 {key}'" in str(caught.value)
+
+
+@pytest.mark.parametrize("principal", ["-n", "--help", "$(touch${IFS}pwned);`id`|x&", "-Iops"])
+def test_a_principal_that_looks_like_an_option_or_shell_is_only_ever_a_name(principal, ops, keys, mirror, tmp_path,
+                                                                            monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = write_allowed(keys / "odd", allowed_line(principal, ops[0]))
+    assert signature.check(mirror, signature.read_allowed_signers(path, "--allowed-signers")).principals == (
+        principal,)
+    assert not (tmp_path / "pwned").exists()
