@@ -33,11 +33,15 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from magedl.errors import ConfigError, UsageError
 from magedl.secrecy import (  # noqa: F401 (re-exported: config is where callers look for them)
+    MAGEID_SHAPE,
     SECRET_FILE_LIMIT,
     VERBOSE,
     RedactingFilter,
     check_private,
     check_secret_text,
+    mageid_may_be_secret,
+    mageid_problem,
+    mageid_shown,
     netrc_credentials,
     netrc_lookup,
     netrc_path,
@@ -53,8 +57,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://www.magentocommerce.com/products/downloads/"
 SERVICE_HOST = "www.magentocommerce.com"
-# What the account page shows: MAG and nine digits.
-MAGEID_SHAPE = re.compile(r"MAG[0-9]{9}")
 CONFIG_KEYS = ("mageid", "token", "base_url", "ca_bundle")
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ class Credentials:
     token: str
 
     def __repr__(self) -> str:
-        return f"Credentials(mageid={self.mageid!r}, token='***')"
+        return f"Credentials(mageid={mageid_shown(self.mageid)}, token='***')"
 
     __str__ = __repr__
 
@@ -400,17 +402,19 @@ def resolve(*, base_url: Optional[str] = None, mageid: Optional[str] = None, tok
     the_id = the_id.strip() if the_id else None
     the_token = the_token.strip() if the_token else None
     register_secret(the_token)  # as it will be sent: stripped, unquoted
+    if the_id and mageid_may_be_secret(the_id):
+        register_secret(the_id)  # a token in the MAGEID's place must not reach a log either
 
     creds = None
     if the_id and the_token:
         check_secret_text(the_token, token_from)
         if ":" in the_id or not all(" " < c <= "~" for c in the_id):
-            raise UsageError(f"the MAGEID {printable(the_id)!r} from {id_label} cannot be sent: it holds a ':', "
+            raise UsageError(f"the MAGEID {mageid_shown(the_id)} from {id_label} cannot be sent: it holds a ':', "
                              "a space or a non-ASCII character")
         creds = Credentials(the_id, the_token)
-        if is_service(url) and not MAGEID_SHAPE.fullmatch(the_id):
-            notes.append(f"the MAGEID {printable(the_id)!r} (from {id_label}) does not look like one: "
-                         "a MAGEID is MAG followed by 9 digits, as on your magento.com account page")
+        problem = mageid_problem(the_id, the_token) if is_service(url) else ""
+        if problem:
+            notes.append(f"the MAGEID {mageid_shown(the_id)} (from {id_label}) {problem}")
             log.warning("%s", notes[-1])
     elif the_id or the_token:
         notes.append(_half_set(the_id, id_label, token_from, cfg_label))

@@ -107,6 +107,37 @@ def read_if_regular(path, limit):
         os.close(fd)
 
 
+def read_regular(path, limit):
+    """The bytes of *path*, which must be a regular file of at most *limit* bytes (links followed).
+
+    For files a checkout or another user can put in place (Composer's
+    ``auth.json``, ``composer.json``, ``composer.lock``): opened non-blocking,
+    so a FIFO cannot hang the caller, and checked on the open descriptor, so a
+    link to ``/dev/zero`` cannot fill memory.
+
+    Raises
+    ------
+    FileNotFoundError, IsADirectoryError
+    OSError
+        Its ``strerror`` says what is wrong, for a one-line message:
+        ``not a regular file (a FIFO, device or socket)``, ``larger than 1024 KiB``.
+    """
+    fd = os.open(path, os.O_RDONLY | _NONBLOCK | _CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "a folder, not a file", str(path))
+        if not stat.S_ISREG(info.st_mode):
+            raise NotRegularFile(errno.EINVAL, "not a regular file (a FIFO, device or socket)", str(path))
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"larger than {limit // 1024:,} KiB: not the file it should be", str(path))
+    return data
+
+
 def temp_name(path):
     """A fresh, unguessable temporary path next to *path*."""
     path = Path(path)

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import socket
+import stat
 import time
 
 from magedl.errors import BusyError
@@ -89,6 +90,31 @@ class FileLock:
         except OSError:
             pass
         os.close(self._fd)
+
+
+def is_held(path):
+    """Whether a running process holds the flock on *path*: True, False, or None when it is no regular file.
+
+    The one probe for a lock another process may hold (``doctor`` asks it of
+    every ``*.magedl-lock``): opened read-only, non-blocking and without
+    following a link, so a FIFO or device named like a lock cannot hang it.
+    """
+    try:
+        fd = open_nofollow(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        if fcntl is None:  # pragma: no cover - not on POSIX
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        return False
+    finally:
+        os.close(fd)  # closing releases a lock we took
 
 
 def _holder(raw):

@@ -71,6 +71,41 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+# -- a MAGEID in the token's place ---------------------------------------------------
+
+# What the account page shows: MAG and nine digits.
+MAGEID_SHAPE = re.compile(r"MAG[0-9]{9}")
+# A downloads access token is 40 hex digits; a MAGEID of this shape, or any long one, may be a
+# token put in the wrong variable, and is then masked like one (mageid_shown).
+_TOKEN_LIKE = re.compile(r"[0-9a-fA-F]{20,}")
+_LONG_MAGEID = 20
+
+
+def mageid_may_be_secret(mageid: str) -> bool:
+    """Whether a MAGEID is shaped like a token (or is long): then it is never shown, as a secret."""
+    return len(mageid) > _LONG_MAGEID or bool(_TOKEN_LIKE.fullmatch(mageid))
+
+
+def mageid_shown(mageid: str) -> str:
+    """A MAGEID for messages: quoted, or masked when it may be a token (:func:`mageid_may_be_secret`)."""
+    if mageid_may_be_secret(mageid):
+        return f"*** ({len(mageid)} characters, not shown: it may be a token)"
+    return repr(printable(mageid))
+
+
+def mageid_problem(mageid: str, token: str) -> str:
+    """What is wrong with a MAGEID for the real service, to follow "the MAGEID X (from Y)"; "" when it looks right."""
+    if MAGEID_SHAPE.fullmatch(mageid):
+        return ""
+    if mageid_may_be_secret(mageid) and MAGEID_SHAPE.fullmatch(token):
+        return ("looks like a downloads token and the token looks like a MAGEID: the two look swapped; exchange "
+                "them (the MAGEID is MAG followed by 9 digits, the token 40 letters a-f and digits)")
+    if mageid_may_be_secret(mageid):
+        return ("looks like a downloads token, not a MAGEID (MAG followed by 9 digits): was the token put in its "
+                "place? Give the MAGEID there, and the token with --token-file or MAGEDL_TOKEN")
+    return "does not look like one: a MAGEID is MAG followed by 9 digits, as on your magento.com account page"
+
+
 # -- secret files -------------------------------------------------------------------
 
 

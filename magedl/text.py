@@ -9,13 +9,17 @@ before it reaches stdout, stderr or a log record.
 import unicodedata
 
 
-def printable(text) -> str:
+def printable(text, limit: int = 0) -> str:
     """*text* with every control or format character shown as a backslash escape.
 
     Printable characters, non-ASCII letters included, pass unchanged, so
     ordinary names look as they are; ``"a\\x1b[2Jb"`` becomes ``a\\x1b[2Jb``.
+    With a *limit*, a longer text is cut there (``...`` and its length added),
+    so a hostile value cannot fill a log line.
     """
     text = str(text)
+    if limit and len(text) > limit:
+        return f"{printable(text[:limit])}... ({len(text):,} characters)"
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() or c == " " else _escape(c) for c in text)

@@ -102,7 +102,7 @@ def _versions():
 
 
 def _credentials(args, checks):
-    from magedl.config import MAGEID_SHAPE, is_service, resolve
+    from magedl.config import is_service, mageid_problem, mageid_shown, resolve
 
     try:
         settings = resolve(base_url=args.base_url, mageid=args.mageid, token=args.token, token_file=args.token_file,
@@ -122,15 +122,15 @@ def _credentials(args, checks):
             checks.append(Check("downloads credentials", True, f"none, and none needed for {_where(settings)}"))
     else:
         creds = settings.credentials
-        detail = (f"MAGEID {printable(creds.mageid)} from {src.mageid or '?'}, a token of "
+        detail = (f"MAGEID {mageid_shown(creds.mageid)} from {src.mageid or '?'}, a token of "
                   f"{len(creds.token)} characters from {src.token or '?'}")
         problems = list(src.notes)
         if service and not _TOKEN.fullmatch(creds.token):
             problems.append(f"the token is {len(creds.token)} characters; a downloads access token is 40 letters "
                             "a-f and digits: copy it again from Account Settings > Downloads Access Token")
-        if service and not MAGEID_SHAPE.fullmatch(creds.mageid):
-            problems.append("the MAGEID is not MAG followed by 9 digits (shown top left on the magento.com "
-                            "account page)")
+        problem = mageid_problem(creds.mageid, creds.token) if service else ""
+        if problem:
+            problems.append(f"the MAGEID {problem}")
         checks.append(Check("downloads credentials", not problems, detail, "; ".join(problems), 0 if not problems
                             else 2))
     return settings
@@ -268,6 +268,7 @@ def _space(folder, checks):
 
 
 def _leftovers(folder, checks):
+    from magedl.locks import is_held
     from magedl.paths import LOCK_SUFFIX, PART_SUFFIX
 
     where = os.path.abspath(folder)
@@ -283,27 +284,15 @@ def _leftovers(folder, checks):
             problems.append(f"{printable(file_name)}: an unfinished download")
             fixes.append(f"'magedl get {printable(file_name)} -o {printable(folder)}' resumes it (or delete "
                          f"{printable(name)}*)")
-        elif name.endswith(LOCK_SUFFIX) and not _held(os.path.join(where, name)):
-            problems.append(f"{printable(name)}: a lock no process holds (a run was killed)")
-            fixes.append(f"delete {printable(name)}")
+        elif name.endswith(LOCK_SUFFIX):
+            held = is_held(os.path.join(where, name))
+            if held is None:
+                problems.append(f"{printable(name)}: named like a lock, but not a regular file")
+                fixes.append(f"delete {printable(name)}")
+            elif not held:
+                problems.append(f"{printable(name)}: a lock no process holds (a run was killed)")
+                fixes.append(f"delete {printable(name)}")
     if problems:
         checks.append(Check("leftovers", False, f"in {where}: " + "; ".join(problems), "; ".join(fixes), 1))
     else:
         checks.append(Check("leftovers", True, f"no unfinished download or stale lock in {where}"))
-
-
-def _held(path) -> bool:
-    """True when a running process holds the flock on *path* (a killed run's lock file is not held)."""
-    import fcntl
-
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)  # closing releases a lock we took
-    return False

@@ -47,9 +47,9 @@ def add_parser(subparsers) -> None:
                    help=f"the Composer repository the keys are for (default {MARKETPLACE_URL})")
     s.add_argument("--no-check", action="store_true", help="store without asking the repository first")
     s.add_argument("--print-env", type=_fd, metavar="FD",
-                   help="write the COMPOSER_AUTH value (JSON, for CI variables) to file descriptor FD instead "
-                        "of storing the keys, e.g. --print-env 3 3>composer-auth.json; refused when FD is a "
-                        "terminal")
+                   help="write the COMPOSER_AUTH value (JSON, for CI variables) to file descriptor FD: alone, "
+                        "instead of storing the keys (with --global or --project, as well), e.g. --print-env 3 "
+                        "3>composer-auth.json; refused when FD is a terminal, stdout or stderr")
     s.set_defaults(run=run_store, on_interrupt="nothing was stored")
 
 
@@ -316,3 +316,8 @@ def _check_fd(fd):
     if os.isatty(fd):
         raise UsageError(f"--print-env {fd}: that is a terminal, and the value holds the private key; redirect "
                          f"it to a file or a pipe, e.g. --print-env {fd} {fd}>composer-auth.json")
+    if fd in (1, 2):
+        # Not a terminal: in CI, standard output and error are the job log, kept and shown to many.
+        raise UsageError(f"--print-env {fd}: that is standard {'output' if fd == 1 else 'error'}, which in CI is "
+                         "the job log, and the value holds the private key; use another descriptor, e.g. "
+                         "--print-env 3 3>composer-auth.json")

@@ -32,6 +32,7 @@ from magedl.composer.jsonfile import EditError, json_type_name, parse_json_text,
 from magedl.config import register_secret
 from magedl.errors import ConfigError, LocalFileError, UsageError
 from magedl.fsutil import SECRET_MODE, create_new, fsync_dir, make_dirs, open_nofollow, temp_name
+from magedl.secrecy import SECRET_FILE_LIMIT
 
 log = logging.getLogger(__name__)
 
@@ -197,18 +198,22 @@ def _read_existing(path: Path) -> tuple[str | None, int | None]:
                           f"store them in {os.path.realpath(path)} directly, or remove the link")
     if not stat.S_ISREG(st.st_mode):
         raise ConfigError(f"{path} is not a regular file; move it away and store the keys again")
-    try:
-        fd = open_nofollow(path, os.O_RDONLY)
+    try:  # non-blocking: a FIFO swapped in after the lstat must not hang
+        fd = open_nofollow(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     with os.fdopen(fd, "rb") as handle:
         # Check the file we opened, not the name, so a swap after lstat changes nothing.
         st = os.fstat(handle.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"{path} is not a regular file; move it away and store the keys again")
         if os.name != "nt" and st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise ConfigError(
                 f"{path} has mode {_mode_text(st.st_mode)}: other users can read or change it, "
                 f"and it would hold your private key; run 'chmod 600 {path}' and try again")
-        raw = handle.read()
+        raw = handle.read(SECRET_FILE_LIMIT + 1)
+    if len(raw) > SECRET_FILE_LIMIT:
+        raise ConfigError(f"{path} is larger than {SECRET_FILE_LIMIT >> 20} MiB: not an auth.json; move it away")
     try:
         return raw.decode("utf-8"), stat.S_IMODE(st.st_mode)
     except UnicodeDecodeError:

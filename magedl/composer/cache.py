@@ -30,11 +30,13 @@ import hashlib
 import json
 import logging
 import os
+import re
 import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
+from urllib.parse import urlsplit
 
 from magedl.fsutil import atomic_write, make_dirs, read_if_regular
 from magedl.paths import BOOKKEEPING
@@ -50,6 +52,9 @@ INDEX = "index.json"
 _VERSION = 1
 _INDEX_LIMIT = 64 << 20
 _SHA256 = frozenset("0123456789abcdef")
+# A URL with a user or password in it (``http://deploy:pw@host/``): a body holding one is not
+# kept, since the cache is a file magedl writes and no secret may reach one.
+_USERINFO = re.compile(rb"://[^/\s\"'@]+@")
 
 
 @dataclass(frozen=True)
@@ -160,6 +165,9 @@ class MetadataCache:
         digest = hashlib.sha256(data).hexdigest()
         if not self._usable or len(data) > self.max_bytes or (sha256 is not None and sha256 != digest):
             return None
+        if _USERINFO.search(data):
+            log.debug("a metadata body with credentials in a URL is not cached")
+            return None
         with self._lock:
             self._pending.setdefault(digest, data)
             self._used.add(digest)
@@ -204,8 +212,13 @@ class MetadataCache:
 
     # -- changes feeds ------------------------------------------------------------
 
-    def follow(self, feed: str, template: str, read: Callable[[Optional[int]], tuple]) -> None:
+    def follow(self, feed: str, template: str, read: Callable[[Optional[int]], tuple], *, repository: str) -> None:
         """Read a changes feed; p2 URLs made from *template* it does not name are then reused without a request.
+
+        A feed vouches only for files of its own repository's origin: a
+        repository whose ``metadata-url`` points at another's files (say,
+        with a feed that never reports a change) would otherwise keep that
+        other repository's cached files from being asked for again.
 
         Parameters
         ----------
@@ -213,6 +226,8 @@ class MetadataCache:
             The repository's ``metadata-changes-url``.
         template : str
             Its absolute ``metadata-url`` (with ``%package%``).
+        repository : str
+            The repository's URL: *template* must be on its scheme, host and port.
         read : callable
             ``read(since) -> (timestamp, changed names or None)``, as
             :func:`magedl.composer.remote.read_changes`; a MagedlError leaves
@@ -220,6 +235,9 @@ class MetadataCache:
         """
         prefix, sep, suffix = template.partition("%package%")
         if not self._usable or not sep:
+            return
+        if _origin(template) != _origin(repository):
+            log.debug("%s: its metadata-url is on another origin; its changes feed is not followed", repository)
             return
         with self._lock:
             since = self._feeds.get(feed)
@@ -273,6 +291,15 @@ class MetadataCache:
     def summary(self) -> str:
         """``"12 reused, 3 revalidated (304), 4 fetched"``, for the log."""
         return f"{self.reused} reused, {self.revalidated} revalidated (304), {self.fetched} fetched"
+
+
+def _origin(url: str) -> tuple:
+    parts = urlsplit(url)
+    try:
+        return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port or {"http": 80, "https": 443}.get(
+            parts.scheme.lower())
+    except ValueError:  # a port that is not a number: matches nothing
+        return None, url, None
 
 
 def _text(value) -> Optional[str]:

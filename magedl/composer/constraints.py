@@ -19,6 +19,7 @@ from magedl.composer.semver import (
     MODIFIER,
     STABILITIES,
     STABILITY_WORDS,
+    check_length,
     compare,
     normalize,
     normalize_stability,
@@ -35,7 +36,10 @@ _VERSION = (
     r"v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:\.(\d+))?(?:" + MODIFIER + r"|\.([xX*][.-]?dev))"
     r"(?:\+[^\s]+)?"
 )
-_OR_SPLIT = re.compile(r"\s*\|\|?\s*", _A)
+# Composer splits alternatives with \s*\|\|?\s*, which backtracks quadratically over a long
+# run of blanks; _split_or cuts at the pipes and trims the blanks beside them instead.
+_PIPES = re.compile(r"\|\|?")
+_BLANKS = " \t\n\r\f\v"
 # PHP's (?<!^|as|[=>< ,]) needs a variable-width look-behind; three fixed ones agree.
 _AND_SPLIT = re.compile(r"(?<!^)(?<!as)(?<![=>< ,]) *(?<!-)[, ](?!-) *(?!,|as|$)", _A)
 _ALIAS = re.compile(r"^([^,\s]+) +as +([^,\s]+)$", _A)
@@ -390,11 +394,13 @@ def parse_constraint(text: str) -> VersionConstraint:
     Raises
     ------
     ConstraintError
-        Composer would reject the constraint; the message names it.
+        Composer would reject the constraint (the message names it), or it
+        is longer than :data:`~magedl.composer.semver.MAX_LENGTH` (1 KiB).
     """
+    check_length(text, "version constraint")
     parts: list[str] = []
     groups: list[_Node] = []
-    for alternative in _OR_SPLIT.split(php_trim(text)):
+    for alternative in _split_or(php_trim(text)):
         nodes: list[_Node] = []
         for part in _AND_SPLIT.split(alternative):
             parts.append(part)
@@ -408,6 +414,13 @@ def parse_constraint(text: str) -> VersionConstraint:
         groups.append(nodes[0] if len(nodes) == 1 else _Multi(nodes, True))
     explicit, inferred = _stability_flags(parts)
     return VersionConstraint(text, _join_or(groups), explicit, inferred)
+
+
+def _split_or(text: str) -> list[str]:
+    """Composer's alternatives (``re.split(r"\\s*\\|\\|?\\s*", text)``) in linear time."""
+    pieces = _PIPES.split(text)
+    last = len(pieces) - 1
+    return [piece.lstrip(_BLANKS if i else "").rstrip(_BLANKS if i < last else "") for i, piece in enumerate(pieces)]
 
 
 def satisfies(version: str, constraint: str | VersionConstraint) -> bool:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from magedl.errors import FeedError, UsageError
+from magedl.fsutil import read_regular
 from magedl.safejson import DEFAULT_MAX_BYTES, parse_json, read_bounded
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,7 @@ def read_lock(path: str | Path, *, dev: bool = True, warn: Callable[[str], None]
     """
     warn = warn or log.warning
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(max_bytes + 1)
+        data = read_regular(path, max_bytes)  # a FIFO or /dev/zero from a checkout must not hang or fill memory
     except OSError as exc:
         raise UsageError(f"{path}: cannot read the Composer lock file: "
                          f"{exc.strerror or exc}") from None

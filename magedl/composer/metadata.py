@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
+
+from magedl.composer.semver import normalize
+from magedl.errors import ConstraintError, FeedError, UnsafeNameError
+from magedl.text import printable
 
 log = logging.getLogger(__name__)
 
@@ -14,14 +19,50 @@ PROVIDER_LABELS = {"provider-ce": "Open Source", "provider-ee": "Commerce",
 MINIFIED = "composer/2.0"
 # Dependency maps of a version entry: PHP writes an empty one as [].
 _LINK_KEYS = ("require", "require-dev", "conflict", "replace", "provide", "suggest")
+# What one minified document may expand to, in JSON values (see expand_minified): a real p2
+# file of a package with a thousand versions is far below it.
+MAX_EXPANDED_VALUES = 1_000_000
+# Composer's own rule for package names (ValidatingArrayLoader), lower case.
+_NAME = re.compile(r"^[a-z0-9](?:[_.-]?[a-z0-9]+)*/[a-z0-9](?:(?:[_.]|-{1,2})?[a-z0-9]+)*$")
 
 
-def expand_minified(versions: list, warn: Callable[[str], None] | None = None) -> list[dict]:
+def check_package_name(name: str) -> str:
+    """A Composer package name, lower-cased; refused when Composer would refuse it.
+
+    Every URL and path built from a name (``%package%``, ``p2/NAME.json``,
+    ``dist/NAME/...``) is built from a name this returned, so a name from a
+    repository cannot choose where a request (with the keys) goes.
+
+    Raises
+    ------
+    UnsafeNameError
+    """
+    lowered = name.lower() if isinstance(name, str) else ""
+    if not _NAME.fullmatch(lowered):
+        raise UnsafeNameError(f"refusing Composer package name {printable(name)!r}: not vendor/name "
+                              "in Composer's characters")
+    return lowered
+
+
+def expand_minified(versions: list, warn: Callable[[str], None] | None = None, *,
+                    where: str = "minified metadata", limit: int | None = None) -> list[dict]:
     """Expand a minified (``composer/2.0``) version list into full entries.
 
     Each entry after the first holds only the keys that changed from the
     previous expanded one; the value ``"__unset"`` removes a key.  Entries
     that are not objects are skipped with a warning.
+
+    Expansion multiplies: a wide first entry followed by thousands of ``{}``
+    turns 60 KB into gigabytes.  The expanded entries are therefore counted
+    as they are made, in JSON values (a key, a string, a nested object's
+    every value; a value shared by several entries counts once per entry, as
+    every later copy of it costs that much), and a document over *limit*
+    (:data:`MAX_EXPANDED_VALUES`) is refused before more is built.
+
+    Raises
+    ------
+    FeedError
+        The document expands to more than *limit* values (names *where*).
 
     Examples
     --------
@@ -29,23 +70,49 @@ def expand_minified(versions: list, warn: Callable[[str], None] | None = None) -
     [{'name': 'a/b', 'version': '2.0'}, {'name': 'a/b', 'version': '1.0'}]
     """
     warn = warn or log.warning
+    limit = MAX_EXPANDED_VALUES if limit is None else limit
     expanded: list[dict] = []
     current: dict | None = None
+    weight = total = 0  # values in the current entry; in all entries so far
     for diff in versions:
         if not isinstance(diff, dict):
             warn(f"a minified version entry is a {type(diff).__name__}, not an object; skipped")
             continue
         if not current:  # as Composer: an empty first entry starts afresh
+            weight = sum(1 + json_size(v) for v in diff.values())
+            changes = None
+        else:
+            for key, value in diff.items():
+                if key in current:
+                    weight -= 1 + json_size(current[key])
+                if value != "__unset":
+                    weight += 1 + json_size(value)
+            changes = diff
+        total += weight
+        if total > limit:
+            raise FeedError(f"{where}: minified metadata that expands to more than {limit:,} values "
+                            f"(entries x keys); refused. The repository's file is malformed or hostile: "
+                            "ask its maintainer, or leave the package out")
+        if changes is None:
             current = dict(diff)
         else:
             current = dict(current)
-            for key, value in diff.items():
+            for key, value in changes.items():
                 if value == "__unset":
                     current.pop(key, None)
                 else:
                     current[key] = value
         expanded.append(current)
     return expanded
+
+
+def json_size(value) -> int:
+    """The number of JSON values in *value* (1 for a scalar; an object counts its keys and values)."""
+    if isinstance(value, dict):
+        return 1 + sum(1 + json_size(v) for v in value.values())
+    if isinstance(value, list):
+        return 1 + sum(json_size(v) for v in value)
+    return 1
 
 
 def minify_versions(versions: list[dict]) -> list[dict]:
@@ -82,7 +149,8 @@ def provider_label(include: str) -> str:
 def valid_entry(item, key: str, where: str, warn: Callable[[str], None]) -> dict | None:
     """Return a checked copy of one version entry of package *key*, or None to skip it.
 
-    ``name`` is filled in when missing; an entry of another package is
+    ``name`` is filled in when missing, and ``version_normalized`` (which
+    Composer computes when a repository leaves it out); an entry of another package is
     dropped silently (Composer loads only the named package from a file);
     wrong-typed fields drop the entry with a warning.
     """
@@ -105,6 +173,11 @@ def valid_entry(item, key: str, where: str, warn: Callable[[str], None]) -> dict
     elif not isinstance(entry.get("dist", {}), dict) or not isinstance(
             entry.get("dist", {}).get("url", ""), str):
         problem = "a malformed dist"
+    elif not entry.get("version_normalized"):
+        try:
+            entry["version_normalized"] = normalize(entry["version"])
+        except ConstraintError as exc:
+            problem = f"a version Composer cannot read ({exc})"
     for link in _LINK_KEYS:
         value = entry.get(link)
         if value == []:
@@ -130,7 +203,7 @@ def containers_of(doc: dict, key: str, where: str, warn: Callable[[str], None]) 
         if pkg.lower() != key:
             continue
         if isinstance(versions, list) and doc.get("minified") == MINIFIED:
-            versions = expand_minified(versions, warn)
+            versions = expand_minified(versions, warn, where=where)
         if isinstance(versions, (dict, list)):
             found.append(versions)
         else:

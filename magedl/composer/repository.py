@@ -21,8 +21,10 @@ as bytes or as an iterable of byte chunks, and raising magedl errors
 bound stop an endless body before it is all in memory.
 
 Repository data is untrusted: every read is bounded in size
-(:data:`DEFAULT_MAX_BYTES`) and JSON nesting (:data:`MAX_DEPTH`), and a
-wrong-typed entry is skipped with a warning rather than raising.
+(:data:`DEFAULT_MAX_BYTES`) and JSON nesting (:data:`MAX_DEPTH`), include files
+are bounded in depth and number (:mod:`magedl.composer.includes`), a name is
+checked before a URL is built from it, and a wrong-typed entry is skipped with a
+warning rather than raising.
 """
 
 from __future__ import annotations
@@ -35,9 +37,10 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
-from magedl.composer.metadata import collect_entries, containers_of, provider_label
+from magedl.composer.includes import IncludeWalker, wire
+from magedl.composer.metadata import check_package_name, collect_entries, containers_of
 from magedl.config import redact
-from magedl.errors import FeedError, IntegrityError, MagedlError, NotFoundError, UsageError
+from magedl.errors import FeedError, IntegrityError, MagedlError, NotFoundError, UnsafeNameError, UsageError
 from magedl.safejson import DEFAULT_MAX_BYTES, parse_json, read_bounded
 
 log = logging.getLogger(__name__)
@@ -45,8 +48,6 @@ log = logging.getLogger(__name__)
 __all__ = ["LAYOUTS", "ComposerRepository"]
 
 LAYOUTS = ("inline", "providers", "metadata-url")
-# provider-includes and includes may nest; a loop or a deep chain stops here.
-MAX_INCLUDE_DEPTH = 8
 _ABSOLUTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _ORIGIN = re.compile(r"^[^:]+://[^/]*")
 
@@ -89,7 +90,7 @@ class ComposerRepository:
         self._origin = _ORIGIN.match(url).group(0)
         self._root: dict | None = None
         self._layout = "inline"
-        self._inline: dict[str, list] | None = None
+        self._inline: dict[str, list] | MagedlError | None = None
         self._listing: dict[str, str] | None = None
         self._groups: dict[str, int] = {}
         self._cache: dict = {}  # (name, dev) -> entries, and the name lists
@@ -167,7 +168,7 @@ class ComposerRepository:
     def provider_groups(self) -> dict[str, int]:
         """Return provider group label -> number of packages it lists.
 
-        Labels come from the include file name (:func:`provider_label`):
+        Labels come from the include file name (:func:`~magedl.composer.metadata.provider_label`):
         ``p/provider-ce$%hash%.json`` counts under ``"Open Source"``.  Empty
         unless the layout is ``providers``.
         """
@@ -209,7 +210,7 @@ class ComposerRepository:
         failure is not kept: that lookup fetches again and reports it.
         """
         try:
-            urls = [url for name in dict.fromkeys(n.lower() for n in names)
+            urls = [url for name in dict.fromkeys(_valid_names(names))
                     if (name, False) not in self._cache and self.lists(name) is not False
                     for url in self._files_of(name)]
         except MagedlError:
@@ -235,12 +236,12 @@ class ComposerRepository:
         if key in self._inline_map():
             return []
         if self.layout == "metadata-url":
-            return [_wire(self.resolve(self.root()["metadata-url"].replace("%package%", key)))]
+            return [wire(self.resolve(self.root()["metadata-url"].replace("%package%", key)))]
         sha = self._provider_listing().get(key) if self.layout == "providers" else None
         if sha is None:
             return []
         template = self.root()["providers-url"]
-        return [_wire(self.resolve(template.replace("%package%", key).replace("%hash%", sha)))]
+        return [wire(self.resolve(template.replace("%package%", key).replace("%hash%", sha)))]
 
     # -- versions --------------------------------------------------------
 
@@ -260,8 +261,10 @@ class ComposerRepository:
             The repository has no usable version of the package.
         IntegrityError
             A providers file does not match the sha256 its listing gives.
+        UnsafeNameError
+            *name* is not a Composer package name (no URL is built from it).
         """
-        key = name.lower()
+        key = check_package_name(name)
         if (key, dev) not in self._cache:
             entries = self._collect(self._inline_map().get(key, []), key, self._where())
             if not entries and self.layout == "metadata-url":
@@ -307,90 +310,33 @@ class ComposerRepository:
 
     def _inline_map(self) -> dict[str, list]:
         """Map name -> raw version containers from ``packages`` (and ``includes``)."""
+        if isinstance(self._inline, MagedlError):
+            raise self._inline  # a walk that failed is not walked again
         if self._inline is None:
             inline: dict[str, list] = {}
-            self._add_inline(self.root(), inline, self.packages_url, 0)
+            walker = IncludeWalker(self.packages_url, self._load, self.resolve, self._warn)
+            try:
+                # Satis 'includes' only matter where nothing newer replaces them.
+                walker.inline(self.root(), inline, self.packages_url, follow=self._layout == "inline")
+            except FeedError as exc:
+                self._inline = exc
+                raise
             self._inline = inline
         return self._inline
-
-    def _add_inline(self, doc: dict, inline: dict, url: str, depth: int):
-        packages = doc.get("packages")
-        if isinstance(packages, dict):
-            for pkg, versions in packages.items():
-                if isinstance(versions, (dict, list)):
-                    inline.setdefault(pkg.lower(), []).append(versions)
-                else:
-                    self._warn(f"{redact(url)}: versions of {pkg} are not an object; skipped")
-        elif packages not in (None, []):
-            self._warn(f"{redact(url)}: 'packages' is not an object; ignored")
-        # Satis 'includes' only matter where nothing newer replaces them.
-        includes = doc.get("includes")
-        if self._layout != "inline" or includes is None:
-            return
-        if not isinstance(includes, dict) or depth >= MAX_INCLUDE_DEPTH:
-            self._warn(f"{redact(url)}: 'includes' unusable (not an object, or nested too deep)")
-            return
-        for include, meta in includes.items():
-            sha1 = meta.get("sha1") if isinstance(meta, dict) else None
-            if not include or (sha1 is not None and not isinstance(sha1, str)):
-                self._warn(f"{redact(url)}: include {include!r} has no usable sha1; skipped")
-                continue
-            sub = self.resolve(include)
-            self._add_inline(self._load(sub, sha1=sha1), inline, sub, depth + 1)
 
     def _provider_listing(self) -> dict[str, str]:
         """Map name -> sha256 of its package file, reading every provider include."""
         if self._listing is None:
             listing: dict[str, str] = {}
             root = self.root()
-            self._add_providers(root, listing, self.packages_url)
+            walker = IncludeWalker(self.packages_url, self._load, self.resolve, self._warn)
+            walker.add_providers(root, listing, self.packages_url)
             groups: dict[str, int] = {}
-            for label, count in self._read_includes(root, listing, self.packages_url, 0, set()):
+            for label, count in walker.providers(root, listing, self.packages_url):
                 groups[label] = groups.get(label, 0) + count
             self._groups = groups
             self._listing = listing
         return self._listing
-
-    def _read_includes(self, doc, listing, url, depth, seen):
-        """Yield (label, count) per provider include of *doc*, following nested ones."""
-        includes = doc.get("provider-includes")
-        if includes is None:
-            return
-        if not isinstance(includes, dict) or depth >= MAX_INCLUDE_DEPTH:
-            self._warn(f"{redact(url)}: provider-includes unusable (not an object, or nested "
-                       f"too deep)")
-            return
-        for include, meta in includes.items():
-            sha = meta.get("sha256") if isinstance(meta, dict) else None
-            if not include or not isinstance(sha, str) or not sha:
-                self._warn(f"{redact(url)}: provider include {include!r} has no sha256; skipped")
-                continue
-            sub = self.resolve(include.replace("%hash%", sha))
-            if sub in seen:
-                continue
-            seen.add(sub)
-            included = self._load(sub, sha256=sha)
-            count = self._add_providers(included, listing, sub)
-            count += sum(n for _, n in self._read_includes(included, listing, sub, depth + 1,
-                                                            seen))
-            yield provider_label(include), count
-
-    def _add_providers(self, doc: dict, listing: dict, url: str) -> int:
-        providers = doc.get("providers")
-        if providers is None:
-            return 0
-        if not isinstance(providers, dict):
-            self._warn(f"{redact(url)}: 'providers' is not an object; ignored")
-            return 0
-        count = 0
-        for pkg, meta in providers.items():
-            sha = meta.get("sha256") if isinstance(meta, dict) else None
-            if isinstance(sha, str) and sha:
-                listing[pkg.lower()] = sha
-                count += 1
-            else:
-                self._warn(f"{redact(url)}: provider {pkg} has no sha256; skipped")
-        return count
 
     # -- reading ---------------------------------------------------------
 
@@ -400,11 +346,11 @@ class ComposerRepository:
     def _load(self, url: str, *, sha256: str | None = None,
               sha1: str | None = None) -> dict:
         """Fetch, bound, verify and parse one metadata file into a JSON object."""
-        wire = _wire(url)
+        target = wire(url)
         with self._ready_lock:
-            data = self._ready.pop(wire, None)
+            data = self._ready.pop(target, None)
         if data is None:
-            data = read_bounded(self._fetch(wire), self.max_bytes, redact(url))
+            data = read_bounded(self._fetch(target), self.max_bytes, redact(url))
         for algo, expected in (("sha256", sha256), ("sha1", sha1)):
             if expected:
                 actual = hashlib.new(algo, data).hexdigest()
@@ -418,6 +364,10 @@ class ComposerRepository:
         return doc
 
 
-def _wire(url: str) -> str:
-    """*url* as it is requested: Composer sends '$' as %24, which some proxies would mangle."""
-    return url.replace("$", "%24") if url[:4].lower() == "http" else url
+def _valid_names(names: Iterable[str]):
+    """The Composer package names among *names*, lower-cased; the others are refused where they are looked up."""
+    for name in names:
+        try:
+            yield check_package_name(name)
+        except UnsafeNameError:
+            continue

@@ -31,6 +31,7 @@ _PHP_TRIM = " \t\n\r\0\x0b"
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 # The largest C long: PHP clamps numbers there (strtol) or turns them into floats.
 _LONG_MAX = 2**63 - 1
+MAX_LENGTH = 1024  # real versions and constraints are short; Composer's patterns are super-linear on long ones
 _LONG_DIGITS = 19
 
 # Pre-release part of a version (groups: stability word, its number, a dev suffix).
@@ -93,9 +94,16 @@ def normalize(version: str, full_version: str | None = None) -> str:
     Raises
     ------
     ConstraintError
-        Composer rejects the string.
+        Composer rejects the string, or it is longer than :data:`MAX_LENGTH`.
     """
+    check_length(version, "version")
     return _normalize(version, full_version)
+
+
+def check_length(text, what: str) -> None:
+    """Refuse a *what* (``version``, ``version constraint``) longer than :data:`MAX_LENGTH` before any pattern runs."""
+    if isinstance(text, str) and len(text) > MAX_LENGTH:
+        raise ConstraintError(f"invalid {what} {quote(text, 40)}: {len(text):,} characters, over {MAX_LENGTH:,}")
 
 
 @functools.lru_cache(maxsize=8192)

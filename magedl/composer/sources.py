@@ -11,6 +11,7 @@ business. Every password met is registered as a secret, whichever host it is for
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 from collections.abc import Mapping
@@ -23,6 +24,8 @@ from magedl.composer.hosts import LENIENT, URL_NAME, Target, match_entry
 from magedl.composer.jsonfile import json_type_name, parse_json_text, strict_loads
 from magedl.config import register_secret
 from magedl.errors import ConfigError
+from magedl.fsutil import read_regular
+from magedl.secrecy import SECRET_FILE_LIMIT
 
 log = logging.getLogger(__name__)
 
@@ -143,15 +146,16 @@ def read_json_file(path: Path) -> tuple[bool, Any]:
         (Composer stops on these too).
     """
     try:
-        raw = path.read_bytes()
+        raw = read_regular(path, SECRET_FILE_LIMIT)
     except FileNotFoundError:
         return False, None
     except IsADirectoryError:
         raise ConfigError(f"{path} is a folder, not a file: Composer cannot read it either; "
                           "move it away") from None
     except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}; fix its permissions or "
-                          "remove it") from None
+        fix = "fix its permissions or remove it" if exc.errno in (errno.EACCES, errno.EPERM) else (
+            "Composer's files are small plain files: remove it or put the real file there")
+        raise ConfigError(f"cannot read {path}: {exc.strerror}; {fix}") from None
     log.debug("reading credentials from %s", path)
     try:
         text = raw.decode("utf-8")

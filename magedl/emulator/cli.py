@@ -23,6 +23,7 @@ from magedl.emulator.catalogue import DEMO_MAGEID, DEMO_TOKEN, demo_catalogue
 from magedl.emulator.composer import LAYOUTS, ComposerRepos
 from magedl.emulator.core import DEFAULT_PREFIX, Emulator
 from magedl.emulator.faults import Faults
+from magedl.emulator.hostile import ATTACKS, HostileRepo
 from magedl.fsutil import atomic_write
 from magedl.server import MemoryStore
 
@@ -43,7 +44,8 @@ def _parser() -> argparse.ArgumentParser:
                f"({DEMO_MAGEID} unless --mageid), MAGEDL_TOKEN (the demo token, unless --token-file), "
                "MAGEDL_EMULATOR_PID and, with --composer, MAGEDL_EMULATOR_MAGENTO, MAGEDL_EMULATOR_PACKAGIST and "
                "one Marketplace key pair per entitlement (MAGEDL_EMULATOR_KEYS_OPEN_SOURCE, ..._COMMERCE, "
-               "..._DISABLED, ..._LAPSED, each 'PUBLIC PRIVATE'). These are demo values, not secrets. "
+               "..._DISABLED, ..._LAPSED, each 'PUBLIC PRIVATE'), and with --composer-hostile "
+               "MAGEDL_EMULATOR_HOSTILE. These are demo values, not secrets. "
                "Example: eval \"$(python -m magedl.emulator --background --composer)\"; ...; "
                "kill $MAGEDL_EMULATOR_PID. In the foreground, stop it with Ctrl-C or SIGTERM.")
     where = p.add_argument_group("where and who")
@@ -73,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
                            "URLs and Marketplace keys are among the lines printed")
     comp.add_argument("--composer-layout", choices=LAYOUTS, default="providers",
                       help="repo.magento.com's packages.json layout (default %(default)s, as served since 2024)")
+    comp.add_argument("--composer-hostile", choices=sorted(ATTACKS), metavar="ATTACK",
+                      help="also run a hostile Composer repository playing ATTACK (one of: %(choices)s); "
+                           "ask it for evil/root (docs/security.md)")
     cat = p.add_argument_group("the demo catalogue")
     cat.add_argument("--seed", type=int, default=0,
                      help="changes every file's bytes, and so the md5s (default %(default)s)")
@@ -136,7 +141,7 @@ def _export(name: str, value) -> str:
     return f"export {name}={shlex.quote(str(value))}"
 
 
-def _shell_lines(emu: Emulator, args, token_given: bool) -> list:
+def _shell_lines(emu: Emulator, args, token_given: bool, hostile=None) -> list:
     """What the emulator plays and how to reach it, as lines a POSIX shell can ``eval``."""
     plays = "the downloads service" + (", repo.magento.com and packagist" if emu.composer is not None else "")
     lines = [f"# magedl emulator (pid {os.getpid()}): {plays}, on {args.bind}; demo values, not secrets",
@@ -152,6 +157,8 @@ def _shell_lines(emu: Emulator, args, token_given: bool) -> list:
                   "# Marketplace keys of the emulated repo.magento.com, one pair per entitlement: PUBLIC PRIVATE"]
         for kind, pair in emu.composer.keys.items():
             lines.append(_export("MAGEDL_EMULATOR_KEYS_" + kind.upper().replace("-", "_"), " ".join(pair)))
+    if hostile is not None:
+        lines.append(_export("MAGEDL_EMULATOR_HOSTILE", hostile.url))
     lines.append("# stop it with: kill $MAGEDL_EMULATOR_PID")
     return lines
 
@@ -215,6 +222,7 @@ def main(argv=None) -> int:
         emu = Emulator(MemoryStore(*demo_catalogue(args.seed, args.big_size)), mageid=args.mageid, token=token,
                        host=args.bind, port=args.port, prefix=args.prefix, faults=_faults_from(args),
                        require_auth=not args.no_auth, access_log=log, composer=composer)
+        hostile = HostileRepo(ATTACKS[args.composer_hostile](), host=args.bind) if args.composer_hostile else None
     except OSError as exc:
         taken = f"ports {args.port}-{args.port + 2}" if args.composer and args.port else f"port {args.port}"
         print(f"magedl emulator: cannot listen on {args.bind} {taken}: {exc.strerror or exc}; is an emulator "
@@ -229,10 +237,12 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     emu.start()
+    if hostile is not None:
+        hostile.start()
     try:
         if args.ready_file:  # before the lines on stdout, so a reader of either finds both
             atomic_write(args.ready_file, (emu.base_url + "\n").encode(), durable=False)
-        print("\n".join(_shell_lines(emu, args, token_given=bool(args.token_file))), flush=True)
+        print("\n".join(_shell_lines(emu, args, token_given=bool(args.token_file), hostile=hostile)), flush=True)
         if args.detached_child:
             _let_go_of_the_terminal()
         else:
@@ -243,6 +253,8 @@ def main(argv=None) -> int:
             pass
     finally:
         emu.stop()
+        if hostile is not None:
+            hostile.stop()
     return 0
 
 

@@ -11,7 +11,7 @@ import difflib
 import os
 from urllib.parse import unquote, urlsplit
 
-from magedl.config import DEFAULT_BASE_URL, MAGEID_SHAPE, SERVICE_HOST, Settings, is_service, shown_url
+from magedl.config import DEFAULT_BASE_URL, SERVICE_HOST, Settings, is_service, mageid_problem, mageid_shown, shown_url
 from magedl.text import printable
 
 ACCOUNT_PAGE = "Account Settings > Downloads Access Token on magento.com"
@@ -49,7 +49,7 @@ def refused(settings: Settings, url: str, answer: str = "HTTP 401", service: boo
     base_host = urlsplit(settings.base_url).hostname or ""
     # Half-set credentials and a MAGEID's shape get their own sentence below; other notes are appended.
     notes = "".join(f" Also: {note}." for note in src.notes
-                    if "was found" not in note and "does not look like one" not in note)
+                    if "was found" not in note and not note.startswith("the MAGEID "))
     if host != base_host:
         return (f"{host} asks for credentials ({answer}); it was reached by a redirect from {base_host}, and magedl "
                 f"sends credentials only to the host they were given for.{notes}")
@@ -64,14 +64,15 @@ def refused(settings: Settings, url: str, answer: str = "HTTP 401", service: boo
         return (f"{host} asks for credentials ({answer}) and none were sent ({looked}): give {who} with "
                 f"--mageid ID --token-file PATH, MAGEDL_MAGEID/MAGEDL_TOKEN, the config file or a 'machine {host}' "
                 f"netrc entry.{notes}")
-    sent = (f"MAGEID {printable(creds.mageid)!r} (from {src.mageid or 'the caller'}) with the "
+    sent = (f"MAGEID {mageid_shown(creds.mageid)} (from {src.mageid or 'the caller'}) with the "
             f"{src.token_length or len(creds.token)}-character token from {src.token or 'the caller'}")
     if not service:
         return (f"the server at {host} refused {sent} ({answer}); for a magedl mirror, check them against the "
                 f"user:password lines of its --auth-file (your Adobe token is not involved).{notes}")
-    if not MAGEID_SHAPE.fullmatch(creds.mageid):
-        return (f"the service refused {sent} ({answer}): that MAGEID does not look like one (MAG followed by 9 "
-                f"digits, as on your magento.com account page); fix it before touching the token.{notes}")
+    problem = mageid_problem(creds.mageid, creds.token)
+    if problem:
+        return (f"the service refused {sent} ({answer}): that MAGEID {problem}; fix it before touching the "
+                f"token.{notes}")
     if notes:
         return f"the service refused {sent} ({answer}).{notes} If those are fine: {TOKEN_HELP}."
     return (f"the service refused {sent} ({answer}). If the MAGEID is right, the token is the likely cause: "

@@ -236,3 +236,29 @@ def test_netrc_entry_used_is_named_at_v(emulator, capsys, isolated_home):
     code, _, err = run(capsys, "-vv", "--base-url", emulator.base_url, "list", "--json")
     assert code == 0
     assert f"{isolated_home / '.netrc'}, 'machine 127.0.0.1' entry" in err and WRONG not in err
+
+
+def test_a_swapped_mageid_and_token_never_print_the_token_and_are_called_swapped(as_service, capsys, monkeypatch,
+                                                                                 tmp_path):
+    """Issue 19 item 14: MAGEDL_MAGEID held the token, MAGEDL_TOKEN the MAGEID: ``list`` and ``doctor`` printed it."""
+    from magedl.config import registered_secrets
+
+    base, emulator = as_service
+    monkeypatch.setenv("MAGEDL_MAGEID", emulator.token)
+    monkeypatch.setenv("MAGEDL_TOKEN", emulator.mageid)
+    code, out, err = run(capsys, "--base-url", base, "list")
+    line = error_line(err)
+    assert code == 3 and "look swapped" in line and "(from MAGEDL_MAGEID)" in line
+    assert emulator.token not in out + err and emulator.token[:8] not in out + err
+    assert [w for w in err.splitlines() if "warning" in w and "look swapped" in w]  # said before the request too
+    code, out, err = run(capsys, "--base-url", base, "doctor", "-o", str(tmp_path))
+    assert "look swapped" in out + err and emulator.token not in out + err and emulator.token[:8] not in out + err
+    assert emulator.token in registered_secrets()  # masked in every log record too
+
+
+def test_a_long_mageid_is_masked_and_a_token_shaped_one_is_called_so(as_service, capsys, tmp_path):
+    base, emulator = as_service
+    token = write_private(tmp_path / "token", emulator.token)
+    code, _, err = run(capsys, "--base-url", base, "--mageid", "deadbeef" * 5, "--token-file", str(token), "list")
+    line = error_line(err)
+    assert code == 3 and "looks like a downloads token, not a MAGEID" in line and "deadbeef" not in err

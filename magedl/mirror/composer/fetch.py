@@ -119,7 +119,7 @@ def _follow_changes(client, repo, cache) -> None:
         if repo.layout != "metadata-url" or not isinstance(feed, str) or not feed:
             return
         feed = repo.resolve(feed)
-        cache.follow(feed, repo.resolve(template), lambda since: read_changes(client, feed, since))
+        cache.follow(feed, repo.resolve(template), lambda since: read_changes(client, feed, since), repository=repo.url)
     except MagedlError as exc:  # every file is then revalidated; the lookups report a repository that fails
         log.debug("%s: no changes feed: %s", redact(repo.url), exc)
 

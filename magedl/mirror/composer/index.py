@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping, Optional
 from urllib.parse import urlsplit
 
+from magedl.composer.metadata import check_package_name
 from magedl.composer.semver import stability, version_key
 from magedl.errors import UnsafeNameError, UsageError
 from magedl.fsutil import atomic_write, read_if_regular
@@ -43,8 +44,6 @@ DIST = f"{COMPOSER}/dist"
 URL_FILE = f"{BOOKKEEPING}/composer.json"
 DEV_SUFFIX = "~dev"  # Composer reads a package's branches from p2/NAME~dev.json, only when it may use them
 DEFAULT_URL = "http://127.0.0.1:8080/composer/"
-# Composer's own rule for package names (ValidatingArrayLoader), lower case.
-_NAME = re.compile(r"^[a-z0-9](?:[_.-]?[a-z0-9]+)*/[a-z0-9](?:(?:[_.]|-{1,2})?[a-z0-9]+)*$")
 _VERSION_FILE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,99}$")
 _DIST_TYPE = re.compile(r"^[a-z0-9]{1,10}$")
 # What a mirrored entry must not carry: where to fetch sources from upstream, whom to notify,
@@ -52,20 +51,18 @@ _DIST_TYPE = re.compile(r"^[a-z0-9]{1,10}$")
 # (meaningless in the mirror's p2 layout, and it would make the same version differ by layout).
 _DROPPED = ("source", "notification-url", "installation-source", "dev", "transport-options", "uid")
 MAX_METADATA_BYTES = 64 << 20
+# A file name is at most 255 bytes; the longest made from a name part is its p2 file's temporary
+# file (".NAME.json.magedl-tmp-" and 12 hex digits). Composer's rule sets no length; this one does.
+MAX_NAME_PART = 200
 
 
-def check_package_name(name: str) -> str:
-    """A Composer package name, lower-cased; refused when Composer would refuse it or it could escape.
-
-    Raises
-    ------
-    UnsafeNameError
-    """
-    lowered = name.lower() if isinstance(name, str) else ""
-    if not _NAME.fullmatch(lowered):
-        raise UnsafeNameError(f"refusing Composer package name {printable(name)!r}: not vendor/name "
-                              "in Composer's characters")
-    return lowered
+def check_fits(name: str) -> str:
+    """*name* (checked, lower-cased) when each part fits in a file name; UnsafeNameError when it does not."""
+    name = check_package_name(name)
+    if max(len(part.encode()) for part in name.split("/")) > MAX_NAME_PART:
+        raise UnsafeNameError(f"Composer package name {printable(name, 60)!r} is too long for a file name "
+                              f"(a part over {MAX_NAME_PART} characters)")
+    return name
 
 
 def normalize_url(url: str, where: str = "--composer-url") -> str:
@@ -105,7 +102,7 @@ def dist_rel(name: str, version_normalized: str, dist_type: str) -> str:
     UnsafeNameError
         A name, version or type that would not make a safe path.
     """
-    name = check_package_name(name)
+    name = check_fits(name)
     if isinstance(version_normalized, str) and version_normalized.startswith("dev-") \
             and not _VERSION_FILE.fullmatch(version_normalized):
         version_normalized = _branch_file(version_normalized)
@@ -126,7 +123,7 @@ def _branch_file(version_normalized: str) -> str:
 
 def p2_rel(name: str, dev: bool = False) -> str:
     """The p2 file of *name*: branches (dev versions) go to ``NAME~dev.json``, where Composer looks for them."""
-    return f"{P2}/{check_package_name(name)}{DEV_SUFFIX if dev else ''}.json"
+    return f"{P2}/{check_fits(name)}{DEV_SUFFIX if dev else ''}.json"
 
 
 def is_branch(entry: Mapping) -> bool:
@@ -168,7 +165,7 @@ def render(entries: Mapping[str, Iterable[dict]], url: str, advisories: Optional
     *advisories* (name -> full advisories; None: the mirror carries none) go where Composer reads them.
     """
     files = {}
-    names = sorted(n for n, es in entries.items() if list(es))
+    names = sorted(n for n, es in entries.items() if list(es) and _fits(n))
     for name in names:
         versions = list(entries[name])
         for dev in (False, True):
@@ -180,6 +177,15 @@ def render(entries: Mapping[str, Iterable[dict]], url: str, advisories: Optional
     root = {"packages": [], "metadata-url": f"{url_path(url)}p2/%package%.json", "available-packages": names}
     files[PACKAGES] = _dump(with_advisories(root, advisories))
     return files
+
+
+def _fits(name: str) -> bool:
+    try:
+        check_fits(name)
+    except UnsafeNameError as exc:
+        log.warning("%s; left out of the index", exc)
+        return False
+    return True
 
 
 def with_advisories(doc: dict, advisories: Optional[Mapping], name: Optional[str] = None) -> dict:

@@ -23,6 +23,7 @@ from magedl.errors import UnsafeNameError
 from magedl.mirror.composer.index import (
     DEFAULT_URL,
     DIST,
+    check_fits,
     check_package_name,
     clean_entry,
     dist_rel,
@@ -177,7 +178,10 @@ class ComposerPlanner:
             for name, vn, entry in selection.entries():
                 dist = entry.get("dist")
                 if not isinstance(dist, dict) or not dist.get("url"):
-                    part.metadata.setdefault(name, {})[vn] = clean_entry(entry)
+                    try:
+                        part.metadata.setdefault(check_fits(name), {})[vn] = clean_entry(entry)
+                    except UnsafeNameError as exc:  # one name must not cost the whole index
+                        log.warning("skipping %s %s: %s", printable(name, 60), printable(vn, 40), exc)
                     continue
                 try:
                     rel = dist_rel(name, vn, dist.get("type"))

@@ -220,8 +220,9 @@ class Resolver:
         seen = set()
         while wave:  # one level of the requirement graph at a time, its metadata fetched in parallel
             wave = [w for w in wave if (w[0], w[1]) not in seen and not seen.add((w[0], w[1]))]
-            if self.prefetch is not None:
-                self.prefetch(sorted({name for name, _, _ in wave} - {name for name, _ in self._found}))
+            if self.prefetch is not None:  # valid names only: a URL (and the keys) must never go where a name points
+                self.prefetch(sorted({name for name, _, _ in wave if _is_package_name(name)}
+                                     - {name for name, _ in self._found}))
             following = []
             for name, constraint, chain in wave:
                 for version, entry in self._require(name, constraint, chain):
@@ -257,7 +258,7 @@ class Resolver:
         except (UnsafeNameError, ConstraintError) as exc:
             if not chain:
                 raise
-            self.warn(f"{printable(requirement)} (required by {' <- '.join(chain)}): {exc}; skipped")
+            self.warn(f"{printable(requirement, 200)} (required by {' <- '.join(chain)}): {exc}; skipped")
             return []
         flag = constraint.stability_flag("stable")
         branches = flag == "dev"  # dev-main, 2.x-dev or @dev named outright: Composer reads the branches
@@ -289,13 +290,20 @@ class Resolver:
             shown = ", ".join(released[:8]) + (" ..." if len(released) > 8 else "") or "none"
             why = f" that PHP {self.options.php} can run" if php_dropped else ""
             self._fail(requirement, chain, UnsatisfiableError(
-                f"{printable(requirement)}: no version in {redact(repo.url)}{why} satisfies it "
+                f"{printable(requirement, 200)}: no version in {redact(repo.url)}{why} satisfies it "
                 f"(released versions there: {shown})"))
             return []
         if self.options.newest:
             chosen = [max(chosen, key=lambda c: version_key(c[0]))]
         out = []
         for vn, entry in chosen:
+            if carries_credentials(entry):
+                # Its URL would travel into the state file and the JSON output; refused as in a lock.
+                self._fail(requirement, chain, UsageError(
+                    f"{name} {entry.get('version') or vn}: its dist URL in {redact(repo.url)} carries credentials; "
+                    "magedl does not mirror such URLs: ask the repository's maintainer to serve it without them "
+                    "(Composer sends keys from auth.json), or mirror it from a lock that names a clean URL"))
+                continue
             self._add(name, vn, entry, repo)
             out.append((entry.get("version") or vn, entry))
         return out
@@ -340,9 +348,8 @@ class Resolver:
             entry = next((e for e in entries if _normalized(e) == vn), None)
             dist = locked.get("dist") if isinstance(locked.get("dist"), dict) else {}
             if entry is None and isinstance(dist.get("url"), str) and dist["url"]:
-                if "@" in urlsplit(dist["url"]).netloc:
+                if carries_credentials(locked):
                     # A password in a lock would travel into the state file and the JSON output.
-                    register_secret(urlsplit(dist["url"]).password)
                     self._fail(requirement, where, UsageError(
                         f"{name} {version}: its dist URL in {path} carries credentials; give them to Composer "
                         "as auth.json or COMPOSER_AUTH instead, and remove them from the lock"))
@@ -374,6 +381,28 @@ def _groups(repo) -> dict:
         return repo.provider_groups()
     except MagedlError:
         return {}
+
+
+def carries_credentials(entry: dict) -> bool:
+    """Whether a version entry's dist URL holds a user or password (its password is registered as a secret)."""
+    dist = entry.get("dist")
+    url = dist.get("url") if isinstance(dist, dict) else None
+    if not isinstance(url, str) or "@" not in url:
+        return False
+    try:
+        parts = urlsplit(url)
+        register_secret(parts.password)
+        return "@" in parts.netloc
+    except ValueError:  # not a URL at all: the fetch refuses it
+        return False
+
+
+def _is_package_name(name: str) -> bool:
+    try:
+        check_package_name(name)
+    except UnsafeNameError:
+        return False
+    return True
 
 
 def _links(entry: dict, key: str) -> list:
