@@ -154,10 +154,6 @@ def shown_url(url: str) -> str:
     return printable(url)
 
 
-#: The end of the URL Adobe documents (``curl https://MAGEID:TOKEN@host/products/downloads/info/help``).
-ADOBE_HELP_PATH = "/info/help/"
-
-
 def split_userinfo(url: str, where: str = "base URL") -> Tuple[str, Optional[str], Optional[str]]:
     """Split ``https://ID:TOKEN@host/path`` into (clean URL, id, token).
 
@@ -180,9 +176,8 @@ def split_userinfo(url: str, where: str = "base URL") -> Tuple[str, Optional[str
     if "@" in url and not userinfo:
         register_secret(url.rpartition("@")[0].rpartition(":")[2])
     shown = f"{where} {shown_url(url)!r}"
-    if any(c.isspace() for c in url.strip()):
-        raise UsageError(f"{shown} holds a space or a line break: give one URL (two pasted together, or a "
-                         "file of several lines, would be read as one)")
+    if any(c.isspace() for c in url.strip()):  # two URLs pasted together, or a file of several lines
+        raise UsageError(f"{shown} holds a space or a line break: give one URL")
     try:
         parts = urlsplit(url.strip())
         host, port = parts.hostname, parts.port
@@ -205,8 +200,8 @@ def split_userinfo(url: str, where: str = "base URL") -> Tuple[str, Optional[str
     if port:
         netloc += f":{port}"
     path = parts.path if parts.path.endswith("/") else parts.path + "/"
-    if path.endswith(ADOBE_HELP_PATH):  # Adobe's documented curl URL, pasted whole: the API is what precedes it
-        path = path[:-len(ADOBE_HELP_PATH) + 1]
+    if path.endswith("/info/help/"):  # the curl URL Adobe documents, pasted whole: the API is what precedes it
+        path = path[:-len("info/help/")]
     return urlunsplit((parts.scheme, netloc, path, "", "")), user, password
 
 
