@@ -4,7 +4,7 @@ Planning is :mod:`magedl.mirror.plan` (releases) and
 :mod:`magedl.mirror.composer.plan` (Composer archives); both parts share one
 lock, one state, one ``SHA256SUMS`` and one delta.
 
-What makes re-runs cheap is ``DIR/.magedl/state.json`` (:mod:`magedl.mirror.state`):
+What makes re-runs cheap is ``DIR/.magedl/state.sqlite`` (:mod:`magedl.mirror.state`):
 a file whose fingerprint still matches its entry is known good without
 reading it; any other file is re-hashed before it is trusted. ``verify``
 re-hashes everything regardless.
@@ -50,10 +50,9 @@ from magedl.transfer.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
-# Seconds between state saves while files land. Each save rewrites the whole
-# state (every file's digests and records), so saving per file would cost the
-# square of the file count; the delta is journalled per file instead.
-SAVE_EVERY = 2.0
+# A replaced file is indexed as soon as it lands, but index writes (each over the whole mirror) take at
+# most about this share of a run's time: many updates in a large mirror stay linear in cost.
+INDEX_SHARE = 0.1
 
 
 class Mirror:
@@ -68,7 +67,8 @@ class Mirror:
         self.files = self.root / FILES
         check_layout(self.root)
         self.state = State(self.root)
-        self._saved_at = time.monotonic()
+        self._replacing: set = set()  # copies the index left out until their replacement lands
+        self._index_due, self._index_stale = 0.0, False
 
     def lock(self):
         """The mirror's lock (``DIR/.magedl/lock``): a context manager raising BusyError when taken."""
@@ -111,7 +111,7 @@ class Mirror:
 
     def _has_composer(self) -> bool:
         return (os.path.lexists(self.root / composer_index.PACKAGES)
-                or any(rel.startswith(composer_index.DIST + "/") for rel in self.state.entries)
+                or bool(self.state.paths(composer_index.DIST))
                 or next(walk_files(self.root, composer_index.DIST), None) is not None)
 
     # -- execution ---------------------------------------------------------------
@@ -129,11 +129,12 @@ class Mirror:
         """
         options = replace(options or TransferOptions(), sha256=True)
         on_item = on_item or (lambda item: None)
-        for rel in plan.dropped:
-            self.state.drop(rel)
-        for it in plan.items:  # what the plan found good on disk
-            if it.entry is not None:
-                self.state.set(it.rel, it.entry)
+        with self.state.batch():  # one transaction; records that did not change are not written
+            for rel in plan.dropped:
+                self.state.drop(rel)
+            for it in plan.items:  # what the plan found good on disk
+                if it.entry is not None:
+                    self.state.set(it.rel, it.entry)
         if plan.composer is not None:
             for it in plan.composer.failures:
                 on_item(it)
@@ -143,6 +144,11 @@ class Mirror:
                 it.status = Status.untouched(it.action)
                 on_item(it)
         before = self._sums_now()
+        self._replacing = {it.rel for it in todo.values() if it.action is not Action.FETCH}
+        if self._replacing & set(before):
+            # The index stops listing the copies about to be replaced before any of them goes, so it never
+            # describes bytes no longer there (one write for them all, not one per file).
+            self.write_indexes(plan, leave_out=frozenset(self._replacing))
         try:
             for it in list(todo.values()):
                 if it.action is not Action.FETCH and not self._clear(it):
@@ -222,7 +228,7 @@ class Mirror:
         if isinstance(it.source, Archive):
             records = (it.source.entry,)
         else:
-            records = tuple(r.to_dict() for r in plan.upstream if r.file_name == it.file_name)
+            records = tuple(r.to_dict() for r in plan.records_of(it.file_name))
         it.entry = Entry(outcome.md5, sha, Fingerprint.of(outcome.path), records, sha1)
         it.size = outcome.size
         self.state.set(it.rel, it.entry)
@@ -232,13 +238,16 @@ class Mirror:
             it.status = Status.done(it.action)
             it.transferred = outcome.size - outcome.resumed_from
             self.state.add_delta([it.rel], durable=True)
-        if time.monotonic() - self._saved_at >= SAVE_EVERY:
-            self.state.save()  # digests cached so far: a kill costs re-hashing at most this much
-            self._saved_at = time.monotonic()
-        if it.action is not Action.FETCH:
+        if it.rel in self._replacing:
+            self._replacing.discard(it.rel)
+            self._index_stale = True
+        if self._index_stale and time.monotonic() >= self._index_due:
             # A copy the index described was just replaced: describe the new one now,
             # not at the end of a run that may last hours (or be killed).
-            self.write_indexes(plan)
+            started = time.monotonic()
+            self.write_indexes(plan, leave_out=frozenset(self._replacing))
+            self._index_stale = False
+            self._index_due = time.monotonic() + (time.monotonic() - started) * (1 / INDEX_SHARE - 1)
 
     def _sums_now(self) -> dict:
         try:
@@ -277,11 +286,11 @@ class Mirror:
                 break
             parent = parent.parent
 
-    def write_indexes(self, plan: Plan) -> list:
-        """Write the index files for the files held and verified; return those that changed."""
+    def write_indexes(self, plan: Plan, leave_out: frozenset = frozenset()) -> list:
+        """Write the index files for the files held and verified (but *leave_out*); return those that changed."""
         held = {}
         for it in plan.items:
-            if it.entry is None or it.status in (Status.PRUNED, Status.SKIP):
+            if it.entry is None or it.status in (Status.PRUNED, Status.SKIP) or it.rel in leave_out:
                 continue
             try:
                 if Fingerprint.of(self.root / it.rel) != it.entry.fingerprint:

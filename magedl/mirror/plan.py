@@ -100,8 +100,9 @@ class ReleasePlanner:
         for r in unique_files(selected):
             try:
                 check_release_name(r.file_name)
-                destination(self.root / FILES, r.file_name)
-                r = settle_md5(r, upstream)
+                if "/" in r.file_name:  # a name in file/ itself cannot lead out (check_layout vouches for file/)
+                    destination(self.root / FILES, r.file_name)
+                r = settle_md5(r, self.records.get(r.file_name, ()))
             except (UnsafeNameError, IntegrityError) as exc:
                 log.warning("skipping %s", exc)
                 items.append(Item(release_rel(r.file_name), Action.SKIP, r, reason=str(exc)))
@@ -109,7 +110,7 @@ class ReleasePlanner:
             wanted.add(r.file_name)
             items.append(self._plan_wanted(r))
         on_disk = dict(self._walk(wanted))
-        held = {rel[len(FILES) + 1:] for rel in self.state.entries if rel.startswith(FILES + "/")}
+        held = {rel[len(FILES) + 1:] for rel in self.state.paths(FILES)}
         dropped = []
         for name in sorted((held | set(on_disk)) - wanted):
             st = on_disk.get(name)
