@@ -172,7 +172,8 @@ def run_mirror(args, out):
 
             def on_item(item):
                 summary.add(item)
-                rows.append(item.to_dict())
+                if args.json:
+                    rows.append(item.to_dict())
                 _report_item(item, args.quiet)
 
             try:

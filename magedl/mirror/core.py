@@ -133,7 +133,7 @@ class Mirror:
             for rel in plan.dropped:
                 self.state.drop(rel)
             for it in plan.items:  # what the plan found good on disk
-                if it.entry is not None:
+                if it.entry is not None and not it.recorded:
                     self.state.set(it.rel, it.entry)
         if plan.composer is not None:
             for it in plan.composer.failures:
@@ -293,7 +293,7 @@ class Mirror:
             if it.entry is None or it.status in (Status.PRUNED, Status.SKIP) or it.rel in leave_out:
                 continue
             try:
-                if Fingerprint.of(self.root / it.rel) != it.entry.fingerprint:
+                if Fingerprint.of(os.path.join(self.root, it.rel)) != it.entry.fingerprint:
                     continue  # changed under us since it was checked
             except OSError:
                 continue
@@ -309,7 +309,8 @@ class Mirror:
             name = rel[len(FILES) + 1:]
             records += [release_from_dict(d) for d in held[rel].records or ({"file_name": name},)]
         extra = self._composer_files(plan, held)
-        changed = write_indexes(self.root, records, {rel: e.sha256 for rel, e in held.items()}, extra)
+        changed = write_indexes(self.root, records, {rel: e.sha256 for rel, e in held.items()}, extra,
+                                memo=self.state)
         if plan.composer is not None:
             self._drop_stale_composer(extra)
         return changed

@@ -189,6 +189,8 @@ class Item:
         Why a transfer failed.
     transferred : int
         Bytes that crossed the network for it.
+    recorded : bool
+        The state already holds *entry* exactly (the run need not write it).
     """
 
     rel: str
@@ -200,6 +202,7 @@ class Item:
     status: Optional[Status] = None
     error: Optional[MagedlError] = None
     transferred: int = 0
+    recorded: bool = False
 
     @property
     def file_name(self) -> str:

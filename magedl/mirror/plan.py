@@ -91,7 +91,8 @@ class ReleasePlanner:
         self.records = {}
         for r in self.upstream:
             self.records.setdefault(r.file_name, []).append(r)
-        self.indexed = previous_index(self.root)
+        self._indexed: Optional[dict] = None  # read only when a file has no state entry
+        self._prefix = os.path.join(self.root, "")
 
     def plan(self, selected: Iterable[Release], *, prune: bool = False) -> Plan:
         """Decide what to do with each selected file (*selected*: what the user asked for) and each file held."""
@@ -125,7 +126,7 @@ class ReleasePlanner:
         rel = release_rel(r.file_name)
         entry = self.state.get(rel)
         try:
-            st = os.lstat(self.root / rel)
+            st = os.lstat(self._prefix + rel)
         except FileNotFoundError:
             return Item(rel, Action.FETCH, r, reason="new" if entry is None else "missing from disk")
         if stat.S_ISLNK(st.st_mode):  # a real file must replace it: serve and verify refuse links
@@ -138,9 +139,12 @@ class ReleasePlanner:
         if (r.md5 and good.md5 == r.md5) or (not r.md5 and (intact or entry is None)):
             if not r.md5 and entry is None:
                 log.warning("%s: already present; the feed has no md5, so it is taken as it is", r.file_name)
-            return Item(rel, Action.PRESENT, r, size=st.st_size, entry=replace(good, records=self._dicts(r.file_name)))
+            records = self._dicts(r.file_name)
+            if good is entry and entry.records == records:  # the state holds it as it is: nothing to write
+                return Item(rel, Action.PRESENT, r, size=st.st_size, entry=entry, recorded=True)
+            return Item(rel, Action.PRESENT, r, size=st.st_size, entry=replace(good, records=records))
         if intact:  # what we fetched, but upstream moved on
-            return Item(rel, Action.UPDATE, r, size=st.st_size, entry=good,
+            return Item(rel, Action.UPDATE, r, size=st.st_size, entry=good, recorded=good is entry,
                         reason=f"changed upstream (md5 {entry.md5} -> {r.md5})")
         return Item(rel, Action.REPAIR, r, size=st.st_size,
                     reason="the copy on disk does not match " + ("the feed's md5" if r.md5 else "what was fetched"))
@@ -161,14 +165,16 @@ class ReleasePlanner:
             return item
         good, intact = self._digests(rel, st, entry)
         if intact:
-            item.entry = good
+            item.entry, item.recorded = good, good is entry
         elif good is not None:
             item.reason = "changed on disk since it was verified; left out of the index"
         return item
 
     def _from_previous_index(self, name: str, st: os.stat_result) -> Optional[Entry]:
         """An entry rebuilt from the previous index, if the file on disk still matches it."""
-        listed = self.indexed.get(name)
+        if self._indexed is None:
+            self._indexed = previous_index(self.root)
+        listed = self._indexed.get(name)
         if listed is None or not self.rehash:
             return None
         sha, records = listed

@@ -40,6 +40,7 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS files (rel TEXT PRIMARY KEY, md5 TEXT, sha256 TEXT, size INTEGER, "
     "mtime_ns INTEGER, ctime_ns INTEGER, ino INTEGER, records TEXT, sha1 TEXT) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS delta (rel TEXT PRIMARY KEY) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS memo (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID",
 )
 _COLUMNS = ("md5", "sha256", "size", "mtime_ns", "ctime_ns", "ino", "records", "sha1")
 # An unchanged entry is not written again: a re-run of an up-to-date mirror writes no record.
@@ -277,6 +278,17 @@ class State:
         """A delta file now lists everything changed: start afresh."""
         if self._db is not None or self._legacy is not None:
             self._open().execute("DELETE FROM delta")
+
+    # -- what the mirror last wrote (see magedl.mirror.index.Memo) -------------------
+
+    def remembered(self, key: str) -> Optional[str]:
+        if self._db is None:
+            return None
+        row = self._db.execute("SELECT value FROM memo WHERE key = ?", (key,)).fetchone()
+        return row[0] if row is not None else None
+
+    def remember(self, key: str, value: str) -> None:
+        self._open().execute("INSERT OR REPLACE INTO memo (key, value) VALUES (?, ?)", (key, value))
 
     def save(self) -> None:
         """Nothing left to write: every change is committed as it is made (kept for callers)."""
