@@ -164,6 +164,30 @@ class ComposerRepository:
             names += list(self._provider_listing())
         return list(dict.fromkeys(names))
 
+    def offered_names(self, pattern: str = "*") -> list[str]:
+        """The package names the repository offers, lowercased: all of them, or fewer that match *pattern*.
+
+        What the repository lists for these keys: repo.magento.com's provider
+        listing, ``available-packages``, inline packages, or, for a repository
+        too large to list them all (packagist), its ``list`` API asked for
+        *pattern* (``?filter=``, ``*`` a wildcard, as Composer asks it). The
+        caller matches and validates the names: an upstream may answer more.
+        """
+        if self.layout == "metadata-url" and self._available() is None and isinstance(self.root().get("list"), str):
+            return list(dict.fromkeys(list(self._inline_map()) + self._listed_by_api(pattern)))
+        return self.package_names()
+
+    def _listed_by_api(self, pattern: str) -> list[str]:
+        from urllib.parse import quote
+
+        url = self.resolve(self.root()["list"])
+        url += ("&" if "?" in url else "?") + "filter=" + quote(pattern, safe="*/")
+        doc = self._load(url)
+        names = doc.get("packageNames")
+        if not isinstance(names, list):
+            raise FeedError(f"{redact(url)}: no packageNames list in the answer")
+        return [n.lower() for n in names if isinstance(n, str)]
+
     def provider_groups(self) -> dict[str, int]:
         """Return provider group label -> number of packages it lists.
 

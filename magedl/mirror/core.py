@@ -231,13 +231,14 @@ class Mirror:
             records = tuple(r.to_dict() for r in plan.records_of(it.file_name))
         it.entry = Entry(outcome.md5, sha, Fingerprint.of(outcome.path), records, sha1)
         it.size = outcome.size
-        self.state.set(it.rel, it.entry)
-        if outcome.skipped:
-            it.status = Status.PRESENT
-        else:
-            it.status = Status.done(it.action)
-            it.transferred = outcome.size - outcome.resumed_from
-            self.state.add_delta([it.rel], durable=True)
+        with self.state.batch():  # its record and its place in the delta: one commit
+            self.state.set(it.rel, it.entry)
+            if outcome.skipped:
+                it.status = Status.PRESENT
+            else:
+                it.status = Status.done(it.action)
+                it.transferred = outcome.size - outcome.resumed_from
+                self.state.add_delta([it.rel], durable=True)
         if it.rel in self._replacing:
             self._replacing.discard(it.rel)
             self._index_stale = True

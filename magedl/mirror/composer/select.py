@@ -9,6 +9,14 @@ another PHP; ``--composer-newest`` keeps only the newest satisfying version
 of each constraint. ``--composer-lock`` selects exactly what a
 ``composer.lock`` lists.
 
+A name may be a pattern, ``VENDOR/*`` or ``*`` (``*`` stands for any run of
+characters): it selects every package a repository offers these keys whose
+name matches (Satis's ``require-all``), each with the constraint applied to
+its own versions, then their requirements as above. A matched package with
+no version that satisfies the constraint is left out quietly: the pattern
+asked for what there is. ``--composer-exclude PATTERN`` leaves packages out,
+as named requirements, as matches and as dependencies alike.
+
 A package comes from the first repository that lists it, in the order given,
 as Composer treats repositories as canonical: a repository that cannot be
 read (keys refused, network) therefore fails every lookup that reaches it,
@@ -41,6 +49,9 @@ from magedl.mirror.composer.index import check_package_name
 from magedl.text import printable
 
 log = logging.getLogger(__name__)
+
+# Requirements whose metadata is fetched ahead at once: bodies wait in memory only until parsed.
+PREFETCH_BATCH = 64
 
 MARKETPLACE = "https://repo.magento.com/"
 PACKAGIST = "https://repo.packagist.org/"
@@ -76,6 +87,8 @@ class ComposerOptions:
     url : str or None
         Where clients reach ``DIR/composer/`` (normalised, ends with ``/``); None: keep the
         mirror's, or the default.
+    excludes : tuple of str
+        Name patterns (lower-case) of packages never selected.
     """
 
     requires: tuple = ()
@@ -85,6 +98,7 @@ class ComposerOptions:
     php: Optional[str] = None
     newest: bool = False
     url: Optional[str] = None
+    excludes: tuple = ()
 
     @property
     def selects(self) -> bool:
@@ -139,12 +153,54 @@ def parse_require(text: str) -> tuple:
     if match is None:
         raise ConstraintError(f"--composer-require {printable(text)!r}: expected NAME[:CONSTRAINT]")
     try:
-        name = check_package_name(match.group(1))
+        name = check_pattern(match.group(1)) if is_pattern(match.group(1)) else check_package_name(match.group(1))
     except UnsafeNameError as exc:
         raise ConstraintError(f"--composer-require {printable(text)!r}: {exc}") from None
     constraint = match.group(2) or "*"
     parse_constraint(constraint)  # refused now, not after the metadata was fetched
     return name, constraint
+
+
+# A pattern: Composer's name characters and "*", a vendor and a name (or "*" alone for everything).
+_PATTERN = re.compile(r"^(?:\*|[a-z0-9*][a-z0-9_.*-]*/[a-z0-9*][a-z0-9_.*-]*)$")
+
+
+def is_pattern(name: str) -> bool:
+    """Whether a ``--composer-require`` or ``--composer-exclude`` name is a pattern (has a ``*``)."""
+    return "*" in name
+
+
+def check_pattern(text: str) -> str:
+    """A name pattern (``VENDOR/*``, ``*``, ``magento/module-*``), lower-cased.
+
+    Raises
+    ------
+    UnsafeNameError
+    """
+    pattern = text.lower() if isinstance(text, str) else ""
+    if not _PATTERN.fullmatch(pattern):
+        raise UnsafeNameError(f"refusing Composer name pattern {printable(text)!r}: expected VENDOR/NAME where "
+                              "'*' stands for any characters (e.g. 'magento/*' or '*')")
+    return pattern
+
+
+def parse_exclude(text: str) -> str:
+    """A ``--composer-exclude`` value: a package name or a pattern, lower-cased.
+
+    Raises
+    ------
+    UsageError
+    """
+    try:
+        return check_pattern(text) if is_pattern(text or "") else check_package_name(text or "")
+    except UnsafeNameError as exc:
+        raise UsageError(f"--composer-exclude {printable(text)!r}: {exc}") from None
+
+
+def matcher(pattern: str) -> Callable[[str], bool]:
+    """A test of lower-cased names against *pattern* (``*``: any run of characters, ``/`` included)."""
+    regex = re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
+    return lambda name: regex.fullmatch(name) is not None
 
 
 class Resolver:
@@ -160,6 +216,8 @@ class Resolver:
         self._found = {}
         self._provided = set()
         self._php = normalize(options.php) if options.php else None
+        self._excluded = [matcher(p) for p in options.excludes]
+        self._from_pattern: set = set()  # (name, constraint) a pattern asked for: optional, not a failure
 
     def lookup(self, name: str):
         """``(repository, entries)`` from the first repository listing *name*; raises what stopped it."""
@@ -197,27 +255,71 @@ class Resolver:
         """The closure of :attr:`ComposerOptions.requires` and everything the locks list."""
         for path in self.options.locks:
             self._lock(path)
-        wave = [(name, constraint, ()) for name, constraint in self.options.requires]
+        wave = []
+        for name, constraint in self.options.requires:
+            wave += self._expand(name, constraint) if is_pattern(name) else [(name, constraint, ())]
         seen = set()
         while wave:  # one level of the requirement graph at a time, its metadata fetched in parallel
-            wave = [w for w in wave if (w[0], w[1]) not in seen and not seen.add((w[0], w[1]))]
-            if self.prefetch is not None:
-                self.prefetch(sorted({name for name, _, _ in wave} - set(self._found)))
+            wave = [w for w in wave if (w[0], w[1]) not in seen and not seen.add((w[0], w[1]))
+                    and not self._is_excluded(w[0], w[2])]
             following = []
-            for name, constraint, chain in wave:
-                for version, entry in self._require(name, constraint, chain):
-                    for dep, dep_constraint in _links(entry, "require"):
-                        if is_platform(dep):
-                            continue
-                        if dep_constraint.strip() == "self.version":
-                            dep_constraint = entry.get("version") or "*"
-                        following.append((dep, dep_constraint, (f"{name} {version}",) + chain))
+            for start in range(0, len(wave), PREFETCH_BATCH):
+                following += self._level(wave[start:start + PREFETCH_BATCH])
             wave = following
         # A requirement another chosen package replaces or provides needs no package of its own.
         self.selection.failures = [f for f in self.selection.failures
                                    if not (isinstance(f.error, _Unlisted)
                                            and f.requirement.split(" ", 1)[0] in self._provided)]
         return self.selection
+
+    def _level(self, wave: list) -> list:
+        """Choose the versions of one batch of requirements: [(dependency, constraint, chain)] of the next level.
+
+        Metadata is fetched ahead for one batch at a time, so bodies waiting to be parsed stay few.
+        """
+        if self.prefetch is not None:
+            self.prefetch(sorted({name for name, _, _ in wave} - set(self._found)))
+        following = []
+        for name, constraint, chain in wave:
+            for version, entry in self._require(name, constraint, chain):
+                for dep, dep_constraint in _links(entry, "require"):
+                    if is_platform(dep):
+                        continue
+                    if dep_constraint.strip() == "self.version":
+                        dep_constraint = entry.get("version") or "*"
+                    following.append((dep, dep_constraint, (f"{name} {version}",) + chain))
+        return following
+
+    def _is_excluded(self, name: str, chain: tuple) -> bool:
+        if not any(excluded(name.lower()) for excluded in self._excluded):
+            return False
+        log.info("%s: left out by --composer-exclude%s", printable(name),
+                 f" (required by {' <- '.join(chain)})" if chain else "")
+        return True
+
+    def _expand(self, pattern: str, constraint: str) -> list:
+        """The requirements a name pattern stands for: every matching package the repositories offer."""
+        matches, names = matcher(pattern), {}
+        for repo in self.repos:
+            try:
+                offered = repo.offered_names(pattern)
+            except MagedlError as exc:
+                self._fail(f"{pattern} {constraint}", (), exc)
+                continue
+            for name in offered:
+                if not matches(name) or name in names:
+                    continue
+                try:
+                    names[check_package_name(name)] = None
+                except UnsafeNameError as exc:
+                    self.warn(f"{redact(repo.url)} offers {exc}; skipped")
+        if not names:
+            urls = ", ".join(redact(r.url) for r in self.repos)
+            self._fail(f"{pattern} {constraint}", (), NotFoundError(
+                f"--composer-require {printable(pattern)}: no package in {urls} offered to these keys matches it"))
+        log.info("Composer: %s matches %d package(s)", pattern, len(names))
+        self._from_pattern |= {(name, constraint) for name in names}
+        return [(name, constraint, ()) for name in sorted(names)]
 
     def _fail(self, requirement: str, chain: tuple, error: MagedlError) -> None:
         if chain:
@@ -240,9 +342,13 @@ class Resolver:
                 raise
             self.warn(f"{printable(requirement)} (required by {' <- '.join(chain)}): {exc}; skipped")
             return []
+        optional = not chain and (name, constraint_text) in self._from_pattern
         try:
             repo, entries = self.lookup(name)
         except MagedlError as exc:
+            if optional and isinstance(exc, NotFoundError):
+                log.info("%s: offered by the listing but has no versions; skipped", requirement)
+                return []
             self._fail(requirement, chain, exc)
             return []
         flag = constraint.stability_flag("stable")
@@ -263,6 +369,9 @@ class Resolver:
         if dev_skipped:
             log.info("%s: %d dev branch version(s) skipped (a mirror holds released versions)", requirement,
                      dev_skipped)
+        if not chosen and optional:
+            log.info("%s: no version satisfies it; left out (it was matched by a pattern)", requirement)
+            return []
         if not chosen:
             released = sorted({vn for vn in map(_normalized, entries) if vn and stability(vn) != "dev"},
                               key=version_key, reverse=True)
