@@ -85,7 +85,8 @@ def composer_options(args):
     from magedl.composer.semver import normalize
     from magedl.errors import ConstraintError
     from magedl.mirror.composer.index import normalize_url
-    from magedl.mirror.composer.select import DEFAULT_REPOS, ComposerOptions, parse_exclude, parse_require
+    from magedl.mirror.composer.patterns import parse_exclude
+    from magedl.mirror.composer.select import DEFAULT_REPOS, ComposerOptions, parse_require
 
     given = (args.composer_require or args.composer_lock or args.composer_repo or args.composer_dev
              or args.composer_php or args.composer_newest or args.composer_url or args.composer_exclude)

@@ -9,13 +9,11 @@ another PHP; ``--composer-newest`` keeps only the newest satisfying version
 of each constraint. ``--composer-lock`` selects exactly what a
 ``composer.lock`` lists.
 
-A name may be a pattern, ``VENDOR/*`` or ``*`` (``*`` stands for any run of
-characters): it selects every package a repository offers these keys whose
-name matches (Satis's ``require-all``), each with the constraint applied to
-its own versions, then their requirements as above. A matched package with
-no version that satisfies the constraint is left out quietly: the pattern
-asked for what there is. ``--composer-exclude PATTERN`` leaves packages out,
-as named requirements, as matches and as dependencies alike.
+A name may be a pattern (:mod:`magedl.mirror.composer.patterns`): every package
+the repositories offer these keys that matches (Satis's ``require-all``), each
+with the constraint applied to its own versions (a match with no such version
+is left out quietly), then their requirements. ``--composer-exclude`` leaves
+packages out, as requirements, matches and dependencies alike.
 
 A package comes from the first repository that lists it, in the order given,
 as Composer treats repositories as canonical: a repository that cannot be
@@ -46,12 +44,12 @@ from magedl.errors import (
     UsageError,
 )
 from magedl.mirror.composer.index import check_package_name
+from magedl.mirror.composer.patterns import check_pattern, is_pattern, matcher
 from magedl.text import printable
 
 log = logging.getLogger(__name__)
 
-# Requirements whose metadata is fetched ahead at once: bodies wait in memory only until parsed.
-PREFETCH_BATCH = 64
+PREFETCH_BATCH = 64  # requirements whose metadata is fetched ahead at once (bodies wait only until parsed)
 
 MARKETPLACE = "https://repo.magento.com/"
 PACKAGIST = "https://repo.packagist.org/"
@@ -159,48 +157,6 @@ def parse_require(text: str) -> tuple:
     constraint = match.group(2) or "*"
     parse_constraint(constraint)  # refused now, not after the metadata was fetched
     return name, constraint
-
-
-# A pattern: Composer's name characters and "*", a vendor and a name (or "*" alone for everything).
-_PATTERN = re.compile(r"^(?:\*|[a-z0-9*][a-z0-9_.*-]*/[a-z0-9*][a-z0-9_.*-]*)$")
-
-
-def is_pattern(name: str) -> bool:
-    """Whether a ``--composer-require`` or ``--composer-exclude`` name is a pattern (has a ``*``)."""
-    return "*" in name
-
-
-def check_pattern(text: str) -> str:
-    """A name pattern (``VENDOR/*``, ``*``, ``magento/module-*``), lower-cased.
-
-    Raises
-    ------
-    UnsafeNameError
-    """
-    pattern = text.lower() if isinstance(text, str) else ""
-    if not _PATTERN.fullmatch(pattern):
-        raise UnsafeNameError(f"refusing Composer name pattern {printable(text)!r}: expected VENDOR/NAME where "
-                              "'*' stands for any characters (e.g. 'magento/*' or '*')")
-    return pattern
-
-
-def parse_exclude(text: str) -> str:
-    """A ``--composer-exclude`` value: a package name or a pattern, lower-cased.
-
-    Raises
-    ------
-    UsageError
-    """
-    try:
-        return check_pattern(text) if is_pattern(text or "") else check_package_name(text or "")
-    except UnsafeNameError as exc:
-        raise UsageError(f"--composer-exclude {printable(text)!r}: {exc}") from None
-
-
-def matcher(pattern: str) -> Callable[[str], bool]:
-    """A test of lower-cased names against *pattern* (``*``: any run of characters, ``/`` included)."""
-    regex = re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
-    return lambda name: regex.fullmatch(name) is not None
 
 
 class Resolver:
@@ -314,9 +270,9 @@ class Resolver:
                 except UnsafeNameError as exc:
                     self.warn(f"{redact(repo.url)} offers {exc}; skipped")
         if not names:
-            urls = ", ".join(redact(r.url) for r in self.repos)
             self._fail(f"{pattern} {constraint}", (), NotFoundError(
-                f"--composer-require {printable(pattern)}: no package in {urls} offered to these keys matches it"))
+                f"--composer-require {printable(pattern)}: no package in "
+                f"{', '.join(redact(r.url) for r in self.repos)} offered to these keys matches it"))
         log.info("Composer: %s matches %d package(s)", pattern, len(names))
         self._from_pattern |= {(name, constraint) for name in names}
         return [(name, constraint, ()) for name in sorted(names)]

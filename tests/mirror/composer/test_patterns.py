@@ -1,4 +1,4 @@
-"""Issue 18 item 2: ``--composer-require 'VENDOR/*'`` / ``'*'`` mirrors what a repository offers; ``--composer-exclude``.
+"""Issue 18 item 2: ``--composer-require 'VENDOR/*'`` or ``'*'`` mirrors what repositories offer; exclusions.
 
 Against the emulated repo.magento.com (providers: its provider listing is what
 the keys see) and packagist (its list API when it does not list everything).

@@ -1,0 +1,55 @@
+"""Name patterns for ``--composer-require`` and ``--composer-exclude``: ``VENDOR/*``, ``*``, ``magento/module-*``.
+
+``*`` stands for any run of characters (``/`` included); everything else is
+Composer's name characters, matched lower-cased.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+from magedl.errors import UnsafeNameError, UsageError
+from magedl.mirror.composer.index import check_package_name
+from magedl.text import printable
+
+# A pattern: Composer's name characters and "*", a vendor and a name (or "*" alone for everything).
+_PATTERN = re.compile(r"^(?:\*|[a-z0-9*][a-z0-9_.*-]*/[a-z0-9*][a-z0-9_.*-]*)$")
+
+
+def is_pattern(name: str) -> bool:
+    """Whether a ``--composer-require`` or ``--composer-exclude`` name is a pattern (has a ``*``)."""
+    return "*" in name
+
+
+def check_pattern(text: str) -> str:
+    """A name pattern (``VENDOR/*``, ``*``, ``magento/module-*``), lower-cased.
+
+    Raises
+    ------
+    UnsafeNameError
+    """
+    pattern = text.lower() if isinstance(text, str) else ""
+    if not _PATTERN.fullmatch(pattern):
+        raise UnsafeNameError(f"refusing Composer name pattern {printable(text)!r}: expected VENDOR/NAME where "
+                              "'*' stands for any characters (e.g. 'magento/*' or '*')")
+    return pattern
+
+
+def parse_exclude(text: str) -> str:
+    """A ``--composer-exclude`` value: a package name or a pattern, lower-cased.
+
+    Raises
+    ------
+    UsageError
+    """
+    try:
+        return check_pattern(text) if is_pattern(text or "") else check_package_name(text or "")
+    except UnsafeNameError as exc:
+        raise UsageError(f"--composer-exclude {printable(text)!r}: {exc}") from None
+
+
+def matcher(pattern: str) -> Callable[[str], bool]:
+    """A test of lower-cased names against *pattern* (``*``: any run of characters, ``/`` included)."""
+    regex = re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
+    return lambda name: regex.fullmatch(name) is not None
