@@ -35,6 +35,7 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
+from magedl.composer.budget import PREFETCH_BUDGET, ByteBudget
 from magedl.composer.metadata import collect_entries, containers_of, provider_label
 from magedl.config import redact
 from magedl.errors import FeedError, IntegrityError, MagedlError, NotFoundError, UsageError
@@ -95,6 +96,7 @@ class ComposerRepository:
         self._cache: dict = {}  # (name, dev) -> entries, and the name lists
         self._ready: dict[str, bytes] = {}  # wire URL -> body fetched ahead by prefetch()
         self._ready_lock = threading.Lock()
+        self.budget = ByteBudget(PREFETCH_BUDGET)  # bodies fetched ahead, unparsed; a run may share one
 
     def __repr__(self):
         return f"ComposerRepository({redact(self.url)!r})"
@@ -165,13 +167,8 @@ class ComposerRepository:
         return list(dict.fromkeys(names))
 
     def offered_names(self, pattern: str = "*") -> list[str]:
-        """The package names the repository offers, lowercased: all of them, or fewer that match *pattern*.
-
-        What the repository lists for these keys: repo.magento.com's provider
-        listing, ``available-packages``, inline packages, or, for a repository
-        too large to list them all (packagist), its ``list`` API asked for
-        *pattern* (``?filter=``, ``*`` a wildcard, as Composer asks it). The
-        caller matches and validates the names: an upstream may answer more.
+        """The names offered (lowercased): :meth:`package_names`, or where there is no such list (packagist),
+        its ``list`` API asked for *pattern* (``?filter=``, as Composer asks). Callers match and validate them.
         """
         if self.layout == "metadata-url" and self._available() is None and isinstance(self.root().get("list"), str):
             return list(dict.fromkeys(list(self._inline_map()) + self._listed_by_api(pattern)))
@@ -244,12 +241,15 @@ class ComposerRepository:
             return
 
         def one(wire):
+            if not self.budget.has_room():
+                return  # the budget is spent: this file is fetched when its lookup needs it
             try:
                 data = read_bounded(self._fetch(wire), self.max_bytes, redact(wire))
             except MagedlError:
                 return
-            with self._ready_lock:
-                self._ready[wire] = data
+            if self.budget.take(len(data)):  # over budget: dropped, fetched again (or revalidated) on lookup
+                with self._ready_lock:
+                    self._ready[wire] = data
 
         with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(urls)))) as pool:
             list(pool.map(one, urls))
@@ -427,7 +427,9 @@ class ComposerRepository:
         wire = _wire(url)
         with self._ready_lock:
             data = self._ready.pop(wire, None)
-        if data is None:
+        if data is not None:
+            self.budget.give(len(data))  # parsed below and dropped: the body is not kept
+        else:
             data = read_bounded(self._fetch(wire), self.max_bytes, redact(url))
         for algo, expected in (("sha256", sha256), ("sha1", sha1)):
             if expected:
