@@ -33,8 +33,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
-from magedl.errors import LocalFileError, MagedlError, UnsafeNameError
+from magedl.errors import BusyError, LocalFileError, MagedlError, UnsafeNameError
 from magedl.fsutil import read_if_regular
+from magedl.locks import FileLock
 from magedl.mirror.composer import index as composer_index
 from magedl.mirror.composer.plan import Archive, ComposerPlanner, package_of
 from magedl.mirror.index import MAX_INDEX_BYTES, read_feed, read_sums, release_from_dict, write_indexes
@@ -143,6 +144,8 @@ class Mirror:
             if not it.action.fetches and it.action is not Action.PRUNE:
                 it.status = Status.untouched(it.action)
                 on_item(it)
+        for rel in plan.locks:
+            _drop_stale_lock(self.root / rel)
         before = self._sums_now()
         self._replacing = {it.rel for it in todo.values() if it.action is not Action.FETCH}
         if self._replacing & set(before):
@@ -350,6 +353,15 @@ class Mirror:
                 os.unlink(self.root / rel)
             except (FileNotFoundError, IsADirectoryError):
                 pass
+
+
+def _drop_stale_lock(path: Path) -> None:
+    """Remove a per-file lock no process holds (taking it unlinks it on release); one held is left alone."""
+    try:
+        with FileLock(path, "held"):
+            pass
+    except (BusyError, OSError):
+        pass
 
 
 def head_sizes(client, plan: Plan, jobs: int = 4, composer_client=None) -> None:

@@ -252,12 +252,16 @@ class Plan:
     composer : ComposerPart or None
         The Composer part's metadata-only versions, failures and URL; None when
         the mirror has no Composer part and the run asks for none.
+    locks : tuple of str
+        Per-file lock files found beside wanted files: a run killed after its
+        file landed leaves one; the run removes those no process holds.
     """
 
     items: list = field(default_factory=list)
     upstream: tuple = ()
     dropped: tuple = ()
     composer: Any = None
+    locks: tuple = ()
     _by_name: Optional[dict] = field(default=None, repr=False, compare=False)
 
     def __iter__(self):

@@ -19,7 +19,7 @@ from magedl.errors import IntegrityError, UnsafeNameError
 from magedl.mirror.index import read_feed, read_sums, release_rels
 from magedl.mirror.layout import FILES, INFO_FILES, SUMS, check_layout, check_release_name, release_rel, walk_files
 from magedl.mirror.model import Action, Entry, Fingerprint, Item, Plan
-from magedl.paths import SIDE_SUFFIXES, destination
+from magedl.paths import LOCK_SUFFIX, SIDE_SUFFIXES, destination
 from magedl.service.catalog import Release, settle_md5, unique_files
 from magedl.transfer.hashing import file_digests
 
@@ -93,6 +93,7 @@ class ReleasePlanner:
             self.records.setdefault(r.file_name, []).append(r)
         self._indexed: Optional[dict] = None  # read only when a file has no state entry
         self._prefix = os.path.join(self.root, "")
+        self.locks: list = []  # lock files beside wanted files (a run killed between landing and unlocking)
 
     def plan(self, selected: Iterable[Release], *, prune: bool = False) -> Plan:
         """Decide what to do with each selected file (*selected*: what the user asked for) and each file held."""
@@ -120,7 +121,7 @@ class ReleasePlanner:
                 dropped.append(release_rel(name))
                 continue
             items.append(self._plan_unwanted(name, st, prune))
-        return Plan(items, upstream, tuple(dropped))
+        return Plan(items, upstream, tuple(dropped), locks=tuple(self.locks))
 
     def _plan_wanted(self, r: Release) -> Item:
         rel = release_rel(r.file_name)
@@ -196,5 +197,7 @@ class ReleasePlanner:
             name = rel[len(FILES) + 1:]
             side = next((s for s in SIDE_SUFFIXES if name.endswith(s)), None)
             if side and name[: -len(side)] in wanted:
+                if side == LOCK_SUFFIX:
+                    self.locks.append(rel)
                 continue
             yield name, st

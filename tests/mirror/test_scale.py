@@ -111,3 +111,16 @@ def test_an_older_mirror_state_json_keeps_working(env, capsys, mdir, writes):
     assert code == 0 and "re-hashing" not in err
     assert not [r for r in env.log if r.file_name is not None]  # nothing fetched again
     assert not (mdir / ".magedl" / "state.json").exists() and State(mdir).paths() == set(files)
+
+
+def test_a_lock_left_beside_a_landed_file_by_a_kill_is_removed_and_a_held_one_kept(env, capsys, mdir):
+    """A kill between a file's landing and its unlock leaves NAME.magedl-lock; the next run clears it."""
+    from magedl.locks import FileLock
+
+    assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
+    names = sorted(p.name for p in (mdir / "file").iterdir() if p.is_file())
+    stale, held = mdir / "file" / f"{names[0]}.magedl-lock", mdir / "file" / f"{names[1]}.magedl-lock"
+    stale.write_bytes(b"")
+    with FileLock(held, "busy"):
+        assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
+        assert not stale.exists() and held.exists()
