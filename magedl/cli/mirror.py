@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 def add_parser(subparsers) -> None:
     """Register ``mirror`` and ``verify``."""
     from magedl.cli.app import add_command, add_selection, add_transfer_options
+    from magedl.cli.sign import add_allowed_signers, add_sign_key
     from magedl.mirror.composer.index import DEFAULT_URL
     from magedl.mirror.composer.select import DEFAULT_REPOS
 
@@ -34,6 +35,7 @@ def add_parser(subparsers) -> None:
                    help="write the paths (relative to DIR) this run added or changed, one a line (the folder "
                         "must exist)")
     add_transfer_options(p)
+    add_sign_key(p)
     g = p.add_argument_group("Composer packages (DIR/composer/; with these and no release selection, the "
                              "downloads feed is not asked)")
     g.add_argument("--composer-require", action="append", default=[], metavar="NAME[:CONSTRAINT]",
@@ -54,12 +56,20 @@ def add_parser(subparsers) -> None:
     g.add_argument("--composer-url", metavar="URL",
                    help=f"where clients reach DIR/composer/ (default {DEFAULT_URL}, what 'magedl serve DIR' "
                         "answers at; serve rewrites it to the address it is reached at)")
+    advisories = g.add_mutually_exclusive_group()
+    advisories.add_argument("--composer-advisories", metavar="URL",
+                            help="the security advisory API to ask about every package mirrored (default: the one "
+                                 "each repository names, e.g. packagist's), so 'composer audit' works on the far "
+                                 "side")
+    advisories.add_argument("--no-composer-advisories", action="store_true",
+                            help="carry no security advisories")
     p.set_defaults(run=run_mirror)
 
     p = add_command(subparsers, "verify",
                     "re-hash a mirror, or files in one, against SHA256SUMS, info/json and the Composer "
                     "metadata (offline)", credentials=False, tls=False, retry=False)
     p.add_argument("targets", nargs="+", metavar="DIR|FILE")
+    add_allowed_signers(p, "check SHA256SUMS.sig against it before anything else (exit 6 unless it verifies)")
     p.set_defaults(run=run_verify)
 
 
@@ -84,12 +94,16 @@ def composer_options(args):
     """The :class:`ComposerOptions` the ``--composer-*`` options give, checked; None when none was given."""
     from magedl.composer.semver import normalize
     from magedl.errors import ConstraintError
+    from magedl.mirror.composer.advisories import AdvisoryOptions, check_source_url
     from magedl.mirror.composer.index import normalize_url
-    from magedl.mirror.composer.patterns import parse_exclude
-    from magedl.mirror.composer.select import DEFAULT_REPOS, ComposerOptions, parse_require
+    from magedl.mirror.composer.patterns import parse_exclude, parse_require
+    from magedl.mirror.composer.select import DEFAULT_REPOS, ComposerOptions
 
+    advisories = AdvisoryOptions(url=check_source_url(args.composer_advisories) if args.composer_advisories else None,
+                                 enabled=not args.no_composer_advisories)
     given = (args.composer_require or args.composer_lock or args.composer_repo or args.composer_dev
-             or args.composer_php or args.composer_newest or args.composer_url or args.composer_exclude)
+             or args.composer_php or args.composer_newest or args.composer_url or args.composer_exclude
+             or advisories != AdvisoryOptions())
     if not given:
         return None
     for path in args.composer_lock:
@@ -102,15 +116,15 @@ def composer_options(args):
         except ConstraintError:
             raise UsageError(f"--composer-php {printable(args.composer_php)!r}: not a PHP version such as 8.2") \
                 from None
-    if (args.composer_dev or args.composer_php or args.composer_newest or args.composer_repo
-            or args.composer_exclude) and not (args.composer_require or args.composer_lock):
-        raise UsageError("--composer-repo/-dev/-php/-newest/-exclude choose how packages are selected: give "
-                         "--composer-require or --composer-lock too")
+    if (args.composer_dev or args.composer_php or args.composer_newest or args.composer_repo or args.composer_exclude
+            or advisories != AdvisoryOptions()) and not (args.composer_require or args.composer_lock):
+        raise UsageError("--composer-repo/-dev/-php/-newest/-exclude/-advisories choose how packages are selected: "
+                         "give --composer-require or --composer-lock too")
     return ComposerOptions(
         requires=tuple(parse_require(text) for text in args.composer_require),
         locks=tuple(args.composer_lock), repos=repos, dev=args.composer_dev, php=args.composer_php,
         newest=args.composer_newest, url=normalize_url(args.composer_url) if args.composer_url else None,
-        excludes=tuple(parse_exclude(text) for text in args.composer_exclude))
+        advisories=advisories, excludes=tuple(parse_exclude(text) for text in args.composer_exclude))
 
 
 # -- mirror ---------------------------------------------------------------------
@@ -123,6 +137,7 @@ def run_mirror(args, out):
     is created: a bad option, a bad ``--diff-file``, a selection that matches
     nothing, a mirror whose own folders are links.
     """
+    from magedl.cli.advisories import report_advisories, with_advisories
     from magedl.cli.common import (
         catalogue,
         first_failure_code,
@@ -132,6 +147,7 @@ def run_mirror(args, out):
         transfer_options,
     )
     from magedl.cli.progress import ProgressView
+    from magedl.cli.sign import report_signed, sign_key
     from magedl.fsutil import make_dirs
     from magedl.mirror.core import Mirror, head_sizes, sums_digest
     from magedl.mirror.layout import check_layout
@@ -142,6 +158,7 @@ def run_mirror(args, out):
         raise UsageError(f"{root}: not a folder; give the mirror's folder (it is created if needed)")
     composer = composer_options(args)
     diff_file = _diff_file(args.diff_file)
+    key = sign_key(args)
     check_layout(root)
     releases = has_selection(args) or composer is None  # Composer options never widen the release selection
     started = time.monotonic()
@@ -173,6 +190,7 @@ def run_mirror(args, out):
                 selection.cache.save()  # the metadata read, for the next run to revalidate instead of fetch
             mirror = Mirror(root)  # the state read only once we hold the lock
             plan = mirror.plan(upstream, selected, **plan_options)
+            advisories = _advisories(composer_client, composer, selection, root, plan)
             summary, rows = Summary(), []
             view = ProgressView(progress_mode(args), files=len(plan.to_fetch))
 
@@ -184,7 +202,7 @@ def run_mirror(args, out):
 
             try:
                 mirror.run(client, plan, transfer_options(args, sha256=True), progress=view, on_item=on_item,
-                           composer_client=composer_client, composer_keys=keys)
+                           composer_client=composer_client, composer_keys=keys, sign_key=key)
             finally:
                 view.close()
                 if diff_file is not None:
@@ -192,8 +210,11 @@ def run_mirror(args, out):
                     _write_delta(diff_file, mirror.delta())
                     mirror.delta_written()
     if args.json:
-        print_json(rows, out)
-    _summarise(root, summary, time.monotonic() - started, sums_digest(root))
+        print_json(with_advisories(rows, advisories), out)
+    if mirror.signed is not None:
+        report_signed(root, mirror.signed)
+    _summarise(root, summary, time.monotonic() - started, "" if key else sums_digest(root))
+    report_advisories(advisories)
     return first_failure_code(item.error for item in summary.failures)
 
 
@@ -202,6 +223,15 @@ def _resolve(client, composer, root, jobs):
     from magedl.mirror.composer.fetch import select
 
     return select(client, composer, root, jobs=max(8, jobs or 0))
+
+
+def _advisories(client, composer, selection, root, plan):
+    """Refresh the security advisories the Composer part will carry; their report, or None."""
+    from magedl.mirror.composer.advisories import update_part
+
+    if plan.composer is None or selection is None:
+        return None  # no Composer selection this run: the advisories held stay as they are
+    return update_part(client, plan.composer, selection.advisory_sources, composer.advisories, root, composer.locks)
 
 
 def _diff_file(name):
@@ -335,10 +365,13 @@ def run_verify(args, out):
     from magedl.cli.common import progress_mode
     from magedl.cli.output import plural, write_line
     from magedl.cli.progress import ByteBar
+    from magedl.cli.sign import allowed_signers, check_signatures
     from magedl.mirror.core import sums_digest
-    from magedl.mirror.verify import Verdict, verify
+    from magedl.mirror.verify import Verdict, mirror_roots, verify
 
     started = time.monotonic()
+    allowed = allowed_signers(args)
+    check_signatures(mirror_roots(args.targets), allowed)  # before anything else: unsigned files are not trusted
     bar = ByteBar(progress_mode(args), "verifying")
     try:
         findings = verify(args.targets, progress=bar)
@@ -355,7 +388,7 @@ def run_verify(args, out):
     bad = [f for f in findings if f.failed]
     checked = [f for f in findings if f.sha256]
     size = sum(f.size or 0 for f in checked)
-    for root in roots:
+    for root in roots if allowed is None else ():
         digest = sums_digest(root)
         if digest:
             log.info("%s: SHA256SUMS sha256 %s (compare with the one noted when seeding)", root, digest)

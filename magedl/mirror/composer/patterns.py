@@ -1,4 +1,4 @@
-"""Name patterns for ``--composer-require`` and ``--composer-exclude``: ``VENDOR/*``, ``*``, ``magento/module-*``.
+"""What ``--composer-require`` and ``--composer-exclude`` accept: names, and patterns such as ``VENDOR/*`` or ``*``.
 
 ``*`` stands for any run of characters (``/`` included); everything else is
 Composer's name characters, matched lower-cased.
@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from typing import Callable
 
-from magedl.errors import UnsafeNameError, UsageError
+from magedl.composer.constraints import parse_constraint
+from magedl.errors import ConstraintError, UnsafeNameError, UsageError
 from magedl.mirror.composer.index import check_package_name
 from magedl.text import printable
 
@@ -53,3 +54,23 @@ def matcher(pattern: str) -> Callable[[str], bool]:
     """A test of lower-cased names against *pattern* (``*``: any run of characters, ``/`` included)."""
     regex = re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
     return lambda name: regex.fullmatch(name) is not None
+
+
+def parse_require(text: str) -> tuple:
+    """``NAME[:CONSTRAINT]`` (or ``NAME=CONSTRAINT``, ``NAME CONSTRAINT``) -> (name, constraint).
+
+    Raises
+    ------
+    UsageError
+        A name Composer would refuse, or a constraint it cannot parse.
+    """
+    match = re.match(r"^\s*([^:=\s]+)\s*(?:[:=\s]\s*(.*?))?\s*$", text or "")
+    if match is None:
+        raise ConstraintError(f"--composer-require {printable(text)!r}: expected NAME[:CONSTRAINT]")
+    try:
+        name = check_pattern(match.group(1)) if is_pattern(match.group(1)) else check_package_name(match.group(1))
+    except UnsafeNameError as exc:
+        raise ConstraintError(f"--composer-require {printable(text)!r}: {exc}") from None
+    constraint = match.group(2) or "*"
+    parse_constraint(constraint)  # refused now, not after the metadata was fetched
+    return name, constraint

@@ -7,7 +7,9 @@ does), skipping platform requirements (``php``, ``ext-*``, ``lib-*``,
 ``composer-plugin-api``...). ``--composer-php`` drops versions that need
 another PHP; ``--composer-newest`` keeps only the newest satisfying version
 of each constraint. ``--composer-lock`` selects exactly what a
-``composer.lock`` lists.
+``composer.lock`` lists. Branches (``dev-main``, ``2.x-dev``) are chosen only
+where a constraint names one outright (or says ``@dev``) or a lock pins one:
+then, as Composer does, the package's ``~dev`` file is read too.
 
 A name may be a pattern (:mod:`magedl.mirror.composer.patterns`): every package
 the repositories offer these keys that matches (Satis's ``require-all``), each
@@ -43,8 +45,9 @@ from magedl.errors import (
     UnsatisfiableError,
     UsageError,
 )
+from magedl.mirror.composer.advisories import AdvisoryOptions
 from magedl.mirror.composer.index import check_package_name
-from magedl.mirror.composer.patterns import check_pattern, is_pattern, matcher
+from magedl.mirror.composer.patterns import is_pattern, matcher, parse_require  # noqa: F401 (its home)
 from magedl.text import printable
 
 log = logging.getLogger(__name__)
@@ -87,6 +90,8 @@ class ComposerOptions:
         mirror's, or the default.
     excludes : tuple of str
         Name patterns (lower-case) of packages never selected.
+    advisories : AdvisoryOptions
+        Where security advisories come from (:mod:`magedl.mirror.composer.advisories`).
     """
 
     requires: tuple = ()
@@ -97,6 +102,7 @@ class ComposerOptions:
     newest: bool = False
     url: Optional[str] = None
     excludes: tuple = ()
+    advisories: AdvisoryOptions = AdvisoryOptions()
 
     @property
     def selects(self) -> bool:
@@ -125,38 +131,21 @@ class Selection:
     cache : MetadataCache or None
         The metadata cache the selection was read through; ``cache.save()``
         keeps it (under the mirror's lock, not on a dry run).
+    advisory_sources : tuple of str
+        The security advisory APIs to ask (``--composer-advisories``, or what the repositories name).
     """
 
     packages: dict = field(default_factory=dict)
     repo_of: dict = field(default_factory=dict)
     failures: list = field(default_factory=list)
     cache: object = field(default=None, compare=False, repr=False)
+    advisory_sources: tuple = ()
 
     def entries(self):
         """(name, version_normalized, entry) of every version chosen, sorted."""
         for name in sorted(self.packages):
             for vn, entry in self.packages[name].items():
                 yield name, vn, entry
-
-
-def parse_require(text: str) -> tuple:
-    """``NAME[:CONSTRAINT]`` (or ``NAME=CONSTRAINT``, ``NAME CONSTRAINT``) -> (name, constraint).
-
-    Raises
-    ------
-    UsageError
-        A name Composer would refuse, or a constraint it cannot parse.
-    """
-    match = re.match(r"^\s*([^:=\s]+)\s*(?:[:=\s]\s*(.*?))?\s*$", text or "")
-    if match is None:
-        raise ConstraintError(f"--composer-require {printable(text)!r}: expected NAME[:CONSTRAINT]")
-    try:
-        name = check_pattern(match.group(1)) if is_pattern(match.group(1)) else check_package_name(match.group(1))
-    except UnsafeNameError as exc:
-        raise ConstraintError(f"--composer-require {printable(text)!r}: {exc}") from None
-    constraint = match.group(2) or "*"
-    parse_constraint(constraint)  # refused now, not after the metadata was fetched
-    return name, constraint
 
 
 class Resolver:
@@ -175,22 +164,26 @@ class Resolver:
         self._excluded = [matcher(p) for p in options.excludes]
         self._from_pattern: set = set()  # (name, constraint) a pattern asked for: optional, not a failure
 
-    def lookup(self, name: str):
-        """``(repository, entries)`` from the first repository listing *name*; raises what stopped it."""
-        if name not in self._found:
+    def lookup(self, name: str, dev: bool = False):
+        """``(repository, entries)`` from the first repository listing *name*; raises what stopped it.
+
+        With *dev*, the entries include the package's branches (packagist's ``~dev`` file): read
+        only for a requirement or a lock that names a branch, as Composer does.
+        """
+        if (name, dev) not in self._found:
             try:
-                self._found[name] = self._lookup(name)
+                self._found[name, dev] = self._lookup(name, dev)
             except MagedlError as exc:
-                self._found[name] = exc
-        found = self._found[name]
+                self._found[name, dev] = exc
+        found = self._found[name, dev]
         if isinstance(found, MagedlError):
             raise found
         return found
 
-    def _lookup(self, name):
+    def _lookup(self, name, dev):
         for repo in self.repos:
             try:
-                return repo, repo.versions(name, dev=False)
+                return repo, repo.versions(name, dev=dev)
             except NotFoundError:
                 continue
         urls = ", ".join(redact(r.url) for r in self.repos)
@@ -234,7 +227,7 @@ class Resolver:
         Metadata is fetched ahead for one batch at a time, so bodies waiting to be parsed stay few.
         """
         if self.prefetch is not None:
-            self.prefetch(sorted({name for name, _, _ in wave} - set(self._found)))
+            self.prefetch(sorted({name for name, _, _ in wave} - {name for name, _ in self._found}))
         following = []
         for name, constraint, chain in wave:
             for version, entry in self._require(name, constraint, chain):
@@ -299,21 +292,22 @@ class Resolver:
             self.warn(f"{printable(requirement)} (required by {' <- '.join(chain)}): {exc}; skipped")
             return []
         optional = not chain and (name, constraint_text) in self._from_pattern
+        flag = constraint.stability_flag("stable")
+        branches = flag == "dev"  # dev-main, 2.x-dev or @dev named outright: Composer reads the branches
         try:
-            repo, entries = self.lookup(name)
+            repo, entries = self.lookup(name, dev=branches)
         except MagedlError as exc:
             if optional and isinstance(exc, NotFoundError):
                 log.info("%s: offered by the listing but has no versions; skipped", requirement)
                 return []
             self._fail(requirement, chain, exc)
             return []
-        flag = constraint.stability_flag("stable")
         chosen, php_dropped, dev_skipped = [], 0, 0
         for entry in entries:
             vn = _normalized(entry)
             if vn is None:
                 continue
-            if stability(vn) == "dev":
+            if stability(vn) == "dev" and not branches:
                 dev_skipped += constraint.matches(vn)
                 continue
             if not is_stable_enough(vn, "stable", flag) or not constraint.matches(vn):
@@ -376,7 +370,7 @@ class Resolver:
                 continue
             where = (f"locked in {path}",)
             try:
-                repo, entries = self.lookup(name)
+                repo, entries = self.lookup(name, dev=stability(vn) == "dev")
             except _Unlisted:
                 repo, entries = None, []
             except MagedlError as exc:
