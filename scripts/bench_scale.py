@@ -104,11 +104,12 @@ def composer_scale(bench, work, magedl, env, sizes):
 
 
 def serve_throughput(work, root, base, magedl, env, figures):
-    """``serve`` against nginx over the same mirror: one archive and info/json at two sizes, and keep-alive load.
+    """``serve`` against nginx over the same mirror: one archive and info/json at two sizes.
 
-    The place for issue 18 item 3's figures (owned by the ``serve`` work, branch i18s); nothing yet.
+    The place for issue 18 item 3's per-size figures; the keep-alive load against nginx is
+    ``scripts/bench.py``'s own case ``serve``.
     """
-    print("  serve against nginx: not measured by this case yet (issue 18 item 3)", flush=True)
+    print("  serve against nginx: see the case 'serve' of scripts/bench.py (issue 18 item 3)", flush=True)
 
 
 def run(bench, work, base, magedl, env, figures, quick=False):
