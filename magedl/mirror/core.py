@@ -4,7 +4,7 @@ Planning is :mod:`magedl.mirror.plan` (releases) and
 :mod:`magedl.mirror.composer.plan` (Composer archives); both parts share one
 lock, one state, one ``SHA256SUMS`` and one delta.
 
-What makes re-runs cheap is ``DIR/.magedl/state.json`` (:mod:`magedl.mirror.state`):
+What makes re-runs cheap is ``DIR/.magedl/state.sqlite`` (:mod:`magedl.mirror.state`):
 a file whose fingerprint still matches its entry is known good without
 reading it; any other file is re-hashed before it is trusted. ``verify``
 re-hashes everything regardless.
@@ -33,8 +33,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
-from magedl.errors import LocalFileError, MagedlError, UnsafeNameError
+from magedl.errors import BusyError, LocalFileError, MagedlError, UnsafeNameError
 from magedl.fsutil import read_if_regular
+from magedl.locks import FileLock
 from magedl.mirror import signature
 from magedl.mirror.composer import index as composer_index
 from magedl.mirror.composer.advisories import read_published
@@ -52,10 +53,9 @@ from magedl.transfer.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
-# Seconds between state saves while files land. Each save rewrites the whole
-# state (every file's digests and records), so saving per file would cost the
-# square of the file count; the delta is journalled per file instead.
-SAVE_EVERY = 2.0
+# A replaced file is indexed as soon as it lands, but index writes (each over the whole mirror) take at
+# most about this share of a run's time: many updates in a large mirror stay linear in cost.
+INDEX_SHARE = 0.1
 
 
 class Mirror:
@@ -70,7 +70,8 @@ class Mirror:
         self.files = self.root / FILES
         check_layout(self.root)
         self.state = State(self.root)
-        self._saved_at = time.monotonic()
+        self._replacing: set = set()  # copies the index left out until their replacement lands
+        self._index_due, self._index_stale = 0.0, False
         self.signed = None  # who signed SHA256SUMS this run (run's sign_key), when it was signed
 
     def lock(self):
@@ -115,7 +116,7 @@ class Mirror:
 
     def _has_composer(self) -> bool:
         return (os.path.lexists(self.root / composer_index.PACKAGES)
-                or any(rel.startswith(composer_index.DIST + "/") for rel in self.state.entries)
+                or bool(self.state.paths(composer_index.DIST))
                 or next(walk_files(self.root, composer_index.DIST), None) is not None)
 
     # -- execution ---------------------------------------------------------------
@@ -136,11 +137,12 @@ class Mirror:
         """
         options = replace(options or TransferOptions(), sha256=True)
         on_item = on_item or (lambda item: None)
-        for rel in plan.dropped:
-            self.state.drop(rel)
-        for it in plan.items:  # what the plan found good on disk
-            if it.entry is not None:
-                self.state.set(it.rel, it.entry)
+        with self.state.batch():  # one transaction; records that did not change are not written
+            for rel in plan.dropped:
+                self.state.drop(rel)
+            for it in plan.items:  # what the plan found good on disk
+                if it.entry is not None and not it.recorded:
+                    self.state.set(it.rel, it.entry)
         if plan.composer is not None:
             for it in plan.composer.failures:
                 on_item(it)
@@ -149,7 +151,14 @@ class Mirror:
             if not it.action.fetches and it.action is not Action.PRUNE:
                 it.status = Status.untouched(it.action)
                 on_item(it)
+        for rel in plan.locks:
+            _drop_stale_lock(self.root / rel)
         before = self._sums_now()
+        self._replacing = {it.rel for it in todo.values() if it.action is not Action.FETCH}
+        if self._replacing & set(before):
+            # The index stops listing the copies about to be replaced before any of them goes, so it never
+            # describes bytes no longer there (one write for them all, not one per file).
+            self.write_indexes(plan, leave_out=frozenset(self._replacing))
         try:
             for it in list(todo.values()):
                 if it.action is not Action.FETCH and not self._clear(it):
@@ -251,23 +260,27 @@ class Mirror:
         if isinstance(it.source, Archive):
             records = (it.source.entry,)
         else:
-            records = tuple(r.to_dict() for r in plan.upstream if r.file_name == it.file_name)
+            records = tuple(r.to_dict() for r in plan.records_of(it.file_name))
         it.entry = Entry(outcome.md5, sha, Fingerprint.of(outcome.path), records, sha1)
         it.size = outcome.size
-        self.state.set(it.rel, it.entry)
-        if outcome.skipped:
-            it.status = Status.PRESENT
-        else:
-            it.status = Status.done(it.action)
-            it.transferred = outcome.size - outcome.resumed_from
-            self.state.add_delta([it.rel], durable=True)
-        if time.monotonic() - self._saved_at >= SAVE_EVERY:
-            self.state.save()  # digests cached so far: a kill costs re-hashing at most this much
-            self._saved_at = time.monotonic()
-        if it.action is not Action.FETCH:
+        with self.state.batch():  # its record and its place in the delta: one commit
+            self.state.set(it.rel, it.entry)
+            if outcome.skipped:
+                it.status = Status.PRESENT
+            else:
+                it.status = Status.done(it.action)
+                it.transferred = outcome.size - outcome.resumed_from
+                self.state.add_delta([it.rel], durable=True)
+        if it.rel in self._replacing:
+            self._replacing.discard(it.rel)
+            self._index_stale = True
+        if self._index_stale and time.monotonic() >= self._index_due:
             # A copy the index described was just replaced: describe the new one now,
             # not at the end of a run that may last hours (or be killed).
-            self.write_indexes(plan)
+            started = time.monotonic()
+            self.write_indexes(plan, leave_out=frozenset(self._replacing))
+            self._index_stale = False
+            self._index_due = time.monotonic() + (time.monotonic() - started) * (1 / INDEX_SHARE - 1)
 
     def _sums_now(self) -> dict:
         try:
@@ -306,14 +319,14 @@ class Mirror:
                 break
             parent = parent.parent
 
-    def write_indexes(self, plan: Plan) -> list:
-        """Write the index files for the files held and verified; return those that changed."""
+    def write_indexes(self, plan: Plan, leave_out: frozenset = frozenset()) -> list:
+        """Write the index files for the files held and verified (but *leave_out*); return those that changed."""
         held = {}
         for it in plan.items:
-            if it.entry is None or it.status in (Status.PRUNED, Status.SKIP):
+            if it.entry is None or it.status in (Status.PRUNED, Status.SKIP) or it.rel in leave_out:
                 continue
             try:
-                if Fingerprint.of(self.root / it.rel) != it.entry.fingerprint:
+                if Fingerprint.of(os.path.join(self.root, it.rel)) != it.entry.fingerprint:
                     continue  # changed under us since it was checked
             except OSError:
                 continue
@@ -329,7 +342,8 @@ class Mirror:
             name = rel[len(FILES) + 1:]
             records += [release_from_dict(d) for d in held[rel].records or ({"file_name": name},)]
         extra = self._composer_files(plan, held)
-        changed = write_indexes(self.root, records, {rel: e.sha256 for rel, e in held.items()}, extra)
+        changed = write_indexes(self.root, records, {rel: e.sha256 for rel, e in held.items()}, extra,
+                                memo=self.state)
         if plan.composer is not None:
             self._drop_stale_composer(extra)
         return changed
@@ -368,6 +382,15 @@ class Mirror:
                 os.unlink(self.root / rel)
             except (FileNotFoundError, IsADirectoryError):
                 pass
+
+
+def _drop_stale_lock(path: Path) -> None:
+    """Remove a per-file lock no process holds (taking it unlinks it on release); one held is left alone."""
+    try:
+        with FileLock(path, "held"):
+            pass
+    except (BusyError, OSError):
+        pass
 
 
 def head_sizes(client, plan: Plan, jobs: int = 4, composer_client=None) -> None:
