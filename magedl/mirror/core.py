@@ -40,6 +40,8 @@ from magedl.mirror.composer.plan import Archive, ComposerPlanner, package_of
 from magedl.mirror.index import MAX_INDEX_BYTES, read_feed, read_sums, release_from_dict, write_indexes
 from magedl.mirror.layout import FILES, INFO_FILES, SUMS, check_layout, release_rel, walk_files
 from magedl.mirror.model import Action, Entry, Fingerprint, Item, Plan, Status
+from magedl.mirror.pages.site import drop_stale as drop_stale_pages
+from magedl.mirror.pages.site import pages_for
 from magedl.mirror.plan import DIGESTS, ReleasePlanner
 from magedl.mirror.state import State, mirror_lock
 from magedl.service.catalog import Release
@@ -63,8 +65,9 @@ class Mirror:
     state it reads is not another run's half-written one.
     """
 
-    def __init__(self, root: os.PathLike | str):
+    def __init__(self, root: os.PathLike | str, html: bool = True):
         self.root = Path(root)
+        self.html = html  # write the browsable pages (magedl.mirror.pages); False removes them
         self.files = self.root / FILES
         check_layout(self.root)
         self.state = State(self.root)
@@ -300,9 +303,13 @@ class Mirror:
             name = rel[len(FILES) + 1:]
             records += [release_from_dict(d) for d in held[rel].records or ({"file_name": name},)]
         extra = self._composer_files(plan, held)
-        changed = write_indexes(self.root, records, {rel: e.sha256 for rel, e in held.items()}, extra)
+        pages = {}
+        if self.html:  # before SHA256SUMS, which lists them (and before it is signed)
+            pages = pages_for(self.root, records, held, extra, plan.composer.url if plan.composer else None)
+        changed = write_indexes(self.root, records, {rel: e.sha256 for rel, e in held.items()}, {**extra, **pages})
         if plan.composer is not None:
             self._drop_stale_composer(extra)
+        drop_stale_pages(self.root, pages)
         return changed
 
     def _composer_files(self, plan: Plan, held: dict) -> dict:

@@ -1,0 +1,191 @@
+"""The front page (``index.html``), and the whole page set a mirror run writes next to its index files.
+
+``index.html`` says what the mirror holds (release archives, Composer
+packages, totals), when its content last changed and by which magedl, and
+where its checksums and signature are. The time is the only thing on any
+page that is not a function of the content, so the front page carries a
+digest of the rest (``<meta name="magedl-content">``): when that is
+unchanged the page on disk is kept byte for byte, and a run that changed
+nothing rewrites no page (``SHA256SUMS``, rsync and ``--diff-file`` see no change).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+import struct
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping, Optional
+
+from magedl.fsutil import read_if_regular
+from magedl.mirror.layout import FILES, SUMS, walk_files
+from magedl.mirror.pages import composer as composer_pages
+from magedl.mirror.pages import releases as release_pages
+from magedl.mirror.pages.html import POLICY, STYLE, frame, link, text
+from magedl.text import human_bytes
+
+INDEX = "index.html"
+SIGNATURE = f"{SUMS}.sig"
+# Folders only pages live in: a file there that this run did not write is a stale page.
+PAGE_FOLDERS = (release_pages.FOLDER, composer_pages.BROWSE)
+PAGE_FILES = (INDEX, composer_pages.INDEX)
+_DIGEST = re.compile(rb'<meta name="magedl-content" content="([0-9a-f]{64})">')
+MAX_PAGE_BYTES = 64 << 20
+
+
+@dataclass(frozen=True)
+class HeldFile:
+    """What a page says of one file the mirror holds and verified."""
+
+    size: int
+    md5: str
+    sha256: str
+    sha1: str = ""
+
+
+def is_page(rel: str) -> bool:
+    """Whether *rel* (relative to the mirror) is one of the pages (what ``serve`` answers as HTML)."""
+    return rel in PAGE_FILES or (rel.endswith(".html") and rel.startswith(tuple(f + "/" for f in PAGE_FOLDERS)))
+
+
+def signature_key(root: os.PathLike | str) -> str:
+    """``"<key type> SHA256:<fingerprint>"`` of the key in ``DIR/SHA256SUMS.sig`` (SSHSIG), or ``""``."""
+    raw = read_if_regular(Path(root) / SIGNATURE, 64 << 10)
+    if raw is None:
+        return ""
+    body = b"".join(line.strip() for line in raw.splitlines() if line.strip() and not line.startswith(b"-----"))
+    try:
+        blob = base64.b64decode(body, validate=True)
+        if blob[:6] != b"SSHSIG":
+            return ""
+        (length,) = struct.unpack(">I", blob[10:14])
+        key = blob[14:14 + length]
+        (kind_len,) = struct.unpack(">I", key[:4])
+        kind = key[4:4 + kind_len].decode("ascii")
+    except (ValueError, struct.error, UnicodeDecodeError):
+        return ""
+    if len(key) != length or not re.fullmatch(r"[A-Za-z0-9@._-]{1,64}", kind):
+        return ""
+    fingerprint = base64.b64encode(hashlib.sha256(key).digest()).decode().rstrip("=")
+    return f"{kind} SHA256:{fingerprint}"
+
+
+def _sum_sizes(held: Mapping, prefix: str) -> tuple:
+    files = [f for rel, f in held.items() if rel.startswith(prefix)]
+    return len(files), sum(f.size for f in files)
+
+
+def _front(records: list, held: Mapping, packages: Mapping, signer: str, release_html: str) -> str:
+    """Everything on ``index.html`` but the time: HTML, escaped."""
+    n_files, n_bytes = _sum_sizes(held, FILES + "/")
+    n_dist, dist_bytes = _sum_sizes(held, "composer/dist/")
+    versions = sum(len(p.versions) for p in packages.values())
+    advised = sum(1 for p in packages.values() if p.advisories)
+    api = ", ".join(link(INDEX, rel, rel) for rel in ("info/json", "info/files", "info/versions"))
+    signature = (f'{link(INDEX, SIGNATURE, SIGNATURE)} by key <code>{text(signer)}</code>: check it with '
+                 "<code>magedl verify --allowed-signers FILE DIR</code>" if signer else
+                 '<span class="muted">not signed</span>')
+    facts = [
+        ("Release archives", f"{n_files} files, {human_bytes(n_bytes)}"),
+        ("Composer", f"{len(packages)} packages, {versions} versions, {n_dist} archives, {human_bytes(dist_bytes)}"
+                     + (f', <span class="adv">{advised} with security advisories</span>' if advised else "")),
+        ("Checksums", f"{link(INDEX, SUMS, SUMS)} lists every file with its sha256: "
+                      "<code>sha256sum -c SHA256SUMS</code> or <code>magedl verify DIR</code>"),
+        ("Signature", signature),
+        ("Downloads API", f"{api}: <code>magedl --base-url URL-OF-THIS-FOLDER list</code>"),
+    ]
+    out = ['<dl class="facts">', *(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts), "</dl>\n",
+           "<h2>Release archives</h2>\n", release_html]
+    if packages:
+        vendors = composer_pages.by_vendor(packages)
+        items = "".join(f'<li class="item">{link(INDEX, composer_pages.vendor_page(v), v)} <span class="muted">'
+                        f"({len(ms)})</span></li>" for v, ms in vendors.items())
+        out += [f"<h2>Composer packages</h2>\n<p>{link(INDEX, composer_pages.INDEX, 'Every package')}, "
+                f"by vendor ({len(vendors)}):</p>\n", f'<ul class="cols">{items}</ul>\n']
+    return "".join(out)
+
+
+def render_pages(records: Iterable, held: Mapping[str, HeldFile], composer_files: Mapping[str, bytes], *,
+                 composer_url: Optional[str] = None, signer: str = "", version: str = "",
+                 now: Optional[float] = None, previous: Optional[bytes] = None) -> dict:
+    """Every page of a mirror: ``{path relative to the mirror: bytes}``.
+
+    Parameters
+    ----------
+    records : iterable of Release
+        The feed records of the release files held (as ``info/json`` lists them).
+    held : mapping
+        Path -> :class:`HeldFile` for every archive held and verified.
+    composer_files : mapping
+        The Composer index files this run writes (``composer/p2/...`` -> bytes).
+    composer_url : str, optional
+        The URL the p2 files were written for (to find each archive's path).
+    signer : str
+        The key of ``SHA256SUMS.sig`` (:func:`signature_key`), or empty.
+    version : str
+        The magedl that writes the pages.
+    now : float, optional
+        Epoch seconds for "last changed"; the current time by default.
+    previous : bytes, optional
+        The ``index.html`` on disk: kept as it is when the content is unchanged.
+    """
+    records = list(records)
+    release_html, pages = release_pages.render(records, held, INDEX)
+    packages = composer_pages.packages_from(composer_files)
+    if packages:
+        pages.update(composer_pages.render(packages, composer_url, held))
+    body = _front(records, held, packages, signer, release_html)
+    digest = hashlib.sha256((STYLE + POLICY + body).encode("utf-8")).hexdigest()  # the frame too
+    found = _DIGEST.search(previous or b"")
+    if found and found.group(1).decode() == digest:
+        pages[INDEX] = previous
+        return pages
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(time.time() if now is None else now))
+    stamp = f'<p class="muted">Content last changed {when} by magedl {text(version)}.</p>\n'
+    pages[INDEX] = frame(INDEX, "Magento mirror", stamp + body,
+                         meta=f'<meta name="magedl-content" content="{digest}">\n')
+    return pages
+
+
+def pages_for(root: os.PathLike | str, records: Iterable, held_entries: Mapping, composer_files: Mapping[str, bytes],
+              composer_url: Optional[str] = None) -> dict:
+    """:func:`render_pages` for the mirror at *root*, from its state entries (``{rel: Entry}``)."""
+    from magedl import __version__
+
+    held = {rel: HeldFile(e.fingerprint.size, e.md5, e.sha256, e.sha1) for rel, e in held_entries.items()}
+    return render_pages(records, held, composer_files, composer_url=composer_url, signer=signature_key(root),
+                        version=__version__, previous=read_if_regular(Path(root) / INDEX, MAX_PAGE_BYTES))
+
+
+def drop_stale(root: os.PathLike | str, written: Mapping) -> None:
+    """Remove pages this run did not write (call once ``SHA256SUMS`` stopped listing them)."""
+    root = Path(root)
+    stale = [rel for rel in PAGE_FILES if rel not in written and os.path.lexists(root / rel)]
+    for folder in PAGE_FOLDERS:
+        stale += [rel for rel, _ in walk_files(root, folder) if rel not in written]
+    for rel in stale:
+        try:
+            os.unlink(root / rel)
+        except (FileNotFoundError, IsADirectoryError):
+            pass
+    for folder in PAGE_FOLDERS:
+        _remove_empty(root / folder)
+
+
+def _remove_empty(top: Path) -> None:
+    """Remove empty folders under *top* (and *top*), deepest first; links are never followed."""
+    try:
+        entries = list(os.scandir(top))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            _remove_empty(Path(entry.path))
+    try:
+        top.rmdir()
+    except OSError:
+        pass
