@@ -41,7 +41,7 @@ from magedl.mirror.index import MAX_INDEX_BYTES, read_feed, read_sums, release_f
 from magedl.mirror.layout import FILES, INFO_FILES, SUMS, check_layout, release_rel, walk_files
 from magedl.mirror.model import Action, Entry, Fingerprint, Item, Plan, Status
 from magedl.mirror.pages.site import drop_stale as drop_stale_pages
-from magedl.mirror.pages.site import pages_for
+from magedl.mirror.pages.site import write_pages
 from magedl.mirror.plan import DIGESTS, ReleasePlanner
 from magedl.mirror.state import State, mirror_lock
 from magedl.service.catalog import Release
@@ -303,10 +303,11 @@ class Mirror:
             name = rel[len(FILES) + 1:]
             records += [release_from_dict(d) for d in held[rel].records or ({"file_name": name},)]
         extra = self._composer_files(plan, held)
+        sums = {rel: e.sha256 for rel, e in held.items()}
         pages = {}
         if self.html:  # before SHA256SUMS, which lists them (and before it is signed)
-            pages = pages_for(self.root, records, held, extra, plan.composer.url if plan.composer else None)
-        changed = write_indexes(self.root, records, {rel: e.sha256 for rel, e in held.items()}, {**extra, **pages})
+            pages = write_pages(self.root, records, held, extra, plan.composer.url if plan.composer else None)
+        changed = write_indexes(self.root, records, {**sums, **pages}, extra)
         if plan.composer is not None:
             self._drop_stale_composer(extra)
         drop_stale_pages(self.root, pages)

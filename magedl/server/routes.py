@@ -11,7 +11,7 @@ from magedl.ranges import UNSATISFIABLE, parse_range
 from magedl.server.http import Reply, Request, http_date, parse_http_date
 from magedl.server.stores import FileInfo, Store
 
-__all__ = ["composer_reply", "file_reply", "info_reply", "not_found", "ranged_reply"]
+__all__ = ["composer_reply", "file_reply", "info_reply", "not_found", "page_reply", "page_rel", "ranged_reply"]
 
 _BINARY = "application/octet-stream"
 _ARCHIVE_TYPES = {"zip": "application/zip", "tar": "application/x-tar", "gz": "application/gzip"}
@@ -54,6 +54,31 @@ def composer_reply(store: Store, req: Request, rel: str, reached_at: Optional[st
         return not_found()
     kind = "application/json" if rel.endswith(".json") else _ARCHIVE_TYPES.get(rel.rpartition(".")[2], _BINARY)
     return ranged_reply(req, *got, content_type=kind)
+
+
+def page_rel(route: str) -> Optional[str]:
+    """The mirror file a route names when it is one of the pages or checksum files (``""`` -> ``index.html``)."""
+    from magedl.mirror.pages.site import SIGNATURE, is_page
+
+    rel = route + "index.html" if route in ("", "composer/") else route
+    return rel if is_page(rel) or rel in ("SHA256SUMS", SIGNATURE) else None
+
+
+def page_reply(store: Store, req: Request, rel: str) -> Reply:
+    """Answer a page (:mod:`magedl.mirror.pages`) or ``SHA256SUMS[.sig]``; revalidated on every use."""
+    get = getattr(store, "page", None)
+    try:
+        check_name(rel)
+    except UnsafeNameError:
+        return not_found()
+    got = get(rel) if get is not None else None
+    if got is None:
+        return not_found()
+    kind = "text/html; charset=utf-8" if rel.endswith(".html") else "text/plain; charset=utf-8"
+    reply = ranged_reply(req, *got, content_type=kind)
+    # Pages change whenever the mirror does: a cache may keep them, but asks again before each use.
+    reply.headers.append(("Cache-Control", "no-cache"))
+    return reply
 
 
 def ranged_reply(req: Request, info: FileInfo, fh: BinaryIO, content_type: str = _BINARY) -> Reply:

@@ -296,6 +296,11 @@ class DirStore:
         etag = f'"{hashlib.sha256(data).hexdigest()[:24]}"'
         return FileInfo(len(data), etag, float(int(st.st_mtime))), io.BytesIO(data)
 
+    def page(self, rel: str) -> Optional[Tuple[FileInfo, BinaryIO]]:
+        """A page of the mirror or its ``SHA256SUMS[.sig]`` (the route decides which paths), or None."""
+        opened = self.open(rel)
+        return None if opened is None else (self._info(opened[1]), opened[0])
+
     def get(self, file_name: str) -> Optional[Tuple[FileInfo, BinaryIO]]:
         """Open first, then fstat, so info and bytes belong together."""
         if file_name not in feed_file_names(self.feed()):

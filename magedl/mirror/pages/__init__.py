@@ -2,5 +2,5 @@
 
 ``html`` holds the bricks (escaping, links, frame, stylesheet), ``releases``
 and ``composer`` the two parts, ``site`` the front page and the whole set.
-:func:`~magedl.mirror.pages.site.pages_for` is what a mirror run calls.
+:func:`~magedl.mirror.pages.site.write_pages` is what a mirror run calls.
 """

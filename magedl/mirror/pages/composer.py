@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
+from typing import Iterator, Mapping, Optional
 
 from magedl.errors import MagedlError
 from magedl.mirror.composer.index import P2, check_package_name, entry_rel
@@ -188,7 +188,8 @@ def _package_rows(page: str, packages: list) -> list:
             f'{f"<span class=adv>{len(p.advisories)}</span>" if p.advisories else ""}</td></tr>\n' for p in packages]
 
 
-_PACKAGE_HEADERS = ["Package", "Newest", "Versions", "Advisories"]
+def _packages_table(page: str, packages: list) -> str:
+    return table(["Package", "Newest", "Versions", "Advisories"], _package_rows(page, packages), css="packages")
 
 
 def by_vendor(packages: Mapping) -> dict:
@@ -198,27 +199,24 @@ def by_vendor(packages: Mapping) -> dict:
     return out
 
 
-def render(packages: Mapping, url: Optional[str], held: Mapping) -> dict:
-    """``composer/index.html``, the vendor pages and the package pages: ``{rel: bytes}``."""
-    pages = {}
+def render(packages: Mapping, url: Optional[str], held: Mapping) -> Iterator[tuple]:
+    """``composer/index.html``, the vendor pages and the package pages, one ``(rel, bytes)`` at a time."""
     vendors = by_vendor(packages)
     for p in packages.values():
-        pages[package_page(p.name)] = _package_page(p, url, held)
+        yield package_page(p.name), _package_page(p, url, held)
     for vendor, members in vendors.items():
         page = vendor_page(vendor)
-        pages[page] = frame(page, f"Vendor {vendor}", table(_PACKAGE_HEADERS, _package_rows(page, members)),
-                            crumbs=(("index.html", "Mirror"), (INDEX, "Composer packages")))
+        yield page, frame(page, f"Vendor {vendor}", _packages_table(page, members),
+                          crumbs=(("index.html", "Mirror"), (INDEX, "Composer packages")))
     use = (f"<p>Point Composer at this folder's URL (the metadata was written for <code>{text(url)}</code>; "
            "<code>magedl serve</code> rewrites it to the address it is reached at):</p>\n"
            "<pre>composer config repositories.mirror composer URL-OF-THIS-FOLDER\n"
            "composer config repo.packagist false</pre>\n")
     if len(packages) <= INLINE_MAX:
-        listing = "".join(f'<h3>{link(INDEX, vendor_page(v), v)}</h3>\n' + table(_PACKAGE_HEADERS,
-                                                                               _package_rows(INDEX, ms))
+        listing = "".join(f'<h3>{link(INDEX, vendor_page(v), v)}</h3>\n' + _packages_table(INDEX, ms)
                           for v, ms in vendors.items())
     else:
         rows = [f"<tr><td>{link(INDEX, vendor_page(v), v)}</td><td class=\"num\">{len(ms)}</td>"
                 f"<td class=\"num\">{sum(len(p.versions) for p in ms)}</td></tr>\n" for v, ms in vendors.items()]
         listing = table(["Vendor", "Packages", "Versions"], rows)
-    pages[INDEX] = frame(INDEX, "Composer packages", use + listing, crumbs=(("index.html", "Mirror"),))
-    return pages
+    yield INDEX, frame(INDEX, "Composer packages", use + listing, crumbs=(("index.html", "Mirror"),))

@@ -45,6 +45,7 @@ table{border-collapse:collapse;width:100%;margin:.3rem 0 1rem}
 th,td{text-align:left;vertical-align:top;padding:.3rem .5rem;border-bottom:1px solid var(--line)}
 th{background:var(--head);font-weight:600}
 td.num{text-align:right;white-space:nowrap}
+table.packages{table-layout:fixed}table.packages th:nth-child(n+2){width:7.5rem}
 code,.sum{font:12px/1.35 ui-monospace,SFMono-Regular,Menlo,monospace}
 .sum{color:var(--muted);word-break:break-all;display:block}
 .name{overflow-wrap:anywhere}
@@ -100,11 +101,12 @@ def sums(**digests: str) -> str:
                    for name, value in digests.items() if value)
 
 
-def table(headers: Iterable[str], rows: Iterable[str], wide: Iterable[int] = ()) -> str:
+def table(headers: Iterable[str], rows: Iterable[str], wide: Iterable[int] = (), css: str = "") -> str:
     """A table of pre-rendered ``<tr>`` rows; columns in *wide* are hidden on narrow windows."""
     wide = set(wide)
     head = "".join(f'<th{" class=wide" if i in wide else ""}>{h}</th>' for i, h in enumerate(headers))
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>\n{"".join(rows)}</tbody></table></div>\n'
+    css = f' class="{css}"' if css else ""
+    return f'<div class="scroll"><table{css}><thead><tr>{head}</tr></thead><tbody>\n{"".join(rows)}</tbody></table></div>\n'
 
 
 def frame(page: str, title: str, body: str, *, crumbs: Iterable[tuple] = (), filter_box: bool = True,

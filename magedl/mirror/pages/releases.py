@@ -96,16 +96,19 @@ def title(category: str) -> str:
 
 
 def render(records: Iterable, held: Mapping, index: str = "index.html") -> tuple:
-    """The release section of *index* and the pages it links to: ``(html, {rel: bytes})``."""
+    """The release section of *index*, and the pages it links to, rendered one at a time as they are taken.
+
+    Returns ``(html, iterator of (rel, bytes))``; pages exist only for a mirror past :data:`INLINE_MAX` files.
+    """
     groups = by_category(records)
     total = sum(len(rs) for rs in groups.values())
     if not groups:
-        return '<p class="muted">No release archives in this mirror.</p>\n', {}
+        return '<p class="muted">No release archives in this mirror.</p>\n', iter(())
     if total <= INLINE_MAX:
         parts = [f'<h3 id="{text(slug(c))}">{text(title(c))} <span class="muted">({text(c)}, {len(rs)})</span></h3>\n'
                  + _table(index, c, rs, held) for c, rs in groups.items()]
-        return "".join(parts), {}
-    pages, items = {}, []
+        return "".join(parts), iter(())
+    shelves, items = [], []
     for category, rs in groups.items():
         lines: dict = {}
         for r in rs:
@@ -116,10 +119,11 @@ def render(records: Iterable, held: Mapping, index: str = "index.html") -> tuple
             for n, chunk in enumerate(chunks, 1):
                 rel = f"{FOLDER}/{slug(category)}/{slug(line)}{'' if n == 1 else f'-{n}'}.html"
                 label = f"{line}" + ("" if len(chunks) == 1 else f" (part {n})")
-                pages[rel] = frame(rel, f"{title(category)}: {label}", _table(rel, category, chunk, held),
-                                   crumbs=((index, "Mirror"),))
+                shelves.append((rel, f"{title(category)}: {label}", category, chunk))
                 links.append(f'<li class="item">{link(index, rel, label)} <span class="muted">'
                              f"({len(chunk)} files)</span></li>")
         items.append(f'<h3>{text(title(category))} <span class="muted">({text(category)}, {len(rs)})</span></h3>\n'
                      f'<ul class="cols">{"".join(links)}</ul>\n')
+    pages = ((rel, frame(rel, name, _table(rel, category, chunk, held), crumbs=((index, "Mirror"),)))
+             for rel, name, category, chunk in shelves)
     return "".join(items), pages

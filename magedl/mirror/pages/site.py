@@ -19,10 +19,10 @@ import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Optional
+from typing import Iterable, Iterator, Mapping, Optional
 
-from magedl.fsutil import read_if_regular
-from magedl.mirror.layout import FILES, SUMS, walk_files
+from magedl.fsutil import atomic_write, read_if_regular
+from magedl.mirror.layout import FILES, SUMS, clear_way, walk_files
 from magedl.mirror.pages import composer as composer_pages
 from magedl.mirror.pages import releases as release_pages
 from magedl.mirror.pages.html import POLICY, STYLE, frame, link, text
@@ -111,8 +111,11 @@ def _front(records: list, held: Mapping, packages: Mapping, signer: str, release
 
 def render_pages(records: Iterable, held: Mapping[str, HeldFile], composer_files: Mapping[str, bytes], *,
                  composer_url: Optional[str] = None, signer: str = "", version: str = "",
-                 now: Optional[float] = None, previous: Optional[bytes] = None) -> dict:
-    """Every page of a mirror: ``{path relative to the mirror: bytes}``.
+                 now: Optional[float] = None, previous: Optional[bytes] = None) -> Iterator[tuple]:
+    """Every page of a mirror, one ``(path relative to the mirror, bytes)`` at a time, ``index.html`` last.
+
+    A page is rendered only when taken, so a mirror of 100,000 archives never
+    holds its pages in memory together.
 
     Parameters
     ----------
@@ -134,31 +137,41 @@ def render_pages(records: Iterable, held: Mapping[str, HeldFile], composer_files
         The ``index.html`` on disk: kept as it is when the content is unchanged.
     """
     records = list(records)
-    release_html, pages = release_pages.render(records, held, INDEX)
+    release_html, release_pages_ = release_pages.render(records, held, INDEX)
+    yield from release_pages_
     packages = composer_pages.packages_from(composer_files)
     if packages:
-        pages.update(composer_pages.render(packages, composer_url, held))
+        yield from composer_pages.render(packages, composer_url, held)
     body = _front(records, held, packages, signer, release_html)
     digest = hashlib.sha256((STYLE + POLICY + body).encode("utf-8")).hexdigest()  # the frame too
     found = _DIGEST.search(previous or b"")
     if found and found.group(1).decode() == digest:
-        pages[INDEX] = previous
-        return pages
+        yield INDEX, previous
+        return
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(time.time() if now is None else now))
     stamp = f'<p class="muted">Content last changed {when} by magedl {text(version)}.</p>\n'
-    pages[INDEX] = frame(INDEX, "Magento mirror", stamp + body,
-                         meta=f'<meta name="magedl-content" content="{digest}">\n')
-    return pages
+    yield INDEX, frame(INDEX, "Magento mirror", stamp + body, meta=f'<meta name="magedl-content" content="{digest}">\n')
 
 
-def pages_for(root: os.PathLike | str, records: Iterable, held_entries: Mapping, composer_files: Mapping[str, bytes],
-              composer_url: Optional[str] = None) -> dict:
-    """:func:`render_pages` for the mirror at *root*, from its state entries (``{rel: Entry}``)."""
+def write_pages(root: os.PathLike | str, records: Iterable, held_entries: Mapping,
+                composer_files: Mapping[str, bytes], composer_url: Optional[str] = None) -> dict:
+    """Write the pages of the mirror at *root* (only those whose bytes changed); ``{rel: sha256}`` of all.
+
+    *held_entries* are the state's :class:`~magedl.mirror.model.Entry` by path.
+    Call before ``SHA256SUMS`` is written (it lists the pages) and signed.
+    """
     from magedl import __version__
 
+    root = Path(root)
     held = {rel: HeldFile(e.fingerprint.size, e.md5, e.sha256, e.sha1) for rel, e in held_entries.items()}
-    return render_pages(records, held, composer_files, composer_url=composer_url, signer=signature_key(root),
-                        version=__version__, previous=read_if_regular(Path(root) / INDEX, MAX_PAGE_BYTES))
+    pages = render_pages(records, held, composer_files, composer_url=composer_url, signer=signature_key(root),
+                         version=__version__, previous=read_if_regular(root / INDEX, MAX_PAGE_BYTES))
+    written = {}
+    for rel, data in pages:
+        clear_way(root, rel)
+        atomic_write(root / rel, data)
+        written[rel] = hashlib.sha256(data).hexdigest()
+    return written
 
 
 def drop_stale(root: os.PathLike | str, written: Mapping) -> None:
