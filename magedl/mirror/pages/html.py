@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
-import posixpath
 from typing import Iterable, Optional
 from urllib.parse import quote
 
@@ -83,7 +82,12 @@ def text(value, limit: int = MAX_TEXT) -> str:
 
 def href(page: str, target: str) -> str:
     """The link from the page at *page* to *target* (both relative to the mirror), quoted and escaped."""
-    up = posixpath.relpath(target, posixpath.dirname(page) or ".")
+    # Both are plain relative paths inside the mirror: no file system (os.path.relpath asks for the cwd).
+    base, parts = page.split("/")[:-1], target.split("/")
+    same = 0
+    while same < len(base) and same < len(parts) - 1 and base[same] == parts[same]:
+        same += 1
+    up = "../" * (len(base) - same) + "/".join(parts[same:])
     return html.escape(quote(up, safe="/"), quote=True)
 
 
