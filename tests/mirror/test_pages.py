@@ -138,6 +138,8 @@ def test_unchanged_content_keeps_the_front_page_byte_for_byte():
     first = render(records, now=0)[INDEX]
     assert b"1970-01-01 00:00 UTC" in first
     assert render(records, now=10 ** 9, previous=first)[INDEX] == first  # nothing changed: nothing rewritten
+    edited = first.replace(b"a.zip</a>", b"evil.zip</a>")
+    assert render(records, now=10 ** 9, previous=edited)[INDEX] == first  # an edited copy is put right
     more = records + [Release(name="CE", file_name="b.zip", version="2.4.8", type="ce-full", md5="0" * 32)]
     changed = render(more, now=10 ** 9, previous=first)[INDEX]
     assert changed != first and b"2001-09-09 01:46 UTC" in changed

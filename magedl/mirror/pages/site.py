@@ -4,9 +4,10 @@
 packages, totals), when its content last changed and by which magedl, and
 where its checksums and signature are. The time is the only thing on any
 page that is not a function of the content, so the front page carries a
-digest of the rest (``<meta name="magedl-content">``): when that is
-unchanged the page on disk is kept byte for byte, and a run that changed
-nothing rewrites no page (``SHA256SUMS``, rsync and ``--diff-file`` see no change).
+digest of the rest, the time and the magedl version (``<meta name="magedl-content">``):
+when the digest is unchanged the page is rendered with the time and version
+it gives, so it comes out byte for byte the same (and a page edited on the
+carried disk is put right), and a run that changed nothing rewrites no page (``SHA256SUMS``, rsync and ``--diff-file`` see no change).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ SIGNATURE = f"{SUMS}.sig"
 # Folders only pages live in: a file there that this run did not write is a stale page.
 PAGE_FOLDERS = (release_pages.FOLDER, composer_pages.BROWSE)
 PAGE_FILES = (INDEX, composer_pages.INDEX)
-_DIGEST = re.compile(rb'<meta name="magedl-content" content="([0-9a-f]{64})">')
+_STAMP = re.compile(rb'<meta name="magedl-content" content="([0-9a-f]{64}) ([0-9]{1,12}) ([0-9A-Za-z.+_-]{1,40})">')
 MAX_PAGE_BYTES = 64 << 20
 
 
@@ -144,13 +145,14 @@ def render_pages(records: Iterable, held: Mapping[str, HeldFile], composer_files
         yield from composer_pages.render(packages, composer_url, held)
     body = _front(records, held, packages, signer, release_html)
     digest = hashlib.sha256((STYLE + POLICY + body).encode("utf-8")).hexdigest()  # the frame too
-    found = _DIGEST.search(previous or b"")
-    if found and found.group(1).decode() == digest:
-        yield INDEX, previous
-        return
-    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(time.time() if now is None else now))
-    stamp = f'<p class="muted">Content last changed {when} by magedl {text(version)}.</p>\n'
-    yield INDEX, frame(INDEX, "Magento mirror", stamp + body, meta=f'<meta name="magedl-content" content="{digest}">\n')
+    when, by = int(time.time() if now is None else now), version or "unknown"
+    found = _STAMP.search(previous or b"")
+    if found and found.group(1).decode() == digest:  # same content: same stamp, so the same bytes
+        when, by = int(found.group(2)), found.group(3).decode()
+    shown = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(when))
+    stamp = f'<p class="muted">Content last changed {shown} by magedl {text(by)}.</p>\n'
+    yield INDEX, frame(INDEX, "Magento mirror", stamp + body,
+                       meta=f'<meta name="magedl-content" content="{digest} {when} {text(by)}">\n')
 
 
 def write_pages(root: os.PathLike | str, records: Iterable, held_entries: Mapping,
