@@ -26,7 +26,7 @@ from urllib.parse import unquote
 
 from magedl.server.connections import Connection, ConnectionLoop, Limits
 from magedl.server.http import BadRequest, Reply, Request, parse_head, reply_head
-from magedl.server.routes import composer_reply, file_reply, info_reply, not_found, page_reply, page_rel
+from magedl.server.routes import composer_reply, file_reply, info_reply, not_found, page_rel, page_reply
 from magedl.server.stores import Store
 from magedl.text import printable
 

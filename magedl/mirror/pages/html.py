@@ -110,7 +110,8 @@ def table(headers: Iterable[str], rows: Iterable[str], wide: Iterable[int] = (),
     wide = set(wide)
     head = "".join(f'<th{" class=wide" if i in wide else ""}>{h}</th>' for i, h in enumerate(headers))
     css = f' class="{css}"' if css else ""
-    return f'<div class="scroll"><table{css}><thead><tr>{head}</tr></thead><tbody>\n{"".join(rows)}</tbody></table></div>\n'
+    body = "".join(rows)
+    return f'<div class="scroll"><table{css}><thead><tr>{head}</tr></thead><tbody>\n{body}</tbody></table></div>\n'
 
 
 def frame(page: str, title: str, body: str, *, crumbs: Iterable[tuple] = (), filter_box: bool = True,

@@ -7,7 +7,8 @@ page that is not a function of the content, so the front page carries a
 digest of the rest, the time and the magedl version (``<meta name="magedl-content">``):
 when the digest is unchanged the page is rendered with the time and version
 it gives, so it comes out byte for byte the same (and a page edited on the
-carried disk is put right), and a run that changed nothing rewrites no page (``SHA256SUMS``, rsync and ``--diff-file`` see no change).
+carried disk is put right), and a run that changed nothing rewrites no page
+(``SHA256SUMS``, rsync and ``--diff-file`` see no change).
 """
 
 from __future__ import annotations
