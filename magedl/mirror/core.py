@@ -41,7 +41,7 @@ from magedl.mirror.index import MAX_INDEX_BYTES, read_feed, read_sums, release_f
 from magedl.mirror.layout import FILES, INFO_FILES, SUMS, check_layout, release_rel, walk_files
 from magedl.mirror.model import Action, Entry, Fingerprint, Item, Plan, Status
 from magedl.mirror.pages.site import drop_stale as drop_stale_pages
-from magedl.mirror.pages.site import write_pages
+from magedl.mirror.pages.site import is_page, write_pages
 from magedl.mirror.plan import DIGESTS, ReleasePlanner
 from magedl.mirror.state import State, mirror_lock
 from magedl.service.catalog import Release
@@ -171,7 +171,7 @@ class Mirror:
             for it in pruned:
                 it.status = Status.PRUNED
             if pruned:
-                self.write_indexes(plan)  # the index stops listing them before they go
+                self.write_indexes(plan, pages=False)  # the index stops listing them before they go
             for it in pruned:
                 self._remove(it.rel)
                 on_item(it)
@@ -241,7 +241,7 @@ class Mirror:
         if it.action is not Action.FETCH:
             # A copy the index described was just replaced: describe the new one now,
             # not at the end of a run that may last hours (or be killed).
-            self.write_indexes(plan)
+            self.write_indexes(plan, pages=False)
 
     def _sums_now(self) -> dict:
         try:
@@ -280,8 +280,14 @@ class Mirror:
                 break
             parent = parent.parent
 
-    def write_indexes(self, plan: Plan) -> list:
-        """Write the index files for the files held and verified; return those that changed."""
+    def write_indexes(self, plan: Plan, pages: bool = True) -> list:
+        """Write the index files for the files held and verified; return those that changed.
+
+        With *pages* False (the writes while files land), the pages on disk
+        stay as they are and stay listed: rendering every page per landed
+        file would cost the square of the file count; the run's last write
+        renders them.
+        """
         held = {}
         for it in plan.items:
             if it.entry is None or it.status in (Status.PRUNED, Status.SKIP):
@@ -304,13 +310,16 @@ class Mirror:
             records += [release_from_dict(d) for d in held[rel].records or ({"file_name": name},)]
         extra = self._composer_files(plan, held)
         sums = {rel: e.sha256 for rel, e in held.items()}
-        pages = {}
-        if self.html:  # before SHA256SUMS, which lists them (and before it is signed)
-            pages = write_pages(self.root, records, held, extra, plan.composer.url if plan.composer else None)
-        changed = write_indexes(self.root, records, {**sums, **pages}, extra)
+        written = {}
+        if self.html and pages:  # before SHA256SUMS, which lists them (and before it is signed)
+            written = write_pages(self.root, records, held, extra, plan.composer.url if plan.composer else None)
+        elif self.html:
+            written = {rel: sha for rel, sha in self._sums_now().items() if is_page(rel)}
+        changed = write_indexes(self.root, records, {**sums, **written}, extra)
         if plan.composer is not None:
             self._drop_stale_composer(extra)
-        drop_stale_pages(self.root, pages)
+        if pages:
+            drop_stale_pages(self.root, written)
         return changed
 
     def _composer_files(self, plan: Plan, held: dict) -> dict:
