@@ -3,7 +3,8 @@
 ::
 
     DIR/composer/packages.json                 metadata-url + available-packages
-    DIR/composer/p2/<vendor>/<name>.json       the mirrored versions of one package
+    DIR/composer/p2/<vendor>/<name>.json       the mirrored tagged versions of one package
+    DIR/composer/p2/<vendor>/<name>~dev.json   its branches (dev-main, 2.x-dev), as packagist splits them
     DIR/composer/dist/<vendor>/<name>/<version_normalized>.<type>   the archives, as served upstream
     DIR/.magedl/composer.json                  the URL the metadata was written for
 
@@ -18,6 +19,7 @@ for the address it is reached at).
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 import os
@@ -26,7 +28,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping, Optional
 from urllib.parse import urlsplit
 
-from magedl.composer.semver import version_key
+from magedl.composer.semver import stability, version_key
 from magedl.errors import UnsafeNameError, UsageError
 from magedl.fsutil import atomic_write, read_if_regular
 from magedl.mirror.layout import BOOKKEEPING, COMPOSER, walk_files
@@ -39,6 +41,7 @@ PACKAGES = f"{COMPOSER}/packages.json"
 P2 = f"{COMPOSER}/p2"
 DIST = f"{COMPOSER}/dist"
 URL_FILE = f"{BOOKKEEPING}/composer.json"
+DEV_SUFFIX = "~dev"  # Composer reads a package's branches from p2/NAME~dev.json, only when it may use them
 DEFAULT_URL = "http://127.0.0.1:8080/composer/"
 # Composer's own rule for package names (ValidatingArrayLoader), lower case.
 _NAME = re.compile(r"^[a-z0-9](?:[_.-]?[a-z0-9]+)*/[a-z0-9](?:(?:[_.]|-{1,2})?[a-z0-9]+)*$")
@@ -103,6 +106,9 @@ def dist_rel(name: str, version_normalized: str, dist_type: str) -> str:
         A name, version or type that would not make a safe path.
     """
     name = check_package_name(name)
+    if isinstance(version_normalized, str) and version_normalized.startswith("dev-") \
+            and not _VERSION_FILE.fullmatch(version_normalized):
+        version_normalized = _branch_file(version_normalized)
     if not isinstance(version_normalized, str) or not _VERSION_FILE.fullmatch(version_normalized):
         raise UnsafeNameError(f"refusing version {printable(version_normalized)!r} of {name}: "
                               "not a plain version")
@@ -112,8 +118,21 @@ def dist_rel(name: str, version_normalized: str, dist_type: str) -> str:
     return check_name(f"{DIST}/{name}/{version_normalized}.{ext}")
 
 
-def p2_rel(name: str) -> str:
-    return f"{P2}/{check_package_name(name)}.json"
+def _branch_file(version_normalized: str) -> str:
+    """A file name for a branch whose name is no plain file name (``dev-feature/x``): unique, safe, readable."""
+    plain = re.sub(r"[^0-9A-Za-z.+_-]", "_", version_normalized)[:80]
+    return f"{plain}-{hashlib.sha1(version_normalized.encode('utf-8')).hexdigest()[:8]}"
+
+
+def p2_rel(name: str, dev: bool = False) -> str:
+    """The p2 file of *name*: branches (dev versions) go to ``NAME~dev.json``, where Composer looks for them."""
+    return f"{P2}/{check_package_name(name)}{DEV_SUFFIX if dev else ''}.json"
+
+
+def is_branch(entry: Mapping) -> bool:
+    """Whether a version entry is a branch (``dev-main``, ``2.x-dev``): published in the ``~dev`` file."""
+    vn = entry.get("version_normalized") or entry.get("version")
+    return isinstance(vn, str) and stability(vn) == "dev"
 
 
 def clean_entry(entry: Mapping) -> dict:
@@ -148,8 +167,11 @@ def render(entries: Mapping[str, Iterable[dict]], url: str) -> dict:
     files = {}
     names = sorted(n for n, es in entries.items() if list(es))
     for name in names:
-        doc = {"packages": {name: _newest_first(list(entries[name]))}}
-        files[p2_rel(name)] = _dump(doc)
+        versions = list(entries[name])
+        for dev in (False, True):
+            part = [e for e in versions if is_branch(e) == dev]
+            if part or not dev:  # a package holding only branches still has its (empty) tagged file
+                files[p2_rel(name, dev)] = _dump({"packages": {name: _newest_first(part)}})
     root = {"packages": [], "metadata-url": f"{url_path(url)}p2/%package%.json", "available-packages": names}
     files[PACKAGES] = _dump(root)
     return files
@@ -181,6 +203,7 @@ def read_index(root: os.PathLike | str, warn: Callable[[str], None] = log.warnin
         if not rel.endswith(".json"):
             continue
         name = rel[len(P2) + 1:-len(".json")]
+        name = name[:-len(DEV_SUFFIX)] if name.endswith(DEV_SUFFIX) else name
         try:
             name = check_package_name(name)
         except UnsafeNameError:
@@ -191,7 +214,7 @@ def read_index(root: os.PathLike | str, warn: Callable[[str], None] = log.warnin
         if not isinstance(versions, list):
             warn(f"{rel}: not a p2 file of {name}; its versions are left out")
             continue
-        out[name] = [e for e in versions if isinstance(e, dict)]
+        out.setdefault(name, []).extend(e for e in versions if isinstance(e, dict))
     return out
 
 

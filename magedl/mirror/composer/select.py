@@ -7,7 +7,9 @@ does), skipping platform requirements (``php``, ``ext-*``, ``lib-*``,
 ``composer-plugin-api``...). ``--composer-php`` drops versions that need
 another PHP; ``--composer-newest`` keeps only the newest satisfying version
 of each constraint. ``--composer-lock`` selects exactly what a
-``composer.lock`` lists.
+``composer.lock`` lists. Branches (``dev-main``, ``2.x-dev``) are chosen only
+where a constraint names one outright (or says ``@dev``) or a lock pins one:
+then, as Composer does, the package's ``~dev`` file is read too.
 
 A package comes from the first repository that lists it, in the order given,
 as Composer treats repositories as canonical: a repository that cannot be
@@ -161,22 +163,26 @@ class Resolver:
         self._provided = set()
         self._php = normalize(options.php) if options.php else None
 
-    def lookup(self, name: str):
-        """``(repository, entries)`` from the first repository listing *name*; raises what stopped it."""
-        if name not in self._found:
+    def lookup(self, name: str, dev: bool = False):
+        """``(repository, entries)`` from the first repository listing *name*; raises what stopped it.
+
+        With *dev*, the entries include the package's branches (packagist's ``~dev`` file): read
+        only for a requirement or a lock that names a branch, as Composer does.
+        """
+        if (name, dev) not in self._found:
             try:
-                self._found[name] = self._lookup(name)
+                self._found[name, dev] = self._lookup(name, dev)
             except MagedlError as exc:
-                self._found[name] = exc
-        found = self._found[name]
+                self._found[name, dev] = exc
+        found = self._found[name, dev]
         if isinstance(found, MagedlError):
             raise found
         return found
 
-    def _lookup(self, name):
+    def _lookup(self, name, dev):
         for repo in self.repos:
             try:
-                return repo, repo.versions(name, dev=False)
+                return repo, repo.versions(name, dev=dev)
             except NotFoundError:
                 continue
         urls = ", ".join(redact(r.url) for r in self.repos)
@@ -202,7 +208,7 @@ class Resolver:
         while wave:  # one level of the requirement graph at a time, its metadata fetched in parallel
             wave = [w for w in wave if (w[0], w[1]) not in seen and not seen.add((w[0], w[1]))]
             if self.prefetch is not None:
-                self.prefetch(sorted({name for name, _, _ in wave} - set(self._found)))
+                self.prefetch(sorted({name for name, _, _ in wave} - {name for name, _ in self._found}))
             following = []
             for name, constraint, chain in wave:
                 for version, entry in self._require(name, constraint, chain):
@@ -240,18 +246,19 @@ class Resolver:
                 raise
             self.warn(f"{printable(requirement)} (required by {' <- '.join(chain)}): {exc}; skipped")
             return []
+        flag = constraint.stability_flag("stable")
+        branches = flag == "dev"  # dev-main, 2.x-dev or @dev named outright: Composer reads the branches
         try:
-            repo, entries = self.lookup(name)
+            repo, entries = self.lookup(name, dev=branches)
         except MagedlError as exc:
             self._fail(requirement, chain, exc)
             return []
-        flag = constraint.stability_flag("stable")
         chosen, php_dropped, dev_skipped = [], 0, 0
         for entry in entries:
             vn = _normalized(entry)
             if vn is None:
                 continue
-            if stability(vn) == "dev":
+            if stability(vn) == "dev" and not branches:
                 dev_skipped += constraint.matches(vn)
                 continue
             if not is_stable_enough(vn, "stable", flag) or not constraint.matches(vn):
@@ -311,7 +318,7 @@ class Resolver:
                 continue
             where = (f"locked in {path}",)
             try:
-                repo, entries = self.lookup(name)
+                repo, entries = self.lookup(name, dev=stability(vn) == "dev")
             except _Unlisted:
                 repo, entries = None, []
             except MagedlError as exc:

@@ -161,3 +161,33 @@ def test_install_from_a_mirror_of_a_lock_made_upstream(repos, composer_env, far_
     assert after == before
     assert (far / "vendor" / "magento" / "magento2-base" / EMPTY_DIR).is_dir()
     assert downloaded(composer_env) == upstream_sha1s(before)
+
+
+@pytest.mark.parametrize("how", ["static", "magedl serve"])
+def test_install_from_a_mirror_of_a_lock_that_pins_a_branch(repos, composer_env, far_side, capsys, tmp_path, how):
+    # As Magento's own lock pins magento2-functional-testing-framework at dev-develop: packagist keeps
+    # branches only in p2/NAME~dev.json, and Composer reads that file only where a branch may be used.
+    require = {"monolog/monolog": "dev-main", "psr/log": "^3"}
+    connected = tmp_path / "connected"
+    connected.mkdir()
+    (connected / "composer.json").write_text(json.dumps({"name": "acme/shop", "require": require, "repositories": [
+        {"type": "composer", "url": repos.magento_url}, {"type": "composer", "url": repos.packagist_url}]}))
+    composer(dict(composer_env, COMPOSER_AUTH=os.environ["COMPOSER_AUTH"]), connected, "update", "--no-install")
+    locked = {p["name"]: p["version"] for p in json.loads((connected / "composer.lock").read_text())["packages"]}
+    assert locked == {"monolog/monolog": "dev-main", "psr/log": "3.0.0"}
+    mdir = tmp_path / "mirror"
+    url = far_side(how, mdir, mirror_with(capsys, repos, mdir, "--composer-lock", str(connected / "composer.lock")))
+    held = sorted(p.relative_to(mdir / "composer").as_posix() for p in (mdir / "composer").rglob("*.*")
+                  if p.suffix in (".zip", ".json") and "monolog" in p.as_posix())
+    assert held == ["dist/monolog/monolog/dev-main.zip", "p2/monolog/monolog.json", "p2/monolog/monolog~dev.json"]
+    far = tmp_path / "far"
+    far.mkdir()
+    (far / "composer.json").write_text(json.dumps({"name": "acme/shop", "require": require,
+                                                   "repositories": [{"type": "composer", "url": url}]}))
+    shutil.copy(connected / "composer.lock", far / "composer.lock")
+    composer(composer_env, far, "update", "--lock", "--no-install")
+    composer(composer_env, far, "install")
+    after = {p["name"]: p["version"] for p in json.loads((far / "composer.lock").read_text())["packages"]}
+    assert after == locked
+    assert downloaded(composer_env) == upstream_sha1s(locked.items())
+    assert (far / "vendor" / "monolog" / "monolog" / "composer.json").is_file()

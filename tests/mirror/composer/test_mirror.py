@@ -354,3 +354,33 @@ def test_composer_archives_are_not_called_unverified_by_the_transfer(repos, caps
     code, _, err = mirror(capsys, tmp_path / "m", repos, "--composer-require", "magento/module-store:101.2.7")
     assert code == 0 and "SHA-1 verified" in err
     assert "the feed gives no md5" not in err  # the mirror checks the SHA-1 itself; no contradicting warning
+
+
+def test_a_branch_named_outright_or_locked_is_read_from_the_dev_file_and_published_there(repos, capsys, tmp_path):
+    mdir = tmp_path / "m"
+    code, out, err = mirror(capsys, mdir, repos, "--composer-require", "monolog/monolog:dev-main")
+    assert code == 0, err
+    assert repos.gets(repos.packagist_app, "p2/monolog/monolog~dev.json")  # where packagist keeps branches
+    assert "composer/dist/monolog/monolog/dev-main.zip" in rows(out)
+    dev = json.loads((mdir / "composer" / "p2" / "monolog" / "monolog~dev.json").read_text())
+    assert [e["version"] for e in dev["packages"]["monolog/monolog"]] == ["dev-main"]
+    assert p2(mdir, "monolog/monolog") == []  # the tagged file holds no branch
+    assert "composer/p2/monolog/monolog~dev.json" in sums(mdir)
+    code, out, err = run(capsys, "verify", str(mdir))
+    assert code == 0, out + err
+    code, out, err = mirror(capsys, mdir, repos, "--composer-require", "monolog/monolog:dev-main")
+    assert code == 0 and {r["status"] for r in rows(out).values()} == {"present"}
+    # A lock that pins the branch (as Magento's pins its testing framework at dev-develop).
+    lock = tmp_path / "composer.lock"
+    lock.write_text(json.dumps({"packages": [GRAPH.entry(GRAPH.release("monolog/monolog", "dev-main"),
+                                                         repos.packagist_url)]}))
+    code, out, err = mirror(capsys, tmp_path / "m2", repos, "--composer-lock", str(lock))
+    assert code == 0, err
+    assert rows(out)["composer/dist/monolog/monolog/dev-main.zip"]["status"] == "fetched"
+
+
+def test_a_requirement_without_a_branch_constraint_never_reads_the_dev_file(repos, capsys, tmp_path):
+    code, out, err = mirror(capsys, tmp_path / "m", repos, "--composer-require", "monolog/monolog:^2.7")
+    assert code == 0, err
+    assert not repos.gets(repos.packagist_app, "p2/monolog/monolog~dev.json")
+    assert not (tmp_path / "m" / "composer" / "p2" / "monolog" / "monolog~dev.json").exists()

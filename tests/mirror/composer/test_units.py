@@ -252,3 +252,28 @@ def test_a_lock_whose_dist_url_carries_a_password_is_refused_and_the_password_ne
     [failure] = chosen.failures
     assert failure.error.exit_code == 2 and "carries credentials" in str(failure.error)
     assert "s3cret-lock-pw" not in str(failure.error) and not chosen.packages
+
+
+def test_branches_are_published_in_the_dev_file_and_read_back_with_the_tagged_versions(tmp_path):
+    entries = {"acme/lib": [{"version": "dev-main", "version_normalized": "dev-main"},
+                            {"version": "1.0.0", "version_normalized": "1.0.0.0"},
+                            {"version": "2.x-dev", "version_normalized": "2.9999999.9999999.9999999-dev"}],
+               "acme/tagged": [{"version": "1.0.0", "version_normalized": "1.0.0.0"}]}
+    files = ci.render(entries, ci.DEFAULT_URL)
+    assert sorted(files) == ["composer/p2/acme/lib.json", "composer/p2/acme/lib~dev.json",
+                             "composer/p2/acme/tagged.json", "composer/packages.json"]
+    dev = json.loads(files["composer/p2/acme/lib~dev.json"])["packages"]["acme/lib"]
+    assert sorted(e["version"] for e in dev) == ["2.x-dev", "dev-main"]
+    for rel, data in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(data)
+    back = ci.read_index(tmp_path)
+    assert sorted(e["version"] for e in back["acme/lib"]) == ["1.0.0", "2.x-dev", "dev-main"]
+
+
+def test_a_branch_whose_name_is_no_file_name_gets_a_safe_unique_one():
+    a = ci.dist_rel("acme/lib", "dev-feature/x", "zip")
+    b = ci.dist_rel("acme/lib", "dev-feature_x", "zip")
+    assert a.startswith("composer/dist/acme/lib/dev-feature_x-") and a.count("/") == 4 and a != b
+    with pytest.raises(UnsafeNameError):
+        ci.dist_rel("acme/lib", "../1.0", "zip")
