@@ -122,6 +122,14 @@ def test_links_are_relative_to_each_page_and_name_the_files_held():
     assert "php >=8.1" in text and "MIT" in text and "2024-04-09" in text and "sha1 " + "c" * 40 in text
 
 
+def test_branches_from_the_dev_file_show_with_the_tagged_versions():
+    files = {**p2("acme/lib", [version("1.0.0")]),
+             "composer/p2/acme/lib~dev.json": json.dumps({"packages": {"acme/lib": [
+                 {**version("1.0.0"), "version": "dev-main", "version_normalized": "dev-main"}]}}).encode()}
+    text = Page(render((), files)["composer/browse/acme/lib.html"]).all_text
+    assert "dev-main" in text and "1.0.0" in text and "Versions held2" in text.replace("\n", "")
+
+
 def test_advisories_mark_the_versions_they_affect():
     advisory = {"advisoryId": "PKSA-1", "title": "XSS in lib", "cve": "CVE-2024-1", "affectedVersions": ">=1.0,<1.1",
                 "severity": "high", "link": "https://example.test/a", "reportedAt": "2024-05-01 00:00:00"}

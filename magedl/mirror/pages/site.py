@@ -90,7 +90,7 @@ def _front(records: list, held: Mapping, packages: Mapping, signer: str, release
     api = ", ".join(link(INDEX, rel, rel) for rel in ("info/json", "info/files", "info/versions"))
     signature = (f'{link(INDEX, SIGNATURE, SIGNATURE)} by key <code>{text(signer)}</code>: check it with '
                  "<code>magedl verify --allowed-signers FILE DIR</code>" if signer else
-                 '<span class="muted">not signed</span>')
+                 '<span class="muted">none when this page was written</span>')
     facts = [
         ("Release archives", f"{n_files} files, {human_bytes(n_bytes)}"),
         ("Composer", f"{len(packages)} packages, {versions} versions, {n_dist} archives, {human_bytes(dist_bytes)}"
@@ -157,17 +157,20 @@ def render_pages(records: Iterable, held: Mapping[str, HeldFile], composer_files
 
 
 def write_pages(root: os.PathLike | str, records: Iterable, held_entries: Mapping,
-                composer_files: Mapping[str, bytes], composer_url: Optional[str] = None) -> dict:
+                composer_files: Mapping[str, bytes], composer_url: Optional[str] = None,
+                signer: Optional[str] = None) -> dict:
     """Write the pages of the mirror at *root* (only those whose bytes changed); ``{rel: sha256}`` of all.
 
     *held_entries* are the state's :class:`~magedl.mirror.model.Entry` by path.
     Call before ``SHA256SUMS`` is written (it lists the pages) and signed.
+    *signer* is the key about to sign it (``"<type> SHA256:<fingerprint>"``);
+    by default, the key of the ``SHA256SUMS.sig`` on disk, if any.
     """
     from magedl import __version__
 
     root = Path(root)
     held = {rel: HeldFile(e.fingerprint.size, e.md5, e.sha256, e.sha1) for rel, e in held_entries.items()}
-    pages = render_pages(records, held, composer_files, composer_url=composer_url, signer=signature_key(root),
+    pages = render_pages(records, held, composer_files, composer_url=composer_url, signer=signature_key(root) if signer is None else signer,
                          version=__version__, previous=read_if_regular(root / INDEX, MAX_PAGE_BYTES))
     written = {}
     for rel, data in pages:
