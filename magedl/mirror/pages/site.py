@@ -170,7 +170,8 @@ def write_pages(root: os.PathLike | str, records: Iterable, held_entries: Mappin
 
     root = Path(root)
     held = {rel: HeldFile(e.fingerprint.size, e.md5, e.sha256, e.sha1) for rel, e in held_entries.items()}
-    pages = render_pages(records, held, composer_files, composer_url=composer_url, signer=signature_key(root) if signer is None else signer,
+    signer = signature_key(root) if signer is None else signer
+    pages = render_pages(records, held, composer_files, composer_url=composer_url, signer=signer,
                          version=__version__, previous=read_if_regular(root / INDEX, MAX_PAGE_BYTES))
     written = {}
     for rel, data in pages:
