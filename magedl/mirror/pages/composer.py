@@ -49,27 +49,67 @@ class Package:
         return self.versions[0] if self.versions else {}
 
 
-def packages_from(files: Mapping[str, bytes]) -> dict:
-    """``{name: Package}`` from the p2 files (``composer/p2/<vendor>/<name>[~dev].json`` -> bytes)."""
+@dataclass(frozen=True)
+class Summary:
+    """What the lists say of a package; the versions themselves are read again for its own page only."""
+
+    name: str
+    count: int
+    newest_version: str
+    description: str
+    advisories: int
+
+    @property
+    def vendor(self) -> str:
+        return self.name.split("/", 1)[0]
+
+
+def _p2_files(files: Mapping[str, bytes]) -> dict:
+    """``{package name: [its p2 rels]}`` (the tagged file first, then ``~dev``), names checked."""
     out: dict = {}
     for rel in sorted(files):
         if not (rel.startswith(P2 + "/") and rel.endswith(".json")):
             continue
-        name = rel[len(P2) + 1:-len(".json")].removesuffix("~dev")
         try:
-            name = check_package_name(name)
+            name = check_package_name(rel[len(P2) + 1:-len(".json")].removesuffix("~dev"))
+        except MagedlError:
+            continue
+        out.setdefault(name, []).append(rel)
+    return out
+
+
+def load(name: str, rels: list, files: Mapping[str, bytes]) -> Package:
+    """One package, parsed from its p2 file(s); entries that are not objects are left out."""
+    package = Package(name)
+    for rel in rels:
+        try:
             doc = json.loads(files[rel])
-        except (MagedlError, ValueError, RecursionError):
+        except (ValueError, RecursionError):
             continue
         versions = doc.get("packages", {}).get(name) if isinstance(doc, dict) and isinstance(
             doc.get("packages"), dict) else None
-        package = out.setdefault(name, Package(name))
-        package.versions += [e for e in versions or () if isinstance(e, dict)]
-        advisories = doc.get("security-advisories")
+        package.versions += [e for e in versions if isinstance(e, dict)] if isinstance(versions, list) else []
+        advisories = doc.get("security-advisories") if isinstance(doc, dict) else None
         if isinstance(advisories, dict):  # the API shape: {name: [...]}
             advisories = advisories.get(name)
-        package.advisories += [a for a in advisories or () if isinstance(a, dict)][:MAX_ADVISORIES]
-    return {n: p for n, p in sorted(out.items()) if p.versions}
+        if isinstance(advisories, list):
+            package.advisories += [a for a in advisories if isinstance(a, dict)][:MAX_ADVISORIES]
+    return package
+
+
+def packages_from(files: Mapping[str, bytes]) -> dict:
+    """``{name: Summary}`` of every package the p2 files (``composer/p2/...`` -> bytes) hold a version of.
+
+    Parsed one package at a time and summarised: the parsed metadata of a
+    large mirror is several times its bytes, and is never held all at once.
+    """
+    out = {}
+    for name, rels in _p2_files(files).items():
+        p = load(name, rels, files)
+        if p.versions:
+            out[name] = Summary(name, len(p.versions), _str(p.newest.get("version")),
+                                _str(p.newest.get("description"))[:200], len(p.advisories))
+    return out
 
 
 def package_page(name: str) -> str:
@@ -183,9 +223,9 @@ def _package_page(package: Package, url: Optional[str], held: Mapping) -> bytes:
 
 def _package_rows(page: str, packages: list) -> list:
     return [f'<tr><td>{link(page, package_page(p.name), p.name)}<div class="desc">'
-            f'{text(p.newest.get("description"), 160)}</div></td><td>{text(p.newest.get("version"), 60)}</td>'
-            f'<td class="num">{len(p.versions)}</td><td class="num">'
-            f'{f"<span class=adv>{len(p.advisories)}</span>" if p.advisories else ""}</td></tr>\n' for p in packages]
+            f'{text(p.description, 160)}</div></td><td>{text(p.newest_version, 60)}</td>'
+            f'<td class="num">{p.count}</td><td class="num">'
+            f'{f"<span class=adv>{p.advisories}</span>" if p.advisories else ""}</td></tr>\n' for p in packages]
 
 
 def _packages_table(page: str, packages: list) -> str:
@@ -199,11 +239,16 @@ def by_vendor(packages: Mapping) -> dict:
     return out
 
 
-def render(packages: Mapping, url: Optional[str], held: Mapping) -> Iterator[tuple]:
-    """``composer/index.html``, the vendor pages and the package pages, one ``(rel, bytes)`` at a time."""
+def render(packages: Mapping, files: Mapping[str, bytes], url: Optional[str], held: Mapping) -> Iterator[tuple]:
+    """``composer/index.html``, the vendor and package pages, one ``(rel, bytes)`` at a time.
+
+    *packages* is :func:`packages_from` of the p2 *files*; each package is
+    parsed again for its own page, and dropped once that is rendered.
+    """
     vendors = by_vendor(packages)
-    for p in packages.values():
-        yield package_page(p.name), _package_page(p, url, held)
+    rels = _p2_files(files)
+    for name in packages:
+        yield package_page(name), _package_page(load(name, rels[name], files), url, held)
     for vendor, members in vendors.items():
         page = vendor_page(vendor)
         yield page, frame(page, f"Vendor {vendor}", _packages_table(page, members),
@@ -217,6 +262,6 @@ def render(packages: Mapping, url: Optional[str], held: Mapping) -> Iterator[tup
                           for v, ms in vendors.items())
     else:
         rows = [f"<tr><td>{link(INDEX, vendor_page(v), v)}</td><td class=\"num\">{len(ms)}</td>"
-                f"<td class=\"num\">{sum(len(p.versions) for p in ms)}</td></tr>\n" for v, ms in vendors.items()]
+                f"<td class=\"num\">{sum(p.count for p in ms)}</td></tr>\n" for v, ms in vendors.items()]
         listing = table(["Vendor", "Packages", "Versions"], rows)
     yield INDEX, frame(INDEX, "Composer packages", use + listing, crumbs=(("index.html", "Mirror"),))

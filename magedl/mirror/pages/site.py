@@ -85,7 +85,7 @@ def _front(records: list, held: Mapping, packages: Mapping, signer: str, release
     """Everything on ``index.html`` but the time: HTML, escaped."""
     n_files, n_bytes = _sum_sizes(held, FILES + "/")
     n_dist, dist_bytes = _sum_sizes(held, "composer/dist/")
-    versions = sum(len(p.versions) for p in packages.values())
+    versions = sum(p.count for p in packages.values())
     advised = sum(1 for p in packages.values() if p.advisories)
     api = ", ".join(link(INDEX, rel, rel) for rel in ("info/json", "info/files", "info/versions"))
     signature = (f'{link(INDEX, SIGNATURE, SIGNATURE)} by key <code>{text(signer)}</code>: check it with '
@@ -143,7 +143,7 @@ def render_pages(records: Iterable, held: Mapping[str, HeldFile], composer_files
     yield from release_pages_
     packages = composer_pages.packages_from(composer_files)
     if packages:
-        yield from composer_pages.render(packages, composer_url, held)
+        yield from composer_pages.render(packages, composer_files, composer_url, held)
     body = _front(records, held, packages, signer, release_html)
     digest = hashlib.sha256((STYLE + POLICY + body).encode("utf-8")).hexdigest()  # the frame too
     when, by = int(time.time() if now is None else now), version or "unknown"
@@ -176,7 +176,9 @@ def write_pages(root: os.PathLike | str, records: Iterable, held_entries: Mappin
     written = {}
     for rel, data in pages:
         clear_way(root, rel)
-        atomic_write(root / rel, data)
+        # Not fsynced one by one (thousands of pages): a page is derived from the data, SHA256SUMS
+        # lists its sha256 so verify names one a power cut lost, and the next run writes it again.
+        atomic_write(root / rel, data, durable=False)
         written[rel] = hashlib.sha256(data).hexdigest()
     return written
 
