@@ -187,7 +187,7 @@ def _version_rows(page: str, package: Package, url: Optional[str], held: Mapping
         flags = "".join(f' <span class="adv" title="{text(a.get("title"))}">{text(_adv_label(a), 60)}</span>'
                         for a in advs[:20])
         rows.append(f"<tr><td><b>{text(entry.get('version'), 80)}</b>{flags}</td>"
-                    f"<td>{text(_str(entry.get('time'))[:10], 10)}</td><td>{_licence(entry)}</td>"
+                    f"<td class=\"date\">{text(_str(entry.get('time'))[:10], 10)}</td><td>{_licence(entry)}</td>"
                     f"<td>{_requires(entry)}</td><td>{_archive(page, entry, url, held)}</td></tr>\n")
     return rows
 
@@ -198,7 +198,7 @@ def _advisory_table(package: Package) -> str:
     rows = [f"<tr><td>{text(a.get('title'))}<span class=\"sum\">{text(a.get('link'), 300)}</span></td>"
             f"<td>{text(_adv_label(a), 80)}</td><td>{text(a.get('severity'), 40)}</td>"
             f"<td><code>{text(a.get('affectedVersions'), 300)}</code></td>"
-            f"<td>{text(_str(a.get('reportedAt'))[:10], 10)}</td></tr>\n" for a in package.advisories]
+            f"<td class=\"date\">{text(_str(a.get('reportedAt'))[:10], 10)}</td></tr>\n" for a in package.advisories]
     return (f"<h2>Security advisories ({len(package.advisories)})</h2>\n"
             + table(["Advisory", "Id", "Severity", "Affected versions", "Reported"], rows))
 

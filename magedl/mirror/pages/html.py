@@ -43,7 +43,7 @@ nav{font-size:.9rem;color:var(--muted)}
 table{border-collapse:collapse;width:100%;margin:.3rem 0 1rem}
 th,td{text-align:left;vertical-align:top;padding:.3rem .5rem;border-bottom:1px solid var(--line)}
 th{background:var(--head);font-weight:600}
-td.num{text-align:right;white-space:nowrap}
+td.num,td.date,.adv{white-space:nowrap}td.num{text-align:right}
 table.packages{table-layout:fixed}table.packages th:nth-child(n+2){width:7.5rem}
 code,.sum{font:12px/1.35 ui-monospace,SFMono-Regular,Menlo,monospace}
 .sum{color:var(--muted);word-break:break-all;display:block}
