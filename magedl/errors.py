@@ -86,6 +86,13 @@ class NotAnArchive(IntegrityError):
     """The body is an error page or otherwise not the archive named."""
 
 
+class SignatureError(IntegrityError):
+    """A mirror's ``SHA256SUMS.sig`` is missing, malformed, or does not verify against the allowed signers (exit 6).
+
+    Its files are then not trusted: the checksums that vouch for them may have been changed to match.
+    """
+
+
 class UnverifiedFile(IntegrityError):
     """The feed has no md5 and ``--require-checksum`` was given."""
 

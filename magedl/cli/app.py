@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "magedl.cli.listing",
     "magedl.cli.get",
     "magedl.cli.mirror",
+    "magedl.cli.sign",
     "magedl.cli.serve",
     "magedl.cli.keys",
     "magedl.cli.doctor",

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 def add_parser(subparsers) -> None:
     """Register ``mirror`` and ``verify``."""
     from magedl.cli.app import add_command, add_selection, add_transfer_options
+    from magedl.cli.sign import add_allowed_signers, add_sign_key
     from magedl.mirror.composer.index import DEFAULT_URL
     from magedl.mirror.composer.select import DEFAULT_REPOS
 
@@ -36,6 +37,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--no-html", action="store_true",
                    help="write no browsable pages (DIR/index.html and the pages it links to); removes old ones")
     add_transfer_options(p)
+    add_sign_key(p)
     g = p.add_argument_group("Composer packages (DIR/composer/; with these and no release selection, the "
                              "downloads feed is not asked)")
     g.add_argument("--composer-require", action="append", default=[], metavar="NAME[:CONSTRAINT]",
@@ -58,6 +60,7 @@ def add_parser(subparsers) -> None:
                     "re-hash a mirror, or files in one, against SHA256SUMS, info/json and the Composer "
                     "metadata (offline)", credentials=False, tls=False, retry=False)
     p.add_argument("targets", nargs="+", metavar="DIR|FILE")
+    add_allowed_signers(p, "check SHA256SUMS.sig against it before anything else (exit 6 unless it verifies)")
     p.set_defaults(run=run_verify)
 
 
@@ -128,6 +131,7 @@ def run_mirror(args, out):
         transfer_options,
     )
     from magedl.cli.progress import ProgressView
+    from magedl.cli.sign import report_signed, sign_key
     from magedl.fsutil import make_dirs
     from magedl.mirror.core import Mirror, head_sizes, sums_digest
     from magedl.mirror.layout import check_layout
@@ -138,6 +142,7 @@ def run_mirror(args, out):
         raise UsageError(f"{root}: not a folder; give the mirror's folder (it is created if needed)")
     composer = composer_options(args)
     diff_file = _diff_file(args.diff_file)
+    key = sign_key(args)
     check_layout(root)
     releases = has_selection(args) or composer is None  # Composer options never widen the release selection
     started = time.monotonic()
@@ -179,7 +184,7 @@ def run_mirror(args, out):
 
             try:
                 mirror.run(client, plan, transfer_options(args, sha256=True), progress=view, on_item=on_item,
-                           composer_client=composer_client, composer_keys=keys)
+                           composer_client=composer_client, composer_keys=keys, sign_key=key)
             finally:
                 view.close()
                 if diff_file is not None:
@@ -188,7 +193,9 @@ def run_mirror(args, out):
                     mirror.delta_written()
     if args.json:
         print_json(rows, out)
-    _summarise(root, summary, time.monotonic() - started, sums_digest(root))
+    if mirror.signed is not None:
+        report_signed(root, mirror.signed)
+    _summarise(root, summary, time.monotonic() - started, "" if key else sums_digest(root))
     return first_failure_code(item.error for item in summary.failures)
 
 
@@ -330,10 +337,13 @@ def run_verify(args, out):
     from magedl.cli.common import progress_mode
     from magedl.cli.output import plural, write_line
     from magedl.cli.progress import ByteBar
+    from magedl.cli.sign import allowed_signers, check_signatures
     from magedl.mirror.core import sums_digest
-    from magedl.mirror.verify import Verdict, verify
+    from magedl.mirror.verify import Verdict, mirror_roots, verify
 
     started = time.monotonic()
+    allowed = allowed_signers(args)
+    check_signatures(mirror_roots(args.targets), allowed)  # before anything else: unsigned files are not trusted
     bar = ByteBar(progress_mode(args), "verifying")
     try:
         findings = verify(args.targets, progress=bar)
@@ -350,7 +360,7 @@ def run_verify(args, out):
     bad = [f for f in findings if f.failed]
     checked = [f for f in findings if f.sha256]
     size = sum(f.size or 0 for f in checked)
-    for root in roots:
+    for root in roots if allowed is None else ():
         digest = sums_digest(root)
         if digest:
             log.info("%s: SHA256SUMS sha256 %s (compare with the one noted when seeding)", root, digest)

@@ -15,6 +15,7 @@ from typing import Dict, List
 
 from magedl.cli.app import add_command, port
 from magedl.cli.output import write_line
+from magedl.cli.sign import add_allowed_signers, allowed_signers, check_signatures
 from magedl.errors import NotFoundError, UsageError
 from magedl.text import printable
 
@@ -33,6 +34,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--auth-file", metavar="PATH",
                    help="require HTTP Basic auth: a file of 'user:password' lines, mode 600")
     p.add_argument("--ready-file", metavar="PATH", help="write the base URL here once listening")
+    add_allowed_signers(p, "refuse to start unless SHA256SUMS.sig verifies against it")
     p.set_defaults(run=run)
 
 
@@ -109,6 +111,7 @@ def run(args, out) -> int:
     if not (root / "info" / "json").is_file():
         raise NotFoundError(f"{printable(root)}: not a mirror (no info/json); make one with "
                             f"'magedl mirror {printable(root)}'")
+    check_signatures([root], allowed_signers(args))  # a mirror whose signature fails is not served
     auth = read_auth_file(args.auth_file) if args.auth_file else None
     access = (lambda line: log.info("%s", line)) if args.verbose else None
     try:

@@ -35,10 +35,11 @@ from typing import Callable, Iterable, Optional
 
 from magedl.errors import LocalFileError, MagedlError, UnsafeNameError
 from magedl.fsutil import read_if_regular
+from magedl.mirror import signature
 from magedl.mirror.composer import index as composer_index
 from magedl.mirror.composer.plan import Archive, ComposerPlanner, package_of
 from magedl.mirror.index import MAX_INDEX_BYTES, read_feed, read_sums, release_from_dict, write_indexes
-from magedl.mirror.layout import FILES, INFO_FILES, SUMS, check_layout, release_rel, walk_files
+from magedl.mirror.layout import FILES, INFO_FILES, SIG, SUMS, check_layout, release_rel, walk_files
 from magedl.mirror.model import Action, Entry, Fingerprint, Item, Plan, Status
 from magedl.mirror.pages.site import drop_stale as drop_stale_pages
 from magedl.mirror.pages.site import is_page, write_pages
@@ -72,6 +73,7 @@ class Mirror:
         check_layout(self.root)
         self.state = State(self.root)
         self._saved_at = time.monotonic()
+        self.signed = None  # who signed SHA256SUMS this run (run's sign_key), when it was signed
 
     def lock(self):
         """The mirror's lock (``DIR/.magedl/lock``): a context manager raising BusyError when taken."""
@@ -120,7 +122,8 @@ class Mirror:
     # -- execution ---------------------------------------------------------------
 
     def run(self, client, plan: Plan, options: Optional[TransferOptions] = None, *, progress=None,
-            on_item: Optional[Callable[[Item], None]] = None, composer_client=None, composer_keys=None) -> None:
+            on_item: Optional[Callable[[Item], None]] = None, composer_client=None, composer_keys=None,
+            sign_key=None) -> None:
         """Fetch, prune and index.
 
         *client* fetches release files, *composer_client* Composer archives
@@ -128,7 +131,9 @@ class Mirror:
         came from). *on_item* is called with each :class:`Item` once its fate
         is known. Index files are written even when some files failed (and on
         Ctrl-C), describing only the files held and verified; :meth:`delta`
-        then lists what changed.
+        then lists what changed. With *sign_key* (a
+        :class:`~magedl.mirror.signature.SignKey`), an index that changed, or
+        has no current signature, is signed once the run completed.
         """
         options = replace(options or TransferOptions(), sha256=True)
         on_item = on_item or (lambda item: None)
@@ -182,8 +187,30 @@ class Mirror:
             changed = {rel for rel, sha in after.items() if before.get(rel) != sha}
             if changed or set(before) != set(after):
                 changed.add(SUMS)  # it does not list itself, but it changed too
+                if signature.discard(self.root) and sign_key is None:  # it vouched for the index as it was
+                    log.warning("%s changed, so its old signature was removed; sign it again (--sign-key, or "
+                                "'magedl sign DIR --key KEY')", SUMS)
             self.state.add_delta(changed)
             self.state.save()
+        if sign_key is not None:
+            try:
+                self.signed = self.sign(sign_key, again=False)
+            except MagedlError as exc:
+                raise type(exc)(f"{exc}; the mirror itself is complete, but not signed") from None
+
+    def sign(self, key, *, again: bool = True):
+        """Sign ``SHA256SUMS`` (:func:`magedl.mirror.signature.sign`) and put the signature in the delta, last.
+
+        Without *again*, a signature no older than the index is kept (a run
+        that changed nothing asks for no passphrase). Returns the
+        :class:`~magedl.mirror.signature.SignedBy`, or None when kept.
+        """
+        if not again and signature.is_current(self.root):
+            return None
+        signed = signature.sign(self.root, key)
+        self.state.add_delta([SIG])
+        self.state.save()
+        return signed
 
     def _clear(self, it: Item) -> bool:
         """Make way for a repair or an update; False (the item failed) when the path cannot be cleared.
@@ -252,9 +279,9 @@ class Mirror:
     def delta(self) -> list:
         """Every path changed since a delta file last listed them, runs killed meanwhile included.
 
-        Archives first, then the indexes, ``SHA256SUMS`` last: the order a copy should land in.
+        Archives first, then the indexes, ``SHA256SUMS`` and its signature last: the order a copy should land in.
         """
-        return sorted(self.state.delta, key=lambda rel: (rel == SUMS, rel.startswith("info/"), rel))
+        return sorted(self.state.delta, key=lambda rel: (rel == SIG, rel == SUMS, rel.startswith("info/"), rel))
 
     def delta_written(self) -> None:
         """The caller wrote :meth:`delta` to a delta file: forget it."""

@@ -8,6 +8,7 @@
     DIR/file/<file_name> the release archives
     DIR/composer/        the Composer repository (packages.json, p2/, dist/)
     DIR/SHA256SUMS       ``sha256sum -c`` format, paths relative to DIR, over all of the above
+    DIR/SHA256SUMS.sig   an SSH signature over SHA256SUMS, when signed (:mod:`magedl.mirror.signature`)
     DIR/.magedl/         bookkeeping (lock, state.json, composer.json); never served
 
 A mirror travels on disks from elsewhere, so any of its own folders may have
@@ -28,6 +29,7 @@ from magedl.errors import LocalFileError, UnsafeNameError
 from magedl.paths import BOOKKEEPING, check_name
 
 SUMS = "SHA256SUMS"
+SIG = f"{SUMS}.sig"
 FILES = "file"
 INFO = "info"
 INFO_FILES = ("info/json", "info/files", "info/versions")
@@ -38,11 +40,11 @@ LOCK = f"{BOOKKEEPING}/lock"
 INCOMING = f"{BOOKKEEPING}/incoming"
 # The mirror's own top-level entries: a link at any of them would lead reads,
 # writes or deletes out of the mirror.
-OWN = (FILES, INFO, COMPOSER, BOOKKEEPING, SUMS)
+OWN = (FILES, INFO, COMPOSER, BOOKKEEPING, SUMS, SIG)
 # Folders inside the mirror's own, checked the same way.
 NESTED = (f"{COMPOSER}/dist", f"{COMPOSER}/p2")
 # Paths a release file name must not take: the mirror's own index files.
-RESERVED = frozenset((SUMS, *INFO_FILES, f"{COMPOSER}/packages.json"))
+RESERVED = frozenset((SUMS, SIG, *INFO_FILES, f"{COMPOSER}/packages.json"))
 
 
 def check_layout(root: os.PathLike | str, *more: str) -> None:
@@ -72,7 +74,7 @@ def check_layout(root: os.PathLike | str, *more: str) -> None:
         if info is not None and stat.S_ISLNK(info.st_mode):
             raise LocalFileError(
                 f"{path} is a symbolic link; a mirror never follows links out of itself: "
-                f"replace it with the real {'file' if rel in (SUMS, *INFO_FILES) else 'folder'} "
+                f"replace it with the real {'file' if rel in (SUMS, SIG, *INFO_FILES) else 'folder'} "
                 f"(or point magedl at the folder the link leads to)")
         folder = rel in (FILES, INFO, COMPOSER, BOOKKEEPING, *NESTED)
         if info is None or (folder and not stat.S_ISDIR(info.st_mode)) or (

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Optional
 from magedl.errors import NotFoundError, UnsafeNameError, UnsafeSourceError
 from magedl.mirror.composer.index import DIST, P2, PACKAGES, entry_rel, read_composer_url, read_index
 from magedl.mirror.index import MAX_INDEX_BYTES, parse_sums, read_feed
-from magedl.mirror.layout import BOOKKEEPING, COMPOSER, FILES, INFO, INFO_FILES, SUMS, walk_files
+from magedl.mirror.layout import BOOKKEEPING, COMPOSER, FILES, INFO, INFO_FILES, SIG, SUMS, walk_files
 from magedl.paths import SIDE_SUFFIXES, check_name
 from magedl.service.fileadapter import open_published
 
@@ -152,23 +152,8 @@ def verify(targets: Iterable, progress: Optional[Callable[[int, int], None]] = N
     NotFoundError
         A target that does not exist or is not inside a mirror.
     """
-    groups = {}
-    for target in targets:
-        path = Path(os.path.abspath(target))
-        if path.is_dir() and any(os.path.lexists(path / rel) for rel in (SUMS, "info/json")):
-            groups[path] = None
-            continue
-        if path.is_dir() and not path.is_symlink():
-            raise NotFoundError(f"{target}: not a mirror (no {SUMS} or info/json in it)")
-        if not os.path.lexists(path):
-            raise NotFoundError(f"{target}: no such file or folder")
-        root = _mirror_root(path.parent)
-        if root is None:
-            raise NotFoundError(f"{target}: not inside a mirror (no {SUMS} above it)")
-        if groups.get(root, set()) is not None:
-            groups.setdefault(root, set()).add(path.relative_to(root).as_posix())
     findings, todo = [], []
-    for root, only in groups.items():
+    for root, only in _groups(targets).items():
         found, checks = _inspect(root, only)
         findings += found + [check.finding for check in checks]
         todo += checks
@@ -184,6 +169,31 @@ def verify(targets: Iterable, progress: Optional[Callable[[int, int], None]] = N
         _check(check, advance)
     findings.sort(key=lambda f: (str(f.root), f.rel))
     return findings
+
+
+def mirror_roots(targets: Iterable) -> list:
+    """The mirror folders *targets* (mirrors, or files inside them) belong to, as :func:`verify` finds them."""
+    return list(_groups(targets))
+
+
+def _groups(targets: Iterable) -> dict:
+    """Mirror folder -> None (the whole mirror) or the set of paths in it to check."""
+    groups = {}
+    for target in targets:
+        path = Path(os.path.abspath(target))
+        if path.is_dir() and any(os.path.lexists(path / rel) for rel in (SUMS, "info/json")):
+            groups[path] = None
+            continue
+        if path.is_dir() and not path.is_symlink():
+            raise NotFoundError(f"{target}: not a mirror (no {SUMS} or info/json in it)")
+        if not os.path.lexists(path):
+            raise NotFoundError(f"{target}: no such file or folder")
+        root = _mirror_root(path.parent)
+        if root is None:
+            raise NotFoundError(f"{target}: not inside a mirror (no {SUMS} above it)")
+        if groups.get(root, set()) is not None:
+            groups.setdefault(root, set()).add(path.relative_to(root).as_posix())
+    return groups
 
 
 def _read_index(root: Path, rel: str, findings: list, only) -> Optional[bytes]:
@@ -311,7 +321,7 @@ def _inspect(root: Path, only) -> tuple:
             findings.append(Finding(root, rel, Verdict.MISSING, "not on disk and not listed in the mirror"))
         elif what == "link" and not rel.startswith((FILES + "/", COMPOSER + "/")):
             findings.append(Finding(root, rel, Verdict.BAD, LINK))
-        elif not rel.startswith((FILES + "/", COMPOSER + "/")) and rel not in (SUMS, *INFO_FILES):
+        elif not rel.startswith((FILES + "/", COMPOSER + "/")) and rel not in (SUMS, SIG, *INFO_FILES):
             findings.append(Finding(root, rel, Verdict.EXTRA, "not listed in the mirror's indexes"))
     return findings, checks
 
