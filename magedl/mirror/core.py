@@ -44,6 +44,7 @@ from magedl.mirror.model import Action, Entry, Fingerprint, Item, Plan, Status
 from magedl.mirror.pages.site import drop_stale as drop_stale_pages
 from magedl.mirror.pages.site import is_page, write_pages
 from magedl.mirror.plan import DIGESTS, ReleasePlanner
+from magedl.mirror.signing_key import public_key
 from magedl.mirror.state import State, mirror_lock
 from magedl.service.catalog import Release
 from magedl.transfer.fetch import fetch_many
@@ -182,7 +183,8 @@ class Mirror:
                 on_item(it)
         finally:
             self.state.save()
-            self.write_indexes(plan)
+            signer = self._signer(sign_key)
+            self.write_indexes(plan, signer=signer)
             after = self._sums_now()
             changed = {rel for rel, sha in after.items() if before.get(rel) != sha}
             if changed or set(before) != set(after):
@@ -190,6 +192,9 @@ class Mirror:
                 if signature.discard(self.root) and sign_key is None:  # it vouched for the index as it was
                     log.warning("%s changed, so its old signature was removed; sign it again (--sign-key, or "
                                 "'magedl sign DIR --key KEY')", SUMS)
+                    if signer and self.html:  # the front page named the key of the signature just removed
+                        self.write_indexes(plan)
+                        changed |= {rel for rel, sha in self._sums_now().items() if before.get(rel) != sha}
             self.state.add_delta(changed)
             self.state.save()
         if sign_key is not None:
@@ -197,6 +202,20 @@ class Mirror:
                 self.signed = self.sign(sign_key, again=False)
             except MagedlError as exc:
                 raise type(exc)(f"{exc}; the mirror itself is complete, but not signed") from None
+
+    def _signer(self, sign_key) -> str:
+        """The key the front page names: the one this run signs with, or that of a current signature."""
+        if not self.html:
+            return ""
+        if sign_key is not None:
+            key = public_key(sign_key)
+            return str(key) if key is not None else "key given to the run that wrote this page"
+        if not signature.is_current(self.root):
+            return ""
+        try:
+            return str(signature.parse_signature(read_if_regular(self.root / SIG, 64 << 10) or b""))
+        except ValueError:
+            return ""
 
     def sign(self, key, *, again: bool = True):
         """Sign ``SHA256SUMS`` (:func:`magedl.mirror.signature.sign`) and put the signature in the delta, last.
@@ -307,13 +326,13 @@ class Mirror:
                 break
             parent = parent.parent
 
-    def write_indexes(self, plan: Plan, pages: bool = True) -> list:
+    def write_indexes(self, plan: Plan, pages: bool = True, signer: str = "") -> list:
         """Write the index files for the files held and verified; return those that changed.
 
         With *pages* False (the writes while files land), the pages on disk
         stay as they are and stay listed: rendering every page per landed
         file would cost the square of the file count; the run's last write
-        renders them.
+        renders them. *signer* names the key the index is (or will be) signed with.
         """
         held = {}
         for it in plan.items:
@@ -339,7 +358,8 @@ class Mirror:
         sums = {rel: e.sha256 for rel, e in held.items()}
         written = {}
         if self.html and pages:  # before SHA256SUMS, which lists them (and before it is signed)
-            written = write_pages(self.root, records, held, extra, plan.composer.url if plan.composer else None)
+            written = write_pages(self.root, records, held, extra, plan.composer.url if plan.composer else None,
+                                  signer)
         elif self.html:
             written = {rel: sha for rel, sha in self._sums_now().items() if is_page(rel)}
         changed = write_indexes(self.root, records, {**sums, **written}, extra)

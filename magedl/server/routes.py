@@ -58,10 +58,11 @@ def composer_reply(store: Store, req: Request, rel: str, reached_at: Optional[st
 
 def page_rel(route: str) -> Optional[str]:
     """The mirror file a route names when it is one of the pages or checksum files (``""`` -> ``index.html``)."""
-    from magedl.mirror.pages.site import SIGNATURE, is_page
+    from magedl.mirror.layout import SIG, SUMS
+    from magedl.mirror.pages.site import is_page
 
     rel = route + "index.html" if route in ("", "composer/") else route
-    return rel if is_page(rel) or rel in ("SHA256SUMS", SIGNATURE) else None
+    return rel if is_page(rel) or rel in (SUMS, SIG) else None
 
 
 def page_reply(store: Store, req: Request, rel: str) -> Reply:

@@ -1,9 +1,6 @@
 """The browsable pages as pure functions: escaping, links, size at scale, unchanged content kept byte for byte."""
 
-import base64
-import hashlib
 import json
-import struct
 from html.parser import HTMLParser
 from urllib.parse import unquote, urlsplit
 
@@ -12,7 +9,7 @@ import pytest
 from magedl.mirror.pages import composer as composer_pages
 from magedl.mirror.pages import releases as release_pages
 from magedl.mirror.pages.html import FILTER_SCRIPT
-from magedl.mirror.pages.site import INDEX, HeldFile, drop_stale, is_page, render_pages, signature_key
+from magedl.mirror.pages.site import INDEX, HeldFile, drop_stale, is_page, render_pages
 from magedl.service.catalog import Release
 
 HOSTILE = "<script>document.body.dataset.pwned=1</script>\"'&<img src=x onerror=alert(1)>"
@@ -181,22 +178,6 @@ def test_release_pages_split_by_line_and_a_new_release_changes_only_its_line(mon
     assert [rel for rel in first if rel.startswith("releases/") and first[rel] != second[rel]] == [
         "releases/ce-full/2.4.html"]
     assert release_pages.slug("../x y") != release_pages.slug("__x_y") and "/" not in release_pages.slug("../x y")
-
-
-def test_signature_key_reads_the_key_of_an_sshsig_file(tmp_path):
-    def string(b):
-        return struct.pack(">I", len(b)) + b
-
-    key = string(b"ssh-ed25519") + string(bytes(range(32)))
-    blob = b"SSHSIG" + struct.pack(">I", 1) + string(key) + string(b"magedl-mirror") + string(b"") + string(
-        b"sha512") + string(b"sig")
-    armored = base64.encodebytes(blob).decode()
-    (tmp_path / "SHA256SUMS.sig").write_text(f"-----BEGIN SSH SIGNATURE-----\n{armored}-----END SSH SIGNATURE-----\n")
-    expected = base64.b64encode(hashlib.sha256(key).digest()).decode().rstrip("=")
-    assert signature_key(tmp_path) == f"ssh-ed25519 SHA256:{expected}"
-    (tmp_path / "SHA256SUMS.sig").write_text("garbage")
-    assert signature_key(tmp_path) == ""
-    assert signature_key(tmp_path / "missing") == ""
 
 
 def test_stale_pages_go_and_nothing_else_does(tmp_path):

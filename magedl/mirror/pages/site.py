@@ -13,25 +13,22 @@ carried disk is put right), and a run that changed nothing rewrites no page
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 import re
-import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Optional
 
 from magedl.fsutil import atomic_write, read_if_regular
-from magedl.mirror.layout import FILES, SUMS, clear_way, walk_files
+from magedl.mirror.layout import FILES, SIG, SUMS, clear_way, walk_files
 from magedl.mirror.pages import composer as composer_pages
 from magedl.mirror.pages import releases as release_pages
 from magedl.mirror.pages.html import POLICY, STYLE, frame, link, text
 from magedl.text import human_bytes
 
 INDEX = "index.html"
-SIGNATURE = f"{SUMS}.sig"
 # Folders only pages live in: a file there that this run did not write is a stale page.
 PAGE_FOLDERS = (release_pages.FOLDER, composer_pages.BROWSE)
 PAGE_FILES = (INDEX, composer_pages.INDEX)
@@ -54,28 +51,6 @@ def is_page(rel: str) -> bool:
     return rel in PAGE_FILES or (rel.endswith(".html") and rel.startswith(tuple(f + "/" for f in PAGE_FOLDERS)))
 
 
-def signature_key(root: os.PathLike | str) -> str:
-    """``"<key type> SHA256:<fingerprint>"`` of the key in ``DIR/SHA256SUMS.sig`` (SSHSIG), or ``""``."""
-    raw = read_if_regular(Path(root) / SIGNATURE, 64 << 10)
-    if raw is None:
-        return ""
-    body = b"".join(line.strip() for line in raw.splitlines() if line.strip() and not line.startswith(b"-----"))
-    try:
-        blob = base64.b64decode(body, validate=True)
-        if blob[:6] != b"SSHSIG":
-            return ""
-        (length,) = struct.unpack(">I", blob[10:14])
-        key = blob[14:14 + length]
-        (kind_len,) = struct.unpack(">I", key[:4])
-        kind = key[4:4 + kind_len].decode("ascii")
-    except (ValueError, struct.error, UnicodeDecodeError):
-        return ""
-    if len(key) != length or not re.fullmatch(r"[A-Za-z0-9@._-]{1,64}", kind):
-        return ""
-    fingerprint = base64.b64encode(hashlib.sha256(key).digest()).decode().rstrip("=")
-    return f"{kind} SHA256:{fingerprint}"
-
-
 def _sum_sizes(held: Mapping, prefix: str) -> tuple:
     files = [f for rel, f in held.items() if rel.startswith(prefix)]
     return len(files), sum(f.size for f in files)
@@ -88,7 +63,7 @@ def _front(records: list, held: Mapping, packages: Mapping, signer: str, release
     versions = sum(p.count for p in packages.values())
     advised = sum(1 for p in packages.values() if p.advisories)
     api = ", ".join(link(INDEX, rel, rel) for rel in ("info/json", "info/files", "info/versions"))
-    signature = (f'{link(INDEX, SIGNATURE, SIGNATURE)} by key <code>{text(signer)}</code>: check it with '
+    signature = (f'{link(INDEX, SIG, SIG)}, made with the {text(signer)}: check it with '
                  "<code>magedl verify --allowed-signers FILE DIR</code>" if signer else
                  '<span class="muted">none when this page was written</span>')
     facts = [
@@ -130,7 +105,7 @@ def render_pages(records: Iterable, held: Mapping[str, HeldFile], composer_files
     composer_url : str, optional
         The URL the p2 files were written for (to find each archive's path).
     signer : str
-        The key of ``SHA256SUMS.sig`` (:func:`signature_key`), or empty.
+        The key ``SHA256SUMS.sig`` is (or will be) made with (``ED25519 key SHA256:...``); empty when unsigned.
     version : str
         The magedl that writes the pages.
     now : float, optional
@@ -157,20 +132,17 @@ def render_pages(records: Iterable, held: Mapping[str, HeldFile], composer_files
 
 
 def write_pages(root: os.PathLike | str, records: Iterable, held_entries: Mapping,
-                composer_files: Mapping[str, bytes], composer_url: Optional[str] = None,
-                signer: Optional[str] = None) -> dict:
+                composer_files: Mapping[str, bytes], composer_url: Optional[str] = None, signer: str = "") -> dict:
     """Write the pages of the mirror at *root* (only those whose bytes changed); ``{rel: sha256}`` of all.
 
     *held_entries* are the state's :class:`~magedl.mirror.model.Entry` by path.
     Call before ``SHA256SUMS`` is written (it lists the pages) and signed.
-    *signer* is the key about to sign it (``"<type> SHA256:<fingerprint>"``);
-    by default, the key of the ``SHA256SUMS.sig`` on disk, if any.
+    *signer* names the key it is (or will be) signed with, as :func:`render_pages` takes it.
     """
     from magedl import __version__
 
     root = Path(root)
     held = {rel: HeldFile(e.fingerprint.size, e.md5, e.sha256, e.sha1) for rel, e in held_entries.items()}
-    signer = signature_key(root) if signer is None else signer
     pages = render_pages(records, held, composer_files, composer_url=composer_url, signer=signer,
                          version=__version__, previous=read_if_regular(root / INDEX, MAX_PAGE_BYTES))
     written = {}
