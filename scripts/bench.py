@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import MAGEID, TOKEN, LatencyRelay, build_mirror, ensure_tools, make_ca, start_nginx  # noqa: E402
 
-CASES = ["big", "https", "latency", "perfile", "slow", "mirror", "composer", "startup"]
+CASES = ["big", "https", "latency", "perfile", "slow", "mirror", "composer", "startup", "serve"]
 
 
 def timed(cmd, out_dir, env=None, keep=False, warm=0):
@@ -94,6 +94,115 @@ def ratio(what, value, target):
     print(f"  ratio {what}: {value:.2f}  (target <= {target}: {verdict})", flush=True)
     return {"ratio": what, "value": round(value, 3), "target": target, "met": value <= target}
 
+def serve_case(work, magedl, runs, seconds):
+    """``magedl serve`` against nginx on the same folder, under wrk (issue 18's serve targets).
+
+    A 1,000-file mirror of 64 KiB archives and one 64 MiB archive; wrk with 16 keep-alive
+    clients on one 64 KiB archive and on ``info/json``, 4 on the 64 MiB archive; then one
+    archive from a 2,000-file and a 20,000-file feed (the cost of a request must not grow
+    with the mirror). nginx runs one worker with sendfile, as the README's server block.
+    Runs alternate (serve, nginx, serve, ...); medians are printed with the targets.
+    """
+    import re
+    import signal
+    from urllib.request import urlopen
+
+    from benchlib import build_mirror, free_port, wait_listening
+
+    if not shutil.which("wrk"):
+        if os.geteuid() != 0:
+            sys.exit("bench: please install wrk (Debian package)")
+        print("bench: installing wrk from Debian's packages", flush=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, stdout=subprocess.DEVNULL,
+                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+    root = work / "serve-mirror"
+    names = build_mirror(root, [64], 1000)
+    big, small = names["large"][0], names["small"][0]
+    port = free_port()
+    conf = work / "serve-nginx.conf"
+    conf.write_text(f"""
+worker_processes 1;
+daemon off;
+user root;
+pid {work}/serve-nginx.pid;
+error_log {work}/serve-nginx-error.log;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    default_type application/octet-stream;
+    server {{ listen 127.0.0.1:{port}; root {root}; }}
+}}
+""")
+    nginx = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(work)], stderr=subprocess.DEVNULL)
+    wait_listening(port, nginx, "nginx")
+    serve = subprocess.Popen(magedl + ["serve", str(root), "--port", "0"], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
+    serve_url = serve.stdout.readline().strip()
+    urls = {"magedl serve": serve_url, "nginx": f"http://127.0.0.1:{port}/"}
+    unit = {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
+
+    def wrk(url, clients):
+        out = subprocess.run(["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", url], capture_output=True,
+                             text=True, check=True).stdout
+        rate = float(re.search(r"Requests/sec:\s*([\d.]+)", out).group(1))
+        amount, suffix = re.search(r"Transfer/sec:\s*([\d.]+)(\w+)", out).groups()
+        errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
+        if errors:
+            print(f"  (wrk reported errors: {errors.group(0)})", flush=True)
+        return rate, float(amount) * unit[suffix]
+
+    def compare(label, path, clients):
+        rates = {who: [] for who in urls}
+        volumes = {who: [] for who in urls}
+        for _ in range(runs):
+            for who, base in urls.items():
+                rate, volume = wrk(base + path, clients)
+                rates[who].append(rate)
+                volumes[who].append(volume)
+        medians = {who: (statistics.median(rates[who]), statistics.median(volumes[who])) for who in urls}
+        for who, (rate, volume) in medians.items():
+            print(f"  {label:<34} {who:<13} {rate:10.0f} req/s {volume / (1 << 20):9.1f} MiB/s", flush=True)
+        return medians
+
+    results = []
+    try:
+        print(f"\nserve. magedl serve vs nginx (one worker, sendfile) on the same folder, wrk -t2, {seconds} s runs")
+        m = compare("64 KiB archive, 16 clients", f"file/{small}", 16)
+        results.append(ratio("64 KiB archive req/s: 3500 / magedl serve", 3500 / m["magedl serve"][0], 1.0))
+        m = compare("info/json (1,000 files), 16 clients", "info/json", 16)
+        m = compare("64 MiB archive, 4 clients", f"file/{big}", 4)
+        results.append(ratio("64 MiB throughput: nginx / magedl serve", m["nginx"][1] / m["magedl serve"][1],
+                             round(1 / 0.9, 3)))
+        feed = json.loads((root / "info" / "json").read_text())
+        padding = [{"name": f"PAD-{i}", "file_name": f"PAD-{i:05d}.tar.gz", "md5": "0" * 32} for i in range(20000)]
+        feeds = {}
+        for size in (2000, 20000):
+            listed = sum(len(entries) for versions in feed.values() for entries in versions.values())
+            feeds[size] = json.dumps(dict(feed, **{"ce-patch": dict(feed["ce-patch"],
+                                                                    **{"0.0.1": padding[:size - listed]})}))
+        rates = {size: [] for size in feeds}
+        for _ in range(runs):  # interleaved, so drift on a busy machine hits both sizes alike
+            for size, text in feeds.items():
+                (root / "info" / "json.new").write_text(text)
+                os.replace(root / "info" / "json.new", root / "info" / "json")
+                urlopen(serve_url + f"file/{small}").read()  # the one parse of this version, untimed
+                rates[size].append(wrk(serve_url + f"file/{small}", 16)[0])
+        per_size = {size: statistics.median(r) for size, r in rates.items()}
+        for size, rate in per_size.items():
+            print(f"  {'one archive, ' + format(size, ',') + '-file feed':<34} {'magedl serve':<13} "
+                  f"{rate:10.0f} req/s", flush=True)
+        results.append(ratio("one archive, 20,000 / 2,000 files (time per request)",
+                             per_size[2000] / per_size[20000], 1.2))
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.communicate(timeout=30)
+        nginx.terminate()
+        nginx.wait()
+    return results
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -101,6 +210,8 @@ def main():
     parser.add_argument("--quick", action="store_true", help="small sizes and 3 runs, to try the script")
     parser.add_argument("--only", choices=CASES, action="append")
     parser.add_argument("--json", metavar="PATH", help="also write the figures here")
+    parser.add_argument("--serve-seconds", type=int,
+                        help="seconds per wrk run in the serve case (default 5; 2 with --quick)")
     args = parser.parse_args()
     big, tls, slow, mirror_files = (128, 64, 64, 200) if args.quick else (1024, 512, 256, 1000)
     if args.quick:
@@ -222,6 +333,9 @@ def main():
             exe = shutil.which("magedl") or ""
             m = bench.compare("startup", {"magedl --help": ([exe, "--help"] if exe else magedl + ["--help"], None)})
             print(f"  (target <= 0.25 s: {'met' if m['magedl --help'] <= 0.25 else 'MISSED'})")
+        if "serve" in cases:
+            seconds = args.serve_seconds or (2 if args.quick else 5)
+            ratios.extend(serve_case(work, magedl, 1 if args.quick else 3, seconds))
         peak = max((f["peak_rss_mib"] for f in figures if f["tool"].startswith("magedl")), default=0)
         print(f"\npeak RSS of magedl over every case: {peak:.1f} MiB (target <= 64)")
     finally:

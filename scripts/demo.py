@@ -5,7 +5,8 @@ real ``magedl`` command as a user would: versions, list, a verified get with
 its progress bar, an interrupted get that resumes, a refused token, a
 scripted call, a mirror that is verified offline and used via file://, and
 Marketplace keys and the Composer packages of a 2.4.7 project mirrored from
-emulated repo.magento.com and packagist.
+emulated repo.magento.com and packagist, with their security advisories, which
+the real ``composer audit`` reads from the mirror inside the simulated gap.
 Everything lands in ./demo-out; the emulator stops at the end.
 """
 
@@ -77,6 +78,33 @@ def composer_part(env, mirror):
         after = len(repos.magento.log) + len(repos.packagist.log)
         print(f"the repositories saw {after - before} requests for the re-run")
     magedl(env, "verify", str(mirror))
+    audit_inside(env, mirror)
+
+
+def audit_inside(env, mirror):
+    """Inside the simulated gap (upstream stopped): the real ``composer audit`` against the mirror's advisories."""
+    composer = shutil.which("composer")
+    banner("inside the gap: composer audit of a 2.4.7 project, answered by the mirror alone (magedl serve)")
+    if composer is None:
+        print("skipped: composer is not installed (Debian: apt-get install php-cli composer)")
+        return
+    server = subprocess.Popen([sys.executable, "-m", "magedl", "serve", str(mirror), "--port", "0"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        url = server.stdout.readline().strip() + "composer/"
+        shop = OUT / "shop"
+        shop.mkdir(exist_ok=True)
+        (shop / "composer.json").write_text(json.dumps({"require": {"magento/product-community-edition": "2.4.7"},
+                                                        "repositories": [{"type": "composer", "url": url}]}))
+        cenv = dict(env, COMPOSER_HOME=str((OUT / "composer-far").resolve()), COMPOSER_NO_AUDIT="1")
+        for argv in (["config", "-g", "repo.packagist", "false"], ["config", "-g", "secure-http", "false"],
+                     ["update", "--no-install", "--ignore-platform-reqs", "-q"]):
+            subprocess.run([composer, *argv], cwd=shop, env=cenv, check=True)
+        print(f"$ composer audit --locked      # in {shop}, repository {url}", flush=True)
+        print(f"(exit {subprocess.call([composer, 'audit', '--locked'], cwd=shop, env=cenv)}: advisories found)")
+    finally:
+        server.terminate()
+        server.wait()
 
 
 def main():

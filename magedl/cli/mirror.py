@@ -54,6 +54,13 @@ def add_parser(subparsers) -> None:
     g.add_argument("--composer-url", metavar="URL",
                    help=f"where clients reach DIR/composer/ (default {DEFAULT_URL}, what 'magedl serve DIR' "
                         "answers at; serve rewrites it to the address it is reached at)")
+    advisories = g.add_mutually_exclusive_group()
+    advisories.add_argument("--composer-advisories", metavar="URL",
+                            help="the security advisory API to ask about every package mirrored (default: the one "
+                                 "each repository names, e.g. packagist's), so 'composer audit' works on the far "
+                                 "side")
+    advisories.add_argument("--no-composer-advisories", action="store_true",
+                            help="carry no security advisories")
     p.set_defaults(run=run_mirror)
 
     p = add_command(subparsers, "verify",
@@ -85,11 +92,14 @@ def composer_options(args):
     """The :class:`ComposerOptions` the ``--composer-*`` options give, checked; None when none was given."""
     from magedl.composer.semver import normalize
     from magedl.errors import ConstraintError
+    from magedl.mirror.composer.advisories import AdvisoryOptions, check_source_url
     from magedl.mirror.composer.index import normalize_url
     from magedl.mirror.composer.select import DEFAULT_REPOS, ComposerOptions, parse_require
 
+    advisories = AdvisoryOptions(url=check_source_url(args.composer_advisories) if args.composer_advisories else None,
+                                 enabled=not args.no_composer_advisories)
     given = (args.composer_require or args.composer_lock or args.composer_repo or args.composer_dev
-             or args.composer_php or args.composer_newest or args.composer_url)
+             or args.composer_php or args.composer_newest or args.composer_url or advisories != AdvisoryOptions())
     if not given:
         return None
     for path in args.composer_lock:
@@ -102,14 +112,15 @@ def composer_options(args):
         except ConstraintError:
             raise UsageError(f"--composer-php {printable(args.composer_php)!r}: not a PHP version such as 8.2") \
                 from None
-    if (args.composer_dev or args.composer_php or args.composer_newest or args.composer_repo) and not (
-            args.composer_require or args.composer_lock):
-        raise UsageError("--composer-repo/-dev/-php/-newest choose how packages are selected: give "
+    if (args.composer_dev or args.composer_php or args.composer_newest or args.composer_repo
+            or advisories != AdvisoryOptions()) and not (args.composer_require or args.composer_lock):
+        raise UsageError("--composer-repo/-dev/-php/-newest/-advisories choose how packages are selected: give "
                          "--composer-require or --composer-lock too")
     return ComposerOptions(
         requires=tuple(parse_require(text) for text in args.composer_require),
         locks=tuple(args.composer_lock), repos=repos, dev=args.composer_dev, php=args.composer_php,
-        newest=args.composer_newest, url=normalize_url(args.composer_url) if args.composer_url else None)
+        newest=args.composer_newest, url=normalize_url(args.composer_url) if args.composer_url else None,
+        advisories=advisories)
 
 
 # -- mirror ---------------------------------------------------------------------
@@ -122,6 +133,7 @@ def run_mirror(args, out):
     is created: a bad option, a bad ``--diff-file``, a selection that matches
     nothing, a mirror whose own folders are links.
     """
+    from magedl.cli.advisories import report_advisories, with_advisories
     from magedl.cli.common import (
         catalogue,
         first_failure_code,
@@ -174,6 +186,7 @@ def run_mirror(args, out):
                 selection.cache.save()  # the metadata read, for the next run to revalidate instead of fetch
             mirror = Mirror(root, html=not args.no_html)  # the state read only once we hold the lock
             plan = mirror.plan(upstream, selected, **plan_options)
+            advisories = _advisories(composer_client, composer, selection, root, plan)
             summary, rows = Summary(), []
             view = ProgressView(progress_mode(args), files=len(plan.to_fetch))
 
@@ -192,10 +205,11 @@ def run_mirror(args, out):
                     _write_delta(diff_file, mirror.delta())
                     mirror.delta_written()
     if args.json:
-        print_json(rows, out)
+        print_json(with_advisories(rows, advisories), out)
     if mirror.signed is not None:
         report_signed(root, mirror.signed)
     _summarise(root, summary, time.monotonic() - started, "" if key else sums_digest(root))
+    report_advisories(advisories)
     return first_failure_code(item.error for item in summary.failures)
 
 
@@ -204,6 +218,15 @@ def _resolve(client, composer, root, jobs):
     from magedl.mirror.composer.fetch import select
 
     return select(client, composer, root, jobs=max(8, jobs or 0))
+
+
+def _advisories(client, composer, selection, root, plan):
+    """Refresh the security advisories the Composer part will carry; their report, or None."""
+    from magedl.mirror.composer.advisories import update_part
+
+    if plan.composer is None or selection is None:
+        return None  # no Composer selection this run: the advisories held stay as they are
+    return update_part(client, plan.composer, selection.advisory_sources, composer.advisories, root, composer.locks)
 
 
 def _diff_file(name):

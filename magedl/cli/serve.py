@@ -34,8 +34,57 @@ def add_parser(subparsers) -> None:
     p.add_argument("--auth-file", metavar="PATH",
                    help="require HTTP Basic auth: a file of 'user:password' lines, mode 600")
     p.add_argument("--ready-file", metavar="PATH", help="write the base URL here once listening")
+    p.add_argument("--public-url", metavar="URL",
+                   help="where clients reach this server (behind a proxy: https://mirror.example/); Composer "
+                        "metadata points there, whatever Host a request names")
     add_allowed_signers(p, "refuse to start unless SHA256SUMS.sig verifies against it")
     p.set_defaults(run=run)
+
+
+def public_url(url: str) -> str:
+    """The ``--public-url`` value, checked: http(s), a host, no credentials, query or fragment; ends with ``/``.
+
+    Raises
+    ------
+    UsageError
+    """
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018  (raises ValueError for a port out of range)
+    except ValueError:
+        parts, host = None, None
+    if parts is None or parts.scheme not in ("http", "https") or not host or any(c.isspace() for c in url):
+        raise UsageError(f"--public-url {printable(url)!r}: expected http(s)://HOST[:PORT]/[PATH/], "
+                         "the address clients reach this server at")
+    if "@" in parts.netloc:
+        raise UsageError("--public-url: no user or password in the URL: it is written into the Composer metadata "
+                         "every client downloads; use --auth-file for credentials")
+    if parts.query or parts.fragment:
+        raise UsageError(f"--public-url {printable(url)!r}: no query or fragment")
+    path = parts.path if parts.path.endswith("/") else parts.path + "/"
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+def cannot_listen(bind: str, port_number: int, exc: OSError) -> UsageError:
+    """The error for a failed bind, blaming what failed: the address, the port, or the right to use it."""
+    import errno
+
+    where = f"cannot listen on {printable(bind)} port {port_number}"
+    hint = "give one it has, e.g. --bind 127.0.0.1 (this host only) or --bind 0.0.0.0 (every interface)"
+    if isinstance(exc, socket.gaierror):
+        return UsageError(f"{where}: {printable(bind)} is not an IP address (nor a name this host resolves); {hint}")
+    if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+        return UsageError(f"{where}: {printable(bind)} is not an address of this host ({exc.strerror}); {hint}")
+    if exc.errno == errno.EADDRINUSE:
+        return UsageError(f"{where}: the port is in use; is another server on that port? "
+                          "(--port 0 picks a free one)")
+    if exc.errno == errno.EACCES:
+        return UsageError(f"{where}: not allowed ({exc.strerror}); ports below 1024 need privileges: "
+                          "use a higher --port, e.g. 8080")
+    return UsageError(f"{where}: {exc.strerror or exc}")
 
 
 def read_auth_file(path) -> Dict[str, str]:
@@ -112,13 +161,16 @@ def run(args, out) -> int:
         raise NotFoundError(f"{printable(root)}: not a mirror (no info/json); make one with "
                             f"'magedl mirror {printable(root)}'")
     check_signatures([root], allowed_signers(args))  # a mirror whose signature fails is not served
+    public = public_url(args.public_url) if args.public_url else None
     auth = read_auth_file(args.auth_file) if args.auth_file else None
     access = (lambda line: log.info("%s", line)) if args.verbose else None
     try:
-        server = ApiServer(DirStore(root), host=args.bind, port=args.port, prefix="/", auth=auth, access_log=access)
-    except OSError as exc:
-        raise UsageError(f"cannot listen on {printable(args.bind)} port {args.port}: {exc.strerror or exc}; "
-                         "is another server on that port? (--port 0 picks a free one)") from None
+        server = ApiServer(DirStore(root), host=args.bind, port=args.port, prefix="/", auth=auth, access_log=access,
+                           public_url=public)
+    except (OSError, ValueError, UnicodeError) as exc:
+        if not isinstance(exc, OSError):  # a name the resolver cannot even take (e.g. an empty label)
+            exc = socket.gaierror(socket.EAI_NONAME, str(exc))
+        raise cannot_listen(args.bind, args.port, exc) from None
     if not is_loopback(args.bind):
         if auth is None:
             log.warning("SERVING %s TO THE NETWORK (%s) WITHOUT A PASSWORD: anyone who can reach this host can "
@@ -136,6 +188,8 @@ def run(args, out) -> int:
         if args.ready_file:
             atomic_write(os.path.abspath(args.ready_file), (server.base_url + "\n").encode())
         log.info("serving %s at %s%s (Ctrl-C stops)", root, server.base_url, " with Basic auth" if auth else "")
+        if public:
+            log.info("clients reach it as %s (Composer metadata points there)", public)
         if args.bind in EVERY_INTERFACE:
             urls = reachable_urls(args.bind, server.port)
             if urls:

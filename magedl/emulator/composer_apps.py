@@ -35,7 +35,9 @@ import hmac
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from magedl.composer.metadata import minify_versions
 from magedl.emulator.composer_graph import MAGENTO, PACKAGIST, Graph
@@ -59,6 +61,28 @@ NO_KEYS_WARNING = ("You haven't provided your Magento authentication keys. For i
                    "installation-guide/prerequisites/authentication-keys.html")
 INVALID_KEYS_WARNING = ("Your Magento authentication keys are invalid. Please double-check "
                         "your keys in your Marketplace account")
+
+
+#: What packagist's advisory API knows of the fixture graph: one advisory on a Magento package (the real
+#: CVE-2024-34102, fixed in 2.4.7-p1, 2.4.6-p6, 2.4.5-p8 and 2.4.4-p9) and one made up for a third-party one.
+ADVISORIES = (
+    {"advisoryId": "PKSA-emu1-magento-0001", "packageName": "magento/product-community-edition",
+     "remoteId": "GHSA-emu1-mage-0001", "title": "Adobe Commerce and Magento Open Source XML External Entity "
+     "(XXE) vulnerability (CosmicSting)", "link": "https://helpx.adobe.com/security/products/magento/apsb24-40.html",
+     "cve": "CVE-2024-34102", "affectedVersions": ">=2.4.7,<2.4.7-p1|>=2.4.6,<2.4.6-p6|>=2.4.5,<2.4.5-p8|<2.4.4-p9",
+     "source": "GitHub", "reportedAt": "2024-06-13 15:15:00", "composerRepository": "https://packagist.org",
+     "severity": "critical", "sources": [{"name": "GitHub", "remoteId": "GHSA-emu1-mage-0001"}]},
+    {"advisoryId": "PKSA-emu2-monolog-0002", "packageName": "monolog/monolog", "remoteId": "monolog/monolog/"
+     "emulated-1.yaml", "title": "Log record injection (an emulated advisory: none is known for the real 2.9.1)",
+     "link": "https://github.com/Seldaek/monolog/releases/tag/2.9.2", "cve": None,
+     "affectedVersions": ">=2.0.0,<2.9.2|>=1.0.0,<1.27.1", "source": "FriendsOfPHP/security-advisories",
+     "reportedAt": "2024-03-01 10:00:00", "composerRepository": "https://packagist.org", "severity": "medium",
+     "sources": [{"name": "FriendsOfPHP/security-advisories", "remoteId": "monolog/monolog/emulated-1.yaml"}]},
+)
+
+
+def _epoch(stamp: str) -> float:
+    return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
 
 
 @dataclass(frozen=True)
@@ -226,6 +250,12 @@ class PackagistApp(App):
     ``since`` is older than the feed keeps (:meth:`resync`), else an
     ``update`` action per package :meth:`touch` ed since ``T``.  Timestamps
     count in 1/10000 s, as Packagist's do, from :data:`MODIFIED`.
+
+    ``/api/security-advisories/`` answers ``?packages[]=NAME...`` and
+    ``?updatedSince=UNIX_TIME`` (both: both filters) with :attr:`advisories`
+    (:data:`ADVISORIES`, plus what :meth:`add_advisory` adds), as packagist's
+    does; its ``packages.json`` names that API, and each ``p2`` file carries
+    its package's advisories in the partial form (id and affected versions).
     """
 
     repo = PACKAGIST
@@ -235,6 +265,12 @@ class PackagistApp(App):
         self.minified = minified
         self._clock = self._oldest = int(MODIFIED * 10000)
         self._changes: list[tuple[int, str]] = []
+        self.advisories = [(_epoch(a["reportedAt"]), a) for a in ADVISORIES]  # (updated at, advisory)
+
+    def add_advisory(self, advisory: dict) -> None:
+        """Publish *advisory* (a full one) now: ``updatedSince`` answers list it from this moment."""
+        with self._lock:
+            self.advisories.append((time.time(), dict(advisory)))
 
     def touch(self, *names: str) -> None:
         """Record that the metadata of *names* changed now: a later Last-Modified, listed in the changes feed."""
@@ -255,7 +291,11 @@ class PackagistApp(App):
         if route == "/packages.json":
             return json_reply(200, {"packages": [], "metadata-url": "/p2/%package%.json",
                                "metadata-changes-url": f"{base}/metadata/changes.json",
+                               "security-advisories": {"metadata": True,
+                                                       "api-url": f"{base}/api/security-advisories/"},
                                "available-packages": names}, modified=self.modified())
+        if route.rstrip("/") == "/api/security-advisories":
+            return self._advisory_reply(query)
         if route == "/metadata/changes.json":
             return self._changes_reply(query.get("since", [""])[-1])
         match = re.fullmatch(r"/p2/([^/]+/[^/~]+)(~dev)?\.json", route)
@@ -263,12 +303,28 @@ class PackagistApp(App):
             entries = [self.graph.entry(r, base) for r in self.graph.package(match[1]).releases
                        if r.is_dev == bool(match[2])]
             modified = self.modified(match[1])
+            partial = {"security-advisories": [{k: a[k] for k in ("advisoryId", "affectedVersions")}
+                                               for _, a in self.advisories if a["packageName"] == match[1]]}
             if not self.minified:
-                return json_reply(200, {"packages": {match[1]: entries}}, modified=modified)
+                return json_reply(200, {"packages": {match[1]: entries}, **partial}, modified=modified)
             return json_reply(200, {"packages": {match[1]: minify_versions(entries)},
-                               "minified": "composer/2.0"}, modified=modified)
+                               "minified": "composer/2.0", **partial}, modified=modified)
         found = self._archive(route) if route.startswith("/dists/") else None
         return found if found is not None else text_reply(404, "Not Found\n")
+
+    def _advisory_reply(self, query: dict) -> Reply:
+        names = {n.lower() for n in query.get("packages[]", []) + query.get("packages", [])}
+        since = query.get("updatedSince", [""])[-1]
+        if not names and not since.isdigit():
+            return json_reply(400, {"status": "error", "message": "Missing array of package names as the "
+                                    "\"packages\" parameter, or an \"updatedSince\" timestamp"})
+        with self._lock:
+            found = [a for updated, a in self.advisories if (not names or a["packageName"] in names)
+                     and (not since.isdigit() or updated >= int(since))]
+        listed: dict = {}
+        for advisory in found:
+            listed.setdefault(advisory["packageName"], []).append(advisory)
+        return json_reply(200, {"advisories": listed or []})  # PHP writes an empty map as []
 
     def _changes_reply(self, since: str) -> Reply:
         with self._lock:

@@ -37,6 +37,7 @@ from magedl.errors import LocalFileError, MagedlError, UnsafeNameError
 from magedl.fsutil import read_if_regular
 from magedl.mirror import signature
 from magedl.mirror.composer import index as composer_index
+from magedl.mirror.composer.advisories import read_published
 from magedl.mirror.composer.plan import Archive, ComposerPlanner, package_of
 from magedl.mirror.index import MAX_INDEX_BYTES, read_feed, read_sums, release_from_dict, write_indexes
 from magedl.mirror.layout import FILES, INFO_FILES, SIG, SUMS, check_layout, release_rel, walk_files
@@ -111,6 +112,7 @@ class Mirror:
             plan = ReleasePlanner(self.root, self.state, upstream, rehash=rehash).plan(selected, prune=prune)
         if composer is not None or composer_url is not None or self._has_composer():
             part = ComposerPlanner(self.root, self.state, composer_url, rehash=rehash).plan(composer, prune=prune)
+            part.advisories = read_published(self.root)  # kept as they are unless a run refreshes them
             plan.items += part.items
             plan.composer = part
         return plan
@@ -391,7 +393,7 @@ class Mirror:
         if not entries:
             return {}
         composer_index.write_composer_url(self.root, part.url)
-        return composer_index.render(entries, part.url)
+        return composer_index.render(entries, part.url, part.advisories)
 
     def _drop_stale_composer(self, written: dict) -> None:
         """Remove Composer index files no longer listed (after SHA256SUMS stopped listing them)."""

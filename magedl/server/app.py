@@ -24,22 +24,20 @@ import threading
 from typing import Callable, Dict, Optional
 from urllib.parse import unquote
 
-from magedl.server.connections import Connection, ConnectionLoop, Limits
+from magedl.server.connections import Connection, ConnectionLoop, Limits, next_head
 from magedl.server.http import BadRequest, Reply, Request, parse_head, reply_head
 from magedl.server.routes import composer_reply, file_reply, info_reply, not_found, page_rel, page_reply
 from magedl.server.stores import Store
+from magedl.server.workers import Workers
+from magedl.server.writer import CHUNK, drain, send_reply
 from magedl.text import printable
 
 log = logging.getLogger(__name__)
 
-CHUNK = 64 * 1024
 REALM = "Magento downloads"
 # A Host header fit to go into a URL: a name or an IPv4 address, or an IPv6 literal, and a port.
 _HOST = re.compile(r"(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62}))*\.?"
                    r"|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
-#: A request body up to this size is read and dropped (keep-alive goes on); a larger one ends the connection.
-MAX_DRAINED_BODY = 1 << 20
-
 __all__ = ["ApiServer", "Hooks", "Limits", "Request", "Reply", "CHUNK"]
 
 
@@ -108,6 +106,11 @@ class ApiServer:
         escaped; by default lines go to this module's logger at DEBUG level.
     limits : Limits or None
         Connection cap and timeouts (:class:`~magedl.server.connections.Limits`).
+    public_url : str or None
+        Where clients reach this server's root (``https://mirror.example/``),
+        behind a proxy: Composer metadata is re-based on it, whatever ``Host``
+        a request carries. Without it, each client's ``Host`` (and
+        ``X-Forwarded-Proto``) decides, and those documents say ``Vary``.
 
     Examples
     --------
@@ -117,8 +120,10 @@ class ApiServer:
 
     def __init__(self, store: Store, host: str = "127.0.0.1", port: int = 0, prefix: str = "/",
                  auth: Optional[Dict[str, str]] = None, hooks: Optional[Hooks] = None,
-                 access_log: Optional[Callable[[str], None]] = None, limits: Optional[Limits] = None):
+                 access_log: Optional[Callable[[str], None]] = None, limits: Optional[Limits] = None,
+                 public_url: Optional[str] = None):
         self.store = store
+        self.public_url = public_url.rstrip("/") + "/" if public_url else None
         self.host = host
         self.prefix = "/" + prefix.strip("/") + "/" if prefix.strip("/") else "/"
         self.auth = dict(auth) if auth is not None else None
@@ -140,6 +145,7 @@ class ApiServer:
             raise
         self._port = self._listener.getsockname()[1]
         self._loop = ConnectionLoop(self._listener, self.limits, self._dispatch, self._reject)
+        self._workers = Workers(f"magedl-server-{self._port}-worker", idle_seconds=self.limits.idle_timeout)
 
     # -- lifecycle -------------------------------------------------------
 
@@ -168,6 +174,7 @@ class ApiServer:
             self._stopped = True
             busy = list(self._busy)
         self._loop.stop()
+        self._workers.stop()
         if self._thread is not None:
             self._thread.join(5)
         for sock in busy:  # wakes workers blocked on a slow client
@@ -192,8 +199,7 @@ class ApiServer:
                 return
             self._busy.add(conn.sock)
         try:
-            threading.Thread(target=self._work, args=(conn, head, rest), daemon=True,
-                             name=f"magedl-server-{self.port}-worker").start()
+            self._workers.submit(lambda: self._work(conn, head, rest))
         except BaseException:
             with self._lock:
                 self._busy.discard(conn.sock)
@@ -203,7 +209,7 @@ class ApiServer:
         # On the connection loop's thread: a small reply, sent without blocking, then close.
         reply = Reply.text(error.status, f"{error}\n")
         try:
-            conn.sock.send(reply_head(reply, close=True) + reply.body)
+            conn.sock.send(reply_head(reply, close=True) + reply.body, socket.MSG_DONTWAIT)
         except OSError:
             pass
         line = bytes(conn.reader.buf[:200]).lstrip(b"\r\n").split(b"\n", 1)[0].rstrip(b"\r")
@@ -213,9 +219,14 @@ class ApiServer:
     def _work(self, conn: Connection, head: bytes, rest: bytes) -> None:
         keep, leftover = False, b""
         try:
-            conn.sock.setblocking(True)
-            conn.sock.settimeout(self.limits.io_timeout)
-            keep, leftover = self._exchange(conn, head, rest)
+            while True:
+                keep, leftover = self._exchange(conn, head, rest)
+                if not keep or self._stopped:
+                    break
+                head, rest = next_head(conn, leftover, self.limits)
+                if head is None:  # back to the loop with what came (or closed)
+                    keep, leftover = rest is not None, rest
+                    break
         except Exception:  # a bug must not leave the connection's place taken
             log.exception("error answering %s", conn.client[0])
         finally:
@@ -233,7 +244,7 @@ class ApiServer:
             head = parse_head(head_bytes)
         except BadRequest as exc:
             reply = Reply.text(exc.status, f"{exc}\n")
-            self._send(conn.sock, reply, True)
+            send_reply(conn.sock, reply, True)
             line = head_bytes.lstrip(b"\r\n").split(b"\n", 1)[0].rstrip(b"\r")[:200]
             self._log_line(conn.client, line.decode("latin-1"), exc.status, 0, False)
             return False, b""
@@ -241,31 +252,19 @@ class ApiServer:
         leftover = rest
         if head.body_length:
             # GET bodies mean nothing here, but left unread they would be parsed as the next request.
-            leftover = self._drain(conn.sock, rest, head.body_length)
+            leftover = drain(conn.sock, rest, head.body_length)
             keep = keep and leftover is not None
         req = self._request(head.method, head.target, head.headers, conn.client)
         reply = self._reply(req)
         close = not keep or reply.close
-        sent, aborted = self._send(conn.sock, reply, close)
+        sent, aborted = send_reply(conn.sock, reply, close)
         self.hooks.done(req, reply, sent, aborted)
         self._log_line(conn.client, f"{req.method} {req.path}", reply.status, sent, aborted)
         return not (close or aborted), leftover or b""
 
-    def _drain(self, sock: socket.socket, rest: bytes, length: int) -> Optional[bytes]:
-        """Read and drop a request body; the bytes past it, or None when the connection must end."""
-        if length <= len(rest):
-            return rest[length:]
-        if length > MAX_DRAINED_BODY:
-            return None
-        left = length - len(rest)
-        while left > 0:
-            chunk = sock.recv(min(left, CHUNK))
-            if not chunk:
-                return None
-            left -= len(chunk)
-        return b""
-
     def _log_line(self, client: tuple, what: str, status: int, sent: int, aborted: bool) -> None:
+        if self._access is None and not log.isEnabledFor(logging.DEBUG):
+            return
         # Everything here but numbers is client text: escaped before it reaches a log or terminal.
         line = (f'{printable(client[0]) if client else "-"} "{printable(what)}" {status} {sent}'
                 f"{' aborted' if aborted else ''}")
@@ -322,8 +321,11 @@ class ApiServer:
         if page_rel(req.route) is not None:
             return page_reply(self.store, req, page_rel(req.route))
         if req.route.startswith("composer/"):
-            return composer_reply(self.store, req, req.route[len("composer/"):], self._reached_at(req))
-        return info_reply(self.store, req.route)
+            rel = req.route[len("composer/"):]
+            if self.public_url is not None:
+                return composer_reply(self.store, req, rel, self.public_url + "composer/", varies=False)
+            return composer_reply(self.store, req, rel, self._reached_at(req))
+        return info_reply(self.store, req, req.route)
 
     def _reached_at(self, req: Request) -> Optional[str]:
         """Where this client reaches the mirror's ``composer/`` folder, from its Host header; None if unsure."""
@@ -332,35 +334,6 @@ class ApiServer:
             return None
         proto = (req.header("X-Forwarded-Proto") or "http").strip().lower()  # set by a TLS proxy in front
         return f"{'https' if proto == 'https' else 'http'}://{host}{self.prefix}composer/"
-
-    def _send(self, sock: socket.socket, reply: Reply, close: bool):
-        """Write *reply*; return (body bytes sent, whether the body was cut short)."""
-        head = reply_head(reply, close)
-        sent = 0
-        try:
-            if not reply.send_body or reply.content_length == 0:
-                sock.sendall(head)
-            elif reply.stream is None:
-                sock.sendall(head + reply.body)
-                sent = len(reply.body)
-            else:
-                sock.sendall(head)
-                reply.stream.seek(reply.offset)
-                left = reply.length
-                while left > 0:
-                    data = reply.stream.read(min(CHUNK, left))[:left]
-                    if not data:  # the file shrank under us: the client must see a short body
-                        sock.shutdown(socket.SHUT_RDWR)
-                        return sent, True
-                    sock.sendall(data)
-                    sent += len(data)
-                    left -= len(data)
-        except OSError:  # the client left, or stopped reading for io_timeout
-            return sent, True
-        finally:
-            if reply.stream is not None:
-                reply.stream.close()
-        return sent, False
 
     # -- auth ------------------------------------------------------------
 

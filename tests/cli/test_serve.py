@@ -61,3 +61,45 @@ def test_a_port_in_use_says_so(demo_mirror, capsys):
         taken.listen()
         code, out, err = run(capsys, "serve", str(demo_mirror), "--port", str(taken.getsockname()[1]))
     assert code == 2 and "cannot listen" in err and "--port 0" in err
+
+
+def test_an_address_that_is_not_one_is_blamed_not_the_port(demo_mirror, capsys):
+    for bind, says in (("127.0.0.999", "is not an IP address"), ("192.0.2.1", "is not an address of this host")):
+        code, out, err = run(capsys, "serve", str(demo_mirror), "--bind", bind, "--port", "0")
+        assert code == 2 and says in err and bind in err, err
+        assert "another server" not in err and "--bind 127.0.0.1" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_public_url_must_be_a_plain_http_url(demo_mirror, capsys):
+    for url, says in (("ftp://mirror.example/", "expected http(s)://"), ("https://mirror.example/?a=1", "no query"),
+                      ("https://ops:S3cretPw@mirror.example/", "no user or password")):
+        code, out, err = run(capsys, "serve", str(demo_mirror), "--public-url", url, "--port", "0")
+        assert code == 2 and says in err and "S3cretPw" not in err, err
+
+
+def test_serve_with_a_public_url_ignores_the_host(demo_mirror):
+    import json
+
+    import requests
+
+    composer = demo_mirror / "composer" / "p2" / "psr"
+    composer.mkdir(parents=True)
+    (composer / "log.json").write_text(json.dumps({"packages": {"psr/log": [{"version": "3.0.0", "dist": {
+        "type": "zip", "url": "http://127.0.0.1:8080/composer/dist/psr/log/3.0.0.0.zip"}}]}}))
+    (demo_mirror / ".magedl").mkdir(exist_ok=True)
+    (demo_mirror / ".magedl" / "composer.json").write_text(json.dumps({"version": 1,
+                                                                       "url": "http://127.0.0.1:8080/composer/"}))
+    proc = subprocess.Popen([sys.executable, "-m", "magedl", "serve", str(demo_mirror), "--port", "0",
+                             "--public-url", "https://mirror.example"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), proc.stderr.read()
+        r = requests.get(url + "composer/p2/psr/log.json", headers={"Host": "evil.example"})
+        assert r.json()["packages"]["psr/log"][0]["dist"]["url"] == \
+            "https://mirror.example/composer/dist/psr/log/3.0.0.0.zip"
+        assert "Vary" not in r.headers
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "clients reach it as https://mirror.example/" in err

@@ -107,3 +107,46 @@ def test_a_symlinked_composer_folder_is_not_followed(tmp_path, mirror):
 def test_a_memory_store_has_no_composer_part():
     with ApiServer(MemoryStore({}, {})) as srv:
         assert requests.get(srv.base_url + "composer/packages.json").status_code == 404
+
+
+# -- behind a caching proxy: Vary, or a fixed public URL -----------------------------
+
+
+def test_documents_rebased_on_the_host_say_they_vary_with_it(server):
+    for path in ("composer/packages.json", "composer/p2/psr/log.json"):
+        r = requests.get(server.base_url + path, headers={"Host": "a.example"})
+        assert r.status_code == 200 and r.headers["Vary"] == "Host, X-Forwarded-Proto"
+    # An archive is the same bytes for every host: no Vary, so a cache keeps one copy.
+    assert "Vary" not in requests.get(server.base_url + "composer/" + DIST).headers
+
+
+def test_a_public_url_fixes_the_address_whatever_the_host(mirror):
+    with ApiServer(DirStore(mirror), public_url="https://mirror.example/magento") as server:
+        for host in ("evil.example", "127.0.0.1", "mirror.internal:9000"):
+            r = requests.get(server.base_url + "composer/p2/psr/log.json",
+                             headers={"Host": host, "X-Forwarded-Proto": "http"})
+            dist = r.json()["packages"]["psr/log"][0]["dist"]["url"]
+            assert dist == "https://mirror.example/magento/composer/" + DIST
+            assert "Vary" not in r.headers
+        r = requests.get(server.base_url + "composer/packages.json", headers={"Host": "evil.example"})
+        assert r.json()["metadata-url"] == "/magento/composer/p2/%package%.json"
+
+
+def test_a_rebased_document_is_rebased_once_per_version_and_address(mirror, monkeypatch):
+    import magedl.server.stores as stores
+
+    calls = []
+    real = stores.rewrite
+    monkeypatch.setattr(stores, "rewrite", lambda *a: calls.append(a[2]) or real(*a))
+    path = mirror / "composer" / "p2" / "psr" / "log.json"
+    with ApiServer(DirStore(mirror)) as server:
+        for _ in range(3):
+            for host in ("a.example", "b.example"):
+                r = requests.get(server.base_url + "composer/p2/psr/log.json", headers={"Host": host})
+                assert r.json()["packages"]["psr/log"][0]["dist"]["url"] == f"http://{host}/composer/{DIST}"
+        assert sorted(calls) == ["http://a.example/composer/", "http://b.example/composer/"]
+        doc = json.loads(path.read_text())
+        doc["packages"]["psr/log"][0]["version"] = "3.0.1"
+        path.write_text(json.dumps(doc))  # the mirror updated in place: served fresh
+        r = requests.get(server.base_url + "composer/p2/psr/log.json", headers={"Host": "a.example"})
+        assert r.json()["packages"]["psr/log"][0]["version"] == "3.0.1" and len(calls) == 3

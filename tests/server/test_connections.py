@@ -48,12 +48,12 @@ def test_the_size_limit_counts_the_whole_head():
 
 
 def test_parse_head_reads_keep_alive_and_body_length():
-    head = parse_head(b"GET /x HTTP/1.1\r\nConnection: keep-alive, Upgrade\r\nContent-Length: 007\r\n\r\n")
+    head = parse_head(b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Upgrade\r\nContent-Length: 007\r\n\r\n")
     assert (head.method, head.target, head.keep_alive, head.body_length) == ("GET", "/x", True, 7)
-    assert not parse_head(b"GET /x HTTP/1.1\r\nConnection: Close\r\n\r\n").keep_alive
+    assert not parse_head(b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: Close\r\n\r\n").keep_alive
     assert not parse_head(b"GET /x HTTP/1.0\r\n\r\n").keep_alive
     assert parse_head(b"GET /x HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").keep_alive
-    assert not parse_head(b"GET /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").keep_alive
+    assert not parse_head(b"GET /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n").keep_alive
     with pytest.raises(BadRequest):
         parse_head(b"GET /x HTTP/1.1\r\n" + b"A: b\r\n" * 101 + b"\r\n")
 

@@ -163,15 +163,15 @@ def test_a_5000_digit_range_is_416_not_a_server_error(store):
 @pytest.mark.parametrize("length", ["9" * 5000, "-1", "12abc", "\u0661\u0662"])
 def test_a_bad_content_length_is_400_not_a_server_error(store, length):
     with ApiServer(store) as server:
-        answer = raw(server.port, f"GET /info/help HTTP/1.1\r\nContent-Length: {length}\r\n\r\n".encode())
+        answer = raw(server.port, f"GET /info/help HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n".encode())
         assert answer.startswith(b"HTTP/1.1 400 ")
 
 
 def test_a_request_body_is_skipped_and_keep_alive_goes_on(store):
     with ApiServer(store) as server:
         with closing(socket.create_connection(("127.0.0.1", server.port), timeout=10)) as sock:
-            sock.sendall(b"GET /info/help HTTP/1.1\r\nContent-Length: 5\r\n\r\nHELLO"
-                         b"GET /file/" + NAME.encode() + b" HTTP/1.1\r\nConnection: close\r\n\r\n")
+            sock.sendall(b"GET /info/help HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nHELLO"
+                         b"GET /file/" + NAME.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             answer = b""
             while True:
                 chunk = sock.recv(65536)
@@ -187,7 +187,7 @@ def test_a_request_body_is_skipped_and_keep_alive_goes_on(store):
 def test_client_text_in_the_access_log_is_escaped(store):
     lines = []
     with ApiServer(store, auth={"ops": "secret"}, access_log=lines.append) as server:
-        raw(server.port, b"GET /info/\x1b[2Jhelp\x07 HTTP/1.1\r\n\r\n")        # before auth: a 401
+        raw(server.port, b"GET /info/\x1b[2Jhelp\x07 HTTP/1.1\r\nHost: x\r\n\r\n")        # before auth: a 401
         raw(server.port, b"GET /\x1b]0;owned\x07 HTTP/9.9\r\n\r\n")             # a bad request line
     assert len(lines) == 2
     assert not any(ch in line for line in lines for ch in "\x1b\x07")
@@ -256,6 +256,6 @@ def test_stalled_reads_do_not_block_the_server(store):
     with ApiServer(store) as server:
         with closing(socket.create_connection(("127.0.0.1", server.port), timeout=10)) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            sock.sendall(b"GET /file/big.tar.gz HTTP/1.1\r\n\r\n")
+            sock.sendall(b"GET /file/big.tar.gz HTTP/1.1\r\nHost: x\r\n\r\n")
             assert select.select([sock], [], [], 10)[0]  # the answer has begun, and is not read
             assert requests.get(server.base_url + "info/help", timeout=10).status_code == 200

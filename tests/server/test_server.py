@@ -7,6 +7,7 @@ is an ApiServer with a recording hook plugged in).
 import base64
 import hashlib
 import http.client
+import io
 import json
 import os
 import socket
@@ -518,7 +519,7 @@ def test_dirstore_without_feed_is_empty(tmp_path, session):
         assert session.get(srv.base_url + "info/files").text == "No results found.\n"
 
 
-def test_dirstore_streams_large_files_in_chunks(tmp_path, session):
+def test_dirstore_sends_large_files_with_sendfile_never_through_memory(tmp_path, session, monkeypatch):
     name = "big.tar.gz"
     root = tmp_path / "m"
     (root / "info").mkdir(parents=True)
@@ -526,25 +527,29 @@ def test_dirstore_streams_large_files_in_chunks(tmp_path, session):
     (root / "file").mkdir()
     data = os.urandom(3 * 2**20 + 7)
     (root / "file" / name).write_bytes(data)
+    calls, reads = [], []
+    real_sendfile, real_read = os.sendfile, io.BufferedReader.read
+    monkeypatch.setattr(os, "sendfile", lambda *a: calls.append(a[2:]) or real_sendfile(*a))
     store = DirStore(root)
-    reads = []
     real_get = store.get
 
     def spying_get(file_name):
         info, fh = real_get(file_name)
-        original = fh.read
+        return info, Spy(fh.detach())
 
-        def read(n=-1):
+    class Spy(io.BufferedReader):  # not a plain file: the server copies it in chunks
+        def read(self, n=-1):
             reads.append(n)
-            return original(n)
+            return real_read(self, n)
 
-        fh.read = read
-        return info, fh
-
-    store.get = spying_get
     with ApiServer(store) as srv:
         r = session.get(srv.base_url + "file/" + name)
-    assert r.content == data
+        assert r.content == data
+        assert calls and calls[0] == (0, len(data))
+        r = session.get(srv.base_url + "file/" + name, headers={"Range": "bytes=100-"})
+        assert r.content == data[100:] and calls[-1] == (100, len(data) - 100)
+        store.get = spying_get
+        assert session.get(srv.base_url + "file/" + name).content == data
     assert reads and all(0 < n <= 64 * 1024 for n in reads)
 
 

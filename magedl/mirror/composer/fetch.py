@@ -90,6 +90,7 @@ def select(client, options, root: os.PathLike | str, *, jobs: int = 8, warn=None
     fetched *jobs* files at a time.
     """
     from magedl.composer.repository import ComposerRepository
+    from magedl.mirror.composer.advisories import sources_of
     from magedl.mirror.composer.select import resolve
 
     warn = warn or (lambda message: log.warning("%s", message))
@@ -101,6 +102,7 @@ def select(client, options, root: os.PathLike | str, *, jobs: int = 8, warn=None
         _follow_changes(client, repo, cache)
     selection = resolve(repos, options, warn, prefetch=lambda names: prefetch(repos, names, jobs))
     selection.cache = cache
+    selection.advisory_sources = sources_of(repos, options.advisories, warn)
     cache.complete = not selection.failures  # a failed lookup may leave files unread that are still wanted
     chosen = sum(len(v) for v in selection.packages.values())
     failed = f", {plural(len(selection.failures), 'requirement')} failed" if selection.failures else ""

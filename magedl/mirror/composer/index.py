@@ -162,8 +162,11 @@ def _newest_first(entries: list) -> list:
     return sorted(entries, key=lambda e: version_key(normalized(e)), reverse=True)
 
 
-def render(entries: Mapping[str, Iterable[dict]], url: str) -> dict:
-    """``packages.json`` and the p2 files for *entries* (name -> mirrored entries): ``{rel: bytes}``."""
+def render(entries: Mapping[str, Iterable[dict]], url: str, advisories: Optional[Mapping] = None) -> dict:
+    """``packages.json`` and the p2 files for *entries* (name -> mirrored entries): ``{rel: bytes}``.
+
+    *advisories* (name -> full advisories; None: the mirror carries none) go where Composer reads them.
+    """
     files = {}
     names = sorted(n for n, es in entries.items() if list(es))
     for name in names:
@@ -171,10 +174,23 @@ def render(entries: Mapping[str, Iterable[dict]], url: str) -> dict:
         for dev in (False, True):
             part = [e for e in versions if is_branch(e) == dev]
             if part or not dev:  # a package holding only branches still has its (empty) tagged file
-                files[p2_rel(name, dev)] = _dump({"packages": {name: _newest_first(part)}})
+                doc = {"packages": {name: _newest_first(part)}}
+                # Composer reads a package's advisories from its tagged file only.
+                files[p2_rel(name, dev)] = _dump(doc if dev else with_advisories(doc, advisories, name))
     root = {"packages": [], "metadata-url": f"{url_path(url)}p2/%package%.json", "available-packages": names}
-    files[PACKAGES] = _dump(root)
+    files[PACKAGES] = _dump(with_advisories(root, advisories))
     return files
+
+
+def with_advisories(doc: dict, advisories: Optional[Mapping], name: Optional[str] = None) -> dict:
+    """*doc* with the ``security-advisories`` key Composer reads (see :mod:`~magedl.mirror.composer.advisories`).
+
+    The root file says ``{"metadata": true}`` (read them from each p2 file, no API); a p2 file lists its
+    package's full advisories (``[]``: asked, none known; no key: never asked).
+    """
+    if advisories is not None and (name is None or name in advisories):
+        doc["security-advisories"] = {"metadata": True} if name is None else list(advisories[name])
+    return doc
 
 
 def _dump(doc) -> bytes:

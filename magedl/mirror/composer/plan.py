@@ -103,12 +103,16 @@ class ComposerPart:
         Requirements that could not be met (status ``failed``).
     url : str
         The URL the metadata is written for.
+    advisories : dict or None
+        The security advisories the p2 files carry, ``{name: [full advisory]}``
+        (:mod:`~magedl.mirror.composer.advisories`); None: the mirror carries none.
     """
 
     items: list = field(default_factory=list)
     metadata: dict = field(default_factory=dict)
     failures: list = field(default_factory=list)
     url: str = DEFAULT_URL
+    advisories: Optional[dict] = None
 
 
 def _reference(entry: Optional[dict]) -> str:

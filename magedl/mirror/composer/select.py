@@ -39,6 +39,7 @@ from magedl.errors import (
     UnsatisfiableError,
     UsageError,
 )
+from magedl.mirror.composer.advisories import AdvisoryOptions
 from magedl.mirror.composer.index import check_package_name
 from magedl.text import printable
 
@@ -78,6 +79,8 @@ class ComposerOptions:
     url : str or None
         Where clients reach ``DIR/composer/`` (normalised, ends with ``/``); None: keep the
         mirror's, or the default.
+    advisories : AdvisoryOptions
+        Where security advisories come from (:mod:`magedl.mirror.composer.advisories`).
     """
 
     requires: tuple = ()
@@ -87,6 +90,7 @@ class ComposerOptions:
     php: Optional[str] = None
     newest: bool = False
     url: Optional[str] = None
+    advisories: AdvisoryOptions = AdvisoryOptions()
 
     @property
     def selects(self) -> bool:
@@ -115,12 +119,15 @@ class Selection:
     cache : MetadataCache or None
         The metadata cache the selection was read through; ``cache.save()``
         keeps it (under the mirror's lock, not on a dry run).
+    advisory_sources : tuple of str
+        The security advisory APIs to ask (``--composer-advisories``, or what the repositories name).
     """
 
     packages: dict = field(default_factory=dict)
     repo_of: dict = field(default_factory=dict)
     failures: list = field(default_factory=list)
     cache: object = field(default=None, compare=False, repr=False)
+    advisory_sources: tuple = ()
 
     def entries(self):
         """(name, version_normalized, entry) of every version chosen, sorted."""

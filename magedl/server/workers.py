@@ -1,0 +1,92 @@
+"""The threads that answer requests: started when needed, kept while busy, reused when idle.
+
+A thread started per request costs more than answering a small file does
+(the start, and the hand-over to the new thread); one kept waiting for the
+next job costs only the hand-over. Threads beyond what the load needs end
+after ``idle_seconds`` without work, so a burst leaves no crowd behind.
+The connection loop (:mod:`magedl.server.connections`) bounds how many
+connections are held, and so how many jobs can run at once.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Callable
+
+__all__ = ["Workers"]
+
+
+class Workers:
+    """A pool of daemon threads running jobs from a queue.
+
+    Parameters
+    ----------
+    name : str
+        Thread name (shown in a debugger or ``py-spy``).
+    idle_seconds : float
+        How long a thread with no work waits for some before it ends.
+    """
+
+    def __init__(self, name: str, idle_seconds: float = 30.0):
+        self.name = name
+        self.idle_seconds = idle_seconds
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        # One permit per thread waiting for work: a job that takes one is sure to find a taker.
+        self._idle = threading.Semaphore(0)
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._stopped = False
+
+    def submit(self, job: Callable[[], None]) -> None:
+        """Run *job* on a waiting thread, or on a new one when none waits.
+
+        Raises
+        ------
+        RuntimeError
+            A new thread cannot be started (the caller drops the connection).
+        """
+        if not self._idle.acquire(blocking=False):
+            with self._lock:
+                self._threads += 1
+            try:
+                threading.Thread(target=self._run, name=self.name, daemon=True).start()
+            except BaseException:
+                with self._lock:
+                    self._threads -= 1
+                raise
+        self._jobs.put(job)
+
+    def stop(self) -> None:
+        """Make every waiting thread end (busy ones end after their job)."""
+        with self._lock:
+            self._stopped = True
+            count = self._threads
+        for _ in range(count):
+            self._jobs.put(None)
+
+    @property
+    def threads(self) -> int:
+        """Threads alive now (busy or waiting)."""
+        with self._lock:
+            return self._threads
+
+    def _run(self) -> None:
+        try:
+            while True:
+                try:
+                    job = self._jobs.get(timeout=self.idle_seconds)
+                except queue.Empty:
+                    if self._idle.acquire(blocking=False):
+                        return  # no job was promised to this thread: it may end
+                    continue  # a submitter took this thread's permit: its job is on the way
+                if job is None:
+                    return
+                job()
+                with self._lock:
+                    if self._stopped:
+                        return
+                self._idle.release()
+        finally:
+            with self._lock:
+                self._threads -= 1
