@@ -152,6 +152,11 @@ def test_the_served_pages_list_everything_and_run_no_planted_script(mdir, served
     assert {n for n in names if n not in dom.all_text} == set(), "packages missing from /composer/"
     dom = check_rendered(browser(tmp_path, "--dump-dom", served + "composer/browse/psr/log.html"), mdir, "psr/log")
     assert PLANTED in dom.all_text and "3.0.0" in dom.all_text
+    # The advisories the mirror carries mark the versions they affect (emulator: monolog 2.9.1, not 2.9.2).
+    page = browser(tmp_path, "--dump-dom", served + "composer/browse/monolog/monolog.html")
+    rows = {row.split("</b>", 1)[0].rsplit(">", 1)[-1]: row for row in page.split("<tr>")[1:] if "</b>" in row}
+    assert "PKSA-emu2-monolog-0002" in rows["2.9.1"] and "PKSA-emu2-monolog-0002" not in rows["2.9.2"]
+    assert "Security advisories (1)" in page
     for width in (1280, 390):
         shot = tmp_path / f"index-{width}.png"
         browser(tmp_path, f"--screenshot={shot}", f"--window-size={width},900", "--hide-scrollbars", served)

@@ -34,6 +34,8 @@ def test_pages_are_html_and_revalidated(site, path, rel):
     assert got.headers["Cache-Control"] == "no-cache" and got.headers["ETag"] and got.headers["Last-Modified"]
     head = requests.head(site.base_url + path)
     assert head.status_code == 200 and head.headers["Content-Length"] == str(len(PAGES[rel]))
+    again = requests.get(site.base_url + path, headers={"If-None-Match": got.headers["ETag"]})
+    assert again.status_code == 304 and again.headers["Cache-Control"] == "no-cache"
 
 
 def test_the_checksum_files_are_plain_text(site):
