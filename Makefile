@@ -26,7 +26,8 @@ lint: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) scripts/bench.py
 
-# Kills get (one stream and segmented) with SIGKILL at seeded moments, many times, then checks the bytes.
+# Kills get (one stream and segmented) with SIGKILL at seeded moments, many times, then checks the bytes;
+# then downloads from a server whose ranged answers disagree, and checks the md5 vouches for the bytes on disk.
 chaos: $(VENV)/.installed
 	$(PY) scripts/chaos.py
 

@@ -16,10 +16,10 @@ _EXPORTS = {
     "Release": "service.catalog",
     "parse_feed": "service.catalog",
     "select": "service.catalog",
-    "download": "transfer.download",
-    "Progress": "transfer.download",
-    "Result": "transfer.download",
-    "md5_file": "transfer.download",
+    "download": "transfer.one_file",
+    "Progress": "transfer.one_file",
+    "Result": "transfer.one_file",
+    "md5_file": "transfer.one_file",
     "MagedlError": "errors",
 }
 

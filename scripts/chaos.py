@@ -1,4 +1,4 @@
-"""`make chaos`: kill ``magedl get`` and ``magedl mirror`` with SIGKILL at random moments, then let them finish.
+"""`make chaos`: kill ``magedl get`` and ``magedl mirror`` with SIGKILL at random moments, and feed disagreeing answers.
 
 Each round starts the real command against the emulator on 127.0.0.1, waits
 until the emulator has served a seeded random number of bytes of the file
@@ -12,10 +12,17 @@ on disk and right. After the kills, one run goes to the end. Then:
 - the bytes the emulator served stay within one copy of the file plus half a
   second of transfer per kill (the sidecar is saved at least every 0.5 s).
 
-``tests/transfer/test_crashloop.py`` runs a short loop of each kind; this
-script runs longer ones::
+Then the divergence runs (issue 17): a server whose 206 answers carry other
+bytes than its 200 answer under the same ETag, a disk slowed to tens of MB/s
+(injected at :class:`magedl.transfer.disk.Disk`), ``--connections N`` or the
+default adaptive split, seeded random tunings. Every run must end either in
+exit 6 (the md5 refuses the splice) or with the bytes on disk matching the
+md5 it reports.
 
-    python scripts/chaos.py [--kills 25] [--rounds 3] [--seed 1] [--size-mib 16]
+``tests/transfer/test_crashloop.py`` and ``tests/transfer/test_divergence.py``
+run short loops of each kind; this script runs longer ones::
+
+    python scripts/chaos.py [--kills 25] [--rounds 3] [--seed 1] [--size-mib 16] [--divergent 60]
 """
 
 import argparse
@@ -27,12 +34,26 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from magedl.emulator import Emulator, demo_catalogue, make_file
-from magedl.paths import PART_SUFFIX, STATE_SUFFIX
-from magedl.server import MemoryStore
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the loopback server of the tests
+
+from transfer.loopback import Loopback  # noqa: E402
+
+from magedl.config import Settings  # noqa: E402
+from magedl.emulator import Emulator, demo_catalogue, make_file  # noqa: E402
+from magedl.errors import IntegrityError  # noqa: E402
+from magedl.paths import PART_SUFFIX, STATE_SUFFIX  # noqa: E402
+from magedl.server import MemoryStore  # noqa: E402
+from magedl.service.api import Client  # noqa: E402
+from magedl.service.catalog import Release  # noqa: E402
+from magedl.service.retry import RetryPolicy  # noqa: E402
+from magedl.transfer import disk as disklib  # noqa: E402
+from magedl.transfer.fetch import fetch_release  # noqa: E402
+from magedl.transfer.options import TransferOptions, Tuning  # noqa: E402
 
 BIG = "Magento-CE-2.4.7.tar.gz"
 
@@ -219,6 +240,102 @@ def mirror_crash_loop(emulator, root, *, kills, seed, rate, jobs=2, timeout=60):
     return MirrorOutcome(done_kills, emulator.bytes_sent(), allowance, problems)
 
 
+@contextmanager
+def slow_disk(rate):
+    """Every write through :class:`magedl.transfer.disk.Disk` takes as long as *rate* bytes/s allows.
+
+    The sleep is the slow disk itself (a NAS, a busy VM disk), not a way of
+    waiting for something: nothing is synchronised on it.
+    """
+    original = disklib.Disk.write
+
+    def write(self, block, at, *args, **kwargs):
+        original(self, block, at, *args, **kwargs)
+        time.sleep(len(block) / rate)  # the page lands at once, the writer is busy a while
+
+    disklib.Disk.write = write
+    try:
+        yield
+    finally:
+        disklib.Disk.write = original
+
+
+@dataclass
+class DivergentRun:
+    """One download from a server whose ranged answers disagree with its whole-file answer."""
+
+    setting: str  # what was drawn, to replay it
+    outcome: str  # "verified" (bytes on disk match the md5), "refused" (exit 6), or what went wrong
+
+    @property
+    def ok(self):
+        return self.outcome in ("verified", "refused")
+
+
+def divergent_tuning(rnd):
+    """A random small tuning: blocks larger or smaller than the smallest split, pieces of any size."""
+    return Tuning(block=rnd.choice([16, 64, 256, 1024]) << 10,
+                  piece=rnd.choice([32, 128, 1024]) << 10, min_split=rnd.choice([16, 64, 256]) << 10,
+                  align=rnd.choice([4, 64]) << 10, expand_after=rnd.choice([0.01, 0.05]),
+                  progress_interval=0)
+
+
+def divergent_run(data, folder, rnd, mode, rate=None):
+    """Fetch *data* once from a server whose 206 answers are garbled at their start; judge the outcome.
+
+    *mode*: ``"connections"`` (``--connections N``, all open at once, blocks
+    larger than the smallest split), ``"adaptive"`` (the default options: one connection,
+    split once it proves slow) or ``"random"`` (adaptive with a random small tuning).
+    """
+    md5 = hashlib.md5(data).hexdigest()
+    garble = rnd.choice([4, 64, 256]) << 10
+    garble_count = rnd.choice([1, None])
+    when = None
+    rate = rate or rnd.choice([20, 40, 80]) << 20
+    if mode == "adaptive":
+        options = TransferOptions()
+    elif mode == "connections":
+        # Blocks larger than the smallest split: a split may then cut into a block its worker holds.
+        tuning = Tuning(block=256 << 10, piece=1 << 20, min_split=16 << 10, align=4 << 10,
+                        progress_interval=0)
+        options = TransferOptions(connections=rnd.choice([2, 4, 8]), adaptive=False, tuning=tuning)
+        when = lambda start, end: start % tuning.piece != 0  # noqa: E731 - answers to splits, not whole pieces
+    else:
+        options = TransferOptions(tuning=divergent_tuning(rnd))
+    setting = (f"{mode}: {options.connections} connections, {rate >> 20} MB/s disk, garble {garble >> 10} KiB "
+               f"of {'every' if garble_count is None else 'the first'} 206, {options.tuning}")
+    release = Release(name="Magento Open Source 2.4.7", file_name=BIG, version="2.4.7", type="ce-full", md5=md5)
+    with Loopback(data) as server, slow_disk(rate):
+        server.garble, server.garble_count, server.garble_when = garble, garble_count, when
+        client = Client(Settings(server.base_url, None), retry=RetryPolicy(attempts=4, backoff=0.01),
+                        timeout=(5.0, 10.0))
+        try:
+            result = fetch_release(client, release, folder, options)
+        except IntegrityError as exc:
+            return DivergentRun(setting, "refused" if exc.exit_code == 6 and not (folder / BIG).exists()
+                                else f"exit {exc.exit_code} with a file in place: {exc}")
+        except Exception as exc:  # noqa: BLE001 - reported as the run's outcome
+            return DivergentRun(setting, f"{type(exc).__name__}: {exc}")
+    on_disk = hashlib.md5((folder / BIG).read_bytes()).hexdigest()
+    if on_disk != result.md5 or result.md5 != md5:
+        return DivergentRun(setting, f"reported md5 {result.md5}, the bytes on disk have {on_disk}")
+    return DivergentRun(setting, "verified")
+
+
+def divergent_runs(count, seed, size=16 << 20, modes=("connections", "adaptive", "random"), rate=None, report=None):
+    """*count* seeded :func:`divergent_run` s, cycling through *modes*; returns them all."""
+    data = make_file(BIG, size, seed=seed)
+    runs = []
+    for i in range(count):
+        rnd = random.Random(seed * 100_003 + i)
+        with tempfile.TemporaryDirectory(prefix="magedl-chaos-") as folder:
+            run = divergent_run(data, Path(folder), rnd, modes[i % len(modes)], rate)
+        runs.append(run)
+        if report is not None:
+            report(i, run)
+    return runs
+
+
 def emulator_with(size, seed=7):
     store = MemoryStore(*demo_catalogue(big_size=64 << 10))
     store.replace(BIG, make_file(BIG, size, seed=seed))
@@ -232,6 +349,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--size-mib", type=int, default=16, help="file size (default 16 MiB)")
     parser.add_argument("--rate-mib", type=float, default=4, help="MiB/s per connection (default 4)")
+    parser.add_argument("--divergent", type=int, default=60,
+                        help="downloads from a server whose ranged answers disagree (default 60)")
     args = parser.parse_args(argv)
     size, rate = args.size_mib << 20, int(args.rate_mib * (1 << 20))
     failed = 0
@@ -259,6 +378,17 @@ def main(argv=None):
                   f"{'ok' if out.ok else 'FAILED'}", flush=True)
     finally:
         emulator.stop()
+
+    def report(i, run):
+        if not run.ok:
+            print(f"divergent run {i}: {run.outcome} ({run.setting}): FAILED", flush=True)
+
+    runs = divergent_runs(args.divergent, args.seed, size, report=report)
+    bad = sum(not r.ok for r in runs)
+    failed += bad
+    print(f"divergent seed {args.seed}: {len(runs)} runs, {sum(r.outcome == 'verified' for r in runs)} verified, "
+          f"{sum(r.outcome == 'refused' for r in runs)} refused (exit 6), {bad} wrong: {'ok' if not bad else 'FAILED'}",
+          flush=True)
     return 1 if failed else 0
 
 

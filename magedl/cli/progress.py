@@ -11,7 +11,7 @@ each ends. Sizes and rates are binary (KiB, MiB), as ``--limit-rate`` takes
 them. tqdm is imported only when a bar is drawn.
 
 This is terminal code; the transfer engine only calls a callback with
-:class:`magedl.transfer.download.Progress` and never imports this module.
+:class:`magedl.transfer.one_file.Progress` and never imports this module.
 """
 
 import logging

@@ -7,12 +7,13 @@ the body is a plain one with a known length (the usual case for a file),
 :func:`body` fills each block itself, one socket read after another into the
 same buffer, and keeps http.client's count of what is left, so the
 connection goes back to the pool for the next request once the body is done.
-Those blocks are page-aligned buffers, reused (:class:`_Pool`), and a block
-cut short on a slow link still ends on a page (the rest starts the next
-one), so the writer can send them to the disk directly
-(:mod:`magedl.transfer.disk`). Anything else (chunked, encoded, no length,
-not urllib3 and http.client underneath, a ``file://`` answer) is read
-through ``read1``.
+Those blocks are views of page-aligned buffers from a
+:class:`magedl.transfer.pipeline.Buffers`, and a block cut short on a slow
+link still ends on a page (the rest starts the next one), so the writer can
+send them to the disk directly (:mod:`magedl.transfer.disk`). Anything else
+(chunked, encoded, no length, not urllib3 and http.client underneath, a
+``file://`` answer) is read through ``read1``. Whether the urllib3 public
+``readinto`` would do as well is measured in ``docs/transfer.md``.
 
 Either way a cut connection loses nothing already received: a block is
 handed on with the bytes that arrived before the error, and the error is
@@ -27,7 +28,7 @@ import requests
 import urllib3
 
 from magedl.service import sniff
-from magedl.transfer.disk import PAGE, aligned
+from magedl.transfer.disk import PAGE
 
 READ_ERRORS = (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError)
 # A block is handed on after this long even if not full, so progress, the
@@ -40,16 +41,16 @@ def encoded(headers) -> bool:
     return headers.get("Content-Encoding", "identity").lower() not in ("identity", "")
 
 
-def body(response, chunk: int, pooled: bool = True):
-    """The body's bytes as they arrive, at most *chunk* at a time (bytes-like blocks).
+def body(response, buffers):
+    """The body's bytes as they arrive, at most ``buffers.size`` at a time (bytes-like blocks).
 
-    *pooled*: a large body comes in reused page-aligned buffers, which a
-    direct write needs; ``False`` for a body whose blocks go through the page
-    cache anyway (each block then has a buffer of its own, freed once written).
+    A large plain body comes in views of buffers taken from *buffers* (a
+    :class:`magedl.transfer.pipeline.Buffers`); whoever holds a block last gives its buffer back.
     """
+    chunk = buffers.size
     plain = _plain(response)
     if plain is not None:
-        yield from _fill(response.raw, plain, chunk, pooled)
+        yield from _fill(response.raw, plain, buffers)
         return
     read1 = getattr(response.raw, "read1", None)
     if read1 is None:  # urllib3 1.x, or a file:// response
@@ -71,67 +72,13 @@ def _plain(response):
     return hc
 
 
-class _Pool:
-    """Page-aligned buffers of *size* bytes for one body, each reused once no view of it is left.
-
-    A fresh ``bytearray`` per block costs a zero-fill pass over every byte,
-    and its start is not page-aligned, which a direct write needs
-    (:mod:`magedl.transfer.disk`). A block handed on is a view of its
-    buffer, held a while by the writer's and the hasher's queues (or inside a
-    ``pwrite`` or an md5 update, without the interpreter lock), so a buffer
-    is taken again only when no view of it exists: the map's own count of
-    exported views says so (:func:`_unviewed`), which does not depend on how
-    an interpreter counts references. At most :data:`KEEP` are kept; past
-    that, or where the check is not available, a block gets a buffer of its own.
-    """
-
-    KEEP = 16  # the writer's and the hasher's queues (4 + 4 MiB) and a few in hand, in 1 MiB blocks
-
-    def __init__(self, size):
-        self.size = size
-        self._buffers = []
-
-    def take(self):
-        for buf in self._buffers:
-            if _unviewed(buf):
-                return buf
-        buf = aligned(self.size)
-        if len(self._buffers) < self.KEEP and _CAN_TELL:
-            self._buffers.append(buf)
-        return buf
-
-
-def _unviewed(buf) -> bool:
-    """Whether no view of the map *buf* is left: ``mmap`` refuses to resize while one is."""
-    try:
-        buf.resize(len(buf))  # the same size: nothing moves (Linux mremap), 0.6 µs
-    except (BufferError, OSError, SystemError, ValueError, TypeError):  # a view, or no resize here (_CAN_TELL)
-        return False
-    return True
-
-
-def _can_tell() -> bool:
-    """Whether :func:`_unviewed` works on this platform (a resize of an anonymous map)."""
-    try:
-        probe = aligned(PAGE)
-        with memoryview(probe):
-            if _unviewed(probe):
-                return False
-        return _unviewed(probe)
-    except (OSError, ValueError):
-        return False
-
-
-_CAN_TELL = _can_tell()
-
-
-def _fill(raw, hc, chunk, pooled):
-    fp = hc.fp
-    pool = _Pool(chunk) if pooled and hc.length > chunk else None  # small bodies: a bytearray is cheaper
+def _fill(raw, hc, buffers):
+    fp, chunk = hc.fp, buffers.size
+    pooled = hc.length > chunk  # a body of one block: a bytearray of its size is cheaper
     tail = b""  # received after the last whole page of a block cut short: it starts the next block
     while hc.length or tail:
         size = min(chunk, len(tail) + hc.length)
-        view = memoryview(pool.take() if pool else bytearray(size))[:size]
+        view = memoryview(buffers.take() if pooled else bytearray(size))[:size]
         view[:len(tail)] = tail
         filled, cut, error = len(tail), False, None
         deadline = time.monotonic() + FILL_TIME
@@ -158,7 +105,9 @@ def _fill(raw, hc, chunk, pooled):
         tail = bytes(view[keep:filled])
         if keep:
             yield view[:keep]
-        del view  # the pool may take this buffer again once the consumer lets go of the block
+        elif pooled:
+            buffers.give(view)  # nothing of it was handed on
+        del view  # the block handed on is the consumer's now
         if error is not None:
             raise error if isinstance(error, OSError) else OSError(errno.EBADF, str(error))
         if not filled:

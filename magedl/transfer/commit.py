@@ -6,31 +6,39 @@ that is two disk flushes per file, most of a small file's cost, and the job
 waits for both before it can start the next file. With a :class:`Committer`
 (one per :func:`magedl.transfer.fetch.fetch_many` run) a job hands the
 finished file over and goes on; the committer's thread takes every file
-handed over since its last batch, starts writeback of all of them, waits for
-each (the first wait commits the journal for all), renames each, then syncs
-each folder once. Only then is each file reported, so what a caller sees is
-unchanged: a file reported as fetched is complete and durably in place, and
-it keeps its lock until then. Only the flushes are shared.
+handed over since its last batch, syncs them, renames each whose sync
+succeeded, then syncs each folder once. Only then is each file reported, so
+what a caller sees is unchanged: a file reported as fetched is complete and
+durably in place, and it keeps its lock until then. Only the flushes are shared.
+
+A batch is synced per filesystem (its files grouped by ``st_dev``: a
+sub-folder may be another mount): a lone file with its own ``fdatasync``;
+several with one ``syncfs`` where the kernel reports writeback errors through
+it (Linux 5.8 and later; before, it returned 0 even after one), otherwise
+writeback of all started first and then each file's ``fdatasync``. A file
+whose sync failed is never renamed: it keeps its partial name and sidecar,
+and its error is reported (invariant 5 of :mod:`magedl.transfer`).
 """
 
 import logging
 import os
+import platform
 import threading
 from pathlib import Path
 from typing import Callable, List, Optional
 
 from magedl.fsutil import fsync_dir
+from magedl.transfer.disk import start_writeback
 
 log = logging.getLogger(__name__)
-_fadvise = getattr(os, "posix_fadvise", None)
 MAX_PENDING = 64  # files handed over and not yet in place; each holds two descriptors
 
 
 class _Handover:
-    __slots__ = ("fd", "part", "dest", "settle", "error", "moved")
+    __slots__ = ("fd", "part", "dest", "on_committed", "error", "moved")
 
-    def __init__(self, fd, part, dest, settle):
-        self.fd, self.part, self.dest, self.settle = fd, part, Path(dest), settle
+    def __init__(self, fd, part, dest, on_committed):
+        self.fd, self.part, self.dest, self.on_committed = fd, part, Path(dest), on_committed
         self.error: Optional[OSError] = None
         self.moved = False
 
@@ -54,17 +62,17 @@ class Committer:
     def __exit__(self, *exc):
         self.close()
 
-    def submit(self, fd: int, part, dest, settle: Callable[[Optional[OSError]], None]) -> None:
+    def submit(self, fd: int, part, dest, on_committed: Callable[[Optional[OSError]], None]) -> None:
         """Hand over the partial file open as *fd*, complete and cut to size; return at once.
 
         The committer syncs it, renames *part* to *dest*, syncs the folder,
-        closes *fd*, then calls ``settle(None)``, or ``settle(error)`` with
+        closes *fd*, then calls ``on_committed(None)``, or ``on_committed(error)`` with
         the :class:`OSError` of the sync or rename (nothing renamed then).
         It waits only while :data:`MAX_PENDING` files are already waiting.
         """
         with self._cond:
             self._cond.wait_for(lambda: len(self._pending) < MAX_PENDING)
-            self._pending.append(_Handover(fd, part, dest, settle))
+            self._pending.append(_Handover(fd, part, dest, on_committed))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, daemon=True, name="magedl-commit")
                 self._thread.start()
@@ -94,38 +102,64 @@ class Committer:
                     if not h.moved and h.error is None:  # _apply itself failed: never report success
                         h.error = OSError(f"{h.part} was not moved into place")
                     try:
-                        h.settle(h.error)
+                        h.on_committed(h.error)
                     except Exception:  # a report that failed must not lose the others
                         log.exception("reporting %s failed", h.dest)
 
 
 def _apply(batch: List[_Handover]) -> None:
-    """Sync every file of *batch*, rename those that synced, sync their folders once each."""
-    synced = len(batch) > 1 and _syncfs(batch[0].fd)
-    if not synced and _fadvise is not None and len(batch) > 1:
-        for h in batch:  # start every writeback first, so the waits below overlap
-            try:
-                _fadvise(h.fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            except OSError:
-                pass
+    """Sync every file of *batch* per filesystem, rename those that synced, sync their folders once each."""
+    groups = {}
+    for h in batch:
+        try:
+            groups.setdefault(os.fstat(h.fd).st_dev, []).append(h)
+        except OSError as exc:
+            h.error = exc
+    how = []
+    for group in groups.values():
+        how.append(_sync_group(group))
     folders = []
     for h in batch:
         try:
-            if not synced:
-                os.fdatasync(h.fd)
-            os.replace(h.part, h.dest)  # replaces a link at dest, never writes through it
+            if h.error is None:
+                os.replace(h.part, h.dest)  # replaces a link at dest, never writes through it
+                h.moved = True
+                if h.dest.parent not in folders:
+                    folders.append(h.dest.parent)
         except OSError as exc:
             h.error = exc
-            continue
         finally:
             os.close(h.fd)
-        h.moved = True
-        if h.dest.parent not in folders:
-            folders.append(h.dest.parent)
     for folder in folders:
         fsync_dir(folder)
     log.debug("moved %d of %d files into place (%s) with %d folder syncs", sum(h.moved for h in batch), len(batch),
-              "one syncfs" if synced else "fdatasync each", len(folders))
+              ", ".join(how), len(folders))
+
+
+def _sync_group(group: List[_Handover]) -> str:
+    """Sync the files of one filesystem; a file whose sync failed gets its error (and is not renamed)."""
+    if len(group) > 1 and _syncfs(group[0].fd):
+        return f"one syncfs for {len(group)}"
+    if len(group) > 1:
+        for h in group:  # start every writeback first, so the waits below overlap
+            start_writeback(h.fd)
+    for h in group:
+        try:
+            os.fdatasync(h.fd)
+        except OSError as exc:
+            h.error = exc
+    return f"fdatasync for {len(group)}"
+
+
+def _syncfs_reports_errors() -> bool:
+    """Whether ``syncfs`` returns writeback errors here: Linux 5.8 and later."""
+    if platform.system() != "Linux":
+        return False
+    try:
+        major, minor = (int(part) for part in platform.release().split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) >= (5, 8)
 
 
 _libc = []
@@ -140,14 +174,15 @@ def _syncfs(fd: int) -> bool:
     scope is the whole file system, so it may also write what other
     programs left dirty; that is only time, never correctness. Returns False
     where it is not available or failed (then each file is synced on its
-    own, which also names the file whose write failed).
+    own, which also names the file whose write failed), and where it
+    would not report a failed write (before Linux 5.8).
     """
     if not _libc:
         try:
             import ctypes
 
             libc = ctypes.CDLL(None, use_errno=True)
-            _libc.append(libc.syncfs if hasattr(libc, "syncfs") else None)
+            _libc.append(libc.syncfs if hasattr(libc, "syncfs") and _syncfs_reports_errors() else None)
         except (OSError, AttributeError, ImportError):
             _libc.append(None)
     syncfs = _libc[0]

@@ -2,8 +2,8 @@
 
 A write through the page cache copies every byte once more (into the cache)
 and leaves the kernel to write the pages back later, and the final fsync to
-wait for them; on a fast link that is CPU the md5 needs (issue 12: 1 GiB
-cost about 0.4 s of a core). A write with ``O_DIRECT`` goes from our buffer
+wait for them; on a fast link that is CPU the md5 needs (figures in
+``docs/transfer.md``). A write with ``O_DIRECT`` goes from our buffer
 to the disk: no copy, nothing left dirty. It needs a page-aligned buffer, a
 page-aligned offset and a whole number of pages, which the blocks of
 :mod:`magedl.transfer.body` are (aligned buffers, filled in whole pages),
@@ -19,28 +19,44 @@ the link. :class:`Disk` therefore writes direct only
   filesystem, a spinning disk) turns it off too, since there the page
   cache's write-behind is what hides the disk.
 
-The writes run on a thread of their own (:class:`BehindWriter`), so the
-network thread never waits for the disk.
+One writer per file (invariant 4 of :mod:`magedl.transfer`): a direct write
+and a cached write never share a page, because a direct write covers whole
+pages from a page boundary and a short one leaves its rest to the page
+cache, in the same call, before the next block is written.
 
 Durability is unchanged: the bytes a sidecar counts and the finished file
 are still synced with ``fdatasync`` (which also flushes the disk's cache
 for the direct writes) before they are relied on.
 """
 
-import collections
 import errno
 import mmap
 import os
-import threading
 import time
 
 PAGE = 4096
 _O_DIRECT = getattr(os, "O_DIRECT", 0)  # Linux only; elsewhere every write goes through the page cache
 # Direct writes stop after two windows of SLOW_WINDOW bytes in a row written slower than SLOW_DISK
 # bytes/s. Two, and a rate well below a local disk's: a write's time includes waiting for the
-# interpreter lock afterwards, which on a busy machine made one window of a 1 GB/s disk look like 380 MB/s.
+# interpreter lock afterwards, which on a busy machine makes a fast disk look slow now and then.
 SLOW_DISK = 256 << 20
 SLOW_WINDOW = 32 << 20
+_fadvise = getattr(os, "posix_fadvise", None)  # not on macOS or Windows
+
+
+def start_writeback(fd: int, start: int = 0, length: int = 0) -> None:
+    """Start writing ``[start, start + length)`` of *fd* to disk without waiting, and drop it from memory once clean.
+
+    ``POSIX_FADV_DONTNEED`` on Linux (``length`` 0: to the end of the file);
+    a no-op where it is missing. Used for bytes that are not read again: a
+    later ``fdatasync`` then has little left to wait for.
+    """
+    if _fadvise is None:
+        return
+    try:
+        _fadvise(fd, start, length, os.POSIX_FADV_DONTNEED)
+    except OSError:
+        pass
 
 
 def aligned(size: int) -> mmap.mmap:
@@ -87,14 +103,14 @@ class Disk:
         """Whether blocks may still go straight to the disk."""
         return self._direct is not None
 
-    def write(self, block, at: int, reread: bool = False) -> None:
+    def write(self, block, at: int, cached: bool = False) -> None:
         """Write all of *block* at offset *at* (``OSError`` from the disk as it comes).
 
-        *reread*: the bytes will be read back soon (the hasher's read-back of
-        out-of-order pieces), so they go through the page cache whatever they are.
+        *cached*: through the page cache whatever the block is (the hasher
+        will read these bytes back soon: out of order).
         """
         view = memoryview(block)
-        if self._direct is not None and not reread and _qualifies(view, at):
+        if self._direct is not None and not cached and _qualifies(view, at):
             try:
                 self._write_direct(view, at)
                 return
@@ -141,117 +157,3 @@ def _reopen_direct(fd):
         return os.open(f"/proc/self/fd/{fd}", os.O_WRONLY | _O_DIRECT | getattr(os, "O_CLOEXEC", 0))
     except OSError:  # no /proc, or the filesystem refuses O_DIRECT (tmpfs)
         return None
-
-
-class Writer:
-    """Writes each block on the caller's thread, then calls ``landed(block, at, tag)``.
-
-    For small files, where a thread costs more than it saves.
-    :class:`BehindWriter` is the same contract on a thread of its own.
-    """
-
-    def __init__(self, disk: Disk, landed):
-        self.disk, self._landed = disk, landed
-
-    @property
-    def alive(self) -> bool:
-        """Whether a thread may still write through the file's descriptors."""
-        return False
-
-    def put(self, block, at: int, tag=None, reread: bool = False) -> None:
-        """Write *block* at *at* (or queue it), then report it landed; a disk error is raised here.
-
-        *reread*: see :meth:`Disk.write`.
-        """
-        self.disk.write(block, at, reread)
-        self._landed(block, at, tag)
-
-    def drain(self) -> None:
-        """Return once everything put has landed."""
-
-    def close(self, discard: bool = False) -> None:
-        """Stop writing; *discard* drops what was put and has not been written."""
-        self.disk.close()
-
-
-class BehindWriter(Writer):
-    """Writes blocks on its own thread, in the order they were put, so the network thread goes on receiving.
-
-    A direct write returns only once the disk has the bytes (0.2 ms per 256
-    KiB here); on the receiving thread that wait cost the HTTPS case about
-    0.4 s per 512 MiB. *landed* runs on this thread after each write, so
-    whatever counts bytes as written (the sidecar, the hasher's read-backs)
-    only ever sees bytes that are. A disk error stops the thread; the next
-    :meth:`put` or :meth:`drain` raises it.
-    """
-
-    def __init__(self, disk: Disk, landed, limit: int = 4 << 20):
-        super().__init__(disk, landed)
-        self._limit = limit
-        self._queue = collections.deque()  # (block, at, tag, reread)
-        self._queued = 0
-        self._writing = False
-        self._closed = False
-        self._error = None
-        self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="magedl-writer")
-        self._thread.start()
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def put(self, block, at: int, tag=None, reread: bool = False) -> None:
-        with self._cond:
-            self._cond.wait_for(lambda: self._queued < self._limit or self._error or self._closed)
-            self._check()
-            self._queue.append((block, at, tag, reread))
-            self._queued += len(block)
-            self._cond.notify_all()
-
-    def drain(self) -> None:
-        with self._cond:
-            self._cond.wait_for(lambda: not (self._queue or self._writing) or self._error or self._closed)
-            self._check()
-
-    def close(self, discard: bool = False) -> None:
-        with self._cond:
-            if discard:
-                self._queue.clear()
-                self._queued = 0
-            self._closed = True
-            self._cond.notify_all()
-        self._thread.join(timeout=5)
-        if not self._thread.is_alive():  # else a write hangs (a dead network disk): its descriptor stays open
-            self.disk.close()
-
-    def _check(self):
-        if self._error is not None:
-            raise self._error
-        if self._closed:
-            raise OSError(errno.EBADF, "the file is closed for writing")
-
-    def _run(self):
-        while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._queue or self._closed)
-                if not self._queue:
-                    return
-                block, at, tag, reread = self._queue.popleft()
-                self._writing = True
-            try:
-                self.disk.write(block, at, reread)
-                self._landed(block, at, tag)
-            except BaseException as exc:  # a full disk, or a bug: raised to whoever puts or drains next
-                with self._cond:
-                    self._error = exc if isinstance(exc, Exception) else OSError(errno.EINTR, str(exc))
-                    self._queue.clear()
-                    self._queued = 0
-                    self._writing = False
-                    self._cond.notify_all()
-                return
-            with self._cond:
-                self._queued -= len(block)
-                self._writing = False
-                self._cond.notify_all()
-            del block, tag  # the buffer goes back to its pool while this thread waits

@@ -27,7 +27,7 @@ from magedl.paths import check_name, destination
 from magedl.service.api import Client
 from magedl.service.retry import RetryPolicy
 from magedl.transfer.commit import Committer
-from magedl.transfer.download import Download, Progress, Result, download
+from magedl.transfer.one_file import Download, Progress, Result, download
 from magedl.transfer.options import CONNECT_TIMEOUT, DEFAULT_TIMEOUT, MAX_CONNECTIONS, TransferOptions
 from magedl.transfer.ratelimit import RateLimiter
 from magedl.transfer.shared import Budget, Shared
@@ -148,13 +148,13 @@ def fetch_many(client, releases, folder, options: Optional[TransferOptions] = No
                 dest = place(release.file_name)  # refuses an unsafe name before any request
                 claims.claim(dest)  # the same file listed twice: the second waits for the first, then skips
 
-                def deliver(outcome, release=release, dest=dest):
+                def report_outcome(outcome, release=release, dest=dest):
                     claims.release(dest)
                     post((release, outcome))
 
                 job = Download(client, client.file_url(release.file_name), dest, file_name=release.file_name,
                                md5=release.md5, options=options, progress=progress, cancel=cancel,
-                               limiter=limiter, shared=Shared(committer, deliver, budget))
+                               limiter=limiter, shared=Shared(committer, report_outcome, budget))
                 budget.hold()
                 try:
                     outcome = job.run()
@@ -166,7 +166,7 @@ def fetch_many(client, releases, folder, options: Optional[TransferOptions] = No
                 outcome = exc
             if job is not None and pace.observe(job.waited):
                 spawn()
-            if outcome is not None:  # None: the committer delivers it once the file is in place
+            if outcome is not None:  # None: the committer reports it once the file is in place
                 if dest is not None:
                     claims.release(dest)
                 post((release, outcome))

@@ -1,22 +1,19 @@
-"""Hash a file in order, from a background thread, as its bytes land.
+"""Hash a file in order as its bytes are written: from the written blocks, or read back from the file.
 
 Segmented transfers write a file out of order; md5 and sha256 must see it in
-order. :class:`PrefixHasher` follows the contiguous prefix that the writers
-have completed and hashes each newly completed stretch on its own thread.
-hashlib releases the GIL on large buffers, so hashing runs on the second core
-while the network threads keep receiving.
+order. The writer hands each block to the hasher once the block is in the
+file (:meth:`Hasher.add`); a block that continues exactly where the hashed
+stream ends is hashed from memory, and the hasher gives its buffer back
+afterwards. Other blocks (later segments' bytes, landing out of order) are
+read back from the file once the writer says the prefix before them is
+complete (:meth:`Hasher.written_up_to`). So the hasher only ever sees bytes
+the file holds (invariant 2 of :mod:`magedl.transfer`), and the file is never
+read a second time after the download.
 
-Two calls feed it. :meth:`~PrefixHasher.offer` hands over a block as it
-arrives, before it is written, and is taken only if it continues exactly
-where the hashed and queued bytes end: a single-stream download is hashed
-from memory, in parallel with its writes. :meth:`~PrefixHasher.advance`
-says that ``[0, end)`` is written, so what was not offered (other segments'
-bytes, landing out of order) may be read back from the file right behind
-the writers. Everything below the hasher's target is therefore either
-queued or written. When the queue is full, an offer waits for the hasher
-(on a fast link md5 is the slower of the two, and reading the bytes back
-would only add work to the busiest core). Either way the file is never read
-a second time after the download.
+:class:`Hasher` runs on its own thread (hashlib releases the interpreter
+lock on large buffers, so md5 runs on the second core while the network and
+the writer go on); :class:`InlineHasher` does the same work on the caller's
+thread, for files too small to be worth a thread.
 """
 
 import collections
@@ -24,10 +21,11 @@ import hashlib
 import os
 import threading
 
-BLOCK = 1 << 20
-QUEUE_MAX = 2 << 20  # bytes held in memory for the hasher; past this the writer waits (or it reads back)
+from magedl.transfer.disk import start_writeback
+
+BLOCK = 1 << 20  # bytes read back at a time
+QUEUE_MAX = 4 << 20  # bytes of written blocks waiting for the hasher; past this the writer waits
 FLUSH_EVERY = 32 << 20  # bytes between two starts of writeback
-_fadvise = getattr(os, "posix_fadvise", None)
 
 
 def file_digests(path, algorithms=("md5",), block=BLOCK):
@@ -40,71 +38,124 @@ def file_digests(path, algorithms=("md5",), block=BLOCK):
     return {name: h.hexdigest() for name, h in hashers.items()}
 
 
-class PrefixHasher:
-    """Digests of ``fd``'s bytes ``[0, n)``, kept up to date as *n* grows.
+def _read_back(fd, start, end):
+    """The file's bytes ``[start, end)``, a block at a time."""
+    while start < end:
+        chunk = os.pread(fd, min(BLOCK, end - start), start)
+        if not chunk:  # the file is shorter than the writer claimed
+            raise OSError(f"partial file ends at byte {start}, expected {end}")
+        yield chunk
+        start += len(chunk)
+
+
+class InlineHasher:
+    """Digests of ``fd``'s bytes ``[0, n)`` as *n* grows, computed on the caller's thread.
 
     Parameters
     ----------
     fd : int
-        An open file descriptor of the partial file (read with ``os.pread``).
+        The partial file (read with ``os.pread``).
     algorithms : tuple of str
         hashlib names, e.g. ``("md5", "sha256")``.
-    queue_max : int
-        Bytes held in memory for the hasher thread.
-    wait : bool
-        When the queue is full, a writer waits for room (``True``) or leaves
-        the block to be read back from the file (``False``).
+    give_back : callable
+        Called with each block :meth:`add` took, once hashed (its buffer is free again).
     """
 
-    def __init__(self, fd, algorithms=("md5",), queue_max=QUEUE_MAX, wait=True):
+    def __init__(self, fd, algorithms=("md5",), give_back=None):
         self._fd = fd
         self._hashers = {name: hashlib.new(name) for name in algorithms}
+        self._give_back = give_back or (lambda block: None)
+        self._end = 0  # hashed (or, threaded, queued) up to here
+
+    def expects(self, at) -> bool:
+        """Whether a block written at *at* would continue the hashed stream."""
+        return at == self._end
+
+    def add(self, block, at) -> bool:
+        """Take *block*, just written at *at*, if it continues the stream; the caller keeps it otherwise."""
+        if at != self._end:
+            return False
+        self._update(block)
+        self._end += len(block)
+        self._give_back(block)
+        return True
+
+    def written_up_to(self, end):
+        """The file holds bytes ``[0, end)``: read back what was not added."""
+        if end > self._end:
+            for chunk in _read_back(self._fd, self._end, end):
+                self._update(chunk)
+            self._end = end
+
+    def finish(self, size):
+        """``{name: hexdigest}`` of ``[0, size)``."""
+        self.written_up_to(size)
+        return {name: h.hexdigest() for name, h in self._hashers.items()}
+
+    def writeback(self):
+        pass
+
+    def close(self):
+        pass
+
+    def _update(self, data):
+        for h in self._hashers.values():
+            h.update(data)
+
+
+class Hasher(InlineHasher):
+    """The same job on a thread of its own: :meth:`add` and :meth:`written_up_to` only queue the work.
+
+    The queue holds, in file order and without overlap, written blocks and
+    ranges to read back; ``_end`` is where it ends. When more than
+    *queue_max* bytes of blocks wait, :meth:`add` waits for the hasher (on a
+    fast link md5 is the slowest stage, and reading the bytes back would only
+    add work to the busiest core).
+    """
+
+    def __init__(self, fd, algorithms=("md5",), give_back=None, queue_max=QUEUE_MAX):
+        super().__init__(fd, algorithms, give_back)
         self._queue_max = queue_max
-        self._wait = wait
-        self._waiting = 0
+        self._queue = collections.deque()  # (at, block) or (start, end) to read back
+        self._queued = 0  # bytes of blocks in the queue
         self._hashed = 0
         self._flushed = 0  # writeback was started up to here
         self._dropped = 0  # and pages were dropped up to here
-        self._target = 0
-        self._queue = collections.deque()  # (offset, bytes) handed over in memory
-        self._queued = 0
         self._closed = False
         self._error = None
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, daemon=True, name="magedl-hasher")
         self._thread.start()
 
-    def offer(self, block, start) -> bool:
-        """Hand over *block*, the bytes at offset *start*, written or not; kept only if it continues the stream.
-
-        Returns whether it was kept: if not, its bytes will be read back from the file.
-        """
+    def expects(self, at) -> bool:
         with self._cond:
-            if start != self._target:
-                return False  # out of order: read back once advance() says it is written
-            if self._queued >= self._queue_max and self._wait:
-                # Wait until half the queue is free: one wake-up per several blocks, not one per block.
-                self._waiting += 1
-                self._cond.wait_for(lambda: self._queued <= self._queue_max // 2 or self._closed or self._error)
-                self._waiting -= 1
-            if start != self._target or self._queued >= self._queue_max:
+            return at == self._end
+
+    def add(self, block, at) -> bool:
+        with self._cond:
+            if at != self._end:
                 return False
-            self._queue.append((start, block))
+            if self._queued >= self._queue_max:
+                # Wait until half the queue is free: one wake-up per several blocks, not one per block.
+                self._cond.wait_for(lambda: self._queued <= self._queue_max // 2 or self._closed or self._error)
+            if self._closed or self._error:
+                return False
+            self._queue.append((at, block))
             self._queued += len(block)
-            self._target = start + len(block)
-            self._cond.notify()
+            self._end = at + len(block)
+            self._cond.notify_all()
             return True
 
-    def advance(self, end):
-        """Tell the hasher that bytes ``[0, end)`` are written (what was not offered is read back)."""
+    def written_up_to(self, end):
         with self._cond:
-            if end > self._target:
-                self._target = end
-                self._cond.notify()
+            if end > self._end:
+                self._queue.append((self._end, end))
+                self._end = end
+                self._cond.notify_all()
 
     def finish(self, size):
         """Wait until ``[0, size)`` is hashed; return ``{name: hexdigest}``."""
-        self.advance(size)
+        self.written_up_to(size)
         with self._cond:
             self._cond.wait_for(lambda: self._hashed >= size or self._error or self._closed)
             self._closed = True
@@ -121,105 +172,45 @@ class PrefixHasher:
             self._cond.notify_all()
         self._thread.join(timeout=5)
 
-    def _next_chunk(self, start, end):
-        """The bytes at *start* (up to *end*): from the queue if it has them, else from the file."""
-        with self._cond:
-            while self._queue and self._queue[0][0] < start:  # already covered by a read-back
-                self._queued -= len(self._queue.popleft()[1])
-            if self._queue and self._queue[0][0] == start:
-                offset, block = self._queue.popleft()
-                self._queued -= len(block)
-                if self._waiting and self._queued <= self._queue_max // 2:
-                    self._cond.notify_all()
-                return block if len(block) <= end - start else memoryview(block)[: end - start]
-            stop = min(end, self._queue[0][0]) if self._queue else end
-        chunk = os.pread(self._fd, min(BLOCK, stop - start), start)
-        if not chunk:  # the file is shorter than the writers claimed
-            raise OSError(f"partial file ends at byte {start}, expected {end}")
-        return chunk
-
     def writeback(self):
         """Start writing the hashed bytes to disk, and drop from memory those written at the previous call.
 
         Called now and then from a thread other than the hasher's (the
         download's supervisor), so neither the network nor md5 waits on it.
-        On Linux, POSIX_FADV_DONTNEED starts writeback of a range without
-        waiting and drops its pages once clean; the pages of the previous
-        range are clean by the next call. The final fsync then has little
-        left to wait for, and the page cache the download occupies stays a
-        few tens of MiB that the kernel hands straight back to the next
-        writes, instead of the whole file (we never read those bytes again).
+        The pages of the previous range are clean by the next call, so the
+        page cache the download occupies stays a few tens of MiB, and the
+        final sync has little left to wait for (the bytes are never read again).
         """
         with self._cond:
             hashed, start, begun = self._hashed, self._dropped, self._flushed
-        if _fadvise is None or hashed - begun < FLUSH_EVERY:
+        if hashed - begun < FLUSH_EVERY:
             return
-        try:
-            _fadvise(self._fd, start, hashed - start, os.POSIX_FADV_DONTNEED)
-        except OSError:
-            pass
+        start_writeback(self._fd, start, hashed - start)
         self._dropped, self._flushed = begun, hashed
 
     def _run(self):
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._target > self._hashed or self._closed)
+                self._cond.wait_for(lambda: self._queue or self._closed)
                 if self._closed:
                     return
-                start, end = self._hashed, self._target
+                start, item = self._queue.popleft()
             try:
-                while start < end:
-                    chunk = self._next_chunk(start, end)
-                    for h in self._hashers.values():
-                        h.update(chunk)
-                    start += len(chunk)
+                if isinstance(item, int):  # a range to read back
+                    for chunk in _read_back(self._fd, start, item):
+                        self._update(chunk)
+                    end = item
+                else:
+                    self._update(item)
+                    end = start + len(item)
+                    self._give_back(item)
             except Exception as exc:  # anything: finish() must never wait forever
                 with self._cond:
                     self._error = exc if isinstance(exc, OSError) else OSError(f"hashing failed: {exc!r}")
                     self._cond.notify_all()
                 return
             with self._cond:
-                self._hashed = start
+                if not isinstance(item, int):
+                    self._queued -= len(item)
+                self._hashed = end
                 self._cond.notify_all()
-
-
-class InlineHasher(PrefixHasher):
-    """The same job without a thread, for files too small to be worth one.
-
-    :meth:`offer` hashes on the caller's thread, so a patch of a few KiB
-    costs no thread start and no hand-over.
-    """
-
-    def __init__(self, fd, algorithms=("md5",)):  # noqa: D107 - no thread, on purpose
-        self._fd = fd
-        self._hashers = {name: hashlib.new(name) for name in algorithms}
-        self._hashed = 0
-
-    def offer(self, block, start) -> bool:
-        """As :meth:`PrefixHasher.offer`; the block is hashed here and now, never kept."""
-        if start != self._hashed:
-            return False
-        for h in self._hashers.values():
-            h.update(block)
-        self._hashed += len(block)
-        return True
-
-    def advance(self, end):
-        """As :meth:`PrefixHasher.advance`."""
-        while self._hashed < end:
-            chunk = os.pread(self._fd, min(BLOCK, end - self._hashed), self._hashed)
-            if not chunk:
-                raise OSError(f"partial file ends at byte {self._hashed}, expected {end}")
-            for h in self._hashers.values():
-                h.update(chunk)
-            self._hashed += len(chunk)
-
-    def finish(self, size):
-        self.advance(size)
-        return {name: h.hexdigest() for name, h in self._hashers.items()}
-
-    def writeback(self):
-        pass
-
-    def close(self):
-        pass

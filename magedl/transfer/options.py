@@ -29,13 +29,9 @@ class Tuning:
 
     Attributes
     ----------
-    chunk : int
-        Bytes per block on each connection of a split file: small enough that 16 connections stay
-        within the memory budget.
-    first_chunk : int
-        Bytes per block on a file's first connection, the only one on a fast link: a larger block
-        means fewer hand-overs between the network, writer and hasher threads (1 GiB over
-        loopback: 1.92 s with 256 KiB, 1.73 s with 1 MiB).
+    block : int
+        Bytes per block read from the network, the size of each reused buffer: larger blocks mean
+        fewer hand-overs between the network, writer and hasher threads (see ``docs/transfer.md``).
     piece : int
         What one connection fetches per request once several share a file.
     min_split : int
@@ -52,8 +48,7 @@ class Tuning:
         Seconds between "data" progress events.
     """
 
-    chunk: int = 256 << 10
-    first_chunk: int = 1 << 20
+    block: int = 1 << 20
     piece: int = 4 << 20
     min_split: int = 2 << 20
     align: int = 64 << 10

@@ -134,6 +134,7 @@ class Sidecar:
         if not any(found):
             return None
         self.saved = True
+        self.remove_stale_temporaries()
         state, reason = self._read(md5, url)
         if state is None:
             log.info("%s: not resuming: %s; starting from byte 0", self.file_name, reason)
@@ -300,12 +301,12 @@ class Sidecar:
         fsync_dir(self.dest.parent)
         self.drop()
 
-    def hand_over(self, size: int, fd: int, committer, settle):
+    def hand_over(self, size: int, fd: int, committer, on_committed):
         """:meth:`finish` by a :class:`magedl.transfer.commit.Committer`, batched with other files.
 
         Returns at once; *fd* belongs to the committer from here. Once the
         file is in place (or that failed) the sidecar is dropped (or kept)
-        and ``settle(error)`` is called, from the committer's thread.
+        and ``on_committed(error)`` is called, from the committer's thread.
         """
         try:
             os.ftruncate(fd, size)  # a reserved tail beyond a shorter body must not survive
@@ -316,9 +317,44 @@ class Sidecar:
         def done(error):
             if error is None:
                 self.drop()
-            settle(error)
+            on_committed(error)
 
         committer.submit(fd, self.part, self.dest, done)
+
+    def drop_orphan(self):
+        """Remove a sidecar whose partial file is gone: a run killed between moving the file into place and
+        removing the sidecar left it, and nothing else ever would (the file is found in place first)."""
+        try:
+            os.lstat(self.part)
+            return  # a partial file of its own: load() judges the pair
+        except FileNotFoundError:
+            pass
+        try:
+            os.unlink(self.path)  # a link is removed, never followed
+            log.debug("%s: removed a sidecar left without its partial file", self.file_name)
+        except FileNotFoundError:
+            return
+        self.remove_stale_temporaries()
+
+    def remove_stale_temporaries(self):
+        """Remove temporaries of the sidecar a killed run left (``.NAME.magedl-part.json.magedl-tmp-*``).
+
+        Only called when a killed run left something else behind (a partial
+        file or a sidecar), so a folder of many finished files is not listed
+        once per file. The caller holds the file's lock: no other run is
+        writing one of these now.
+        """
+        prefix = f".{self.path.name}.magedl-tmp-"
+        try:
+            with os.scandir(self.path.parent) as entries:
+                stale = [e.path for e in entries if e.name.startswith(prefix)]
+        except OSError:
+            return
+        for path in stale:
+            try:
+                os.unlink(path)  # a link is removed, never followed
+            except OSError:
+                pass
 
     def drop(self):
         """Remove the sidecar once the file is in place (when one may have been written)."""

@@ -16,20 +16,29 @@ from magedl.transfer.options import Tuning
 
 @dataclass
 class Segment:
-    """Bytes ``[start, end)`` of the file, ``done`` of them written.
+    """Bytes ``[start, end)`` of the file, ``done`` of them written, ``received`` of them read by its worker.
 
     ``end`` is ``None`` while the file's size is unknown (then the segment
-    runs to the end of the body).
+    runs to the end of the body). ``received`` runs ahead of ``done`` by the
+    blocks on their way to the disk; a split never cuts below it, so no byte
+    has two writers (see :mod:`magedl.transfer`).
     """
 
     start: int
     end: "int | None"
     done: int = 0
     busy: bool = False  # a worker owns it
+    received: int = 0  # not in the sidecar: only what is written survives a run
 
     @property
     def pos(self):
+        """The first byte not yet written."""
         return self.start + self.done
+
+    @property
+    def read_pos(self):
+        """The first byte its worker has not yet taken from the network: where a split may cut."""
+        return self.start + max(self.done, self.received)
 
     @property
     def remaining(self):
@@ -50,7 +59,7 @@ def plan(size):
     return [Segment(0, size)]
 
 
-def carve(segments, tuning: Tuning):
+def split_for_new_connections(segments, tuning: Tuning):
     """Cut the rest of the longest busy segment into idle pieces, in file order.
 
     Used when connections join a running transfer. Workers take pieces
@@ -60,13 +69,13 @@ def carve(segments, tuning: Tuning):
     busy = [s for s in segments if s.busy and s.end is not None and not s.finished]
     if not busy:
         return []
-    victim = max(busy, key=lambda s: s.remaining)
+    longest = max(busy, key=_unread)
     piece = tuning.piece
-    cut = _align_up(victim.pos + piece, tuning.align)
-    if cut + tuning.min_split > victim.end:
+    cut = _align_up(longest.read_pos + piece, tuning.align)
+    if cut + tuning.min_split > longest.end:
         return []
-    new = [Segment(a, min(a + piece, victim.end)) for a in range(cut, victim.end, piece)]
-    victim.end = cut
+    new = [Segment(a, min(a + piece, longest.end)) for a in range(cut, longest.end, piece)]
+    longest.end = cut
     segments.extend(new)
     return new
 
@@ -85,16 +94,22 @@ def next_segment(segments, tuning: Tuning):
     busy = [s for s in segments if s.busy and s.end is not None and not s.finished]
     if not busy:
         return None
-    victim = max(busy, key=lambda s: s.remaining)
-    if victim.remaining < 2 * tuning.min_split:
+    longest = max(busy, key=_unread)
+    unread = _unread(longest)
+    if unread < 2 * tuning.min_split:
         return None
-    cut = _align_up(victim.pos + victim.remaining // 2, tuning.align)
-    if cut >= victim.end:
+    cut = _align_up(longest.read_pos + unread // 2, tuning.align)
+    if cut >= longest.end:
         return None
-    new = Segment(cut, victim.end)
-    victim.end = cut  # its worker stops there; the bytes are the same either way
+    new = Segment(cut, longest.end)
+    longest.end = cut  # its worker has read nothing beyond the cut: the new segment's bytes have one writer
     segments.append(new)
     return new
+
+
+def _unread(seg):
+    """Bytes of a busy segment its worker has not yet taken from the network."""
+    return seg.end - seg.read_pos
 
 
 def _align_up(n, align):

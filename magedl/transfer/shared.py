@@ -1,7 +1,7 @@
 """What the downloads of one run share: the committer and a budget of connections to the host.
 
 :func:`magedl.transfer.fetch.fetch_many` gives each download a
-:class:`Shared`; a download on its own (:func:`magedl.transfer.download.download`)
+:class:`Shared`; a download on its own (:func:`magedl.transfer.one_file.download`)
 has none, and then syncs its file itself and opens as many connections as
 its options allow.
 """
@@ -56,13 +56,13 @@ class Shared:
     ----------
     committer : Committer
         Moves the finished file into place, batched with the others'.
-    deliver : callable
-        Receives the download's outcome (a :class:`~magedl.transfer.download.Result`
+    report_outcome : callable
+        Receives the download's outcome (a :class:`~magedl.transfer.one_file.Result`
         or the error) once the file is in place.
     budget : Budget, optional
         Connections to the host for extra segments.
     """
 
     committer: Committer
-    deliver: Callable[[object], None]
+    report_outcome: Callable[[object], None]
     budget: Optional[Budget] = None

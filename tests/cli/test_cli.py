@@ -14,7 +14,7 @@ import pytest
 from clirun import run
 
 from magedl.service.catalog import parse_feed
-from magedl.transfer.download import md5_file
+from magedl.transfer.one_file import md5_file
 from magedl.versions import sort_versions
 
 BIG = "Magento-CE-2.4.7.tar.gz"

@@ -16,7 +16,7 @@ import pytest
 from magedl.cli import progress
 from magedl.cli.output import terminal_width
 from magedl.cli.progress import ByteBar, ProgressView, Terminal, _layout, terminal
-from magedl.transfer.download import Progress
+from magedl.transfer.one_file import Progress
 
 BIG = "Magento-CE-2.4.7.tar.gz"
 FIGURES = ["381.5/573.5 KiB", "2.9 MiB/s", "ETA 00:00"]

@@ -19,6 +19,13 @@ long_length      Content-Length 1000 more than the body sent
 huge_length      Content-Length of 5,000 digits
 short_length     Content-Length 1000 less than the body sent
 redirect_loop    302 to itself
+
+Besides the faults, :attr:`Loopback.garble` makes 206 answers disagree with
+the 200 answer under the same ETag (a CDN edge holding another copy, a
+middlebox): the first ``garble`` bytes of each of the next
+:attr:`Loopback.garble_count` ranged bodies (every one when ``None``) are
+inverted; :attr:`Loopback.garble_when`, when set, limits it to the ranges
+``(start, end)`` it accepts.
 """
 
 import collections
@@ -62,6 +69,9 @@ class Loopback:
         self.ranged_faults = collections.deque()
         self.always = None
         self.cut_at = 100_000
+        self.garble = 0
+        self.garble_count = None
+        self.garble_when = None
         #: Send the first 64 KiB of a plain GET, then wait for a ranged request before the rest,
         #: so a segmented client has split the file before the first answer could bring it all.
         self.hold_plain = False
@@ -173,7 +183,7 @@ class Loopback:
             if fault == "wrong_start":
                 start = 0 if start else 4096
                 end = min(size - 1, start + (span[1] - span[0]))
-            body = data[start:end + 1]
+            body = self._garbled(data[start:end + 1], start, end)
             status = "206 Partial Content"
             extra.append(f"Content-Range: bytes {start}-{end}/{size}")
         else:
@@ -208,6 +218,17 @@ class Loopback:
                 self.data = self.next_data
                 self.swapped_at = len(self.log)
         self._close(handler)
+
+    def _garbled(self, body, start, end):
+        with self.lock:
+            if not self.garble or self.garble_count == 0:
+                return body
+            if self.garble_when is not None and not self.garble_when(start, end):
+                return body
+            if self.garble_count is not None:
+                self.garble_count -= 1
+        n = min(self.garble, len(body))
+        return bytes(b ^ 0xFF for b in body[:n]) + body[n:]
 
     @staticmethod
     def _close(handler):

@@ -2,7 +2,7 @@
 
 Direct writes: whole pages from aligned buffers bypass the page cache, the
 rest goes through it, and a filesystem that refuses or a disk that is slow
-turns them off; the writer thread counts a block only once it is written.
+turns them off (the writer thread itself: test_pipeline.py).
 
 A full disk: refused up front with the figures, or, when it fills mid-way, the good data kept.
 
@@ -17,7 +17,6 @@ Two ways of filling a disk:
 import errno
 import os
 import subprocess
-import threading
 
 import pytest
 from transfer.xferkit import BIG, client_for, gets, kept_bytes, options, range_start, release, sidecar_of
@@ -27,12 +26,12 @@ from magedl.errors import LocalFileError
 from magedl.server import MemoryStore
 from magedl.transfer import disk as diskmod
 from magedl.transfer import hashing
-from magedl.transfer.disk import PAGE, BehindWriter, Disk, aligned
-from magedl.transfer.download import md5_file
+from magedl.transfer.disk import PAGE, Disk, aligned
 from magedl.transfer.fetch import fetch_release
+from magedl.transfer.one_file import md5_file
 from magedl.transfer.options import Tuning
 
-SAVE_OFTEN = Tuning(save_interval=0, progress_interval=0, chunk=16 << 10, first_chunk=16 << 10)
+SAVE_OFTEN = Tuning(save_interval=0, progress_interval=0, block=16 << 10)
 
 
 class _Vfs:
@@ -99,7 +98,7 @@ def test_disk_full_mid_way_keeps_the_good_data_and_says_what_is_missing(emulator
     rel = release(client)
     data = emulator.store.data(BIG)
     failing = _pwrite_failing_after(monkeypatch, 250_000)
-    tuning = Tuning(save_interval=0, progress_interval=0, chunk=16 << 10, first_chunk=16 << 10, min_split=16 << 10,
+    tuning = Tuning(save_interval=0, progress_interval=0, block=16 << 10, min_split=16 << 10,
                     piece=32 << 10, align=4 << 10)
     with pytest.raises(LocalFileError) as info:
         fetch_release(client, rel, tmp_path, options(connections=connections, tuning=tuning))
@@ -275,52 +274,6 @@ def test_a_short_direct_write_is_finished(part, monkeypatch):
     disk.write(_page_block(data), 0)
     assert os.pread(part, 3 * PAGE, 0) == data
     disk.close()
-
-
-def test_the_writer_counts_a_block_only_once_it_is_in_the_file(part):
-    seen = []
-
-    def landed(block, at, tag):
-        seen.append((at, tag, os.pread(part, len(block), at) == bytes(block)))
-
-    writer = BehindWriter(Disk(part, direct=True), landed, limit=2 * PAGE)
-    blocks = [os.urandom(PAGE) for _ in range(20)]
-    for i, block in enumerate(blocks):
-        writer.put(_page_block(block), i * PAGE, i)  # waits whenever two pages are queued
-    writer.drain()
-    assert seen == [(i * PAGE, i, True) for i in range(20)]
-    writer.close()
-    assert not writer.alive
-
-
-def test_a_disk_error_in_the_writer_is_raised_to_whoever_puts_or_drains_next(part, monkeypatch):
-    landed = []
-    writer = BehindWriter(Disk(part), lambda block, at, tag: landed.append(at))
-    _spy_pwrite(monkeypatch, fail_on=lambda fd: errno.ENOSPC)
-    writer.put(b"x" * 100, 0)
-    with pytest.raises(OSError) as info:
-        writer.drain()
-    assert info.value.errno == errno.ENOSPC and landed == []
-    with pytest.raises(OSError):
-        writer.put(b"y", 100)
-    writer.close()
-
-
-def test_closing_the_writer_with_discard_drops_what_was_not_written(part):
-    landed, in_hand = [], threading.Event()
-
-    def held(block, at, tag):  # the first block is still being handled when the writer is closed
-        in_hand.set()
-        with writer._cond:
-            writer._cond.wait_for(lambda: writer._closed, timeout=5)
-        landed.append(at)
-
-    writer = BehindWriter(Disk(part), held)
-    for i in range(5):
-        writer.put(b"x", i)
-    assert in_hand.wait(5)
-    writer.close(discard=True)
-    assert not writer.alive and landed == [0]  # the one in hand finished; the four queued were dropped
 
 
 def test_a_large_download_is_written_direct(make_emulator, tmp_path, monkeypatch):

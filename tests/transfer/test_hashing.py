@@ -1,4 +1,4 @@
-"""The in-order hasher: right digests whatever order the bytes land in."""
+"""The in-order hasher: right digests whatever order the bytes are written in, and only bytes the file holds."""
 
 import hashlib
 import os
@@ -7,7 +7,7 @@ import random
 import pytest
 
 from magedl.transfer import hashing
-from magedl.transfer.hashing import InlineHasher, PrefixHasher, file_digests
+from magedl.transfer.hashing import Hasher, InlineHasher, file_digests
 
 SIZE = 3 * 2**20 + 12345
 
@@ -25,6 +25,14 @@ def fd(tmp_path):
     os.close(fd)
 
 
+@pytest.fixture
+def reads(monkeypatch):
+    """Every read-back the hasher makes."""
+    made, real_pread = [], os.pread
+    monkeypatch.setattr(hashing.os, "pread", lambda *a: made.append(a) or real_pread(*a))
+    return made
+
+
 def expected(data):
     return {"md5": hashlib.md5(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest()}
 
@@ -33,22 +41,21 @@ def blocks(data, size=64 * 1024):
     return [(i, data[i:i + size]) for i in range(0, len(data), size)]
 
 
-@pytest.mark.parametrize("cls", [PrefixHasher, InlineHasher])
-def test_in_order_stream_is_hashed_from_memory(cls, data, fd, monkeypatch):
-    reads = []
-    real_pread = os.pread
-    monkeypatch.setattr(hashing.os, "pread", lambda *a: reads.append(a) or real_pread(*a))
-    hasher = cls(fd, ("md5", "sha256"))
+@pytest.mark.parametrize("cls", [Hasher, InlineHasher])
+def test_blocks_added_as_they_are_written_in_order_are_hashed_from_memory(cls, data, fd, reads):
+    given_back = []
+    hasher = cls(fd, ("md5", "sha256"), given_back.append)
     for at, block in blocks(data):
-        hasher.offer(block, at)
         os.pwrite(fd, block, at)
-        hasher.advance(at + len(block))
+        assert hasher.expects(at) and hasher.add(block, at)
+        hasher.written_up_to(at + len(block))
     assert hasher.finish(SIZE) == expected(data)
     assert reads == []  # every block was handed over in memory: nothing read back
+    assert len(given_back) == len(blocks(data))  # and each buffer given back once hashed
 
 
-@pytest.mark.parametrize("cls", [PrefixHasher, InlineHasher])
-def test_out_of_order_segments_are_read_back_in_order(cls, data, fd):
+@pytest.mark.parametrize("cls", [Hasher, InlineHasher])
+def test_out_of_order_blocks_are_refused_and_read_back_in_order(cls, data, fd):
     hasher = cls(fd, ("md5", "sha256"))
     parts = blocks(data, 256 * 1024)
     order = parts[1::2] + parts[0::2]  # every second piece first, then the gaps
@@ -59,41 +66,46 @@ def test_out_of_order_segments_are_read_back_in_order(cls, data, fd):
         prefix = 0
         while prefix < SIZE and prefix in written:
             prefix += 256 * 1024
-        hasher.offer(block, at)
-        hasher.advance(min(prefix, SIZE))
+        if hasher.expects(at):
+            assert hasher.add(block, at)
+        else:
+            assert not hasher.add(block, at)  # a later piece: not where the stream stands
+        hasher.written_up_to(min(prefix, SIZE))
     assert hasher.finish(SIZE) == expected(data)
 
 
-def test_a_full_hand_over_queue_falls_back_to_reading(data, fd):
-    hasher = PrefixHasher(fd, ("md5",), queue_max=100 * 1024, wait=False)
+def test_a_full_queue_makes_the_writer_wait_not_the_hasher_read(data, fd, reads):
+    """A writer ahead of the hasher waits for room: nothing is read back, memory stays bounded."""
+    hasher = Hasher(fd, ("md5",), queue_max=100 * 1024)
     for at, block in blocks(data, 48 * 1024):
-        hasher.offer(block, at)
         os.pwrite(fd, block, at)
-        hasher.advance(at + len(block))
-    assert hasher.finish(SIZE)["md5"] == hashlib.md5(data).hexdigest()
-
-
-def test_a_full_hand_over_queue_makes_the_writer_wait_not_the_hasher_read(data, fd, monkeypatch):
-    """By default a writer ahead of the hasher waits for room: nothing is read back, memory stays bounded."""
-    reads = []
-    real_pread = os.pread
-    monkeypatch.setattr(hashing.os, "pread", lambda *a: reads.append(a) or real_pread(*a))
-    hasher = PrefixHasher(fd, ("md5",), queue_max=100 * 1024)
-    for at, block in blocks(data, 48 * 1024):
-        hasher.offer(block, at)
-        os.pwrite(fd, block, at)
-        hasher.advance(at + len(block))
+        assert hasher.add(block, at)
+        hasher.written_up_to(at + len(block))
     assert hasher.finish(SIZE)["md5"] == hashlib.md5(data).hexdigest()
     assert reads == []
+
+
+@pytest.mark.parametrize("cls", [Hasher, InlineHasher])
+def test_only_bytes_in_the_file_are_hashed_whatever_a_refused_block_held(cls, data, fd):
+    """A block the hasher refused is never hashed: what is read back is what the file holds (issue 17)."""
+    hasher = cls(fd, ("md5",))
+    other = bytes(b ^ 0xFF for b in data[:4096])
+    os.pwrite(fd, data[4096:8192], 4096)
+    assert not hasher.add(other, 4096)  # another answer's bytes for a range the stream has not reached
+    os.pwrite(fd, data[:4096], 0)
+    assert hasher.add(data[:4096], 0)
+    hasher.written_up_to(8192)
+    os.pwrite(fd, data[8192:], 8192)
+    assert hasher.finish(SIZE)["md5"] == hashlib.md5(data).hexdigest()
 
 
 def test_a_file_shorter_than_claimed_is_an_error_not_a_hang(tmp_path):
     fd = os.open(tmp_path / "short", os.O_RDWR | os.O_CREAT)
     os.write(fd, b"x" * 10)
     try:
-        hasher = PrefixHasher(fd)
-        with pytest.raises(OSError):
-            hasher.finish(100)
+        for hasher in (Hasher(fd), InlineHasher(fd)):
+            with pytest.raises(OSError):
+                hasher.finish(100)
     finally:
         os.close(fd)
 
@@ -102,30 +114,3 @@ def test_file_digests(tmp_path, data):
     path = tmp_path / "f"
     path.write_bytes(data)
     assert file_digests(path, ("md5", "sha256")) == expected(data)
-
-
-def test_offered_blocks_are_hashed_before_they_are_written_and_nothing_unwritten_is_read(data, fd, monkeypatch):
-    """The network thread offers blocks as they arrive; the writer says later what is written."""
-    reads = []
-    real_pread = os.pread
-    monkeypatch.setattr(hashing.os, "pread", lambda *a: reads.append(a) or real_pread(*a))
-    hasher = PrefixHasher(fd, ("md5",))
-    parts = blocks(data)
-    for at, block in parts:  # nothing written yet: the file holds zeros
-        hasher.offer(block, at)
-    for at, block in parts:
-        os.pwrite(fd, block, at)
-        hasher.advance(at + len(block))
-    assert hasher.finish(SIZE)["md5"] == hashlib.md5(data).hexdigest()
-    assert reads == []
-
-
-@pytest.mark.parametrize("cls", [PrefixHasher, InlineHasher])
-def test_an_offer_out_of_order_is_ignored_until_its_bytes_are_written(cls, data, fd):
-    hasher = cls(fd, ("md5",))
-    parts = blocks(data)
-    hasher.offer(parts[1][1], parts[1][0])  # a later segment's block: not where the stream stands
-    for at, block in parts:
-        os.pwrite(fd, block, at)
-    hasher.advance(SIZE)
-    assert hasher.finish(SIZE)["md5"] == hashlib.md5(data).hexdigest()

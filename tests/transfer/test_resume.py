@@ -19,8 +19,8 @@ from transfer.xferkit import (
     sidecar_of,
 )
 
-from magedl.transfer.download import md5_file
 from magedl.transfer.fetch import fetch_release
+from magedl.transfer.one_file import md5_file
 
 
 def test_a_partial_begun_from_the_service_is_finished_from_a_mirror(emulator, second_host, tmp_path):
@@ -106,3 +106,26 @@ def test_a_plain_resume_reports_what_it_continued(emulator, tmp_path):
     result = fetch_release(client_for(emulator), rel, tmp_path, options())
     assert result.resumed_from == kept and not result.restarted
     assert hashlib.md5((tmp_path / BIG).read_bytes()).hexdigest() == rel.md5
+
+
+def test_a_sidecar_left_by_a_kill_after_the_rename_is_removed_by_the_next_run(emulator, tmp_path):
+    """A run killed between moving the file into place and dropping its sidecar leaves the sidecar alone."""
+    rel = release(client_for(emulator))
+    fetch_release(client_for(emulator), rel, tmp_path, options())
+    orphan = tmp_path / (BIG + ".magedl-part.json")
+    orphan.write_text('{"format": 1, "tool": "magedl"}')
+    emulator.clear_log()
+    result = fetch_release(client_for(emulator), rel, tmp_path, options())
+    assert result.skipped and gets(emulator) == []
+    assert leftovers(tmp_path) == [] and md5_file(tmp_path / BIG) == rel.md5
+
+
+def test_a_sidecar_temporary_left_by_a_kill_is_removed_by_the_next_run(emulator, tmp_path):
+    """A kill inside the sidecar's atomic replace leaves its temporary; the run that continues removes it."""
+    rel = release(client_for(emulator))
+    kept = interrupted_fetch(emulator, rel, tmp_path, options(), after=200_000)
+    stale = tmp_path / f".{BIG}.magedl-part.json.magedl-tmp-0123456789ab"
+    stale.write_text("{}")
+    result = fetch_release(client_for(emulator), rel, tmp_path, options())
+    assert result.resumed_from == kept and md5_file(tmp_path / BIG) == rel.md5
+    assert sorted(p.name for p in tmp_path.iterdir()) == [BIG]

@@ -15,10 +15,10 @@ def test_plan_is_one_segment():
 TINY = Tuning(min_split=10, align=1, piece=20)
 
 
-def test_carve_cuts_the_rest_into_ordered_pieces():
+def test_split_for_new_connections_cuts_the_rest_into_ordered_pieces():
     first = Segment(0, 100, done=5, busy=True)
     segs = [first]
-    new = seglib.carve(segs, TINY)
+    new = seglib.split_for_new_connections(segs, TINY)
     assert first.end == 25
     assert [(s.start, s.end) for s in new] == [(25, 45), (45, 65), (65, 85), (85, 100)]
     # Idle workers take the lowest offset first, so the hashed prefix keeps growing.
@@ -33,6 +33,19 @@ def test_next_segment_splits_the_longest_busy_segment_when_nothing_is_idle():
     new.busy = True
     a.done, b.done, new.done = 50, 45, 35
     assert seglib.next_segment(segs, TINY) is None  # what is left is too short to share
+
+
+def test_a_split_never_cuts_below_what_the_worker_has_received():
+    """Bytes read from the network but not yet written stay the worker's: no byte gets two writers (issue 17)."""
+    reading = Segment(0, 100, done=5, busy=True, received=60)
+    new = seglib.split_for_new_connections([reading], TINY)
+    assert reading.end == 80 and new[0].start == 80  # from the received position, not the written one
+    busy = Segment(0, 200, done=10, busy=True, received=150)
+    segs = [busy]
+    new = seglib.next_segment(segs, TINY)
+    assert new.start == busy.end == 175  # half of what is still unread, beyond the 150 received
+    behind = Segment(0, 100, done=10, busy=True, received=85)
+    assert seglib.next_segment([behind], TINY) is None  # what is unread is too short to share
 
 
 def test_contiguous_end_stops_at_the_first_gap():

@@ -112,7 +112,7 @@ def test_files_and_folders_get_0644_and_0755_whatever_the_umask(emulator, tmp_pa
 
     old = os.umask(0)
     try:
-        every_chunk = Tuning(save_interval=0, progress_interval=0, chunk=16 << 10, first_chunk=16 << 10)
+        every_chunk = Tuning(save_interval=0, progress_interval=0, block=16 << 10)
         fetch_release(client, rel, out, TransferOptions(connections=1, tuning=every_chunk), progress=look)
     finally:
         os.umask(old)

@@ -19,11 +19,11 @@ from transfer.xferkit import BIG, client_for, options, release
 from magedl.service.api import Client
 from magedl.transfer import commit as commitlib
 from magedl.transfer.commit import Committer
-from magedl.transfer.download import Download
 from magedl.transfer.fetch import FAR, NEAR_JOBS, _Last, _Pace, fetch_many
+from magedl.transfer.one_file import Download
 from magedl.transfer.options import TransferOptions
-from magedl.transfer.segmented import Runner
 from magedl.transfer.shared import Budget, Shared
+from magedl.transfer.workers import SegmentWorkers
 
 
 def small_releases(client, n=5):
@@ -201,13 +201,13 @@ def test_a_large_file_splits_only_into_connections_the_run_leaves_free(emulator,
     client = client_for(emulator)
     rel = release(client, BIG)
     most = []
-    real_spawn = Runner._spawn
+    real_spawn = SegmentWorkers._spawn
 
     def spawn(self, n, first=None):
         real_spawn(self, n, first)
         most.append(len(self.workers))
 
-    monkeypatch.setattr(Runner, "_spawn", spawn)
+    monkeypatch.setattr(SegmentWorkers, "_spawn", spawn)
     # Throttled, so the first stream cannot have the whole file before the pieces are cut.
     emulator.set_faults(rate=len(emulator.store.data(BIG)) * 2)
     budget = Budget(2)

@@ -14,8 +14,7 @@ from magedl.transfer.options import TransferOptions, Tuning
 
 BIG = "Magento-CE-2.4.7.tar.gz"
 # Pieces of 32 KiB, so the 512 KiB test file takes many segments; progress on every chunk.
-SMALL = Tuning(min_split=16 << 10, piece=32 << 10, align=4 << 10, progress_interval=0, chunk=16 << 10,
-               first_chunk=16 << 10)
+SMALL = Tuning(min_split=16 << 10, piece=32 << 10, align=4 << 10, progress_interval=0, block=16 << 10)
 
 
 def options(connections=1, adaptive=False, tuning=SMALL, **kwargs):

@@ -1,13 +1,16 @@
-"""One pass of a download over its partial file: the worker pool.
+"""One pass of a download over its partial file: the connections filling its segments.
 
 A pass either continues a first response (a plain GET, already open, whose
-head was sniffed: :func:`magedl.transfer.first.open_first`) or the
+head was sniffed: :func:`magedl.transfer.first_answer.open_whole_file`) or the
 segments a sidecar recorded. Each segment is filled
 by a worker with its own retries, by ``Range`` + ``If-Range`` requests. When
 the source allows splitting, more workers join if one connection proves slow
 (or at once, when not adaptive); a worker that finishes early splits the
-largest remaining segment. Anything showing the partial data cannot be
-continued raises :class:`StartOver`, and the caller begins a fresh pass.
+largest remaining segment. Their blocks go through a
+:mod:`magedl.transfer.pipeline` (writer, then hasher). Anything showing the
+partial data cannot be continued raises :class:`StartOver`, and the caller
+begins a fresh pass. The rules kept here (one writer per byte, counted as
+written) are the invariants in :mod:`magedl.transfer`.
 """
 
 import logging
@@ -22,10 +25,9 @@ from magedl.ranges import Validators, changed, parse_content_range, parse_length
 from magedl.service.api import transient_from
 from magedl.transfer import segments as seglib
 from magedl.transfer.body import READ_ERRORS, body, encoded, prepend
-from magedl.transfer.disk import BehindWriter, Disk, Writer
-from magedl.transfer.hashing import QUEUE_MAX, InlineHasher, PrefixHasher
 from magedl.transfer.options import TransferOptions
 from magedl.transfer.partial import PartialState, Sidecar
+from magedl.transfer.pipeline import Buffers, InlinePipeline, Pipeline
 from magedl.transfer.ratelimit import RateLimiter
 from magedl.transfer.shared import Budget
 
@@ -46,7 +48,7 @@ class StartOver(Exception):
 
 
 @dataclass(frozen=True)
-class Job:
+class DownloadContext:
     """What every pass of one download shares."""
 
     client: Any
@@ -60,70 +62,41 @@ class Job:
     lock: threading.Lock  # guards every state's segments and size
     budget: Optional[Budget] = None  # connections beyond the first, shared with the run's other downloads
 
-    @property
-    def one_stream(self) -> bool:
-        """Whether the file starts on one connection (adaptive, or one asked for).
-
-        Such a file reads large blocks in reused aligned buffers, written
-        direct; one opened on many connections at once (``--connections N``,
-        a slow link) keeps small blocks, so that N of them fit the memory budget.
-        """
-        return self.options.adaptive or self.options.connections <= 1
-
-    def blocks(self, response, in_order: bool = True):
-        """The body of *response* as blocks (:func:`magedl.transfer.body.body`).
-
-        Large, pooled and page-aligned (for direct writes) when it is the part
-        the hasher takes from memory (*in_order*) of a one-stream file; small
-        ones, each a buffer of its own, otherwise.
-        """
-        large = self.one_stream and in_order
-        tuning = self.options.tuning
-        return body(response, tuning.first_chunk if large else tuning.chunk, pooled=large)
+    def blocks(self, response, buffers: Buffers):
+        """The body of *response* as blocks in *buffers* (:func:`magedl.transfer.body.body`)."""
+        return body(response, buffers)
 
     @property
     def algorithms(self):
         return ("md5", "sha256") if self.options.sha256 else ("md5",)
 
 
-class Runner:
-    """Workers filling *state*'s segments in the partial file open as *fd*.
+class SegmentWorkers:
+    """Connections filling *state*'s segments in the partial file open as *fd*.
 
-    A start-over makes a new runner over a new state; a worker of the old
+    A start-over makes new workers over a new state; a worker of the old
     pass that wakes late only ever sees the old pass's (set) stop flag, state
-    and fd.
+    and fd. *buffers* is the pass's free list, shared with the first answer.
     """
 
-    def __init__(self, job: Job, state: PartialState, fd: int, range_ok: bool):
-        tuning = job.options.tuning
-        self.job = job
+    def __init__(self, context: DownloadContext, state: PartialState, fd: int, range_ok: bool, buffers: Buffers):
+        tuning = context.options.tuning
+        self.context = context
         self.state = state
         self.fd = fd
         self.range_ok = range_ok
         self.tuning = tuning
-        # Small files run on the caller's thread: no expansion is possible for them,
+        self.buffers = buffers
+        # Small files run on the caller's thread: no split is possible for them,
         # and two thread hand-overs per file add up over hundreds of patches.
         self.inline = state.size is not None and state.size < 2 * tuning.min_split
-        # Small files are hashed and written on the caller's thread, through the page cache (threads and
-        # a second descriptor cost more than they save). A file that starts on one connection is hashed
-        # and written behind it, whole pages direct, a few large blocks queued for each. A file opened on
-        # many connections at once (a slow link) is hashed behind them, but each writes its own blocks:
-        # queued blocks of 16 connections cost memory (RSS 60 MiB instead of 44) and save nothing there.
-        if self.inline:
-            self.hasher = InlineHasher(fd, job.algorithms)
-            self.writer = Writer(Disk(fd), self._landed)
-        elif job.one_stream:
-            hold = max(QUEUE_MAX, 4 * tuning.first_chunk)
-            self.hasher = PrefixHasher(fd, job.algorithms, queue_max=hold)
-            self.writer = BehindWriter(Disk(fd, direct=True), self._landed, hold)
-        else:
-            self.hasher = PrefixHasher(fd, job.algorithms)
-            self.writer = Writer(Disk(fd), self._landed)
-        self.max_workers = max(1, job.options.connections) if state.splittable else 1
+        kind = InlinePipeline if self.inline else Pipeline
+        self.pipeline = kind(fd, context.algorithms, self._mark_written, buffers)
+        self.max_workers = max(1, context.options.connections) if state.splittable else 1
         self.stop = threading.Event()
         self.workers = []
         self.errors = []
-        self.received = 0  # bytes written by this pass, to judge whether one connection is fast enough
+        self.written = 0  # bytes written by this pass, to judge whether one connection is fast enough
         self.granted = 0  # extra connections taken from the run's budget, returned when the pass ends
         self.dirty = False
         self.saved = time.monotonic()
@@ -132,70 +105,69 @@ class Runner:
     @property
     def busy(self) -> bool:
         """Whether a worker or the writer thread may still touch the fd."""
-        return any(t.is_alive() for t in self.workers) or self.writer.alive
+        return any(t.is_alive() for t in self.workers) or self.pipeline.alive
 
     def run(self, first=None):
         """Bring the partial file to full length; return its digests (``{"md5": ...}``)."""
-        state, job = self.state, self.job
+        state, context = self.state, self.context
         try:
             if first is not None and state.size and not self.inline:
                 os.ftruncate(self.fd, state.size)  # reserve the space; the sidecar says what is real
             # A fresh transfer gets its sidecar at the first save interval: a file
             # killed before then has too little to be worth resuming.
-            self.hasher.advance(seglib.contiguous_end(state.segments))
+            self.pipeline.written_up_to(seglib.contiguous_end(state.segments))
             if self.inline:
                 self._worker(first)
                 if self.errors:
                     raise self.errors[0]
-                if job.cancel.is_set():
-                    raise Interrupted(f"{job.file_name}: cancelled")
+                if context.cancel.is_set():
+                    raise Interrupted(f"{context.file_name}: cancelled")
             else:
                 unfinished = sum(1 for s in state.segments if not s.finished)
                 self._spawn(max(1, min(self.max_workers, unfinished)), first)
                 self._supervise()
             if not all(s.finished for s in state.segments):  # pragma: no cover - a worker left early
-                raise TransientError(f"{job.file_name}: transfer ended with bytes missing")
+                raise TransientError(f"{context.file_name}: transfer ended with bytes missing")
             try:
-                return self.hasher.finish(state.size if state.size is not None else state.done)
+                return self.pipeline.finish(state.size if state.size is not None else state.done)
             except OSError as exc:
-                raise job.sidecar.error(exc, state) from None
+                raise context.sidecar.error(exc, state) from None
         except BaseException as exc:
             # Workers still blocked somewhere hold this pass, not the next one:
             # when they wake they see its stop flag and leave without writing.
             self.stop.set()
             for t in self.workers:
                 t.join(timeout=5)
-            self.hasher.close()
-            self.writer.close(discard=True)  # what was not written is not counted either
+            self.pipeline.close()  # what was not written is not counted either
             if state.segments and not isinstance(exc, StartOver):  # keep what a later run can resume
                 self.save(best_effort=True)
             raise
         finally:
             if first is not None:
                 first[0].close()
-            self.writer.close(discard=True)  # on success every pump drained it already
+            self.pipeline.close()  # on success every worker drained it already
             if self.granted:
-                self.job.budget.give(self.granted)
+                self.context.budget.give(self.granted)
                 self.granted = 0
 
     def save(self, best_effort=False):
         """Record progress in the sidecar, after syncing the bytes it counts."""
-        with self.job.lock:
+        with self.context.lock:
             doc = self.state.to_json()
             self.dirty = False
         try:
-            self.job.sidecar.save(doc, self.fd)
+            self.context.sidecar.save(doc, self.fd)
         except OSError as exc:
             if not best_effort:
-                raise self.job.sidecar.error(exc, self.state) from None
-            log.warning("%s: could not record progress: %s", self.job.file_name, exc.strerror or exc)
+                raise self.context.sidecar.error(exc, self.state) from None
+            log.warning("%s: could not record progress: %s", self.context.file_name, exc.strerror or exc)
 
     # -- the pool -------------------------------------------------------------
 
     def _spawn(self, n, first=None):
-        if self.job.budget is not None:  # the pass's first connection is the download's own
+        if self.context.budget is not None:  # the pass's first connection is the download's own
             own = 0 if self.workers else 1
-            granted = self.job.budget.take(n - own)
+            granted = self.context.budget.take(n - own)
             self.granted += granted
             n = own + granted
         for _ in range(n):
@@ -207,8 +179,8 @@ class Runner:
 
     def _expand(self):
         """Bring the pass up to ``max_workers`` connections."""
-        with self.job.lock:
-            seglib.carve(self.state.segments, self.tuning)
+        with self.context.lock:
+            seglib.split_for_new_connections(self.state.segments, self.tuning)
         self._spawn(self.max_workers - len(self.workers))
 
     def _supervise(self):
@@ -218,10 +190,10 @@ class Runner:
         connections join if one is slower than ``tuning.fast_enough`` and
         enough is left to split.
         """
-        tuning, state, job = self.tuning, self.state, self.job
+        tuning, state, context = self.tuning, self.state, self.context
         started = time.monotonic()
         expanded = len(self.workers) >= self.max_workers
-        if not expanded and not job.options.adaptive:
+        if not expanded and not context.options.adaptive:
             expanded = True
             self._expand()
         while True:
@@ -231,44 +203,44 @@ class Runner:
             elapsed = time.monotonic() - started
             if not expanded and elapsed >= tuning.expand_after and not self.errors:
                 expanded = True
-                rate = self.received / elapsed if elapsed > 0 else 0
-                with job.lock:
+                rate = self.written / elapsed if elapsed > 0 else 0
+                with context.lock:
                     left = sum(s.remaining or 0 for s in state.segments if not s.finished)
                 if rate < tuning.fast_enough and left >= 2 * tuning.min_split:
                     self._expand()
                     alive = True
-            if job.cancel.is_set():
-                raise Interrupted(f"{job.file_name}: cancelled")
+            if context.cancel.is_set():
+                raise Interrupted(f"{context.file_name}: cancelled")
             if self.errors:  # checked after the liveness test, so a last worker's error is never lost
                 raise self.errors[0]
             if not alive and all(s.finished for s in state.segments):
                 return  # complete: the file is about to be synced and moved, no sidecar needed any more
-            self.hasher.writeback()  # before a save: its fdatasync then waits for less
+            self.pipeline.writeback()  # before a save: its fdatasync then waits for less
             if self.dirty:
                 self.save()
             if not alive:
                 return
 
     def _worker(self, first):
-        job = self.job
+        context = self.context
         try:
-            seg = self.state.segments[0] if first is not None else self._claim()
+            seg = self.state.segments[0] if first is not None else self._take_next_segment()
             while seg is not None and not self._stopped():
                 self._work(seg, first)
                 first = None
-                seg = self._claim()
+                seg = self._take_next_segment()
         except BaseException as exc:  # handed to the supervising thread
             if isinstance(exc, KeyboardInterrupt):
-                exc = Interrupted(f"{job.file_name}: interrupted")
+                exc = Interrupted(f"{context.file_name}: interrupted")
             elif isinstance(exc, OSError):
-                exc = job.sidecar.error(exc, self.state)
+                exc = context.sidecar.error(exc, self.state)
             elif not isinstance(exc, (MagedlError, StartOver)):
                 exc = MagedlError(f"internal error in a transfer thread: {type(exc).__name__}: {exc}")
             self.errors.append(exc)
             self.stop.set()
 
-    def _claim(self):
-        with self.job.lock:
+    def _take_next_segment(self):
+        with self.context.lock:
             if self._stopped():
                 return None
             seg = seglib.next_segment(self.state.segments, self.tuning)
@@ -278,18 +250,20 @@ class Runner:
             return seg
 
     def _stopped(self):
-        return self.stop.is_set() or self.job.cancel.is_set()
+        return self.stop.is_set() or self.context.cancel.is_set()
 
     # -- one segment ----------------------------------------------------------
 
     def _work(self, seg, first):
         """Fill one segment, retrying it on its own."""
-        pending = [first]
+        context, pending = self.context, [first]
 
         def attempt():
             if self._stopped():
                 return
             self._drain()  # a retry continues from what is written, not from what was queued
+            with context.lock:
+                seg.received = seg.done  # nothing is in flight now
             if seg.finished:
                 return  # what was queued completed it (another worker may have cut it short meanwhile)
             if pending[0] is not None:
@@ -301,21 +275,21 @@ class Runner:
                 self._pump(seg, response, head, blocks)
 
         try:
-            self.job.client.retry.call(attempt, self.job.file_name, progress=lambda: seg.done, stop=self._stopped)
+            context.client.retry.call(attempt, context.file_name, progress=lambda: seg.done, stop=self._stopped)
         finally:
-            with self.job.lock:
+            with context.lock:
                 seg.busy = False
 
     def _ranged(self, seg):
         """A response whose body continues *seg* exactly where it stands."""
-        job, state = self.job, self.state
+        context, state = self.context, self.state
         headers = {"Accept-Encoding": "identity"}
         if self.range_ok:
             headers["Range"] = f"bytes={seg.pos}-{'' if seg.end is None else seg.end - 1}"
             validator = state.validators.if_range()
             if validator:
                 headers["If-Range"] = validator
-        response = job.client.open(job.url, job.file_name, headers=headers, allow=(416,))
+        response = context.client.open(context.url, context.file_name, headers=headers, allow=(416,))
         status = response.status_code
         if status == 206:
             span = parse_content_range(response.headers.get("Content-Range"))
@@ -326,7 +300,7 @@ class Runner:
                 if reason:
                     raise StartOver(reason)
                 raise StartOver(f"the server answered a different range ({start}, not {seg.pos})", no_range=True)
-            with job.lock:
+            with context.lock:
                 state.joined = True
                 if not self._stopped():
                     if state.size is None and total is not None:
@@ -343,82 +317,77 @@ class Runner:
         response.close()
         if status == 416:
             raise StartOver("the server refused the resume range (the file may have shrunk)")
-        raise MagedlError(f"{job.file_name}: unexpected answer HTTP {status}")
+        raise MagedlError(f"{context.file_name}: unexpected answer HTTP {status}")
 
     def _pump(self, seg, response, head, blocks=None):
         """Copy the body (*head*, then *blocks* or the rest of *response*) into the file at the segment's position.
 
-        Blocks are put to the writer, which counts them in ``seg.done`` once
-        written (:meth:`_landed`); *at* is where the next block goes.
+        Blocks are put to the pipeline, which counts them in ``seg.done`` once
+        written (:meth:`_mark_written`); *at* is where the next block goes.
         """
-        job, state, lock = self.job, self.state, self.job.lock
+        context, state, lock = self.context, self.state, self.context.lock
         at = seg.pos
-        if blocks is None:
-            # Only the segment at the hashed prefix is taken from memory (and written direct); the others
-            # land out of order, are read back, so they go through the page cache.
-            with lock:
-                in_order = at == seglib.contiguous_end(state.segments)
-            blocks = job.blocks(response, in_order)
-        blocks = prepend(head, blocks)
+        blocks = prepend(head, context.blocks(response, self.buffers) if blocks is None else blocks)
         while True:
             try:
                 block = next(blocks, None)
             except READ_ERRORS as exc:
                 if self._stopped():
                     return
-                raise transient_from(exc, job.file_name) from None
-            if block is None:
+                raise transient_from(exc, context.file_name) from None
+            if block is None or self._stopped():
                 break
-            if self._stopped():
-                return
             with lock:
+                # The segment ends where a split cut it; a split never cuts below what this worker
+                # has received, and recording the block as received in this same step makes it ours.
                 end = seg.end
-            if end is not None and at + len(block) > end:
-                block = block[: max(0, end - at)]
-            if job.limiter:
-                job.limiter.take(len(block), self.stop)
+                if end is not None and at + len(block) > end:
+                    block = block[: max(0, end - at)]
+                seg.received = at + len(block) - seg.start
+            if not block:
+                break  # another worker took the rest of this segment
+            if context.limiter:
+                context.limiter.take(len(block), self.stop)
                 if self._stopped():
                     return
-            taken = self.hasher.offer(block, at)  # hashed from memory while it is written, if in order
             try:
-                self.writer.put(block, at, seg, reread=not taken)
+                self.pipeline.put(block, at, seg)
             except OSError as exc:  # the disk, not the network: retrying would not help
-                raise job.sidecar.error(exc, state) from None
+                raise context.sidecar.error(exc, state) from None
             at += len(block)
-            del block  # its buffer is free again once written
+            del block  # the pipeline's now
             self._report()
             if self.inline and time.monotonic() - self.saved >= self.tuning.save_interval:
                 self.saved = time.monotonic()  # no supervisor thread saves for us
                 self.save()
             if seg.end is not None and at >= seg.end:
                 break  # done, or another worker took the rest of this segment
+        if self._stopped():
+            return
         self._drain()
         if seg.end is None:  # size was unknown: the end of the body is the end of the file
             with lock:
                 seg.end = state.size = seg.pos
-            self.hasher.advance(seg.pos)
+            self.pipeline.written_up_to(seg.pos)
         elif seg.pos < seg.end:
-            raise TransientError(f"{job.file_name}: short body, the connection closed at byte {seg.pos}")
+            raise TransientError(f"{context.file_name}: short body, the connection closed at byte {seg.pos}")
 
-    def _landed(self, block, at, seg):
-        """Count *block*, now written at *at*, and tell the hasher what it may read back (on the writer's thread)."""
-        with self.job.lock:
-            # A block read before the segment was cut short may overrun the new end;
-            # those bytes belong to the next piece too (same data), so count to the end.
-            seg.done = min(seg.done + len(block), (seg.end - seg.start) if seg.end is not None else 1 << 62)
-            self.received += len(block)
+    def _mark_written(self, nbytes, seg):
+        """Count *nbytes* just written to *seg* (on the writer's thread); the end of the completely written prefix."""
+        with self.context.lock:
+            seg.done += nbytes
+            self.written += nbytes
             self.dirty = True
-            prefix = seglib.contiguous_end(self.state.segments)
-        self.hasher.advance(prefix)
+            return seglib.contiguous_end(self.state.segments)
 
     def _drain(self):
         try:
-            self.writer.drain()
+            self.pipeline.drain()
         except OSError as exc:
-            raise self.job.sidecar.error(exc, self.state) from None
+            raise self.context.sidecar.error(exc, self.state) from None
 
     def _report(self):
         now = time.monotonic()
         if now - self.reported >= self.tuning.progress_interval:
             self.reported = now
-            self.job.report(self.state, "data")
+            self.context.report(self.state, "data")

@@ -12,8 +12,8 @@ a partial file a sidecar vouches for (from any source: the md5 check at the
 end, or the validators, prove it is the same file) or starts afresh, and
 moves the result into place only once its md5 matches. A resumed file whose
 md5 is wrong is fetched once more, whole. The passes over the partial file
-(the first response, the worker pool, ranges) are
-:mod:`magedl.transfer.segmented`.
+(the first response, the connections, ranges) are
+:mod:`magedl.transfer.first_answer` and :mod:`magedl.transfer.workers`.
 
 Nothing here prints: progress goes to a callback and warnings to the logger.
 """
@@ -33,13 +33,14 @@ from magedl.fsutil import make_dirs
 from magedl.locks import FileLock
 from magedl.service import sniff
 from magedl.service.catalog import file_suffix
-from magedl.transfer.first import open_first
+from magedl.transfer.first_answer import open_whole_file
 from magedl.transfer.hashing import file_digests
 from magedl.transfer.options import TransferOptions
 from magedl.transfer.partial import PartialState, Sidecar
+from magedl.transfer.pipeline import Buffers, block_size
 from magedl.transfer.ratelimit import RateLimiter
-from magedl.transfer.segmented import Job, Runner, StartOver
 from magedl.transfer.shared import Shared
+from magedl.transfer.workers import DownloadContext, SegmentWorkers, StartOver
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +108,9 @@ class Download:
         self.options = options
         self.progress = progress or (lambda p: None)
         self.sidecar = Sidecar(self.dest, file_name)
-        self.job = Job(client, url, file_name, options, limiter, cancel or threading.Event(), self.sidecar,
-                       self._emit, threading.Lock(), shared.budget if shared is not None else None)
+        self.context = DownloadContext(client, url, file_name, options, limiter, cancel or threading.Event(),
+                                       self.sidecar, self._emit, threading.Lock(),
+                                       shared.budget if shared is not None else None)
         self.range_ok = True  # false once the server showed it cannot be trusted with ranges
         self.restarted = False
         self.shared = shared
@@ -117,7 +119,7 @@ class Download:
 
     @property
     def file_name(self):
-        return self.job.file_name
+        return self.context.file_name
 
     def run(self) -> "Result":
         try:
@@ -143,8 +145,9 @@ class Download:
         try:
             existing = self._existing()
             if existing:
+                self.sidecar.drop_orphan()
                 return existing
-            state = self.sidecar.load(self.md5, self.job.url) or self._fresh()
+            state = self.sidecar.load(self.md5, self.context.url) or self._fresh()
             if state.resumed_from:
                 log.debug("%s: resuming with %d bytes on disk", self.file_name, state.resumed_from)
             self._emit(state, "start")
@@ -167,7 +170,7 @@ class Download:
                 lock.__exit__(None, None, None)
 
     def _fresh(self):
-        return PartialState(self.md5, redact(self.job.url))
+        return PartialState(self.md5, redact(self.context.url))
 
     def _restart(self):
         """Throw the partial data away; a fresh state for a transfer from byte 0."""
@@ -191,7 +194,7 @@ class Download:
                 # serve) ends the run, while one that cuts at random points lets it finish.
                 start_overs = 1 if state.done > best else start_overs + 1
                 best = max(best, state.done)
-                if start_overs > self.job.client.retry.attempts:
+                if start_overs > self.context.client.retry.attempts:
                     if fresh is not None:
                         fresh.close()
                     raise NetworkError(f"{self.file_name}: {exc}; gave up after {start_overs} fresh starts") from None
@@ -202,9 +205,10 @@ class Download:
 
     def _pass(self, state, fresh=None):
         """One pass over the partial file: the first response when there is none yet, then the workers."""
+        buffers = Buffers(block_size(self.options))
         if not state.segments:
             asked = time.monotonic()
-            first = open_first(self.job, state, self.range_ok, fresh)
+            first = open_whole_file(self.context, state, self.range_ok, buffers, fresh)
             if self.waited is None:
                 self.waited = time.monotonic() - asked
         else:
@@ -216,11 +220,11 @@ class Download:
             if first is not None:
                 first[0].close()
             raise
-        runner = Runner(self.job, state, fd, self.range_ok)
+        workers = SegmentWorkers(self.context, state, fd, self.range_ok, buffers)
         try:
-            digests = runner.run(first)
+            digests = workers.run(first)
         except BaseException:
-            if not runner.busy:
+            if not workers.busy:
                 os.close(fd)  # else a straggler may still write: leave the fd to it
             raise
         self._close()
@@ -243,7 +247,7 @@ class Download:
                 log.warning("%s: already present; the feed has no md5, so it is not re-checked", self.file_name)
             self._emit(None, "skip", size)
             return Result(self.dest, size, "", skipped=True, verified=False)
-        digests = file_digests(self.dest, self.job.algorithms)
+        digests = file_digests(self.dest, self.context.algorithms)
         if digests["md5"] == self.md5:
             self._emit(None, "skip", size)
             return Result(self.dest, size, self.md5, skipped=True, sha256=digests.get("sha256", ""))
@@ -264,7 +268,7 @@ class Download:
             self._emit(state, "done", size)
             return result
 
-        def settle(error):
+        def on_committed(error):
             try:
                 if error is not None:
                     outcome = self.sidecar.error(error, state)
@@ -273,9 +277,9 @@ class Download:
                     outcome = result
             finally:
                 lock.__exit__(None, None, None)
-            self.shared.deliver(outcome)
+            self.shared.report_outcome(outcome)
 
-        self.sidecar.hand_over(size, fd, self.shared.committer, settle)
+        self.sidecar.hand_over(size, fd, self.shared.committer, on_committed)
         return None
 
     def _mismatch(self, state, digest):
@@ -334,7 +338,7 @@ def download(client, url, dest, *, file_name: str, md5: str = "", options: Optio
     -------
     Result
         Or ``None`` once the file was handed to the committer, which then
-        calls ``shared.deliver`` with the :class:`Result` (or the error)
+        calls ``shared.report_outcome`` with the :class:`Result` (or the error)
         when the file is in place.
 
     Raises

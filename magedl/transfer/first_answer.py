@@ -1,8 +1,8 @@
 """The first answer of a download: the whole file asked for, its head sniffed, the transfer planned.
 
 What follows it (the worker pool, ranges for the rest) is
-:mod:`magedl.transfer.segmented`; the orchestration around both is
-:mod:`magedl.transfer.download`.
+:mod:`magedl.transfer.workers`; the orchestration around both is
+:mod:`magedl.transfer.one_file`.
 """
 
 from magedl.errors import Interrupted, MagedlError, NotAnArchive, TransientError
@@ -13,12 +13,13 @@ from magedl.service.catalog import file_suffix
 from magedl.transfer import segments as seglib
 from magedl.transfer.body import READ_ERRORS, encoded, first_bytes
 from magedl.transfer.partial import PartialState
-from magedl.transfer.segmented import Job
+from magedl.transfer.pipeline import Buffers
+from magedl.transfer.workers import DownloadContext
 
 _EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e"
 
 
-def open_first(job: Job, state: PartialState, range_ok: bool, fresh=None):
+def open_whole_file(context: DownloadContext, state: PartialState, range_ok: bool, buffers: Buffers, fresh=None):
     """GET the whole file (or take *fresh*, a 200 already open); sniff it; plan *state*.
 
     Returns ``(response, head, blocks)``: the open response, its first
@@ -29,35 +30,35 @@ def open_first(job: Job, state: PartialState, range_ok: bool, fresh=None):
     def attempt():
         response = pending.pop() if pending and pending[0] is not None else None
         if response is None:
-            response = job.client.open(job.url, job.file_name, headers={"Accept-Encoding": "identity"})
+            response = context.client.open(context.url, context.file_name, headers={"Accept-Encoding": "identity"})
         if response.status_code != 200:
             response.close()
-            raise MagedlError(f"{job.file_name}: unexpected answer HTTP {response.status_code}")
-        blocks = job.blocks(response)
+            raise MagedlError(f"{context.file_name}: unexpected answer HTTP {response.status_code}")
+        blocks = context.blocks(response, buffers)
         try:
             head = first_bytes(blocks)
         except READ_ERRORS as exc:
             response.close()
-            raise transient_from(exc, job.file_name) from None
+            raise transient_from(exc, context.file_name) from None
         if not head and state.md5 and state.md5 != _EMPTY_MD5:
             # Nothing at all where a file is expected: a connection cut inside the headers
             # (http.client takes what came as complete) or a broken proxy. Worth a retry.
             response.close()
-            raise TransientError(f"{job.file_name}: the server sent an empty answer")
+            raise TransientError(f"{context.file_name}: the server sent an empty answer")
         return response, head, blocks
 
-    response, head, blocks = job.client.retry.call(attempt, job.file_name, stop=job.cancel.is_set)
-    if job.cancel.is_set():
+    response, head, blocks = context.client.retry.call(attempt, context.file_name, stop=context.cancel.is_set)
+    if context.cancel.is_set():
         response.close()
-        raise Interrupted(f"{job.file_name}: cancelled")
+        raise Interrupted(f"{context.file_name}: cancelled")
     headers = response.headers
     coded = encoded(headers)
     state.size = None if coded else parse_length(headers.get("Content-Length"))
-    reason = sniff.refuse_reason(file_suffix(job.file_name), bytes(head[:sniff.HEAD_SIZE]),
+    reason = sniff.refuse_reason(file_suffix(context.file_name), bytes(head[:sniff.HEAD_SIZE]),
                                  headers.get("Content-Type", ""), state.size, bool(state.md5))
     if reason:
         response.close()
-        raise NotAnArchive(f"{job.file_name}: {reason}; nothing was saved")
+        raise NotAnArchive(f"{context.file_name}: {reason}; nothing was saved")
     state.validators = Validators.from_headers(headers)
     state.splittable = bool(range_ok and not coded and state.size is not None
                             and headers.get("Accept-Ranges", "").lower() == "bytes" and state.validators.if_range())
