@@ -34,6 +34,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--diff-file", metavar="PATH",
                    help="write the paths (relative to DIR) this run added or changed, one a line (the folder "
                         "must exist)")
+    p.add_argument("--no-html", action="store_true",
+                   help="write no browsable pages (DIR/index.html and the pages it links to); removes old ones")
     add_transfer_options(p)
     add_sign_key(p)
     g = p.add_argument_group("Composer packages (DIR/composer/; with these and no release selection, the "
@@ -188,7 +190,7 @@ def run_mirror(args, out):
         with Mirror(root).lock():
             if selection is not None:
                 selection.cache.save()  # the metadata read, for the next run to revalidate instead of fetch
-            mirror = Mirror(root)  # the state read only once we hold the lock
+            mirror = Mirror(root, html=not args.no_html)  # the state read only once we hold the lock
             plan = mirror.plan(upstream, selected, **plan_options)
             advisories = _advisories(composer_client, composer, selection, root, plan)
             summary, rows = Summary(), []

@@ -33,17 +33,21 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
-from magedl.errors import BusyError, LocalFileError, MagedlError, UnsafeNameError
+from magedl.errors import BusyError, LocalFileError, MagedlError
 from magedl.fsutil import read_if_regular
 from magedl.locks import FileLock
 from magedl.mirror import signature
 from magedl.mirror.composer import index as composer_index
+from magedl.mirror.composer import publish
 from magedl.mirror.composer.advisories import read_published
-from magedl.mirror.composer.plan import Archive, ComposerPlanner, package_of
+from magedl.mirror.composer.plan import Archive, ComposerPlanner
 from magedl.mirror.index import MAX_INDEX_BYTES, read_feed, read_sums, release_from_dict, write_indexes
 from magedl.mirror.layout import FILES, INFO_FILES, SIG, SUMS, check_layout, release_rel, walk_files
 from magedl.mirror.model import Action, Entry, Fingerprint, Item, Plan, Status
+from magedl.mirror.pages.site import drop_stale as drop_stale_pages
+from magedl.mirror.pages.site import is_page, write_pages
 from magedl.mirror.plan import DIGESTS, ReleasePlanner
+from magedl.mirror.signing_key import public_key
 from magedl.mirror.state import State, mirror_lock
 from magedl.service.catalog import Release
 from magedl.transfer.fetch import fetch_many
@@ -65,8 +69,9 @@ class Mirror:
     state it reads is not another run's half-written one.
     """
 
-    def __init__(self, root: os.PathLike | str):
+    def __init__(self, root: os.PathLike | str, html: bool = True):
         self.root = Path(root)
+        self.html = html  # write the browsable pages (magedl.mirror.pages); False removes them
         self.files = self.root / FILES
         check_layout(self.root)
         self.state = State(self.root)
@@ -184,13 +189,14 @@ class Mirror:
             for it in pruned:
                 it.status = Status.PRUNED
             if pruned:
-                self.write_indexes(plan)  # the index stops listing them before they go
+                self.write_indexes(plan, pages=False)  # the index stops listing them before they go
             for it in pruned:
                 self._remove(it.rel)
                 on_item(it)
         finally:
             self.state.save()
-            self.write_indexes(plan)
+            signer = self._signer(sign_key)
+            self.write_indexes(plan, signer=signer)
             after = self._sums_now()
             changed = {rel for rel, sha in after.items() if before.get(rel) != sha}
             if changed or set(before) != set(after):
@@ -198,6 +204,9 @@ class Mirror:
                 if signature.discard(self.root) and sign_key is None:  # it vouched for the index as it was
                     log.warning("%s changed, so its old signature was removed; sign it again (--sign-key, or "
                                 "'magedl sign DIR --key KEY')", SUMS)
+                    if signer and self.html:  # the front page named the key of the signature just removed
+                        self.write_indexes(plan)
+                        changed |= {rel for rel, sha in self._sums_now().items() if before.get(rel) != sha}
             self.state.add_delta(changed)
             self.state.save()
         if sign_key is not None:
@@ -205,6 +214,20 @@ class Mirror:
                 self.signed = self.sign(sign_key, again=False)
             except MagedlError as exc:
                 raise type(exc)(f"{exc}; the mirror itself is complete, but not signed") from None
+
+    def _signer(self, sign_key) -> str:
+        """The key the front page names: the one this run signs with, or that of a current signature."""
+        if not self.html:
+            return ""
+        if sign_key is not None:
+            key = public_key(sign_key)
+            return str(key) if key is not None else "key given to the run that wrote this page"
+        if not signature.is_current(self.root):
+            return ""
+        try:
+            return str(signature.parse_signature(read_if_regular(self.root / SIG, 64 << 10) or b""))
+        except ValueError:
+            return ""
 
     def sign(self, key, *, again: bool = True):
         """Sign ``SHA256SUMS`` (:func:`magedl.mirror.signature.sign`) and put the signature in the delta, last.
@@ -278,7 +301,7 @@ class Mirror:
             # A copy the index described was just replaced: describe the new one now,
             # not at the end of a run that may last hours (or be killed).
             started = time.monotonic()
-            self.write_indexes(plan, leave_out=frozenset(self._replacing))
+            self.write_indexes(plan, leave_out=frozenset(self._replacing), pages=False)
             self._index_stale = False
             self._index_due = time.monotonic() + (time.monotonic() - started) * (1 / INDEX_SHARE - 1)
 
@@ -319,8 +342,15 @@ class Mirror:
                 break
             parent = parent.parent
 
-    def write_indexes(self, plan: Plan, leave_out: frozenset = frozenset()) -> list:
-        """Write the index files for the files held and verified (but *leave_out*); return those that changed."""
+    def write_indexes(self, plan: Plan, leave_out: frozenset = frozenset(), pages: bool = True,
+                      signer: str = "") -> list:
+        """Write the index files for the files held and verified (but *leave_out*); return those that changed.
+
+        With *pages* False (the writes while files land), the pages on disk
+        stay as they are and stay listed: rendering every page per landed
+        file would cost the square of the file count; the run's last write
+        renders them. *signer* names the key the index is (or will be) signed with.
+        """
         held = {}
         for it in plan.items:
             if it.entry is None or it.status in (Status.PRUNED, Status.SKIP) or it.rel in leave_out:
@@ -341,47 +371,20 @@ class Mirror:
         for rel in sorted(releases - described):  # no longer upstream as held: the records it came with
             name = rel[len(FILES) + 1:]
             records += [release_from_dict(d) for d in held[rel].records or ({"file_name": name},)]
-        extra = self._composer_files(plan, held)
-        changed = write_indexes(self.root, records, {rel: e.sha256 for rel, e in held.items()}, extra,
-                                memo=self.state)
+        extra = publish.index_files(self.root, plan.composer, held)
+        sums = {rel: e.sha256 for rel, e in held.items()}
+        written = {}
+        if self.html and pages:  # before SHA256SUMS, which lists them (and before it is signed)
+            written = write_pages(self.root, records, held, extra, plan.composer.url if plan.composer else None,
+                                  signer)
+        elif self.html:
+            written = {rel: sha for rel, sha in self._sums_now().items() if is_page(rel)}
+        changed = write_indexes(self.root, records, {**sums, **written}, extra, memo=self.state)
         if plan.composer is not None:
-            self._drop_stale_composer(extra)
+            publish.drop_stale(self.root, extra)
+        if pages:
+            drop_stale_pages(self.root, written)
         return changed
-
-    def _composer_files(self, plan: Plan, held: dict) -> dict:
-        """``composer/packages.json`` and the p2 files for the Composer versions held: ``{rel: bytes}``."""
-        part = plan.composer
-        if part is None:
-            return {}
-        entries = {}
-        for rel, entry in held.items():
-            if not rel.startswith(composer_index.DIST + "/") or not entry.records:
-                continue
-            try:
-                name, _ = package_of(entry.records[0])
-            except UnsafeNameError as exc:
-                log.warning("%s: %s; left out of the index", rel, exc)
-                continue
-            entries.setdefault(name, []).append(composer_index.mirrored_entry(entry.records[0], part.url, rel,
-                                                                              entry.sha1))
-        for name, versions in part.metadata.items():
-            entries.setdefault(name, []).extend(composer_index.mirrored_entry(e, part.url, None, "")
-                                                for e in versions.values())
-        if not entries:
-            return {}
-        composer_index.write_composer_url(self.root, part.url)
-        return composer_index.render(entries, part.url, part.advisories)
-
-    def _drop_stale_composer(self, written: dict) -> None:
-        """Remove Composer index files no longer listed (after SHA256SUMS stopped listing them)."""
-        stale = [rel for rel, _ in walk_files(self.root, composer_index.P2) if rel not in written]
-        if composer_index.PACKAGES not in written and os.path.lexists(self.root / composer_index.PACKAGES):
-            stale.append(composer_index.PACKAGES)
-        for rel in stale:
-            try:
-                os.unlink(self.root / rel)
-            except (FileNotFoundError, IsADirectoryError):
-                pass
 
 
 def _drop_stale_lock(path: Path) -> None:
