@@ -102,7 +102,8 @@ def read_if_regular(path, limit):
         if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
             return None
         with os.fdopen(fd, "rb", closefd=False) as f:
-            return f.read(limit + 1)
+            # Not read(limit + 1): Python allocates that much up front, whatever the file's size.
+            return f.read(min(limit, info.st_size) + 1)
     finally:
         os.close(fd)
 

@@ -2,7 +2,6 @@
 
 import os
 import re
-import unicodedata
 from pathlib import Path, PurePosixPath
 
 from magedl.errors import UnsafeNameError
@@ -18,6 +17,8 @@ SIDE_SUFFIXES = (PART_SUFFIX, STATE_SUFFIX, STATE_SUFFIX + ".tmp", LOCK_SUFFIX)
 _TEMP = re.compile(r"^\..*\.magedl-tmp-[0-9a-f]+$")
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
+# Unicode's control characters (category Cc) are exactly these: one search instead of a lookup per character.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def check_name(file_name):
@@ -34,7 +35,7 @@ def check_name(file_name):
     reason = None
     if not file_name or not isinstance(file_name, str):
         reason = "empty name"
-    elif any(unicodedata.category(c) == "Cc" for c in file_name):
+    elif _CONTROL.search(file_name):
         reason = "control character in name"
     elif file_name.startswith("/") or "\\" in file_name or _DRIVE.match(file_name):
         reason = "absolute or Windows-style path"

@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import MAGEID, TOKEN, LatencyRelay, build_mirror, ensure_tools, make_ca, start_nginx  # noqa: E402
 
-CASES = ["big", "https", "latency", "perfile", "slow", "mirror", "composer", "startup", "serve"]
+CASES = ["big", "https", "latency", "perfile", "slow", "mirror", "composer", "startup", "serve", "scale"]
 
 
 def timed(cmd, out_dir, env=None, keep=False, warm=0):
@@ -336,6 +336,11 @@ def main():
         if "serve" in cases:
             seconds = args.serve_seconds or (2 if args.quick else 5)
             ratios.extend(serve_case(work, magedl, 1 if args.quick else 3, seconds))
+        if "scale" in cases:
+            print("\n7. scale: how a mirror's cost grows with its size (issue 18)")
+            from bench_scale import run as scale_case
+
+            scale_case(bench, work, base, magedl, env, ratios, quick=args.quick)
         peak = max((f["peak_rss_mib"] for f in figures if f["tool"].startswith("magedl")), default=0)
         print(f"\npeak RSS of magedl over every case: {peak:.1f} MiB (target <= 64)")
     finally:

@@ -240,6 +240,18 @@ def mirror_crash_loop(emulator, root, *, kills, seed, rate, jobs=2, timeout=60):
     return MirrorOutcome(done_kills, emulator.bytes_sent(), allowance, problems)
 
 
+def emulator_with_files(count):
+    """An emulator whose ``ce-full`` category holds *count* tiny files (the scale crash loop, issue 18)."""
+    feed, files = {"ce-full": {}}, {}
+    for i in range(count):
+        name = f"Magento-CE-SCALE-{i:06d}.zip"
+        data = b"PK\x03\x04" + hashlib.sha256(str(i).encode()).digest() * 2
+        files[name] = data
+        feed["ce-full"].setdefault(f"9.{i // 100}.{i % 100}", []).append(
+            {"name": name, "file_name": name, "md5": hashlib.md5(data).hexdigest()})
+    return Emulator(store=MemoryStore(feed, files)).start()
+
+
 @contextmanager
 def slow_disk(rate):
     """Every write through :class:`magedl.transfer.disk.Disk` takes as long as *rate* bytes/s allows.
@@ -351,6 +363,9 @@ def main(argv=None):
     parser.add_argument("--rate-mib", type=float, default=4, help="MiB/s per connection (default 4)")
     parser.add_argument("--divergent", type=int, default=60,
                         help="downloads from a server whose ranged answers disagree (default 60)")
+    parser.add_argument("--scale-files", type=int, default=20000,
+                        help="files in the large mirror's crash loop (default 20000; 0 skips it)")
+    parser.add_argument("--scale-kills", type=int, default=5, help="SIGKILLs in the large mirror's loop (default 5)")
     args = parser.parse_args(argv)
     size, rate = args.size_mib << 20, int(args.rate_mib * (1 << 20))
     failed = 0
@@ -389,7 +404,24 @@ def main(argv=None):
     print(f"divergent seed {args.seed}: {len(runs)} runs, {sum(r.outcome == 'verified' for r in runs)} verified, "
           f"{sum(r.outcome == 'refused' for r in runs)} refused (exit 6), {bad} wrong: {'ok' if not bad else 'FAILED'}",
           flush=True)
+    if args.scale_files:
+        failed += not scale_crash_loop(args.scale_files, args.scale_kills, args.seed * 1000 + 900)
     return 1 if failed else 0
+
+
+def scale_crash_loop(files, kills, seed):
+    """The mirror crash loop over a mirror of *files* tiny files: the index stays true at every size."""
+    emulator = emulator_with_files(files)
+    try:
+        with tempfile.TemporaryDirectory(prefix="magedl-chaos-") as folder:
+            out = mirror_crash_loop(emulator, Path(folder) / "mirror", kills=kills, seed=seed, rate=64 << 20,
+                                    timeout=1800)
+    finally:
+        emulator.stop()
+    print(f"mirror of {files:,} files seed {seed}: {out.kills} kills, served {out.served / (1 << 20):.1f} MiB "
+          f"(allowed {out.allowance / (1 << 20):.1f}), problems: {out.problems[:5] or 'none'}: "
+          f"{'ok' if out.ok else 'FAILED'}", flush=True)
+    return out.ok
 
 
 if __name__ == "__main__":

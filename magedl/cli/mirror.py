@@ -34,13 +34,19 @@ def add_parser(subparsers) -> None:
     p.add_argument("--diff-file", metavar="PATH",
                    help="write the paths (relative to DIR) this run added or changed, one a line (the folder "
                         "must exist)")
+    p.add_argument("--no-html", action="store_true",
+                   help="write no browsable pages (DIR/index.html and the pages it links to); removes old ones")
     add_transfer_options(p)
     add_sign_key(p)
     g = p.add_argument_group("Composer packages", "into DIR/composer/; with these and no release selection, the "
                              "downloads feed is not asked")
     g.add_argument("--composer-require", action="append", default=[], metavar="NAME[:CONSTRAINT]",
                    help="a package and, recursively, what it requires, e.g. magento/project-community-edition:2.4.7 "
-                        "(repeatable)")
+                        "(repeatable); NAME may be a pattern, 'VENDOR/*' or '*': every package the repositories "
+                        "offer these keys that matches")
+    g.add_argument("--composer-exclude", action="append", default=[], metavar="PATTERN",
+                   help="leave out these packages (a name or a pattern such as 'magento/module-*'), as "
+                        "requirements, matches and dependencies (repeatable)")
     g.add_argument("--composer-lock", action="append", default=[], metavar="PATH",
                    help="exactly the packages a composer.lock lists (repeatable)")
     g.add_argument("--composer-repo", action="append", default=[], metavar="URL",
@@ -92,12 +98,14 @@ def composer_options(args):
     from magedl.errors import ConstraintError
     from magedl.mirror.composer.advisories import AdvisoryOptions, check_source_url
     from magedl.mirror.composer.index import normalize_url
-    from magedl.mirror.composer.select import DEFAULT_REPOS, ComposerOptions, parse_require
+    from magedl.mirror.composer.patterns import parse_exclude, parse_require
+    from magedl.mirror.composer.select import DEFAULT_REPOS, ComposerOptions
 
     advisories = AdvisoryOptions(url=check_source_url(args.composer_advisories) if args.composer_advisories else None,
                                  enabled=not args.no_composer_advisories)
     given = (args.composer_require or args.composer_lock or args.composer_repo or args.composer_dev
-             or args.composer_php or args.composer_newest or args.composer_url or advisories != AdvisoryOptions())
+             or args.composer_php or args.composer_newest or args.composer_url or args.composer_exclude
+             or advisories != AdvisoryOptions())
     if not given:
         return None
     for path in args.composer_lock:
@@ -110,15 +118,15 @@ def composer_options(args):
         except ConstraintError:
             raise UsageError(f"--composer-php {printable(args.composer_php)!r}: not a PHP version such as 8.2") \
                 from None
-    if (args.composer_dev or args.composer_php or args.composer_newest or args.composer_repo
+    if (args.composer_dev or args.composer_php or args.composer_newest or args.composer_repo or args.composer_exclude
             or advisories != AdvisoryOptions()) and not (args.composer_require or args.composer_lock):
-        raise UsageError("--composer-repo/-dev/-php/-newest/-advisories choose how packages are selected: give "
-                         "--composer-require or --composer-lock too")
+        raise UsageError("--composer-repo/-dev/-php/-newest/-exclude/-advisories choose how packages are selected: "
+                         "give --composer-require or --composer-lock too")
     return ComposerOptions(
         requires=tuple(parse_require(text) for text in args.composer_require),
         locks=tuple(args.composer_lock), repos=repos, dev=args.composer_dev, php=args.composer_php,
         newest=args.composer_newest, url=normalize_url(args.composer_url) if args.composer_url else None,
-        advisories=advisories)
+        advisories=advisories, excludes=tuple(parse_exclude(text) for text in args.composer_exclude))
 
 
 # -- mirror ---------------------------------------------------------------------
@@ -185,7 +193,7 @@ def run_mirror(args, out):
         with Mirror(root).lock():
             if selection is not None:
                 selection.cache.save()  # the metadata read, for the next run to revalidate instead of fetch
-            mirror = Mirror(root)  # the state read only once we hold the lock
+            mirror = Mirror(root, html=not args.no_html)  # the state read only once we hold the lock
             plan = mirror.plan(upstream, selected, **plan_options)
             advisories = _advisories(composer_client, composer, selection, root, plan)
             summary, rows = Summary(), []
@@ -193,7 +201,8 @@ def run_mirror(args, out):
 
             def on_item(item):
                 summary.add(item)
-                rows.append(item.to_dict())
+                if args.json:
+                    rows.append(item.to_dict())
                 _report_item(item, args.quiet)
 
             try:

@@ -31,8 +31,11 @@ import json
 import logging
 import os
 import re
+import shutil
 import stat
+import tempfile
 import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -95,7 +98,10 @@ class MetadataCache:
         self._lock = threading.Lock()
         self._urls: dict = {}  # url -> {"sha256", "etag", "last_modified", "stale"}
         self._feeds: dict = {}  # changes feed url -> since
-        self._pending: dict = {}  # sha256 -> body not written yet
+        # sha256 -> a body fetched this run, not written yet: spooled to a private temporary folder, not
+        # held in memory, since the cache may be written only under the mirror's lock (after selection).
+        self._pending: dict = {}
+        self._spool: Optional[Path] = None
         self._used: set = set()  # sha256 of every body this run read or kept
         self._seen: set = set()  # URLs this run asked for
         self._followed: list = []  # (prefix, suffix) of p2 URLs a changes feed vouches for this run
@@ -151,11 +157,10 @@ class MetadataCache:
         if not self._usable or not _is_sha256(sha256):
             return None
         with self._lock:
-            data = self._pending.get(sha256)
-        if data is None:
-            data = read_if_regular(self.folder / f"{sha256}.json", self.max_bytes)
-            if data is None or hashlib.sha256(data).hexdigest() != sha256:
-                return None
+            spooled = self._pending.get(sha256)
+        data = read_if_regular(spooled or self.folder / f"{sha256}.json", self.max_bytes)
+        if data is None or hashlib.sha256(data).hexdigest() != sha256:
+            return None
         with self._lock:
             self._used.add(sha256)
         return data
@@ -169,10 +174,20 @@ class MetadataCache:
             log.debug("a metadata body with credentials in a URL is not cached")
             return None
         with self._lock:
-            self._pending.setdefault(digest, data)
+            if digest not in self._pending:
+                self._pending[digest] = self._spooled(digest, data)
             self._used.add(digest)
             self.fetched += 1
         return digest
+
+    def _spooled(self, digest: str, data: bytes) -> Path:
+        if self._spool is None:
+            self._spool = Path(tempfile.mkdtemp(prefix="magedl-metadata-"))
+            weakref.finalize(self, shutil.rmtree, self._spool, True)
+        path = self._spool / f"{digest}.json"
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
 
     # -- URLs --------------------------------------------------------------------
 
@@ -275,9 +290,11 @@ class MetadataCache:
             make_dirs(self.folder)
             if not self._check_folder():
                 return
-            for digest, data in pending.items():
-                # No fsync: a body's name is its sha256, checked on every read.
-                atomic_write(self.folder / f"{digest}.json", data, durable=False)
+            for digest, spooled in pending.items():
+                data = read_if_regular(spooled, self.max_bytes)
+                if data is not None:
+                    # No fsync: a body's name is its sha256, checked on every read.
+                    atomic_write(self.folder / f"{digest}.json", data, durable=False)
             atomic_write(self.folder / INDEX, json.dumps(doc, indent=0, sort_keys=True).encode())
             if complete:
                 for entry in os.scandir(self.folder):

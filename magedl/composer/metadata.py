@@ -6,8 +6,10 @@ import json
 import logging
 import re
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from magedl.composer.semver import normalize
+from magedl.config import register_secret
 from magedl.errors import ConstraintError, FeedError, UnsafeNameError
 from magedl.text import printable
 
@@ -221,3 +223,34 @@ def collect_entries(containers: list, key: str, where: str, warn: Callable[[str]
             if entry is not None:
                 out.append(entry)
     return out
+
+
+def carries_credentials(entry: dict) -> bool:
+    """Whether a version entry's dist URL holds a user or password (its password is registered as a secret)."""
+    dist = entry.get("dist")
+    url = dist.get("url") if isinstance(dist, dict) else None
+    if not isinstance(url, str) or "@" not in url:
+        return False
+    try:
+        parts = urlsplit(url)
+        register_secret(parts.password)
+        return "@" in parts.netloc
+    except ValueError:  # not a URL at all: the fetch refuses it
+        return False
+
+
+def is_package_name(name: str) -> bool:
+    """Whether *name* is a Composer package name (see :func:`check_package_name`)."""
+    try:
+        check_package_name(name)
+    except UnsafeNameError:
+        return False
+    return True
+
+
+def links(entry: dict, key: str) -> list:
+    """``[(name lower-cased, constraint)]`` of a version entry's link map (PHP writes an empty one as [])."""
+    links = entry.get(key)
+    if not isinstance(links, dict):
+        return []
+    return [(n.lower(), c) for n, c in links.items() if isinstance(n, str) and isinstance(c, str)]

@@ -37,6 +37,7 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
+from magedl.composer.budget import PREFETCH_BUDGET, ByteBudget
 from magedl.composer.includes import IncludeWalker, wire
 from magedl.composer.metadata import check_package_name, collect_entries, containers_of
 from magedl.config import redact
@@ -96,6 +97,7 @@ class ComposerRepository:
         self._cache: dict = {}  # (name, dev) -> entries, and the name lists
         self._ready: dict[str, bytes] = {}  # wire URL -> body fetched ahead by prefetch()
         self._ready_lock = threading.Lock()
+        self.budget = ByteBudget(PREFETCH_BUDGET)  # bodies fetched ahead, unparsed; a run may share one
 
     def __repr__(self):
         return f"ComposerRepository({redact(self.url)!r})"
@@ -165,6 +167,25 @@ class ComposerRepository:
             names += list(self._provider_listing())
         return list(dict.fromkeys(names))
 
+    def offered_names(self, pattern: str = "*") -> list[str]:
+        """The names offered (lowercased): :meth:`package_names`, or where there is no such list (packagist),
+        its ``list`` API asked for *pattern* (``?filter=``, as Composer asks). Callers match and validate them.
+        """
+        if self.layout == "metadata-url" and self._available() is None and isinstance(self.root().get("list"), str):
+            return list(dict.fromkeys(list(self._inline_map()) + self._listed_by_api(pattern)))
+        return self.package_names()
+
+    def _listed_by_api(self, pattern: str) -> list[str]:
+        from urllib.parse import quote
+
+        url = self.resolve(self.root()["list"])
+        url += ("&" if "?" in url else "?") + "filter=" + quote(pattern, safe="*/")
+        doc = self._load(url)
+        names = doc.get("packageNames")
+        if not isinstance(names, list):
+            raise FeedError(f"{redact(url)}: no packageNames list in the answer")
+        return [n.lower() for n in names if isinstance(n, str)]
+
     def provider_groups(self) -> dict[str, int]:
         """Return provider group label -> number of packages it lists.
 
@@ -220,13 +241,16 @@ class ComposerRepository:
         if not urls:
             return
 
-        def one(wire):
+        def one(target):
+            if not self.budget.has_room():
+                return  # the budget is spent: this file is fetched when its lookup needs it
             try:
-                data = read_bounded(self._fetch(wire), self.max_bytes, redact(wire))
+                data = read_bounded(self._fetch(target), self.max_bytes, redact(target))
             except MagedlError:
                 return
-            with self._ready_lock:
-                self._ready[wire] = data
+            if self.budget.take(len(data)):  # over budget: dropped, fetched again (or revalidated) on lookup
+                with self._ready_lock:
+                    self._ready[target] = data
 
         with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(urls)))) as pool:
             list(pool.map(one, urls))
@@ -349,7 +373,9 @@ class ComposerRepository:
         target = wire(url)
         with self._ready_lock:
             data = self._ready.pop(target, None)
-        if data is None:
+        if data is not None:
+            self.budget.give(len(data))  # parsed below and dropped: the body is not kept
+        else:
             data = read_bounded(self._fetch(target), self.max_bytes, redact(url))
         for algo, expected in (("sha256", sha256), ("sha1", sha1)):
             if expected:

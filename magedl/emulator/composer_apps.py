@@ -232,6 +232,18 @@ class MagentoRepoApp(App):
         return found
 
 
+def _listed(names: list[str], query: dict) -> list[str]:
+    """Packagist's list API: the names matching ``filter`` (``*`` a wildcard) or of one ``vendor``."""
+    vendor = query.get("vendor", [""])[-1].lower()
+    pattern = query.get("filter", [""])[-1].lower()
+    if vendor:
+        names = [n for n in names if n.split("/", 1)[0] == vendor]
+    if pattern:
+        regex = re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
+        names = [n for n in names if regex.fullmatch(n)]
+    return names
+
+
 class PackagistApp(App):
     """packagist.org's Composer 2 layout over the graph's packagist packages.
 
@@ -256,7 +268,14 @@ class PackagistApp(App):
     (:data:`ADVISORIES`, plus what :meth:`add_advisory` adds), as packagist's
     does; its ``packages.json`` names that API, and each ``p2`` file carries
     its package's advisories in the partial form (id and affected versions).
+
+    ``/packages/list.json?filter=PATTERN`` (or ``?vendor=VENDOR``) answers
+    ``{"packageNames": [...]}`` as Packagist's list API; ``packages.json``
+    names it as ``list``. With :attr:`lists_all` off, ``packages.json`` has no
+    ``available-packages``, as the real packagist (too large to list).
     """
+
+    lists_all = True
 
     repo = PACKAGIST
 
@@ -289,11 +308,14 @@ class PackagistApp(App):
     def _route(self, route: str, headers: dict, base: str, query: dict) -> Reply:
         names = self.graph.names(PACKAGIST)
         if route == "/packages.json":
-            return json_reply(200, {"packages": [], "metadata-url": "/p2/%package%.json",
-                               "metadata-changes-url": f"{base}/metadata/changes.json",
-                               "security-advisories": {"metadata": True,
-                                                       "api-url": f"{base}/api/security-advisories/"},
-                               "available-packages": names}, modified=self.modified())
+            root = {"packages": [], "metadata-url": "/p2/%package%.json",
+                    "metadata-changes-url": f"{base}/metadata/changes.json", "list": f"{base}/packages/list.json",
+                    "security-advisories": {"metadata": True, "api-url": f"{base}/api/security-advisories/"}}
+            if self.lists_all:
+                root["available-packages"] = names
+            return json_reply(200, root, modified=self.modified())
+        if route == "/packages/list.json":
+            return json_reply(200, {"packageNames": _listed(names, query)})
         if route.rstrip("/") == "/api/security-advisories":
             return self._advisory_reply(query)
         if route == "/metadata/changes.json":

@@ -4,7 +4,7 @@ Planning is :mod:`magedl.mirror.plan` (releases) and
 :mod:`magedl.mirror.composer.plan` (Composer archives); both parts share one
 lock, one state, one ``SHA256SUMS`` and one delta.
 
-What makes re-runs cheap is ``DIR/.magedl/state.json`` (:mod:`magedl.mirror.state`):
+What makes re-runs cheap is ``DIR/.magedl/state.sqlite`` (:mod:`magedl.mirror.state`):
 a file whose fingerprint still matches its entry is known good without
 reading it; any other file is re-hashed before it is trusted. ``verify``
 re-hashes everything regardless.
@@ -33,16 +33,21 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
-from magedl.errors import LocalFileError, MagedlError, UnsafeNameError
+from magedl.errors import BusyError, LocalFileError, MagedlError
 from magedl.fsutil import read_if_regular
+from magedl.locks import FileLock
 from magedl.mirror import signature
 from magedl.mirror.composer import index as composer_index
+from magedl.mirror.composer import publish
 from magedl.mirror.composer.advisories import read_published
-from magedl.mirror.composer.plan import Archive, ComposerPlanner, package_of
+from magedl.mirror.composer.plan import Archive, ComposerPlanner
 from magedl.mirror.index import MAX_INDEX_BYTES, read_feed, read_sums, release_from_dict, write_indexes
 from magedl.mirror.layout import FILES, INFO_FILES, SIG, SUMS, check_layout, release_rel, walk_files
 from magedl.mirror.model import Action, Entry, Fingerprint, Item, Plan, Status
+from magedl.mirror.pages.site import drop_stale as drop_stale_pages
+from magedl.mirror.pages.site import is_page, write_pages
 from magedl.mirror.plan import DIGESTS, ReleasePlanner
+from magedl.mirror.signing_key import public_key
 from magedl.mirror.state import State, mirror_lock
 from magedl.service.catalog import Release
 from magedl.transfer.fetch import fetch_many
@@ -52,10 +57,9 @@ from magedl.transfer.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
-# Seconds between state saves while files land. Each save rewrites the whole
-# state (every file's digests and records), so saving per file would cost the
-# square of the file count; the delta is journalled per file instead.
-SAVE_EVERY = 2.0
+# A replaced file is indexed as soon as it lands, but index writes (each over the whole mirror) take at
+# most about this share of a run's time: many updates in a large mirror stay linear in cost.
+INDEX_SHARE = 0.1
 
 
 class Mirror:
@@ -65,12 +69,14 @@ class Mirror:
     state it reads is not another run's half-written one.
     """
 
-    def __init__(self, root: os.PathLike | str):
+    def __init__(self, root: os.PathLike | str, html: bool = True):
         self.root = Path(root)
+        self.html = html  # write the browsable pages (magedl.mirror.pages); False removes them
         self.files = self.root / FILES
         check_layout(self.root)
         self.state = State(self.root)
-        self._saved_at = time.monotonic()
+        self._replacing: set = set()  # copies the index left out until their replacement lands
+        self._index_due, self._index_stale = 0.0, False
         self.signed = None  # who signed SHA256SUMS this run (run's sign_key), when it was signed
 
     def lock(self):
@@ -115,7 +121,7 @@ class Mirror:
 
     def _has_composer(self) -> bool:
         return (os.path.lexists(self.root / composer_index.PACKAGES)
-                or any(rel.startswith(composer_index.DIST + "/") for rel in self.state.entries)
+                or bool(self.state.paths(composer_index.DIST))
                 or next(walk_files(self.root, composer_index.DIST), None) is not None)
 
     # -- execution ---------------------------------------------------------------
@@ -136,11 +142,12 @@ class Mirror:
         """
         options = replace(options or TransferOptions(), sha256=True)
         on_item = on_item or (lambda item: None)
-        for rel in plan.dropped:
-            self.state.drop(rel)
-        for it in plan.items:  # what the plan found good on disk
-            if it.entry is not None:
-                self.state.set(it.rel, it.entry)
+        with self.state.batch():  # one transaction; records that did not change are not written
+            for rel in plan.dropped:
+                self.state.drop(rel)
+            for it in plan.items:  # what the plan found good on disk
+                if it.entry is not None and not it.recorded:
+                    self.state.set(it.rel, it.entry)
         if plan.composer is not None:
             for it in plan.composer.failures:
                 on_item(it)
@@ -149,7 +156,14 @@ class Mirror:
             if not it.action.fetches and it.action is not Action.PRUNE:
                 it.status = Status.untouched(it.action)
                 on_item(it)
+        for rel in plan.locks:
+            _drop_stale_lock(self.root / rel)
         before = self._sums_now()
+        self._replacing = {it.rel for it in todo.values() if it.action is not Action.FETCH}
+        if self._replacing & set(before):
+            # The index stops listing the copies about to be replaced before any of them goes, so it never
+            # describes bytes no longer there (one write for them all, not one per file).
+            self.write_indexes(plan, leave_out=frozenset(self._replacing))
         try:
             for it in list(todo.values()):
                 if it.action is not Action.FETCH and not self._clear(it):
@@ -175,13 +189,14 @@ class Mirror:
             for it in pruned:
                 it.status = Status.PRUNED
             if pruned:
-                self.write_indexes(plan)  # the index stops listing them before they go
+                self.write_indexes(plan, pages=False)  # the index stops listing them before they go
             for it in pruned:
                 self._remove(it.rel)
                 on_item(it)
         finally:
             self.state.save()
-            self.write_indexes(plan)
+            signer = self._signer(sign_key)
+            self.write_indexes(plan, signer=signer)
             after = self._sums_now()
             changed = {rel for rel, sha in after.items() if before.get(rel) != sha}
             if changed or set(before) != set(after):
@@ -189,6 +204,9 @@ class Mirror:
                 if signature.discard(self.root) and sign_key is None:  # it vouched for the index as it was
                     log.warning("%s changed, so its old signature was removed; sign it again (--sign-key, or "
                                 "'magedl sign DIR --key KEY')", SUMS)
+                    if signer and self.html:  # the front page named the key of the signature just removed
+                        self.write_indexes(plan)
+                        changed |= {rel for rel, sha in self._sums_now().items() if before.get(rel) != sha}
             self.state.add_delta(changed)
             self.state.save()
         if sign_key is not None:
@@ -196,6 +214,20 @@ class Mirror:
                 self.signed = self.sign(sign_key, again=False)
             except MagedlError as exc:
                 raise type(exc)(f"{exc}; the mirror itself is complete, but not signed") from None
+
+    def _signer(self, sign_key) -> str:
+        """The key the front page names: the one this run signs with, or that of a current signature."""
+        if not self.html:
+            return ""
+        if sign_key is not None:
+            key = public_key(sign_key)
+            return str(key) if key is not None else "key given to the run that wrote this page"
+        if not signature.is_current(self.root):
+            return ""
+        try:
+            return str(signature.parse_signature(read_if_regular(self.root / SIG, 64 << 10) or b""))
+        except ValueError:
+            return ""
 
     def sign(self, key, *, again: bool = True):
         """Sign ``SHA256SUMS`` (:func:`magedl.mirror.signature.sign`) and put the signature in the delta, last.
@@ -251,23 +283,27 @@ class Mirror:
         if isinstance(it.source, Archive):
             records = (it.source.entry,)
         else:
-            records = tuple(r.to_dict() for r in plan.upstream if r.file_name == it.file_name)
+            records = tuple(r.to_dict() for r in plan.records_of(it.file_name))
         it.entry = Entry(outcome.md5, sha, Fingerprint.of(outcome.path), records, sha1)
         it.size = outcome.size
-        self.state.set(it.rel, it.entry)
-        if outcome.skipped:
-            it.status = Status.PRESENT
-        else:
-            it.status = Status.done(it.action)
-            it.transferred = outcome.size - outcome.resumed_from
-            self.state.add_delta([it.rel], durable=True)
-        if time.monotonic() - self._saved_at >= SAVE_EVERY:
-            self.state.save()  # digests cached so far: a kill costs re-hashing at most this much
-            self._saved_at = time.monotonic()
-        if it.action is not Action.FETCH:
+        with self.state.batch():  # its record and its place in the delta: one commit
+            self.state.set(it.rel, it.entry)
+            if outcome.skipped:
+                it.status = Status.PRESENT
+            else:
+                it.status = Status.done(it.action)
+                it.transferred = outcome.size - outcome.resumed_from
+                self.state.add_delta([it.rel], durable=True)
+        if it.rel in self._replacing:
+            self._replacing.discard(it.rel)
+            self._index_stale = True
+        if self._index_stale and time.monotonic() >= self._index_due:
             # A copy the index described was just replaced: describe the new one now,
             # not at the end of a run that may last hours (or be killed).
-            self.write_indexes(plan)
+            started = time.monotonic()
+            self.write_indexes(plan, leave_out=frozenset(self._replacing), pages=False)
+            self._index_stale = False
+            self._index_due = time.monotonic() + (time.monotonic() - started) * (1 / INDEX_SHARE - 1)
 
     def _sums_now(self) -> dict:
         try:
@@ -306,14 +342,21 @@ class Mirror:
                 break
             parent = parent.parent
 
-    def write_indexes(self, plan: Plan) -> list:
-        """Write the index files for the files held and verified; return those that changed."""
+    def write_indexes(self, plan: Plan, leave_out: frozenset = frozenset(), pages: bool = True,
+                      signer: str = "") -> list:
+        """Write the index files for the files held and verified (but *leave_out*); return those that changed.
+
+        With *pages* False (the writes while files land), the pages on disk
+        stay as they are and stay listed: rendering every page per landed
+        file would cost the square of the file count; the run's last write
+        renders them. *signer* names the key the index is (or will be) signed with.
+        """
         held = {}
         for it in plan.items:
-            if it.entry is None or it.status in (Status.PRUNED, Status.SKIP):
+            if it.entry is None or it.status in (Status.PRUNED, Status.SKIP) or it.rel in leave_out:
                 continue
             try:
-                if Fingerprint.of(self.root / it.rel) != it.entry.fingerprint:
+                if Fingerprint.of(os.path.join(self.root, it.rel)) != it.entry.fingerprint:
                     continue  # changed under us since it was checked
             except OSError:
                 continue
@@ -328,46 +371,29 @@ class Mirror:
         for rel in sorted(releases - described):  # no longer upstream as held: the records it came with
             name = rel[len(FILES) + 1:]
             records += [release_from_dict(d) for d in held[rel].records or ({"file_name": name},)]
-        extra = self._composer_files(plan, held)
-        changed = write_indexes(self.root, records, {rel: e.sha256 for rel, e in held.items()}, extra)
+        extra = publish.index_files(self.root, plan.composer, held)
+        sums = {rel: e.sha256 for rel, e in held.items()}
+        written = {}
+        if self.html and pages:  # before SHA256SUMS, which lists them (and before it is signed)
+            written = write_pages(self.root, records, held, extra, plan.composer.url if plan.composer else None,
+                                  signer)
+        elif self.html:
+            written = {rel: sha for rel, sha in self._sums_now().items() if is_page(rel)}
+        changed = write_indexes(self.root, records, {**sums, **written}, extra, memo=self.state)
         if plan.composer is not None:
-            self._drop_stale_composer(extra)
+            publish.drop_stale(self.root, extra)
+        if pages:
+            drop_stale_pages(self.root, written)
         return changed
 
-    def _composer_files(self, plan: Plan, held: dict) -> dict:
-        """``composer/packages.json`` and the p2 files for the Composer versions held: ``{rel: bytes}``."""
-        part = plan.composer
-        if part is None:
-            return {}
-        entries = {}
-        for rel, entry in held.items():
-            if not rel.startswith(composer_index.DIST + "/") or not entry.records:
-                continue
-            try:
-                name, _ = package_of(entry.records[0])
-            except UnsafeNameError as exc:
-                log.warning("%s: %s; left out of the index", rel, exc)
-                continue
-            entries.setdefault(name, []).append(composer_index.mirrored_entry(entry.records[0], part.url, rel,
-                                                                              entry.sha1))
-        for name, versions in part.metadata.items():
-            entries.setdefault(name, []).extend(composer_index.mirrored_entry(e, part.url, None, "")
-                                                for e in versions.values())
-        if not entries:
-            return {}
-        composer_index.write_composer_url(self.root, part.url)
-        return composer_index.render(entries, part.url, part.advisories)
 
-    def _drop_stale_composer(self, written: dict) -> None:
-        """Remove Composer index files no longer listed (after SHA256SUMS stopped listing them)."""
-        stale = [rel for rel, _ in walk_files(self.root, composer_index.P2) if rel not in written]
-        if composer_index.PACKAGES not in written and os.path.lexists(self.root / composer_index.PACKAGES):
-            stale.append(composer_index.PACKAGES)
-        for rel in stale:
-            try:
-                os.unlink(self.root / rel)
-            except (FileNotFoundError, IsADirectoryError):
-                pass
+def _drop_stale_lock(path: Path) -> None:
+    """Remove a per-file lock no process holds (taking it unlinks it on release); one held is left alone."""
+    try:
+        with FileLock(path, "held"):
+            pass
+    except (BusyError, OSError):
+        pass
 
 
 def head_sizes(client, plan: Plan, jobs: int = 4, composer_client=None) -> None:

@@ -14,7 +14,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Iterable, Mapping, Optional
+from typing import Iterable, Mapping, Optional, Protocol
 
 from magedl.errors import MagedlError
 from magedl.fsutil import atomic_write, read_if_regular
@@ -46,8 +46,35 @@ def render_sums(sha256s: Mapping[str, str]) -> bytes:
     return "".join(f"{sha}  {rel}\n" for rel, sha in sorted(sha256s.items())).encode("utf-8")
 
 
+class Memo(Protocol):
+    """Where a mirror remembers what it last wrote (:class:`magedl.mirror.state.State`)."""
+
+    def remembered(self, key: str) -> Optional[str]: ...
+
+    def remember(self, key: str, value: str) -> None: ...
+
+
+def _fingerprint(path: Path) -> list:
+    st = os.lstat(path)
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+def _info_unchanged(root: Path, memo: Optional[Memo], inputs: str) -> Optional[dict]:
+    """``{rel: sha256}`` of the ``info/`` files when they were rendered from *inputs* and not touched since."""
+    try:
+        last = json.loads((memo.remembered("info") if memo is not None else None) or "null")
+        if not isinstance(last, dict) or last.get("inputs") != inputs:
+            return None
+        files = last["files"]
+        if set(files) != set(INFO_FILES) or any(_fingerprint(root / rel) != files[rel][1:] for rel in INFO_FILES):
+            return None
+        return {rel: files[rel][0] for rel in INFO_FILES}
+    except (OSError, ValueError, TypeError, KeyError, IndexError):
+        return None
+
+
 def write_indexes(root: os.PathLike | str, records: Iterable[Release], held: Mapping[str, str],
-                  extra: Optional[Mapping[str, bytes]] = None) -> list:
+                  extra: Optional[Mapping[str, bytes]] = None, memo: Optional[Memo] = None) -> list:
     """Write ``info/json``, ``info/files``, ``info/versions``, the *extra* index files, then ``SHA256SUMS``.
 
     Parameters
@@ -60,6 +87,10 @@ def write_indexes(root: os.PathLike | str, records: Iterable[Release], held: Map
         Path relative to *root* -> sha256 of each archive held and verified.
     extra : mapping, optional
         Further index files (the Composer metadata): relative path -> bytes.
+    memo : Memo, optional
+        Remembers from what the ``info/`` files were rendered: when it is
+        the same and they were not touched since, they are not rendered again
+        (an up-to-date re-run of a large mirror costs a digest, not three renders).
 
     Returns
     -------
@@ -67,15 +98,24 @@ def write_indexes(root: os.PathLike | str, records: Iterable[Release], held: Map
         The index files whose content changed (paths relative to *root*).
     """
     root = Path(root)
+    records = list(records)
     changed = []
     sums = dict(held)
-    files = dict(render_indexes(records))
+    inputs = hashlib.sha256(json.dumps([r.to_dict() for r in records], ensure_ascii=False,
+                                       separators=(",", ":")).encode("utf-8")).hexdigest()
+    unchanged = _info_unchanged(root, memo, inputs)
+    files = dict(render_indexes(records)) if unchanged is None else {}
+    sums.update(unchanged or {})
     files.update(extra or {})
     for rel, data in files.items():
         clear_way(root, rel)
         if atomic_write(root / rel, data):
             changed.append(rel)
         sums[rel] = hashlib.sha256(data).hexdigest()
+    if unchanged is None and memo is not None:
+        # Remembered only once they are on disk: a kill before this renders them again next time.
+        memo.remember("info", json.dumps({"inputs": inputs, "files": {
+            rel: [sums[rel], *_fingerprint(root / rel)] for rel in INFO_FILES}}))
     if atomic_write(root / SUMS, render_sums(sums)):
         changed.append(SUMS)
     return changed

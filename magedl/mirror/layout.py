@@ -9,7 +9,7 @@
     DIR/composer/        the Composer repository (packages.json, p2/, dist/)
     DIR/SHA256SUMS       ``sha256sum -c`` format, paths relative to DIR, over all of the above
     DIR/SHA256SUMS.sig   an SSH signature over SHA256SUMS, when signed (:mod:`magedl.mirror.signature`)
-    DIR/.magedl/         bookkeeping (lock, state.json, composer.json); never served
+    DIR/.magedl/         bookkeeping (lock, state.sqlite, composer.json); never served
 
 A mirror travels on disks from elsewhere, so any of its own folders may have
 been replaced by a symbolic link to somewhere else. Every run checks them
@@ -34,6 +34,8 @@ FILES = "file"
 INFO = "info"
 INFO_FILES = ("info/json", "info/files", "info/versions")
 COMPOSER = "composer"
+STATE_DB = f"{BOOKKEEPING}/state.sqlite"
+# Where an older magedl kept the digest cache (moved into STATE_DB by the first run that writes).
 STATE = f"{BOOKKEEPING}/state.json"
 LOCK = f"{BOOKKEEPING}/lock"
 # Where Composer archives are fetched until their SHA-1 is checked: never served, never indexed.

@@ -3,7 +3,7 @@
 A plan is a list of :class:`Item`, one per file of the mirror (wanted or held),
 each with the :class:`Action` the plan chose and, once the run has dealt with
 it, the :class:`Status` it ended in. What the mirror knows of a good copy on
-disk is an :class:`Entry`, the unit of ``DIR/.magedl/state.json``.
+disk is an :class:`Entry`, the unit of ``DIR/.magedl/state.sqlite``.
 """
 
 from __future__ import annotations
@@ -189,6 +189,8 @@ class Item:
         Why a transfer failed.
     transferred : int
         Bytes that crossed the network for it.
+    recorded : bool
+        The state already holds *entry* exactly (the run need not write it).
     """
 
     rel: str
@@ -200,6 +202,7 @@ class Item:
     status: Optional[Status] = None
     error: Optional[MagedlError] = None
     transferred: int = 0
+    recorded: bool = False
 
     @property
     def file_name(self) -> str:
@@ -249,18 +252,31 @@ class Plan:
     composer : ComposerPart or None
         The Composer part's metadata-only versions, failures and URL; None when
         the mirror has no Composer part and the run asks for none.
+    locks : tuple of str
+        Per-file lock files found beside wanted files: a run killed after its
+        file landed leaves one; the run removes those no process holds.
     """
 
     items: list = field(default_factory=list)
     upstream: tuple = ()
     dropped: tuple = ()
     composer: Any = None
+    locks: tuple = ()
+    _by_name: Optional[dict] = field(default=None, repr=False, compare=False)
 
     def __iter__(self):
         return iter(self.items)
 
     def with_action(self, *actions: Action) -> list:
         return [it for it in self.items if it.action in actions]
+
+    def records_of(self, file_name: str) -> tuple:
+        """The catalogue's records of one file name, in feed order (a lookup, not a scan)."""
+        if self._by_name is None:
+            self._by_name = {}
+            for r in self.upstream:
+                self._by_name.setdefault(r.file_name, []).append(r)
+        return tuple(self._by_name.get(file_name, ()))
 
     @property
     def to_fetch(self) -> list:

@@ -19,7 +19,7 @@ from magedl.errors import IntegrityError, UnsafeNameError
 from magedl.mirror.index import read_feed, read_sums, release_rels
 from magedl.mirror.layout import FILES, INFO_FILES, SUMS, check_layout, check_release_name, release_rel, walk_files
 from magedl.mirror.model import Action, Entry, Fingerprint, Item, Plan
-from magedl.paths import SIDE_SUFFIXES, destination
+from magedl.paths import LOCK_SUFFIX, SIDE_SUFFIXES, destination
 from magedl.service.catalog import Release, settle_md5, unique_files
 from magedl.transfer.hashing import file_digests
 
@@ -91,7 +91,9 @@ class ReleasePlanner:
         self.records = {}
         for r in self.upstream:
             self.records.setdefault(r.file_name, []).append(r)
-        self.indexed = previous_index(self.root)
+        self._indexed: Optional[dict] = None  # read only when a file has no state entry
+        self._prefix = os.path.join(self.root, "")
+        self.locks: list = []  # lock files beside wanted files (a run killed between landing and unlocking)
 
     def plan(self, selected: Iterable[Release], *, prune: bool = False) -> Plan:
         """Decide what to do with each selected file (*selected*: what the user asked for) and each file held."""
@@ -100,8 +102,9 @@ class ReleasePlanner:
         for r in unique_files(selected):
             try:
                 check_release_name(r.file_name)
-                destination(self.root / FILES, r.file_name)
-                r = settle_md5(r, upstream)
+                if "/" in r.file_name:  # a name in file/ itself cannot lead out (check_layout vouches for file/)
+                    destination(self.root / FILES, r.file_name)
+                r = settle_md5(r, self.records.get(r.file_name, ()))
             except (UnsafeNameError, IntegrityError) as exc:
                 log.warning("skipping %s", exc)
                 items.append(Item(release_rel(r.file_name), Action.SKIP, r, reason=str(exc)))
@@ -109,7 +112,7 @@ class ReleasePlanner:
             wanted.add(r.file_name)
             items.append(self._plan_wanted(r))
         on_disk = dict(self._walk(wanted))
-        held = {rel[len(FILES) + 1:] for rel in self.state.entries if rel.startswith(FILES + "/")}
+        held = {rel[len(FILES) + 1:] for rel in self.state.paths(FILES)}
         dropped = []
         for name in sorted((held | set(on_disk)) - wanted):
             st = on_disk.get(name)
@@ -118,13 +121,13 @@ class ReleasePlanner:
                 dropped.append(release_rel(name))
                 continue
             items.append(self._plan_unwanted(name, st, prune))
-        return Plan(items, upstream, tuple(dropped))
+        return Plan(items, upstream, tuple(dropped), locks=tuple(self.locks))
 
     def _plan_wanted(self, r: Release) -> Item:
         rel = release_rel(r.file_name)
         entry = self.state.get(rel)
         try:
-            st = os.lstat(self.root / rel)
+            st = os.lstat(self._prefix + rel)
         except FileNotFoundError:
             return Item(rel, Action.FETCH, r, reason="new" if entry is None else "missing from disk")
         if stat.S_ISLNK(st.st_mode):  # a real file must replace it: serve and verify refuse links
@@ -137,9 +140,12 @@ class ReleasePlanner:
         if (r.md5 and good.md5 == r.md5) or (not r.md5 and (intact or entry is None)):
             if not r.md5 and entry is None:
                 log.warning("%s: already present; the feed has no md5, so it is taken as it is", r.file_name)
-            return Item(rel, Action.PRESENT, r, size=st.st_size, entry=replace(good, records=self._dicts(r.file_name)))
+            records = self._dicts(r.file_name)
+            if good is entry and entry.records == records:  # the state holds it as it is: nothing to write
+                return Item(rel, Action.PRESENT, r, size=st.st_size, entry=entry, recorded=True)
+            return Item(rel, Action.PRESENT, r, size=st.st_size, entry=replace(good, records=records))
         if intact:  # what we fetched, but upstream moved on
-            return Item(rel, Action.UPDATE, r, size=st.st_size, entry=good,
+            return Item(rel, Action.UPDATE, r, size=st.st_size, entry=good, recorded=good is entry,
                         reason=f"changed upstream (md5 {entry.md5} -> {r.md5})")
         return Item(rel, Action.REPAIR, r, size=st.st_size,
                     reason="the copy on disk does not match " + ("the feed's md5" if r.md5 else "what was fetched"))
@@ -160,14 +166,16 @@ class ReleasePlanner:
             return item
         good, intact = self._digests(rel, st, entry)
         if intact:
-            item.entry = good
+            item.entry, item.recorded = good, good is entry
         elif good is not None:
             item.reason = "changed on disk since it was verified; left out of the index"
         return item
 
     def _from_previous_index(self, name: str, st: os.stat_result) -> Optional[Entry]:
         """An entry rebuilt from the previous index, if the file on disk still matches it."""
-        listed = self.indexed.get(name)
+        if self._indexed is None:
+            self._indexed = previous_index(self.root)
+        listed = self._indexed.get(name)
         if listed is None or not self.rehash:
             return None
         sha, records = listed
@@ -189,5 +197,7 @@ class ReleasePlanner:
             name = rel[len(FILES) + 1:]
             side = next((s for s in SIDE_SUFFIXES if name.endswith(s)), None)
             if side and name[: -len(side)] in wanted:
+                if side == LOCK_SUFFIX:
+                    self.locks.append(rel)
                 continue
             yield name, st

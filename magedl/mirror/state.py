@@ -1,12 +1,19 @@
 """A mirror's bookkeeping in ``DIR/.magedl/``: the lock and the verified-digest cache.
 
-``state.json`` maps each file's path relative to the mirror to the
+``state.sqlite`` maps each file's path relative to the mirror to the
 :class:`~magedl.mirror.model.Entry` it had when it was verified: its digests,
 the records it was verified against, and the fingerprint of the file on disk
 at that moment (size, mtime, ctime, inode). A file whose fingerprint still
 matches is known good without reading it; any other file is re-hashed before
 it is trusted. The state is a cache, never the truth: losing it costs
 re-hashing, not correctness.
+
+It is an SQLite database in WAL mode so that one landed file costs one
+record written, whatever the mirror's size, and a ``kill -9`` loses nothing
+committed (the write-ahead log is in the page cache, replayed on the next
+open). A mirror from an older magedl has ``state.json`` (and its
+``delta.journal``) instead: the first run that writes moves them into the
+database; until then they are read as they are, so a dry run writes nothing.
 """
 
 from __future__ import annotations
@@ -14,19 +21,32 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
+import stat
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Optional
 
-from magedl.fsutil import FILE_MODE, atomic_write, make_dirs, open_nofollow, read_if_regular
+from magedl.fsutil import make_dirs, read_if_regular
 from magedl.locks import FileLock
-from magedl.mirror.layout import BOOKKEEPING, FILES, LOCK, STATE
-from magedl.mirror.model import Entry
+from magedl.mirror.layout import BOOKKEEPING, FILES, LOCK, STATE, STATE_DB
+from magedl.mirror.model import Entry, Fingerprint
 
 log = logging.getLogger(__name__)
 
-VERSION = 2
-# A state of a mirror of 100,000 files is about 50 MB; more is not ours.
+# The largest state.json an older magedl could have written for 100,000 files is about 50 MB.
 MAX_STATE_BYTES = 256 << 20
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS files (rel TEXT PRIMARY KEY, md5 TEXT, sha256 TEXT, size INTEGER, "
+    "mtime_ns INTEGER, ctime_ns INTEGER, ino INTEGER, records TEXT, sha1 TEXT) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS delta (rel TEXT PRIMARY KEY) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS memo (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID",
+)
+_COLUMNS = ("md5", "sha256", "size", "mtime_ns", "ctime_ns", "ino", "records", "sha1")
+# An unchanged entry is not written again: a re-run of an up-to-date mirror writes no record.
+_UPSERT = ("INSERT INTO files (rel, " + ", ".join(_COLUMNS) + ") VALUES (?" + ", ?" * len(_COLUMNS) + ") "
+           "ON CONFLICT(rel) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS)
+           + " WHERE " + " OR ".join(f"files.{c} IS NOT excluded.{c}" for c in _COLUMNS))
 
 
 def mirror_lock(root: os.PathLike | str) -> FileLock:
@@ -40,105 +60,235 @@ def mirror_lock(root: os.PathLike | str) -> FileLock:
 
 
 def _journal(path: Path) -> Path:
-    """``state.json``'s delta journal: paths appended the moment they land, folded in by the next save."""
+    """The older ``state.json``'s delta journal: paths appended the moment they landed."""
     return path.with_name("delta.journal")
 
 
-def _read(path: Path) -> tuple[dict, set]:
-    """(entries, delta) from a state file and its journal; empty when missing or damaged."""
-    entries, delta = _read_state(path)
+def read_legacy(path: Path) -> tuple[dict, set]:
+    """(entries, delta) of an older magedl's ``state.json`` and its journal; empty when missing or damaged."""
+    entries, delta = {}, set()
+    raw = read_if_regular(path, MAX_STATE_BYTES)
+    try:
+        data = json.loads(raw.decode("utf-8")) if raw is not None else None
+        files = data["files"] if data is not None else {}
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        files, data = {}, None
+    if isinstance(files, dict) and isinstance(data, dict):
+        # Version 1 keyed release files by file name; paths relative to the mirror since.
+        prefix = "" if data.get("version", 1) >= 2 else f"{FILES}/"
+        for rel, value in files.items():
+            entry = Entry.from_json(value)
+            if entry is not None and isinstance(rel, str):
+                entries[prefix + rel] = entry
+        listed = data.get("delta")
+        delta = {p for p in listed if isinstance(p, str)} if isinstance(listed, list) else set()
     raw = read_if_regular(_journal(path), MAX_STATE_BYTES)
     if raw is not None:
         delta |= {line for line in raw.decode("utf-8", "replace").splitlines() if line}
     return entries, delta
 
 
-def _read_state(path: Path) -> tuple[dict, set]:
-    raw = read_if_regular(path, MAX_STATE_BYTES)
+def _row(rel: str, entry: Entry) -> tuple:
+    fp = entry.fingerprint
+    records = json.dumps([dict(r) for r in entry.records], sort_keys=True, separators=(",", ":"))
+    return (rel, entry.md5, entry.sha256, fp.size, fp.mtime_ns, fp.ctime_ns, fp.ino, records, entry.sha1)
+
+
+def _entry(row: tuple) -> Optional[Entry]:
+    md5, sha256, size, mtime_ns, ctime_ns, ino, records, sha1 = row
     try:
-        data = json.loads(raw.decode("utf-8")) if raw is not None else None
-        files = data["files"]
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-        return {}, set()
-    if not isinstance(files, dict):
-        return {}, set()
-    # Version 1 keyed release files by file name; paths relative to the mirror now.
-    prefix = "" if data.get("version", 1) >= 2 else f"{FILES}/"
-    entries = {}
-    for rel, value in files.items():
-        entry = Entry.from_json(value)
-        if entry is not None and isinstance(rel, str):
-            entries[prefix + rel] = entry
-    delta = data.get("delta")
-    delta = {p for p in delta if isinstance(p, str)} if isinstance(delta, list) else set()
-    return entries, delta
+        records = json.loads(records)
+        fp = Fingerprint(int(size), int(mtime_ns), int(ctime_ns), int(ino))
+    except (TypeError, ValueError):
+        return None
+    if not all(isinstance(v, str) for v in (md5, sha256, sha1)) or not isinstance(records, list):
+        return None
+    return Entry(md5, sha256, fp, tuple(r for r in records if isinstance(r, dict)), sha1)
+
+
+def _clear_non_regular(path: Path) -> None:
+    """A link or other non-file where the database (or its log) belongs goes: SQLite would follow it."""
+    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            st = os.lstat(name)
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            os.unlink(name)
 
 
 class State:
-    """``DIR/.magedl/state.json``: relative path -> :class:`Entry`, and the pending delta.
+    """``DIR/.magedl/state.sqlite``: relative path -> :class:`Entry`, and the pending delta.
 
-    Saving re-reads the file and applies only this run's changes, so two runs
-    that both ignore the lock lose at most some cached digests (the files are
-    then re-hashed), never a file.
+    Every change is committed as it is made (or at the end of a :meth:`batch`),
+    so two runs that both ignore the lock lose at most some cached digests
+    (the files are then re-hashed), never a file. Nothing is created until the
+    first change.
     """
 
     def __init__(self, root: os.PathLike | str):
-        self.path = Path(root) / STATE
-        self.entries, self.delta = _read(self.path)
-        self._changes: dict = {}
-        self._delta_added: set = set()
-        self._delta_cleared = False
+        self.path = Path(root) / STATE_DB
+        self.legacy_path = Path(root) / STATE
+        self._db: Optional[sqlite3.Connection] = None
+        self._legacy: Optional[tuple] = None
+        self._depth = 0
+        if os.path.lexists(self.path):
+            self._open()
+        elif os.path.lexists(self.legacy_path) or os.path.lexists(_journal(self.legacy_path)):
+            self._legacy = read_legacy(self.legacy_path)
+
+    # -- the database ------------------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        if self._db is not None:
+            return self._db
+        make_dirs(self.path.parent)
+        _clear_non_regular(self.path)
+        try:
+            self._db = self._connect()
+        except sqlite3.DatabaseError as exc:  # damaged: it is only a cache
+            log.warning("%s: unreadable (%s); starting an empty cache (files are re-hashed)", self.path, exc)
+            for suffix in ("", "-wal", "-shm"):
+                try:
+                    os.unlink(f"{self.path}{suffix}")
+                except FileNotFoundError:
+                    pass
+            self._db = self._connect()
+        self._migrate()
+        return self._db
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL: a commit is in the log at once (a kill loses nothing); only a power cut may lose
+            # the last ones, which costs re-hashing those files.
+            db.execute("PRAGMA synchronous=NORMAL")
+            for statement in _SCHEMA:
+                db.execute(statement)
+            db.execute("SELECT count(*) FROM files WHERE 0").fetchone()
+        except BaseException:
+            db.close()
+            raise
+        os.chmod(self.path, 0o600)
+        return db
+
+    def _migrate(self) -> None:
+        """Move an older magedl's ``state.json`` and journal into the database, once."""
+        legacy = self._legacy
+        if legacy is None and (os.path.lexists(self.legacy_path) or os.path.lexists(_journal(self.legacy_path))):
+            legacy = read_legacy(self.legacy_path)
+        if legacy is None:
+            return
+        entries, delta = legacy
+        with self.batch():
+            for rel, entry in entries.items():
+                if self._get(rel) is None:  # written since by this magedl: newer than the old file
+                    self._db.execute(_UPSERT, _row(rel, entry))
+            self._db.executemany("INSERT OR IGNORE INTO delta (rel) VALUES (?)", ((p,) for p in delta))
+        for old in (self.legacy_path, _journal(self.legacy_path)):
+            try:
+                os.unlink(old)
+            except FileNotFoundError:
+                pass
+        self._legacy = None
+        log.info("%s: the digest cache moved into %s", self.legacy_path, self.path.name)
+
+    @contextmanager
+    def batch(self):
+        """One transaction for the changes made inside (many records at once, e.g. a plan's)."""
+        db = self._open()
+        if self._depth == 0:
+            db.execute("BEGIN IMMEDIATE")
+        self._depth += 1
+        try:
+            yield self
+        except BaseException:
+            self._depth -= 1
+            if self._depth == 0:
+                db.execute("ROLLBACK")
+            raise
+        self._depth -= 1
+        if self._depth == 0:
+            db.execute("COMMIT")
+
+    @property
+    def changes(self) -> int:
+        """Records written by this instance so far (tests use it: one landed file, one record)."""
+        return self._db.total_changes if self._db is not None else 0
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    # -- entries -----------------------------------------------------------------
+
+    def _get(self, rel: str) -> Optional[Entry]:
+        row = self._db.execute("SELECT " + ", ".join(_COLUMNS) + " FROM files WHERE rel = ?", (rel,)).fetchone()
+        return _entry(row) if row is not None else None
 
     def get(self, rel: str) -> Optional[Entry]:
-        return self.entries.get(rel)
+        if self._legacy is not None:
+            return self._legacy[0].get(rel)
+        return self._get(rel) if self._db is not None else None
 
     def set(self, rel: str, entry: Entry) -> None:
-        self.entries[rel] = self._changes[rel] = entry
+        """Record *entry* for *rel*; an identical record is left as it is (nothing written)."""
+        self._open().execute(_UPSERT, _row(rel, entry))
 
     def drop(self, rel: str) -> None:
-        self.entries.pop(rel, None)
-        self._changes[rel] = None
+        self._open().execute("DELETE FROM files WHERE rel = ?", (rel,))
+
+    def paths(self, top: str = "") -> set:
+        """The paths with an entry, all or those under the folder *top* (``file``, ``composer/dist``)."""
+        if self._legacy is not None:
+            return {rel for rel in self._legacy[0] if not top or rel.startswith(top + "/")}
+        if self._db is None:
+            return set()
+        if not top:
+            return {rel for rel, in self._db.execute("SELECT rel FROM files")}
+        # Every path under top/ sorts between "top/" and "top0" ("0" follows "/").
+        return {rel for rel, in self._db.execute("SELECT rel FROM files WHERE rel >= ? AND rel < ?",
+                                                 (top + "/", top + "0"))}
+
+    # -- the delta ---------------------------------------------------------------
+
+    @property
+    def delta(self) -> set:
+        """Paths changed in the mirror since a ``--diff-file`` last listed them."""
+        if self._legacy is not None:
+            return set(self._legacy[1])
+        if self._db is None:
+            return set()
+        return {rel for rel, in self._db.execute("SELECT rel FROM delta")}
 
     def add_delta(self, paths: Iterable[str], durable: bool = False) -> None:
         """Remember paths changed in the mirror until a ``--diff-file`` has listed them.
 
-        Kept in the state file, so a run killed after replacing a file still
-        hands that file to the next run's delta. With *durable*, the paths are
-        also appended to a small journal at once: a run that saves the whole
-        state only now and then (rewriting it per file would cost the square
-        of the file count) still hands every landed file on after a kill.
+        Committed at once (outside a :meth:`batch`), so a run killed after
+        replacing a file still hands that file to the next run's delta.
+        *durable* is kept for callers that say so; every change is.
         """
-        paths = set(paths) - self.delta
-        self.delta |= paths
-        self._delta_added |= paths
-        if durable and paths:
-            make_dirs(self.path.parent)
-            fd = open_nofollow(_journal(self.path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
-            try:
-                os.write(fd, "".join(f"{p}\n" for p in sorted(paths)).encode("utf-8"))
-            finally:
-                os.close(fd)
+        paths = list(paths)
+        if paths:
+            self._open().executemany("INSERT OR IGNORE INTO delta (rel) VALUES (?)", ((p,) for p in paths))
 
     def clear_delta(self) -> None:
         """A delta file now lists everything changed: start afresh."""
-        self.delta, self._delta_added, self._delta_cleared = set(), set(), True
+        if self._db is not None or self._legacy is not None:
+            self._open().execute("DELETE FROM delta")
+
+    # -- what the mirror last wrote (see magedl.mirror.index.Memo) -------------------
+
+    def remembered(self, key: str) -> Optional[str]:
+        if self._db is None:
+            return None
+        row = self._db.execute("SELECT value FROM memo WHERE key = ?", (key,)).fetchone()
+        return row[0] if row is not None else None
+
+    def remember(self, key: str, value: str) -> None:
+        self._open().execute("INSERT OR REPLACE INTO memo (key, value) VALUES (?, ?)", (key, value))
 
     def save(self) -> None:
-        if not self._changes and not self._delta_added and not self._delta_cleared:
-            return
-        merged, delta = _read(self.path)
-        for rel, entry in self._changes.items():
-            if entry is None:
-                merged.pop(rel, None)
-            else:
-                merged[rel] = entry
-        delta = self._delta_added if self._delta_cleared else delta | self._delta_added
-        data = {"version": VERSION, "files": {rel: e.to_json() for rel, e in sorted(merged.items())},
-                "delta": sorted(delta)}
-        atomic_write(self.path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode("utf-8"))
-        try:
-            os.unlink(_journal(self.path))  # the state now holds what the journal held
-        except FileNotFoundError:
-            pass
-        self.entries, self.delta, self._changes = merged, delta, {}
-        self._delta_added, self._delta_cleared = set(), False
+        """Nothing left to write: every change is committed as it is made (kept for callers)."""

@@ -26,7 +26,7 @@ from urllib.parse import unquote
 
 from magedl.server.connections import Connection, ConnectionLoop, Limits, next_head
 from magedl.server.http import BadRequest, Reply, Request, parse_head, reply_head
-from magedl.server.routes import composer_reply, file_reply, info_reply, not_found
+from magedl.server.routes import composer_reply, file_reply, info_reply, not_found, page_rel, page_reply
 from magedl.server.stores import Store
 from magedl.server.workers import Workers
 from magedl.server.writer import CHUNK, drain, send_reply
@@ -318,6 +318,8 @@ class ApiServer:
             return not_found()
         if req.file_name is not None:
             return self.hooks.before_file(req, req.file_name) or file_reply(self.store, req, req.file_name)
+        if page_rel(req.route) is not None:
+            return page_reply(self.store, req, page_rel(req.route))
         if req.route.startswith("composer/"):
             rel = req.route[len("composer/"):]
             if self.public_url is not None:

@@ -18,8 +18,8 @@ from magedl.ranges import UNSATISFIABLE, parse_range
 from magedl.server.http import Reply, Request, http_date, parse_http_date
 from magedl.server.stores import FileInfo, Store, rebased
 
-__all__ = ["composer_reply", "content_type", "file_reply", "info_reply", "not_found", "ranged_reply",
-           "static_reply"]
+__all__ = ["composer_reply", "content_type", "file_reply", "info_reply", "not_found", "page_reply", "page_rel",
+           "ranged_reply", "static_reply"]
 
 _BINARY = "application/octet-stream"
 # By the name's last extension, as nginx's mime.types does; what is not here is octet-stream.
@@ -116,6 +116,26 @@ def _not_modified(req: Request, info: FileInfo) -> bool:
     since = req.header("If-Modified-Since")
     when = parse_http_date(since) if since is not None else None
     return when is not None and int(info.last_modified) <= when
+
+
+def page_rel(route: str) -> Optional[str]:
+    """The mirror file a route names when it is one of the pages or checksum files (``""`` -> ``index.html``)."""
+    from magedl.mirror.layout import SIG, SUMS
+    from magedl.mirror.pages.site import is_page
+
+    rel = route + "index.html" if route in ("", "composer/") else route
+    return rel if is_page(rel) or rel in (SUMS, SIG) else None
+
+
+def page_reply(store: Store, req: Request, rel: str) -> Reply:
+    """Answer a page (:mod:`magedl.mirror.pages`) or ``SHA256SUMS[.sig]`` (as text); revalidated on every use."""
+    reply = static_reply(store, req, rel)
+    if reply.status in (200, 206) and not rel.endswith(".html"):
+        reply.set_header("Content-Type", "text/plain; charset=utf-8")
+    if reply.status in (200, 206, 304):
+        # Pages change whenever the mirror does: a cache may keep them, but asks again before each use.
+        reply.set_header("Cache-Control", "no-cache")
+    return reply
 
 
 def ranged_reply(req: Request, info: FileInfo, fh: BinaryIO, content_type: str = _BINARY) -> Reply:

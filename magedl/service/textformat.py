@@ -143,7 +143,10 @@ def _row_release(cells, number, warn):
 
 def _cell_text(value):
     # A line break or tab inside a value would split the row or the cell.
-    text = re.sub(r"[\t\r\n]", " ", str(value)).strip()
+    text = str(value)
+    if "\t" in text or "\r" in text or "\n" in text:
+        text = re.sub(r"[\t\r\n]", " ", text)
+    text = text.strip()
     return text or _EMPTY
 
 

@@ -73,7 +73,7 @@ def test_mirror_writes_the_layout_and_sha256sum_accepts_it(env, capsys, mdir):
     assert {r.file_name for r in parse_table((mdir / "info" / "files").read_text())} == wanted
     assert parse_versions((mdir / "info" / "versions").read_text())["CE"][0] == "2.4.6-p10"
     listed = sums(mdir)
-    assert set(listed) == {f"file/{n}" for n in wanted} | {"info/json", "info/files", "info/versions"}
+    assert set(listed) == {f"file/{n}" for n in wanted} | {"info/json", "info/files", "info/versions", "index.html"}
     assert list(listed) == sorted(listed)
     check = sha256sum_check(mdir)
     assert check.returncode == 0, check.stdout + check.stderr
@@ -224,12 +224,14 @@ def test_diff_file_lists_only_what_this_run_added_or_changed(env, capsys, mdir, 
     assert run(capsys, "mirror", str(mdir), "--type", "ce-patch", "--diff-file", str(diff))[0] == 0
     first = diff.read_text().splitlines()
     assert set(first) == {f"file/{r.file_name}" for r in upstream(env) if r.type == "ce-patch"} | {
-        "info/json", "info/files", "info/versions", "SHA256SUMS"}
+        "info/json", "info/files", "info/versions", "index.html", "SHA256SUMS"}
     assert run(capsys, "mirror", str(mdir), "--type", "ce-patch", "--diff-file", str(diff))[0] == 0
     assert diff.read_text() == ""
     env.store.replace(PATCH, b"#!/bin/bash\necho new\n")
     assert run(capsys, "mirror", str(mdir), "--type", "ce-patch", "--diff-file", str(diff))[0] == 0
-    assert set(diff.read_text().splitlines()) == {f"file/{PATCH}", "info/json", "info/files", "SHA256SUMS"}
+    # The front page shows each file's checksums: it changed too (an unchanged run rewrote no page).
+    assert set(diff.read_text().splitlines()) == {f"file/{PATCH}", "info/json", "info/files", "index.html",
+                                                  "SHA256SUMS"}
     # The delta is enough: every path it names exists, relative to the mirror.
     assert all((mdir / rel).is_file() for rel in diff.read_text().splitlines())
 

@@ -98,6 +98,8 @@ def select(client, options, root: os.PathLike | str, *, jobs: int = 8, warn=None
     cache = MetadataCache(root, max_bytes=client.metadata_limit)
     fetch = metadata_fetcher(client, notes, cache=cache)
     repos = [ComposerRepository(url, fetch, warn=warn) for url in options.repos]
+    for repo in repos[1:]:
+        repo.budget = repos[0].budget  # one budget for the bodies a run holds ahead, whatever their repository
     for repo in repos:
         _follow_changes(client, repo, cache)
     selection = resolve(repos, options, warn, prefetch=lambda names: prefetch(repos, names, jobs))

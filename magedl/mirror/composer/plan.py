@@ -199,7 +199,7 @@ class ComposerPlanner:
         for rel, archive in wanted.items():
             part.items.append(self._plan_wanted(rel, archive))
         on_disk = dict(self._walk(set(wanted)))
-        held = {rel for rel in self.state.entries if rel.startswith(DIST + "/")}
+        held = self.state.paths(DIST)
         for rel in sorted((held | set(on_disk)) - set(wanted)):
             st = on_disk.get(rel)
             if st is not None:

@@ -11,6 +11,12 @@ of each constraint. ``--composer-lock`` selects exactly what a
 where a constraint names one outright (or says ``@dev``) or a lock pins one:
 then, as Composer does, the package's ``~dev`` file is read too.
 
+A name may be a pattern (:mod:`magedl.mirror.composer.patterns`): every package
+the repositories offer these keys that matches (Satis's ``require-all``), each
+with the constraint applied to its own versions (a match with no such version
+is left out quietly), then their requirements. ``--composer-exclude`` leaves
+packages out, as requirements, matches and dependencies alike.
+
 A package comes from the first repository that lists it, in the order given,
 as Composer treats repositories as canonical: a repository that cannot be
 read (keys refused, network) therefore fails every lookup that reaches it,
@@ -25,11 +31,11 @@ import logging
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
-from urllib.parse import urlsplit
 
 from magedl.composer.constraints import parse_constraint
+from magedl.composer.metadata import carries_credentials, is_package_name, links
 from magedl.composer.semver import is_stable_enough, normalize, stability, version_key
-from magedl.config import redact, register_secret
+from magedl.config import redact
 from magedl.errors import (
     ConstraintError,
     EntitlementError,
@@ -41,9 +47,12 @@ from magedl.errors import (
 )
 from magedl.mirror.composer.advisories import AdvisoryOptions
 from magedl.mirror.composer.index import check_package_name
+from magedl.mirror.composer.patterns import is_pattern, matcher, offered_matches
 from magedl.text import printable
 
 log = logging.getLogger(__name__)
+
+PREFETCH_BATCH = 64  # requirements whose metadata is fetched ahead at once (bodies wait only until parsed)
 
 MARKETPLACE = "https://repo.magento.com/"
 PACKAGIST = "https://repo.packagist.org/"
@@ -79,6 +88,8 @@ class ComposerOptions:
     url : str or None
         Where clients reach ``DIR/composer/`` (normalised, ends with ``/``); None: keep the
         mirror's, or the default.
+    excludes : tuple of str
+        Name patterns (lower-case) of packages never selected.
     advisories : AdvisoryOptions
         Where security advisories come from (:mod:`magedl.mirror.composer.advisories`).
     """
@@ -90,6 +101,7 @@ class ComposerOptions:
     php: Optional[str] = None
     newest: bool = False
     url: Optional[str] = None
+    excludes: tuple = ()
     advisories: AdvisoryOptions = AdvisoryOptions()
 
     @property
@@ -136,26 +148,6 @@ class Selection:
                 yield name, vn, entry
 
 
-def parse_require(text: str) -> tuple:
-    """``NAME[:CONSTRAINT]`` (or ``NAME=CONSTRAINT``, ``NAME CONSTRAINT``) -> (name, constraint).
-
-    Raises
-    ------
-    UsageError
-        A name Composer would refuse, or a constraint it cannot parse.
-    """
-    match = re.match(r"^\s*([^:=\s]+)\s*(?:[:=\s]\s*(.*?))?\s*$", text or "")
-    if match is None:
-        raise ConstraintError(f"--composer-require {printable(text)!r}: expected NAME[:CONSTRAINT]")
-    try:
-        name = check_package_name(match.group(1))
-    except UnsafeNameError as exc:
-        raise ConstraintError(f"--composer-require {printable(text)!r}: {exc}") from None
-    constraint = match.group(2) or "*"
-    parse_constraint(constraint)  # refused now, not after the metadata was fetched
-    return name, constraint
-
-
 class Resolver:
     """Chooses versions over *repos* (``ComposerRepository`` objects, canonical first)."""
 
@@ -169,6 +161,8 @@ class Resolver:
         self._found = {}
         self._provided = set()
         self._php = normalize(options.php) if options.php else None
+        self._excluded = [matcher(p) for p in options.excludes]
+        self._from_pattern: set = set()  # (name, constraint) a pattern asked for: optional, not a failure
 
     def lookup(self, name: str, dev: bool = False):
         """``(repository, entries)`` from the first repository listing *name*; raises what stopped it.
@@ -216,28 +210,60 @@ class Resolver:
         """The closure of :attr:`ComposerOptions.requires` and everything the locks list."""
         for path in self.options.locks:
             self._lock(path)
-        wave = [(name, constraint, ()) for name, constraint in self.options.requires]
+        wave = []
+        for name, constraint in self.options.requires:
+            wave += self._expand(name, constraint) if is_pattern(name) else [(name, constraint, ())]
         seen = set()
         while wave:  # one level of the requirement graph at a time, its metadata fetched in parallel
-            wave = [w for w in wave if (w[0], w[1]) not in seen and not seen.add((w[0], w[1]))]
-            if self.prefetch is not None:  # valid names only: a URL (and the keys) must never go where a name points
-                self.prefetch(sorted({name for name, _, _ in wave if _is_package_name(name)}
-                                     - {name for name, _ in self._found}))
+            wave = [w for w in wave if (w[0], w[1]) not in seen and not seen.add((w[0], w[1]))
+                    and not self._is_excluded(w[0], w[2])]
             following = []
-            for name, constraint, chain in wave:
-                for version, entry in self._require(name, constraint, chain):
-                    for dep, dep_constraint in _links(entry, "require"):
-                        if is_platform(dep):
-                            continue
-                        if dep_constraint.strip() == "self.version":
-                            dep_constraint = entry.get("version") or "*"
-                        following.append((dep, dep_constraint, (f"{name} {version}",) + chain))
+            for start in range(0, len(wave), PREFETCH_BATCH):
+                following += self._level(wave[start:start + PREFETCH_BATCH])
             wave = following
         # A requirement another chosen package replaces or provides needs no package of its own.
         self.selection.failures = [f for f in self.selection.failures
                                    if not (isinstance(f.error, _Unlisted)
                                            and f.requirement.split(" ", 1)[0] in self._provided)]
         return self.selection
+
+    def _level(self, wave: list) -> list:
+        """Choose the versions of one batch of requirements: [(dependency, constraint, chain)] of the next level.
+
+        Metadata is fetched ahead for one batch at a time, so bodies waiting to be parsed stay few.
+        """
+        if self.prefetch is not None:  # valid names only: a URL (and the keys) must never go where a name points
+            self.prefetch(sorted({name for name, _, _ in wave if is_package_name(name)}
+                                 - {name for name, _ in self._found}))
+        following = []
+        for name, constraint, chain in wave:
+            for version, entry in self._require(name, constraint, chain):
+                for dep, dep_constraint in links(entry, "require"):
+                    if is_platform(dep):
+                        continue
+                    if dep_constraint.strip() == "self.version":
+                        dep_constraint = entry.get("version") or "*"
+                    following.append((dep, dep_constraint, (f"{name} {version}",) + chain))
+        return following
+
+    def _is_excluded(self, name: str, chain: tuple) -> bool:
+        if not any(excluded(name.lower()) for excluded in self._excluded):
+            return False
+        log.info("%s: left out by --composer-exclude%s", printable(name),
+                 f" (required by {' <- '.join(chain)})" if chain else "")
+        return True
+
+    def _expand(self, pattern: str, constraint: str) -> list:
+        """The requirements a name pattern stands for: every matching package the repositories offer."""
+        requirement = f"{pattern} {constraint}"
+        names = offered_matches(self.repos, pattern, lambda exc: self._fail(requirement, (), exc), self.warn)
+        if not names:
+            self._fail(requirement, (), NotFoundError(
+                f"--composer-require {printable(pattern)}: no package in "
+                f"{', '.join(redact(r.url) for r in self.repos)} offered to these keys matches it"))
+        log.info("Composer: %s matches %d package(s)", pattern, len(names))
+        self._from_pattern |= {(name, constraint) for name in names}
+        return [(name, constraint, ()) for name in names]
 
     def _fail(self, requirement: str, chain: tuple, error: MagedlError) -> None:
         if chain:
@@ -260,11 +286,15 @@ class Resolver:
                 raise
             self.warn(f"{printable(requirement, 200)} (required by {' <- '.join(chain)}): {exc}; skipped")
             return []
+        optional = not chain and (name, constraint_text) in self._from_pattern
         flag = constraint.stability_flag("stable")
         branches = flag == "dev"  # dev-main, 2.x-dev or @dev named outright: Composer reads the branches
         try:
             repo, entries = self.lookup(name, dev=branches)
         except MagedlError as exc:
+            if optional and isinstance(exc, NotFoundError):
+                log.info("%s: offered by the listing but has no versions; skipped", requirement)
+                return []
             self._fail(requirement, chain, exc)
             return []
         chosen, php_dropped, dev_skipped = [], 0, 0
@@ -284,6 +314,9 @@ class Resolver:
         if dev_skipped:
             log.info("%s: %d dev branch version(s) skipped (a mirror holds released versions)", requirement,
                      dev_skipped)
+        if not chosen and optional:
+            log.info("%s: no version satisfies it; left out (it was matched by a pattern)", requirement)
+            return []
         if not chosen:
             released = sorted({vn for vn in map(_normalized, entries) if vn and stability(vn) != "dev"},
                               key=version_key, reverse=True)
@@ -312,12 +345,12 @@ class Resolver:
         self.selection.packages.setdefault(name, {}).setdefault(vn, entry)
         self.selection.repo_of.setdefault(name, repo.url if repo is not None else None)
         for key in ("replace", "provide"):
-            self._provided |= {dep for dep, _ in _links(entry, key)}
+            self._provided |= {dep for dep, _ in links(entry, key)}
 
     def _php_ok(self, entry: dict) -> bool:
         if self._php is None:
             return True
-        wanted = dict(_links(entry, "require")).get("php")
+        wanted = dict(links(entry, "require")).get("php")
         if not wanted:
             return True
         try:
@@ -381,36 +414,6 @@ def _groups(repo) -> dict:
         return repo.provider_groups()
     except MagedlError:
         return {}
-
-
-def carries_credentials(entry: dict) -> bool:
-    """Whether a version entry's dist URL holds a user or password (its password is registered as a secret)."""
-    dist = entry.get("dist")
-    url = dist.get("url") if isinstance(dist, dict) else None
-    if not isinstance(url, str) or "@" not in url:
-        return False
-    try:
-        parts = urlsplit(url)
-        register_secret(parts.password)
-        return "@" in parts.netloc
-    except ValueError:  # not a URL at all: the fetch refuses it
-        return False
-
-
-def _is_package_name(name: str) -> bool:
-    try:
-        check_package_name(name)
-    except UnsafeNameError:
-        return False
-    return True
-
-
-def _links(entry: dict, key: str) -> list:
-    """``[(name lower-cased, constraint)]`` of a version entry's link map (PHP writes an empty one as [])."""
-    links = entry.get(key)
-    if not isinstance(links, dict):
-        return []
-    return [(n.lower(), c) for n, c in links.items() if isinstance(n, str) and isinstance(c, str)]
 
 
 def _normalized(entry: dict) -> Optional[str]:

@@ -101,7 +101,10 @@ def test_changed_p2_files_go_into_the_delta_file(repos, capsys, tmp_path):
     repos.packagist_app.add_advisory(dict(ADVISORIES[1], advisoryId="PKSA-x", packageName="psr/log",
                                           affectedVersions="<1.0"))
     assert mirror(capsys, mdir, repos, "--composer-require", "psr/log:^1", "--diff-file", str(delta))[0] == 0
-    assert delta.read_text().splitlines() == ["composer/p2/psr/log.json", "SHA256SUMS"]
+    # The pages that show psr/log's advisories changed with its p2 file (issue 24), and nothing else.
+    assert delta.read_text().splitlines() == ["composer/browse/psr.html", "composer/browse/psr/log.html",
+                                              "composer/index.html", "composer/p2/psr/log.json", "index.html",
+                                              "SHA256SUMS"]
 
 
 def test_no_composer_advisories_carries_none_and_asks_nothing(repos, capsys, tmp_path):

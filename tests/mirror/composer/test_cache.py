@@ -18,7 +18,8 @@ from magedl.config import Settings
 from magedl.fsutil import make_dirs
 from magedl.mirror import plan as mirror_plan
 from magedl.mirror.composer.fetch import select
-from magedl.mirror.composer.select import ComposerOptions, parse_require
+from magedl.mirror.composer.patterns import parse_require
+from magedl.mirror.composer.select import ComposerOptions
 from magedl.mirror.core import Mirror
 from magedl.mirror.model import Status
 from magedl.service.api import Client

@@ -198,7 +198,10 @@ def test_prune_narrows_the_composer_part_and_the_delta_lists_composer_files(repo
     assert code == 0, err
     assert rows(out)["composer/dist/psr/log/1.1.4.0.zip"]["status"] == "pruned"
     assert [e["version"] for e in p2(mdir, "psr/log")] == ["3.0.0"]
-    assert set(diff.read_text().splitlines()) == {"composer/p2/psr/log.json", "SHA256SUMS"}
+    # The pages that show psr/log's versions changed with it, and no other page.
+    assert set(diff.read_text().splitlines()) == {"composer/p2/psr/log.json", "SHA256SUMS", "index.html",
+                                                  "composer/index.html", "composer/browse/psr.html",
+                                                  "composer/browse/psr/log.html"}
     assert run(capsys, "verify", str(mdir))[0] == 0
 
 

@@ -9,7 +9,8 @@ import pytest
 from magedl.composer.repository import ComposerRepository
 from magedl.errors import AuthError, ConstraintError, NotFoundError, UnsafeNameError, UsageError
 from magedl.mirror.composer import index as ci
-from magedl.mirror.composer.select import ComposerOptions, is_platform, parse_require, resolve
+from magedl.mirror.composer.patterns import parse_require
+from magedl.mirror.composer.select import ComposerOptions, is_platform, resolve
 
 
 @pytest.mark.parametrize("name", ["Psr/Log", "magento/module-catalog", "a.b/c--d", "x_1/y.z"])

@@ -1,0 +1,174 @@
+"""The ``scale`` case of ``make bench`` (issue 18): how a mirror's cost grows with its size.
+
+:func:`run` is called by ``scripts/bench.py`` as the case ``scale``. It prints
+the issue's table: a release mirror of N tiny files served by the same nginx
+on loopback (so the cost measured is magedl's own, not the network's), for a
+small and a large N: the cold mirror, an up-to-date re-run, ``verify``, and the
+peak RSS of the three; then the Composer closure at two sizes
+(``scripts/bench_composer.py``), then ``serve`` against nginx
+(:func:`serve_throughput`). Growth ratios come with the linear bound they are
+held to (5% over the ratio of the sizes). Each command runs once: the large
+sizes take minutes.
+
+Run alone: ``python scripts/bench_scale.py [--quick]``.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RELEASE_SIZES = (1000, 20000)
+COMPOSER_SIZES = (500, 5000)
+QUICK_RELEASE_SIZES = (200, 2000)
+QUICK_COMPOSER_SIZES = (100, 500)
+
+
+def measured(cmd, env, cwd):
+    """(wall seconds, peak RSS MiB) of one command (GNU time measures the command's own peak)."""
+    report = Path(cwd) / "time.out"
+    start = time.perf_counter()
+    proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(report), *cmd], cwd=cwd, env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:4])}... exited {proc.returncode}: "
+                           f"{proc.stderr.decode(errors='replace')[-400:]}")
+    return wall, int(report.read_text().split()[-1]) / 1024
+
+
+def tiny_mirror_source(root, n):
+    """The API layout with *n* files of about 100 bytes each (one ``ce-patch`` version per 100 files)."""
+    files = root / "file"
+    files.mkdir(parents=True)
+    (root / "info").mkdir()
+    feed = {"ce-patch": {}}
+    for i in range(n):
+        name = f"PATCH_SCALE-{i:06d}.tar.gz"
+        data = b"\x1f\x8b\x08\x00" + hashlib.sha256(str(i).encode()).digest() * 3
+        (files / name).write_bytes(data)
+        feed["ce-patch"].setdefault(f"9.{i // 100}.0", []).append(
+            {"name": name, "file_name": name, "md5": hashlib.md5(data).hexdigest()})
+    (root / "info" / "json").write_text(json.dumps(feed))
+    os.chmod(root, 0o755)
+
+
+def release_scale(work, base, magedl, env, sizes):
+    """The release rows: ``{n: {"cold", "rerun", "verify", "rss"}}``; *base* serves ``work/scale/n<N>/``."""
+    rows = {}
+    for n in sizes:
+        dest = work / f"scale-mirror-{n}"
+        shutil.rmtree(dest, ignore_errors=True)
+        menv = dict(env, MAGEDL_BASE_URL=f"{base}/fast/scale/n{n}/")
+        mirror = [*magedl, "-q", "mirror", str(dest), "--type", "ce-patch"]
+        cold, rss1 = measured(mirror, menv, work)
+        rerun, rss2 = measured(mirror, menv, work)
+        verify, rss3 = measured([*magedl, "-q", "verify", str(dest)], menv, work)
+        rows[n] = {"cold": cold, "rerun": rerun, "verify": verify, "rss": max(rss1, rss2, rss3)}
+        print(f"  {n:>7,} files  cold {cold:7.2f} s   re-run {rerun:6.2f} s   verify {verify:6.2f} s   "
+              f"peak RSS {rows[n]['rss']:6.1f} MiB", flush=True)
+        shutil.rmtree(dest, ignore_errors=True)
+    return rows
+
+
+def growth(label, small, large, factor, figures):
+    """Print one growth ratio against the linear bound (*factor*: how many times larger the input is)."""
+    value = large / small if small else float("inf")
+    bound = 1.05 * factor
+    verdict = "linear" if value <= bound else "MORE THAN LINEAR"
+    print(f"  growth {label}: {value:.2f} x for {factor:g} x the size (linear bound {bound:.1f}: {verdict})",
+          flush=True)
+    figures.append({"ratio": f"scale {label}", "value": round(value, 3), "target": round(bound, 2),
+                    "met": value <= bound})
+
+
+def composer_scale(bench, work, magedl, env, sizes):
+    """The Composer rows, through ``bench_composer.run`` (cold and up to date, interleaved)."""
+    from bench_composer import run as composer_case
+
+    rows = {}
+    for size in sizes:
+        start = len(bench.figures)
+        medians = composer_case(bench, work, magedl, env, size=size)
+        rss = max((f["peak_rss_mib"] for f in bench.figures[start:]), default=0.0)
+        cold = next(v for k, v in medians.items() if "cold" in k)
+        warm = next(v for k, v in medians.items() if "up to date" in k)
+        rows[size] = {"cold": cold, "rerun": warm, "rss": rss}
+    return rows
+
+
+def serve_throughput(work, root, base, magedl, env, figures):
+    """``serve`` against nginx over the same mirror: one archive and info/json at two sizes.
+
+    The place for issue 18 item 3's per-size figures; the keep-alive load against nginx is
+    ``scripts/bench.py``'s own case ``serve``.
+    """
+    print("  serve against nginx: see the case 'serve' of scripts/bench.py (issue 18 item 3)", flush=True)
+
+
+def run(bench, work, base, magedl, env, figures, quick=False):
+    """Print the scale table. *base*: nginx's plain-HTTP URL, serving ``work/mirror`` under ``/fast/``."""
+    sizes = QUICK_RELEASE_SIZES if quick else RELEASE_SIZES
+    source = Path(work) / "mirror" / "scale"
+    for n in sizes:
+        print(f"scale: writing {n:,} tiny files", flush=True)
+        tiny_mirror_source(source / f"n{n}", n)
+    print(f"\nA release mirror of N tiny files from nginx on loopback (each command once; figures from a "
+          f"{os.cpu_count()}-core machine, shared)", flush=True)
+    rows = release_scale(Path(work), base, magedl, env, sizes)
+    small, large = sizes
+    factor = large / small
+    for key in ("cold", "rerun", "verify"):
+        growth(f"release {key}, {large:,} / {small:,} files", rows[small][key], rows[large][key], factor, figures)
+    print(f"  targets: re-run of 20,000 files <= 1.0 s, peak RSS <= 80 MiB; here {rows[large]['rerun']:.2f} s, "
+          f"{rows[large]['rss']:.1f} MiB", flush=True)
+    csizes = QUICK_COMPOSER_SIZES if quick else COMPOSER_SIZES
+    once = type(bench)(1, bench.out, bench.figures)  # the large closure takes minutes: once, not interleaved
+    crows = composer_scale(once, Path(work), magedl, env, csizes)
+    csmall, clarge = csizes
+    print("\nComposer closure: size  cold  up to date  peak RSS", flush=True)
+    for size, row in crows.items():
+        print(f"  {size:>6,} packages  {row['cold']:7.2f} s  {row['rerun']:6.2f} s  {row['rss']:6.1f} MiB")
+    for key in ("cold", "rerun"):
+        growth(f"composer {key}, {clarge:,} / {csmall:,} packages", crows[csmall][key], crows[clarge][key],
+               clarge / csmall, figures)
+    print("  targets (10,244 archives): up to date <= 1.5 s and <= 96 MiB, cold <= 96 MiB", flush=True)
+    serve_throughput(Path(work), source, base, magedl, env, figures)
+    shutil.rmtree(source, ignore_errors=True)
+    return rows, crows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help=f"sizes {QUICK_RELEASE_SIZES} and {QUICK_COMPOSER_SIZES}")
+    args = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench import Bench
+    from benchlib import MAGEID, TOKEN, ensure_tools, make_ca, start_nginx
+
+    ensure_tools()
+    work = Path(tempfile.mkdtemp(prefix="magedl-bench-scale-"))
+    os.chmod(work, 0o755)
+    (work / "mirror").mkdir()
+    _, cert, key = make_ca(work)
+    nginx, base, _ = start_nginx(work, work / "mirror", cert, key)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAGEDL_")}
+    env.update(MAGEDL_MAGEID=MAGEID, MAGEDL_TOKEN=TOKEN, HOME=str(work), PYTHONPYCACHEPREFIX=str(work / "pycache"))
+    try:
+        figures = []
+        run(Bench(1, work / "out", figures), work, base, [sys.executable, "-m", "magedl"], env, figures,
+            quick=args.quick)
+    finally:
+        nginx.terminate()
+        nginx.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

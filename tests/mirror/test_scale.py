@@ -1,0 +1,126 @@
+"""Issue 18: what keeps a large mirror's cost linear, asserted as mechanisms (the figures are in scripts/bench.py).
+
+An up-to-date re-run writes no record and re-renders no index; one landed file
+writes one record; the plan never scans the whole catalogue per file.
+"""
+
+import json
+import os
+
+import pytest
+from clirun import run
+
+from magedl.mirror import index as index_mod
+from magedl.mirror.state import State
+from magedl.service import catalog
+
+SEL = ("--type", "ce-full", "--type", "ce-patch", "--version", "2.4.6*")
+PATCH = "patches/MDVA-43395_CE_2.4.6_v1.sh"
+
+
+@pytest.fixture
+def mdir(tmp_path):
+    return tmp_path / "mirror"
+
+
+@pytest.fixture
+def writes(monkeypatch):
+    """Every record the run writes to the state: a list of paths."""
+    written = []
+    real = State.set
+
+    def spy(self, rel, entry):
+        written.append(rel)
+        return real(self, rel, entry)
+
+    monkeypatch.setattr(State, "set", spy)
+    return written
+
+
+def stamp(path):
+    st = os.lstat(path)
+    return st.st_ino, st.st_mtime_ns, st.st_ctime_ns
+
+
+def index_stamps(mdir):
+    return {rel: stamp(mdir / rel) for rel in ("SHA256SUMS", "info/json", "info/files", "info/versions")}
+
+
+def test_an_up_to_date_re_run_writes_no_record_and_renders_no_index(env, capsys, mdir, writes, monkeypatch):
+    assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
+    files = len([1 for _, _, names in os.walk(mdir / "file") for _ in names])
+    assert sorted(writes) == sorted(set(writes)) and len(writes) == files  # each landed file: one record, once
+    before = index_stamps(mdir)
+    writes.clear()
+
+    def no_render(records):
+        raise AssertionError("the info/ files were rendered again though nothing changed")
+
+    monkeypatch.setattr(index_mod, "render_indexes", no_render)
+    assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
+    assert writes == []
+    assert index_stamps(mdir) == before  # not rewritten: same inode, mtime and ctime
+
+
+def test_an_index_file_touched_by_hand_is_rendered_again(env, capsys, mdir):
+    assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
+    good = (mdir / "info" / "files").read_bytes()
+    (mdir / "info" / "files").write_bytes(b"edited by hand\n")
+    assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
+    assert (mdir / "info" / "files").read_bytes() == good
+
+
+def test_one_file_changed_upstream_writes_one_record(env, capsys, mdir, writes):
+    assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
+    writes.clear()
+    env.store.replace(PATCH, b"#!/bin/bash\necho republished\n")
+    assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
+    assert writes == [f"file/{PATCH}"]
+
+
+def test_the_plan_settles_md5s_over_one_files_listings_not_the_catalogue(env, capsys, mdir, monkeypatch):
+    seen = []
+    real = catalog.settle_md5
+
+    def spy(release, releases):
+        releases = list(releases)
+        seen.append(len(releases))
+        assert all(r.file_name == release.file_name for r in releases)
+        return real(release, releases)
+
+    from magedl.mirror import plan as plan_mod
+
+    monkeypatch.setattr(plan_mod, "settle_md5", spy)
+    assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
+    assert seen and max(seen) <= 2  # the patch listed under two versions
+
+
+def test_an_older_mirror_state_json_keeps_working(env, capsys, mdir, writes):
+    """A mirror made by an older magedl (state.json) is re-run without re-fetching or re-hashing."""
+    assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
+    state = State(mdir)
+    files = {rel: state.get(rel).to_json() for rel in state.paths()}
+    state.close()
+    for name in ("state.sqlite", "state.sqlite-wal", "state.sqlite-shm"):
+        if (mdir / ".magedl" / name).exists():
+            (mdir / ".magedl" / name).unlink()
+    (mdir / ".magedl" / "state.json").write_text(json.dumps({"version": 2, "files": files, "delta": []}))
+    env.clear_log()
+    writes.clear()
+    code, out, err = run(capsys, "-v", "mirror", str(mdir), *SEL)
+    assert code == 0 and "re-hashing" not in err
+    assert not [r for r in env.log if r.file_name is not None]  # nothing fetched again
+    assert not (mdir / ".magedl" / "state.json").exists() and State(mdir).paths() == set(files)
+
+
+def test_a_lock_left_beside_a_landed_file_by_a_kill_is_removed_and_a_held_one_kept(env, capsys, mdir):
+    """A kill between a file's landing and its unlock leaves NAME.magedl-lock; the next run clears it."""
+    from magedl.locks import FileLock
+
+    assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
+    names = sorted(p.name for p in (mdir / "file").iterdir() if p.is_file())
+    stale, held = mdir / "file" / f"{names[0]}.magedl-lock", mdir / "file" / f"{names[1]}.magedl-lock"
+    stale.write_bytes(b"")
+    with FileLock(held, "busy"):
+        assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
+        assert not stale.exists() and held.exists()
