@@ -52,12 +52,14 @@ def test_no_module_needs_long_scrolling(path):
     assert lines <= 450, f"{rel(path)} has {lines} lines: split it along the concepts it holds"
 
 
-def test_the_parser_imports_no_network_or_terminal_library():
-    """``magedl --help`` must start at once (issue 12: <= 0.25 s): requests, rich and tqdm load only when used."""
+def test_help_imports_no_network_or_terminal_library_nor_any_command():
+    """``magedl --help`` must start at once: requests, rich, tqdm and the command modules load only when used."""
     import subprocess
     import sys
 
-    code = ("import sys; from magedl.cli.app import build_parser; build_parser(); "
-            "print(sorted(m for m in ('requests', 'urllib3', 'rich', 'tqdm') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    code = ("import sys; from magedl.cli import main\ntry: main(['--help'])\nexcept SystemExit: pass\n"
+            "loaded = [m for m in sys.modules if m in ('requests', 'urllib3', 'rich', 'tqdm') or "
+            "m.startswith('magedl.cli.') and m not in ('magedl.cli.app', 'magedl.cli.commands', "
+            "'magedl.cli.progress', 'magedl.cli.output')]\nprint(sorted(loaded), file=sys.stderr)")
+    err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stderr
+    assert err.strip().splitlines()[-1] == "[]"

@@ -12,9 +12,14 @@ import os
 import signal
 import sys
 import threading
+import traceback
 from typing import List, Optional
 
+from magedl.cli.app import parser_for
+from magedl.cli.progress import setup_logging, terminal
+from magedl.config import redact
 from magedl.errors import Interrupted, MagedlError
+from magedl.text import printable
 
 __all__ = ["entry", "main"]
 
@@ -46,15 +51,13 @@ def entry() -> int:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the command line; return the exit code."""
-    from magedl.cli.app import build_parser
-    from magedl.cli.progress import setup_logging, terminal
-
     out = sys.stdout
     previous = _catch_sigterm()
     restore_logging = None
     args = None
     try:
-        parser = build_parser()
+        argv = sys.argv[1:] if argv is None else list(argv)
+        parser = parser_for(argv)
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help(sys.stderr)
@@ -88,10 +91,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     except Exception as exc:  # a bug: say so in one line, without secrets
         _say(f"internal error: {type(exc).__name__}: {_shown(exc)}")
         if os.environ.get("MAGEDL_DEBUG"):
-            import traceback
-
-            from magedl.config import redact
-
             sys.stderr.write(redact("".join(traceback.format_exc())))
         return 1
     finally:
@@ -121,9 +120,6 @@ def _quiet_stdout():
 
 
 def _shown(value) -> str:
-    from magedl.config import redact
-    from magedl.text import printable
-
     return printable(redact(str(value)))
 
 

@@ -6,6 +6,10 @@ only their lines in the summary and their place in ``mirror --json`` rows.
 
 import logging
 
+from magedl.cli.output import plural
+from magedl.config import shown_url
+from magedl.mirror.composer.advisories import describe
+
 log = logging.getLogger(__name__)
 
 
@@ -32,9 +36,6 @@ _DETAILS = 20  # advisory lines in the summary; a big mirror's full list is for 
 
 def report_advisories(report):
     """The summary's advisory lines: how many, from where, which mirrored and locked versions they affect."""
-    from magedl.cli.output import plural
-    from magedl.config import shown_url
-    from magedl.mirror.composer.advisories import describe
 
     if report is None:
         return

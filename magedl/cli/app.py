@@ -1,10 +1,11 @@
-"""The argument parser, built from one module per command.
+"""The argument parser: the common options, and each command declared by its own module.
 
-Each module named in :data:`COMMAND_MODULES` has ``add_parser(subparsers)``,
-which registers its command(s) with :func:`add_command` and sets
-``run(args, out) -> int`` as the parser default ``run``. Adding a command is
-adding a module to that list. Every default shown in ``--help`` comes from
-:mod:`magedl.transfer.options`, the one home of the defaults.
+:data:`magedl.cli.commands.COMMANDS` names every command's module; the
+module has ``add_parser(subparsers)``, which declares its command(s) with
+:func:`add_command` and sets ``run(args, out) -> int`` as the parser default
+``run``. A run declares only the command it names (the others are listed by
+their summary), so it imports one command module. Every default shown in
+``--help`` comes from :mod:`magedl.transfer.options`, the one home of the defaults.
 """
 
 import argparse
@@ -12,24 +13,16 @@ import difflib
 import importlib
 import math
 import re
+import sys
 import textwrap
 from typing import Iterable, Optional
 
 from magedl import __version__
+from magedl.cli.commands import COMMANDS, command_word
 from magedl.errors import UsageError
 from magedl.text import printable
 from magedl.transfer import options as defaults  # the one home of every default; read when the parser is built
-
-COMMAND_MODULES = (
-    "magedl.cli.versions",
-    "magedl.cli.listing",
-    "magedl.cli.get",
-    "magedl.cli.mirror",
-    "magedl.cli.sign",
-    "magedl.cli.serve",
-    "magedl.cli.keys",
-    "magedl.cli.doctor",
-)
+from magedl.transfer.ratelimit import parse_rate
 
 _INVALID_COMMAND = re.compile(r"argument COMMAND: invalid choice: '(.*)' \(choose from (.*)\)$")
 
@@ -86,8 +79,6 @@ class Parser(argparse.ArgumentParser):
 
     def parse_args(self, args=None, namespace=None):
         if args is None:
-            import sys
-
             args = sys.argv[1:]
         _refuse_unknown_options(self, list(args))
         argv = list(args)
@@ -177,7 +168,7 @@ def _refuse_unknown_options(parser, argv):
 
 def _misplaced(parser, name, where):
     everything, owners = set(), []
-    for path, sub in _all_commands(parser):
+    for path, sub in _all_commands(build_parser()):  # every command, to name the one the option belongs to
         everything |= set(sub._option_string_actions)
         if name in sub._option_string_actions:
             owners.append(path)
@@ -266,8 +257,6 @@ def connections(text: str) -> int:
 
 
 def rate(text: str) -> int:
-    from magedl.transfer.ratelimit import parse_rate
-
     try:
         return parse_rate(text)
     except ValueError as exc:
@@ -324,13 +313,15 @@ def _retry_options(parser, suppress):
                         f"(default {timeout:g})")
 
 
-def add_command(subparsers, name: str, help_text: str, *, credentials: bool = True, tls: bool = True,
-                retry: bool = True, json: bool = True, description: Optional[str] = None) -> Parser:
+def add_command(subparsers, name: str, help_text: Optional[str] = None, *, credentials: bool = True,
+                tls: bool = True, retry: bool = True, json: bool = True, description: Optional[str] = None) -> Parser:
     """A sub-command parser with the common option groups it uses (and only those, so its --help is true).
 
     Options given before the command name are valid for every command; after
-    it, only those of the groups asked for here.
+    it, only those of the groups asked for here. *help_text* defaults to the
+    command's summary in :data:`~magedl.cli.commands.COMMANDS`.
     """
+    help_text = help_text or COMMANDS[name].summary
     p = subparsers.add_parser(name, help=help_text, description=description or help_text,
                               formatter_class=HelpFormatter)
     _output_options(p, suppress=True, json=json)
@@ -373,8 +364,42 @@ def add_transfer_options(p) -> None:
 # -- the parser ----------------------------------------------------------------------------
 
 
-def build_parser(modules: Iterable[str] = COMMAND_MODULES) -> Parser:
-    """The whole command line: common options, then one sub-parser per command of each module."""
+def build_parser(only: Optional[str] = None) -> Parser:
+    """The command line: the common options, then the commands.
+
+    With *only* None every command is declared (for tests and for naming
+    the command a misplaced option belongs to); with a command's name, that
+    command's module alone is imported and the others are listed by their
+    summary; with ``""`` (or a word that is no command) none is imported.
+    """
+    parser = _top_parser()
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    chosen = COMMANDS[only].module if only in COMMANDS else None
+    declared = set()
+    for name, command in COMMANDS.items():
+        if command.module in declared:
+            continue
+        if only is None or command.module == chosen:
+            importlib.import_module(command.module).add_parser(sub)
+            declared.add(command.module)
+        else:
+            sub.add_parser(name, help=command.summary, add_help=False)  # declared once it is the one chosen
+    return parser
+
+
+def parser_for(argv: list) -> Parser:
+    """The parser that can parse *argv*: its command declared, no other command module imported."""
+    top = _top_parser()
+
+    def takes_value(word):
+        name = _option_name(word)
+        return any((o == name or (name.startswith("--") and o.startswith(name))) and a.nargs != 0
+                   for o, a in top._option_string_actions.items())
+
+    return build_parser(only=command_word(argv, takes_value) or "")
+
+
+def _top_parser() -> Parser:
     parser = Parser(
         prog="magedl",
         description="List and fetch Adobe Commerce / Magento Open Source releases and patches,\n"
@@ -387,9 +412,6 @@ def build_parser(modules: Iterable[str] = COMMAND_MODULES) -> Parser:
     _credential_options(parser, suppress=False)
     _tls_options(parser, suppress=False)
     _retry_options(parser, suppress=False)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for name in modules:
-        importlib.import_module(name).add_parser(sub)
     return parser
 
 

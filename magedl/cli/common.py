@@ -6,10 +6,18 @@ so a default or a rule lives here once and not in every command.
 """
 
 import argparse
+import dataclasses
 import logging
+import os
+import sys
 from typing import Iterable, List, Optional, Sequence
 
+from magedl.config import is_service, resolve
 from magedl.errors import MagedlError
+from magedl.service import catalog
+from magedl.service.api import Client
+from magedl.service.retry import RetryPolicy
+from magedl.text import printable
 from magedl.transfer import options as defaults  # the one home of every default
 from magedl.transfer.options import TransferOptions
 
@@ -25,8 +33,6 @@ def make_client(args: argparse.Namespace, *, credentials: bool = True):
     downloads service: Composer repositories); TLS, proxies, retries and
     timeouts are the same.
     """
-    from magedl.config import is_service, resolve
-    from magedl.service.api import Client
 
     if credentials:
         settings = resolve(base_url=args.base_url, mageid=args.mageid, token=args.token, token_file=args.token_file,
@@ -48,10 +54,7 @@ def settings_without_credentials(args: argparse.Namespace, base_url: Optional[st
     For requests to other servers (Composer repositories): the CA bundle
     comes from ``--ca-bundle``, the environment or the config file as always.
     """
-    import dataclasses
-    import os
 
-    from magedl.config import resolve
 
     env = {k: v for k, v in os.environ.items() if k not in ("MAGEDL_MAGEID", "MAGEDL_TOKEN", "MAGEDL_BASE_URL")}
     settings = resolve(base_url=base_url, ca_bundle=getattr(args, "ca_bundle", None),
@@ -61,7 +64,6 @@ def settings_without_credentials(args: argparse.Namespace, base_url: Optional[st
 
 def retry_policy(args: argparse.Namespace):
     """The :class:`~magedl.service.retry.RetryPolicy` of ``--retries`` and ``--retry-wait``."""
-    from magedl.service.retry import RetryPolicy
 
     return RetryPolicy(attempts=args.retries, backoff=args.retry_wait)
 
@@ -74,7 +76,6 @@ def timeouts(args: argparse.Namespace) -> tuple:
 
 def catalogue(client) -> list:
     """Every release the account sees, feed warnings logged (their text made printable)."""
-    from magedl.text import printable
 
     return client.catalog(warn=lambda msg: log.warning("feed: %s", printable(msg)))
 
@@ -97,7 +98,6 @@ def select_releases(releases: Sequence, args: argparse.Namespace) -> list:
         An unknown type, or a selection that matches nothing: the message
         names it and what exists (exit 5).
     """
-    from magedl.service import catalog
 
     types = list(getattr(args, "type", None) or ())
     versions = list(getattr(args, "versions", None) or ())
@@ -135,8 +135,6 @@ def first_failure_code(outcomes: Iterable) -> int:
 
 def progress_mode(args: argparse.Namespace) -> str:
     """``"bar"`` on a terminal, ``"lines"`` in a pipe, a log or a ``TERM=dumb`` terminal, ``"none"`` with ``-q``."""
-    import os
-    import sys
 
     if args.quiet:
         return "none"
@@ -151,7 +149,6 @@ __all__: List[str] = ["make_client", "settings_without_credentials", "retry_poli
 def file_in_the_way(path) -> Optional[str]:
     """The part of *path* that exists and is a file, so no folder can be made there (``afile`` of
     ``afile/sub``), or None."""
-    import os
 
     here = os.path.abspath(path)
     while True:

@@ -22,12 +22,15 @@ from magedl.cli.output import human_bytes, plural, print_json, write_line
 from magedl.cli.progress import ProgressView
 from magedl.config import redact
 from magedl.errors import MagedlError, UsageError
+from magedl.paths import check_name
+from magedl.service.catalog import find_by_name, select_checked, settle_md5, unique_files
+from magedl.transfer.fetch import fetch_many
 
 log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers) -> None:
-    p = add_command(subparsers, "get", "download files, resuming and verifying each")
+    p = add_command(subparsers, "get")
     p.add_argument("names", nargs="*", metavar="NAME",
                    help="file names as 'magedl list' shows them (or select with --version/--type/...)")
     add_selection(p)
@@ -38,8 +41,6 @@ def add_parser(subparsers) -> None:
 
 
 def run(args, out) -> int:
-    from magedl.paths import check_name
-    from magedl.transfer.fetch import fetch_many
 
     selecting = has_selection(args)
     if args.names and selecting:
@@ -80,7 +81,6 @@ def run(args, out) -> int:
 
 def _choose(releases, args):
     """The records to fetch, one per file name: in the order given, or in catalogue order for a selection."""
-    from magedl.service.catalog import find_by_name, select_checked, settle_md5, unique_files
 
     if args.names:
         select_checked(releases, names=args.names)  # an unknown name is refused, with the closest one

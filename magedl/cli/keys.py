@@ -10,9 +10,20 @@ import logging
 import os
 import stat
 import sys
+from urllib.parse import urlsplit
 
 from magedl.cli.app import Parser, add_command
-from magedl.cli.output import print_json, write_line
+from magedl.cli.common import retry_policy, settings_without_credentials, timeouts
+from magedl.cli.output import plural, print_json, write_line
+from magedl.composer.auth import find_keys
+from magedl.composer.authfile import composer_auth_json, store_keys, web_root_reason
+from magedl.composer.home import composer_file, global_auth_path, project_auth_path
+from magedl.composer.hosts import host_key
+from magedl.composer.keys import key_shape_problems, mask_public, read_keys
+from magedl.composer.probe import keys_client, parse_package, probe
+from magedl.composer.remote import KEYS_PAGE, keys_label, looked_in, where
+from magedl.composer.sources import WARNING
+from magedl.config import redact
 from magedl.errors import AuthError, MagedlError, UsageError
 from magedl.text import printable
 
@@ -22,8 +33,7 @@ MARKETPLACE_URL = "https://repo.magento.com/"
 
 
 def add_parser(subparsers) -> None:
-    p = add_command(subparsers, "keys", "Marketplace keys for Composer: find and check them, or store them",
-                    credentials=False, tls=False, retry=False, json=False)
+    p = add_command(subparsers, "keys", credentials=False, tls=False, retry=False, json=False)
     actions = p.add_subparsers(dest="keys_action", metavar="ACTION", parser_class=Parser)
     p.set_defaults(run=_no_action)
 
@@ -55,7 +65,6 @@ def add_parser(subparsers) -> None:
 
 def repo_url(text):
     """A Composer repository URL: http(s) with a host, checked before any key is looked for."""
-    from urllib.parse import urlsplit
 
     try:
         parts = urlsplit(text.strip())
@@ -69,7 +78,6 @@ def repo_url(text):
 
 
 def _fd(text):
-    import argparse
 
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"not a file descriptor number: {text!r} (e.g. 3, with 3>FILE)")
@@ -85,8 +93,6 @@ def _no_action(args, out):
 
 def find(url, project=None):
     """The :class:`~magedl.composer.auth.KeyLookup` for *url*, its findings logged (never a key)."""
-    from magedl.composer.auth import find_keys
-    from magedl.composer.sources import WARNING
 
     lookup = find_keys(url, project_dir=project)
     for finding in lookup.findings:
@@ -96,7 +102,6 @@ def find(url, project=None):
 
 def not_found(lookup) -> AuthError:
     """No keys for the host anywhere Composer reads: say where we looked and how to make and store some."""
-    from magedl.composer.remote import KEYS_PAGE, looked_in
 
     return AuthError(f"no Marketplace keys for {lookup.host_key} in any place Composer reads ({looked_in(lookup)}); "
                      f"make a pair at {KEYS_PAGE}, then store it with 'magedl keys store --global' (or --project DIR)")
@@ -116,8 +121,6 @@ def probe_keys(args, url, public, private, packages=(), label="the keys"):
 
 
 def _probe(args, url, public, private, packages=(), label="the keys"):
-    from magedl.cli.common import retry_policy, settings_without_credentials, timeouts
-    from magedl.composer.probe import keys_client, probe
 
     tls = settings_without_credentials(args, base_url=url)
     client = keys_client(url, public, private, ca_bundle=tls.ca_bundle, insecure=tls.insecure,
@@ -128,7 +131,6 @@ def _probe(args, url, public, private, packages=(), label="the keys"):
 
 def _why_refused(args, url, public, private, refusal: AuthError) -> AuthError:
     """*refusal*, told more exactly when the pair's shape or order is the cause (the keys never shown)."""
-    from magedl.composer.keys import key_shape_problems
 
     problems = key_shape_problems(public, private)
     if problems:
@@ -146,7 +148,6 @@ def _why_refused(args, url, public, private, refusal: AuthError) -> AuthError:
 
 
 def run_check(args, out) -> int:
-    from magedl.composer.probe import parse_package
 
     for asked in args.package:  # a typo is refused before anything is read or asked
         parse_package(asked)
@@ -155,15 +156,11 @@ def run_check(args, out) -> int:
     try:
         if not lookup.found:
             raise not_found(lookup)
-        from magedl.composer.remote import keys_label
-
         _say_disagreements(lookup)
         result = probe_keys(args, args.repo_url, *lookup.credentials, packages=args.package,
                             label=keys_label(lookup))
     except MagedlError as exc:
         if args.json:
-            from magedl.config import redact
-
             report.update(ok=False, exit_code=exc.exit_code, error=redact(str(exc)))
             print_json(report, out)
         raise
@@ -190,7 +187,6 @@ def _keys_dict(lookup):
 
 
 def _say_disagreements(lookup):
-    from magedl.composer.remote import where
 
     for other in lookup.others:
         if other.agrees:
@@ -202,8 +198,6 @@ def _say_disagreements(lookup):
 
 
 def _print_check(lookup, result, out):
-    from magedl.cli.output import plural
-    from magedl.composer.remote import where
 
     layout = {"providers": "provider files", "metadata-url": "Composer 2 metadata", "inline": "inline packages"}
     write_line(out, f"repository  {printable(result.to_dict()['repo_url'])} ({layout.get(result.layout, '?')})")
@@ -225,10 +219,6 @@ def _print_check(lookup, result, out):
 
 
 def run_store(args, out) -> int:
-    from magedl.composer.authfile import composer_auth_json, store_keys, web_root_reason
-    from magedl.composer.home import composer_file, global_auth_path, project_auth_path
-    from magedl.composer.hosts import host_key
-    from magedl.composer.keys import key_shape_problems, read_keys
 
     target = None
     if args.global_:
@@ -294,7 +284,6 @@ def run_store(args, out) -> int:
 
 
 def _masked(public):
-    from magedl.composer.keys import mask_public
 
     return mask_public(public)
 

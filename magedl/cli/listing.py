@@ -6,7 +6,7 @@ from magedl.cli.output import print_json, print_releases
 
 
 def add_parser(subparsers) -> None:
-    p = add_command(subparsers, "list", "files in the catalogue: type, version, file name, md5")
+    p = add_command(subparsers, "list")
     add_selection(p)
     p.set_defaults(run=run)
 

@@ -4,6 +4,7 @@ The server is :mod:`magedl.server`; this module reads the auth file, says
 where the server can be reached (and from where), and stops it cleanly.
 """
 
+import errno
 import ipaddress
 import logging
 import os
@@ -12,11 +13,15 @@ import socket
 import threading
 from pathlib import Path
 from typing import Dict, List
+from urllib.parse import urlsplit
 
 from magedl.cli.app import add_command, port
 from magedl.cli.output import write_line
 from magedl.cli.sign import add_allowed_signers, allowed_signers, check_served
+from magedl.config import read_secret_file, register_secret
 from magedl.errors import NotFoundError, UsageError
+from magedl.fsutil import atomic_write
+from magedl.server import ApiServer, DirStore
 from magedl.text import printable
 
 log = logging.getLogger(__name__)
@@ -25,8 +30,7 @@ EVERY_INTERFACE = ("0.0.0.0", "::", "")
 
 
 def add_parser(subparsers) -> None:
-    p = add_command(subparsers, "serve", "serve a mirror folder over HTTP in the API's shape (Range, HEAD, info/*)",
-                    credentials=False, tls=False, retry=False, json=False)
+    p = add_command(subparsers, "serve", credentials=False, tls=False, retry=False, json=False)
     p.add_argument("dir", metavar="DIR", help="the mirror folder (made by 'magedl mirror')")
     p.add_argument("--bind", default="127.0.0.1", metavar="ADDR",
                    help="address to listen on (default 127.0.0.1: this host only; 0.0.0.0 for every interface)")
@@ -48,7 +52,6 @@ def public_url(url: str) -> str:
     ------
     UsageError
     """
-    from urllib.parse import urlsplit
 
     try:
         parts = urlsplit(url)
@@ -70,7 +73,6 @@ def public_url(url: str) -> str:
 
 def cannot_listen(bind: str, port_number: int, exc: OSError) -> UsageError:
     """The error for a failed bind, blaming what failed: the address, the port, or the right to use it."""
-    import errno
 
     where = f"cannot listen on {printable(bind)} port {port_number}"
     hint = "give one it has, e.g. --bind 127.0.0.1 (this host only) or --bind 0.0.0.0 (every interface)"
@@ -93,7 +95,6 @@ def read_auth_file(path) -> Dict[str, str]:
     The file holds secrets, so it must be private (mode 600), like every
     secret file magedl reads.
     """
-    from magedl.config import read_secret_file, register_secret
 
     text = read_secret_file(path, "auth file")
     accounts = {}
@@ -153,8 +154,6 @@ def _resolves_beyond_loopback(name):
 
 
 def run(args, out) -> int:
-    from magedl.fsutil import atomic_write
-    from magedl.server import ApiServer, DirStore
 
     root = Path(args.dir)
     if root.exists() and not root.is_dir():

@@ -3,16 +3,16 @@
 from magedl.cli.app import add_command, add_selection
 from magedl.cli.common import catalogue, make_client, select_releases
 from magedl.cli.output import print_json, print_versions
+from magedl.versions import edition_of, sort_versions
 
 
 def add_parser(subparsers) -> None:
-    p = add_command(subparsers, "versions", "versions per feed category, newest first")
+    p = add_command(subparsers, "versions")
     add_selection(p, versions=False)
     p.set_defaults(run=run)
 
 
 def run(args, out) -> int:
-    from magedl.versions import edition_of, sort_versions
 
     with make_client(args) as client:
         releases = catalogue(client)

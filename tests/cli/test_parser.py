@@ -5,6 +5,7 @@ import pytest
 from clirun import run
 
 from magedl.cli.app import build_parser
+from magedl.cli.commands import COMMANDS
 from magedl.transfer import options
 
 
@@ -87,3 +88,36 @@ def test_seconds_must_be_a_sane_finite_number(capsys, option, value):
 def test_no_command_prints_help_and_exits_2(capsys):
     code, out, err = run(capsys)
     assert code == 2 and "COMMAND" in err and out == ""
+
+
+@pytest.mark.parametrize("argv, module", [(["versions", "--help"], "magedl.cli.versions"),
+                                          (["--base-url", "http://x/", "-v", "verify", "--help"], "magedl.cli.mirror"),
+                                          (["--base-url=http://x/", "keys", "check", "--help"], "magedl.cli.keys")])
+def test_a_run_imports_the_module_of_its_command_only(argv, module):
+    import subprocess
+    import sys
+
+    code = (f"import sys; from magedl.cli import main\ntry: main({argv!r})\nexcept SystemExit: pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith('magedl.cli.') and m not in "
+            "('magedl.cli.app', 'magedl.cli.commands', 'magedl.cli.progress', 'magedl.cli.output', "
+            "'magedl.cli.common')), file=sys.stderr)")
+    err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stderr
+    loaded = eval(err.strip().splitlines()[-1])
+    assert module in loaded
+    others = {c.module for c in COMMANDS.values()} - {module, "magedl.cli.keys", "magedl.cli.sign"}  # shared options
+    assert not others & set(loaded), loaded
+
+
+def test_every_command_is_listed_in_help_with_its_one_summary(capsys):
+    from magedl.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name, command in COMMANDS.items():
+        assert f"{name} {' '.join(command.summary.split())}" in text
+
+
+def test_an_option_of_another_command_is_named_with_its_command(capsys):
+    code, out, err = run(capsys, "versions", "--composer-lock", "x")
+    assert code == 2 and "--composer-lock is an option of mirror" in err
