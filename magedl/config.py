@@ -32,24 +32,16 @@ from typing import Mapping, Optional, Tuple
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from magedl.errors import ConfigError, UsageError
-from magedl.secrecy import (  # noqa: F401 (re-exported: config is where callers look for them)
-    MAGEID_SHAPE,
-    SECRET_FILE_LIMIT,
+from magedl.secrecy import (
     VERBOSE,
-    RedactingFilter,
-    check_private,
     check_secret_text,
     mageid_may_be_secret,
     mageid_problem,
     mageid_shown,
-    netrc_credentials,
     netrc_lookup,
-    netrc_path,
     read_secret_file,
     read_token_file,
-    redact,
     register_secret,
-    registered_secrets,
 )
 from magedl.text import printable
 

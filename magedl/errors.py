@@ -3,7 +3,7 @@
 Each class carries the exit code the command line maps it to, so the mapping
 lives here and nowhere else. Messages are one line, meant for a person, and
 never contain a credential (callers pass URLs through
-:func:`magedl.config.redact` before putting them in a message).
+:func:`magedl.secrecy.redact` before putting them in a message).
 """
 
 

@@ -19,10 +19,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from magedl.cli.output import human_bytes
 from magedl.emulator import Emulator, demo_catalogue, make_file
 from magedl.paths import PART_SUFFIX, STATE_SUFFIX
 from magedl.server import MemoryStore
+from magedl.text import human_bytes
 from magedl.transfer.segments import segments_from_json
 
 OUT = Path("demo-out")

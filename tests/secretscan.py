@@ -1,7 +1,7 @@
 """A pytest plugin: a test fails when anything it produced holds a registered secret.
 
 Every token, key and password magedl handles goes through
-:func:`magedl.config.register_secret`. After each test this plugin searches,
+:func:`magedl.secrecy.register_secret`. After each test this plugin searches,
 for every secret registered so far (at least :data:`MIN_LENGTH` characters):
 
 - what the test printed (stdout and stderr, whether or not it read them
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import pytest
 
-from magedl.config import registered_secrets
+from magedl.secrecy import registered_secrets
 
 # Shorter registered values ("pass", "abcd"), or ones of few distinct characters ("0" * 40, which
 # any SHA-256 of zeros holds), are too likely to occur by chance in real output.

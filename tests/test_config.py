@@ -11,21 +11,10 @@ import sys
 
 import pytest
 
-from magedl import config
-from magedl.config import (
-    DEFAULT_BASE_URL,
-    Credentials,
-    RedactingFilter,
-    Settings,
-    netrc_credentials,
-    read_config,
-    read_token_file,
-    redact,
-    register_secret,
-    resolve,
-    split_userinfo,
-)
+from magedl import config, secrecy
+from magedl.config import DEFAULT_BASE_URL, Credentials, Settings, read_config, resolve, split_userinfo
 from magedl.errors import ConfigError, UsageError
+from magedl.secrecy import RedactingFilter, netrc_credentials, read_token_file, redact, register_secret
 
 HOST = "www.magentocommerce.com"
 
@@ -616,13 +605,13 @@ def test_every_secret_file_open_to_others_is_refused(tmp_path, kind, mode):
         elif kind == "netrc file":
             resolve(env={"NETRC": str(path)}, config_file=tmp_path / "absent")
         else:
-            config.read_secret_file(path, "auth file")
+            secrecy.read_secret_file(path, "auth file")
     msg = str(info.value)
     assert kind in msg and f"mode {mode:04o}" in msg and f"chmod 600 {path}" in msg
     assert "tok-perm-rule-1" not in msg and info.value.exit_code == 1
     os.chmod(path, 0o600)
     if kind == "auth file":
-        assert config.read_secret_file(path, "auth file") == "tok-perm-rule-1\n"
+        assert secrecy.read_secret_file(path, "auth file") == "tok-perm-rule-1\n"
 
 
 def test_secret_file_pipes_are_not_mode_checked(tmp_path):
@@ -642,7 +631,7 @@ def test_secret_file_that_is_a_folder_or_huge(tmp_path, what):
     if what == "a folder":
         path.mkdir()
     else:
-        write_token(path, "x" * (config.SECRET_FILE_LIMIT + 1))
+        write_token(path, "x" * (secrecy.SECRET_FILE_LIMIT + 1))
     with pytest.raises(UsageError) as info:
         read_token_file(path)
     assert str(path) in str(info.value) and ("folder" in str(info.value) or "larger" in str(info.value))
@@ -849,7 +838,7 @@ def test_parse_size_refuses_with_a_message(text, rate):
 
 @pytest.mark.parametrize("written", ['"tok-quoted-secret-77"', "'tok-quoted-secret-77'"])
 def test_a_quoted_config_token_is_redacted_as_it_is_sent(tmp_path, written):
-    from magedl.config import redact
+    from magedl.secrecy import redact
 
     cfg = tmp_path / "config"
     cfg.write_text(f"[magedl]\nmageid = MAG000000077\ntoken = {written}\n")
@@ -859,7 +848,7 @@ def test_a_quoted_config_token_is_redacted_as_it_is_sent(tmp_path, written):
 
 
 def test_a_token_with_surrounding_blanks_is_redacted_as_sent(tmp_path):
-    from magedl.config import redact
+    from magedl.secrecy import redact
 
     resolve(base_url="https://h.example/", mageid="MAG000000078", token="  tok-blank-secret-78 \n", env={},
             config_file=tmp_path / "none")

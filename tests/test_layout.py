@@ -39,6 +39,44 @@ def test_the_engine_never_imports_the_terminal_side(path):
     assert not bad, f"{rel(path)} imports {bad}: the engine must stay free of terminal code"
 
 
+def module_of(path):
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def defined(path):
+    """The names a module defines at its top (functions, classes, assignments), not those it imports."""
+    names = set()
+    for node in ast.parse(path.read_text(), str(path)).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return names
+
+
+HOMES = {module_of(p): p for p in MODULES}
+
+
+@pytest.mark.parametrize("path", MODULES, ids=rel)
+def test_every_name_is_imported_from_its_home(path):
+    """No re-exports for old imports: a name comes from the module that defines it (a package's
+    ``__init__`` may offer its public names). One home per concept, and a reader finds it at once."""
+    bad = []
+    for module, names in imports(path):
+        home = HOMES.get(module)
+        if home is None or home.name == "__init__.py":
+            continue
+        bad += [f"{module}.{n}" for n in names if n not in defined(home) and f"{module}.{n}" not in HOMES]
+    assert not bad, f"{rel(path)} imports {bad} from a module that only passes them on: import them from their home"
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if p.name != "__init__.py"], ids=rel)
+def test_no_module_keeps_an_unused_import_for_others(path):
+    assert "noqa: F401" not in path.read_text(), f"{rel(path)} re-exports names: callers import them from their home"
+
+
 @pytest.mark.parametrize("path", MODULES, ids=rel)
 def test_no_module_takes_another_modules_private_names(path):
     bad = [f"{module}.{name}" for module, names in imports(path) if module.startswith("magedl")

@@ -102,8 +102,9 @@ def test_token_never_printed_or_written(world):
 
 def test_internal_error_message_is_redacted(monkeypatch, capsys):
     """Even a bug's one-line report goes through redaction."""
-    from magedl import cli, config
-    from magedl.config import register_secret
+    from magedl import cli
+    from magedl.cli import common
+    from magedl.secrecy import register_secret
 
     secret = "0123456789abcdef0123456789abcdef01234567"
     register_secret(secret)
@@ -111,7 +112,7 @@ def test_internal_error_message_is_redacted(monkeypatch, capsys):
     def boom(**kwargs):
         raise RuntimeError(f"failed with token {secret}")
 
-    monkeypatch.setattr(config, "resolve", boom)  # every command that reaches the network resolves first
+    monkeypatch.setattr(common, "resolve", boom)  # every command that reaches the network resolves first
     code = cli.main(["list"])
     err = capsys.readouterr().err
     assert code == 1 and "internal error" in err and secret not in err and "***" in err
@@ -120,7 +121,7 @@ def test_internal_error_message_is_redacted(monkeypatch, capsys):
 INNER = """
 import logging, os
 import pytest
-from magedl.config import register_secret
+from magedl.secrecy import register_secret
 
 SECRET = "inner-secret-4f9c2a"
 register_secret(SECRET)

@@ -17,8 +17,8 @@ from typing import List, Optional
 
 from magedl.cli.app import parser_for
 from magedl.cli.progress import setup_logging, terminal
-from magedl.config import redact
 from magedl.errors import Interrupted, MagedlError
+from magedl.secrecy import redact
 from magedl.text import printable
 
 __all__ = ["entry", "main"]

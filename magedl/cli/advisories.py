@@ -6,9 +6,9 @@ only their lines in the summary and their place in ``mirror --json`` rows.
 
 import logging
 
-from magedl.cli.output import plural
 from magedl.config import shown_url
 from magedl.mirror.composer.advisories import describe
+from magedl.text import plural
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ from typing import List, Optional
 from magedl import __version__
 from magedl.cli.app import add_command
 from magedl.cli.keys import repo_url
-from magedl.cli.output import human_bytes, is_tty, plural, print_json, write_line
+from magedl.cli.output import is_tty, print_json, write_line
 from magedl.errors import MagedlError
 from magedl.ranges import parse_http_date
-from magedl.text import printable
+from magedl.text import human_bytes, plural, printable
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def _print(checks, out):
 
 
 def _failed(name, exc: MagedlError, fix=""):
-    from magedl.config import redact
+    from magedl.secrecy import redact
 
     return Check(name, False, redact(str(exc)), fix, exc.exit_code)
 
@@ -102,7 +102,8 @@ def _versions():
 
 
 def _credentials(args, checks):
-    from magedl.config import is_service, mageid_problem, mageid_shown, resolve
+    from magedl.config import is_service, resolve
+    from magedl.secrecy import mageid_problem, mageid_shown
 
     try:
         settings = resolve(base_url=args.base_url, mageid=args.mageid, token=args.token, token_file=args.token_file,

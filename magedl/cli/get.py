@@ -18,12 +18,13 @@ from magedl.cli.common import (
     select_releases,
     transfer_options,
 )
-from magedl.cli.output import human_bytes, plural, print_json, write_line
+from magedl.cli.output import print_json, write_line
 from magedl.cli.progress import ProgressView
-from magedl.config import redact
 from magedl.errors import MagedlError, UsageError
 from magedl.paths import check_name
+from magedl.secrecy import redact
 from magedl.service.catalog import find_by_name, select_checked, settle_md5, unique_files
+from magedl.text import human_bytes, plural
 from magedl.transfer.fetch import fetch_many
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from magedl.cli.app import Parser, add_command
 from magedl.cli.common import retry_policy, settings_without_credentials, timeouts
-from magedl.cli.output import plural, print_json, write_line
+from magedl.cli.output import print_json, write_line
 from magedl.composer.auth import find_keys
 from magedl.composer.authfile import composer_auth_json, store_keys, web_root_reason
 from magedl.composer.home import composer_file, global_auth_path, project_auth_path
@@ -23,9 +23,9 @@ from magedl.composer.keys import key_shape_problems, mask_public, read_keys
 from magedl.composer.probe import keys_client, parse_package, probe
 from magedl.composer.remote import KEYS_PAGE, keys_label, looked_in, where
 from magedl.composer.sources import WARNING
-from magedl.config import redact
 from magedl.errors import AuthError, MagedlError, UsageError
-from magedl.text import printable
+from magedl.secrecy import redact
+from magedl.text import plural, printable
 
 log = logging.getLogger(__name__)
 

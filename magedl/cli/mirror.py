@@ -10,9 +10,9 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from magedl.cli.output import human_bytes, print_json
+from magedl.cli.output import print_json
 from magedl.errors import IntegrityError, NotFoundError, UsageError
-from magedl.text import printable
+from magedl.text import human_bytes, printable
 
 log = logging.getLogger(__name__)
 
@@ -368,11 +368,12 @@ def _print_plan(plan, args, out):
 def run_verify(args, out):
     """``magedl verify``: one line per path on stdout; raises IntegrityError (exit 6) when not intact."""
     from magedl.cli.common import progress_mode
-    from magedl.cli.output import plural, write_line
+    from magedl.cli.output import write_line
     from magedl.cli.progress import ByteBar
     from magedl.cli.sign import allowed_signers, check_signatures
     from magedl.mirror.core import sums_digest
     from magedl.mirror.verify import Verdict, mirror_roots, verify
+    from magedl.text import plural
 
     started = time.monotonic()
     allowed = allowed_signers(args)

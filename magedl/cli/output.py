@@ -22,7 +22,6 @@ from magedl.text import printable
 
 # Whatever a terminal says, never lay out for less than this (some report 0 columns).
 MIN_WIDTH = 40
-from magedl.text import human_bytes, plural  # noqa: E402,F401  (re-exported for the commands)
 
 FALLBACK_WIDTH = 80
 _GAP = "  "  # between plain columns

@@ -20,9 +20,9 @@ import threading
 import time
 from typing import IO, Optional
 
-from magedl.cli.output import human_bytes, is_tty, plural, terminal_width
-from magedl.config import RedactingFilter
-from magedl.text import printable
+from magedl.cli.output import is_tty, terminal_width
+from magedl.secrecy import RedactingFilter
+from magedl.text import human_bytes, plural, printable
 
 __all__ = ["Terminal", "terminal", "ConsoleHandler", "setup_logging", "ProgressView", "ByteBar", "human_bytes"]
 
@@ -223,7 +223,7 @@ def setup_logging(verbose: int, quiet: bool):
     (or a test) that calls :func:`magedl.cli.main` in-process keeps its own
     logging set-up afterwards.
     """
-    from magedl.config import VERBOSE
+    from magedl.secrecy import VERBOSE
 
     level = logging.INFO
     if quiet:

@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 from magedl.cli.app import add_command, port
 from magedl.cli.output import write_line
 from magedl.cli.sign import add_allowed_signers, allowed_signers, check_served
-from magedl.config import read_secret_file, register_secret
 from magedl.errors import NotFoundError, UsageError
 from magedl.fsutil import atomic_write
+from magedl.secrecy import read_secret_file, register_secret
 from magedl.server import ApiServer, DirStore
 from magedl.text import printable
 

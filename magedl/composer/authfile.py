@@ -29,10 +29,9 @@ from typing import Any
 from magedl.composer.home import global_auth_path
 from magedl.composer.hosts import Target, match_entry, parse_target
 from magedl.composer.jsonfile import EditError, json_type_name, parse_json_text, set_entry
-from magedl.config import register_secret
 from magedl.errors import ConfigError, LocalFileError, UsageError
 from magedl.fsutil import SECRET_MODE, create_new, fsync_dir, make_dirs, open_nofollow, temp_name
-from magedl.secrecy import SECRET_FILE_LIMIT
+from magedl.secrecy import SECRET_FILE_LIMIT, register_secret
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from magedl.config import register_secret
 from magedl.errors import UsageError
+from magedl.secrecy import register_secret
 
 __all__ = [
     "EXACT",

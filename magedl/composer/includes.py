@@ -17,8 +17,8 @@ import re
 from collections.abc import Callable
 
 from magedl.composer.metadata import provider_label
-from magedl.config import redact
 from magedl.errors import FeedError
+from magedl.secrecy import redact
 
 __all__ = ["MAX_INCLUDE_DEPTH", "MAX_INCLUDE_FILES", "IncludeWalker", "wire"]
 

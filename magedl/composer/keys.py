@@ -13,8 +13,8 @@ import re
 from collections.abc import Callable
 from typing import IO, Any
 
-from magedl.config import register_secret
 from magedl.errors import UsageError
+from magedl.secrecy import register_secret
 
 __all__ = ["KEY_LENGTH", "key_shape_problems", "mask_public", "read_keys"]
 

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from magedl.composer.semver import normalize
-from magedl.config import register_secret
 from magedl.errors import ConstraintError, FeedError, UnsafeNameError
+from magedl.secrecy import register_secret
 from magedl.text import printable
 
 log = logging.getLogger(__name__)

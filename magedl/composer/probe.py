@@ -22,8 +22,9 @@ from typing import Dict, Optional, Sequence, Tuple
 
 from magedl.composer.remote import NOT_THEIRS, KeyNote, metadata_fetcher, not_entitled
 from magedl.composer.repository import ComposerRepository
-from magedl.config import register_secret, shown_url
+from magedl.config import shown_url
 from magedl.errors import AuthError, EntitlementError, MagedlError, NotFoundError, UsageError
+from magedl.secrecy import register_secret
 from magedl.text import printable
 
 log = logging.getLogger(__name__)

@@ -25,10 +25,11 @@ from typing import Callable, Mapping, Optional, Union
 import requests
 import urllib3
 
-from magedl.config import redact, shown_url
+from magedl.config import shown_url
 from magedl.errors import AuthError, EntitlementError, FeedError, MagedlError
 from magedl.ranges import Validators
 from magedl.safejson import parse_json
+from magedl.secrecy import redact
 from magedl.text import printable
 
 log = logging.getLogger(__name__)
@@ -154,7 +155,8 @@ def metadata_fetcher(client, notes: Union[None, KeyNote, Mapping[str, KeyNote]] 
         others, and skip what a changes feed says is unchanged (see
         :mod:`magedl.composer.cache`).
     """
-    from magedl.service.api import read_capped, transient_from
+    from magedl.service.api import read_capped
+    from magedl.service.neterrors import transient_from
 
     limit = limit or client.metadata_limit
 

@@ -40,9 +40,9 @@ from concurrent.futures import ThreadPoolExecutor
 from magedl.composer.budget import PREFETCH_BUDGET, ByteBudget
 from magedl.composer.includes import IncludeWalker, wire
 from magedl.composer.metadata import check_package_name, collect_entries, containers_of
-from magedl.config import redact
 from magedl.errors import FeedError, IntegrityError, MagedlError, NotFoundError, UnsafeNameError, UsageError
 from magedl.safejson import DEFAULT_MAX_BYTES, parse_json, read_bounded
+from magedl.secrecy import redact
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,9 @@ from typing import Any
 
 from magedl.composer.hosts import LENIENT, URL_NAME, Target, match_entry
 from magedl.composer.jsonfile import json_type_name, parse_json_text, strict_loads
-from magedl.config import register_secret
 from magedl.errors import ConfigError
 from magedl.fsutil import read_regular
-from magedl.secrecy import SECRET_FILE_LIMIT
+from magedl.secrecy import SECRET_FILE_LIMIT, register_secret
 
 log = logging.getLogger(__name__)
 

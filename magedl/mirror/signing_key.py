@@ -14,7 +14,8 @@ import binascii
 import struct
 from typing import Optional
 
-from magedl.mirror.signature import SignedBy, SignKey
+from magedl.mirror.signature import SignKey
+from magedl.mirror.sshsig import SignedBy
 
 _PRIVATE_BEGIN = b"-----BEGIN OPENSSH PRIVATE KEY-----"
 _MAGIC = b"openssh-key-v1\0"

@@ -29,8 +29,9 @@ from typing import Iterable, Optional
 
 from magedl.fsutil import make_dirs, read_if_regular
 from magedl.locks import FileLock
-from magedl.mirror.layout import BOOKKEEPING, FILES, LOCK, STATE, STATE_DB
+from magedl.mirror.layout import FILES, LOCK, STATE, STATE_DB
 from magedl.mirror.model import Entry, Fingerprint
+from magedl.paths import BOOKKEEPING
 
 log = logging.getLogger(__name__)
 

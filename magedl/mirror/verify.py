@@ -27,8 +27,8 @@ from typing import Any, Callable, Iterable, Optional
 from magedl.errors import NotFoundError, UnsafeNameError, UnsafeSourceError
 from magedl.mirror.composer.index import DIST, P2, PACKAGES, entry_rel, read_composer_url, read_index
 from magedl.mirror.index import MAX_INDEX_BYTES, parse_sums, read_feed
-from magedl.mirror.layout import BOOKKEEPING, COMPOSER, FILES, INFO, INFO_FILES, SIG, SUMS, walk_files
-from magedl.paths import SIDE_SUFFIXES, check_name
+from magedl.mirror.layout import COMPOSER, FILES, INFO, INFO_FILES, SIG, SUMS, walk_files
+from magedl.paths import BOOKKEEPING, SIDE_SUFFIXES, check_name
 from magedl.service.fileadapter import open_published
 
 BLOCK = 1 << 20

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import BinaryIO, Dict, List, Optional, Tuple
 
-from magedl.ranges import parse_http_date, parse_length  # noqa: F401  (parse_http_date re-exported)
+from magedl.ranges import parse_http_date, parse_length
 
 #: Largest request head accepted (request line and headers); nginx's default is 8 KiB per line.
 MAX_HEAD = 32 * 1024

@@ -14,8 +14,8 @@ from typing import BinaryIO, Optional
 
 from magedl.errors import UnsafeNameError
 from magedl.paths import check_name
-from magedl.ranges import UNSATISFIABLE, parse_range
-from magedl.server.http import Reply, Request, http_date, parse_http_date
+from magedl.ranges import UNSATISFIABLE, parse_http_date, parse_range
+from magedl.server.http import Reply, Request, http_date
 from magedl.server.stores import FileInfo, Store, rebased
 
 __all__ = ["composer_reply", "content_type", "file_reply", "info_reply", "not_found", "page_reply", "page_rel",

@@ -11,7 +11,8 @@ import difflib
 import os
 from urllib.parse import unquote, urlsplit
 
-from magedl.config import DEFAULT_BASE_URL, SERVICE_HOST, Settings, is_service, mageid_problem, mageid_shown, shown_url
+from magedl.config import DEFAULT_BASE_URL, SERVICE_HOST, Settings, is_service, shown_url
+from magedl.secrecy import mageid_problem, mageid_shown
 from magedl.text import printable
 
 ACCOUNT_PAGE = "Account Settings > Downloads Access Token on magento.com"

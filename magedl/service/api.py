@@ -15,7 +15,7 @@ import requests
 import urllib3
 
 from magedl import __version__
-from magedl.config import VERBOSE, Settings, redact, register_secret, shown_url, split_userinfo
+from magedl.config import Settings, shown_url, split_userinfo
 from magedl.errors import (
     AuthError,
     EntitlementError,
@@ -27,6 +27,7 @@ from magedl.errors import (
     UsageError,
 )
 from magedl.safejson import NotJSON, parse_json, read_bounded
+from magedl.secrecy import VERBOSE, redact, register_secret
 from magedl.service import advice, sniff
 from magedl.service.neterrors import PROXY_407, answered, transient_from
 from magedl.service.retry import RetryPolicy, parse_retry_after
@@ -235,7 +236,7 @@ class Client:
         except (requests.exceptions.RequestException, OSError) as exc:
             raise transient_from(exc, what, url) from None
         except UnicodeError:
-            # requests encodes Basic auth as latin-1; config.check_secret_text refuses such tokens first.
+            # requests encodes Basic auth as latin-1; secrecy.check_secret_text refuses such tokens first.
             raise UsageError(f"{what}: the credentials hold a character HTTP cannot send") from None
         answered(url)
         if response.status_code in allow:

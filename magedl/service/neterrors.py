@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 
-from magedl.config import VERBOSE, redact
 from magedl.errors import ConfigError, MagedlError, NetworkError, TransientError
+from magedl.secrecy import VERBOSE, redact
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ What follows it (the worker pool, ranges for the rest) is
 from magedl.errors import Interrupted, MagedlError, NotAnArchive, TransientError
 from magedl.ranges import Validators, parse_length
 from magedl.service import sniff
-from magedl.service.api import transient_from
 from magedl.service.catalog import file_suffix
+from magedl.service.neterrors import transient_from
 from magedl.transfer import segments as seglib
 from magedl.transfer.body import READ_ERRORS, encoded, first_bytes
 from magedl.transfer.partial import PartialState

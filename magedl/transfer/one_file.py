@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from magedl.config import redact
 from magedl.errors import ChecksumMismatch, NetworkError, NotAnArchive, UnverifiedFile
 from magedl.fsutil import make_dirs
 from magedl.locks import FileLock
+from magedl.secrecy import redact
 from magedl.service import sniff
 from magedl.service.catalog import file_suffix
 from magedl.transfer.first_answer import open_whole_file

@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
-from magedl.config import redact
 from magedl.errors import LocalFileError
 from magedl.fsutil import FILE_MODE, atomic_write, fsync_dir, open_nofollow, read_if_regular
 from magedl.paths import LOCK_SUFFIX, PART_SUFFIX, STATE_SUFFIX, side_file
 from magedl.ranges import Validators
+from magedl.secrecy import redact
 from magedl.text import human_bytes
 from magedl.transfer import segments as seglib
 from magedl.transfer.segments import Segment

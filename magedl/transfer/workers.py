@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional
 
 from magedl.errors import Interrupted, MagedlError, TransientError
 from magedl.ranges import Validators, changed, parse_content_range, parse_length
-from magedl.service.api import transient_from
+from magedl.service.neterrors import transient_from
 from magedl.transfer import segments as seglib
 from magedl.transfer.body import READ_ERRORS, body, encoded, prepend
 from magedl.transfer.options import TransferOptions

@@ -12,8 +12,8 @@ from composer.authkit import HOST, World, auth_data, pair, write
 from magedl.composer.auth import find_keys
 from magedl.composer.home import composer_file, project_auth_path
 from magedl.composer.sources import NOTE, Source
-from magedl.config import redact
 from magedl.errors import ConfigError
+from magedl.secrecy import redact
 
 
 @pytest.fixture

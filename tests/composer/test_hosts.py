@@ -3,8 +3,8 @@
 import pytest
 
 from magedl.composer.hosts import EXACT, LENIENT, URL_NAME, composer_origin, host_key, match_entry, parse_target
-from magedl.config import redact
 from magedl.errors import UsageError
+from magedl.secrecy import redact
 
 
 @pytest.mark.parametrize("url, origin, canonical", [

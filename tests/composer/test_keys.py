@@ -6,8 +6,8 @@ import secrets
 import pytest
 
 from magedl.composer.keys import key_shape_problems, mask_public, read_keys
-from magedl.config import redact
 from magedl.errors import UsageError
+from magedl.secrecy import redact
 
 # Values given to read_keys are registered as secrets for the whole test run: keep them
 # unique so that no other test's text (md5 sums like "a" * 32) gets redacted.

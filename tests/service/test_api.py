@@ -15,7 +15,7 @@ import responses
 import urllib3
 from requests.structures import CaseInsensitiveDict
 
-from magedl.config import Credentials, Settings, register_secret
+from magedl.config import Credentials, Settings
 from magedl.errors import (
     AuthError,
     EntitlementError,
@@ -25,8 +25,10 @@ from magedl.errors import (
     NotFoundError,
     TransientError,
 )
+from magedl.secrecy import register_secret
 from magedl.service import api
-from magedl.service.api import Client, HostBoundAuth, check_status, transient_from
+from magedl.service.api import Client, HostBoundAuth, check_status
+from magedl.service.neterrors import transient_from
 from magedl.service.retry import RetryPolicy
 
 BASE = "https://api.example/products/downloads/"

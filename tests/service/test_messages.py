@@ -241,7 +241,7 @@ def test_netrc_entry_used_is_named_at_v(emulator, capsys, isolated_home):
 def test_a_swapped_mageid_and_token_never_print_the_token_and_are_called_swapped(as_service, capsys, monkeypatch,
                                                                                  tmp_path):
     """Issue 19 item 14: MAGEDL_MAGEID held the token, MAGEDL_TOKEN the MAGEID: ``list`` and ``doctor`` printed it."""
-    from magedl.config import registered_secrets
+    from magedl.secrecy import registered_secrets
 
     base, emulator = as_service
     monkeypatch.setenv("MAGEDL_MAGEID", emulator.token)

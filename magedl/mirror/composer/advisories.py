@@ -36,14 +36,17 @@ from typing import Callable, Iterable, Mapping, Optional
 from urllib.parse import quote, urlsplit
 
 from magedl.composer.constraints import parse_constraint
+from magedl.composer.metadata import check_package_name
 from magedl.composer.semver import normalize
-from magedl.config import redact, shown_url
+from magedl.config import shown_url
 from magedl.errors import ConstraintError, FeedError, MagedlError, UnsafeNameError, UsageError
 from magedl.fsutil import atomic_write, read_if_regular
-from magedl.mirror.composer.index import P2, PACKAGES, check_package_name
-from magedl.mirror.layout import BOOKKEEPING, walk_files
+from magedl.mirror.composer.index import P2, PACKAGES
+from magedl.mirror.layout import walk_files
 from magedl.mirror.model import Action
+from magedl.paths import BOOKKEEPING
 from magedl.safejson import parse_json
+from magedl.secrecy import redact
 from magedl.text import printable
 
 log = logging.getLogger(__name__)
@@ -278,8 +281,8 @@ def _batches(names: list) -> Iterable[list]:
 
 def _ask(client, url: str, query: str) -> dict:
     """One GET of an advisory API: ``{name: [raw advisory]}``; raises MagedlError (retried as every request)."""
-    from magedl.service.api import read_capped, transient_from
-
+    from magedl.service.api import read_capped  # requests is loaded when advisories are asked for, not before
+    from magedl.service.neterrors import transient_from
     target = f"{url}{'&' if '?' in url else '?'}{query}"
     what = f"advisories from {shown_url(url)}"
 

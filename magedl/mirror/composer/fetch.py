@@ -21,10 +21,11 @@ import requests
 
 from magedl.composer.cache import MetadataCache
 from magedl.composer.remote import explain, metadata_fetcher, note_for_lookup, read_changes
-from magedl.config import redact, shown_url
+from magedl.config import shown_url
 from magedl.errors import IntegrityError, LocalFileError, MagedlError, UnverifiedFile
 from magedl.fsutil import fsync_dir, make_dirs
 from magedl.mirror.layout import INCOMING
+from magedl.secrecy import redact
 from magedl.service.api import HostBoundAuth
 from magedl.text import plural
 from magedl.transfer.fetch import fetch_many

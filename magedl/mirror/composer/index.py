@@ -32,8 +32,8 @@ from magedl.composer.metadata import check_package_name
 from magedl.composer.semver import stability, version_key
 from magedl.errors import UnsafeNameError, UsageError
 from magedl.fsutil import atomic_write, read_if_regular
-from magedl.mirror.layout import BOOKKEEPING, COMPOSER, walk_files
-from magedl.paths import check_name
+from magedl.mirror.layout import COMPOSER, walk_files
+from magedl.paths import BOOKKEEPING, check_name
 from magedl.text import printable
 
 log = logging.getLogger(__name__)

@@ -10,9 +10,9 @@ import re
 from typing import Callable
 
 from magedl.composer.constraints import parse_constraint
-from magedl.config import redact
+from magedl.composer.metadata import check_package_name
 from magedl.errors import ConstraintError, MagedlError, UnsafeNameError, UsageError
-from magedl.mirror.composer.index import check_package_name
+from magedl.secrecy import redact
 from magedl.text import printable
 
 # A pattern: Composer's name characters and "*", a vendor and a name (or "*" alone for everything).

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
+from magedl.composer.metadata import check_package_name
 from magedl.errors import UnsafeNameError
 from magedl.mirror.composer.index import (
     DEFAULT_URL,
     DIST,
     check_fits,
-    check_package_name,
     clean_entry,
     dist_rel,
     entry_rel,

@@ -33,9 +33,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
 from magedl.composer.constraints import parse_constraint
-from magedl.composer.metadata import carries_credentials, is_package_name, links
+from magedl.composer.metadata import carries_credentials, check_package_name, is_package_name, links
 from magedl.composer.semver import is_stable_enough, normalize, stability, version_key
-from magedl.config import redact
 from magedl.errors import (
     ConstraintError,
     EntitlementError,
@@ -46,8 +45,8 @@ from magedl.errors import (
     UsageError,
 )
 from magedl.mirror.composer.advisories import AdvisoryOptions
-from magedl.mirror.composer.index import check_package_name
 from magedl.mirror.composer.patterns import is_pattern, matcher, offered_matches
+from magedl.secrecy import redact
 from magedl.text import printable
 
 log = logging.getLogger(__name__)

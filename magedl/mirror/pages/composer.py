@@ -19,8 +19,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Iterator, Mapping, Optional
 
+from magedl.composer.metadata import check_package_name
 from magedl.errors import MagedlError
-from magedl.mirror.composer.index import P2, check_package_name, entry_rel
+from magedl.mirror.composer.index import P2, entry_rel
 from magedl.mirror.pages.html import frame, href, link, size, sums, table, text
 
 log = logging.getLogger(__name__)
