@@ -1,7 +1,8 @@
 """The ``mirror`` and ``verify`` commands: arguments, terminal side.
 
-The work itself is in :mod:`magedl.mirror`; errors become exit codes in
-one place (:mod:`magedl.cli`). ``serve`` is :mod:`magedl.cli.serve`.
+The work itself is one call, :func:`magedl.mirror.run.mirror_folder`; here
+the request its arguments make and the report rendered. Errors become exit
+codes in one place (:mod:`magedl.cli`). ``serve`` is :mod:`magedl.cli.serve`.
 """
 
 import logging
