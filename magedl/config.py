@@ -157,6 +157,7 @@ def shown_url(url: str) -> str:
 def split_userinfo(url: str, where: str = "base URL") -> Tuple[str, Optional[str], Optional[str]]:
     """Split ``https://ID:TOKEN@host/path`` into (clean URL, id, token).
 
+    Adobe's form, ending in ``info/help``, gives the URL before ``info/``.
     The token is registered as a secret before anything else can see it;
     *where* (``"--base-url"``, ``"MAGEDL_BASE_URL"``...) names the URL's
     source in errors.
@@ -165,7 +166,8 @@ def split_userinfo(url: str, where: str = "base URL") -> Tuple[str, Optional[str
     ------
     UsageError
         A scheme other than http, https or file; no host; a bad port; a
-        broken IPv6 address. The message never shows the userinfo.
+        broken IPv6 address; a space or line break inside. The message never
+        shows the userinfo.
     """
     netloc = url.partition("://")[2].split("/", 1)[0] if "://" in url else ""
     userinfo = netloc.rpartition("@")[0]
@@ -174,8 +176,10 @@ def split_userinfo(url: str, where: str = "base URL") -> Tuple[str, Optional[str
     if "@" in url and not userinfo:
         register_secret(url.rpartition("@")[0].rpartition(":")[2])
     shown = f"{where} {shown_url(url)!r}"
+    if any(c.isspace() for c in url.strip()):  # two URLs pasted together, or a file of several lines
+        raise UsageError(f"{shown} holds a space or a line break: give one URL")
     try:
-        parts = urlsplit(url)
+        parts = urlsplit(url.strip())
         host, port = parts.hostname, parts.port
         if "[" in parts.netloc:  # Python before 3.11 does not check what the brackets hold
             ipaddress.IPv6Address(host or "")
@@ -196,6 +200,8 @@ def split_userinfo(url: str, where: str = "base URL") -> Tuple[str, Optional[str
     if port:
         netloc += f":{port}"
     path = parts.path if parts.path.endswith("/") else parts.path + "/"
+    if path.endswith("/info/help/"):  # the curl URL Adobe documents, pasted whole: the API is what precedes it
+        path = path[:-len("info/help/")]
     return urlunsplit((parts.scheme, netloc, path, "", "")), user, password
 
 

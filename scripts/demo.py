@@ -32,8 +32,19 @@ BIG_SIZE = 48 * 2**20
 RATE = 12 * 2**20  # bytes/s: slow enough to watch the bar, and to interrupt
 
 
+def styled(stream=None, environ=None):
+    """Bold headings only on a terminal that takes them: not in a file or pipe, not with NO_COLOR or TERM=dumb."""
+    stream = sys.stdout if stream is None else stream
+    environ = os.environ if environ is None else environ
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    return tty and not environ.get("NO_COLOR") and environ.get("TERM", "") != "dumb"
+
+
 def banner(text):
-    print(f"\n\033[1m== {text}\033[0m", flush=True)
+    print(f"\n\033[1m== {text}\033[0m" if styled() else f"\n== {text}", flush=True)
 
 
 def magedl(env, *argv, check=True):
@@ -171,6 +182,9 @@ def main():
         emulator.stop()
         shutil.rmtree(secrets, ignore_errors=True)
     banner(f"done; files are in {OUT}/, the emulator is stopped")
+    print("to try every command by hand, start your own emulator in the background and load its URLs and demo "
+          "credentials into this shell:\n  eval \"$(.venv/bin/python -m magedl.emulator --background --composer)\"\n"
+          "(the README's 'Practise with the emulator' walks through it)")
 
 
 if __name__ == "__main__":

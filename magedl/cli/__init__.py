@@ -19,6 +19,7 @@ from magedl.errors import Interrupted, MagedlError
 __all__ = ["entry", "main"]
 
 TERMINATED_EXIT = 128 + signal.SIGTERM  # 143, as a shell reports a process ended by SIGTERM
+BROKEN_PIPE_EXIT = 128 + signal.SIGPIPE  # 141, as a shell reports a reader that went away
 
 
 class _Terminated(KeyboardInterrupt):
@@ -34,6 +35,11 @@ def entry() -> int:
     not in :func:`main`, which tests and scripts may call many times in one process.
     """
     code = main()
+    try:
+        sys.stdout.flush()  # here, not at shutdown, where a closed pipe would turn into a bare exit 1
+    except BrokenPipeError:
+        _quiet_stdout()
+        code = BROKEN_PIPE_EXIT
     gc.freeze()
     return code
 
@@ -46,6 +52,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     out = sys.stdout
     previous = _catch_sigterm()
     restore_logging = None
+    args = None
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -56,22 +63,21 @@ def main(argv: Optional[List[str]] = None) -> int:
         return args.run(args, out)
     except (KeyboardInterrupt, Interrupted) as exc:
         terminal().close_bar()
+        note = _on_interrupt(args)
         if isinstance(exc, _Terminated) or _terminated.is_set():
-            _say("stopped (SIGTERM); partial files are kept and the next run resumes them")
+            _say(f"stopped (SIGTERM){note}")
             return TERMINATED_EXIT
-        _say("interrupted; partial files are kept and the next run resumes them")
+        _say(f"interrupted{note}")
         return Interrupted.exit_code
     except MagedlError as exc:
         terminal().close_bar()
         _say(f"error: {_shown(exc)}")
         return exc.exit_code
     except BrokenPipeError:
-        # stdout closed early (e.g. piped into head): not an error worth a traceback.
-        try:
-            sys.stdout = open(os.devnull, "w")
-        except OSError:
-            pass
-        return 1
+        # stdout closed early (piped into head): the reader has what it wanted. Quietly, with the code
+        # a shell gives other tools killed by SIGPIPE, never a bare 1.
+        _quiet_stdout()
+        return BROKEN_PIPE_EXIT
     except OSError as exc:
         # The machine said no (a folder that cannot be written, a file that is not there):
         # a person's problem to fix, not a bug to report.
@@ -92,6 +98,26 @@ def main(argv: Optional[List[str]] = None) -> int:
         _restore_sigterm(previous)
         if restore_logging is not None:
             restore_logging()
+
+
+def _on_interrupt(args) -> str:
+    """What an interruption left behind, as the command that was running knows it (``""`` when nothing)."""
+    if args is None:
+        return ""
+    note = getattr(args, "on_interrupt", None)
+    if note is None and getattr(args, "command", None) in ("get", "mirror"):
+        note = "partial files are kept and the next run resumes them"
+    return f"; {note}" if note else ""
+
+
+def _quiet_stdout():
+    """Point stdout at /dev/null, so the interpreter's last flush finds no closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def _shown(value) -> str:

@@ -12,6 +12,7 @@ import difflib
 import importlib
 import math
 import re
+import textwrap
 from typing import Iterable, Optional
 
 from magedl import __version__
@@ -51,6 +52,26 @@ exit codes:
 """
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and epilogs keep their own line breaks and indented lists, wrapped to the terminal.
+
+    argparse's raw formatter would print a long line as it is, and the
+    terminal would then break it mid-word; its plain one would run lists
+    together.
+    """
+
+    def _fill_text(self, text, width, indent):
+        lines = []
+        for line in text.splitlines():
+            if len(indent) + len(line) <= width or not line.strip():
+                lines.append(indent + line)
+                continue
+            lead = indent + line[:len(line) - len(line.lstrip())]
+            lines += textwrap.wrap(line.strip(), max(width, 20), initial_indent=lead, subsequent_indent=lead,
+                                   break_on_hyphens=False, break_long_words=False)
+        return "\n".join(lines)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line, exit 2, and never repeats what an unknown option was given."""
 
@@ -69,15 +90,65 @@ class Parser(argparse.ArgumentParser):
 
             args = sys.argv[1:]
         _refuse_unknown_options(self, list(args))
-        args, extras = self.parse_known_args(args, namespace)
+        argv = list(args)
+        args, extras = self.parse_known_args(argv, namespace)
         if extras:
             # Not argparse's "unrecognized arguments: ...": that echoes values, and a
             # value after a mistyped --tokn is a secret.
             options = [_option_name(e) for e in extras if e.startswith("-") and len(e) > 1]
-            shown = ", ".join(printable(o) for o in options)
-            what = f"unknown option {shown}" if options else f"{len(extras)} unexpected argument(s)"
-            raise UsageError(f"{what} (see '{self.prog} --help')")
+            if options:
+                shown = ", ".join(printable(o) for o in options)
+                raise UsageError(f"unknown option {shown} (see '{self.prog} --help')")
+            command = _command_path(self, args)
+            if not _take_late_names(self, command, args, extras):
+                raise UsageError(_unexpected(self.prog, command, argv, extras[0]))
         return args
+
+
+def _command_path(parser, args):
+    """(``"keys check"``, its parser) for the command *args* ran, or (``""``, *parser*)."""
+    words, current = [], parser
+    for dest in ("command", "keys_action"):
+        sub = _commands(current).get(getattr(args, dest, None) or "")
+        if sub is None:
+            break
+        words.append(getattr(args, dest))
+        current = sub
+    return " ".join(words), current
+
+
+def _take_late_names(parser, command, args, extras):
+    """Words after options (``get A -o DIR B``) join the command's list of names, as a person means them."""
+    _, sub = command
+    lists = [a for a in sub._actions if not a.option_strings and a.nargs in ("*", "+") and a.dest != "command"]
+    # Only words shaped like file names: '--limit-rate 5 MB' leaves 'MB' behind, and that is a mistake to name.
+    if len(lists) != 1 or not all("." in word or "/" in word for word in extras):
+        return False
+    getattr(args, lists[0].dest).extend(extras)
+    return True
+
+
+# A stray word is echoed only when it is one of these shapes: anything else may be a password or a
+# token typed in the wrong place, and is named by its position instead.
+_FEED_TYPES = ("ce-full", "ee-full", "ce-patch", "ee-patch", "other")
+_SHOWN_WORD = re.compile(r"(?i)(?:[kmgt]i?b?|b|bytes|/s|ce-full|ee-full|ce-patch|ee-patch|other"
+                         r"|[\w.+-]+\.(?:zip|tar\.gz|tgz|tar\.bz2|sh|patch|json|lock))")
+
+
+def _unexpected(prog, command, argv, word):
+    """One line naming the stray word (or its position), why it may be there, and the command's --help."""
+    path, sub = command
+    where = f"{prog} {path}".strip()
+    at = len(argv) - 1 - argv[::-1].index(word) if word in argv else -1
+    shown = f"argument '{printable(word)}'" if _SHOWN_WORD.fullmatch(word) else \
+        f"argument (word {at + 1} of the command line; not shown, in case it is a secret)"
+    hint = ""
+    if word.lower() in _FEED_TYPES and "--type" in sub._option_string_actions:
+        hint = f" (did you mean --type {word.lower()}?)"
+    elif at >= 2 and argv[at - 2].startswith("-") and "=" not in argv[at - 2] and _SHOWN_WORD.fullmatch(word):
+        option, value = argv[at - 2], argv[at - 1]
+        hint = f" ({option} takes one word: did you mean {option} {printable(value + word)}?)"
+    return f"unexpected {shown} for '{where}'{hint}; see '{where} --help'"
 
 
 def _refuse_unknown_options(parser, argv):
@@ -261,7 +332,7 @@ def add_command(subparsers, name: str, help_text: str, *, credentials: bool = Tr
     it, only those of the groups asked for here.
     """
     p = subparsers.add_parser(name, help=help_text, description=description or help_text,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+                              formatter_class=HelpFormatter)
     _output_options(p, suppress=True, json=json)
     if credentials:
         _credential_options(p, suppress=True)
@@ -309,7 +380,7 @@ def build_parser(modules: Iterable[str] = COMMAND_MODULES) -> Parser:
         description="List and fetch Adobe Commerce / Magento Open Source releases and patches,\n"
         "resumably and verified against the feed's md5.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"magedl {__version__}")
     _output_options(parser, suppress=False)

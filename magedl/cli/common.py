@@ -134,12 +134,14 @@ def first_failure_code(outcomes: Iterable) -> int:
 
 
 def progress_mode(args: argparse.Namespace) -> str:
-    """``"bar"`` on a terminal, ``"lines"`` in a pipe or log, ``"none"`` with ``-q``."""
+    """``"bar"`` on a terminal, ``"lines"`` in a pipe, a log or a ``TERM=dumb`` terminal, ``"none"`` with ``-q``."""
+    import os
     import sys
 
     if args.quiet:
         return "none"
-    return "bar" if sys.stderr.isatty() else "lines"
+    # A dumb terminal cannot erase a line: the bar's redraws would pile up as escape sequences.
+    return "bar" if sys.stderr.isatty() and os.environ.get("TERM") != "dumb" else "lines"
 
 
 __all__: List[str] = ["make_client", "settings_without_credentials", "retry_policy", "timeouts", "catalogue",

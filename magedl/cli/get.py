@@ -6,7 +6,6 @@ transfers finished in, so a script's ``[0]`` is always the same file.
 """
 
 import logging
-import os
 
 from magedl.cli.app import add_command, add_selection, add_transfer_options
 from magedl.cli.common import (
@@ -22,6 +21,7 @@ from magedl.cli.output import human_bytes, plural, print_json, write_line
 from magedl.cli.progress import ProgressView
 from magedl.config import redact
 from magedl.errors import MagedlError, UsageError
+from magedl.fsutil import file_in_the_way
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,9 @@ def run(args, out) -> int:
                          "(see 'magedl list')")
     for name in args.names:  # refuse unsafe names before any request
         check_name(name)
-    if os.path.exists(args.output) and not os.path.isdir(args.output):
-        raise UsageError(f"-o {args.output}: not a folder; give the folder to save the files in")
+    blocker = file_in_the_way(args.output)
+    if blocker:
+        raise UsageError(f"-o {args.output}: {blocker} is a file, not a folder; give the folder to save the files in")
 
     with make_client(args) as client:
         # Connections to a far server are opened while the feed comes; the downloads then find them ready.

@@ -47,9 +47,10 @@ def add_parser(subparsers) -> None:
                    help=f"the Composer repository the keys are for (default {MARKETPLACE_URL})")
     s.add_argument("--no-check", action="store_true", help="store without asking the repository first")
     s.add_argument("--print-env", type=_fd, metavar="FD",
-                   help="also write the COMPOSER_AUTH value (JSON, for CI variables) to file descriptor FD, "
-                        "e.g. --print-env 3 3>composer-auth.json; refused when FD is a terminal, stdout or stderr")
-    s.set_defaults(run=run_store)
+                   help="write the COMPOSER_AUTH value (JSON, for CI variables) to file descriptor FD: alone, "
+                        "instead of storing the keys (with --global or --project, as well), e.g. --print-env 3 "
+                        "3>composer-auth.json; refused when FD is a terminal, stdout or stderr")
+    s.set_defaults(run=run_store, on_interrupt="nothing was stored")
 
 
 def repo_url(text):
@@ -102,7 +103,19 @@ def not_found(lookup) -> AuthError:
 
 
 def probe_keys(args, url, public, private, packages=(), label="the keys"):
-    """Ask the repository at *url* with these keys (TLS, retries and timeouts from *args*)."""
+    """Ask the repository at *url* with these keys (TLS, retries and timeouts from *args*).
+
+    A refusal says what is wrong with the pair when that can be told: a shape
+    that is not a Marketplace key's, or a pair the repository accepts the
+    other way round.
+    """
+    try:
+        return _probe(args, url, public, private, packages, label)
+    except AuthError as exc:
+        raise _why_refused(args, url, public, private, exc) from None
+
+
+def _probe(args, url, public, private, packages=(), label="the keys"):
     from magedl.cli.common import retry_policy, settings_without_credentials, timeouts
     from magedl.composer.probe import keys_client, probe
 
@@ -111,6 +124,22 @@ def probe_keys(args, url, public, private, packages=(), label="the keys"):
                          retry=retry_policy(args), timeout=timeouts(args))
     with client:
         return probe(client, url, packages, keys_label=label)
+
+
+def _why_refused(args, url, public, private, refusal: AuthError) -> AuthError:
+    """*refusal*, told more exactly when the pair's shape or order is the cause (the keys never shown)."""
+    from magedl.composer.keys import key_shape_problems
+
+    problems = key_shape_problems(public, private)
+    if problems:
+        return AuthError(f"{refusal}. Marketplace keys are 32 letters and digits each, and these are not: "
+                         + "; ".join(problems))
+    try:  # the same two secrets, to the same host: a swap costs one request to say for sure
+        _probe(args, url, private, public)
+    except MagedlError:
+        return refusal
+    return AuthError(f"{printable(url)} refused the keys, but accepts them the other way round: the keys look "
+                     "swapped. The public key is the user name and goes first; store them again in that order")
 
 
 # -- check ---------------------------------------------------------------------------------
@@ -214,14 +243,20 @@ def run_store(args, out) -> int:
     elif args.print_env is None:
         raise UsageError("where should the keys go? --global ($COMPOSER_HOME/auth.json, every project of this "
                          "user) or --project DIR (DIR/auth.json); or only --print-env FD for a CI variable")
-    if target is not None:
-        reason = web_root_reason(target.parent)
-        if reason:  # before the keys are typed in, not after
-            raise UsageError(f"refusing to write {target}: {reason}, where a web server could serve it; store "
-                             "the keys with --global, or in a project folder outside the web root")
+    served = web_root_reason(target.parent) if target is not None else None
+    if served and not composer_file(target.parent).is_file():  # before the keys are typed in, not after
+        raise UsageError(f"refusing to write {target}: {served}, where a web server could serve it, and no "
+                         "Composer project reads it there; store the keys with --global, or in the project's "
+                         "root (the folder holding composer.json)")
     if args.print_env is not None:
         _check_fd(args.print_env)
-    public, private = read_keys(sys.stdin, prompt=_interactive())
+    prompt = _interactive()
+    try:
+        public, private = read_keys(sys.stdin, prompt=prompt)
+    except KeyboardInterrupt:
+        if prompt:  # Ctrl-C leaves the cursor on the prompt's line: the message goes on the next one
+            sys.stderr.write("\n")
+        raise
     host = host_key(args.repo_url)
     if host == "repo.magento.com":
         problems = key_shape_problems(public, private)
@@ -240,6 +275,10 @@ def run_store(args, out) -> int:
         for other in stored.other_forms:
             log.warning("%s also has an entry named %r for this host; Composer ignores it: remove it",
                         stored.path, other)
+        if served:
+            log.warning("%s: %s; Magento's sample nginx configuration and .htaccess deny auth.json, and a "
+                        "document root set to pub/ never reaches it. Check that your web server does one of "
+                        "these: https://YOUR-SHOP/auth.json must answer 403 or 404", stored.path, served)
     if args.print_env is not None:
         data = (composer_auth_json(args.repo_url, public, private) + "\n").encode()
         try:

@@ -157,6 +157,8 @@ def run(args, out) -> int:
     from magedl.server import ApiServer, DirStore
 
     root = Path(args.dir)
+    if root.exists() and not root.is_dir():
+        raise NotFoundError(f"{printable(root)} is a file, not a mirror folder; give the folder 'magedl mirror' made")
     if not (root / "info" / "json").is_file():
         raise NotFoundError(f"{printable(root)}: not a mirror (no info/json); make one with "
                             f"'magedl mirror {printable(root)}'")

@@ -291,8 +291,9 @@ def store_keys(path: os.PathLike[str] | str, host: str, username: str, password:
     Raises
     ------
     ConfigError
-        The file is a symlink, others can read it, it lies in a web root, or it
-        is not a JSON object.
+        The file is a symlink, others can read it, it lies in a web root
+        outside a Composer project (no composer.json beside it), or it is not
+        a JSON object.
     UsageError
         A key is empty or holds whitespace; the host is not a host.
     LocalFileError
@@ -305,7 +306,9 @@ def store_keys(path: os.PathLike[str] | str, host: str, username: str, password:
     key, target = _entry_key(host)
     path = Path(os.path.abspath(path))
     reason = web_root_reason(path.parent)
-    if reason:
+    if reason and not (path.parent / "composer.json").is_file():
+        # A Composer project's root is where Composer and Magento's docs put auth.json (Magento's sample
+        # nginx and .htaccess deny it); elsewhere in a web root Composer would not even read the file.
         raise ConfigError(
             f"refusing to write {path}: {reason}, and a web server could serve the file; "
             f"keep the keys in the global auth.json ({_global_hint()}) or in the COMPOSER_AUTH "

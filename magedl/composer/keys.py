@@ -96,7 +96,7 @@ def _one_key_problems(name: str, value: str) -> list[str]:
 
 
 def read_keys(stream: IO[Any] | None, prompt: bool, *,
-              getpass_fn: Callable[[str], str] = getpass.getpass) -> tuple[str, str]:
+              getpass_fn: Callable[[str], str] | None = None) -> tuple[str, str]:
     """Read a public and a private key, never from the command line.
 
     Parameters
@@ -120,7 +120,7 @@ def read_keys(stream: IO[Any] | None, prompt: bool, *,
         Nothing, or not exactly two words, was given.
     """
     if prompt:
-        return _prompt_keys(getpass_fn)
+        return _prompt_keys(getpass_fn or getpass.getpass)
     if stream is None:
         raise UsageError("no input to read the keys from; pipe them in or use the prompt")
     name = getattr(stream, "name", None)
@@ -145,7 +145,7 @@ def read_keys(stream: IO[Any] | None, prompt: bool, *,
 
 def _prompt_keys(getpass_fn: Callable[[str], str]) -> tuple[str, str]:
     try:
-        public = getpass_fn("Marketplace public key: ").strip()
+        public = getpass_fn("Marketplace public key (hidden): ").strip()
         register_secret(public)
         private = getpass_fn("Marketplace private key (hidden): ").strip()
         register_secret(private)

@@ -261,13 +261,19 @@ def _fetch_archive(client, url, asked, name, version, keys_label):
                          str(not_entitled(f"{name} {version}", status)), shown)
 
 
-def _unlisted(client, repo, asked, name, version, groups, keys_label):
-    """A package the repository does not list for these keys: not theirs, or not there at all."""
+def typo_of(repo, name: str) -> Optional[str]:
+    """The package *repo* lists that *name* is a typo of, or None: one rule for ``keys check`` and ``mirror``."""
     listed = repo.package_names() if repo.layout != "metadata-url" or repo.root().get("available-packages") else []
     close = difflib.get_close_matches(name, listed, n=1, cutoff=0.85)  # a typo, not a sibling package
+    return close[0] if close else None
+
+
+def _unlisted(client, repo, asked, name, version, groups, keys_label):
+    """A package the repository does not list for these keys: not theirs, or not there at all."""
+    close = typo_of(repo, name)
     if close:
         return PackageAnswer(asked, name, version, False, NotFoundError.exit_code,
-                             f"{name}: no such package in {shown_url(repo.url)} (did you mean {close[0]}?)")
+                             f"{name}: no such package in {shown_url(repo.url)} (did you mean {close}?)")
     if version is not None:
         guessed = _guessed_archive(client, repo, asked, name, version, keys_label)
         if guessed is not None:

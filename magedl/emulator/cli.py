@@ -1,32 +1,38 @@
-"""``python -m magedl.emulator``: the emulator as a process, for demos, scripts and manual tests."""
+"""``python -m magedl.emulator``: the emulator as a process, for demos, scripts and practice by hand.
+
+Once listening it prints shell lines (``export NAME='value'``, comments
+starting with ``#``) that a shell can ``eval``: the URLs it plays and the demo
+credentials. ``--background`` starts it detached, prints the same lines and
+returns, so one terminal is enough. Ports are fixed by default, so keys
+stored for the emulated repo.magento.com (``127.0.0.1:8781``) still work
+after a restart.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
+import subprocess
 import sys
 import threading
 
+from magedl.config import parse_size
 from magedl.emulator.catalogue import DEMO_MAGEID, DEMO_TOKEN, demo_catalogue
 from magedl.emulator.composer import LAYOUTS, ComposerRepos
 from magedl.emulator.core import DEFAULT_PREFIX, Emulator
 from magedl.emulator.faults import Faults
 from magedl.emulator.hostile import ATTACKS, HostileRepo
+from magedl.fsutil import atomic_write
 from magedl.server import MemoryStore
 
-__all__ = ["main", "parse_size"]
+__all__ = ["main", "DEFAULT_PORT"]
 
-
-
-def parse_size(text: str) -> int:
-    """``"2M"``, ``"512k"``, ``"100000"`` (binary units) in bytes, for argparse: the one size parser, config's."""
-    from magedl.config import parse_size as parse
-
-    try:
-        return parse(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+#: The downloads service's port; repo.magento.com and packagist take the next two. Fixed, not free ports,
+#: because Composer stores keys per host and port: keys stored for the emulator must outlive a restart.
+DEFAULT_PORT = 8780
+_DETACHED = "--detached-child"  # how --background tells the process it starts to let go of its pipes
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,15 +40,23 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m magedl.emulator",
         description="Serve an emulation of Magento's downloads API on loopback, with switches for "
                     "its failures. Sizes take binary units: 100000, 512K, 2M.",
-        epilog=f"Credentials: MAGEID {DEMO_MAGEID} and a fixed demo token (printed nowhere; see "
-               "magedl.emulator.DEMO_TOKEN), unless --mageid/--token-file say otherwise; Marketplace keys for "
-               "--composer: magedl.emulator.DEMO_KEYS (one pair per entitlement). Once listening, the "
-               "emulator prints 'magedl emulator: URL' (then, with --composer, 'magedl emulator: "
-               "repo.magento.com URL' and 'magedl emulator: packagist URL'); the ready file holds the same "
-               "lines without the prefix. Stop with Ctrl-C or SIGTERM.")
+        epilog=f"Once listening, it prints lines for a shell to eval: MAGEDL_BASE_URL, MAGEDL_MAGEID "
+               f"({DEMO_MAGEID} unless --mageid), MAGEDL_TOKEN (the demo token, unless --token-file), "
+               "MAGEDL_EMULATOR_PID and, with --composer, MAGEDL_EMULATOR_MAGENTO, MAGEDL_EMULATOR_PACKAGIST and "
+               "one Marketplace key pair per entitlement (MAGEDL_EMULATOR_KEYS_OPEN_SOURCE, ..._COMMERCE, "
+               "..._DISABLED, ..._LAPSED, each 'PUBLIC PRIVATE'), and with --composer-hostile "
+               "MAGEDL_EMULATOR_HOSTILE. These are demo values, not secrets. "
+               "Example: eval \"$(python -m magedl.emulator --background --composer)\"; ...; "
+               "kill $MAGEDL_EMULATOR_PID. In the foreground, stop it with Ctrl-C or SIGTERM.")
     where = p.add_argument_group("where and who")
     where.add_argument("--bind", default="127.0.0.1", metavar="ADDR", help="address to listen on (default %(default)s)")
-    where.add_argument("--port", type=int, default=0, help="port to listen on; 0 (the default) picks a free one")
+    where.add_argument("--port", type=int, default=DEFAULT_PORT,
+                       help="port to listen on (default %(default)s; with --composer, repo.magento.com and "
+                            "packagist take the next two); 0 picks free ones")
+    where.add_argument("--background", action="store_true",
+                       help="start detached, print the lines to eval once it listens, and return; stop it with "
+                            "kill $MAGEDL_EMULATOR_PID")
+    where.add_argument(_DETACHED, action="store_true", help=argparse.SUPPRESS)
     where.add_argument("--prefix", default=DEFAULT_PREFIX, metavar="PATH",
                        help="URL path the API lives under (default %(default)s, as the real service)")
     where.add_argument("--mageid", default=DEMO_MAGEID, metavar="ID",
@@ -51,12 +65,14 @@ def _parser() -> argparse.ArgumentParser:
                        help="file holding the accepted token (default: the fixed demo token)")
     where.add_argument("--no-auth", action="store_true", help="accept requests without credentials, like a mirror")
     where.add_argument("--ready-file", metavar="PATH",
-                       help="write the base URL here (atomically) once listening, for scripts to wait on")
-    where.add_argument("-v", "--verbose", action="store_true", help="one line per request on stderr")
+                       help="write the base URL here, one line, atomically, once listening: for scripts to wait "
+                            "on, as with 'magedl serve --ready-file'")
+    where.add_argument("-v", "--verbose", action="store_true",
+                       help="one line per request on stderr (in the foreground only)")
     comp = p.add_argument_group("Composer repositories")
     comp.add_argument("--composer", action="store_true",
-                      help="also play repo.magento.com and packagist, each on its own free port of --bind; "
-                           "their URLs follow the API's on stdout and in the ready file")
+                      help="also play repo.magento.com and packagist, on the next two ports of --bind; their "
+                           "URLs and Marketplace keys are among the lines printed")
     comp.add_argument("--composer-layout", choices=LAYOUTS, default="providers",
                       help="repo.magento.com's packages.json layout (default %(default)s, as served since 2024)")
     comp.add_argument("--composer-hostile", choices=sorted(ATTACKS), metavar="ATTACK",
@@ -121,22 +137,57 @@ def _faults_from(args) -> Faults:
         gzip_unless_identity=args.gzip_unless_identity)
 
 
-def _write_ready(path: str, text: str) -> None:
-    # Write then rename, so a waiting script never reads half a URL.
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text + "\n")
-    os.replace(tmp, path)
+def _export(name: str, value) -> str:
+    return f"export {name}={shlex.quote(str(value))}"
 
 
-def _ready_lines(emu: Emulator, hostile=None) -> list:
-    """The API's base URL; with --composer, ``repo.magento.com URL`` and ``packagist URL`` lines too."""
-    lines = [emu.base_url]
+def _shell_lines(emu: Emulator, args, token_given: bool, hostile=None) -> list:
+    """What the emulator plays and how to reach it, as lines a POSIX shell can ``eval``."""
+    plays = "the downloads service" + (", repo.magento.com and packagist" if emu.composer is not None else "")
+    lines = [f"# magedl emulator (pid {os.getpid()}): {plays}, on {args.bind}; demo values, not secrets",
+             _export("MAGEDL_BASE_URL", emu.base_url)]
+    if not args.no_auth:
+        lines.append(_export("MAGEDL_MAGEID", emu.mageid))
+        lines.append("# MAGEDL_TOKEN: the token in --token-file" if token_given
+                     else _export("MAGEDL_TOKEN", emu.token))
+    lines.append(_export("MAGEDL_EMULATOR_PID", os.getpid()))
     if emu.composer is not None:
-        lines += [f"repo.magento.com {emu.composer.magento_url}", f"packagist {emu.composer.packagist_url}"]
+        lines += [_export("MAGEDL_EMULATOR_MAGENTO", emu.composer.magento_url),
+                  _export("MAGEDL_EMULATOR_PACKAGIST", emu.composer.packagist_url),
+                  "# Marketplace keys of the emulated repo.magento.com, one pair per entitlement: PUBLIC PRIVATE"]
+        for kind, pair in emu.composer.keys.items():
+            lines.append(_export("MAGEDL_EMULATOR_KEYS_" + kind.upper().replace("-", "_"), " ".join(pair)))
     if hostile is not None:
-        lines.append(f"hostile {hostile.url}")
+        lines.append(_export("MAGEDL_EMULATOR_HOSTILE", hostile.url))
+    lines.append("# stop it with: kill $MAGEDL_EMULATOR_PID")
     return lines
+
+
+def _background(argv) -> int:
+    """Start the emulator detached; print its lines once it listens; return at once (its exit code if it failed)."""
+    child = subprocess.Popen([sys.executable, "-m", "magedl.emulator", *argv, _DETACHED],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             start_new_session=True)
+    # The child lets go of both pipes once it listens (or exits): reading to the end is waiting for that.
+    out, err = child.stdout.read(), child.stderr.read()
+    child.stdout.close()
+    child.stderr.close()
+    if b"MAGEDL_EMULATOR_PID" in out:
+        sys.stdout.write(out.decode("utf-8", "replace"))
+        sys.stdout.flush()
+        return 0
+    sys.stderr.write(err.decode("utf-8", "replace"))
+    return child.wait() or 1
+
+
+def _let_go_of_the_terminal():
+    """A --background child: stdout and stderr to /dev/null, so the starting shell's pipes reach their end."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    os.close(devnull)
 
 
 def _read_token(path: str):
@@ -151,24 +202,31 @@ def _read_token(path: str):
 
 
 def main(argv=None) -> int:
-    """Run the emulator until SIGTERM or SIGINT; returns the exit status."""
+    """Run the emulator until SIGTERM or SIGINT (or, with --background, start it); returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    if args.background:
+        return _background([a for a in argv if a != "--background"])
     token = DEMO_TOKEN
     if args.token_file:
         token, problem = _read_token(args.token_file)
         if problem:
             print(f"magedl emulator: {problem}", file=sys.stderr)
             return 2
-    access = (lambda line: print(line, file=sys.stderr, flush=True)) if args.verbose else None
+    log = (lambda line: print(line, file=sys.stderr, flush=True)) if args.verbose and not args.detached_child \
+        else None
+    ports = (args.port + 1, args.port + 2) if args.port else (0, 0)
     try:
-        composer = ComposerRepos(host=args.bind, layout=args.composer_layout, access_log=access) \
+        composer = ComposerRepos(host=args.bind, layout=args.composer_layout, access_log=log, ports=ports) \
             if args.composer else False
         emu = Emulator(MemoryStore(*demo_catalogue(args.seed, args.big_size)), mageid=args.mageid, token=token,
                        host=args.bind, port=args.port, prefix=args.prefix, faults=_faults_from(args),
-                       require_auth=not args.no_auth, access_log=access, composer=composer)
+                       require_auth=not args.no_auth, access_log=log, composer=composer)
         hostile = HostileRepo(ATTACKS[args.composer_hostile](), host=args.bind) if args.composer_hostile else None
     except OSError as exc:
-        print(f"magedl emulator: cannot listen on {args.bind} port {args.port}: {exc.strerror or exc}",
+        taken = f"ports {args.port}-{args.port + 2}" if args.composer and args.port else f"port {args.port}"
+        print(f"magedl emulator: cannot listen on {args.bind} {taken}: {exc.strerror or exc}; is an emulator "
+              "already running there (kill $MAGEDL_EMULATOR_PID)? Or pick another with --port N (0: free ones)",
               file=sys.stderr)
         return 2
     done = threading.Event()
@@ -182,10 +240,14 @@ def main(argv=None) -> int:
     if hostile is not None:
         hostile.start()
     try:
-        lines = _ready_lines(emu, hostile)
         if args.ready_file:  # before the lines on stdout, so a reader of either finds both
-            _write_ready(args.ready_file, "\n".join(lines))
-        print("\n".join(f"magedl emulator: {line}" for line in lines), flush=True)
+            atomic_write(args.ready_file, (emu.base_url + "\n").encode(), durable=False)
+        print("\n".join(_shell_lines(emu, args, token_given=bool(args.token_file), hostile=hostile)), flush=True)
+        if args.detached_child:
+            _let_go_of_the_terminal()
+        else:
+            print("magedl emulator: running in the foreground; stop it with Ctrl-C, or start it with --background "
+                  "to keep this terminal", file=sys.stderr, flush=True)
         # A timed wait keeps the main thread responsive to signals.
         while not done.wait(0.5):
             pass

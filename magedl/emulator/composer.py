@@ -64,9 +64,9 @@ class _AppHooks(Recorder):
         return Reply(answer.status, headers, answer.body)
 
 
-def _carry(app, host: str, access_log) -> RecordingServer:
+def _carry(app, host: str, access_log, port: int = 0) -> RecordingServer:
     hooks = _AppHooks(app)
-    server = RecordingServer(MemoryStore({}, {}), hooks=hooks, host=host, access_log=access_log)
+    server = RecordingServer(MemoryStore({}, {}), hooks=hooks, host=host, port=port, access_log=access_log)
     hooks.base_url = server.base_url.rstrip("/")
     return server
 
@@ -91,6 +91,8 @@ class ComposerRepos:
         ``{kind: (public, private)}``; :data:`DEMO_KEYS` by default.
     access_log : callable, optional
         One line per request, as for :class:`magedl.server.ApiServer`.
+    ports : (int, int)
+        repo.magento.com's and packagist's ports; 0 picks a free one (the default).
 
     Attributes
     ----------
@@ -108,15 +110,15 @@ class ComposerRepos:
 
     def __init__(self, host: str = "127.0.0.1", graph: Optional[Graph] = None, layout: str = "providers",
                  minified: bool = True, keys: Optional[Dict[str, Tuple[str, str]]] = None, access_log=None,
-                 packagist_host: Optional[str] = None):
+                 packagist_host: Optional[str] = None, ports: Tuple[int, int] = (0, 0)):
         self.graph = graph if graph is not None else build_graph()
         self.keys = dict(keys if keys is not None else DEMO_KEYS)
         entitlements = {public: Entitlement(private, kind) for kind, (public, private) in self.keys.items()}
         self.magento_app = MagentoRepoApp(self.graph, layout=layout, keys=entitlements)
         self.packagist_app = PackagistApp(self.graph, minified=minified)
-        self.magento = _carry(self.magento_app, host, access_log)
+        self.magento = _carry(self.magento_app, host, access_log, ports[0])
         try:
-            self.packagist = _carry(self.packagist_app, packagist_host or host, access_log)
+            self.packagist = _carry(self.packagist_app, packagist_host or host, access_log, ports[1])
         except OSError:
             self.magento.stop()
             raise

@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from magedl.emulator.recorder import Recorder
 from magedl.server import Reply, Request
+from magedl.service.advice import PLAYS_HEADER, PLAYS_SERVICE
 
 __all__ = ["Faults", "Pacing", "FaultHooks", "AUTH_FAILURE_BODY", "LOGIN_PAGE", "FORBIDDEN_PAGE"]
 
@@ -276,6 +277,8 @@ class FaultHooks(Recorder):
             if reply.stream is None:
                 reply.stream, reply.offset, reply.length = io.BytesIO(reply.body), 0, len(reply.body)
             reply.stream = _Paced(reply.stream, pacing, self.emu.stopping)
+        # It plays the real service, so a client explains a refusal as the service's (MAGEID shape, token help).
+        reply.set_header(PLAYS_HEADER, PLAYS_SERVICE)
         return super().finish(req, reply)
 
     def _pacing(self, req: Request) -> Pacing:

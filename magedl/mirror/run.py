@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable, ContextManager, List, Optional
 
 from magedl.errors import LocalFileError, MagedlError, NotFoundError, UnsafeNameError, UsageError
-from magedl.fsutil import atomic_write, make_dirs
+from magedl.fsutil import atomic_write, file_in_the_way, make_dirs
 from magedl.mirror.composer.plan import Archive
 from magedl.mirror.composer.select import ComposerOptions
 from magedl.mirror.core import Mirror, sums_digest
@@ -148,8 +148,10 @@ def mirror_folder(request: MirrorRequest, clients: Clients, *, progress=None,
         a busy or unsafe mirror), or a failure of the run as a whole.
     """
     root = Path(request.root)
-    if root.exists() and not root.is_dir():
-        raise UsageError(f"{root}: not a folder; give the mirror's folder (it is created if needed)")
+    blocker = file_in_the_way(root)
+    if blocker:
+        raise UsageError(f"{root}: {blocker} is a file, not a folder; give the mirror's folder (it is created if "
+                         "needed)")
     composer = request.composer
     diff_file = _diff_file(request.diff_file)
     check_layout(root)

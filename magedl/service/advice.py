@@ -15,13 +15,22 @@ from magedl.config import DEFAULT_BASE_URL, SERVICE_HOST, Settings, is_service, 
 from magedl.text import printable
 
 ACCOUNT_PAGE = "Account Settings > Downloads Access Token on magento.com"
+#: A server that plays the downloads service (the emulator) says so in this header, so its refusals are
+#: explained as the service's: the practice ground then gives the advice the real service would.
+PLAYS_HEADER = "X-Magedl-Plays"
+PLAYS_SERVICE = "downloads-service"
+
+
+def plays_service(headers) -> bool:
+    """True when a response's *headers* say the server plays the downloads service."""
+    return (headers.get(PLAYS_HEADER) or "").strip() == PLAYS_SERVICE if headers is not None else False
 TOKEN_HELP = (
     f"compare the token with {ACCOUNT_PAGE} (a token generated later replaces this one); generate a new one "
     "only if it is lost: that disables the old one on every build host"
 )
 
 
-def refused(settings: Settings, url: str, answer: str = "HTTP 401") -> str:
+def refused(settings: Settings, url: str, answer: str = "HTTP 401", service: bool = False) -> str:
     """Why *url* answered HTTP 401, and the next step, as one sentence or three.
 
     Parameters
@@ -32,6 +41,8 @@ def refused(settings: Settings, url: str, answer: str = "HTTP 401") -> str:
         The URL that answered 401 (after redirects).
     answer : str
         How the refusal came (``"HTTP 401"``, or a login page with status 200).
+    service : bool
+        The server said it plays the service (:func:`plays_service`); the real host always counts.
     """
     src, creds = settings.sources, settings.credentials
     host = urlsplit(url).hostname or ""
@@ -42,7 +53,7 @@ def refused(settings: Settings, url: str, answer: str = "HTTP 401") -> str:
     if host != base_host:
         return (f"{host} asks for credentials ({answer}); it was reached by a redirect from {base_host}, and magedl "
                 f"sends credentials only to the host they were given for.{notes}")
-    service = is_service(settings.base_url)
+    service = service or is_service(settings.base_url)
     if creds is None:
         half = next((note for note in src.notes if "was found" in note), "")
         looked = (f"looked in --mageid/--token-file, MAGEDL_MAGEID/MAGEDL_TOKEN, the config file {src.config_file} "

@@ -28,7 +28,7 @@ from magedl.errors import (
 )
 from magedl.safejson import NotJSON, parse_json, read_bounded
 from magedl.service import advice, sniff
-from magedl.service.neterrors import PROXY_407, transient_from
+from magedl.service.neterrors import PROXY_407, answered, transient_from
 from magedl.service.retry import RetryPolicy, parse_retry_after
 from magedl.service.warm import Adapter
 
@@ -67,7 +67,7 @@ class HostBoundAuth(requests.auth.AuthBase):
 
 
 def check_status(response: requests.Response, what: str,
-                 explain_401: Optional[Callable[[str], str]] = None) -> requests.Response:
+                 explain_401: Optional[Callable[[str, bool], str]] = None) -> requests.Response:
     """Raise the typed error for a failed response; return it otherwise.
 
     *explain_401*, given the URL that answered, says what was sent and what
@@ -81,7 +81,7 @@ def check_status(response: requests.Response, what: str,
     url = shown_url(response.url) if response.url else ""
     if status == 401:
         if explain_401 is not None and response.url:
-            raise AuthError(f"{what}: {explain_401(response.url)}")
+            raise AuthError(f"{what}: {explain_401(response.url, advice.plays_service(response.headers))}")
         raise AuthError(f"{what}: the credentials were refused (HTTP 401); {TOKEN_HELP}")
     if status == 403:
         raise EntitlementError(
@@ -207,9 +207,9 @@ class Client:
         """URL of a file's bytes. ``/`` inside a feed name is kept as a path separator."""
         return self.base_url + "file/" + quote(file_name, safe="/")
 
-    def explain_401(self, url: str) -> str:
+    def explain_401(self, url: str, service: bool = False) -> str:
         """What was sent to *url*, from where, and the next step (see :func:`advice.refused`)."""
-        return advice.refused(self.settings, url)
+        return advice.refused(self.settings, url, service=service)
 
     # -- requests -----------------------------------------------------------
 
@@ -237,6 +237,7 @@ class Client:
         except UnicodeError:
             # requests encodes Basic auth as latin-1; config.check_secret_text refuses such tokens first.
             raise UsageError(f"{what}: the credentials hold a character HTTP cannot send") from None
+        answered(url)
         if response.status_code in allow:
             return response
         try:

@@ -356,8 +356,10 @@ def select_checked(releases: Iterable["Release"], *, types: Iterable[str] = (), 
 
 
 def _closest(value: str, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(value, known, n=1, cutoff=0.6)
-    return f" (did you mean '{printable(close[0])}'?)" if close else ""
+    # Case-blind: 'CE-full' is a ce-full typo, not an ee-full one.
+    lowered = {k.lower(): k for k in known}
+    close = difflib.get_close_matches(value.lower(), list(lowered), n=1, cutoff=0.6)
+    return f" (did you mean '{printable(lowered[close[0]])}'?)" if close else ""
 
 
 def _listing(values: Sequence[str], limit: int = 12) -> str:

@@ -2,10 +2,13 @@
 
 Transient failures (a cut, a timeout, a refused connection) are retried by
 :class:`~magedl.service.retry.RetryPolicy`; final ones (TLS verification, an
-unknown host, a proxy asking for credentials, an invalid URL) are not. The
+unknown host, a proxy asking for credentials, an invalid URL, a refused
+connection to a literal or loopback address that never answered in this run)
+are not. The
 message names the host and the cause, never a credential.
 """
 
+import ipaddress
 import logging
 import socket
 from typing import Optional
@@ -38,6 +41,30 @@ _NOT_TLS = ("wrong_version_number", "wrong version number", "record layer failur
             "unknown protocol", "http_request", "record_layer_failure")
 _VERIFY_REASONS = ("self-signed certificate", "unable to get local issuer certificate", "certificate has expired",
                    "hostname mismatch", "ip address mismatch", "doesn't match")
+
+
+# host:port of every server that answered in this process: a refused connection there is a restart worth
+# waiting for; one to a literal address that never answered is a typo worth saying at once.
+_answered = set()
+
+
+def answered(url: str) -> None:
+    """Note that the server of *url* answered (any status), so a later refusal from it is retried."""
+    try:
+        parts = urlsplit(url)
+        _answered.add(f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname or "")
+    except ValueError:
+        pass
+
+
+def _literal_or_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def transient_from(exc: BaseException, what: str, url: Optional[str] = None) -> MagedlError:
@@ -82,6 +109,10 @@ def transient_from(exc: BaseException, what: str, url: Optional[str] = None) -> 
         return TransientError(f"{what}: timed out")
     if isinstance(exc, requests.exceptions.ConnectionError):
         refused = "connection refused" in text or any(isinstance(c, ConnectionRefusedError) for c in causes)
+        if refused and _literal_or_loopback(host) and where not in _answered:
+            # Nothing listens there, and nothing did in this run: a mistyped port, not a busy server.
+            return NetworkError(f"{what}: connection refused by {where}: nothing listens there; check the port "
+                                "in the URL (a server that has not answered once in this run is not waited for)")
         return TransientError(f"{what}: {'connection refused by' if refused else 'connection failed or was cut:'} "
                               f"{where}")
     if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError,

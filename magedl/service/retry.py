@@ -55,6 +55,11 @@ class RetryPolicy:
     max_backoff: float = 60.0
     max_retry_after: float = 300.0
 
+    def longest_wait(self) -> float:
+        """Seconds of backoff before giving up, at most, when no attempt makes progress (Retry-After aside)."""
+        return sum(min(self.backoff * 2 ** n, self.max_backoff) + self.backoff
+                   for n in range(max(0, self.attempts - 1)))
+
     def call(self, fn: Callable[[], T], what: str, progress: Optional[Callable[[], object]] = None,
              stop: Optional[Callable[[], bool]] = None) -> T:
         """Run ``fn()`` until it succeeds, retrying transient failures.
@@ -105,6 +110,11 @@ class RetryPolicy:
             return expo(state)
 
         def before_sleep(state):
+            if not _told:  # once a run, so a person knows how long a dead server will be waited for
+                _told.append(True)
+                log.warning("retrying failed requests: up to %s in a row without progress, about %s of waiting "
+                            "at most (--retries, --retry-wait)", plural(self.attempts, "attempt"),
+                            _duration(self.longest_wait()))
             log.warning(
                 "%s; retrying in %.1fs", state.outcome.exception(), state.next_action.sleep
             )
@@ -121,6 +131,13 @@ class RetryPolicy:
             return retrying(attempt)
         except TransientError as exc:
             raise NetworkError(f"{exc}; gave up after {plural(self.attempts, 'attempt')} without progress") from None
+
+
+_told = []  # non-empty once the first retry of this process said how long retries go on
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def _sleeper(stop):

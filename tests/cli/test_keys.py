@@ -240,11 +240,11 @@ def test_refused_keys_are_not_stored(repo, capsys, monkeypatch, composer_home, m
     no_key_in([out, err], marketplace_keys)
 
 
-def test_store_refuses_a_web_root_before_reading_keys(repo, capsys, monkeypatch, tmp_path, marketplace_keys):
+def test_store_refuses_a_web_root_without_a_composer_project_before_reading_keys(repo, capsys, monkeypatch, tmp_path,
+                                                                                 marketplace_keys):
     url, _ = repo
     site = tmp_path / "site"
     write_private(site / "pub" / "index.php", "<?php")
-    write_private(site / "composer.json", "{}")
     code, out, err = store(capsys, monkeypatch, url, marketplace_keys["open-source"], "--project", str(site))
     assert code == 2 and "web server could serve it" in err and not (site / "auth.json").exists()
 

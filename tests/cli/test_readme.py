@@ -8,6 +8,12 @@ absolute paths under the usual roots (``/srv``, ``/build``, ``/media``,
 ``tar`` only records what it was asked to do (the emulator's archives are not
 real ones). Every ``magedl`` call must exit 0, and an archive the README
 extracts must be a release, never its sample data.
+
+The emulator walk-through starts its own emulator: there ``magedl`` keeps the
+environment the walk-through's ``eval`` set, ``.venv/bin/python`` is this
+interpreter, the emulator takes free ports (``--port 0``, as several test
+runs may share the machine), and whatever the block does, the emulator it
+started is stopped when the block ends.
 """
 
 import os
@@ -44,6 +50,10 @@ def test_the_marker_finder_finds_what_it_should():
 def _sandboxed(body, sandbox):
     for root in ROOTS:
         body = re.sub(rf"(?<![\w./]){re.escape(root)}", f"{sandbox}{root}", body)
+    body = body.replace(".venv/bin/python -m magedl.emulator", f"{shlex.quote(sys.executable)} -m magedl.emulator "
+                        "--port 0")
+    if "magedl.emulator" in body:  # stop what the block started, even when a step failed
+        body = f"trap '[ -n \"${{MAGEDL_EMULATOR_PID:-}}\" ] && kill \"$MAGEDL_EMULATOR_PID\" 2>/dev/null' EXIT\n{body}"
     return re.sub(r"(?<![\w/])~/", f"{sandbox}/home/", body)
 
 
@@ -62,9 +72,11 @@ def sandbox(tmp_path, emulator):
         secret.chmod(0o600)
     log = root / "magedl.log"
     _executable(root / "bin/magedl", f"""#!/bin/sh
-case "$MAGEDL_BASE_URL" in file://*) ;; *) MAGEDL_BASE_URL={shlex.quote(emulator.base_url)} ;; esac
-MAGEDL_MAGEID={shlex.quote(emulator.mageid)} MAGEDL_TOKEN={shlex.quote(emulator.token)}
-export MAGEDL_BASE_URL MAGEDL_MAGEID MAGEDL_TOKEN
+if [ -z "${{MAGEDL_EMULATOR_PID:-}}" ]; then  # not in the walk-through, which set its own
+  case "$MAGEDL_BASE_URL" in file://*) ;; *) MAGEDL_BASE_URL={shlex.quote(emulator.base_url)} ;; esac
+  MAGEDL_MAGEID={shlex.quote(emulator.mageid)} MAGEDL_TOKEN={shlex.quote(emulator.token)}
+  export MAGEDL_BASE_URL MAGEDL_MAGEID MAGEDL_TOKEN
+fi
 for arg in "$@"; do
   [ "$arg" = serve ] && {{ echo "README test: a tested block must not run 'serve'" >&2; exit 99; }}
 done
@@ -106,6 +118,9 @@ def test_every_tested_readme_block_runs(sandbox, emulator):
     assert calls, "no tested README block ran magedl"
     failed = [c for c in calls if not c.startswith("0 ")]
     assert not failed, f"README examples that did not exit 0: {failed}"
+    # The emulator walk-through ran against its own emulator: keys stored, checked, Composer packages mirrored.
+    assert any(c.startswith("0 keys store --global --repo-url http://127.0.0.1:") for c in calls), calls
+    assert any(c.startswith("0 mirror practice-mirror --composer-require") for c in calls), calls
     extracted = (sandbox / "tar.log").read_text().splitlines() if (sandbox / "tar.log").exists() else []
     for line in extracted:
         for word in line.split():

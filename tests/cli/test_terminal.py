@@ -126,3 +126,51 @@ def test_rich_and_tqdm_are_not_imported_in_a_pipe(env, cli_env, tmp_path, argv):
     done = subprocess.run([sys.executable, "-c", PROBE, *argv], env=cli_env(env), cwd=tmp_path,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
     assert "loaded: []" in done.stderr, done.stderr
+
+
+def _demo_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "demo.py"
+    spec = importlib.util.spec_from_file_location("magedl_demo_script", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _Stream:
+    def __init__(self, tty):
+        self.tty = tty
+
+    def isatty(self):
+        return self.tty
+
+
+@pytest.mark.parametrize("tty, environ, expected", [
+    (True, {"TERM": "xterm"}, True),
+    (False, {"TERM": "xterm"}, False),          # make demo > log
+    (True, {"TERM": "xterm", "NO_COLOR": "1"}, False),
+    (True, {"TERM": "dumb"}, False),
+])
+def test_the_demo_styles_headings_only_on_a_terminal_that_takes_them(tty, environ, expected):
+    assert _demo_script().styled(_Stream(tty), environ) is expected
+
+
+def test_the_demo_writes_no_escape_sequence_into_a_file(capsys, monkeypatch):
+    demo = _demo_script()
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    demo.banner("a heading")
+    assert capsys.readouterr().out == "\n== a heading\n"
+
+
+@pytest.mark.parametrize("term, expected", [("xterm-256color", "bar"), ("dumb", "lines")])
+def test_a_dumb_terminal_gets_plain_progress_lines(monkeypatch, term, expected):
+    import argparse
+    import sys
+
+    from magedl.cli.common import progress_mode
+
+    monkeypatch.setenv("TERM", term)
+    monkeypatch.setattr(sys, "stderr", _Stream(True))
+    assert progress_mode(argparse.Namespace(quiet=False)) == expected

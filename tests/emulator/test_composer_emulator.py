@@ -5,12 +5,14 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import zipfile
 
 import pytest
 import requests
+from clirun import printed_lines
 
 from magedl.emulator import DEMO_KEYS, Emulator
 from magedl.emulator.composer import LAYOUTS, ComposerRepos
@@ -86,27 +88,59 @@ def test_without_composer_there_is_none(emulator):
     assert emulator.composer is None
 
 
-def test_cli_prints_and_writes_the_three_urls(tmp_path):
+def test_cli_prints_the_urls_and_keys_to_eval(tmp_path):
+    import shlex
+
     ready = tmp_path / "ready"
-    proc = subprocess.Popen([sys.executable, "-m", "magedl.emulator", "--composer", "--composer-layout",
-                             "metadata-url", "--big-size", "1K", "--ready-file", str(ready)],
+    proc = subprocess.Popen([sys.executable, "-m", "magedl.emulator", "--port", "0", "--composer",
+                             "--composer-layout", "metadata-url", "--big-size", "1K", "--ready-file", str(ready)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        lines = [proc.stdout.readline() for _ in range(3)]
-        written = ready.read_text().splitlines()
-        assert [line.removeprefix("magedl emulator: ").strip() for line in lines] == written
-        api, magento, packagist = written
-        assert api.endswith("/products/downloads/")
-        kind, magento_url = magento.split(" ")
-        assert kind == "repo.magento.com"
-        root = requests.get(magento_url + "packages.json", auth=OPEN_SOURCE).json()
+        lines = printed_lines(proc, lambda line: line.startswith("# stop it"))
+        values = dict(word.split("=", 1) for line in lines if line.startswith("export ")
+                      for word in shlex.split(line)[1:])
+        assert ready.read_text() == values["MAGEDL_BASE_URL"] + "\n"
+        assert values["MAGEDL_BASE_URL"].endswith("/products/downloads/")
+        root = requests.get(values["MAGEDL_EMULATOR_MAGENTO"] + "packages.json", auth=OPEN_SOURCE).json()
         assert root["metadata-url"] == "/p2/%package%.json"  # the layout asked for
-        kind, packagist_url = packagist.split(" ")
-        assert kind == "packagist" and requests.get(packagist_url + "packages.json").ok
+        assert requests.get(values["MAGEDL_EMULATOR_PACKAGIST"] + "packages.json").ok
+        assert values["MAGEDL_EMULATOR_KEYS_OPEN_SOURCE"] == " ".join(OPEN_SOURCE)
+        assert values["MAGEDL_EMULATOR_KEYS_COMMERCE"] == " ".join(DEMO_KEYS["commerce"])
     finally:
         proc.terminate()
         out, err = proc.communicate(timeout=10)
-    assert proc.returncode == 0 and OPEN_SOURCE[1] not in out + err and json.dumps(DEMO_KEYS) not in err
+    assert proc.returncode == 0 and OPEN_SOURCE[1] not in err
+
+
+def test_cli_in_the_background_returns_once_listening_and_stops_on_kill(tmp_path):
+    import os
+    import shlex
+
+    done = subprocess.run([sys.executable, "-m", "magedl.emulator", "--background", "--port", "0", "--composer"],
+                          capture_output=True, text=True, timeout=60)  # returns: the child holds no pipe of ours
+    assert done.returncode == 0, done.stderr
+    values = dict(word.split("=", 1) for line in done.stdout.splitlines() if line.startswith("export ")
+                  for word in shlex.split(line)[1:])
+    pid = int(values["MAGEDL_EMULATOR_PID"])
+    try:
+        auth = (values["MAGEDL_MAGEID"], values["MAGEDL_TOKEN"])
+        assert requests.get(values["MAGEDL_BASE_URL"] + "info/json", auth=auth).ok
+        assert requests.get(values["MAGEDL_EMULATOR_PACKAGIST"] + "packages.json").ok
+    finally:
+        os.kill(pid, signal.SIGTERM)
+
+
+def test_cli_in_the_background_reports_a_port_in_use(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "magedl.emulator", "--background", "--port", str(port)],
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    assert f"port {port}" in done.stderr and "--port" in done.stderr
 
 
 def test_the_same_emulator_class_still_runs_without_arguments():

@@ -11,9 +11,10 @@ import time
 
 import pytest
 import requests
+from clirun import printed_lines
 
+from magedl.config import parse_size
 from magedl.emulator import AUTH_FAILURE_BODY, DEMO_TOKEN, Emulator, Faults, demo_catalogue, make_file
-from magedl.emulator.cli import parse_size
 from magedl.service.catalog import parse_feed, select
 
 SMALL = "Magento-CE-2.4.6.tar.gz"
@@ -410,27 +411,33 @@ def test_parse_size(text, value):
 
 
 def _start_cli(tmp_path, *args):
-    """Start the emulator; return (process, base URL from the ready file, its first stdout line)."""
+    """Start the emulator; return (process, base URL from the ready file, the lines it printed)."""
     ready = tmp_path / "ready"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "magedl.emulator", "--ready-file", str(ready), *args],
+        [sys.executable, "-m", "magedl.emulator", "--port", "0", "--ready-file", str(ready), *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # The emulator writes the ready file, then prints its URL: one blocking read waits for both.
-    line = proc.stdout.readline()
-    if not line:
-        proc.kill()
-        _, err = proc.communicate()
-        pytest.fail(f"emulator did not start: rc={proc.returncode} {err}")
-    return proc, ready.read_text().strip(), line
+    # The emulator writes the ready file, then prints its lines, the last one saying how to stop it.
+    lines = printed_lines(proc, lambda line: line.startswith("# stop it"))
+    return proc, ready.read_text(), "".join(lines)
+
+
+def exported(text):
+    """``{NAME: value}`` of the ``export NAME=value`` lines the emulator prints (as a shell would read them)."""
+    import shlex
+
+    return dict(word.split("=", 1) for line in text.splitlines() if line.startswith("export ")
+                for word in shlex.split(line)[1:])
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_cli_ready_file_serves_and_stops_on_signal(tmp_path, sig):
     token = "a" * 40
     (tmp_path / "token").write_text(token + "\n")
-    proc, base_url, line = _start_cli(tmp_path, "--token-file", str(tmp_path / "token"),
+    proc, ready, printed = _start_cli(tmp_path, "--token-file", str(tmp_path / "token"),
                                       "--big-size", "64K", "--mageid", "MAG000000777")
+    base_url = ready.strip()
     try:
+        assert ready == base_url + "\n"  # one line: MAGEDL_BASE_URL=$(cat ready-file) works
         assert base_url.startswith("http://127.0.0.1:")
         assert base_url.endswith("/products/downloads/")
         feed = requests.get(base_url + "info/json", auth=("MAG000000777", token)).json()
@@ -443,14 +450,18 @@ def test_cli_ready_file_serves_and_stops_on_signal(tmp_path, sig):
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0
-    assert line + out == f"magedl emulator: {base_url}\n"
-    assert token not in line + out + err
+    values = exported(printed)
+    assert values["MAGEDL_BASE_URL"] == base_url and values["MAGEDL_MAGEID"] == "MAG000000777"
+    assert values["MAGEDL_EMULATOR_PID"] == str(proc.pid)
+    assert "MAGEDL_TOKEN" not in values  # the user's own token file: never printed
+    assert token not in printed + out + err
 
 
 def test_cli_faults_and_default_token(tmp_path):
-    proc, base_url, _ = _start_cli(tmp_path, "--big-size", "1K", "--fail-status", "503",
-                                "--fail-count", "1", "--retry-after", "3",
-                                "--forbidden", SMALL, "--no-range")
+    proc, ready, printed = _start_cli(tmp_path, "--big-size", "1K", "--fail-status", "503",
+                                      "--fail-count", "1", "--retry-after", "3",
+                                      "--forbidden", SMALL, "--no-range")
+    base_url = ready.strip()
     try:
         auth = ("MAG000123456", DEMO_TOKEN)
         r = requests.get(base_url + "info/help", auth=auth)
@@ -463,7 +474,8 @@ def test_cli_faults_and_default_token(tmp_path):
         proc.terminate()
         out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0
-    assert DEMO_TOKEN not in out + err
+    assert exported(printed)["MAGEDL_TOKEN"] == DEMO_TOKEN  # the demo token is printed: practice needs it
+    assert DEMO_TOKEN not in err
 
 
 def test_cli_bad_token_file(tmp_path):

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 import requests
-from clirun import run
+from clirun import printed_lines, run
 
 from magedl.emulator.hostile import ATTACKS, HostileRepo
 
@@ -36,14 +36,13 @@ def test_every_attack_ends_with_a_message_and_bounded_requests(attack, capsys, m
 
 def test_the_emulator_command_runs_a_hostile_repository(tmp_path):
     ready = tmp_path / "ready"
-    proc = subprocess.Popen([sys.executable, "-m", "magedl.emulator", "--composer-hostile", "names", "--big-size", "1K",
-                             "--ready-file", str(ready)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ))
+    proc = subprocess.Popen([sys.executable, "-m", "magedl.emulator", "--port", "0", "--composer-hostile", "names",
+                             "--big-size", "1K", "--ready-file", str(ready)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ))
     try:
-        lines = [proc.stdout.readline() for _ in range(2)]
-        assert lines[1].startswith("magedl emulator: hostile http://")
-        kind, url = ready.read_text().splitlines()[1].split(" ")
-        assert kind == "hostile"
+        lines = printed_lines(proc, lambda line: line.startswith("# stop it"))
+        [url] = [line.split("=", 1)[1].strip() for line in lines if line.startswith("export MAGEDL_EMULATOR_HOSTILE=")]
+        assert url.startswith("http://")
         assert requests.get(url + "packages.json", timeout=10).json()["metadata-url"] == "/p2/%package%.json"
         assert "../../admin" in requests.get(url + "p2/evil/root.json", timeout=10).text
     finally:

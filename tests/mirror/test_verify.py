@@ -85,6 +85,7 @@ def test_an_unfinished_download_is_reported_but_not_a_failure(mdir, capsys):
     code, out, err = run(capsys, "--json", "verify", str(mdir))
     assert code == 0
     assert statuses(out)["file/Magento-CE-2.4.8.zip.magedl-part"] == "partial" and "unfinished" in err
+    assert "intact, 1 download unfinished" in err and "all intact" not in err
 
 
 def test_single_files(mdir, capsys, tmp_path):

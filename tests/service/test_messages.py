@@ -102,10 +102,13 @@ def test_no_credentials_at_all_says_where_it_looked(emulator, capsys, isolated_h
     assert "generate a new one" not in line
 
 
-def test_wrong_password_for_a_mirror_points_at_its_auth_file(emulator, capsys, monkeypatch):
-    monkeypatch.setenv("MAGEDL_MAGEID", emulator.mageid)
+def test_wrong_password_for_a_mirror_points_at_its_auth_file(demo, capsys, monkeypatch):
+    from magedl.server import ApiServer, MemoryStore
+
+    monkeypatch.setenv("MAGEDL_MAGEID", "mirror-user")
     monkeypatch.setenv("MAGEDL_TOKEN", WRONG)
-    code, _, err = run(capsys, "--base-url", emulator.base_url, "list")
+    with ApiServer(MemoryStore(*demo), auth={"mirror-user": "the right password"}) as mirror:  # as `serve` is
+        code, _, err = run(capsys, "--base-url", mirror.base_url, "list")
     line = error_line(err)
     assert code == 3 and "the server at 127.0.0.1 refused" in line and "--auth-file" in line
     assert "your Adobe token is not involved" in line and "generate a new one" not in line and WRONG not in err
@@ -139,7 +142,7 @@ def test_half_set_credentials_for_the_service_are_a_usage_error(capsys, monkeypa
 
 @pytest.mark.parametrize("suffix, hint", [
     ("typo/", "give the URL of the folder that holds info/json and file/"),
-    ("info/help", "the base URL must stop before info/: try --base-url http://127.0.0.1:"),
+    ("info/files", "the base URL must stop before info/: try --base-url http://127.0.0.1:"),
     ("file/", "the base URL must stop before file/"),
 ])
 def test_base_url_mistakes_name_the_url_and_the_fix(env, capsys, suffix, hint):

@@ -187,8 +187,14 @@ class Resolver:
             except NotFoundError:
                 continue
         urls = ", ".join(redact(r.url) for r in self.repos)
+        from magedl.composer.probe import typo_of  # here: the parser imports this module for its help
+
+        for repo in self.repos:  # a typo is a typo (exit 5, as keys check says), before any entitlement story
+            close = typo_of(repo, name)
+            if close:
+                raise _Unlisted(f"{name}: no such package in {redact(repo.url)} (did you mean {close}?)")
         if name.startswith("magento/"):
-            from magedl.composer.remote import NOT_THEIRS  # here: the parser imports this module for its help
+            from magedl.composer.remote import NOT_THEIRS
 
             for repo in self.repos:
                 groups = _groups(repo)
