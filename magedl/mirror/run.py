@@ -20,12 +20,14 @@ from typing import Callable, ContextManager, List, Optional
 
 from magedl.errors import LocalFileError, MagedlError, NotFoundError, UnsafeNameError, UsageError
 from magedl.fsutil import atomic_write, file_in_the_way, make_dirs
+from magedl.mirror.composer.advisories import AdvisoryReport
 from magedl.mirror.composer.plan import Archive
 from magedl.mirror.composer.select import ComposerOptions
 from magedl.mirror.core import Mirror, sums_digest
 from magedl.mirror.layout import check_layout, check_release_name
 from magedl.mirror.model import Item, Plan, Summary
 from magedl.mirror.signature import SignKey
+from magedl.mirror.sshsig import SignedBy
 from magedl.service.catalog import Release, select_checked
 from magedl.text import printable
 from magedl.transfer.options import TransferOptions
@@ -119,8 +121,8 @@ class MirrorReport:
     dry_run: bool = False
     summary: Summary = field(default_factory=Summary)
     items: List[Item] = field(default_factory=list)
-    advisories: object = None
-    signed: object = None
+    advisories: Optional[AdvisoryReport] = None
+    signed: Optional[SignedBy] = None
     sums_sha256: str = ""
 
     @property
