@@ -35,6 +35,19 @@ class NotRegularFile(OSError):
     """The path is a link, a FIFO, a device or a folder where a plain file was expected."""
 
 
+def file_in_the_way(path):
+    """The part of *path* that exists and is a file, so no folder can be made there (``afile`` of
+    ``afile/sub``), or None."""
+    here = os.path.abspath(path)
+    while True:
+        if os.path.lexists(here):
+            return None if os.path.isdir(here) else here
+        parent = os.path.dirname(here)
+        if parent == here:
+            return None
+        here = parent
+
+
 def make_dirs(path, mode=DIR_MODE):
     """``mkdir -p`` whose new folders get at most *mode*, whatever the umask.
 

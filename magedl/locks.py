@@ -17,9 +17,12 @@ import os
 import socket
 import stat
 import time
+from dataclasses import dataclass
+from typing import List
 
 from magedl.errors import BusyError
 from magedl.fsutil import FILE_MODE, open_nofollow
+from magedl.paths import LOCK_SUFFIX
 
 try:
     import fcntl
@@ -115,6 +118,29 @@ def is_held(path):
         return False
     finally:
         os.close(fd)  # closing releases a lock we took
+
+
+@dataclass(frozen=True)
+class StaleLock:
+    """A per-file lock (``NAME.magedl-lock``) no process holds: a killed run's; or an entry only named like one."""
+
+    name: str
+    regular: bool  # False: not a regular file, so never a lock magedl made
+
+
+def stale_locks(folder) -> List[StaleLock]:
+    """The per-file locks in *folder* nobody holds, by name (none when it is no folder); OSError when unlistable.
+
+    Each is probed with :func:`is_held`, so a lock a running download holds is not one.
+    """
+    names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+    found = []
+    for name in names:
+        if name.endswith(LOCK_SUFFIX):
+            held = is_held(os.path.join(folder, name))
+            if not held:
+                found.append(StaleLock(name, regular=held is not None))
+    return found
 
 
 def _holder(raw):

@@ -84,6 +84,66 @@ def test_no_module_takes_another_modules_private_names(path):
     assert not bad, f"{rel(path)} imports private names {bad}: make them public where they live, or move them"
 
 
+def declared_names(module):
+    """The names *module* (dotted) declares public in ``__all__``; None when it has no literal ``__all__``."""
+    base = PACKAGE.parent.joinpath(*module.split("."))
+    path = base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+    if not path.is_file():
+        return None
+    for node in ast.parse(path.read_text(), str(path)).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) \
+            else []
+        if any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets):
+            try:
+                return set(ast.literal_eval(node.value))
+            except ValueError:
+                return None
+    return None
+
+
+def is_module(module, name):
+    base = PACKAGE.parent.joinpath(*module.split("."), name)
+    return base.is_dir() or base.with_suffix(".py").is_file()
+
+
+def private(name):
+    return name.startswith("_") and not name.startswith("__")
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if p.relative_to(PACKAGE).parts[0] == "cli"], ids=rel)
+def test_the_command_line_uses_only_the_engines_public_names(path):
+    """Issue 23: ``cli/`` takes from the engine what each module declares public (``__all__``, else no ``_name``).
+
+    Besides ``from X import _y`` (the rule above), no private module, no ``module._name`` and, where a module
+    lists its public names, nothing else of it: the terminal side asks the engine, it does not reach inside.
+    """
+    tree = ast.parse(path.read_text(), str(path))
+    modules, bad = set(), []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("magedl."):
+                    modules.add(alias.asname or "magedl")
+                    bad += [alias.name] if any(map(private, alias.name.split("."))) else []
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "magedl" \
+                and not node.module.startswith("magedl.cli"):
+            bad += [node.module] if any(map(private, node.module.split("."))) else []
+            public = declared_names(node.module)
+            for alias in node.names:
+                if is_module(node.module, alias.name):
+                    modules.add(alias.asname or alias.name)
+                elif public is not None and alias.name not in public:
+                    bad.append(f"{node.module}.{alias.name} (not in its __all__)")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and private(node.attr):
+            root = node.value
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id in modules:
+                bad.append(ast.unparse(node))
+    assert not bad, f"{rel(path)} reaches into the engine: {bad}; use (or declare) the module's public names"
+
+
 @pytest.mark.parametrize("path", MODULES, ids=rel)
 def test_no_module_needs_long_scrolling(path):
     lines = len(path.read_text().splitlines())

@@ -50,3 +50,16 @@ def test_a_planted_link_is_refused_never_followed(tmp_path):
         with FileLock(tmp_path / "lock", "x", keep=True):
             pass
     assert victim.read_text() == "precious"
+
+
+def test_stale_locks_names_the_locks_nobody_holds_and_what_is_only_named_like_one(tmp_path):
+    """What ``doctor`` reports of a folder's locks, asked of the module that owns them (issue 23)."""
+    from magedl.locks import StaleLock, stale_locks
+
+    (tmp_path / "b.zip.magedl-lock").write_text("")  # a killed run's
+    os.mkfifo(tmp_path / "a.zip.magedl-lock")
+    (tmp_path / "c.zip").write_text("")
+    with FileLock(tmp_path / "held.zip.magedl-lock", "busy"):
+        found = stale_locks(tmp_path)
+    assert found == [StaleLock("a.zip.magedl-lock", regular=False), StaleLock("b.zip.magedl-lock", regular=True)]
+    assert stale_locks(tmp_path / "missing") == []

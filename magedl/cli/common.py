@@ -144,18 +144,3 @@ def progress_mode(args: argparse.Namespace) -> str:
 
 __all__: List[str] = ["make_client", "settings_without_credentials", "retry_policy", "timeouts", "catalogue",
                       "has_selection", "select_releases", "transfer_options", "first_failure_code", "progress_mode"]
-
-
-def file_in_the_way(path) -> Optional[str]:
-    """The part of *path* that exists and is a file, so no folder can be made there (``afile`` of
-    ``afile/sub``), or None."""
-
-    here = os.path.abspath(path)
-    while True:
-        if os.path.lexists(here):
-            return None if os.path.isdir(here) else here
-        parent = os.path.dirname(here)
-        if parent == here:
-            return None
-        here = parent
-

@@ -269,30 +269,26 @@ def _space(folder, checks):
 
 
 def _leftovers(folder, checks):
-    from magedl.locks import is_held
-    from magedl.paths import LOCK_SUFFIX, PART_SUFFIX
+    from magedl.locks import stale_locks
+    from magedl.transfer.partial import Unfinished, unfinished_downloads
 
     where = os.path.abspath(folder)
     try:
-        names = sorted(os.listdir(where)) if os.path.isdir(where) else []
+        found = sorted([*unfinished_downloads(where), *stale_locks(where)], key=lambda leftover: leftover.name)
     except OSError as exc:
         checks.append(Check("leftovers", False, f"{where}: {exc.strerror}", "check the folder's permissions", 1))
         return
     problems, fixes = [], []
-    for name in names:
-        if name.endswith(PART_SUFFIX):
-            file_name = name[: -len(PART_SUFFIX)]
-            problems.append(f"{printable(file_name)}: an unfinished download")
-            fixes.append(f"'magedl get {printable(file_name)} -o {printable(folder)}' resumes it (or delete "
+    for leftover in found:
+        name = leftover.name
+        if isinstance(leftover, Unfinished):
+            problems.append(f"{printable(leftover.file_name)}: an unfinished download")
+            fixes.append(f"'magedl get {printable(leftover.file_name)} -o {printable(folder)}' resumes it (or delete "
                          f"{printable(name)}*)")
-        elif name.endswith(LOCK_SUFFIX):
-            held = is_held(os.path.join(where, name))
-            if held is None:
-                problems.append(f"{printable(name)}: named like a lock, but not a regular file")
-                fixes.append(f"delete {printable(name)}")
-            elif not held:
-                problems.append(f"{printable(name)}: a lock no process holds (a run was killed)")
-                fixes.append(f"delete {printable(name)}")
+        else:
+            problems.append(f"{printable(name)}: " + ("a lock no process holds (a run was killed)" if leftover.regular
+                                                      else "named like a lock, but not a regular file"))
+            fixes.append(f"delete {printable(name)}")
     if problems:
         checks.append(Check("leftovers", False, f"in {where}: " + "; ".join(problems), "; ".join(fixes), 1))
     else:

@@ -10,7 +10,6 @@ import logging
 from magedl.cli.app import add_command, add_selection, add_transfer_options
 from magedl.cli.common import (
     catalogue,
-    file_in_the_way,
     first_failure_code,
     has_selection,
     make_client,
@@ -21,6 +20,7 @@ from magedl.cli.common import (
 from magedl.cli.output import print_json, write_line
 from magedl.cli.progress import ProgressView
 from magedl.errors import MagedlError, UsageError
+from magedl.fsutil import file_in_the_way
 from magedl.paths import check_name
 from magedl.secrecy import redact
 from magedl.service.catalog import find_by_name, select_checked, settle_md5, unique_files

@@ -1,17 +1,17 @@
 """The ``mirror`` and ``verify`` commands: arguments, terminal side.
 
-The work itself is in :mod:`magedl.mirror`; errors become exit codes in
-one place (:mod:`magedl.cli`). ``serve`` is :mod:`magedl.cli.serve`.
+The work itself is one call, :func:`magedl.mirror.run.mirror_folder`; here
+the request its arguments make and the report rendered. Errors become exit
+codes in one place (:mod:`magedl.cli`). ``serve`` is :mod:`magedl.cli.serve`.
 """
 
 import logging
 import os
 import time
-from contextlib import ExitStack
 from pathlib import Path
 
 from magedl.cli.output import print_json
-from magedl.errors import IntegrityError, NotFoundError, UsageError
+from magedl.errors import IntegrityError, UsageError
 from magedl.text import human_bytes, printable
 
 log = logging.getLogger(__name__)
@@ -133,162 +133,54 @@ def composer_options(args):
 
 
 def run_mirror(args, out):
-    """``magedl mirror``: plan, fetch, prune, index; the exit code of the first failure.
+    """``magedl mirror``: the request its arguments make, run by :func:`magedl.mirror.run.mirror_folder`, rendered.
 
-    Everything that can be refused is refused before ``DIR`` or ``DIR/.magedl``
-    is created: a bad option, a bad ``--diff-file``, a selection that matches
-    nothing, a mirror whose own folders are links.
+    The exit code is that of the first failure.
     """
     from magedl.cli.advisories import report_advisories, with_advisories
-    from magedl.cli.common import (
-        catalogue,
-        file_in_the_way,
-        first_failure_code,
-        has_selection,
-        make_client,
-        progress_mode,
-        transfer_options,
-    )
+    from magedl.cli.common import first_failure_code, make_client, progress_mode
     from magedl.cli.progress import ProgressView
-    from magedl.cli.sign import report_signed, sign_key
-    from magedl.fsutil import make_dirs
-    from magedl.mirror.core import Mirror, head_sizes, sums_digest
-    from magedl.mirror.layout import check_layout
-    from magedl.mirror.model import Summary
+    from magedl.cli.sign import report_signed
+    from magedl.mirror.run import Clients, mirror_folder
 
-    root = Path(args.dir)
-    blocker = file_in_the_way(root)
-    if blocker:
-        raise UsageError(f"{root}: {blocker} is a file, not a folder; give the mirror's folder (it is created if "
-                         "needed)")
-    composer = composer_options(args)
-    diff_file = _diff_file(args.diff_file)
-    key = sign_key(args)
-    check_layout(root)
-    releases = has_selection(args) or composer is None  # Composer options never widen the release selection
     started = time.monotonic()
-    with ExitStack() as stack:
-        client = stack.enter_context(make_client(args)) if releases else None
-        upstream = catalogue(client) if releases else None
-        selected = _selected(upstream, args) if releases else ()
-        composer_client = keys = selection = None
-        if composer is not None and composer.selects:
-            composer_client = stack.enter_context(make_client(args, credentials=False))
-            keys, selection = _resolve(composer_client, composer, root, args.jobs)
-            if not releases and not selection.packages and not root.exists():
-                # Nothing to mirror and no mirror yet: create nothing (as a release selection typo does).
-                for failure in selection.failures[1:]:
-                    log.error("%s", failure.error)
-                raise selection.failures[0].error if selection.failures else NotFoundError(
-                    "the Composer options select nothing; the mirror was not created")
-        plan_options = dict(prune=args.prune, composer=selection, composer_url=composer.url if composer else None)
-        if not releases and args.prune:
-            log.info("release files are kept: no release selection given (give --type/--version with --prune "
-                     "to prune them)")
-        if args.dry_run:
-            plan = Mirror(root).plan(upstream, selected, rehash=False, **plan_options)
-            head_sizes(client, plan, args.jobs, composer_client)
-            return _print_plan(plan, args, out)
-        make_dirs(root)
-        with Mirror(root).lock():
-            if selection is not None:
-                selection.cache.save()  # the metadata read, for the next run to revalidate instead of fetch
-            mirror = Mirror(root, html=not args.no_html)  # the state read only once we hold the lock
-            plan = mirror.plan(upstream, selected, **plan_options)
-            advisories = _advisories(composer_client, composer, selection, root, plan)
-            summary, rows = Summary(), []
-            view = ProgressView(progress_mode(args), files=len(plan.to_fetch))
+    request = mirror_request(args)
+    clients = Clients(releases=lambda: make_client(args), composer=lambda: make_client(args, credentials=False))
+    view = ProgressView(progress_mode(args))
 
-            def on_item(item):
-                summary.add(item)
-                if args.json:
-                    rows.append(item.to_dict())
-                _report_item(item, args.quiet)
+    def on_plan(plan):
+        view.files = len(plan.to_fetch)
 
-            try:
-                mirror.run(client, plan, transfer_options(args, sha256=True), progress=view, on_item=on_item,
-                           composer_client=composer_client, composer_keys=keys, sign_key=key)
-            finally:
-                view.close()
-                if diff_file is not None:
-                    # Everything changed since the last delta file, runs killed meanwhile included.
-                    _write_delta(diff_file, mirror.delta())
-                    mirror.delta_written()
+    try:
+        report = mirror_folder(request, clients, progress=view, on_plan=on_plan,
+                               on_item=lambda item: _report_item(item, args.quiet))
+    finally:
+        view.close()
+    if report.dry_run:
+        return _print_plan(report, args, out)
     if args.json:
-        print_json(with_advisories(rows, advisories), out)
-    if mirror.signed is not None:
-        report_signed(root, mirror.signed)
-    _summarise(root, summary, time.monotonic() - started, "" if key else sums_digest(root))
-    report_advisories(advisories)
-    return first_failure_code(item.error for item in summary.failures)
+        print_json(with_advisories([item.to_dict() for item in report.items], report.advisories), out)
+    if report.signed is not None:
+        report_signed(request.root, report.signed)
+    _summarise(request.root, report.summary, time.monotonic() - started, report.sums_sha256)
+    report_advisories(report.advisories)
+    return first_failure_code(item.error for item in report.failures)
 
 
-def _resolve(client, composer, root, jobs):
-    """Find the repositories' keys and choose the Composer versions: (key notes, Selection)."""
-    from magedl.mirror.composer.fetch import select
+def mirror_request(args):
+    """The :class:`~magedl.mirror.run.MirrorRequest` of ``mirror``'s arguments, checked."""
+    from magedl.cli.common import has_selection, transfer_options
+    from magedl.cli.sign import sign_key
+    from magedl.mirror.run import MirrorRequest, ReleaseSelection
 
-    return select(client, composer, root, jobs=max(8, jobs or 0))
-
-
-def _advisories(client, composer, selection, root, plan):
-    """Refresh the security advisories the Composer part will carry; their report, or None."""
-    from magedl.mirror.composer.advisories import update_part
-
-    if plan.composer is None or selection is None:
-        return None  # no Composer selection this run: the advisories held stay as they are
-    return update_part(client, plan.composer, selection.advisory_sources, composer.advisories, root, composer.locks)
-
-
-def _diff_file(name):
-    """The ``--diff-file`` path, checked before anything is done: its folder must exist, and it is no folder."""
-    if not name:
-        return None
-    path = Path(os.path.abspath(name))
-    if path.is_dir():
-        raise UsageError(f"--diff-file {name}: is a folder; give the path of a file to write the changed paths to")
-    if not path.parent.is_dir():
-        missing = path.parent
-        while not missing.parent.is_dir() and missing.parent != missing:
-            missing = missing.parent
-        what = "is not a folder" if missing.exists() else "does not exist"
-        raise UsageError(f"--diff-file {name}: {missing} {what}; create the folder first "
-                         "(magedl does not create it, so a typo does not scatter files)")
-    return path
-
-
-def _write_delta(path, rels):
-    from magedl.errors import LocalFileError
-    from magedl.fsutil import atomic_write
-
-    try:
-        atomic_write(path, "".join(f"{rel}\n" for rel in rels).encode("utf-8"))
-    except OSError as exc:
-        raise LocalFileError(f"--diff-file {path}: cannot write it: {exc.strerror or exc}; the mirror itself is "
-                             "complete, and the next run's delta file lists these paths too") from None
-
-
-def _selected(upstream, args):
-    """The releases selected; refused when nothing (safe) matches, before the mirror is touched."""
-    from magedl.cli.common import select_releases
-    from magedl.errors import UnsafeNameError
-    from magedl.mirror.layout import check_release_name
-
-    def safe(release):
-        try:
-            check_release_name(release.file_name)
-            return True
-        except UnsafeNameError:
-            return False
-
-    try:
-        chosen = select_releases(upstream, args)
-    except NotFoundError as exc:
-        raise NotFoundError(f"{exc}; the mirror was not changed") from None
-    if not any(safe(r) for r in chosen):  # unsafe names are skipped later: they select nothing
-        # Never prune a whole mirror because of a hostile feed, or an empty one.
-        raise NotFoundError("nothing safe to mirror in that selection: every name it matches is refused "
-                            "(see the warnings); the mirror was not changed")
-    return chosen
+    composer = composer_options(args)
+    releases = None
+    if has_selection(args) or composer is None:  # Composer options never widen the release selection
+        releases = ReleaseSelection(types=tuple(args.type or ()), versions=tuple(args.versions or ()),
+                                    formats=tuple(args.formats or ()), latest=bool(args.latest))
+    return MirrorRequest(root=Path(args.dir), releases=releases, composer=composer, prune=args.prune,
+                         dry_run=args.dry_run, diff_file=args.diff_file, html=not args.no_html,
+                         transfer=transfer_options(args, sha256=True), sign_key=sign_key(args))
 
 
 def _report_item(item, quiet):
@@ -336,11 +228,11 @@ def _summarise(root, summary, elapsed, digest):
         log.info("SHA256SUMS sha256 %s (note it to check the copy on the far side)", digest)
 
 
-def _print_plan(plan, args, out):
+def _print_plan(report, args, out):
     from magedl.cli.output import Column, print_table
     from magedl.mirror.model import Action
 
-    failures = plan.composer.failures if plan.composer is not None else []
+    plan, failures = report.plan, report.failures
     if args.json:
         print_json([it.to_dict() for it in failures + plan.items], out)
     else:

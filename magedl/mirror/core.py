@@ -28,7 +28,6 @@ import logging
 import os
 import stat
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterable, Optional
@@ -396,35 +395,10 @@ def _drop_stale_lock(path: Path) -> None:
         pass
 
 
-def head_sizes(client, plan: Plan, jobs: int = 4, composer_client=None) -> None:
-    """Fill in the size of files to fetch with HEAD requests (a dry run's plan); best effort."""
-    todo = []
-    for it in plan.to_fetch:
-        if isinstance(it.source, Release) and client is not None:
-            todo.append((client, client.file_url(it.file_name), it))
-        elif isinstance(it.source, Archive) and composer_client is not None:
-            todo.append((composer_client, it.source.url, it))
-
-    def head(job):
-        session, url, it = job
-        try:
-            response = session.open(url, it.file_name, method="HEAD", stream=False)
-        except MagedlError as exc:
-            log.debug("HEAD %s: %s", it.file_name, exc)
-            return
-        length = response.headers.get("Content-Length", "")
-        response.close()
-        if length.isdigit() and len(length) < 20:
-            it.size = int(length)
-
-    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(todo) or 1))) as pool:
-        list(pool.map(head, todo))
-
-
 def sums_digest(root: os.PathLike | str) -> str:
     """sha256 of ``DIR/SHA256SUMS``: note it when seeding, compare it after carrying."""
     data = read_if_regular(Path(root) / SUMS, MAX_INDEX_BYTES)
     return hashlib.sha256(data).hexdigest() if data is not None else ""
 
 
-__all__ = ["DIGESTS", "Mirror", "head_sizes", "sums_digest"]
+__all__ = ["DIGESTS", "Mirror", "sums_digest"]

@@ -410,3 +410,17 @@ def _free_bytes(folder) -> Optional[int]:
     except (OSError, AttributeError):
         return None
     return info.f_bavail * info.f_frsize
+
+
+@dataclass(frozen=True)
+class Unfinished:
+    """A partial file left in a folder: a download that ``get`` resumes (its sidecar beside it)."""
+
+    name: str  # NAME.magedl-part
+    file_name: str  # NAME, the file it becomes
+
+
+def unfinished_downloads(folder) -> List[Unfinished]:
+    """The partial files in *folder*, by name (none when it is no folder); OSError when it cannot be listed."""
+    names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+    return [Unfinished(name, name[: -len(PART_SUFFIX)]) for name in names if name.endswith(PART_SUFFIX)]

@@ -249,3 +249,14 @@ def test_any_bytes_as_sidecar_never_crash(tmp_path, raw):
     write(sidecar, raw=raw)
     assert sidecar.load(MD5, URL) is None
     sidecar.discard()
+
+
+def test_unfinished_downloads_lists_the_partial_files_of_a_folder(tmp_path):
+    """What ``doctor`` reports of a folder's partial files, asked of the module that owns them (issue 23)."""
+    from magedl.transfer.partial import Unfinished, unfinished_downloads
+
+    for name in ("b.zip.magedl-part", "b.zip.magedl-part.json", "a.tgz.magedl-part", "a.tgz", "x.magedl-lock"):
+        (tmp_path / name).write_text("")
+    assert unfinished_downloads(tmp_path) == [Unfinished("a.tgz.magedl-part", "a.tgz"),
+                                              Unfinished("b.zip.magedl-part", "b.zip")]
+    assert unfinished_downloads(tmp_path / "missing") == []
