@@ -14,13 +14,23 @@ import time
 from dataclasses import asdict, dataclass
 from typing import List, Optional
 
+import requests
+
 from magedl import __version__
+from magedl.cli import keys
 from magedl.cli.app import add_command
-from magedl.cli.keys import repo_url
+from magedl.cli.common import catalogue, retry_policy, timeouts
+from magedl.cli.keys import MARKETPLACE_URL, repo_url
 from magedl.cli.output import is_tty, print_json, write_line
+from magedl.composer.remote import keys_label, where
+from magedl.config import is_service, resolve, shown_url
 from magedl.errors import MagedlError
+from magedl.locks import stale_locks
 from magedl.ranges import parse_http_date
+from magedl.secrecy import mageid_problem, mageid_shown, redact
+from magedl.service.api import Client
 from magedl.text import human_bytes, plural, printable
+from magedl.transfer.partial import Unfinished, unfinished_downloads
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +53,6 @@ class Check:
 
 
 def add_parser(subparsers) -> None:
-    from magedl.cli.keys import MARKETPLACE_URL
 
     p = add_command(subparsers, "doctor", "check what a build host needs: credentials, the feed, Marketplace "
                     "keys, TLS, proxies, clock, free space, leftovers")
@@ -86,7 +95,6 @@ def _print(checks, out):
 
 
 def _failed(name, exc: MagedlError, fix=""):
-    from magedl.secrecy import redact
 
     return Check(name, False, redact(str(exc)), fix, exc.exit_code)
 
@@ -102,8 +110,6 @@ def _versions():
 
 
 def _credentials(args, checks):
-    from magedl.config import is_service, resolve
-    from magedl.secrecy import mageid_problem, mageid_shown
 
     try:
         settings = resolve(base_url=args.base_url, mageid=args.mageid, token=args.token, token_file=args.token_file,
@@ -138,13 +144,11 @@ def _credentials(args, checks):
 
 
 def _is_service(settings):
-    from magedl.config import is_service
 
     return is_service(settings.base_url)
 
 
 def _where(settings):
-    from magedl.config import shown_url
 
     return shown_url(settings.base_url)
 
@@ -169,9 +173,7 @@ def _tls(settings, checks):
 
 
 def _proxies(settings, checks):
-    import requests
 
-    from magedl.config import shown_url
 
     proxies = requests.utils.get_environ_proxies(settings.base_url)
     if not proxies:
@@ -182,8 +184,6 @@ def _proxies(settings, checks):
 
 
 def _feed(args, settings, checks):
-    from magedl.cli.common import catalogue, retry_policy, timeouts
-    from magedl.service.api import Client
 
     try:
         with Client(settings, retry=retry_policy(args), timeout=timeouts(args)) as client:
@@ -225,8 +225,6 @@ def _clock_skew(client) -> Optional[float]:
 
 
 def _keys(args, checks):
-    from magedl.cli import keys
-    from magedl.composer.remote import keys_label, where
 
     name = "Marketplace keys"
     try:
@@ -269,8 +267,6 @@ def _space(folder, checks):
 
 
 def _leftovers(folder, checks):
-    from magedl.locks import stale_locks
-    from magedl.transfer.partial import Unfinished, unfinished_downloads
 
     where = os.path.abspath(folder)
     try:

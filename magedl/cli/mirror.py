@@ -9,20 +9,39 @@ import logging
 import os
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from magedl.cli.output import print_json
-from magedl.errors import IntegrityError, UsageError
-from magedl.text import human_bytes, printable
+from magedl.cli.advisories import report_advisories, with_advisories
+from magedl.cli.app import add_command, add_selection, add_transfer_options
+from magedl.cli.common import first_failure_code, has_selection, make_client, progress_mode, transfer_options
+from magedl.cli.output import Column, print_json, print_table, write_line
+from magedl.cli.progress import ByteBar, ProgressView
+from magedl.cli.sign import (
+    add_allowed_signers,
+    add_sign_key,
+    allowed_signers,
+    check_signatures,
+    report_signed,
+    sign_key,
+)
+from magedl.composer.semver import normalize
+from magedl.errors import ConstraintError, IntegrityError, UsageError
+from magedl.mirror.composer.advisories import AdvisoryOptions, check_source_url
+from magedl.mirror.composer.index import DEFAULT_URL, normalize_url
+from magedl.mirror.composer.patterns import parse_exclude, parse_require
+from magedl.mirror.composer.plan import Archive
+from magedl.mirror.composer.select import DEFAULT_REPOS, ComposerOptions
+from magedl.mirror.core import sums_digest
+from magedl.mirror.model import Action, Status
+from magedl.mirror.run import Clients, MirrorRequest, ReleaseSelection, mirror_folder
+from magedl.mirror.verify import Verdict, mirror_roots, verify
+from magedl.text import human_bytes, plural, printable
 
 log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers) -> None:
     """Register ``mirror`` and ``verify``."""
-    from magedl.cli.app import add_command, add_selection, add_transfer_options
-    from magedl.cli.sign import add_allowed_signers, add_sign_key
-    from magedl.mirror.composer.index import DEFAULT_URL
-    from magedl.mirror.composer.select import DEFAULT_REPOS
 
     p = add_command(subparsers, "mirror", "copy a selection of the catalogue (and Composer packages) into a "
                                           "mirror folder, incrementally")
@@ -76,7 +95,6 @@ def add_parser(subparsers) -> None:
 
 
 def _repo_url(url):
-    from urllib.parse import urlsplit
 
     try:
         parts = urlsplit(url)
@@ -94,12 +112,6 @@ def _repo_url(url):
 
 def composer_options(args):
     """The :class:`ComposerOptions` the ``--composer-*`` options give, checked; None when none was given."""
-    from magedl.composer.semver import normalize
-    from magedl.errors import ConstraintError
-    from magedl.mirror.composer.advisories import AdvisoryOptions, check_source_url
-    from magedl.mirror.composer.index import normalize_url
-    from magedl.mirror.composer.patterns import parse_exclude, parse_require
-    from magedl.mirror.composer.select import DEFAULT_REPOS, ComposerOptions
 
     advisories = AdvisoryOptions(url=check_source_url(args.composer_advisories) if args.composer_advisories else None,
                                  enabled=not args.no_composer_advisories)
@@ -137,11 +149,6 @@ def run_mirror(args, out):
 
     The exit code is that of the first failure.
     """
-    from magedl.cli.advisories import report_advisories, with_advisories
-    from magedl.cli.common import first_failure_code, make_client, progress_mode
-    from magedl.cli.progress import ProgressView
-    from magedl.cli.sign import report_signed
-    from magedl.mirror.run import Clients, mirror_folder
 
     started = time.monotonic()
     request = mirror_request(args)
@@ -169,9 +176,6 @@ def run_mirror(args, out):
 
 def mirror_request(args):
     """The :class:`~magedl.mirror.run.MirrorRequest` of ``mirror``'s arguments, checked."""
-    from magedl.cli.common import has_selection, transfer_options
-    from magedl.cli.sign import sign_key
-    from magedl.mirror.run import MirrorRequest, ReleaseSelection
 
     composer = composer_options(args)
     releases = None
@@ -184,7 +188,6 @@ def mirror_request(args):
 
 
 def _report_item(item, quiet):
-    from magedl.mirror.model import Action, Status
 
     name = printable(item.file_name)
     if item.status is Status.FAILED:
@@ -202,7 +205,6 @@ def _report_item(item, quiet):
 
 
 def _how_verified(item):
-    from magedl.mirror.composer.plan import Archive
 
     if isinstance(item.source, Archive):
         return "SHA-1 verified" if item.source.shasum else "UNVERIFIED (the repository gives no SHA-1)"
@@ -210,7 +212,6 @@ def _how_verified(item):
 
 
 def _summarise(root, summary, elapsed, digest):
-    from magedl.mirror.model import Status
 
     fetched = summary.count(Status.FETCHED, Status.UPDATED, Status.REPAIRED)
     parts = [f"{fetched} fetched ({human_bytes(summary.transferred)} transferred)",
@@ -229,8 +230,6 @@ def _summarise(root, summary, elapsed, digest):
 
 
 def _print_plan(report, args, out):
-    from magedl.cli.output import Column, print_table
-    from magedl.mirror.model import Action
 
     plan, failures = report.plan, report.failures
     if args.json:
@@ -259,13 +258,6 @@ def _print_plan(report, args, out):
 
 def run_verify(args, out):
     """``magedl verify``: one line per path on stdout; raises IntegrityError (exit 6) when not intact."""
-    from magedl.cli.common import progress_mode
-    from magedl.cli.output import write_line
-    from magedl.cli.progress import ByteBar
-    from magedl.cli.sign import allowed_signers, check_signatures
-    from magedl.mirror.core import sums_digest
-    from magedl.mirror.verify import Verdict, mirror_roots, verify
-    from magedl.text import plural
 
     started = time.monotonic()
     allowed = allowed_signers(args)

@@ -21,7 +21,7 @@ import time
 from typing import IO, Optional
 
 from magedl.cli.output import is_tty, terminal_width
-from magedl.secrecy import RedactingFilter
+from magedl.secrecy import VERBOSE, RedactingFilter
 from magedl.text import human_bytes, plural, printable
 
 __all__ = ["Terminal", "terminal", "ConsoleHandler", "setup_logging", "ProgressView", "ByteBar", "human_bytes"]
@@ -223,8 +223,6 @@ def setup_logging(verbose: int, quiet: bool):
     (or a test) that calls :func:`magedl.cli.main` in-process keeps its own
     logging set-up afterwards.
     """
-    from magedl.secrecy import VERBOSE
-
     level = logging.INFO
     if quiet:
         level = logging.ERROR

@@ -9,7 +9,14 @@ import logging
 import os
 from pathlib import Path
 
+from magedl.cli.app import add_command
 from magedl.errors import NotFoundError, SignatureError, UsageError
+from magedl.mirror.composer.index import P2, PACKAGES
+from magedl.mirror.core import Mirror
+from magedl.mirror.layout import INFO_FILES, SUMS, walk_files
+from magedl.mirror.signature import check, is_signed, read_allowed_signers
+from magedl.mirror.signature import sign_key as checked
+from magedl.mirror.verify import verify
 from magedl.text import printable
 
 log = logging.getLogger(__name__)
@@ -20,7 +27,6 @@ ALLOWED_SIGNERS_ENV = "MAGEDL_ALLOWED_SIGNERS"
 
 def add_parser(subparsers) -> None:
     """Register ``sign``."""
-    from magedl.cli.app import add_command
 
     p = add_command(subparsers, "sign", "sign a mirror's SHA256SUMS (SHA256SUMS.sig, an SSH signature) for "
                                         "'verify --allowed-signers' on the far side",
@@ -43,7 +49,6 @@ def add_allowed_signers(p, what: str) -> None:
 
 def sign_key(args):
     """The :class:`~magedl.mirror.signature.SignKey` of ``--sign-key``/``--key`` or MAGEDL_SIGN_KEY; or None."""
-    from magedl.mirror.signature import sign_key as checked
 
     flag = "--key" if args.command == "sign" else "--sign-key"
     path, where = (args.sign_key, flag) if args.sign_key else (os.environ.get(SIGN_KEY_ENV), SIGN_KEY_ENV)
@@ -52,7 +57,6 @@ def sign_key(args):
 
 def allowed_signers(args):
     """The :class:`~magedl.mirror.signature.AllowedSigners` of ``--allowed-signers`` or the environment; or None."""
-    from magedl.mirror.signature import read_allowed_signers
 
     if args.allowed_signers:
         return read_allowed_signers(args.allowed_signers, "--allowed-signers")
@@ -68,7 +72,6 @@ def check_signatures(roots, allowed) -> dict:
     files are checked against, so the bytes trusted are the bytes whose signature verified.
     Raises SignatureError (exit 6) at the first mirror whose signature does not verify.
     """
-    from magedl.mirror.signature import check, is_signed
 
     checked = {}
     for root in roots:
@@ -90,9 +93,6 @@ def check_served(root, allowed) -> None:
     archive against the md5 or SHA-1 of the index files served, which this makes the signed ones.
     Raises SignatureError (exit 6) when the signature or an index file does not match.
     """
-    from magedl.mirror.composer.index import P2, PACKAGES
-    from magedl.mirror.layout import INFO_FILES, walk_files
-    from magedl.mirror.verify import verify
 
     signed = check_signatures([root], allowed)
     if not signed:
@@ -113,8 +113,6 @@ def report_signed(root, signed) -> None:
 
 def run_sign(args, out) -> int:
     """``magedl sign DIR --key PATH``: (re)sign ``DIR/SHA256SUMS`` under the mirror's lock."""
-    from magedl.mirror.core import Mirror
-    from magedl.mirror.layout import SUMS
 
     root = Path(args.dir)
     if not root.is_dir():
