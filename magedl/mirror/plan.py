@@ -91,6 +91,7 @@ class ReleasePlanner:
         self.records = {}
         for r in self.upstream:
             self.records.setdefault(r.file_name, []).append(r)
+        self.entries = state.entries(FILES)  # one query, not one per file
         self._indexed: Optional[dict] = None  # read only when a file has no state entry
         self._prefix = os.path.join(self.root, "")
         self.locks: list = []  # lock files beside wanted files (a run killed between landing and unlocking)
@@ -112,7 +113,7 @@ class ReleasePlanner:
             wanted.add(r.file_name)
             items.append(self._plan_wanted(r))
         on_disk = dict(self._walk(wanted))
-        held = {rel[len(FILES) + 1:] for rel in self.state.paths(FILES)}
+        held = {rel[len(FILES) + 1:] for rel in self.entries}
         dropped = []
         for name in sorted((held | set(on_disk)) - wanted):
             st = on_disk.get(name)
@@ -125,7 +126,7 @@ class ReleasePlanner:
 
     def _plan_wanted(self, r: Release) -> Item:
         rel = release_rel(r.file_name)
-        entry = self.state.get(rel)
+        entry = self.entries.get(rel)
         try:
             st = os.lstat(self._prefix + rel)
         except FileNotFoundError:
@@ -153,7 +154,7 @@ class ReleasePlanner:
     def _plan_unwanted(self, name: str, st: os.stat_result, prune: bool) -> Item:
         rel = release_rel(name)
         regular = stat.S_ISREG(st.st_mode)
-        entry = self.state.get(rel) or (self._from_previous_index(name, st) if regular else None)
+        entry = self.entries.get(rel) or (self._from_previous_index(name, st) if regular else None)
         why = "no longer selected" if name in self.records else "no longer upstream"
         size = st.st_size if regular else None
         if prune:

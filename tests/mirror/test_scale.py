@@ -124,3 +124,19 @@ def test_a_lock_left_beside_a_landed_file_by_a_kill_is_removed_and_a_held_one_ke
     with FileLock(held, "busy"):
         assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
         assert not stale.exists() and held.exists()
+
+
+def test_an_up_to_date_re_run_reads_the_state_with_one_query_not_one_per_file(env, capsys, mdir, monkeypatch):
+    assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
+    queries = []
+    real = State._connect
+
+    def traced(self):
+        db = real(self)
+        db.set_trace_callback(queries.append)
+        return db
+
+    monkeypatch.setattr(State, "_connect", traced)
+    assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
+    reads = [q for q in queries if q.lstrip().upper().startswith("SELECT") and "sha256" in q and "FROM files" in q]
+    assert len(reads) == 1, reads  # the records of every file under file/ at once
