@@ -375,7 +375,7 @@ class Mirror:
         written = {}
         if self.html and pages:  # before SHA256SUMS, which lists them (and before it is signed)
             written = write_pages(self.root, records, held, extra, plan.composer.url if plan.composer else None,
-                                  signer)
+                                  signer, memo=self.state)
         elif self.html:
             written = {rel: sha for rel, sha in self._sums_now().items() if is_page(rel)}
         changed = write_indexes(self.root, records, {**sums, **written}, extra, memo=self.state)

@@ -140,3 +140,26 @@ def test_an_up_to_date_re_run_reads_the_state_with_one_query_not_one_per_file(en
     assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
     reads = [q for q in queries if q.lstrip().upper().startswith("SELECT") and "sha256" in q and "FROM files" in q]
     assert len(reads) == 1, reads  # the records of every file under file/ at once
+
+
+def test_an_up_to_date_re_run_renders_no_page_and_a_page_touched_by_hand_is_rendered_again(env, capsys, mdir,
+                                                                                          monkeypatch):
+    from magedl.mirror.pages import site
+
+    assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
+    front = (mdir / "index.html").read_bytes()
+    before = stamp(mdir / "index.html")
+    real = site.render_pages
+    rendered = []
+
+    def spy(*args, **kwargs):
+        rendered.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(site, "render_pages", spy)
+    assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
+    assert rendered == [] and stamp(mdir / "index.html") == before
+    (mdir / "index.html").write_bytes(b"edited by hand\n")
+    assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
+    again = site._STAMP.search((mdir / "index.html").read_bytes())  # its time is now: only the content digest holds
+    assert rendered == [1] and again and again.group(1) == site._STAMP.search(front).group(1)

@@ -14,6 +14,7 @@ carried disk is put right), and a run that changed nothing rewrites no page
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import time
@@ -23,6 +24,7 @@ from typing import Iterable, Iterator, Mapping, Optional
 
 from magedl.fsutil import atomic_write, read_if_regular
 from magedl.mirror.layout import FILES, SIG, SUMS, clear_way, walk_files
+from magedl.mirror.model import Fingerprint
 from magedl.mirror.pages import composer as composer_pages
 from magedl.mirror.pages import releases as release_pages
 from magedl.mirror.pages.html import POLICY, STYLE, frame, link, text
@@ -131,18 +133,59 @@ def render_pages(records: Iterable, held: Mapping[str, HeldFile], composer_files
                        meta=f'<meta name="magedl-content" content="{digest} {when} {text(by)}">\n')
 
 
+def _inputs(records: list, held: Mapping, composer_files: Mapping[str, bytes], composer_url: Optional[str],
+            signer: str, version: str) -> str:
+    """A digest of everything the pages are rendered from (their time stamp aside)."""
+    digest = hashlib.sha256(json.dumps([version, STYLE + POLICY, composer_url, signer, [r.to_dict() for r in records]],
+                                       ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass"))
+    # One line per file (a path holds no newline: SHA256SUMS lists them one a line).
+    digest.update("".join(f"{rel}\0{f.size}\0{f.md5}\0{f.sha256}\0{f.sha1}\n"
+                          for rel, f in sorted(held.items())).encode("utf-8", "surrogatepass"))
+    for rel in sorted(composer_files):
+        digest.update(f"{rel}\0{hashlib.sha256(composer_files[rel]).hexdigest()}\n".encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
+def _fingerprint(path: Path) -> list:
+    fp = Fingerprint.of(path)
+    return [fp.size, fp.mtime_ns, fp.ctime_ns, fp.ino]
+
+
+def _unchanged(root: Path, memo, inputs: str) -> Optional[dict]:
+    """``{rel: sha256}`` of the pages when they were written from *inputs* and none was touched since."""
+    try:
+        last = json.loads((memo.remembered("pages") if memo is not None else None) or "null")
+        if not isinstance(last, dict) or last.get("inputs") != inputs:
+            return None
+        pages = last["pages"]
+        if any(_fingerprint(root / rel) != list(value[1:]) for rel, value in pages.items()):
+            return None
+        return {rel: value[0] for rel, value in pages.items()}
+    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return None
+
+
 def write_pages(root: os.PathLike | str, records: Iterable, held_entries: Mapping,
-                composer_files: Mapping[str, bytes], composer_url: Optional[str] = None, signer: str = "") -> dict:
+                composer_files: Mapping[str, bytes], composer_url: Optional[str] = None, signer: str = "",
+                memo=None) -> dict:
     """Write the pages of the mirror at *root* (only those whose bytes changed); ``{rel: sha256}`` of all.
 
     *held_entries* are the state's :class:`~magedl.mirror.model.Entry` by path.
     Call before ``SHA256SUMS`` is written (it lists the pages) and signed.
     *signer* names the key it is (or will be) signed with, as :func:`render_pages` takes it.
+    *memo* (:class:`magedl.mirror.index.Memo`) remembers what the pages were rendered from:
+    when that is the same and no page was touched since, none is rendered again (they would
+    come out byte for byte the same).
     """
     from magedl import __version__
 
     root = Path(root)
+    records = list(records)
     held = {rel: HeldFile(e.fingerprint.size, e.md5, e.sha256, e.sha1) for rel, e in held_entries.items()}
+    inputs = _inputs(records, held, composer_files, composer_url, signer, __version__)
+    unchanged = _unchanged(root, memo, inputs)
+    if unchanged is not None:
+        return unchanged
     pages = render_pages(records, held, composer_files, composer_url=composer_url, signer=signer,
                          version=__version__, previous=read_if_regular(root / INDEX, MAX_PAGE_BYTES))
     written = {}
@@ -152,6 +195,10 @@ def write_pages(root: os.PathLike | str, records: Iterable, held_entries: Mappin
         # lists its sha256 so verify names one a power cut lost, and the next run writes it again.
         atomic_write(root / rel, data, durable=False)
         written[rel] = hashlib.sha256(data).hexdigest()
+    if memo is not None:
+        # Remembered only once they are all on disk: a kill before this renders them again next time.
+        memo.remember("pages", json.dumps({"inputs": inputs, "pages": {
+            rel: [sha, *_fingerprint(root / rel)] for rel, sha in written.items()}}))
     return written
 
 
