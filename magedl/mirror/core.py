@@ -40,7 +40,7 @@ from magedl.mirror.composer import index as composer_index
 from magedl.mirror.composer import publish
 from magedl.mirror.composer.advisories import read_published
 from magedl.mirror.composer.plan import Archive, ComposerPlanner
-from magedl.mirror.index import MAX_INDEX_BYTES, read_feed, read_sums, release_from_dict, write_indexes
+from magedl.mirror.index import MAX_INDEX_BYTES, read_feed, read_sums, records_digest, release_from_dict, write_indexes
 from magedl.mirror.layout import FILES, INFO_FILES, SIG, SUMS, check_layout, release_rel, walk_files
 from magedl.mirror.model import Action, Entry, Fingerprint, Item, Plan, Status
 from magedl.mirror.pages.site import drop_stale as drop_stale_pages
@@ -372,13 +372,14 @@ class Mirror:
             records += [release_from_dict(d) for d in held[rel].records or ({"file_name": name},)]
         extra = publish.index_files(self.root, plan.composer, held)
         sums = {rel: e.sha256 for rel, e in held.items()}
+        digest = records_digest(records)  # one pass over the records for both memos
         written = {}
         if self.html and pages:  # before SHA256SUMS, which lists them (and before it is signed)
             written = write_pages(self.root, records, held, extra, plan.composer.url if plan.composer else None,
-                                  signer, memo=self.state)
+                                  signer, memo=self.state, digest=digest)
         elif self.html:
             written = {rel: sha for rel, sha in self._sums_now().items() if is_page(rel)}
-        changed = write_indexes(self.root, records, {**sums, **written}, extra, memo=self.state)
+        changed = write_indexes(self.root, records, {**sums, **written}, extra, memo=self.state, digest=digest)
         if plan.composer is not None:
             publish.drop_stale(self.root, extra)
         if pages:

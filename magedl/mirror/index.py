@@ -23,7 +23,7 @@ from magedl.service.catalog import Release, parse_feed, releases_to_feed
 from magedl.service.textformat import render_table, render_versions
 
 __all__ = ["FILES", "INFO_FILES", "SUMS", "parse_sums", "read_feed", "read_sums", "release_from_dict",
-           "release_rels", "render_indexes", "render_sums", "write_indexes"]
+           "records_digest", "release_rels", "render_indexes", "render_sums", "write_indexes"]
 
 _SUM_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")
 # Index files of a mirror of 100,000 files are tens of MB; far more is not an index.
@@ -73,8 +73,15 @@ def _info_unchanged(root: Path, memo: Optional[Memo], inputs: str) -> Optional[d
         return None
 
 
+def records_digest(records: Iterable[Release]) -> str:
+    """sha256 of *records* as the index and the pages are rendered from them (what their memos compare)."""
+    return hashlib.sha256(json.dumps([r.to_dict() for r in records], ensure_ascii=False,
+                                     separators=(",", ":")).encode("utf-8")).hexdigest()
+
+
 def write_indexes(root: os.PathLike | str, records: Iterable[Release], held: Mapping[str, str],
-                  extra: Optional[Mapping[str, bytes]] = None, memo: Optional[Memo] = None) -> list:
+                  extra: Optional[Mapping[str, bytes]] = None, memo: Optional[Memo] = None,
+                  digest: str = "") -> list:
     """Write ``info/json``, ``info/files``, ``info/versions``, the *extra* index files, then ``SHA256SUMS``.
 
     Parameters
@@ -91,6 +98,8 @@ def write_indexes(root: os.PathLike | str, records: Iterable[Release], held: Map
         Remembers from what the ``info/`` files were rendered: when it is
         the same and they were not touched since, they are not rendered again
         (an up-to-date re-run of a large mirror costs a digest, not three renders).
+    digest : str, optional
+        :func:`records_digest` of *records*, when the caller has it already.
 
     Returns
     -------
@@ -101,8 +110,7 @@ def write_indexes(root: os.PathLike | str, records: Iterable[Release], held: Map
     records = list(records)
     changed = []
     sums = dict(held)
-    inputs = hashlib.sha256(json.dumps([r.to_dict() for r in records], ensure_ascii=False,
-                                       separators=(",", ":")).encode("utf-8")).hexdigest()
+    inputs = digest or records_digest(records)
     unchanged = _info_unchanged(root, memo, inputs)
     files = dict(render_indexes(records)) if unchanged is None else {}
     sums.update(unchanged or {})

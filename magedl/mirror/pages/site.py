@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Optional
 
 from magedl.fsutil import atomic_write, read_if_regular
+from magedl.mirror.index import records_digest
 from magedl.mirror.layout import FILES, SIG, SUMS, clear_way, walk_files
 from magedl.mirror.model import Fingerprint
 from magedl.mirror.pages import composer as composer_pages
@@ -133,10 +134,10 @@ def render_pages(records: Iterable, held: Mapping[str, HeldFile], composer_files
                        meta=f'<meta name="magedl-content" content="{digest} {when} {text(by)}">\n')
 
 
-def _inputs(records: list, held: Mapping, composer_files: Mapping[str, bytes], composer_url: Optional[str],
+def _inputs(records: str, held: Mapping, composer_files: Mapping[str, bytes], composer_url: Optional[str],
             signer: str, version: str) -> str:
-    """A digest of everything the pages are rendered from (their time stamp aside)."""
-    digest = hashlib.sha256(json.dumps([version, STYLE + POLICY, composer_url, signer, [r.to_dict() for r in records]],
+    """A digest of everything the pages are rendered from (their time stamp aside); *records*: their digest."""
+    digest = hashlib.sha256(json.dumps([version, STYLE + POLICY, composer_url, signer, records],
                                        ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass"))
     # One line per file (a path holds no newline: SHA256SUMS lists them one a line).
     digest.update("".join(f"{rel}\0{f.size}\0{f.md5}\0{f.sha256}\0{f.sha1}\n"
@@ -167,7 +168,7 @@ def _unchanged(root: Path, memo, inputs: str) -> Optional[dict]:
 
 def write_pages(root: os.PathLike | str, records: Iterable, held_entries: Mapping,
                 composer_files: Mapping[str, bytes], composer_url: Optional[str] = None, signer: str = "",
-                memo=None) -> dict:
+                memo=None, digest: str = "") -> dict:
     """Write the pages of the mirror at *root* (only those whose bytes changed); ``{rel: sha256}`` of all.
 
     *held_entries* are the state's :class:`~magedl.mirror.model.Entry` by path.
@@ -175,14 +176,15 @@ def write_pages(root: os.PathLike | str, records: Iterable, held_entries: Mappin
     *signer* names the key it is (or will be) signed with, as :func:`render_pages` takes it.
     *memo* (:class:`magedl.mirror.index.Memo`) remembers what the pages were rendered from:
     when that is the same and no page was touched since, none is rendered again (they would
-    come out byte for byte the same).
+    come out byte for byte the same). *digest*: :func:`~magedl.mirror.index.records_digest` of
+    *records*, when the caller has it already.
     """
     from magedl import __version__
 
     root = Path(root)
     records = list(records)
     held = {rel: HeldFile(e.fingerprint.size, e.md5, e.sha256, e.sha1) for rel, e in held_entries.items()}
-    inputs = _inputs(records, held, composer_files, composer_url, signer, __version__)
+    inputs = _inputs(digest or records_digest(records), held, composer_files, composer_url, signer, __version__)
     unchanged = _unchanged(root, memo, inputs)
     if unchanged is not None:
         return unchanged
