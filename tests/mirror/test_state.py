@@ -105,3 +105,20 @@ def test_a_link_where_the_database_belongs_is_not_followed(tmp_path):
     State(tmp_path).set("file/a.zip", entry(tmp_path))
     assert outside.read_bytes() == b"precious"
     assert not os.path.islink(tmp_path / ".magedl" / "state.sqlite")
+
+
+def test_all_records_under_a_folder_come_in_one_read_and_a_damaged_one_costs_only_itself(tmp_path):
+    state = State(tmp_path)
+    with state.batch():
+        for i in range(3):
+            state.set(f"file/{i}.zip", entry(tmp_path, f"{i}"))
+        state.set("composer/dist/a.zip", entry(tmp_path, "a"))
+    good = state.entries("file")
+    assert good == {f"file/{i}.zip": state.get(f"file/{i}.zip") for i in range(3)} and None not in good.values()
+    db = sqlite3.connect(tmp_path / ".magedl" / "state.sqlite")
+    db.execute("UPDATE files SET records = '[{\"file_name\": ' WHERE rel = 'file/1.zip'")
+    db.commit()
+    db.close()
+    found = State(tmp_path).entries("file")
+    assert found["file/1.zip"] is None and found["file/0.zip"] == good["file/0.zip"]
+    assert set(found) == {"file/0.zip", "file/1.zip", "file/2.zip"}
