@@ -112,7 +112,8 @@ class ReleasePlanner:
                 continue
             wanted.add(r.file_name)
             items.append(self._plan_wanted(r))
-        on_disk = dict(self._walk(wanted))
+        # Only the files not wanted keep their lstat (a stat result is about 0.8 KiB: 16 MiB for 20,000 files).
+        on_disk = {name: st for name, st in self._walk(wanted) if name not in wanted}
         held = {rel[len(FILES) + 1:] for rel in self.entries}
         dropped = []
         for name in sorted((held | set(on_disk)) - wanted):
