@@ -183,6 +183,7 @@ class ApiServer:
             except OSError:
                 pass
         self._listener.close()
+        self._workers.wait_ended(5)  # the answers in flight finish (and are logged) before stop returns
 
     def __enter__(self):
         return self.start()
