@@ -1,4 +1,4 @@
-"""Where Composer keeps its files: ``$COMPOSER_HOME``, composer.json and the auth.json files.
+r"""Where Composer keeps its files: ``$COMPOSER_HOME``, composer.json and the auth.json files.
 
 Each path is computed as Composer does (``Composer\Factory``), from the environment and whether
 folders exist; the files themselves may be missing.
