@@ -1,7 +1,8 @@
 """Ask a Composer repository what a pair of Marketplace keys unlocks, as Composer would see it.
 
 Rule: an archive is checked with a one-byte ranged GET, never fetched whole, and the keys travel only
-to the repository's own host. The exit codes are those of docs/design.md's "Notes: Marketplace keys".
+to the repository's own host. What it checks and its exit codes: see docs/design.md, "Notes:
+Marketplace keys".
 """
 
 import difflib
