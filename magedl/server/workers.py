@@ -1,11 +1,7 @@
 """The threads that answer requests: started when needed, kept while busy, reused when idle.
 
-A thread started per request costs more than answering a small file does
-(the start, and the hand-over to the new thread); one kept waiting for the
-next job costs only the hand-over. Threads beyond what the load needs end
-after ``idle_seconds`` without work, so a burst leaves no crowd behind.
-The connection loop (:mod:`magedl.server.connections`) bounds how many
-connections are held, and so how many jobs can run at once.
+A thread started per request costs more than answering a small file does, so threads wait for the
+next job, and those beyond what the load needs end after ``idle_seconds`` without work.
 """
 
 from __future__ import annotations
