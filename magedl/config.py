@@ -1,23 +1,8 @@
-"""Where settings and credentials come from, and how secrets are kept out of output.
+"""Where settings and credentials come from, and where each value came from.
 
-Credentials are looked up field by field, first found wins:
-
-1. command-line options (``--mageid``, ``--token-file``, ``--token``, userinfo
-   in ``--base-url``);
-2. the environment (``MAGEDL_MAGEID``, ``MAGEDL_TOKEN``, userinfo in
-   ``MAGEDL_BASE_URL``);
-3. the user's config file (``$XDG_CONFIG_HOME/magedl/config``, INI section
-   ``[magedl]`` with ``mageid``, ``token``, ``base_url``, ``ca_bundle``);
-4. ``~/.netrc`` (or ``$NETRC``): only a ``machine`` entry for the API host,
-   never a ``default`` entry.
-
-Every file that holds a secret (config file, token file, a mirror's auth
-file, netrc) is read by :func:`read_secret_file`, which applies one rule, as
-ssh does for keys: a file other users may access is refused. Every token that
-passes through here is registered with :func:`register_secret`, so anything
-printed, logged or raised can be scrubbed of it by :func:`redact`.
-:class:`Sources` records where each value came from (never the value of a
-secret), so an error such as HTTP 401 can say what was sent and from where.
+Rule: credentials are looked up field by field, first found wins (options, environment, config file,
+netrc; the README's "Credentials" has the table), and :class:`Sources` records where each value came
+from, never the value of a secret, so an error such as HTTP 401 can say what was sent and from where.
 """
 
 import configparser

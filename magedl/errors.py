@@ -1,9 +1,8 @@
 """One typed hierarchy for every failure magedl reports.
 
-Each class carries the exit code the command line maps it to, so the mapping
-lives here and nowhere else. Messages are one line, meant for a person, and
-never contain a credential (callers pass URLs through
-:func:`magedl.secrecy.redact` before putting them in a message).
+Rule: each class carries the exit code the command line maps it to, so the mapping lives here and
+nowhere else. Messages are one line, meant for a person, and never contain a credential (callers pass
+URLs through :func:`magedl.secrecy.redact` first).
 """
 
 

@@ -1,18 +1,9 @@
 """How magedl opens, creates and replaces files: never through a planted link.
 
-Every file magedl writes is opened here. The rules, each closing a hole that
-a hostile local user, a carried disk or a hostile feed could use:
-
-- files magedl creates are opened with ``O_NOFOLLOW`` (a symlink planted at
-  the path is refused, never written through) and ``O_EXCL`` where they are
-  new, with explicit modes (0644, 0600 for secrets, folders 0755) that a
-  permissive umask cannot widen;
-- replacements go through a temporary file in the same folder and a rename,
-  with fsyncs, so a reader or a power cut never sees half a file;
-- reading from a folder that came from elsewhere (a ``file://`` source, a
-  mirror being served) walks it one component at a time relative to a
-  directory descriptor, following no link, and opens regular files only:
-  no FIFO, device or socket is ever read.
+Rule: every file magedl writes is opened here; created files are opened with ``O_NOFOLLOW`` (and
+``O_EXCL`` when new) with explicit modes, replacements go through a temporary file and a rename, and a
+folder that came from elsewhere is walked relative to directory descriptors, regular files only. The
+threats each rule closes: docs/security.md, sections 2 and 3.
 """
 
 import errno

@@ -1,13 +1,9 @@
 """One exclusive lock: an flock on a side file, opened without following links.
 
-The kernel drops an flock when its process dies, so a killed run never leaves
-a lock that blocks the next one. Two kinds of use:
-
-- per file (``NAME.magedl-lock``): the lock file is unlinked on release, and
-  a taker re-checks that the file it locked is still the one at the path;
-- per mirror (``DIR/.magedl/lock``): the file stays (unlinking it would let
-  two runs lock two different files) and holds who took it, for the message
-  the next run shows.
+Rule: a per-file lock (``NAME.magedl-lock``) is unlinked on release and its taker re-checks it locked
+the file still at the path; a mirror's lock (``DIR/.magedl/lock``) is never unlinked, since that would
+let two runs lock two different files. The kernel drops an flock when its process dies, so a killed run
+never blocks the next.
 """
 
 import errno

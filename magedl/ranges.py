@@ -1,13 +1,8 @@
 """HTTP byte ranges and validators, as pure functions shared by every side.
 
-The server and the ``file://`` adapter answer ``Range`` requests; the transfer
-engine asks them and checks the answers. Both sides parse the same headers
-here, so one reading of RFC 9110 holds everywhere.
-
-Numbers come from the network: only ASCII digits count (``str.isdigit``
-also accepts ``"²"``, which ``int`` refuses), and a number is read only up
-to :data:`MAX_DIGITS` significant digits, so a 5,000-digit header costs a
-string scan and never a huge integer or Python's int-size ``ValueError``.
+Rule: the server, the ``file://`` adapter and the transfer all parse these headers here, so one reading
+of RFC 9110 holds everywhere. A number from the network is ASCII digits only, read up to
+:data:`MAX_DIGITS` significant digits, so a 5,000-digit header never becomes a huge integer.
 """
 
 import email.utils

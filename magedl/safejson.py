@@ -1,9 +1,8 @@
 """Untrusted metadata (feeds, tables, Composer files): bounded reads and guarded JSON.
 
-A hostile or broken server can send an endless body, a Content-Length with
-thousands of digits, JSON nested 200,000 deep or a 5,000-digit number. Every
-metadata read goes through here so each becomes a :class:`~magedl.errors.FeedError`
-naming where it came from, never a MemoryError, RecursionError or traceback.
+Rule: every metadata read goes through here, so an endless body, a huge Content-Length, JSON nested
+too deep or a huge number becomes a :class:`~magedl.errors.FeedError` naming where it came from, never
+a MemoryError, RecursionError or traceback.
 """
 
 from __future__ import annotations

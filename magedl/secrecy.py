@@ -1,11 +1,8 @@
 """What counts as a secret, and how it stays one: the registry, redaction, files that hold secrets, netrc.
 
-Every token, key or password magedl handles is registered here
-(:func:`register_secret`), so anything printed, logged or raised can be
-scrubbed of it (:func:`redact`, :class:`RedactingFilter`). Every file that
-holds a secret (config file, token file, a mirror's auth file, netrc,
-Composer's auth.json) is read with :func:`read_secret_file`, which applies
-one rule, as ssh does for keys: a file other users may access is refused.
+Rule: every token, key or password magedl handles is registered (:func:`register_secret`) so anything
+printed, logged or raised can be scrubbed of it (:func:`redact`), and every file that holds a secret
+is read with :func:`read_secret_file`, which refuses one other users may access, as ssh does.
 """
 
 import logging

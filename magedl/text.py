@@ -1,9 +1,7 @@
 """Text from outside (feeds, file names, request paths) made safe for a terminal or a log.
 
-A feed, a carried mirror or a network client can put control characters
-(escape sequences that move the cursor, rewrite the title, hide lines) into
-anything magedl prints. Every such value goes through :func:`printable`
-before it reaches stdout, stderr or a log record.
+Rule: every such value goes through :func:`printable` before it reaches stdout, stderr or a log record,
+so no escape sequence from a feed, a carried mirror or a client moves the cursor or hides a line.
 """
 
 import unicodedata

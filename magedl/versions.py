@@ -1,10 +1,7 @@
 """Version strings as the downloads service uses them: ordering and matching.
 
-Magento 2 versions have three parts and an optional ``-pN`` patch level
-(``2.4.6`` < ``2.4.6-p1`` < ``2.4.6-p10`` < ``2.4.7``); Magento 1 has four
-(``1.9.4.5``, EE ``1.14.4.5``); early Magento 2 had pre-releases
-(``2.0.0-beta``, ``2.0.0-rc1``). The feed is untrusted, so anything else must
-still sort without raising.
+Rule: the feed is untrusted, so any string must sort without raising. The version forms seen: see
+docs/service.md, "Naming and versions seen".
 """
 
 import re

@@ -1,10 +1,7 @@
 """The command line: ``main`` parses, runs one command module, and maps every error to an exit code here.
 
-The parser is built in :mod:`magedl.cli.app` from one module per command;
-:mod:`magedl.cli.common` turns arguments into the library's values,
-:mod:`magedl.cli.output` and :mod:`magedl.cli.progress` own stdout and
-stderr. Heavy modules (requests) are imported inside the commands, so
-``magedl --help`` starts instantly.
+Rule: this is the one place an error becomes an exit code. How the parser, the command modules and
+stdout/stderr fit together: see docs/design.md, "Notes: the command line".
 """
 
 import gc
@@ -35,9 +32,9 @@ def entry() -> int:
     """The ``magedl`` command (``python -m magedl`` and the installed script): :func:`main`, then exit quickly.
 
     The heap is frozen before the interpreter shuts down, so that its final
-    collections skip every object the run made: 25-40 ms of each run's end
-    on the benchmark machine (a small file's ``get``: 0.20 s to 0.17 s). Only here,
-    not in :func:`main`, which tests and scripts may call many times in one process.
+    collections skip every object the run made (a visible share of a small
+    ``get``; figures in docs/speed.md). Only here, not in :func:`main`, which
+    tests and scripts may call many times in one process.
     """
     code = main()
     try:

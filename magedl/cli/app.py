@@ -1,11 +1,8 @@
 """The argument parser: the common options, and each command declared by its own module.
 
-:data:`magedl.cli.commands.COMMANDS` names every command's module; the
-module has ``add_parser(subparsers)``, which declares its command(s) with
-:func:`add_command` and sets ``run(args, out) -> int`` as the parser default
-``run``. A run declares only the command it names (the others are listed by
-their summary), so it imports one command module. Every default shown in
-``--help`` comes from :mod:`magedl.transfer.options`, the one home of the defaults.
+Rule: a run declares only the command it names, so it imports one command module, and every default
+shown in ``--help`` comes from :mod:`magedl.transfer.options`. See docs/design.md, "Notes: the
+command line".
 """
 
 import argparse

@@ -1,10 +1,7 @@
 """The commands: each name, the module that declares and runs it, and its one-line summary.
 
-As pip's ``commands/__init__.py``: ``magedl --help`` needs only this table, and
-a run imports the one module of the command it names (which may import
-requests, rich or tqdm at its top). Adding a command is adding a row here and
-a module with ``add_parser(subparsers)``; a module may declare several
-commands (``mirror`` and ``verify``), each then has its own row.
+Rule: ``magedl --help`` needs only this table; nothing here imports a command module. Adding a
+command: see docs/design.md, "Notes: the command line".
 """
 
 from typing import NamedTuple, Optional

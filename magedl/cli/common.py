@@ -1,8 +1,7 @@
 """What every command needs from its parsed arguments: a client, the catalogue, a selection, transfer options.
 
-Public helpers for the command modules (``get``, ``mirror``, ``keys``, ...):
-each turns the parsed :class:`argparse.Namespace` into the library's values,
-so a default or a rule lives here once and not in every command.
+Each helper turns the parsed arguments into the library's values, so a default or a rule lives here
+once and not in every command.
 """
 
 import argparse

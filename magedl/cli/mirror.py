@@ -1,8 +1,7 @@
 """The ``mirror`` and ``verify`` commands: arguments, terminal side.
 
-The work itself is one call, :func:`magedl.mirror.run.mirror_folder`; here
-the request its arguments make and the report rendered. Errors become exit
-codes in one place (:mod:`magedl.cli`). ``serve`` is :mod:`magedl.cli.serve`.
+The work itself is one call, :func:`magedl.mirror.run.mirror_folder`; here the request its arguments
+make and the report rendered.
 """
 
 import logging

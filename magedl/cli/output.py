@@ -1,15 +1,8 @@
 """What goes to stdout: JSON, tables that never wrap a file name or an md5, sizes in one unit system.
 
-In a pipe, tables are plain aligned columns that are never shortened, so
-scripts can ``awk`` them; rich is not even imported. On a terminal, rich
-draws them (imported then, so ``magedl --help`` stays fast) at the
-terminal's width: the columns that must stay whole (file names, md5s) are
-``no_wrap`` at their full width, the others are shortened with an ellipsis
-and then dropped, in the order :class:`Column` gives. When even the whole
-columns do not fit side by side, each row becomes a short block instead.
-Every cell goes through :func:`magedl.text.printable` and reaches rich as
-plain :class:`rich.text.Text` (never markup): feed text never reaches the
-terminal raw.
+Rule: every cell goes through :func:`magedl.text.printable` and reaches rich as plain text, never
+markup, so feed text never reaches the terminal raw. How tables fit a terminal or a pipe: see
+docs/design.md, "Notes: the command line".
 """
 
 import json

@@ -1,17 +1,9 @@
 """The terminal's one owner: messages, a tqdm progress bar, and stdout lines that never collide.
 
-Everything magedl writes to stderr goes through :func:`terminal`: log records
-(via :class:`ConsoleHandler`), plain progress lines, and, on a terminal, one
-tqdm bar at the bottom. A line written while the bar is drawn is written the
-way ``tqdm.write`` does it: the bar is cleared, the line written, the bar
-redrawn, all under one lock, so a message or a path on stdout never lands in
-the middle of a bar. Like pip and huggingface, a run with several files
-shows one overall bar (files done, bytes, rate, ETA) plus a line per file as
-each ends. Sizes and rates are binary (KiB, MiB), as ``--limit-rate`` takes
-them. tqdm is imported only when a bar is drawn.
-
-This is terminal code; the transfer engine only calls a callback with
-:class:`magedl.transfer.one_file.Progress` and never imports this module.
+Rule: everything magedl writes to stderr goes through :func:`terminal`, so a message or a path never
+lands in the middle of a bar. The engine only calls a callback with
+:class:`magedl.transfer.one_file.Progress` and never imports this module. See docs/design.md,
+"Notes: the command line".
 """
 
 import logging

@@ -1,27 +1,8 @@
 """Finding Marketplace keys the way Composer finds them.
 
-Composer keeps HTTP Basic credentials under ``http-basic`` -> host ->
-``{"username": ..., "password": ...}``; for ``repo.magento.com`` the username
-is the Marketplace public key and the password the private key.
-:func:`find_keys` reads every place Composer reads (:mod:`magedl.composer.sources`),
-in Composer's order, and reports which entry wins, which other entries exist
-and whether they agree, without ever putting a key in a message, a repr or a
-log record.
-
-Load order (``Composer\\Factory``), each later source replacing a host's entry:
-
-1. ``$COMPOSER_HOME/config.json`` (``config.http-basic``);
-2. ``$COMPOSER_HOME/auth.json``;
-3. the ``COMPOSER_AUTH`` environment variable;
-4. the project's ``composer.json`` (``config.http-basic``);
-5. the project's ``auth.json``, next to ``composer.json``;
-6. ``COMPOSER_AUTH`` again, since Composer 2.7.8. Before that version a project
-   auth.json (or composer.json) entry beat ``COMPOSER_AUTH``; when the two
-   answers differ the result carries a note.
-
-Entries match the repository's host as :mod:`magedl.composer.hosts` describes:
-an entry Composer itself would use always wins over one in another spelling
-that Composer would miss, which is still found and reported.
+:func:`find_keys` reads every place Composer reads, in Composer's order, and reports which entry wins
+and which others exist. Rule: no key ever appears in a message, a repr or a log record. The load
+order and host matching: see docs/design.md, "Notes: Marketplace keys".
 """
 
 from __future__ import annotations

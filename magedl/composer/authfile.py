@@ -1,19 +1,9 @@
 """Storing Marketplace keys in an auth.json, and the COMPOSER_AUTH value for CI.
 
-:func:`store_keys` edits the JSON *text* (:func:`magedl.composer.jsonfile.set_entry`):
-it replaces only the host's entry under ``http-basic`` (or inserts it, or
-inserts ``http-basic``), so formatting, key order, other hosts,
-``github-oauth`` tokens and the rest stay byte for byte. The edited text is
-parsed again and compared with the intended data; only if that check fails
-(a defect in the editor, which should not happen) is the file re-serialised
-with Composer's 4-space indent, losing its original formatting.
-
-Writes are atomic (a 0600 temp file in the same folder, fsync, rename, fsync
-of the folder). A new auth.json is created with mode 0600; an existing one
-others can read, a symlinked one, or one inside a web root is refused.
-
-The keys come from :func:`magedl.composer.keys.read_keys`, never from the
-command line.
+Rule: only the host's ``http-basic`` entry changes; every other byte of the file stays as it was, and
+the file is written atomically with mode 0600 (one others can read, a symlink, or one inside a web root
+is refused). The keys come from :func:`magedl.composer.keys.read_keys`, never from the command line.
+See docs/design.md, "Notes: Marketplace keys".
 """
 
 from __future__ import annotations

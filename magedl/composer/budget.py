@@ -1,10 +1,7 @@
 """One byte budget for the Composer metadata bodies a run holds at once (fetched ahead, not yet parsed).
 
-Prefetching a level of the requirement graph in parallel is what makes a large
-closure fast, but every body fetched ahead waits in memory until its lookup
-parses it. The budget caps those bytes for the whole run: a body that does
-not fit is dropped and fetched again when its lookup needs it, and a body is
-given back to the budget the moment it is parsed (it is never kept).
+Rule: a body is given back to the budget the moment it is parsed; a body that does not fit is
+dropped and fetched again when its lookup needs it.
 """
 
 from __future__ import annotations

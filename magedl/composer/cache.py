@@ -1,27 +1,8 @@
 """A Composer mirror's metadata cache, so that re-reading an unchanged repository costs a few requests.
 
-::
-
-    DIR/.magedl/composer-cache/<sha256>.json   metadata bodies, each named by its own sha256
-    DIR/.magedl/composer-cache/index.json      URL -> body sha256, ETag, Last-Modified, stale;
-                                               changes feed URL -> the timestamp to ask from next
-
-Three rules, one per kind of file:
-
-- A file whose URL names its sha256 (repo.magento.com's provider and
-  package files, ``providers-url`` with ``%hash%``) never changes: it is
-  reused without a request (:meth:`MetadataCache.body`).
-- Any other file (``packages.json``, ``p2`` files) is revalidated with the
-  ``ETag`` and ``Last-Modified`` it came with: a 304 costs no body.
-- A repository with a Packagist ``metadata-changes-url`` says what changed
-  since the last run: its ``p2`` files that did not change are reused without
-  a request (:meth:`MetadataCache.follow`); those that did are revalidated.
-
-Bodies are verified against their name whenever read, so a torn or altered
-file is only a miss. They are written without fsync: losing one on a crash
-costs a request, never a wrong answer. The cache is saved (:meth:`save`)
-under the mirror's lock, once the run knows the mirror folder exists, and
-then holds only what the run used, so it never grows beyond one closure.
+Rule: a body is checked against its sha256 name whenever it is read, so a torn or altered file is
+only a miss, never a wrong answer. The three kinds of file and when each is reused: see
+docs/design.md, "Notes: Composer repositories".
 """
 
 from __future__ import annotations

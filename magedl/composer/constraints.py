@@ -1,12 +1,8 @@
-"""Composer version constraints: parsing and matching.
+"""Composer version constraints: parsing and matching, ported from composer/semver.
 
-A port of composer/semver's ``VersionParser::parseConstraints``, its
-``Constraint``/``MultiConstraint`` matching and ``Semver::satisfies``, plus the
-stability flags Composer's root package loader reads from a requirement.
-
-The lower bound of a range includes the bound's pre-releases, as in Composer:
-``>=1.0`` is ``>= 1.0.0.0-dev``, ``^1.2`` is ``>= 1.2.0.0-dev < 2.0.0.0-dev``.
-Dev branches (``dev-main``) match only ``==``/``!=`` constraints that name them.
+Rule: Composer's answers are the specification (see :mod:`magedl.composer.semver`). The lower bound of
+a range includes its pre-releases, as in Composer (``>=1.0`` is ``>= 1.0.0.0-dev``); dev branches
+match only ``==``/``!=`` constraints that name them.
 """
 
 from __future__ import annotations

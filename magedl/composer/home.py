@@ -1,8 +1,7 @@
-"""Where Composer keeps its files: ``$COMPOSER_HOME``, composer.json and the auth.json files.
+r"""Where Composer keeps its files: ``$COMPOSER_HOME``, composer.json and the auth.json files.
 
-Each function computes a path the way Composer does (``Composer\\Factory``)
-and reads nothing but the environment and whether folders exist; the files
-themselves may be missing.
+Each path is computed as Composer does (``Composer\Factory``), from the environment and whether
+folders exist; the files themselves may be missing.
 """
 
 from __future__ import annotations

@@ -1,12 +1,7 @@
 """How Composer matches a repository URL to an ``http-basic`` entry.
 
-Composer looks the entry up by the exact string it derives from the URL
-(``Url::getOrigin``): the host as written, plus ``:port`` whenever the URL
-spells a port, even the default one. :func:`match_entry` is more lenient (host
-compared without case, a port equal to the scheme's default treated as
-absent) so that an entry Composer would miss can still be found and
-reported; it says which kind of match it made, so that an entry Composer
-itself would use can win over one it would miss.
+Rule: :func:`match_entry` says which kind of match it made, so an entry Composer itself would use
+wins over one in a spelling Composer would miss. See docs/design.md, "Notes: Marketplace keys".
 """
 
 from __future__ import annotations

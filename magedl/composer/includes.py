@@ -1,14 +1,8 @@
 """Following a Composer repository's include files, bounded: Satis ``includes`` and Composer 1 ``provider-includes``.
 
-Both kinds may nest, and nothing stops a hostile repository from including a
-file from itself under a new query string each time: walked naively, a file
-that includes itself twice costs 2^depth fetches, each copy's packages kept.
-Here every file is read at most once (by the URL it is requested at), nesting
-stops at :data:`MAX_INCLUDE_DEPTH` (a warning), and a repository naming more
-than :data:`MAX_INCLUDE_FILES` files in all is refused (a FeedError, one line).
-
-A ``%hash%`` a listing gives is put into a URL only when it is a sha256, so a
-listing cannot steer a request either.
+Rule: every file is read at most once (by its URL), nesting stops at :data:`MAX_INCLUDE_DEPTH`, and a
+repository naming more than :data:`MAX_INCLUDE_FILES` files is refused; a ``%hash%`` goes into a URL
+only when it is a sha256. Why: see docs/security.md, "The hostile Composer repository".
 """
 
 from __future__ import annotations

@@ -1,15 +1,8 @@
 """Composer's local JSON files as text: read as strictly as Composer, edit one entry in place.
 
-:func:`parse_json_text` refuses what Composer's parser refuses (a byte-order
-mark, NaN, Infinity) and names the file and the position of a fault, never
-the text around it, which may hold a key.
-
-:func:`set_entry` edits the JSON *text* rather than re-serialising the data:
-it replaces (or inserts) one member of one top-level object and keeps every
-other byte (formatting, key order, line endings, the indent unit) as it was.
-It works from :func:`parse_spans`, a parser that records where each value
-lies in the text. Shapes it does not handle raise :class:`EditError`; the
-caller then re-serialises and loses the formatting.
+Rule: a parse error names the file and the position, never the text around it, which may hold a key.
+:func:`set_entry` edits the text, not the data; a shape it does not handle raises :class:`EditError`
+and the caller re-serialises.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """Marketplace key values: reading them safely, checking their shape, showing them masked.
 
-A Marketplace key pair is a public key (Composer's username) and a private key
-(the password), 32 letters and digits each. Keys are read from a stream or a
-hidden prompt (:func:`read_keys`), never from the command line, which would
-put them in the process list and shell history. No message here quotes a key.
+Rule: keys are read from a stream or a hidden prompt, never from the command line (which would put
+them in the process list and shell history), and no message here quotes one.
 """
 
 from __future__ import annotations

@@ -1,17 +1,8 @@
 """Ask a Composer repository what a pair of Marketplace keys unlocks, as Composer would see it.
 
-:func:`probe` reads ``packages.json`` with the keys, then the files it points
-to in whichever layout the repository uses (provider includes are checked
-against their sha256), counts what each provider group holds, and for each
-package asked about checks that the account may fetch its archive, with a
-one-byte ranged GET (never the whole file). Failures are typed errors with
-a person's explanation and magedl's exit codes: 3 keys refused (the
-server's ``warning`` relayed), 4 keys valid but the package not theirs,
-5 no such package, 7 repository unreachable.
-
-The keys travel only to the repository's own host (:class:`HostBoundAuth`);
-neither key appears in any message: the caller labels them (masked) for
-messages.
+Rule: an archive is checked with a one-byte ranged GET, never fetched whole, and the keys travel only
+to the repository's own host. What it checks and its exit codes: see docs/design.md, "Notes:
+Marketplace keys".
 """
 
 import difflib

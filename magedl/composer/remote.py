@@ -1,17 +1,8 @@
 """Reading a Composer repository over HTTP: the one metadata fetch, and what a refusal means.
 
 :func:`metadata_fetcher` is the ``fetch(url)`` every
-:class:`~magedl.composer.repository.ComposerRepository` reads through, for
-``magedl keys check``, ``magedl doctor`` and ``magedl mirror`` alike: retried
-as every request is, bounded in size, a 401 explained by :func:`refused` with
-the server's own ``warning`` and where the keys came from, and, given a
-:class:`~magedl.composer.cache.MetadataCache`, files reused without a request
-when their name carries their sha256, and revalidated (``If-None-Match``,
-``If-Modified-Since``: a 304 costs no body) otherwise.
-
-What was sent is described by a :class:`KeyNote` per repository, built from
-a :class:`~magedl.composer.auth.KeyLookup` (:func:`note_for_lookup`); no key is
-ever part of a message, only the masked public key and where it was found.
+:class:`~magedl.composer.repository.ComposerRepository` reads through (``keys check``, ``doctor``,
+``mirror``). Rule: no key is ever part of a message, only the masked public key and where it was found.
 """
 
 from __future__ import annotations

@@ -1,30 +1,9 @@
-"""Read a Composer repository, whatever its layout.
+"""Read a Composer repository, whatever its layout (inline, providers, metadata-url).
 
-Three layouts exist (see ``COMPOSER.md``), told apart by ``packages.json``:
-
-``inline``
-    Every package under ``packages`` (name -> {version -> entry}), possibly
-    spread over Satis-style ``includes`` files.
-``providers``
-    Composer 1 style, as repo.magento.com serves it: ``provider-includes``
-    name files that list packages with the sha256 of each package's file,
-    fetched through ``providers-url``; every file is checked against the
-    sha256 its listing gives.
-``metadata-url``
-    Composer 2 (p2): one file per package, ``%package%`` and ``%package%~dev``,
-    possibly minified.  It wins over providers, as in Composer.
-
-The reader is transport-agnostic: it takes ``fetch(url)`` returning the body
-as bytes or as an iterable of byte chunks, and raising magedl errors
-(:class:`~magedl.errors.AuthError` for 401, ``EntitlementError`` 403,
-``NotFoundError`` 404, ``NetworkError``).  A streaming fetch lets the size
-bound stop an endless body before it is all in memory.
-
-Repository data is untrusted: every read is bounded in size
-(:data:`DEFAULT_MAX_BYTES`) and JSON nesting (:data:`MAX_DEPTH`), include files
-are bounded in depth and number (:mod:`magedl.composer.includes`), a name is
-checked before a URL is built from it, and a wrong-typed entry is skipped with a
-warning rather than raising.
+Rule: repository data is untrusted; every read is bounded in size and nesting, includes in depth and
+number, a name is checked before a URL is built from it, and a wrong-typed entry is skipped with a
+warning. The layouts and the ``fetch(url)`` the reader takes: see docs/design.md, "Notes: Composer
+repositories".
 """
 
 from __future__ import annotations

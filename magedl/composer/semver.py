@@ -1,17 +1,8 @@
-"""Composer's version rules: normalization, stability and ordering.
+"""Composer's version rules: normalization, stability and ordering, ported from composer/semver and PHP.
 
-A port of composer/semver's ``VersionParser::normalize`` and ``parseStability``,
-of PHP's ``version_compare`` (which Composer's comparator and constraints rely
-on) and of ``Semver::sort``. Constraint parsing lives in
-:mod:`magedl.composer.constraints`.
-
-Composer's answers are the specification, quirks included: whatever PHP
-accepts is accepted here and whatever it rejects raises
-:class:`~magedl.errors.ConstraintError`. PHP matches regexes against bytes with
-ASCII rules, so every pattern here is compiled with ``re.ASCII``; ``$`` means
-"end, or before a final newline" in both engines. Composer's possessive
-quantifiers need Python 3.11, so a ``(?!\\d)`` look-ahead stands in for them
-where a nested repetition would otherwise backtrack exponentially.
+Rule: Composer's answers are the specification, quirks included; whatever PHP accepts is accepted here
+and whatever it rejects raises :class:`~magedl.errors.ConstraintError`. Why the patterns are written
+as they are: see docs/design.md, "Notes: Composer repositories".
 """
 
 from __future__ import annotations

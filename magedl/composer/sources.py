@@ -1,12 +1,8 @@
 """The places Composer reads HTTP Basic credentials from, and what each one holds for a host.
 
-Composer keeps credentials under ``http-basic`` -> host ->
-``{"username": ..., "password": ...}`` in five places (:class:`Source`). This
-module reads one place at a time and returns the entries that name the
-repository's host (:class:`Entry`), turning every oddity it meets into a
-:class:`Finding` rather than an error, except where Composer itself stops
-(unreadable files, malformed JSON). Which entry wins is :mod:`magedl.composer.auth`'s
-business. Every password met is registered as a secret, whichever host it is for.
+Rule: an oddity is a :class:`Finding`, not an error, except where Composer itself stops (unreadable
+files, malformed JSON); every password met is registered as a secret, whichever host it is for.
+Which entry wins is :mod:`magedl.composer.auth`'s business.
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
 """Magento's downloads API, repo.magento.com and packagist, played on loopback, with faults.
 
-- :mod:`~magedl.emulator.core`: :class:`Emulator`, the server with faults and a request log;
-- :mod:`~magedl.emulator.faults`: :class:`Faults` (the switches) and the hooks that play them;
-- :mod:`~magedl.emulator.recorder`: the request log, and :class:`RecordingServer` (a plain server with one);
-- :mod:`~magedl.emulator.catalogue`: the demo catalogue and its deterministic files;
-- :mod:`~magedl.emulator.composer`: :class:`ComposerRepos`, repo.magento.com and packagist beside it;
-- :mod:`~magedl.emulator.cli`: ``python -m magedl.emulator``.
+Rule: tests wait on the request log, never on time. What each module plays: see docs/design.md,
+"Notes: the emulator".
 """
 
 from magedl.emulator.catalogue import DEMO_MAGEID, DEMO_TOKEN, demo_catalogue, make_file

@@ -1,11 +1,7 @@
 """``python -m magedl.emulator``: the emulator as a process, for demos, scripts and practice by hand.
 
-Once listening it prints shell lines (``export NAME='value'``, comments
-starting with ``#``) that a shell can ``eval``: the URLs it plays and the demo
-credentials. ``--background`` starts it detached, prints the same lines and
-returns, so one terminal is enough. Ports are fixed by default, so keys
-stored for the emulated repo.magento.com (``127.0.0.1:8781``) still work
-after a restart.
+Rule: what it prints once listening is shell that ``eval`` can run (``export NAME='value'`` lines and
+``#`` comments), and its ports are fixed by default, so keys stored for it survive a restart.
 """
 
 from __future__ import annotations

@@ -1,14 +1,8 @@
 """repo.magento.com and packagist on loopback, beside the downloads API, in the same process.
 
-The answers come from the pure handlers of :mod:`magedl.emulator.composer_apps`
-over the fixture graph of :mod:`magedl.emulator.composer_graph`; here each is
-carried by a :class:`~magedl.emulator.recorder.RecordingServer` (the server
-of ``serve``, with a request log), on its own port: the real repositories'
-metadata uses root-relative URLs (``/p2/%package%.json``), so each must own
-the root of its address.
-
-Marketplace keys are deterministic fakes, one pair per kind of entitlement
-(:data:`DEMO_KEYS`): Open Source, Commerce, disabled, lapsed.
+Rule: each repository owns the root of its own address (their metadata uses root-relative URLs such as
+``/p2/%package%.json``), so each is a :class:`~magedl.emulator.recorder.RecordingServer` on its own
+port. :data:`DEMO_KEYS` holds one fake key pair per kind of entitlement.
 """
 
 from __future__ import annotations

@@ -1,30 +1,7 @@
 """repo.magento.com and packagist, played over a fixture :class:`~magedl.emulator.composer_graph.Graph`.
 
-Pure request handlers: ``handle(method, path, headers) -> Reply``, no
-sockets, so any HTTP server (the project's emulator, a test's
-``ThreadingHTTPServer``) can carry them.  What they answer follows
-``COMPOSER.md``:
-
-:class:`MagentoRepoApp`
-    Basic auth on every path with Marketplace keys, each key an
-    :class:`Entitlement`; 401 with a JSON ``warning`` for missing or invalid
-    keys; a personalised ``packages.json`` in the ``providers`` (as seen in
-    2024), ``inline`` (older) or ``metadata-url`` layout; provider and package
-    files named by their sha256; archives under ``/archives/`` with SHA-1
-    shasums, 403 for an archive the key is not entitled to.
-:class:`PackagistApp`
-    The Composer 2 (p2) layout without auth: ``available-packages``,
-    minified ``p2`` files, ``~dev`` files for branches, GitHub-like zipballs
-    under ``/dists/``.
-
-Both answer HEAD, single byte ranges and conditional requests (every 200
-carries an ``ETag`` and a ``Last-Modified``; ``If-None-Match`` and
-``If-Modified-Since`` get 304), can be told to ``throttle`` the next requests
-(429/503 with ``Retry-After: 1``) and to ``tamper`` with a file (an archive
-served altered while its listing keeps the old SHA-1 or sha256).  Packagist
-also answers its ``metadata-changes-url`` feed, fed by :meth:`PackagistApp.touch`.
-Dist URLs are absolute, built from the ``base_url`` given to ``handle`` or the
-constructor, else from the request's Host header.
+Rule: these are pure request handlers, ``handle(method, path, headers) -> Reply``, with no sockets,
+so any HTTP server can carry them. What each answers: see docs/design.md, "Notes: the emulator".
 """
 
 from __future__ import annotations

@@ -1,18 +1,8 @@
 """A small, realistic Composer dependency graph with real zip archives.
 
-Built for tests and the emulated repositories (:mod:`magedl.emulator.composer_apps`):
-Magento Open Source 2.4.7 and 2.4.7-p1 (project, product metapackage, a few
-modules with exact pins and ``103.0.*`` ranges, ``magento2-base``), a Commerce
-product and module, and the third-party packages they pull from packagist
-with their own ranges (``psr/log: ^1 || ^2 || ^3``), including a beta and a
-dev branch.
-
-Everything is deterministic for a seed: references, file contents, zip
-timestamps.  Archives are shaped like their real counterparts:
-repo.magento.com zips hold their files at the root; packagist (GitHub
-zipball) zips hold one top folder ``<vendor>-<name>-<short ref>/``.
-``magento/magento2-base`` contains an empty directory entry, as the real one
-does, so a mirror that re-zips archives is caught.
+Rule: everything is deterministic for a seed (references, file contents, zip timestamps), and the
+archives are shaped like their real counterparts. What the graph holds: see docs/design.md, "Notes:
+the emulator".
 """
 
 from __future__ import annotations

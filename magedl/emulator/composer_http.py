@@ -1,9 +1,7 @@
 """What both emulated Composer repositories share (:mod:`magedl.emulator.composer_apps`).
 
-Replies as plain values; every 200 with an ``ETag`` (a hash of its body) and
-a ``Last-Modified``, answered 304 to ``If-None-Match`` / ``If-Modified-Since``;
-single byte ranges (:func:`magedl.ranges.parse_range`); HEAD; a request
-log; throttling (429/503 with ``Retry-After``) and tampering, for tests.
+Replies as plain values, validators and 304s, single byte ranges, HEAD, a request log, throttling and
+tampering for tests.
 """
 
 from __future__ import annotations

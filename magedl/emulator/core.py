@@ -1,12 +1,8 @@
 """The emulator: Magento's downloads API on loopback, with switches for its failures.
 
-The real service cannot be reached from our machines and is known mostly by
-what goes wrong with it.  :class:`Emulator` is a real HTTP server on loopback
-(:class:`magedl.server.ApiServer`) serving the demo catalogue behind Basic
-auth, with :class:`~magedl.emulator.faults.Faults` that reproduce each
-reported or plausible misbehaviour and a request log tests synchronise on.
-
-Run ``python -m magedl.emulator --help`` for the command line.
+:class:`Emulator` is the real server of ``serve`` (:class:`magedl.server.ApiServer`) with the demo
+catalogue behind Basic auth, :class:`~magedl.emulator.faults.Faults` for each known or plausible
+misbehaviour of the service, and a request log tests wait on.
 """
 
 from __future__ import annotations

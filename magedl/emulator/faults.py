@@ -1,10 +1,8 @@
 """The emulator's fault switches, and the hooks that play them on the server.
 
-Each :class:`Faults` field reproduces one reported or plausible misbehaviour
-of the downloads service. :class:`FaultHooks` applies them at the server's
-extension points (:class:`magedl.server.Hooks`) and keeps the request log
-(:class:`~magedl.emulator.recorder.Recorder`); bodies are throttled, cut or
-stalled by wrapping the reply's stream (:class:`Pacing`).
+Each :class:`Faults` field reproduces one misbehaviour of the downloads service; :class:`FaultHooks`
+plays them at the server's :class:`magedl.server.Hooks`, and :class:`Pacing` throttles, cuts or
+stalls a reply's body.
 """
 
 from __future__ import annotations

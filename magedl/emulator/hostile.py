@@ -1,16 +1,7 @@
 """A hostile Composer repository on loopback: every document is the adversary's choice.
 
-The other emulated repositories (:mod:`magedl.emulator.composer`) play the
-real services faithfully; this one plays a compromised or look-alike
-repository, for the tests of ``docs/security.md`` (section 1). A test gives
-the documents (path -> bytes, or a function of the query string), the server
-answers them on its own port and logs every request with whether it carried
-credentials, so a test can prove that keys never went to a path a name chose.
-
-The module also builds the documents of the known attacks (:func:`minified_bomb`,
-:func:`self_including`, :func:`p2_root`), and :data:`ATTACKS` names whole
-repositories for ``python -m magedl.emulator --composer-hostile ATTACK``, each
-with the package to ask for (``--composer-require evil/root``).
+Rule: every request is logged with whether it carried credentials, so a test can prove keys never
+went where a name chose. The attacks it plays: docs/security.md, "The hostile Composer repository".
 """
 
 from __future__ import annotations

@@ -1,12 +1,8 @@
 """A request log for tests: every request a server saw, how it answered, how many bytes went out.
 
-:class:`Recorder` plugs into :class:`magedl.server.Hooks`; :class:`RecordingServer`
-is an :class:`~magedl.server.ApiServer` with one. Tests synchronise on the log
-with :meth:`RecordingServer.wait_for`, which wakes on every body chunk read
-for sending and on every finished request, so no test has to sleep and hope.
-
-A record enters the log just before the last bytes of its reply leave, so a
-client holding a complete response can already read its record in the log.
+Rule: a record enters the log just before the last bytes of its reply leave, so a client holding a
+complete response can already read its record; :meth:`RecordingServer.wait_for` wakes on every body
+chunk and finished request, so no test has to sleep and hope.
 """
 
 from __future__ import annotations

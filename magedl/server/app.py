@@ -1,15 +1,8 @@
 """An HTTP server that answers in the shape of Magento's downloads API (``magedl serve``).
 
-It serves whatever a *store* holds (:mod:`magedl.server.stores`): a mirror
-folder, or an in-memory catalogue. It is stdlib only and speaks HTTP/1.1 with
-keep-alive; every response carries a Content-Length. Connections are held
-by :mod:`magedl.server.connections`, which bounds how many there are and how
-long a request head may take, so idle or slow clients cannot lock others out.
-
-The extension point is :class:`Hooks`: a few methods, each neutral by
-default, called at the points where the answer may be changed or observed.
-The emulator (:mod:`magedl.emulator`) plugs its faults and its request log
-in there; ``serve`` uses none.
+It serves whatever a store holds (:mod:`magedl.server.stores`). Rule: every response carries a
+Content-Length. :class:`Hooks` is the one extension point (the emulator's faults and request log);
+``serve`` uses none.
 """
 
 from __future__ import annotations
@@ -183,6 +176,7 @@ class ApiServer:
             except OSError:
                 pass
         self._listener.close()
+        self._workers.wait_ended(5)  # the answers in flight finish (and are logged) before stop returns
 
     def __enter__(self):
         return self.start()

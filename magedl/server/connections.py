@@ -1,28 +1,8 @@
 """Connections of the server: accepted, read up to a whole request head, handed to a worker.
 
-A thread per connection (what :mod:`http.server` does) lets idle clients
-win: each one that sends half a request head holds a thread and a file
-descriptor for as long as it likes, and a thousand of them lock everybody
-out. Here one thread watches every connection that is waiting for a
-request head, with :mod:`selectors` (no polling, no busy loop):
-
-- a connection gets a thread only once its whole head is in, so idle
-  clients cost a socket and a small buffer, never a thread;
-- the whole head must arrive within ``head_timeout`` seconds (in total, not
-  per read) and fit in ``max_head`` bytes, else the connection is closed;
-- at most ``max_connections`` connections are held (fewer when the process
-  may not open that many files: each needs a socket and a file to answer
-  from, and the process keeps some for itself); when a new one arrives
-  at the cap, the one that has waited longest for its head is closed to make
-  room, so a crowd of idle clients cannot starve a client that sends its
-  request at once; when every held connection is busy being answered, new
-  ones wait in the kernel's accept queue until one is done;
-- after a reply, a keep-alive connection comes back here to wait for its
-  next request (``idle_timeout``), so it holds no thread while idle either;
-  unless that request is already there, or comes within ``linger`` seconds
-  (a client that asks again at once: a download tool, Composer): then the
-  worker reads it itself (:func:`next_head`), which spares two hand-overs
-  between threads per request.
+Rule: a connection gets a thread only once its whole head is in, so an idle or slow client costs a
+socket and a small buffer, never a thread. The cap, the deadlines and keep-alive: see docs/design.md,
+"Notes: the server".
 """
 
 from __future__ import annotations

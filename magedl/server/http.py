@@ -1,19 +1,8 @@
 """HTTP/1.1 for the server, as pure functions: request heads in, reply heads out.
 
-The server reads a whole request head before it gives the connection a
-thread (see :mod:`magedl.server.connections`), so parsing works on bytes
-already in memory and every limit is checked here, in one place: the head's
-size, the shape of the request line (HTTP/1.0 and 1.1 only; an HTTP/0.9
-line is answered 400 at once, without waiting for headers it will never
-send), the number of header lines, and a ``Content-Length`` that must be a
-sane number.
-
-Header lines are parsed strictly (RFC 9112 sections 3.2, 5 and 6.3): what a
-lenient parser accepts and a proxy in front reads differently is how one
-connection's bytes become two different requests. The parser is written
-here rather than taken from h11, which refuses the same heads but takes
-about twice as long per request (the README's section on serving at scale
-has the figures), and would be a dependency for one function.
+Rule: header lines are parsed strictly (RFC 9112 sections 3.2, 5 and 6.3), and every limit on a head
+is checked here, in one place; what a lenient parser accepts and a proxy reads differently is how one
+connection's bytes become two requests. Why not h11: see docs/design.md, "Notes: the server".
 """
 
 from __future__ import annotations

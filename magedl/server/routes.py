@@ -1,10 +1,8 @@
 """What each path answers, from a store: ``info/...`` and ``file/...`` (the downloads API), ``composer/...``,
 and any other file a mirror folder publishes (:func:`static_reply`).
 
-Every answer costs the same however large the mirror: the feed comes parsed
-from the store's snapshot (:mod:`magedl.server.snapshot`), tables rendered
-from it are kept with it, and files go out with ``sendfile``
-(:mod:`magedl.server.writer`).
+Rule: an answer costs the same however large the mirror; the feed and the tables come from the
+store's snapshot (:mod:`magedl.server.snapshot`), files go out with ``sendfile``.
 """
 
 from __future__ import annotations

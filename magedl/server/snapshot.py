@@ -1,11 +1,7 @@
 """One version of a catalogue's feed, parsed once and shared by every request that sees that version.
 
-Parsing a feed, collecting the file names it lists and rendering its tables
-all cost in proportion to the mirror; answering one request must not. So a
-store keeps a :class:`FeedSnapshot` per version of its feed (a mirror
-folder re-validates it on each request by ``info/json``'s fingerprint, see
-:class:`~magedl.server.stores.DirStore`), and what is derived from it is
-computed once, on first use.
+Rule: nothing a request does may cost in proportion to the mirror; what is derived from the feed is
+computed once per version, on first use.
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
 """The threads that answer requests: started when needed, kept while busy, reused when idle.
 
-A thread started per request costs more than answering a small file does
-(the start, and the hand-over to the new thread); one kept waiting for the
-next job costs only the hand-over. Threads beyond what the load needs end
-after ``idle_seconds`` without work, so a burst leaves no crowd behind.
-The connection loop (:mod:`magedl.server.connections`) bounds how many
-connections are held, and so how many jobs can run at once.
+A thread started per request costs more than answering a small file does, so threads wait for the
+next job, and those beyond what the load needs end after ``idle_seconds`` without work.
 """
 
 from __future__ import annotations
@@ -35,6 +31,7 @@ class Workers:
         # One permit per thread waiting for work: a job that takes one is sure to find a taker.
         self._idle = threading.Semaphore(0)
         self._lock = threading.Lock()
+        self._ended = threading.Condition(self._lock)  # notified as each thread ends
         self._threads = 0
         self._stopped = False
 
@@ -52,8 +49,9 @@ class Workers:
             try:
                 threading.Thread(target=self._run, name=self.name, daemon=True).start()
             except BaseException:
-                with self._lock:
+                with self._ended:
                     self._threads -= 1
+                    self._ended.notify_all()
                 raise
         self._jobs.put(job)
 
@@ -64,6 +62,15 @@ class Workers:
             count = self._threads
         for _ in range(count):
             self._jobs.put(None)
+
+    def wait_ended(self, timeout: float) -> bool:
+        """After :meth:`stop`: wait until every thread has ended (its job done); False if *timeout* came first.
+
+        So a stopped server has finished what it was answering, its access log
+        lines included, and nothing it started still runs.
+        """
+        with self._ended:
+            return self._ended.wait_for(lambda: self._threads == 0, timeout)
 
     @property
     def threads(self) -> int:
@@ -88,5 +95,6 @@ class Workers:
                         return
                 self._idle.release()
         finally:
-            with self._lock:
+            with self._ended:
                 self._threads -= 1
+                self._ended.notify_all()

@@ -1,16 +1,7 @@
 """Writing replies to a client's socket, and reading the request bodies nobody needs.
 
-A file from a mirror goes out with ``sendfile``: the kernel copies it from
-the page cache to the socket, so a large archive costs no Python loop and
-no copy through user space, and a small one costs two system calls (the
-head, sent with ``MSG_MORE`` so it shares a packet with the body, then the
-file). A body that is not a plain file (bytes in memory, or a stream a hook
-wrapped) is written in chunks.
-
-Time limits are the kernel's (``SO_SNDTIMEO``, ``SO_RCVTIMEO``) on a blocking
-socket: a write that makes no progress for ``io_timeout`` seconds fails,
-and no call pays for a ``poll`` first, as Python's own socket timeouts do.
-Where the kernel has no such option, Python's timeout is used instead.
+Rule: a write that makes no progress for ``io_timeout`` seconds fails. Why ``sendfile`` and the
+kernel's socket timeouts: see docs/design.md, "Notes: the server".
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """What to tell a person when the server refuses them or the base URL leads nowhere.
 
-A 401 is explained from what was sent and where each value came from
-(:class:`magedl.config.Sources`), never with the secret itself; the advice
-to generate a new token (which disables the old one on every build host) is
-given only when the token is the likely cause. A 404 on the catalogue names
-the URL tried and recognises the common base URL mistakes.
+Rule: a refusal is explained from what was sent and where each value came from, never with the secret
+itself; the advice to generate a new token (which disables the old one on every build host) is given
+only when the token is the likely cause.
 """
 
 import difflib

@@ -1,10 +1,7 @@
 """The catalogue: the ``info/json`` feed as release records, and filters on them.
 
-The feed is an object keyed by category (``ce-full``, ``ee-full``,
-``ce-patch``, ``ee-patch``, ``other`` and possibly unknown ones). A category
-holds either an object mapping version -> list of entries, or a plain list of
-entries. The feed is old and loosely kept, so a bad entry is skipped with a
-warning instead of failing the whole listing.
+Rule: the feed is old and loosely kept, so a bad entry is skipped with a warning instead of failing
+the whole listing. The feed's shape: see docs/service.md, "The JSON feed".
 """
 
 import dataclasses

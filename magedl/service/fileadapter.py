@@ -1,14 +1,9 @@
 """Reading a mirror folder: the ``file://`` transport, and the one rule for what a folder publishes.
 
-:func:`open_published` is how magedl reads any file of a mirror folder that
-came from elsewhere, whether ``get`` and ``mirror`` read it as a ``file://``
-source or ``serve`` publishes it: confined to the folder, no link followed,
-regular files of their own only, never one of magedl's side files.
-
-:class:`FileAdapter` answers ``file://`` requests the way a static web server
-would (200, 206 for a single Range, 416, 404, Content-Length, Last-Modified),
-which lets the transfer engine treat a folder on a USB disk exactly as it
-treats the real service.
+Rule: every file of a mirror folder that came from elsewhere is read through :func:`open_published`,
+confined to the folder, no link followed, regular files of their own only, never one of magedl's side
+files. :class:`FileAdapter` answers ``file://`` as a static web server would, so the transfer treats a
+folder on a USB disk as it treats the service.
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
 """A failed request as a typed error: what requests and urllib3 raise, told apart and worded for people.
 
-Transient failures (a cut, a timeout, a refused connection) are retried by
-:class:`~magedl.service.retry.RetryPolicy`; final ones (TLS verification, an
-unknown host, a proxy asking for credentials, an invalid URL, a refused
-connection to a literal or loopback address that never answered in this run)
-are not. The
-message names the host and the cause, never a credential.
+Rule: the message names the host and the cause, never a credential. Which failures are transient
+(retried) and which final: see docs/design.md, "Notes: the downloads service".
 """
 
 import ipaddress

@@ -1,9 +1,7 @@
 """Retry policy: exponential backoff with jitter, honouring Retry-After.
 
-Only :class:`~magedl.errors.TransientError` is retried; 401, 403 and 404 map
-to other error types and so are never retried. A download that keeps moving
-forward is not penalised: the attempt budget counts consecutive attempts that
-made no progress, so a flaky link that drops every 100 MB still finishes.
+Rule: only :class:`~magedl.errors.TransientError` is retried, and the attempt budget counts
+consecutive attempts that made no progress, so a flaky link that keeps moving still finishes.
 """
 
 import logging

@@ -1,9 +1,7 @@
 """Tell an archive from an error page by its first bytes.
 
-The service is known to answer bad credentials or missing entitlement with a
-short text or an HTML page and status 200; a client that trusts the status
-saves that page as ``Magento-CE-2.4.0.tar.gz``. These checks run on the first
-bytes of a body before any of it is kept.
+Rule: these checks run on the first bytes of a body before any of it is kept; the service answers bad
+credentials with a page and status 200 (see docs/service.md, "Failure modes reported by users").
 """
 
 import re

@@ -1,14 +1,7 @@
 """The plain-text endpoints: parse them (client) and render them (emulator, mirrors).
 
-``info/files`` and ``info/filter/...`` answer with a table::
-
-    File Description  File Type  Md5 Hash  Publication Date  Version  File Name
-    ---------------------------------------------------------------------------
-    Magento CE 2.4.6  ce-full    0123...   2023-03-14 10:00:00  2.4.6  Magento-CE-2.4.6.tar.gz
-
-Columns are separated by two or more spaces, and the column set has changed
-over the years (2015 output had no md5 or date), so rows are read by the
-header's column names. ``info/versions`` answers with one block per edition.
+Rule: rows are read by the header's column names, since the column set has changed over the years.
+The formats: see docs/service.md, "Endpoints".
 """
 
 import re

@@ -1,11 +1,7 @@
 """Connections opened ahead of need, and how far away the server is.
 
-A small file over a long link costs round trips, not bytes: a new HTTPS
-connection takes one for TCP and one for TLS before its request takes a
-third. :meth:`Client.warm_up <magedl.service.api.Client.warm_up>` opens
-connections to the service in the background while the feed is being
-fetched, so the downloads that follow find them ready in the pool; the time
-the first one takes says whether the server is far enough for that to pay.
+Connections to the service are opened in the background while the feed is fetched, so the downloads
+that follow find them in the pool. Why: see docs/design.md, "Notes: the downloads service".
 """
 
 import logging

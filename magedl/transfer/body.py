@@ -1,23 +1,8 @@
 """A response body as blocks of bytes, read with as few Python steps per byte as the socket allows.
 
-Over TLS a socket read returns one record (16 KiB) at a time, so reading
-through urllib3's ``read1`` costs a pass through three libraries per 16
-KiB; the Python overhead, not the decryption, then bounds the transfer. When
-the body is a plain one with a known length (the usual case for a file),
-:func:`body` fills each block itself, one socket read after another into the
-same buffer, and keeps http.client's count of what is left, so the
-connection goes back to the pool for the next request once the body is done.
-Those blocks are views of page-aligned buffers from a
-:class:`magedl.transfer.pipeline.Buffers`, and a block cut short on a slow
-link still ends on a page (the rest starts the next one), so the writer can
-send them to the disk directly (:mod:`magedl.transfer.disk`). Anything else
-(chunked, encoded, no length, not urllib3 and http.client underneath, a
-``file://`` answer) is read through ``read1``. Whether the urllib3 public
-``readinto`` would do as well is measured in ``docs/transfer.md``.
-
-Either way a cut connection loses nothing already received: a block is
-handed on with the bytes that arrived before the error, and the error is
-raised after it.
+Rule: a cut connection loses nothing already received; a block is handed on with the bytes that
+arrived before the error, and the error is raised after it. Why the body is read this way: see
+docs/transfer.md, "Reading a body".
 """
 
 import errno

@@ -1,23 +1,8 @@
 """Moving finished downloads into place in batches, without weakening what a power cut leaves.
 
-A finished file is synced, renamed to its final name, and its folder synced,
-so a file under its final name is always complete. Done one file at a time
-that is two disk flushes per file, most of a small file's cost, and the job
-waits for both before it can start the next file. With a :class:`Committer`
-(one per :func:`magedl.transfer.fetch.fetch_many` run) a job hands the
-finished file over and goes on; the committer's thread takes every file
-handed over since its last batch, syncs them, renames each whose sync
-succeeded, then syncs each folder once. Only then is each file reported, so
-what a caller sees is unchanged: a file reported as fetched is complete and
-durably in place, and it keeps its lock until then. Only the flushes are shared.
-
-A batch is synced per filesystem (its files grouped by ``st_dev``: a
-sub-folder may be another mount): a lone file with its own ``fdatasync``;
-several with one ``syncfs`` where the kernel reports writeback errors through
-it (Linux 5.8 and later; before, it returned 0 even after one), otherwise
-writeback of all started first and then each file's ``fdatasync``. A file
-whose sync failed is never renamed: it keeps its partial name and sidecar,
-and its error is reported (invariant 5 of :mod:`magedl.transfer`).
+Rule: a file whose sync failed is never renamed, and a file is reported as fetched only once it is
+synced, renamed and its folder synced (invariant 5 of :mod:`magedl.transfer`). The batching and the
+per-filesystem sync: see docs/transfer.md, "Committing a finished file".
 """
 
 import logging

@@ -1,32 +1,8 @@
 """How a download's bytes reach its partial file: whole pages straight to the disk, the rest through the page cache.
 
-A write through the page cache copies every byte once more (into the cache)
-and leaves the kernel to write the pages back later, and the final fsync to
-wait for them; on a fast link that is CPU the md5 needs (figures in
-``docs/transfer.md``). A write with ``O_DIRECT`` goes from our buffer
-to the disk: no copy, nothing left dirty. It needs a page-aligned buffer, a
-page-aligned offset and a whole number of pages, which the blocks of
-:mod:`magedl.transfer.body` are (aligned buffers, filled in whole pages),
-and it returns once the disk has the bytes, so it suits a disk faster than
-the link. :class:`Disk` therefore writes direct only
-
-* blocks that qualify (anything else, such as the last partial page, goes
-  through the page cache: the two never share a page, and Linux keeps them
-  coherent);
-* while the filesystem takes it (tmpfs refuses ``O_DIRECT`` at open, some
-  filesystems refuse a write: ``EINVAL`` turns it off for the file);
-* while the disk keeps up: a rate under :data:`SLOW_DISK` (a network
-  filesystem, a spinning disk) turns it off too, since there the page
-  cache's write-behind is what hides the disk.
-
-One writer per file (invariant 4 of :mod:`magedl.transfer`): a direct write
-and a cached write never share a page, because a direct write covers whole
-pages from a page boundary and a short one leaves its rest to the page
-cache, in the same call, before the next block is written.
-
-Durability is unchanged: the bytes a sidecar counts and the finished file
-are still synced with ``fdatasync`` (which also flushes the disk's cache
-for the direct writes) before they are relied on.
+Rule: a direct write and a cached write never share a page (invariant 4 of :mod:`magedl.transfer`);
+a short direct write leaves its rest to the page cache in the same call, before the next block.
+When direct writes are used and when they stop: see docs/transfer.md, "Writing to the disk".
 """
 
 import errno

@@ -11,8 +11,7 @@ Scripted builds import these instead of shelling out::
         result = magedl.fetch_release(client, release, "downloads/", TransferOptions(connections=4))
         print(result.path, result.md5)
 
-Every failure is a :class:`magedl.errors.MagedlError` subclass whose
-``exit_code`` says what kind it is.
+Every failure is a :class:`magedl.errors.MagedlError` subclass whose ``exit_code`` says what kind it is.
 """
 
 import collections

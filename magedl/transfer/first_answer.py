@@ -1,7 +1,6 @@
 """The first answer of a download: the whole file asked for, its head sniffed, the transfer planned.
 
-What follows it (the worker pool, ranges for the rest) is
-:mod:`magedl.transfer.workers`; the orchestration around both is
+What follows it is :mod:`magedl.transfer.workers`; the orchestration around both is
 :mod:`magedl.transfer.one_file`.
 """
 

@@ -1,19 +1,8 @@
 """Hash a file in order as its bytes are written: from the written blocks, or read back from the file.
 
-Segmented transfers write a file out of order; md5 and sha256 must see it in
-order. The writer hands each block to the hasher once the block is in the
-file (:meth:`Hasher.add`); a block that continues exactly where the hashed
-stream ends is hashed from memory, and the hasher gives its buffer back
-afterwards. Other blocks (later segments' bytes, landing out of order) are
-read back from the file once the writer says the prefix before them is
-complete (:meth:`Hasher.written_up_to`). So the hasher only ever sees bytes
-the file holds (invariant 2 of :mod:`magedl.transfer`), and the file is never
-read a second time after the download.
-
-:class:`Hasher` runs on its own thread (hashlib releases the interpreter
-lock on large buffers, so md5 runs on the second core while the network and
-the writer go on); :class:`InlineHasher` does the same work on the caller's
-thread, for files too small to be worth a thread.
+Rule: the hasher sees only bytes the file holds (invariant 2 of :mod:`magedl.transfer`); a block is
+hashed from memory only after the writer has put it in the file. See docs/transfer.md, "One pass
+over a file".
 """
 
 import collections

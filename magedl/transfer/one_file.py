@@ -1,21 +1,8 @@
 """One file from URL to disk, resumed and verified: the orchestrator.
 
-The life of a download::
-
-    NAME.magedl-lock        held (flock) while a process works on NAME
-    NAME.magedl-part        the bytes received so far        } magedl.transfer.partial
-    NAME.magedl-part.json   what resuming needs (the sidecar) }
-    NAME                    appears (atomic rename) only once complete and verified
-
-A run takes the lock, skips a file already present and verified, continues
-a partial file a sidecar vouches for (from any source: the md5 check at the
-end, or the validators, prove it is the same file) or starts afresh, and
-moves the result into place only once its md5 matches. A resumed file whose
-md5 is wrong is fetched once more, whole. The passes over the partial file
-(the first response, the connections, ranges) are
-:mod:`magedl.transfer.first_answer` and :mod:`magedl.transfer.workers`.
-
-Nothing here prints: progress goes to a callback and warnings to the logger.
+Rule: the result moves under its final name only once its md5 matches (a resumed file whose md5 is
+wrong is fetched once more, whole). Nothing here prints: progress goes to a callback, warnings to the
+logger. The side files and the life of a download: see docs/transfer.md, "The side files".
 """
 
 import logging

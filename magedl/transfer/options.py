@@ -1,9 +1,7 @@
 """The knobs of a transfer, as small frozen values passed down whole.
 
-:class:`TransferOptions` is what a user chooses (the command line renders its
-defaults into the help text from here, the library takes it as one argument).
-:class:`Tuning` holds the engine's internal thresholds, so tests pass a small
-one instead of patching module globals.
+:class:`TransferOptions` is what a user chooses (the command line renders its defaults from here);
+:class:`Tuning` holds the engine's thresholds, so tests pass a small one instead of patching globals.
 """
 
 from dataclasses import dataclass, field

@@ -1,16 +1,8 @@
 """The partial file and its sidecar: what survives a killed run, and what a later run may trust.
 
-::
-
-    NAME.magedl-part        the bytes received so far (space for the rest may be reserved)
-    NAME.magedl-part.json   the sidecar: format, md5, source, size, validators, segments
-
-The sidecar is written only after the bytes it counts are synced, with an
-atomic, fsynced replace, so after a power cut it never claims bytes the
-partial file lacks. It is read as untrusted input: a sidecar that is
-corrupt, from an older magedl (no ``format``), from a newer one or another
-tool, or for another version of the file is discarded with an info line,
-never trusted. Every open refuses a symlink planted at these paths.
+Rule: the sidecar is read as untrusted input and written only after the bytes it counts are synced,
+so after a power cut it never claims bytes the partial file lacks. See docs/transfer.md, "The side
+files".
 """
 
 import errno

@@ -1,26 +1,8 @@
 """Blocks from the network into the file and the hash, in that order: network -> writer -> hasher.
 
-Network threads read the body into buffers and :meth:`Pipeline.put` each
-block with its offset. The writer writes it (:class:`magedl.transfer.disk.Disk`),
-counts it as written (the ``written`` callback, which returns the completed
-prefix of the file), and hands it to the hasher, which hashes it from memory
-if it continues the hashed stream, or else reads it back from the file once
-the prefix before it is complete (:mod:`magedl.transfer.hashing`). The rules
-all stages keep are the invariants in :mod:`magedl.transfer`.
-
-Buffers come from :class:`Buffers`, a free list of page-aligned buffers of
-one size: the stage that is last to hold a block gives its buffer back (the
-hasher after hashing it, the writer when the hasher does not take it). A
-block that is dropped on the way (an error, a cancel) is simply not given
-back: the free list then makes a new buffer, and the old one is freed with
-its last reference.
-
-Two modes. A small file (:class:`InlinePipeline`) is written and hashed on
-the caller's thread, through the page cache: threads and a second descriptor
-would cost more than they save. A large one (:class:`Pipeline`) has a writer
-thread and a hasher thread, so the network thread never waits for the disk
-and md5 runs beside both; a block the hasher will take from memory is
-written direct (``O_DIRECT``), one it will read back goes through the page cache.
+Rule: a buffer goes back to the free list only from the last stage that holds it (invariant 4 of
+:mod:`magedl.transfer`). The stages, the two modes and the back-pressure: see docs/transfer.md,
+"One pass over a file".
 """
 
 import collections

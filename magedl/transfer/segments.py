@@ -1,12 +1,7 @@
 """Byte ranges of one file: how a transfer is cut into segments and shared by connections.
 
-A transfer is a list of :class:`Segment`; a plain download is a single
-segment from 0 to the end. The sidecar (:mod:`magedl.transfer.partial`)
-records each segment's progress, so after ``kill -9`` every segment resumes
-where its last recorded byte ended.
-
-The sizes (piece, smallest split, alignment) come from
-:class:`magedl.transfer.options.Tuning`.
+Rule: a split cuts at or beyond what the segment's worker has received, never at what is merely
+written (invariant 1 of :mod:`magedl.transfer`). The sizes come from :class:`magedl.transfer.options.Tuning`.
 """
 
 from dataclasses import dataclass

@@ -1,9 +1,7 @@
 """What the downloads of one run share: the committer and a budget of connections to the host.
 
-:func:`magedl.transfer.fetch.fetch_many` gives each download a
-:class:`Shared`; a download on its own (:func:`magedl.transfer.one_file.download`)
-has none, and then syncs its file itself and opens as many connections as
-its options allow.
+A download without a :class:`Shared` (:func:`magedl.transfer.one_file.download` on its own) syncs
+its file itself and opens as many connections as its options allow.
 """
 
 import threading

@@ -1,16 +1,7 @@
 """One pass of a download over its partial file: the connections filling its segments.
 
-A pass either continues a first response (a plain GET, already open, whose
-head was sniffed: :func:`magedl.transfer.first_answer.open_whole_file`) or the
-segments a sidecar recorded. Each segment is filled
-by a worker with its own retries, by ``Range`` + ``If-Range`` requests. When
-the source allows splitting, more workers join if one connection proves slow
-(or at once, when not adaptive); a worker that finishes early splits the
-largest remaining segment. Their blocks go through a
-:mod:`magedl.transfer.pipeline` (writer, then hasher). Anything showing the
-partial data cannot be continued raises :class:`StartOver`, and the caller
-begins a fresh pass. The rules kept here (one writer per byte, counted as
-written) are the invariants in :mod:`magedl.transfer`.
+Rule: anything showing the partial data cannot be continued raises :class:`StartOver`, and the caller
+begins a fresh pass. How connections join and split: see docs/transfer.md, "One pass over a file".
 """
 
 import logging

@@ -12,6 +12,7 @@ import select
 import socket
 import subprocess
 import sys
+import threading
 from contextlib import closing, contextmanager
 
 import pytest
@@ -259,3 +260,25 @@ def test_stalled_reads_do_not_block_the_server(store):
             sock.sendall(b"GET /file/big.tar.gz HTTP/1.1\r\nHost: x\r\n\r\n")
             assert select.select([sock], [], [], 10)[0]  # the answer has begun, and is not read
             assert requests.get(server.base_url + "info/help", timeout=10).status_code == 200
+
+
+def test_a_stopped_server_has_finished_and_logged_what_it_was_answering(store):
+    # A log line written after the reply went out (as an access log is) is there once stop() returns:
+    # tests and a SIGTERM'd serve see every answer logged, and nothing the server started still runs.
+    lines, logging_now, release = [], threading.Event(), threading.Event()
+
+    def slow_log(line):
+        logging_now.set()
+        release.wait(30)
+        lines.append(line)
+
+    server = ApiServer(store, access_log=slow_log).start()
+    raw(server.port, b"GET /info/help HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert logging_now.wait(30)
+    stopper = threading.Thread(target=server.stop)
+    stopper.start()
+    stopper.join(0.5)
+    assert stopper.is_alive(), "stop() returned while an answer was still being logged"
+    release.set()
+    stopper.join(30)
+    assert not stopper.is_alive() and len(lines) == 1 and " 200 " in lines[0]

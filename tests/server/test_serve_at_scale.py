@@ -106,39 +106,47 @@ def test_a_feed_that_does_not_parse_is_the_empty_feed(mirror):
         assert requests.get(server.base_url + "file/" + NAMES[0]).status_code == 404
 
 
-def read_reply(sock):
-    """One reply from a keep-alive connection: (head, body)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, "the server closed a keep-alive connection"
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                      if line.lower().startswith(b"content-length:")))
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        assert chunk, "the server closed a keep-alive connection mid-body"
-        body += chunk
-    assert len(body) == length
-    return head, body
+class Replies:
+    """The replies on one keep-alive connection, in order; bytes past one reply (pipelining) wait for the next."""
+
+    def __init__(self, sock):
+        self.sock, self.data = sock, b""
+
+    def _more(self, what):
+        chunk = self.sock.recv(65536)
+        assert chunk, f"the server closed a keep-alive connection {what}"
+        self.data += chunk
+
+    def next(self):
+        """One reply: (head, body)."""
+        while b"\r\n\r\n" not in self.data:
+            self._more("before a reply's head")
+        head, _, rest = self.data.partition(b"\r\n\r\n")
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:")))
+        while len(rest) < length:
+            self._more("mid-body")
+            head, _, rest = self.data.partition(b"\r\n\r\n")
+        self.data = rest[length:]
+        return head, rest[:length]
 
 
 def test_keep_alive_carries_many_requests_on_few_threads(mirror):
     with ApiServer(DirStore(mirror)) as server:
         before = threading.active_count()
         with closing(socket.create_connection(("127.0.0.1", server.port), timeout=10)) as sock:
+            replies = Replies(sock)
             for i in range(60):
                 name = NAMES[i % 3]
                 sock.sendall(f"GET /file/{name} HTTP/1.1\r\nHost: mirror\r\n\r\n".encode())
-                head, body = read_reply(sock)
+                head, body = replies.next()
                 assert head.startswith(b"HTTP/1.1 200 ") and b"Connection: close" not in head
                 assert body == (mirror / "file" / name).read_bytes()
             # Two at once (pipelined): both answered, in order, on the same connection.
             sock.sendall(b"GET /info/help HTTP/1.1\r\nHost: m\r\n\r\nGET /file/" + NAMES[0].encode() +
                          b" HTTP/1.1\r\nHost: m\r\n\r\n")
-            assert read_reply(sock)[0].startswith(b"HTTP/1.1 200 ")
-            assert read_reply(sock)[1] == (mirror / "file" / NAMES[0]).read_bytes()
+            assert replies.next()[0].startswith(b"HTTP/1.1 200 ")
+            assert replies.next()[1] == (mirror / "file" / NAMES[0]).read_bytes()
         # One connection answered one request at a time: a thread or two, kept, not one per request.
         assert server._workers.threads <= 2
         assert threading.active_count() <= before + 2
