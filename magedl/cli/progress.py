@@ -233,7 +233,11 @@ def setup_logging(verbose: int, quiet: bool):
         lib.handlers[:] = [ConsoleHandler()]
         lib.setLevel(logging.DEBUG)
     else:
-        lib.handlers[:] = []
+        # urllib3's own warnings ("Connection pool is full, discarding connection") are about its
+        # bookkeeping, not the user's files: magedl reports every failure itself. Left to Python's
+        # last-resort handler they would be printed raw, through the progress bar.
+        lib.handlers[:] = [logging.NullHandler()]
+        lib.propagate = False
         lib.setLevel(logging.WARNING)
 
     def restore():

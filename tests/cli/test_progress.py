@@ -159,3 +159,23 @@ def test_tqdm_variables_cannot_hide_the_bar_or_leave_it_behind(tty, replay, monk
     view.close()
     assert any(s.startswith(BIG) for s in drawn(tty.getvalue()))
     assert replay(tty.getvalue(), 60)[0] == []
+
+
+def test_urllib3s_own_warnings_never_reach_the_terminal_raw():
+    # "Connection pool is full, discarding connection" once broke a progress line under load: it went up
+    # to the root logger, whose handler (or Python's last-resort one) prints it raw on stderr.
+    import logging
+
+    from magedl.cli.progress import setup_logging
+
+    seen = []
+    catcher = logging.Handler()
+    catcher.emit = seen.append
+    logging.getLogger().addHandler(catcher)
+    restore = setup_logging(0, False)
+    try:
+        logging.getLogger("urllib3.connectionpool").warning("Connection pool is full, discarding connection: x")
+    finally:
+        restore()
+        logging.getLogger().removeHandler(catcher)
+    assert seen == []
