@@ -59,18 +59,25 @@ def _fingerprint(path: Path) -> list:
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 
-def _info_unchanged(root: Path, memo: Optional[Memo], inputs: str) -> Optional[dict]:
-    """``{rel: sha256}`` of the ``info/`` files when they were rendered from *inputs* and not touched since."""
+def unchanged_since(root: Path, memo: Optional[Memo], key: str, inputs: str) -> Optional[dict]:
+    """``{rel: sha256}`` of the files remembered under *key*, when they were rendered from *inputs* and none
+    was touched since (so rendering them again would give the same bytes); None otherwise."""
     try:
-        last = json.loads((memo.remembered("info") if memo is not None else None) or "null")
+        last = json.loads((memo.remembered(key) if memo is not None else None) or "null")
         if not isinstance(last, dict) or last.get("inputs") != inputs:
             return None
         files = last["files"]
-        if set(files) != set(INFO_FILES) or any(_fingerprint(root / rel) != files[rel][1:] for rel in INFO_FILES):
+        if any(_fingerprint(root / rel) != list(value[1:]) for rel, value in files.items()):
             return None
-        return {rel: files[rel][0] for rel in INFO_FILES}
-    except (OSError, ValueError, TypeError, KeyError, IndexError):
+        return {rel: value[0] for rel, value in files.items()}
+    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
         return None
+
+
+def remember_rendered(root: Path, memo: Memo, key: str, inputs: str, sums: Mapping[str, str]) -> None:
+    """Remember under *key* that the files of *sums* (``{rel: sha256}``) were rendered from *inputs*."""
+    memo.remember(key, json.dumps({"inputs": inputs, "files": {
+        rel: [sha, *_fingerprint(root / rel)] for rel, sha in sums.items()}}))
 
 
 def records_digest(records: Iterable[Release]) -> str:
@@ -111,7 +118,9 @@ def write_indexes(root: os.PathLike | str, records: Iterable[Release], held: Map
     changed = []
     sums = dict(held)
     inputs = digest or records_digest(records)
-    unchanged = _info_unchanged(root, memo, inputs)
+    unchanged = unchanged_since(root, memo, "info", inputs)
+    if unchanged is not None and set(unchanged) != set(INFO_FILES):
+        unchanged = None
     files = dict(render_indexes(records)) if unchanged is None else {}
     sums.update(unchanged or {})
     files.update(extra or {})
@@ -122,8 +131,7 @@ def write_indexes(root: os.PathLike | str, records: Iterable[Release], held: Map
         sums[rel] = hashlib.sha256(data).hexdigest()
     if unchanged is None and memo is not None:
         # Remembered only once they are on disk: a kill before this renders them again next time.
-        memo.remember("info", json.dumps({"inputs": inputs, "files": {
-            rel: [sums[rel], *_fingerprint(root / rel)] for rel in INFO_FILES}}))
+        remember_rendered(root, memo, "info", inputs, {rel: sums[rel] for rel in INFO_FILES})
     if atomic_write(root / SUMS, render_sums(sums)):
         changed.append(SUMS)
     return changed

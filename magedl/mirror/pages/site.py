@@ -23,9 +23,8 @@ from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Optional
 
 from magedl.fsutil import atomic_write, read_if_regular
-from magedl.mirror.index import records_digest
+from magedl.mirror.index import records_digest, remember_rendered, unchanged_since
 from magedl.mirror.layout import FILES, SIG, SUMS, clear_way, walk_files
-from magedl.mirror.model import Fingerprint
 from magedl.mirror.pages import composer as composer_pages
 from magedl.mirror.pages import releases as release_pages
 from magedl.mirror.pages.html import POLICY, STYLE, frame, link, text
@@ -147,25 +146,6 @@ def _inputs(records: str, held: Mapping, composer_files: Mapping[str, bytes], co
     return digest.hexdigest()
 
 
-def _fingerprint(path: Path) -> list:
-    fp = Fingerprint.of(path)
-    return [fp.size, fp.mtime_ns, fp.ctime_ns, fp.ino]
-
-
-def _unchanged(root: Path, memo, inputs: str) -> Optional[dict]:
-    """``{rel: sha256}`` of the pages when they were written from *inputs* and none was touched since."""
-    try:
-        last = json.loads((memo.remembered("pages") if memo is not None else None) or "null")
-        if not isinstance(last, dict) or last.get("inputs") != inputs:
-            return None
-        pages = last["pages"]
-        if any(_fingerprint(root / rel) != list(value[1:]) for rel, value in pages.items()):
-            return None
-        return {rel: value[0] for rel, value in pages.items()}
-    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
-        return None
-
-
 def write_pages(root: os.PathLike | str, records: Iterable, held_entries: Mapping,
                 composer_files: Mapping[str, bytes], composer_url: Optional[str] = None, signer: str = "",
                 memo=None, digest: str = "") -> dict:
@@ -185,7 +165,7 @@ def write_pages(root: os.PathLike | str, records: Iterable, held_entries: Mappin
     records = list(records)
     held = {rel: HeldFile(e.fingerprint.size, e.md5, e.sha256, e.sha1) for rel, e in held_entries.items()}
     inputs = _inputs(digest or records_digest(records), held, composer_files, composer_url, signer, __version__)
-    unchanged = _unchanged(root, memo, inputs)
+    unchanged = unchanged_since(root, memo, "pages", inputs)
     if unchanged is not None:
         return unchanged
     pages = render_pages(records, held, composer_files, composer_url=composer_url, signer=signer,
@@ -199,8 +179,7 @@ def write_pages(root: os.PathLike | str, records: Iterable, held_entries: Mappin
         written[rel] = hashlib.sha256(data).hexdigest()
     if memo is not None:
         # Remembered only once they are all on disk: a kill before this renders them again next time.
-        memo.remember("pages", json.dumps({"inputs": inputs, "pages": {
-            rel: [sha, *_fingerprint(root / rel)] for rel, sha in written.items()}}))
+        remember_rendered(root, memo, "pages", inputs, written)
     return written
 
 
