@@ -8,7 +8,6 @@ import logging
 import os
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from magedl.cli.advisories import report_advisories, with_advisories
 from magedl.cli.app import add_command, add_selection, add_transfer_options
@@ -35,6 +34,7 @@ from magedl.mirror.model import Action, Status
 from magedl.mirror.run import Clients, MirrorRequest, ReleaseSelection, mirror_folder
 from magedl.mirror.verify import Verdict, mirror_roots, verify
 from magedl.text import human_bytes, plural, printable
+from magedl.urls import check_http_url
 
 log = logging.getLogger(__name__)
 
@@ -94,18 +94,8 @@ def add_parser(subparsers) -> None:
 
 
 def _repo_url(url):
-
-    try:
-        parts = urlsplit(url)
-        ok = parts.scheme in ("http", "https") and parts.hostname
-    except ValueError:
-        parts, ok = None, False
-    if not ok:
-        raise UsageError(f"--composer-repo {printable(url)!r}: expected an http(s) URL such as "
-                         "https://repo.packagist.org/")
-    if "@" in parts.netloc:
-        raise UsageError("--composer-repo: no user or password in the URL; magedl finds credentials where "
-                         "Composer does (auth.json, COMPOSER_AUTH)")
+    check_http_url(url, "--composer-repo", "an http(s) URL such as https://repo.packagist.org/",
+                   "magedl finds credentials where Composer does (auth.json, COMPOSER_AUTH)")
     return url
 
 

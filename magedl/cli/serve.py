@@ -13,7 +13,6 @@ import socket
 import threading
 from pathlib import Path
 from typing import Dict, List
-from urllib.parse import urlsplit
 
 from magedl.cli.app import add_command, port
 from magedl.cli.output import write_line
@@ -23,6 +22,7 @@ from magedl.fsutil import atomic_write
 from magedl.secrecy import read_secret_file, register_secret
 from magedl.server import ApiServer, DirStore
 from magedl.text import printable
+from magedl.urls import check_http_url, folder_url
 
 log = logging.getLogger(__name__)
 
@@ -46,29 +46,11 @@ def add_parser(subparsers) -> None:
 
 
 def public_url(url: str) -> str:
-    """The ``--public-url`` value, checked: http(s), a host, no credentials, query or fragment; ends with ``/``.
-
-    Raises
-    ------
-    UsageError
-    """
-
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        parts.port  # noqa: B018  (raises ValueError for a port out of range)
-    except ValueError:
-        parts, host = None, None
-    if parts is None or parts.scheme not in ("http", "https") or not host or any(c.isspace() for c in url):
-        raise UsageError(f"--public-url {printable(url)!r}: expected http(s)://HOST[:PORT]/[PATH/], "
-                         "the address clients reach this server at")
-    if "@" in parts.netloc:
-        raise UsageError("--public-url: no user or password in the URL: it is written into the Composer metadata "
-                         "every client downloads; use --auth-file for credentials")
-    if parts.query or parts.fragment:
-        raise UsageError(f"--public-url {printable(url)!r}: no query or fragment")
-    path = parts.path if parts.path.endswith("/") else parts.path + "/"
-    return f"{parts.scheme}://{parts.netloc}{path}"
+    """The ``--public-url`` value, checked (see :mod:`magedl.urls`); ends with ``/``."""
+    return folder_url(check_http_url(
+        url, "--public-url", "http(s)://HOST[:PORT]/[PATH/], the address clients reach this server at",
+        "it is written into the Composer metadata every client downloads; use --auth-file for credentials",
+        query=False))
 
 
 def cannot_listen(bind: str, port_number: int, exc: OSError) -> UsageError:

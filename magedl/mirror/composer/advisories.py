@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Optional
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from magedl.composer.constraints import parse_constraint
 from magedl.composer.metadata import check_package_name
@@ -48,6 +48,7 @@ from magedl.paths import BOOKKEEPING
 from magedl.safejson import parse_json
 from magedl.secrecy import redact
 from magedl.text import printable
+from magedl.urls import check_http_url
 
 log = logging.getLogger(__name__)
 
@@ -77,23 +78,9 @@ class AdvisoryOptions:
 
 
 def check_source_url(url: str, where: str = "--composer-advisories") -> str:
-    """An advisory API URL: http(s), a host, no credentials (they come from auth.json, bound to their host).
-
-    Raises
-    ------
-    UsageError
-    """
-    try:
-        parts = urlsplit(url)
-        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:
-        parts, ok = None, False
-    if not ok:
-        raise UsageError(f"{where} {printable(redact(url))!r}: expected an http(s) URL such as "
-                         "https://packagist.org/api/security-advisories/")
-    if "@" in parts.netloc:
-        raise UsageError(f"{where}: no user or password in the URL; magedl finds credentials where Composer does "
-                         "(auth.json, COMPOSER_AUTH)")
+    """An advisory API URL, checked (see :mod:`magedl.urls`): credentials come from auth.json, bound to their host."""
+    check_http_url(url, where, "an http(s) URL such as https://packagist.org/api/security-advisories/",
+                   "magedl finds credentials where Composer does (auth.json, COMPOSER_AUTH)")
     return url
 
 

@@ -35,6 +35,7 @@ from magedl.fsutil import atomic_write, read_if_regular
 from magedl.mirror.layout import COMPOSER, walk_files
 from magedl.paths import BOOKKEEPING, check_name
 from magedl.text import printable
+from magedl.urls import check_http_url, folder_url
 
 log = logging.getLogger(__name__)
 
@@ -66,27 +67,11 @@ def check_fits(name: str) -> str:
 
 
 def normalize_url(url: str, where: str = "--composer-url") -> str:
-    """The URL clients reach ``DIR/composer/`` at: http(s), a host, no credentials, ending with ``/``.
-
-    Raises
-    ------
-    UsageError
-    """
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-    except ValueError:
-        host, parts = None, None
-    if parts is None or parts.scheme not in ("http", "https") or not host:
-        raise UsageError(f"{where} {printable(url)!r}: expected http(s)://HOST[:PORT]/PATH/ "
-                         "(where clients reach the mirror's composer/ folder)")
-    if "@" in parts.netloc:
-        raise UsageError(f"{where}: no user or password in the URL: it is written into every p2 file "
-                         "(and every composer.lock made from it); give credentials to Composer instead")
-    if parts.query or parts.fragment:
-        raise UsageError(f"{where} {printable(url)!r}: no query or fragment")
-    path = parts.path if parts.path.endswith("/") else parts.path + "/"
-    return f"{parts.scheme}://{parts.netloc}{path}"
+    """The URL clients reach ``DIR/composer/`` at, checked (see :mod:`magedl.urls`); ends with ``/``."""
+    return folder_url(check_http_url(
+        url, where, "http(s)://HOST[:PORT]/PATH/ (where clients reach the mirror's composer/ folder)",
+        "it is written into every p2 file (and every composer.lock made from it); give credentials to Composer "
+        "instead", query=False))
 
 
 def url_path(url: str) -> str:
