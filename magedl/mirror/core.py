@@ -1,23 +1,8 @@
 """Mirrors: plan, fetch, prune and write the index files, for release files and Composer packages alike.
 
-Planning is :mod:`magedl.mirror.plan` (releases) and
-:mod:`magedl.mirror.composer.plan` (Composer archives); both parts share one
-lock, one state, one ``SHA256SUMS`` and one delta.
-
-What makes re-runs cheap is ``DIR/.magedl/state.sqlite`` (:mod:`magedl.mirror.state`):
-a file whose fingerprint still matches its entry is known good without
-reading it; any other file is re-hashed before it is trusted. ``verify``
-re-hashes everything regardless.
-
-Correctness does not rest on the lock: the state is only a cache of digests
-checked against the file's fingerprint, every file lands by atomic rename
-after its md5 checked out (:mod:`magedl.transfer`, which has its own per-file
-locks), and every index file is replaced atomically.
-
-A mirror never follows a symbolic link out of itself: its own folders are
-checked before anything is read (:func:`magedl.mirror.layout.check_layout`),
-folders are walked with ``lstat``, and a link inside ``file/`` is an entry
-to replace or remove, never a way in.
+The rule a reader must not break: correctness never rests on the lock; every file lands by atomic
+rename after its digest checked out, and the state is only a cache checked against fingerprints.
+See docs/design.md, "Notes: the mirror".
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
 """A mirror's index files: rendering them, writing them so no reader sees half of one, reading them back.
 
-See :mod:`magedl.mirror.layout` for where they live. Each index file is
-written to a temporary file in the same folder and renamed over the old one
-(:func:`magedl.fsutil.atomic_write`), ``SHA256SUMS`` last, so a web server or
-``verify`` sees the old or the new version, never a mix, and ``SHA256SUMS``
-never lists an index file older than itself.
+The rule a reader must not break: each index file is replaced atomically, ``SHA256SUMS`` last, so it
+never lists an index file older than itself. Where they live: :mod:`magedl.mirror.layout`.
 """
 
 from __future__ import annotations

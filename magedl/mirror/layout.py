@@ -11,11 +11,8 @@
     DIR/SHA256SUMS.sig   an SSH signature over SHA256SUMS, when signed (:mod:`magedl.mirror.signature`)
     DIR/.magedl/         bookkeeping (lock, state.sqlite, composer.json); never served
 
-A mirror travels on disks from elsewhere, so any of its own folders may have
-been replaced by a symbolic link to somewhere else. Every run checks them
-with :func:`check_layout` before it reads, writes or deletes anything, and
-walks its folders with ``lstat`` (:func:`walk_files`), never descending into
-a link.
+The rule: :func:`check_layout` runs before anything is read, written or deleted, and folders are
+walked with ``lstat`` (:func:`walk_files`). Why: see docs/design.md, "Notes: the mirror".
 """
 
 from __future__ import annotations

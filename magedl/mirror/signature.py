@@ -1,26 +1,8 @@
 """A mirror's signature: ``SHA256SUMS.sig``, an SSH signature (SSHSIG) over ``SHA256SUMS``, made and checked.
 
-``SHA256SUMS`` vouches for every file of a mirror by its sha256 (and
-``info/json`` and the Composer p2 files, listed in it, vouch for md5 and
-SHA-1); the signature vouches for ``SHA256SUMS``. It is the format of
-``ssh-keygen -Y sign`` (OpenSSH 8.1 and later), namespace ``magedl-mirror``,
-checked against an OpenSSH ``allowed_signers`` file: keys ops people
-already hold, and a check anyone can repeat by hand::
-
-    ssh-keygen -Y verify -f allowed_signers -I PRINCIPAL -n magedl-mirror -s SHA256SUMS.sig < SHA256SUMS
-
-Why OpenSSH's own ``ssh-keygen`` rather than a crypto library: it already
-handles every key ops people use (Ed25519, ECDSA, RSA, FIDO keys,
-passphrases, ssh-agent) and the whole ``allowed_signers`` language
-(patterns, ``namespaces=``, ``valid-after=``, ``cert-authority``), where a
-library would mean a new compiled dependency plus our own SSHSIG framing,
-agent protocol and allowed_signers rules: more code, and security code
-written here instead of by OpenSSH. magedl parses the signature itself (:mod:`magedl.mirror.sshsig`) only
-to say what is wrong with it (malformed, other namespace, which key).
-
-The private key never passes through magedl: ssh-keygen is given its path,
-asks for a passphrase on the terminal itself (or uses the agent), and gets
-no secret on its command line or in its environment.
+The rule a reader must not break: the private key never passes through magedl (ssh-keygen gets its
+path, no secret on its command line or in its environment). Why ssh-keygen and not a crypto library,
+and how to check by hand: see docs/design.md, "Notes: the mirror".
 """
 
 from __future__ import annotations

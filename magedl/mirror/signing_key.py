@@ -1,10 +1,7 @@
 """The public half of a signing key, read before anything is signed and without its passphrase.
 
-The mirror's front page names the key ``SHA256SUMS.sig`` is made with, and
-must be written before ``SHA256SUMS`` (which lists it) is signed: so the key
-is read from what ``--sign-key`` names. A public key file (its private half
-in ssh-agent) is the key itself; an OpenSSH private key file carries its
-public key unencrypted; otherwise the ``.pub`` beside it is read.
+The front page names the key and is written before ``SHA256SUMS`` is signed, so the public half is read
+from what ``--sign-key`` names: see docs/design.md, "Notes: the mirror".
 """
 
 from __future__ import annotations

@@ -1,19 +1,8 @@
-"""A mirror's bookkeeping in ``DIR/.magedl/``: the lock and the verified-digest cache.
+"""A mirror's bookkeeping in ``DIR/.magedl/``: the lock and the verified-digest cache (``state.sqlite``).
 
-``state.sqlite`` maps each file's path relative to the mirror to the
-:class:`~magedl.mirror.model.Entry` it had when it was verified: its digests,
-the records it was verified against, and the fingerprint of the file on disk
-at that moment (size, mtime, ctime, inode). A file whose fingerprint still
-matches is known good without reading it; any other file is re-hashed before
-it is trusted. The state is a cache, never the truth: losing it costs
-re-hashing, not correctness.
-
-It is an SQLite database in WAL mode so that one landed file costs one
-record written, whatever the mirror's size, and a ``kill -9`` loses nothing
-committed (the write-ahead log is in the page cache, replayed on the next
-open). A mirror from an older magedl has ``state.json`` (and its
-``delta.journal``) instead: the first run that writes moves them into the
-database; until then they are read as they are, so a dry run writes nothing.
+The rule a reader must not break: the state is a cache, never the truth; a file whose fingerprint no
+longer matches its :class:`~magedl.mirror.model.Entry` is re-hashed before it is trusted. Why SQLite,
+and how an older ``state.json`` moves in: see docs/scale.md, "The digest cache is a database".
 """
 
 from __future__ import annotations

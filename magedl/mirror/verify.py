@@ -1,17 +1,7 @@
 """Offline check of a mirror: every file re-hashed against SHA256SUMS and info/json.
 
-Nothing here touches the network or trusts the bookkeeping in ``.magedl/``:
-the far side of an air gap has only the files themselves. Nothing here follows
-a symbolic link either: a carried disk may hold links out of the mirror, and
-each is reported (:attr:`Verdict.BAD`), never read through.
-
-Each path gets a :class:`Verdict`: ``ok``; ``missing`` (listed, not on disk);
-``bad`` (digest differs, an index file is damaged, or a link or other
-non-file where a file should be); ``unlisted`` (in one index but not the
-other); ``extra`` (under ``file/`` but listed nowhere); ``partial`` (an
-unfinished download's side file: reported, not a failure); ``unverified``
-(nothing to check it against: the feed has no md5 and SHA256SUMS is gone,
-itself a failure).
+The rule a reader must not break: nothing here touches the network, trusts ``.magedl/`` or follows a
+symbolic link (each link is reported :attr:`Verdict.BAD`): the far side of an air gap has only the files.
 """
 
 from __future__ import annotations
@@ -36,7 +26,13 @@ LINK = "a symbolic link: a mirror holds only plain files, and verify never reads
 
 
 class Verdict(str, Enum):
-    """The verdict on one path of a mirror."""
+    """The verdict on one path of a mirror.
+
+    ``missing``: listed, not on disk. ``bad``: digest differs, an index file is damaged, or a link or
+    other non-file where a file should be. ``unlisted``: in one index but not the other. ``extra``: under
+    ``file/`` but listed nowhere. ``partial``: an unfinished download's side file (reported, not a
+    failure). ``unverified``: nothing to check it against (a failure).
+    """
 
     OK = "ok"
     MISSING = "missing"

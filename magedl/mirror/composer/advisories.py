@@ -1,27 +1,8 @@
 """Security advisories for the packages a Composer mirror holds, so ``composer audit`` works behind the gap.
 
-Composer (2.4+) reads advisories from a repository whose ``packages.json``
-says ``"security-advisories": {"metadata": true}`` out of each package's own
-p2 file (its top-level ``security-advisories`` list), and its audit refuses
-any entry that is not a *full* advisory (title, sources, reportedAt, and an
-``affectedVersions`` constraint it can parse): one bad entry stops
-``composer audit`` and the audit after ``composer update``. So every entry is
-checked here (:func:`full_advisory`) before it is published.
-
-Where they come from: the advisory API each mirrored repository names in
-its root file (``security-advisories.api-url``; packagist names its own), or
-``--composer-advisories URL``. Every source is asked about every package the
-mirror holds (Magento's too: packagist aggregates the GitHub Advisory
-Database, which names them), ``packages[]=NAME`` in batches, as packagist's
-``GET /api/security-advisories/`` answers ``{"advisories": {NAME: [...]}}``.
-A re-run asks each source once, ``?updatedSince=T`` (what changed since the
-last run), plus the names the mirror did not hold before; a week after the
-last full answer it asks everything again, so a withdrawn advisory goes too.
-
-The published p2 files are the one place advisories live on disk (a later run
-reads them back, :func:`read_published`); ``DIR/.magedl/advisories.json`` only
-remembers when each source last answered. Advisories never stop a mirror run:
-a source that fails leaves the advisories held as they were, with a warning.
+The rule a reader must not break: only a full advisory (:func:`full_advisory`) is published, since one bad
+entry stops ``composer audit``; and advisories never stop a run. Sources, re-runs and where they live on
+disk: see docs/design.md, "Notes: the mirror".
 """
 
 from __future__ import annotations

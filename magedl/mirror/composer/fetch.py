@@ -1,12 +1,7 @@
 """The network side of the Composer part: repository metadata, Marketplace keys, archives.
 
-Metadata is read through :class:`~magedl.composer.repository.ComposerRepository`
-with a fetch that retries like every other request and caps every body.
-Credentials are found as Composer finds them (:func:`magedl.composer.auth.find_keys`)
-and sent only to the host they were found for. Archives go through the
-transfer engine (resumable, retried, parallel, rate-limited) and are checked
-against the repository's SHA-1 before they count as held: one that does not
-match is deleted, never kept.
+The rule a reader must not break: credentials go only to the host they were found for
+(:func:`magedl.composer.auth.find_keys`), and an archive whose SHA-1 does not match is deleted, never kept.
 """
 
 from __future__ import annotations

@@ -8,12 +8,8 @@
     DIR/composer/dist/<vendor>/<name>/<version_normalized>.<type>   the archives, as served upstream
     DIR/.magedl/composer.json                  the URL the metadata was written for
 
-The p2 files are the Composer part's index, as ``info/json`` is the release
-part's: a later run reads them back (:func:`read_index`) to keep what the
-mirror holds. Composer needs absolute dist URLs, so they are written for the
-``--composer-url`` given (:data:`DEFAULT_URL`: what ``magedl serve`` answers
-at), and :func:`rewrite` turns them into another address (``serve`` does it
-for the address it is reached at).
+The p2 files are this part's index, read back by :func:`read_index`; their dist URLs are absolute, written
+for ``--composer-url`` (:data:`DEFAULT_URL`) and turned into another address by :func:`rewrite`.
 """
 
 from __future__ import annotations

@@ -1,13 +1,7 @@
 """Planning the Composer part of a mirror run: one item per archive, plus the metadata-only versions.
 
-No network: the plan takes a :class:`~magedl.mirror.composer.select.Selection`
-(or None when the run gives no Composer selection: then the versions the
-mirror holds are kept, or pruned with ``--prune``), the state cache, the
-previous p2 index and the files under ``composer/dist/``.
-
-Whether a held archive is still the one upstream publishes: against the
-repository's SHA-1 (``dist.shasum``) when it gives one, else against the
-``dist.reference`` the copy was fetched for.
+No network. The rule for a held archive (still current by SHA-1, else by ``dist.reference``): see
+docs/design.md, "Notes: the mirror".
 """
 
 from __future__ import annotations

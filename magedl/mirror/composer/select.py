@@ -1,28 +1,9 @@
 """Which Composer package versions a mirror holds: the closure of requirements, or what a lock lists.
 
-``--composer-require NAME:CONSTRAINT`` selects every version of NAME that
-satisfies the constraint, then, recursively, every version of each of their
-requirements that satisfies theirs (as Satis's ``require-dependencies``
-does), skipping platform requirements (``php``, ``ext-*``, ``lib-*``,
-``composer-plugin-api``...). ``--composer-php`` drops versions that need
-another PHP; ``--composer-newest`` keeps only the newest satisfying version
-of each constraint. ``--composer-lock`` selects exactly what a
-``composer.lock`` lists. Branches (``dev-main``, ``2.x-dev``) are chosen only
-where a constraint names one outright (or says ``@dev``) or a lock pins one:
-then, as Composer does, the package's ``~dev`` file is read too.
-
-A name may be a pattern (:mod:`magedl.mirror.composer.patterns`): every package
-the repositories offer these keys that matches (Satis's ``require-all``), each
-with the constraint applied to its own versions (a match with no such version
-is left out quietly), then their requirements. ``--composer-exclude`` leaves
-packages out, as requirements, matches and dependencies alike.
-
-A package comes from the first repository that lists it, in the order given,
-as Composer treats repositories as canonical: a repository that cannot be
-read (keys refused, network) therefore fails every lookup that reaches it,
-rather than letting a later repository answer in its place. One failing
-requirement does not stop the others; each failure names the requirement
-chain that led to it.
+The rule a reader must not break: a package comes from the first repository that lists it, as in
+Composer, so an unreadable repository fails the lookups that reach it. What each ``--composer-*`` option
+selects: see docs/design.md, "Notes: the mirror", and Composer's own documentation of repositories
+(https://getcomposer.org/doc/05-repositories.md).
 """
 
 from __future__ import annotations

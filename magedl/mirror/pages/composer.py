@@ -7,9 +7,8 @@
     composer/browse/<vendor>/<name>.html        one package: advisories, then each version with its
                                                 requirements, licence, release date, advisories, archive
 
-Everything is read from the p2 files this run writes (the Composer metadata
-clients get), so the pages show what Composer sees, ``security-advisories``
-included. Entries are untrusted: a field of the wrong type is shown as empty.
+Read from the p2 files this run writes, so the pages show what Composer sees. Entries are untrusted:
+a field of the wrong type is shown as empty.
 """
 
 from __future__ import annotations

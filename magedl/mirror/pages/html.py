@@ -1,15 +1,8 @@
 """The bricks every page is built of: escaping, relative links, the page frame, the stylesheet, the filter box.
 
-Every string that reaches a page went through :func:`text` (content) or
-:func:`href` (a link): names, descriptions, licences and versions come from
-upstream and are untrusted. Links are relative paths built from quoted path
-segments, never a URL taken from upstream, so a page works the same from
-``magedl serve``, any web server under any path, and a folder opened with
-``file://``; and no upstream string can become a ``javascript:`` link.
-
-The pages carry a Content-Security-Policy that allows no script but the
-filter box's own (by its hash), no request to another site, and no plugin:
-escaping is the defence, the policy a second one.
+The rule a reader must not break: every string that reaches a page goes through :func:`text` (content)
+or :func:`href` (a link); links are relative, never a URL from upstream. Why, and the
+Content-Security-Policy: see docs/design.md, "Notes: the mirror".
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """The release part of the pages: archives by edition and version, patches by the versions they apply to.
 
-A real catalogue has a few thousand files: they are listed on ``index.html``
-itself, so one filter box finds any of them. A mirror with more
-(:data:`INLINE_MAX`) gets one page per category and version line
-(``releases/ce-full/2.4.html``), cut into parts of :data:`PAGE_ROWS` rows, so
-no page grows past a few MB and a new release rewrites only its own line's page.
+Up to :data:`INLINE_MAX` files are listed on ``index.html`` itself; more get one page per category and
+version line (``releases/ce-full/2.4.html``) in parts of :data:`PAGE_ROWS` rows, so a new release rewrites
+only its own line's page.
 """
 
 from __future__ import annotations

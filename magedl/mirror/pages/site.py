@@ -1,14 +1,8 @@
 """The front page (``index.html``), and the whole page set a mirror run writes next to its index files.
 
-``index.html`` says what the mirror holds (release archives, Composer
-packages, totals), when its content last changed and by which magedl, and
-where its checksums and signature are. The time is the only thing on any
-page that is not a function of the content, so the front page carries a
-digest of the rest, the time and the magedl version (``<meta name="magedl-content">``):
-when the digest is unchanged the page is rendered with the time and version
-it gives, so it comes out byte for byte the same (and a page edited on the
-carried disk is put right), and a run that changed nothing rewrites no page
-(``SHA256SUMS``, rsync and ``--diff-file`` see no change).
+The rule a reader must not break: a run that changed nothing rewrites no page; the front page's time and
+version are reused while the content digest (``<meta name="magedl-content">``) is unchanged. See
+docs/design.md, "Notes: the mirror".
 """
 
 from __future__ import annotations
