@@ -4,7 +4,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import zipfile
 import pytest
 import requests
 from clirun import printed_lines
+from composerkit import COMPOSER, PHP, composer, isolated_env
 
 from magedl.emulator import DEMO_KEYS, Emulator
 from magedl.emulator.composer import LAYOUTS, ComposerRepos
@@ -113,7 +113,6 @@ def test_cli_prints_the_urls_and_keys_to_eval(tmp_path):
 
 
 def test_cli_in_the_background_returns_once_listening_and_stops_on_kill(tmp_path):
-    import os
     import shlex
 
     done = subprocess.run([sys.executable, "-m", "magedl.emulator", "--background", "--port", "0", "--composer"],
@@ -148,7 +147,6 @@ def test_the_same_emulator_class_still_runs_without_arguments():
         assert emu.composer is None and emu.base_url.endswith("/products/downloads/")
 
 
-COMPOSER, PHP = shutil.which("composer"), shutil.which("php")
 
 
 @pytest.mark.skipif(not (COMPOSER and PHP), reason="needs php and composer (Debian: php-cli composer)")
@@ -158,21 +156,15 @@ def test_the_real_composer_installs_from_every_layout(tmp_path, layout):
     with ComposerRepos(layout=layout) as repos:
         public, private = repos.keys["commerce"]
         host = repos.magento_url.split("//", 1)[1].rstrip("/")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSER")}
-        env.update(COMPOSER_HOME=str(tmp_path / "home"), COMPOSER_CACHE_DIR=str(tmp_path / "cache"),
-                   COMPOSER_NO_INTERACTION="1", COMPOSER_NO_AUDIT="1", COMPOSER_ALLOW_SUPERUSER="1",
-                   COMPOSER_AUTH=json.dumps({"http-basic": {host: {"username": public, "password": private}}}))
-        for setting in (("secure-http", "false"), ("repo.packagist", "false")):
-            subprocess.run([COMPOSER, "config", "-g", *setting], env=env, check=True, capture_output=True)
+        env = isolated_env(tmp_path / "home",
+                           COMPOSER_AUTH=json.dumps({"http-basic": {host: {"username": public, "password": private}}}))
         project = tmp_path / "project"
         project.mkdir()
         (project / "composer.json").write_text(json.dumps({
             "name": "acme/shop", "require": {"magento/product-enterprise-edition": "2.4.7"},
             "repositories": [{"type": "composer", "url": repos.magento_url},
                              {"type": "composer", "url": repos.packagist_url}]}))
-        result = subprocess.run([COMPOSER, "update", "--ignore-platform-reqs"], cwd=project, env=env,
-                                capture_output=True, text=True, timeout=300)
-        assert result.returncode == 0, result.stderr[-3000:]
+        composer(env, project, "update")
         locked = {p["name"]: p["version"] for p in json.loads((project / "composer.lock").read_text())["packages"]}
         assert locked["magento/module-staging"] == "101.1.7" and locked["psr/log"] == "3.0.0"
         assert (project / "vendor" / "magento" / "magento2-base" / EMPTY_DIR).is_dir()

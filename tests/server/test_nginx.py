@@ -21,12 +21,12 @@ from pathlib import Path
 import pytest
 import requests
 from clirun import run
+from composerkit import COMPOSER, PHP, composer, isolated_env
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 BLOCK = re.compile(r"<!-- nginx server block: tests/server/test_nginx\.py runs it -->\s*\n```nginx\n(.*?)^```",
                    re.DOTALL | re.MULTILINE)
 NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
-COMPOSER, PHP = shutil.which("composer"), shutil.which("php")
 PROJECT = "magento/project-community-edition"
 
 pytestmark = pytest.mark.skipif(NGINX is None, reason="needs nginx (Debian: nginx; .ci/run installs it)")
@@ -150,25 +150,12 @@ def test_the_readme_block_serves_a_mirror_to_magedl_and_composer(mirror_for_ngin
 
 
 def install_with_composer(url, tmp_path):
-    home = tmp_path / "composer-home"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSER")}
-    env.update(COMPOSER_HOME=str(home), COMPOSER_CACHE_DIR=str(home / "cache"), COMPOSER_NO_INTERACTION="1",
-               COMPOSER_NO_AUDIT="1", COMPOSER_ALLOW_SUPERUSER="1")
-
-    def composer(cwd, *argv):
-        # The host's PHP may lack ext-intl: platform requirements are not what is tested here.
-        platform = () if argv[0] == "config" else ("--ignore-platform-reqs",)
-        done = subprocess.run([COMPOSER, *argv, *platform], cwd=cwd, env=env, capture_output=True, text=True,
-                              timeout=300)
-        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-
-    for setting in (("secure-http", "false"), ("repo.packagist", "false")):
-        composer(tmp_path, "config", "-g", *setting)
+    env = isolated_env(tmp_path / "composer-home")
     project = tmp_path / "project"
-    composer(tmp_path, "create-project", "--repository", json.dumps({"type": "composer", "url": url}),
+    composer(env, tmp_path, "create-project", "--repository", json.dumps({"type": "composer", "url": url}),
              "--no-install", PROJECT, str(project), "2.4.7")
-    composer(project, "config", "repositories.0", "composer", url)
-    composer(project, "install")
+    composer(env, project, "config", "repositories.0", "composer", url)
+    composer(env, project, "install")
     lock = json.loads((project / "composer.lock").read_text())
     installed = {p["name"]: p for p in lock["packages"]}
     assert installed["magento/magento2-base"]["version"] == "2.4.7" and "psr/log" in installed

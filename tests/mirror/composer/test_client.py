@@ -13,82 +13,20 @@ archives it downloaded are the upstream bytes, and that magento2-base's empty
 folder survived. Skipped, with the reason, where php or composer is missing.
 """
 
-import functools
 import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from clirun import run
+from composerkit import COMPOSER, MISSING, PHP, composer
 
 from magedl.emulator.composer_graph import EMPTY_DIR, build_graph
 
-COMPOSER, PHP = shutil.which("composer"), shutil.which("php")
 GRAPH = build_graph()
 PROJECT = "magento/project-community-edition"
-pytestmark = pytest.mark.skipif(not (COMPOSER and PHP), reason="needs php and composer (Debian: php-cli composer)")
-
-
-class Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def composer_env(tmp_path):
-    """Composer with its own home and cache, no keys, packagist.org off and plain http allowed."""
-    home = tmp_path / "composer-home"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSER")}
-    env.update(COMPOSER_HOME=str(home), COMPOSER_CACHE_DIR=str(home / "cache"), COMPOSER_NO_INTERACTION="1",
-               COMPOSER_NO_AUDIT="1", COMPOSER_ALLOW_SUPERUSER="1")
-    for setting in (("secure-http", "false"), ("repo.packagist", "false")):
-        subprocess.run([COMPOSER, "config", "-g", *setting], env=env, check=True, capture_output=True)
-    return env
-
-
-def composer(env, cwd, *argv):
-    # The host's PHP may lack ext-intl: platform requirements are not what is tested here.
-    platform = () if argv[0] == "config" else ("--ignore-platform-reqs",)
-    result = subprocess.run([COMPOSER, *argv, *platform], cwd=cwd, env=env, capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
-    return result
-
-
-@pytest.fixture
-def far_side(tmp_path):
-    """``far_side(how, mirror)``: serve the folder *mirror* will fill, the static way or with ``magedl serve``.
-
-    *mirror(composer_url or None)* makes the mirror (None: the default
-    ``--composer-url``, which ``magedl serve`` re-bases); the URL Composer
-    should use is returned. Everything started is stopped after the test.
-    """
-    stops = []
-
-    def serve(how, mdir, mirror):
-        if how == "static":
-            server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(mdir)))
-            threading.Thread(target=server.serve_forever, daemon=True).start()
-            stops.append(lambda: (server.shutdown(), server.server_close()))
-            url = f"http://127.0.0.1:{server.server_address[1]}/composer/"
-            mirror(url)
-            return url
-        mirror(None)
-        proc = subprocess.Popen([sys.executable, "-m", "magedl", "serve", str(mdir), "--port", "0", "--ready-file",
-                                 str(tmp_path / "ready")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        stops.append(lambda: (proc.terminate(), proc.communicate(timeout=30)))
-        base = proc.stdout.readline().strip()  # printed once listening
-        assert base.startswith("http://127.0.0.1:"), proc.stderr.read() if proc.poll() is not None else base
-        return base + "composer/"
-
-    yield serve
-    for stop in stops:
-        stop()
+pytestmark = pytest.mark.skipif(not (COMPOSER and PHP), reason=MISSING)
 
 
 def mirror_with(capsys, repos, mdir, *argv):
