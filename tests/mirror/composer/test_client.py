@@ -73,30 +73,47 @@ def test_create_project_and_install_from_the_mirror(repos, composer_env, far_sid
     assert downloaded(composer_env) == upstream_sha1s(installed + [(PROJECT, "2.4.7")])
 
 
-@pytest.mark.parametrize("how", ["static", "magedl serve"])
-def test_install_from_a_mirror_of_a_lock_made_upstream(repos, composer_env, far_side, capsys, tmp_path, how):
-    require = {"psr/log": "^1", "symfony/polyfill-mbstring": "1.28.0", "magento/magento2-base": "2.4.7-p1"}
+def lock_upstream(repos, env, tmp_path, require):
+    """A composer.lock for *require*, made by Composer on the connected side (with the Marketplace keys)."""
     connected = tmp_path / "connected"
     connected.mkdir()
     (connected / "composer.json").write_text(json.dumps({"name": "acme/shop", "require": require, "repositories": [
         {"type": "composer", "url": repos.magento_url}, {"type": "composer", "url": repos.packagist_url}]}))
-    composer(dict(composer_env, COMPOSER_AUTH=os.environ["COMPOSER_AUTH"]), connected, "update", "--no-install")
-    mdir = tmp_path / "mirror"
-    url = far_side(how, mdir, mirror_with(capsys, repos, mdir, "--composer-lock", str(connected / "composer.lock")))
-    held = sorted(p.relative_to(mdir / "composer" / "dist").as_posix() for p in (mdir / "composer").rglob("*.zip"))
-    assert held == ["magento/magento2-base/2.4.7.0-patch1.zip", "psr/log/1.1.4.0.zip",
-                    "symfony/polyfill-mbstring/1.28.0.0.zip"]  # exactly what the lock lists
+    composer(dict(env, COMPOSER_AUTH=os.environ["COMPOSER_AUTH"]), connected, "update", "--no-install")
+    return connected / "composer.lock"
+
+
+def install_locked(env, tmp_path, url, require, lock):
+    """The project of *lock* installed on the far side from the mirror at *url*; its folder.
+
+    The lock names upstream URLs: Composer re-reads them from the mirror without changing a version.
+    """
     far = tmp_path / "far"
     far.mkdir()
     (far / "composer.json").write_text(json.dumps({"name": "acme/shop", "require": require,
                                                    "repositories": [{"type": "composer", "url": url}]}))
-    shutil.copy(connected / "composer.lock", far / "composer.lock")
-    # The lock names upstream URLs: Composer re-reads them from the mirror without changing a version.
-    composer(composer_env, far, "update", "--lock", "--no-install")
-    composer(composer_env, far, "install")
-    before = [(p["name"], p["version"]) for p in json.loads((connected / "composer.lock").read_text())["packages"]]
-    after = [(p["name"], p["version"]) for p in json.loads((far / "composer.lock").read_text())["packages"]]
-    assert after == before
+    shutil.copy(lock, far / "composer.lock")
+    composer(env, far, "update", "--lock", "--no-install")
+    composer(env, far, "install")
+    return far
+
+
+def versions_in(lock):
+    return [(p["name"], p["version"]) for p in json.loads(lock.read_text())["packages"]]
+
+
+@pytest.mark.parametrize("how", ["static", "magedl serve"])
+def test_install_from_a_mirror_of_a_lock_made_upstream(repos, composer_env, far_side, capsys, tmp_path, how):
+    require = {"psr/log": "^1", "symfony/polyfill-mbstring": "1.28.0", "magento/magento2-base": "2.4.7-p1"}
+    lock = lock_upstream(repos, composer_env, tmp_path, require)
+    mdir = tmp_path / "mirror"
+    url = far_side(how, mdir, mirror_with(capsys, repos, mdir, "--composer-lock", str(lock)))
+    held = sorted(p.relative_to(mdir / "composer" / "dist").as_posix() for p in (mdir / "composer").rglob("*.zip"))
+    assert held == ["magento/magento2-base/2.4.7.0-patch1.zip", "psr/log/1.1.4.0.zip",
+                    "symfony/polyfill-mbstring/1.28.0.0.zip"]  # exactly what the lock lists
+    far = install_locked(composer_env, tmp_path, url, require, lock)
+    before = versions_in(lock)
+    assert versions_in(far / "composer.lock") == before
     assert (far / "vendor" / "magento" / "magento2-base" / EMPTY_DIR).is_dir()
     assert downloaded(composer_env) == upstream_sha1s(before)
 
@@ -106,26 +123,15 @@ def test_install_from_a_mirror_of_a_lock_that_pins_a_branch(repos, composer_env,
     # As Magento's own lock pins magento2-functional-testing-framework at dev-develop: packagist keeps
     # branches only in p2/NAME~dev.json, and Composer reads that file only where a branch may be used.
     require = {"monolog/monolog": "dev-main", "psr/log": "^3"}
-    connected = tmp_path / "connected"
-    connected.mkdir()
-    (connected / "composer.json").write_text(json.dumps({"name": "acme/shop", "require": require, "repositories": [
-        {"type": "composer", "url": repos.magento_url}, {"type": "composer", "url": repos.packagist_url}]}))
-    composer(dict(composer_env, COMPOSER_AUTH=os.environ["COMPOSER_AUTH"]), connected, "update", "--no-install")
-    locked = {p["name"]: p["version"] for p in json.loads((connected / "composer.lock").read_text())["packages"]}
-    assert locked == {"monolog/monolog": "dev-main", "psr/log": "3.0.0"}
+    lock = lock_upstream(repos, composer_env, tmp_path, require)
+    locked = versions_in(lock)
+    assert sorted(locked) == [("monolog/monolog", "dev-main"), ("psr/log", "3.0.0")]
     mdir = tmp_path / "mirror"
-    url = far_side(how, mdir, mirror_with(capsys, repos, mdir, "--composer-lock", str(connected / "composer.lock")))
+    url = far_side(how, mdir, mirror_with(capsys, repos, mdir, "--composer-lock", str(lock)))
     held = sorted(p.relative_to(mdir / "composer").as_posix() for p in (mdir / "composer").rglob("*.*")
                   if p.suffix in (".zip", ".json") and "monolog" in p.as_posix())
     assert held == ["dist/monolog/monolog/dev-main.zip", "p2/monolog/monolog.json", "p2/monolog/monolog~dev.json"]
-    far = tmp_path / "far"
-    far.mkdir()
-    (far / "composer.json").write_text(json.dumps({"name": "acme/shop", "require": require,
-                                                   "repositories": [{"type": "composer", "url": url}]}))
-    shutil.copy(connected / "composer.lock", far / "composer.lock")
-    composer(composer_env, far, "update", "--lock", "--no-install")
-    composer(composer_env, far, "install")
-    after = {p["name"]: p["version"] for p in json.loads((far / "composer.lock").read_text())["packages"]}
-    assert after == locked
-    assert downloaded(composer_env) == upstream_sha1s(locked.items())
+    far = install_locked(composer_env, tmp_path, url, require, lock)
+    assert sorted(versions_in(far / "composer.lock")) == sorted(locked)
+    assert downloaded(composer_env) == upstream_sha1s(locked)
     assert (far / "vendor" / "monolog" / "monolog" / "composer.json").is_file()
