@@ -369,7 +369,22 @@ def build_parser(only: Optional[str] = None) -> Parser:
     command's module alone is imported and the others are listed by their
     summary; with ``""`` (or a word that is no command) none is imported.
     """
-    parser = _top_parser()
+    return _add_commands(_top_parser(), only)
+
+
+def parser_for(argv: list) -> Parser:
+    """The parser that can parse *argv*: its command declared, no other command module imported."""
+    parser = _top_parser()  # its options tell which words of argv are their values, not the command
+
+    def takes_value(word):
+        name = _option_name(word)
+        return any((o == name or (name.startswith("--") and o.startswith(name))) and a.nargs != 0
+                   for o, a in parser._option_string_actions.items())
+
+    return _add_commands(parser, command_word(argv, takes_value) or "")
+
+
+def _add_commands(parser: Parser, only: Optional[str]) -> Parser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     chosen = COMMANDS[only].module if only in COMMANDS else None
     declared = set()
@@ -382,18 +397,6 @@ def build_parser(only: Optional[str] = None) -> Parser:
         else:
             sub.add_parser(name, help=command.summary, add_help=False)  # declared once it is the one chosen
     return parser
-
-
-def parser_for(argv: list) -> Parser:
-    """The parser that can parse *argv*: its command declared, no other command module imported."""
-    top = _top_parser()
-
-    def takes_value(word):
-        name = _option_name(word)
-        return any((o == name or (name.startswith("--") and o.startswith(name))) and a.nargs != 0
-                   for o, a in top._option_string_actions.items())
-
-    return build_parser(only=command_word(argv, takes_value) or "")
 
 
 def _top_parser() -> Parser:
