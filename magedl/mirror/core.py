@@ -335,12 +335,12 @@ class Mirror:
         file would cost the square of the file count; the run's last write
         renders them. *signer* names the key the index is (or will be) signed with.
         """
-        held = {}
+        held, prefix = {}, os.path.join(self.root, "")
         for it in plan.items:
             if it.entry is None or it.status in (Status.PRUNED, Status.SKIP) or it.rel in leave_out:
                 continue
             try:
-                if Fingerprint.of(os.path.join(self.root, it.rel)) != it.entry.fingerprint:
+                if not it.entry.fingerprint.same_as(os.lstat(prefix + it.rel)):
                     continue  # changed under us since it was checked
             except OSError:
                 continue
