@@ -77,10 +77,26 @@ def remember_rendered(root: Path, memo: Memo, key: str, inputs: str, sums: Mappi
         rel: [sha, *_fingerprint(root / rel)] for rel, sha in sums.items()}}))
 
 
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_DIGEST_BATCH = 2048
+
+
 def records_digest(records: Iterable[Release]) -> str:
-    """sha256 of *records* as the index and the pages are rendered from them (what their memos compare)."""
-    return hashlib.sha256(json.dumps([r.to_dict() for r in records], ensure_ascii=False,
-                                     separators=(",", ":")).encode("utf-8")).hexdigest()
+    """sha256 of *records* as the index and the pages are rendered from them (what their memos compare).
+
+    The digest of their JSON list, encoded a batch at a time: the text of
+    100,000 records is never held whole.
+    """
+    digest, batch, sep = hashlib.sha256(b"["), [], b""
+    for r in records:
+        batch.append(r.to_dict())
+        if len(batch) == _DIGEST_BATCH:
+            digest.update(sep + _COMPACT(batch)[1:-1].encode("utf-8"))
+            batch, sep = [], b","
+    if batch:
+        digest.update(sep + _COMPACT(batch)[1:-1].encode("utf-8"))
+    digest.update(b"]")
+    return digest.hexdigest()
 
 
 def write_indexes(root: os.PathLike | str, records: Iterable[Release], held: Mapping[str, str],

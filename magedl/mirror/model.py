@@ -111,11 +111,15 @@ class Fingerprint:
                 and st.st_ctime_ns == self.ctime_ns)
 
 
+# One encoder for every call: json.dumps with options builds a new one each time (a plan compares every file).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+
+
 def canonical_records(records) -> str:
     """The records as the state stores them: one JSON text, keys sorted, no spaces."""
     if isinstance(records, StoredRecords):
         return records.text
-    return json.dumps([dict(r) for r in records], sort_keys=True, separators=(",", ":"))
+    return _CANONICAL([r if type(r) is dict else dict(r) for r in records])
 
 
 class StoredRecords(Sequence):

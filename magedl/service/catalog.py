@@ -8,6 +8,7 @@ import dataclasses
 import difflib
 import posixpath
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, List, Optional, Sequence
 
@@ -41,7 +42,8 @@ def file_suffix(file_name: str) -> str:
     return ext if len(ext) > 1 and not ext[1:].isdigit() else ""
 
 
-@dataclass(frozen=True)
+# Without a __dict__ a record takes a fraction of the memory: a catalogue holds 100,000 of them (Python 3.10+).
+@dataclass(frozen=True, **({"slots": True} if sys.version_info >= (3, 10) else {}))
 class Release:
     """One downloadable file, as one feed entry lists it.
 
@@ -175,6 +177,8 @@ def _release(entry, category, version, where, warn):
         if name is not None:
             warn(f"feed {where}: name of {file_name} is not a string; using the file name")
         name = file_name
+    elif name == file_name:
+        name = file_name  # one string for both, not two
     return Release(
         name=name,
         file_name=file_name,
@@ -300,9 +304,11 @@ def select(releases: Iterable["Release"], *, types: Iterable[str] = (), versions
             if r.type not in newest or version_key(r.version) > version_key(newest[r.type]):
                 newest[r.type] = r.version
         chosen = [r for r in chosen if r.version == newest[r.type]]
-    # Two stable sorts: the second (by version) keeps the first's order on ties.
+    # Two stable sorts: the second (by version) keeps the first's order on ties. A key per version, not per
+    # record: a catalogue lists thousands of files under each.
     chosen.sort(key=lambda r: (r.type, r.file_name))
-    chosen.sort(key=lambda r: version_key(r.version), reverse=True)
+    keys = {v: version_key(v) for v in {r.version for r in chosen}}
+    chosen.sort(key=lambda r: keys[r.version], reverse=True)
     return chosen
 
 
