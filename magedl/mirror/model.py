@@ -13,6 +13,7 @@ import os
 import stat
 import sys
 from collections.abc import Sequence
+from json.encoder import encode_basestring_ascii as _quote
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Optional
@@ -120,6 +121,22 @@ def canonical_records(records) -> str:
     if isinstance(records, StoredRecords):
         return records.text
     return _CANONICAL([r if type(r) is dict else dict(r) for r in records])
+
+
+def canonical_release_records(releases) -> str:
+    """:func:`canonical_records` of the releases' ``to_dict()``, written directly for plain records.
+
+    A plain record (no ``ce_versions``, ``ee_versions`` or extra field, most
+    of a feed) is five strings: formatting them costs a fraction of building
+    a dict and encoding it, once per file on every run.
+    """
+    parts = []
+    for r in releases:
+        if r.ce_versions or r.ee_versions or r.extra:
+            return canonical_records([r.to_dict() for r in releases])
+        parts.append(f'{{"file_name":{_quote(r.file_name)},"md5":{_quote(r.md5)},"name":{_quote(r.name)},'
+                     f'"type":{_quote(r.type)},"version":{_quote(r.version)}}}')
+    return "[" + ",".join(parts) + "]"
 
 
 class StoredRecords(Sequence):

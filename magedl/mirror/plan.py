@@ -18,7 +18,7 @@ from typing import Iterable, Optional
 from magedl.errors import IntegrityError, UnsafeNameError
 from magedl.mirror.index import read_feed, read_sums, release_rels
 from magedl.mirror.layout import FILES, INFO_FILES, SUMS, check_layout, check_release_name, release_rel, walk_entries
-from magedl.mirror.model import Action, Entry, Fingerprint, Item, Plan
+from magedl.mirror.model import Action, Entry, Fingerprint, Item, Plan, StoredRecords, canonical_release_records
 from magedl.paths import LOCK_SUFFIX, SIDE_SUFFIXES, destination
 from magedl.service.catalog import Release, settle_md5, unique_files
 from magedl.transfer.hashing import file_digests
@@ -88,9 +88,13 @@ class ReleasePlanner:
         self.state = state
         self.rehash = rehash
         self.upstream = tuple(upstream)
-        self.records = {}
+        self.records = {}  # file name -> its one listing, or a list of its listings (most files have one)
         for r in self.upstream:
-            self.records.setdefault(r.file_name, []).append(r)
+            listed = self.records.setdefault(r.file_name, r)
+            if listed is not r:
+                if isinstance(listed, Release):
+                    listed = self.records[r.file_name] = [listed]
+                listed.append(r)
         self.entries = state.entries(FILES)  # one query, not one per file
         self._indexed: Optional[dict] = None  # read only when a file has no state entry
         self._prefix = os.path.join(self.root, "")
@@ -105,7 +109,7 @@ class ReleasePlanner:
                 check_release_name(r.file_name)
                 if "/" in r.file_name:  # a name in file/ itself cannot lead out (check_layout vouches for file/)
                     destination(self.root / FILES, r.file_name)
-                r = settle_md5(r, self.records.get(r.file_name, ()))
+                r = settle_md5(r, self._listings(r.file_name))
             except (UnsafeNameError, IntegrityError) as exc:
                 log.warning("skipping %s", exc)
                 items.append(Item(release_rel(r.file_name), Action.SKIP, r, reason=str(exc)))
@@ -142,10 +146,9 @@ class ReleasePlanner:
         if (r.md5 and good.md5 == r.md5) or (not r.md5 and (intact or entry is None)):
             if not r.md5 and entry is None:
                 log.warning("%s: already present; the feed has no md5, so it is taken as it is", r.file_name)
-            records = self._dicts(r.file_name)
-            if good is entry and entry.records == records:  # the state holds it as it is: nothing to write
+            if good is entry and self._recorded(entry, r.file_name):  # the state holds it as it is: nothing to write
                 return Item(rel, Action.PRESENT, r, size=st.st_size, entry=entry, recorded=True)
-            return Item(rel, Action.PRESENT, r, size=st.st_size, entry=replace(good, records=records))
+            return Item(rel, Action.PRESENT, r, size=st.st_size, entry=replace(good, records=self._dicts(r.file_name)))
         if intact:  # what we fetched, but upstream moved on
             return Item(rel, Action.UPDATE, r, size=st.st_size, entry=good, recorded=good is entry,
                         reason=f"changed upstream (md5 {entry.md5} -> {r.md5})")
@@ -190,8 +193,18 @@ class ReleasePlanner:
     def _digests(self, rel: str, st: os.stat_result, entry: Optional[Entry]) -> tuple:
         return check_copy(self.root, rel, st, entry, rehash=self.rehash)
 
+    def _listings(self, name: str):
+        listed = self.records.get(name, ())
+        return (listed,) if isinstance(listed, Release) else listed
+
+    def _recorded(self, entry: Entry, name: str) -> bool:
+        """Whether *entry* was verified against the feed's records of *name* as they are now."""
+        if isinstance(entry.records, StoredRecords):  # as stored: compared as text, neither side parsed
+            return entry.records.text == canonical_release_records(self._listings(name))
+        return entry.records == self._dicts(name)
+
     def _dicts(self, name: str) -> tuple:
-        return tuple(r.to_dict() for r in self.records.get(name, ()))
+        return tuple(r.to_dict() for r in self._listings(name))
 
     def _walk(self, wanted: set):
         """(file name, lstat) of each entry under ``file/`` but the wanted files and their side files."""

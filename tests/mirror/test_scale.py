@@ -249,3 +249,14 @@ def test_the_records_digest_is_that_of_the_whole_list_encoded_in_batches():
     for count in (0, 1, index_mod._DIGEST_BATCH, len(releases)):
         whole = json.dumps([r.to_dict() for r in releases[:count]], ensure_ascii=False, separators=(",", ":"))
         assert index_mod.records_digest(releases[:count]) == hashlib.sha256(whole.encode("utf-8")).hexdigest()
+
+
+def test_the_feed_records_text_written_directly_is_the_canonical_one():
+    from magedl.mirror.model import canonical_release_records, canonical_records
+
+    plain = catalog.Release('é "quoted"', "a/b\\c\u2028.zip", "2.4.7", "ce-full", "0" * 32)
+    bare = catalog.Release("n.zip", "n.zip", "", "other", "")
+    listed = catalog.Release("n.zip", "n.zip", "1", "t", "", ce_versions=("2.4.7",))
+    extra = catalog.Release("n.zip", "n.zip", "1", "t", "", extra={"date": "2024", "size": 3})
+    for releases in ([], [plain], [plain, bare], [bare, listed], [extra], [plain, extra]):
+        assert canonical_release_records(releases) == canonical_records([r.to_dict() for r in releases])
