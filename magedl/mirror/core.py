@@ -25,8 +25,15 @@ from magedl.mirror.composer import index as composer_index
 from magedl.mirror.composer import publish
 from magedl.mirror.composer.advisories import read_published
 from magedl.mirror.composer.plan import Archive, ComposerPlanner
-from magedl.mirror.index import (MAX_INDEX_BYTES, parse_sums, read_feed, read_sums, records_digest, release_from_dict,
-                                 write_indexes)
+from magedl.mirror.index import (
+    MAX_INDEX_BYTES,
+    parse_sums,
+    read_feed,
+    read_sums,
+    records_digest,
+    release_from_dict,
+    write_indexes,
+)
 from magedl.mirror.layout import FILES, INFO_FILES, SIG, SUMS, check_layout, release_rel, walk_files
 from magedl.mirror.model import Action, Entry, Fingerprint, Item, Plan, Status
 from magedl.mirror.pages.site import drop_stale as drop_stale_pages

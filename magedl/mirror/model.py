@@ -13,9 +13,9 @@ import os
 import stat
 import sys
 from collections.abc import Sequence
-from json.encoder import encode_basestring_ascii as _quote
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from json.encoder import encode_basestring_ascii as _quote
 from typing import Any, Optional
 
 from magedl.errors import MagedlError
@@ -210,9 +210,10 @@ class Entry:
     fingerprint : Fingerprint
         The file on disk when it was verified.
     records : tuple of dict, or StoredRecords
-        The feed records (:meth:`Release.to_dict`) it was verified against (as the state stores them, when read from it):
-        the index lists them while the file is held, even once upstream
-        dropped it. For a Composer archive, the p2 version entries instead.
+        The feed records (:meth:`Release.to_dict`) it was verified against
+        (as the state stores them, when read from it): the index lists them
+        while the file is held, even once upstream dropped it. For a Composer
+        archive, the p2 version entries instead.
     sha1 : str
         SHA-1 of the bytes, when something (Composer's ``dist.shasum``) needs it.
     """

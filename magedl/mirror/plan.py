@@ -54,9 +54,10 @@ def check_copy(root: Path, rel: str, st: os.stat_result, entry: Optional[Entry],
     date when the bytes are the same. ``(None, False)`` when the file would
     need re-hashing and *rehash* is off.
     """
+    if (entry is not None and entry.md5 and entry.sha256 and entry.fingerprint.same_as(st)
+            and ("sha1" not in algorithms or entry.sha1)):
+        return entry, True  # what Entry.matches says, without building a Fingerprint (a check per file)
     fp = Fingerprint.from_stat(st)
-    if entry is not None and entry.matches(fp) and ("sha1" not in algorithms or entry.sha1):
-        return entry, True
     if not rehash:
         return None, False
     log.info("%s: re-hashing (%s)", rel, "changed on disk since it was verified" if entry

@@ -14,7 +14,7 @@ import sqlite3
 import stat
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Iterable, Optional
 
 from magedl.fsutil import make_dirs, read_if_regular
 from magedl.locks import FileLock

@@ -252,7 +252,7 @@ def test_the_records_digest_is_that_of_the_whole_list_encoded_in_batches():
 
 
 def test_the_feed_records_text_written_directly_is_the_canonical_one():
-    from magedl.mirror.model import canonical_release_records, canonical_records
+    from magedl.mirror.model import canonical_records, canonical_release_records
 
     plain = catalog.Release('é "quoted"', "a/b\\c\u2028.zip", "2.4.7", "ce-full", "0" * 32)
     bare = catalog.Release("n.zip", "n.zip", "", "other", "")
