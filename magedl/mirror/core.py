@@ -35,7 +35,8 @@ from magedl.mirror.index import (
     write_indexes,
 )
 from magedl.mirror.layout import FILES, INFO_FILES, SIG, SUMS, check_layout, release_rel, walk_files
-from magedl.mirror.model import Action, Entry, Fingerprint, Item, Plan, Status
+from magedl.mirror.model import (Action, Entry, Fingerprint, Item, Plan, Status, StoredRecords,
+                                 canonical_release_records)
 from magedl.mirror.pages.site import drop_stale as drop_stale_pages
 from magedl.mirror.pages.site import is_page, write_pages
 from magedl.mirror.plan import DIGESTS, ReleasePlanner
@@ -278,7 +279,8 @@ class Mirror:
         if isinstance(it.source, Archive):
             records = (it.source.entry,)
         else:
-            records = tuple(r.to_dict() for r in plan.records_of(it.file_name))
+            # As the state stores them (one text, not a dict per record): a cold run holds one per landed file.
+            records = StoredRecords(canonical_release_records(plan.records_of(it.file_name)))
         it.entry = Entry(outcome.md5, sha, Fingerprint.of(outcome.path), records, sha1)
         it.size = outcome.size
         with self.state.batch():  # its record and its place in the delta: one commit

@@ -365,10 +365,17 @@ class Plan:
     def records_of(self, file_name: str) -> tuple:
         """The catalogue's records of one file name, in feed order (a lookup, not a scan)."""
         if self._by_name is None:
-            self._by_name = {}
+            self._by_name = {}  # file name -> its one record, or a list of them (most files have one)
             for r in self.upstream:
-                self._by_name.setdefault(r.file_name, []).append(r)
-        return tuple(self._by_name.get(file_name, ()))
+                listed = self._by_name.setdefault(r.file_name, r)
+                if listed is not r:
+                    if not isinstance(listed, list):
+                        listed = self._by_name[r.file_name] = [listed]
+                    listed.append(r)
+        listed = self._by_name.get(file_name)
+        if listed is None:
+            return ()
+        return tuple(listed) if isinstance(listed, list) else (listed,)
 
     @property
     def to_fetch(self) -> list:
