@@ -35,8 +35,7 @@ from magedl.mirror.index import (
     write_indexes,
 )
 from magedl.mirror.layout import FILES, INFO_FILES, SIG, SUMS, check_layout, release_rel, walk_files
-from magedl.mirror.model import (Action, Entry, Fingerprint, Item, Plan, Status, StoredRecords,
-                                 canonical_release_records)
+from magedl.mirror.model import Action, Entry, Fingerprint, Item, Plan, Status, StoredRecords, canonical_release_records
 from magedl.mirror.pages.site import drop_stale as drop_stale_pages
 from magedl.mirror.pages.site import is_page, write_pages
 from magedl.mirror.plan import DIGESTS, ReleasePlanner
