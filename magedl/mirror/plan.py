@@ -119,9 +119,10 @@ class ReleasePlanner:
             items.append(self._plan_wanted(r))
         # Only the files not wanted are stat'ed here (and keep their lstat): _plan_wanted has its own.
         on_disk = dict(self._walk(wanted))
-        held = {rel[len(FILES) + 1:] for rel in self.entries}
+        cut = len(FILES) + 1  # held files not wanted, without a set of every held name first
+        unwanted = {rel[cut:] for rel in self.entries if rel[cut:] not in wanted}
         dropped = []
-        for name in sorted((held | set(on_disk)) - wanted):
+        for name in sorted((unwanted | set(on_disk)) - wanted):
             st = on_disk.get(name)
             if st is None:
                 log.warning("%s: was in the mirror but is gone from disk; dropped from the index", name)
