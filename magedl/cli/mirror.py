@@ -47,7 +47,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("dir", metavar="DIR", help="the mirror folder (created if needed)")
     add_selection(p)
     p.add_argument("--prune", action="store_true",
-                   help="remove files that are no longer selected or no longer upstream")
+                   help="remove files that are no longer selected or no longer upstream, only in the parts this "
+                        "run selects: release files unless only Composer options are given, Composer archives only "
+                        "with --composer-require/--composer-lock")
     p.add_argument("--dry-run", action="store_true", help="print the plan, with sizes when known; change nothing")
     p.add_argument("--diff-file", metavar="PATH",
                    help="write the paths (relative to DIR) this run added or changed, one a line (the folder "
