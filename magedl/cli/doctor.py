@@ -2,6 +2,7 @@
 
 Exit 0 only when every check is OK; otherwise the exit code of the first
 failure (3 credentials refused, 7 unreachable, ...; 1 for a local problem).
+WARN (with the next step) marks what only some commands need: it fails nothing.
 """
 
 import logging
@@ -24,8 +25,9 @@ from magedl.cli.keys import MARKETPLACE_URL, repo_url
 from magedl.cli.output import is_tty, print_json, write_line
 from magedl.composer.remote import keys_label, where
 from magedl.config import is_service, resolve, shown_url
-from magedl.errors import MagedlError
+from magedl.errors import ConfigError, MagedlError
 from magedl.locks import stale_locks
+from magedl.mirror.signature import INSTALL, ssh_keygen
 from magedl.ranges import parse_http_date
 from magedl.secrecy import mageid_problem, mageid_shown, redact
 from magedl.service.api import Client
@@ -50,12 +52,13 @@ class Check:
     detail: str
     fix: str = ""
     exit_code: int = 0
+    warning: bool = False  # OK for what the host needs, but some commands will not work (the fix says why)
 
 
 def add_parser(subparsers) -> None:
 
     p = add_command(subparsers, "doctor", "check what a build host needs: credentials, the feed, Marketplace "
-                    "keys, TLS, proxies, clock, free space, leftovers")
+                    "keys, TLS, proxies, clock, free space, leftovers, ssh-keygen")
     p.add_argument("-o", "--output", default=".", metavar="DIR",
                    help="the folder downloads go to: free space and leftovers are checked there (default: current)")
     p.add_argument("--repo-url", type=repo_url, default=MARKETPLACE_URL, metavar="URL",
@@ -75,6 +78,7 @@ def run(args, out) -> int:
     _keys(args, checks)
     _space(args.output, checks)
     _leftovers(args.output, checks)
+    _ssh_keygen(checks)
     if args.json:
         print_json([asdict(c) for c in checks], out)
     else:
@@ -88,9 +92,9 @@ def run(args, out) -> int:
 def _print(checks, out):
     red = is_tty(out)
     for c in checks:
-        state = "OK  " if c.ok else ("\x1b[31mFAIL\x1b[0m" if red else "FAIL")
+        state = ("WARN" if c.warning else "OK  ") if c.ok else ("\x1b[31mFAIL\x1b[0m" if red else "FAIL")
         write_line(out, f"{state}  {c.check}: {printable(c.detail)}")
-        if not c.ok and c.fix:
+        if (not c.ok or c.warning) and c.fix:
             write_line(out, f"      fix: {printable(c.fix)}")
 
 
@@ -289,3 +293,14 @@ def _leftovers(folder, checks):
         checks.append(Check("leftovers", False, f"in {where}: " + "; ".join(problems), "; ".join(fixes), 1))
     else:
         checks.append(Check("leftovers", True, f"no unfinished download or stale lock in {where}"))
+
+
+def _ssh_keygen(checks):
+    """Signing and checking mirror signatures run OpenSSH's ssh-keygen; nothing else needs it, so absent is a WARN."""
+    try:
+        path = ssh_keygen()
+    except ConfigError:
+        checks.append(Check("ssh-keygen", True, "not found on PATH: 'mirror --sign-key', 'sign' and 'verify'/'serve "
+                            "--allowed-signers' need it (nothing else does)", INSTALL, warning=True))
+        return
+    checks.append(Check("ssh-keygen", True, f"{path} (signs mirrors and checks their signatures)"))

@@ -123,3 +123,26 @@ def test_the_service_without_credentials_fails(host, capsys, monkeypatch):
                          "-o", str(target))
     line = lines_of(out)["downloads credentials"]
     assert code == 3 and line.startswith("FAIL") and "Downloads Access Token" in out
+
+
+def test_ssh_keygen_found_is_ok(env, host, capsys, tmp_path, monkeypatch):
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "ssh-keygen").write_text("#!/bin/sh\nexit 0\n")
+    os.chmod(tools / "ssh-keygen", 0o755)
+    monkeypatch.setenv("PATH", str(tools))
+    code, out, err = doctor_run(capsys, host)
+    assert code == 0, out + err
+    assert lines_of(out)["ssh-keygen"].startswith("OK") and str(tools / "ssh-keygen") in out
+
+
+def test_ssh_keygen_missing_is_a_warning_with_the_next_step_not_a_failure(env, host, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))
+    code, out, err = doctor_run(capsys, host)
+    assert code == 0, out + err  # only signing needs it
+    line = lines_of(out)["ssh-keygen"]
+    assert line.startswith("WARN") and "--sign-key" in line and "--allowed-signers" in line
+    assert "fix: install OpenSSH's client" in out and "openssh-client" in out
+    code, out, err = doctor_run(capsys, host, "--json")
+    row = next(r for r in json.loads(out) if r["check"] == "ssh-keygen")
+    assert code == 0 and row["ok"] and row["warning"] and "openssh-client" in row["fix"]
