@@ -94,6 +94,8 @@ class Mirror:
             plan = ReleasePlanner(self.root, self.state, upstream, rehash=rehash).plan((), prune=False)
             for it in plan.with_action(Action.KEEP):
                 it.reason = "no release selection given; kept"
+            for it in plan.with_action(Action.STRAY):
+                it.reason = "not part of the mirror; --prune with a release selection removes it"
         else:
             plan = ReleasePlanner(self.root, self.state, upstream, rehash=rehash).plan(selected, prune=prune)
         if composer is not None or composer_url is not None or self._has_composer():

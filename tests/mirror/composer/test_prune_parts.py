@@ -105,3 +105,23 @@ def test_the_composer_part_is_dropped_by_removing_its_folder(repos, env, capsys,
     assert code == 0, err
     assert not composer_sums(mdir)
     assert run(capsys, "verify", str(mdir))[0] == 0
+
+
+def test_strays_are_pruned_only_by_a_run_that_manages_their_part(repos, env, capsys, tmp_path):
+    mdir = tmp_path / "m"
+    both_parts(capsys, mdir, repos)
+    release_stray, composer_stray = mdir / "file" / "stray.zip", mdir / "composer" / "dist" / "psr" / "stray.zip"
+    release_stray.write_bytes(b"not the mirror's")
+    composer_stray.write_bytes(b"not the mirror's")
+    # A release run: the release stray would go, the Composer one is kept, and says which run removes it.
+    code, out, err = run(capsys, "--json", "mirror", str(mdir), "--type", "ce-patch", "--prune", "--dry-run")
+    assert code == 0, err
+    assert rows(out)["stray.zip"]["action"] == "prune"
+    kept = rows(out)["composer/dist/psr/stray.zip"]
+    assert kept["action"] == "stray" and "--prune with Composer options" in kept["reason"]
+    # A Composer run: the other way round.
+    code, out, err = run(capsys, "--json", "mirror", str(mdir), "--composer-repo", repos.magento_url,
+                         "--composer-repo", repos.packagist_url, "--composer-require", "psr/log", "--prune")
+    assert code == 0, err
+    assert "--prune with a release selection" in rows(out)["stray.zip"]["reason"] and release_stray.exists()
+    assert not composer_stray.exists()
