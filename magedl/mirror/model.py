@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from json.encoder import encode_basestring_ascii as _quote
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 from magedl.errors import MagedlError
 
@@ -83,13 +83,13 @@ class Status(str, Enum):
         return self in (Status.FETCHED, Status.UPDATED, Status.REPAIRED)
 
 
-@dataclass(frozen=True, **SLOTS)
-class Fingerprint:
+class Fingerprint(NamedTuple):
     """What must not change for a verified file to stay verified without re-reading it.
 
     ctime cannot be set back by ``touch``, so even a byte flipped with the
     mtime restored is caught. Bit rot on the medium changes nothing here:
-    that is what ``verify`` is for.
+    that is what ``verify`` is for. A named tuple: built for every file of
+    every run, it costs a fraction of a frozen dataclass.
     """
 
     size: int
@@ -199,9 +199,13 @@ def regular_file(path: os.PathLike | str) -> Optional[os.stat_result]:
     return st if stat.S_ISREG(st.st_mode) else None
 
 
-@dataclass(frozen=True, **SLOTS)
+@dataclass(**SLOTS)
 class Entry:
     """A copy on disk the mirror verified: its digests, its fingerprint then, and what it was verified against.
+
+    Never changed once made (:meth:`moved_to` and ``dataclasses.replace`` make
+    changed copies); not frozen only because a frozen dataclass costs several
+    times as much to build, and the state builds one per file on every run.
 
     Attributes
     ----------

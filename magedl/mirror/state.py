@@ -87,13 +87,15 @@ def _row(rel: str, entry: Entry) -> tuple:
 def _entry(row: tuple) -> Optional[Entry]:
     """The entry of one row; its records stay the stored text until read (see :class:`StoredRecords`)."""
     md5, sha256, size, mtime_ns, ctime_ns, ino, records, sha1 = row
-    try:
-        fp = Fingerprint(int(size), int(mtime_ns), int(ctime_ns), int(ino))
-    except (TypeError, ValueError):
+    if not (type(md5) is str and type(sha256) is str and type(sha1) is str and type(records) is str
+            and records.startswith("[")):
         return None
-    if not all(isinstance(v, str) for v in (md5, sha256, sha1, records)) or not records.startswith("["):
-        return None
-    return Entry(md5, sha256, fp, StoredRecords(records), sha1)
+    if not (type(size) is int and type(mtime_ns) is int and type(ctime_ns) is int and type(ino) is int):
+        try:  # as an older magedl may have stored them
+            size, mtime_ns, ctime_ns, ino = int(size), int(mtime_ns), int(ctime_ns), int(ino)
+        except (TypeError, ValueError):
+            return None
+    return Entry(md5, sha256, Fingerprint(size, mtime_ns, ctime_ns, ino), StoredRecords(records), sha1)
 
 
 def _clear_non_regular(path: Path) -> None:
