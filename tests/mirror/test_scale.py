@@ -245,7 +245,9 @@ def test_select_computes_one_sort_key_per_version_not_per_file(monkeypatch):
 def test_the_records_digest_is_that_of_the_whole_list_encoded_in_batches():
     import hashlib
 
-    releases = [catalog.Release(f"n{i}", f"f{i} é.zip", "1", "t", "") for i in range(index_mod._DIGEST_BATCH * 2 + 5)]
+    odd = 'é"\u2028'  # not ASCII, a quote, a line separator: encoded as json.dumps does
+    releases = [catalog.Release(f"n{i}", f"f{i}{odd}.zip", "1", "t", "") for i in range(index_mod._DIGEST_BATCH * 2)]
+    releases += [catalog.Release("x", "x.zip", "1", "t", "", ce_versions=("2.4.7",), extra={"date": "ü"})] * 5
     for count in (0, 1, index_mod._DIGEST_BATCH, len(releases)):
         whole = json.dumps([r.to_dict() for r in releases[:count]], ensure_ascii=False, separators=(",", ":"))
         assert index_mod.records_digest(releases[:count]) == hashlib.sha256(whole.encode("utf-8")).hexdigest()
