@@ -10,6 +10,7 @@ import posixpath
 import re
 import sys
 from dataclasses import dataclass, field
+from operator import attrgetter
 from types import MappingProxyType
 from typing import Callable, Iterable, List, Optional, Sequence
 
@@ -321,7 +322,7 @@ def select(releases: Iterable["Release"], *, types: Iterable[str] = (), versions
         chosen = [r for r in chosen if r.version == newest[r.type]]
     # Two stable sorts: the second (by version) keeps the first's order on ties. A key per version, not per
     # record: a catalogue lists thousands of files under each.
-    chosen.sort(key=lambda r: (r.type, r.file_name))
+    chosen.sort(key=attrgetter("type", "file_name"))
     keys = {v: version_key(v) for v in {r.version for r in chosen}}
     chosen.sort(key=lambda r: keys[r.version], reverse=True)
     return chosen
