@@ -129,18 +129,19 @@ def render_pages(records: Iterable, held: Mapping[str, HeldFile], composer_files
 
 def _inputs(records: str, held: Mapping, composer_files: Mapping[str, bytes], composer_url: Optional[str],
             signer: str, version: str) -> str:
-    """A digest of everything the pages are rendered from (their time stamp aside); *records*: their digest."""
+    """A digest of everything the pages are rendered from (their time stamp aside).
+
+    *records*: their digest; *held*: the :class:`~magedl.mirror.model.Entry` of each file by path.
+    """
     digest = hashlib.sha256(json.dumps([version, STYLE + POLICY, composer_url, signer, records],
                                        ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass"))
     # One line per file (a path holds no newline: SHA256SUMS lists them one a line), a batch at a time.
-    # *held*: Entry or HeldFile by path.
     rels = sorted(held)
     for start in range(0, len(rels), 2048):
         lines = []
         for rel in rels[start:start + 2048]:
-            f = held[rel]
-            size = f.fingerprint.size if hasattr(f, "fingerprint") else f.size
-            lines.append(f"{rel}\0{size}\0{f.md5}\0{f.sha256}\0{f.sha1}\n")
+            e = held[rel]
+            lines.append(f"{rel}\0{e.fingerprint.size}\0{e.md5}\0{e.sha256}\0{e.sha1}\n")
         digest.update("".join(lines).encode("utf-8", "surrogatepass"))
     for rel in sorted(composer_files):
         digest.update(f"{rel}\0{hashlib.sha256(composer_files[rel]).hexdigest()}\n".encode("utf-8", "surrogatepass"))
