@@ -147,8 +147,8 @@ def run(bench, work, base, magedl, env, figures, quick=False, sizes=None, releas
         if n in rows:
             row = rows[n]
             print(f"  targets at {n:,} files: re-run <= {seconds} s and <= {mib} MiB; here {row['rerun']:.2f} s "
-                  f"({row['rerun_cpu']:.2f} s CPU) and {row['rerun_rss']:.1f} MiB (the cold run: {row['cold_rss']:.1f} MiB)",
-                  flush=True)
+                  f"({row['rerun_cpu']:.2f} s CPU) and {row['rerun_rss']:.1f} MiB "
+                  f"(the cold run: {row['cold_rss']:.1f} MiB)", flush=True)
     if release_only:
         shutil.rmtree(source, ignore_errors=True)
         return rows, {}
