@@ -21,6 +21,7 @@ from magedl.errors import BusyError, LocalFileError, MagedlError
 from magedl.fsutil import read_if_regular
 from magedl.locks import FileLock
 from magedl.mirror import signature
+from magedl.mirror.bulk import collector_paused
 from magedl.mirror.composer import index as composer_index
 from magedl.mirror.composer import publish
 from magedl.mirror.composer.advisories import read_published
@@ -350,6 +351,7 @@ class Mirror:
                 break
             parent = parent.parent
 
+    @collector_paused()
     def write_indexes(self, plan: Plan, leave_out: frozenset = frozenset(), pages: bool = True,
                       signer: str = "") -> list:
         """Write the index files for the files held and verified (but *leave_out*); return those that changed.

@@ -262,3 +262,39 @@ def test_the_feed_records_text_written_directly_is_the_canonical_one():
     extra = catalog.Release("n.zip", "n.zip", "1", "t", "", extra={"date": "2024", "size": 3})
     for releases in ([], [plain], [plain, bare], [bare, listed], [extra], [plain, extra]):
         assert canonical_release_records(releases) == canonical_records([r.to_dict() for r in releases])
+
+
+def test_the_catalogue_plan_and_index_write_run_without_the_cyclic_collector(env, capsys, mdir, monkeypatch):
+    import gc
+
+    from magedl.mirror import core as core_mod
+    from magedl.mirror import run as run_mod
+    from magedl.mirror.bulk import collector_paused
+
+    seen = {}
+
+    def spy(name, real):
+        def call(*args, **kwargs):
+            seen.setdefault(name, set()).add(gc.isenabled())
+            return real(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(run_mod, "_catalogue", spy("catalogue", run_mod._catalogue))
+    monkeypatch.setattr(core_mod, "ReleasePlanner", spy("plan", core_mod.ReleasePlanner))
+    monkeypatch.setattr(core_mod, "records_digest", spy("index", core_mod.records_digest))
+    monkeypatch.setattr(core_mod, "fetch_many", spy("fetch", core_mod.fetch_many))
+    assert gc.isenabled()
+    assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
+    assert seen == {"catalogue": {False}, "plan": {False}, "index": {False}, "fetch": {True}}
+    assert gc.isenabled()  # back once each phase ended (the transfers ran with it)
+    with pytest.raises(ValueError):
+        with collector_paused():
+            raise ValueError
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()  # a caller's own choice is left as it was
+    finally:
+        gc.enable()
