@@ -16,7 +16,7 @@ from magedl.ranges import UNSATISFIABLE, parse_http_date, parse_range
 from magedl.server.http import Reply, Request, http_date
 from magedl.server.stores import FileInfo, Store, rebased
 
-__all__ = ["composer_reply", "content_type", "file_reply", "info_reply", "not_found", "page_reply", "page_rel",
+__all__ = ["composer_reply", "content_type", "file_headers", "file_reply", "info_reply", "not_found", "page_reply", "page_rel",
            "ranged_reply", "static_reply"]
 
 _BINARY = "application/octet-stream"
@@ -136,11 +136,16 @@ def page_reply(store: Store, req: Request, rel: str) -> Reply:
     return reply
 
 
+def file_headers(info: FileInfo, content_type: str = _BINARY) -> list:
+    """The headers of a file's 200 (its 304 keeps ETag and Last-Modified)."""
+    return [("Content-Type", content_type), ("ETag", info.etag),
+            ("Last-Modified", http_date(info.last_modified)), ("Accept-Ranges", "bytes")]
+
+
 def ranged_reply(req: Request, info: FileInfo, fh: BinaryIO, content_type: str = _BINARY) -> Reply:
     """200 with the whole file, 304 when the client's copy is current, 206 for a single satisfiable Range
     (If-Range honoured), or 416."""
-    headers = [("Content-Type", content_type), ("ETag", info.etag),
-               ("Last-Modified", http_date(info.last_modified)), ("Accept-Ranges", "bytes")]
+    headers = file_headers(info, content_type)
     if _not_modified(req, info):
         fh.close()
         return Reply(304, headers[1:3])
