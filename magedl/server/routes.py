@@ -16,8 +16,8 @@ from magedl.ranges import UNSATISFIABLE, parse_http_date, parse_range
 from magedl.server.http import Reply, Request, http_date
 from magedl.server.stores import FileInfo, Store, rebased
 
-__all__ = ["composer_reply", "content_type", "file_headers", "file_reply", "info_reply", "not_found", "page_reply", "page_rel",
-           "ranged_reply", "static_reply"]
+__all__ = ["composer_reply", "content_type", "file_headers", "file_reply", "info_reply", "not_found", "page_reply",
+           "page_rel", "ranged_reply", "static_reply"]
 
 _BINARY = "application/octet-stream"
 # By the name's last extension, as nginx's mime.types does; what is not here is octet-stream.
