@@ -225,7 +225,9 @@ class ApiServer:
         keep, leftover = False, b""
         try:
             keep, leftover = (pending(), rest) if pending is not None else self._exchange(conn, head, rest)
-            while keep and not self._stopped:
+            # With a quick path, the next request goes back to the loop, which answers the common one
+            # itself; without, the worker reads it when it comes at once (see Limits.linger).
+            while keep and not self._stopped and self._quick is None:
                 head, rest = next_head(conn, leftover, self.limits)
                 if head is None:  # back to the loop with what came (or closed)
                     keep, leftover = rest is not None, rest

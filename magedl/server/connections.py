@@ -63,7 +63,9 @@ class Limits:
         The kernel's queue of connections not yet accepted.
     linger : float
         Seconds a worker waits for a keep-alive connection's next request
-        before handing the connection back to the loop (0: at once).
+        before handing the connection back to the loop (0: at once). A server
+        whose loop answers the common request itself (a mirror folder, no
+        hooks) hands it back at once.
     """
 
     max_connections: int = 256
