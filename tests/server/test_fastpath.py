@@ -172,7 +172,6 @@ def test_a_reply_the_socket_does_not_take_at_once_is_finished_by_a_worker(mirror
     (mirror / "info" / "json").write_text(json.dumps(feed_of(NAMES + [big])))
     with ApiServer(DirStore(mirror)) as server:
         slow = socket.socket()
-        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
         slow.settimeout(10)
         with closing(slow):
             slow.connect(("127.0.0.1", server.port))
