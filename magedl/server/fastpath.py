@@ -1,10 +1,10 @@
 """The common request, answered on the connection loop's thread: a whole archive from a mirror folder.
 
-Rule: the loop never waits for a client. It answers only a GET or HEAD of ``file/<name>`` with no
-condition and no range, on a server without hooks, when the feed is the version parsed last and the
-file is small; the file's descriptor and its reply head are kept while the file is unchanged. All
-else, and the part of a reply the socket does not take at once, goes to a worker, which answers as
-before. Why: see docs/design.md, "Notes: the server".
+Rule: the loop never waits for a client. It answers only a GET or HEAD of ``file/<name>`` (or of
+``info/json``) with no condition and no range, on a server without hooks, when the feed is the
+version parsed last and the file is small; the file's descriptor and its reply head are kept while
+the file is unchanged. All else, and the part of a reply the socket does not take at once, goes to
+a worker, which answers as before. Why: see docs/design.md, "Notes: the server".
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from urllib.parse import unquote
 
 from magedl.server.connections import Connection
 from magedl.server.http import BadRequest, Reply, head_parts, now_bytes, parse_head
-from magedl.server.routes import file_headers
+from magedl.server.routes import BINARY, JSON, file_headers
 from magedl.server.stores import DirStore, fingerprint
 from magedl.server.writer import send_file
 
@@ -46,13 +46,13 @@ class OpenFile:
 
     __slots__ = ("fh", "fd", "path", "key", "size", "before", "after")
 
-    def __init__(self, fh, path: str, st: os.stat_result):
+    def __init__(self, fh, path: str, st: os.stat_result, content_type: str):
         self.fh = fh
         self.fd = fh.fileno()
         self.path = path
         self.key = fingerprint(st)
         self.size = st.st_size
-        reply = Reply(200, file_headers(DirStore.file_info(st)), stream=fh, length=st.st_size)
+        reply = Reply(200, file_headers(DirStore.file_info(st), content_type), stream=fh, length=st.st_size)
         self.before, self.after = head_parts(reply, close=False)
 
 
@@ -71,25 +71,25 @@ class OpenFiles:
         self._files: "OrderedDict[str, OpenFile]" = OrderedDict()
         self.opened = 0  # how many files were opened (the tests count them)
 
-    def get(self, name: str) -> Optional[OpenFile]:
-        """The open file for ``file/<name>`` as it is now, or None (missing, refused, or too large).
+    def get(self, rel: str, content_type: str = BINARY) -> Optional[OpenFile]:
+        """The open file ``<mirror>/<rel>`` as it is now, or None (missing, refused, or too large).
 
         Raises
         ------
         OSError
             A shortage (out of descriptors): the caller leaves the request to a worker.
         """
-        entry = self._files.get(name)
+        entry = self._files.get(rel)
         if entry is not None:
             try:
                 same = fingerprint(os.stat(entry.path, follow_symlinks=False)) == entry.key
             except OSError:
                 same = False
             if same:
-                self._files.move_to_end(name)
+                self._files.move_to_end(rel)
                 return entry
-            self._files.pop(name).fh.close()
-        opened = self._store.open("file/" + name)
+            self._files.pop(rel).fh.close()
+        opened = self._store.open(rel)
         if opened is None:
             return None
         fh, st = opened
@@ -97,8 +97,8 @@ class OpenFiles:
         if st.st_size > QUICK_MAX or self.size <= 0:
             fh.close()
             return None
-        entry = OpenFile(fh, os.path.join(self._store.root, "file", name), st)
-        self._files[name] = entry
+        entry = OpenFile(fh, os.path.join(self._store.root, *rel.split("/")), st, content_type)
+        self._files[rel] = entry
         while len(self._files) > self.size:
             self._files.popitem(last=False)[1].fh.close()
         return entry
@@ -126,6 +126,7 @@ class QuickPath:
         self.files = files
         self._store = files._store
         self._file_prefix = prefix + "file/"
+        self._feed_path = prefix + self._store.FEED
         self._authorized = authorized
         self._log_line = log_line
 
@@ -146,16 +147,23 @@ class QuickPath:
                 or headers.any_of(_ASIDE):
             return None
         decoded = unquote(head.target.split("?", 1)[0].split("#", 1)[0])
-        if not decoded.startswith(self._file_prefix):
+        if decoded.startswith(self._file_prefix):
+            name = decoded[len(self._file_prefix):]
+        elif decoded.rstrip("/") == self._feed_path:
+            name = None
+        else:
             return None
         if self._authorized is not None and not self._authorized(headers.get("Authorization")):
             return None
-        name = decoded[len(self._file_prefix):]
         snapshot = self._store.current()
-        if snapshot is None or name not in snapshot.names:
-            return None  # a new version of the feed to parse, or a 404: both a worker's
+        if snapshot is None or (name not in snapshot.names if name is not None else not snapshot.readable):
+            return None  # a new version of the feed to parse, a 404, the empty feed: each a worker's
         try:
-            entry = self.files.get(name)
+            if name is not None:
+                entry = self.files.get("file/" + name)
+            else:  # the feed's file itself, the version the snapshot parsed
+                entry = self.files.get(self._store.FEED, JSON)
+                entry = entry if entry is not None and entry.key == snapshot.fingerprint else None
         except OSError:
             return None
         if entry is None:
