@@ -170,7 +170,7 @@ def test_a_reply_the_socket_does_not_take_at_once_is_finished_by_a_worker(mirror
     # Larger than a socket's buffers may grow (net.ipv4.tcp_wmem), so the loop cannot send it whole.
     monkeypatch.setattr(fastpath, "QUICK_MAX", 32 << 20)
     big = "PATCH-BIG.tar.gz"
-    data = os.urandom(24 << 20)
+    data = os.urandom(12 << 20)
     (mirror / "file" / big).write_bytes(data)
     (mirror / "info" / "json").write_text(json.dumps(feed_of(NAMES + [big])))
     with ApiServer(DirStore(mirror)) as server:
