@@ -63,9 +63,8 @@ class Limits:
         The kernel's queue of connections not yet accepted.
     linger : float
         Seconds a worker waits for a keep-alive connection's next request
-        before handing the connection back to the loop (0: at once). A server
-        whose loop answers the common request itself (a mirror folder, no
-        hooks) hands it back at once.
+        before handing the connection back to the loop (0: at once); at once
+        where the loop answers the common request itself (a mirror folder).
     """
 
     max_connections: int = 256
@@ -373,7 +372,7 @@ class ConnectionLoop:
                 return
             buf = conn.reader.buf
             head, data = bytes(buf[:end]), bytes(buf[end:])
-            answered = self._quick(conn, head) if conn.switches else None
+            answered = self._answer_here(conn, head) if conn.switches else None
             if answered is True:  # answered here: wait for the next request (maybe already in *data*)
                 conn.reader = HeadReader(self.limits.max_head)
                 conn.waiting_since = now = time.monotonic()
@@ -395,6 +394,13 @@ class ConnectionLoop:
                 log.exception("server: cannot answer %s", conn.client[0])
                 self._forget(conn)
             return
+
+    def _answer_here(self, conn: Connection, head: bytes):
+        try:
+            return self._quick(conn, head)
+        except Exception:  # a bug there must not stop the loop; what it sent is unknown: the connection ends
+            log.exception("server: cannot answer %s on the loop", conn.client[0])
+            return False
 
     def _to_worker(self, conn: Connection):
         if conn.switches:

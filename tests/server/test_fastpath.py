@@ -234,3 +234,19 @@ def test_info_json_kept_open_is_served_as_it_is_now(mirror):
         assert session.get(url).json() == session.get(url).json() == json.loads(edited)
         path.write_text('{"ce-patch": ')  # no longer a feed: the empty one, as the full path says
         assert session.get(url).json() == session.get(url).json() == {}
+
+
+def test_a_bug_in_the_quick_path_ends_one_connection_not_the_server(mirror, monkeypatch, caplog):
+    def broken(self, conn, head):
+        raise ValueError("a bug")
+
+    with ApiServer(DirStore(mirror)) as server:
+        monkeypatch.setattr(fastpath.QuickPath, "answer", broken)
+        server._loop._quick = server._quick.answer  # (bound at start: rebind to the broken one)
+        with closing(socket.create_connection(("127.0.0.1", server.port), timeout=10)) as sock:
+            sock.sendall(get(NAMES[0]))
+            assert sock.recv(100) == b""
+        monkeypatch.undo()
+        server._loop._quick = server._quick.answer
+        assert requests.get(server.base_url + "file/" + NAMES[0], timeout=10).status_code == 200
+    assert "cannot answer 127.0.0.1 on the loop" in caplog.text
