@@ -320,6 +320,8 @@ class ConnectionLoop:
             conn = Connection(sock, client, 0.0)
             conn.switches = switches
             self._wait(conn, time.monotonic() + self.limits.head_timeout)
+            if full:  # one newcomer per round at the cap: it is read before later ones make it the oldest
+                return
 
     def _evict_oldest(self) -> bool:
         if not self._waiting:
