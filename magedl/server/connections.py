@@ -26,8 +26,11 @@ log = logging.getLogger(__name__)
 FD_RESERVE = 32
 
 
-def connection_budget(limit: int) -> int:
-    """*limit*, lowered so that each held connection can also open a file within RLIMIT_NOFILE."""
+def connection_budget(limit: int, reserve: int = 0) -> int:
+    """*limit*, lowered so that each held connection can also open a file within RLIMIT_NOFILE.
+
+    *reserve*: descriptors kept open besides (the quick path's open files).
+    """
     try:
         import resource
 
@@ -36,7 +39,7 @@ def connection_budget(limit: int) -> int:
         return limit
     if soft == resource.RLIM_INFINITY:
         return limit
-    return max(1, min(limit, (soft - FD_RESERVE) // 2))
+    return max(1, min(limit, (soft - FD_RESERVE - reserve) // 2))
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,8 @@ class Limits:
         The kernel's queue of connections not yet accepted.
     linger : float
         Seconds a worker waits for a keep-alive connection's next request
-        before handing the connection back to the loop (0: at once).
+        before handing the connection back to the loop (0: at once); at once
+        where the loop answers the common request itself (a mirror folder).
     """
 
     max_connections: int = 256
@@ -82,6 +86,7 @@ class Connection:
         self.reader: Optional[HeadReader] = None
         self.leftover = leftover
         self.waiting_since = time.monotonic()
+        self.switches = False  # non-blocking while the loop holds it, blocking on a worker
 
 
 def next_head(conn: "Connection", leftover: bytes, limits: Limits):
@@ -117,9 +122,11 @@ def next_head(conn: "Connection", leftover: bytes, limits: Limits):
     return data[:end], data[end:]
 
 
-# dispatch(conn, head_bytes, rest) runs the request on a worker; reject(conn, BadRequest) answers an error.
-Dispatch = Callable[[Connection, bytes, bytes], None]
+# dispatch(conn, head_bytes, rest[, pending]) runs the request (or pending(), the rest of a reply) on a worker;
+# reject(conn, BadRequest) answers an error; quick(conn, head_bytes) may answer on the loop (QuickPath.answer).
+Dispatch = Callable[..., None]
 Reject = Callable[[Connection, BadRequest], None]
+Quick = Callable[[Connection, bytes], object]
 
 
 class ConnectionLoop:
@@ -137,14 +144,22 @@ class ConnectionLoop:
     reject : callable
         ``reject(conn, error)`` for a head that cannot be served (too large, bad
         request line); like ``dispatch`` it hands off and returns, then releases.
+    quick : callable or None
+        ``quick(conn, head)`` answers a request on this thread when it can
+        without waiting (:meth:`magedl.server.fastpath.QuickPath.answer`).
+    reserve : int
+        Descriptors the caller keeps open beside the connections (kept files).
     """
 
-    def __init__(self, listener: socket.socket, limits: Limits, dispatch: Dispatch, reject: Reject):
+    def __init__(self, listener: socket.socket, limits: Limits, dispatch: Dispatch, reject: Reject,
+                 quick: Optional[Quick] = None, reserve: int = 0):
         self.listener = listener
         self.limits = limits
-        self.max_connections = connection_budget(limits.max_connections)
+        self.max_connections = connection_budget(limits.max_connections, reserve)
         self._dispatch = dispatch
         self._reject = reject
+        self._quick = quick
+        self._soonest = float("inf")  # no waiting connection's deadline is earlier
         self._selector = selectors.DefaultSelector()
         self._waiting: dict = {}  # socket -> Connection, waiting for a head
         self._held = 0  # every connection we own: waiting ones and those with a worker
@@ -164,6 +179,11 @@ class ConnectionLoop:
     def resume(self, conn: Connection, leftover: bytes = b"") -> None:
         """Take back *conn* after a reply, to wait for its next request."""
         conn.leftover = leftover
+        if conn.switches:
+            try:
+                conn.sock.setblocking(False)
+            except OSError:
+                pass
         with self._lock:
             if not self._stopping:
                 self._returned.append(conn)
@@ -244,10 +264,12 @@ class ConnectionLoop:
             self._accepting = on
 
     def _next_deadline(self) -> Optional[float]:
+        # _soonest is never later than the earliest deadline (it may be earlier: a deadline moved
+        # on): waking at it costs one scan, and spares a scan of every connection per event.
         if not self._waiting:
+            self._soonest = float("inf")
             return None
-        soonest = min(conn.deadline for conn in self._waiting.values())
-        return max(0.0, soonest - time.monotonic())
+        return max(0.0, self._soonest - time.monotonic())
 
     def _drain_wake(self):
         try:
@@ -279,9 +301,14 @@ class ConnectionLoop:
                 return
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # a reply head, then its body
-                # Blocking for the workers, with their time limit, once for the connection's life:
-                # this loop reads it without waiting (MSG_DONTWAIT), so nothing switches back and forth.
-                prepare(sock, self.limits.io_timeout)
+                # Blocking for the workers, with their time limit kept by the kernel; this loop reads
+                # without waiting (MSG_DONTWAIT), and, when it answers itself, writes on it made
+                # non-blocking, switched only when a worker takes the connection or gives it back.
+                if prepare(sock, self.limits.io_timeout) and self._quick is not None:
+                    sock.setblocking(False)
+                    switches = True
+                else:
+                    switches = False
             except OSError:
                 _close(sock)
                 continue
@@ -290,7 +317,11 @@ class ConnectionLoop:
                 continue
             with self._lock:
                 self._held += 1
-            self._wait(Connection(sock, client, 0.0), time.monotonic() + self.limits.head_timeout)
+            conn = Connection(sock, client, 0.0)
+            conn.switches = switches
+            self._wait(conn, time.monotonic() + self.limits.head_timeout)
+            if full:  # one newcomer per round at the cap: it is read before later ones make it the oldest
+                return
 
     def _evict_oldest(self) -> bool:
         if not self._waiting:
@@ -302,7 +333,7 @@ class ConnectionLoop:
 
     def _wait(self, conn: Connection, deadline: float):
         conn.reader = HeadReader(self.limits.max_head)
-        conn.deadline = deadline
+        self._set_deadline(conn, deadline)
         conn.waiting_since = time.monotonic()
         leftover, conn.leftover = conn.leftover, b""
         self._waiting[conn.sock] = conn
@@ -323,36 +354,76 @@ class ConnectionLoop:
         self._take(conn, data)
 
     def _take(self, conn: Connection, data: bytes):
-        first = not conn.reader.buf
-        try:
-            end = conn.reader.feed(data)
-        except BadRequest as exc:
-            self._unwatch(conn)
+        while True:
+            first = not conn.reader.buf
             try:
-                self._reject(conn, exc)
-            except Exception:
+                end = conn.reader.feed(data)
+            except BadRequest as exc:
+                self._unwatch(conn)
+                try:
+                    self._reject(conn, exc)
+                except Exception:
+                    log.exception("server: cannot answer %s", conn.client[0])
+                    self._forget(conn)
+                return
+            if end is None:
+                if first and conn.deadline - time.monotonic() > self.limits.head_timeout:
+                    # An idle keep-alive connection started its next request: from
+                    # now on, the whole head must come within head_timeout.
+                    self._set_deadline(conn, time.monotonic() + self.limits.head_timeout)
+                return
+            buf = conn.reader.buf
+            head, data = bytes(buf[:end]), bytes(buf[end:])
+            answered = self._answer_here(conn, head) if conn.switches else None
+            if answered is True:  # answered here: wait for the next request (maybe already in *data*)
+                conn.reader = HeadReader(self.limits.max_head)
+                conn.waiting_since = now = time.monotonic()
+                self._set_deadline(conn, now + self.limits.idle_timeout)
+                if data:
+                    continue
+                return
+            self._unwatch(conn)
+            if answered is False:
+                self._forget(conn)
+                return
+            self._to_worker(conn)
+            try:
+                if answered is None:
+                    self._dispatch(conn, head, data)
+                else:
+                    self._dispatch(conn, None, data, answered)
+            except Exception:  # e.g. no thread can be started now: drop this one, keep serving
                 log.exception("server: cannot answer %s", conn.client[0])
                 self._forget(conn)
             return
-        if end is None:
-            if first and conn.deadline - time.monotonic() > self.limits.head_timeout:
-                # An idle keep-alive connection started its next request: from
-                # now on, the whole head must come within head_timeout.
-                conn.deadline = time.monotonic() + self.limits.head_timeout
-            return
-        buf = conn.reader.buf
-        self._unwatch(conn)
+
+    def _answer_here(self, conn: Connection, head: bytes):
         try:
-            self._dispatch(conn, bytes(buf[:end]), bytes(buf[end:]))
-        except Exception:  # e.g. no thread can be started now: drop this one, keep serving
-            log.exception("server: cannot answer %s", conn.client[0])
-            self._forget(conn)
+            return self._quick(conn, head)
+        except Exception:  # a bug there must not stop the loop; what it sent is unknown: the connection ends
+            log.exception("server: cannot answer %s on the loop", conn.client[0])
+            return False
+
+    def _to_worker(self, conn: Connection):
+        if conn.switches:
+            try:
+                conn.sock.setblocking(True)
+            except OSError:
+                pass
 
     def _expire(self):
         now = time.monotonic()
+        if now < self._soonest:
+            return
         for conn in [c for c in self._waiting.values() if c.deadline <= now]:
             log.debug("server: closing %s, no complete request in time", conn.client[0])
             self._drop(conn)
+        self._soonest = min((c.deadline for c in self._waiting.values()), default=float("inf"))
+
+    def _set_deadline(self, conn: Connection, deadline: float):
+        conn.deadline = deadline
+        if deadline < self._soonest:
+            self._soonest = deadline
 
     def _unwatch(self, conn: Connection):
         self._waiting.pop(conn.sock, None)
