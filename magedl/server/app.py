@@ -17,9 +17,10 @@ import threading
 from typing import Callable, Dict, Optional
 from urllib.parse import unquote
 
-from magedl.server.connections import Connection, ConnectionLoop, Limits, next_head
+from magedl.server.connections import Connection, Limits, next_head
 from magedl.server.fastpath import OpenFiles, QuickPath, open_files_budget
 from magedl.server.http import BadRequest, Reply, Request, parse_head, reply_head
+from magedl.server.loop import ConnectionLoop
 from magedl.server.routes import composer_reply, file_reply, info_reply, not_found, page_rel, page_reply
 from magedl.server.stores import DirStore, Store
 from magedl.server.workers import Workers
