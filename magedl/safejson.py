@@ -100,18 +100,42 @@ def _no_constant(name):
     raise ValueError(f"{name} is not JSON")
 
 
-# A JSON string, unrolled so long strings do not backtrack.
-_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+# Every byte but the brackets and the quote: deleted from the text before strings are found.
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
+_QUOTED = re.compile(rb'"[^"]*"')
+_EMPTY_PAIR = re.compile(rb"\[\]|\{\}")
+
+
+def _brackets_outside_strings(text: str) -> bytes:
+    """The brackets of JSON *text* that are not inside a string, in order (exact for valid JSON).
+
+    In C throughout, as a feed of 100,000 entries needs: escaped backslashes, then escaped
+    quotes go (inside a string they are its content), then every byte but brackets and
+    quotes; adjacent quotes go next (an empty string, or the end of one string and the start
+    of the next: the brackets outside are the same), and what is left between quotes last.
+    """
+    data = text.encode("utf-8", "surrogatepass").replace(b"\\\\", b"").replace(b'\\"', b"")
+    return _QUOTED.sub(b"", data.translate(None, _NOT_STRUCTURE).replace(b'""', b""))
 
 
 def _too_deep(text: str, limit: int) -> bool:
     """Tell whether brackets outside strings nest deeper than *limit*."""
     if text.count("[") + text.count("{") <= limit:
         return False  # the common case costs two counts
+    brackets = _brackets_outside_strings(text)
+    # Each pass removes the innermost pairs, one level of nesting everywhere: nothing left within
+    # *limit* passes means properly nested and no deeper. Otherwise count each bracket.
+    left = brackets
+    for _ in range(limit):
+        shorter = _EMPTY_PAIR.sub(b"", left)
+        if not shorter:
+            return False
+        if len(shorter) == len(left):
+            break
+        left = shorter
     depth = 0
-    for char in _NOT_BRACKET.sub("", _STRING.sub("", text)):
-        if char in "[{":
+    for char in brackets:
+        if char in b"[{":
             depth += 1
             if depth > limit:
                 return True

@@ -10,7 +10,8 @@ peak RSS of the three; then the Composer closure at two sizes
 held to (5% over the ratio of the sizes). Each command runs once: the large
 sizes take minutes.
 
-Run alone: ``python scripts/bench_scale.py [--quick]``.
+Run alone: ``python scripts/bench_scale.py [--quick] [--sizes 1000,20000,100000] [--release-only]``
+(100,000 files: the cold mirror takes minutes).
 """
 
 import argparse
@@ -31,16 +32,17 @@ QUICK_COMPOSER_SIZES = (100, 500)
 
 
 def measured(cmd, env, cwd):
-    """(wall seconds, peak RSS MiB) of one command (GNU time measures the command's own peak)."""
+    """(wall seconds, user+sys CPU seconds, peak RSS MiB) of one command (GNU time measures the command itself)."""
     report = Path(cwd) / "time.out"
     start = time.perf_counter()
-    proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(report), *cmd], cwd=cwd, env=env,
+    proc = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", "-o", str(report), *cmd], cwd=cwd, env=env,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:4])}... exited {proc.returncode}: "
                            f"{proc.stderr.decode(errors='replace')[-400:]}")
-    return wall, int(report.read_text().split()[-1]) / 1024
+    user, system, rss = report.read_text().split()[-3:]
+    return wall, float(user) + float(system), int(rss) / 1024
 
 
 def tiny_mirror_source(root, n):
@@ -60,19 +62,25 @@ def tiny_mirror_source(root, n):
 
 
 def release_scale(work, base, magedl, env, sizes):
-    """The release rows: ``{n: {"cold", "rerun", "verify", "rss"}}``; *base* serves ``work/scale/n<N>/``."""
+    """The release rows: ``{n: {"cold", "rerun", "verify", "rss", ...}}``; *base* serves ``work/scale/n<N>/``.
+
+    Each command's wall time, user+sys CPU time and peak RSS are printed (CPU time and RSS move little
+    when the machine is shared; wall time does).
+    """
     rows = {}
     for n in sizes:
         dest = work / f"scale-mirror-{n}"
         shutil.rmtree(dest, ignore_errors=True)
         menv = dict(env, MAGEDL_BASE_URL=f"{base}/fast/scale/n{n}/")
         mirror = [*magedl, "-q", "mirror", str(dest), "--type", "ce-patch"]
-        cold, rss1 = measured(mirror, menv, work)
-        rerun, rss2 = measured(mirror, menv, work)
-        verify, rss3 = measured([*magedl, "-q", "verify", str(dest)], menv, work)
-        rows[n] = {"cold": cold, "rerun": rerun, "verify": verify, "rss": max(rss1, rss2, rss3)}
-        print(f"  {n:>7,} files  cold {cold:7.2f} s   re-run {rerun:6.2f} s   verify {verify:6.2f} s   "
-              f"peak RSS {rows[n]['rss']:6.1f} MiB", flush=True)
+        row = rows[n] = {}
+        for key, cmd in (("cold", mirror), ("rerun", mirror), ("verify", [*magedl, "-q", "verify", str(dest)])):
+            row[key], row[f"{key}_cpu"], row[f"{key}_rss"] = measured(cmd, menv, work)
+        row["rss"] = max(row["cold_rss"], row["rerun_rss"], row["verify_rss"])
+        print(f"  {n:>7,} files", flush=True)
+        for key, label in (("cold", "cold"), ("rerun", "re-run"), ("verify", "verify")):
+            print(f"      {label:<7} {row[key]:7.2f} s wall  {row[f'{key}_cpu']:7.2f} s CPU (user+sys)  "
+                  f"peak RSS {row[f'{key}_rss']:6.1f} MiB", flush=True)
         shutil.rmtree(dest, ignore_errors=True)
     return rows
 
@@ -112,9 +120,16 @@ def serve_throughput(work, root, base, magedl, env, figures):
     print("  serve against nginx: see the case 'serve' of scripts/bench.py (issue 18 item 3)", flush=True)
 
 
-def run(bench, work, base, magedl, env, figures, quick=False):
-    """Print the scale table. *base*: nginx's plain-HTTP URL, serving ``work/mirror`` under ``/fast/``."""
-    sizes = QUICK_RELEASE_SIZES if quick else RELEASE_SIZES
+TARGETS = {20000: (1.0, 80), 100000: (4.0, 128)}  # re-run seconds, its peak RSS MiB (issue 18)
+
+
+def run(bench, work, base, magedl, env, figures, quick=False, sizes=None, release_only=False):
+    """Print the scale table. *base*: nginx's plain-HTTP URL, serving ``work/mirror`` under ``/fast/``.
+
+    *sizes*: the release mirror sizes (default: two, small then large); *release_only* leaves out the
+    Composer closures and serve.
+    """
+    sizes = tuple(sizes or (QUICK_RELEASE_SIZES if quick else RELEASE_SIZES))
     source = Path(work) / "mirror" / "scale"
     for n in sizes:
         print(f"scale: writing {n:,} tiny files", flush=True)
@@ -122,12 +137,21 @@ def run(bench, work, base, magedl, env, figures, quick=False):
     print(f"\nA release mirror of N tiny files from nginx on loopback (each command once; figures from a "
           f"{os.cpu_count()}-core machine, shared)", flush=True)
     rows = release_scale(Path(work), base, magedl, env, sizes)
-    small, large = sizes
-    factor = large / small
-    for key in ("cold", "rerun", "verify"):
-        growth(f"release {key}, {large:,} / {small:,} files", rows[small][key], rows[large][key], factor, figures)
-    print(f"  targets: re-run of 20,000 files <= 1.0 s, peak RSS <= 80 MiB; here {rows[large]['rerun']:.2f} s, "
-          f"{rows[large]['rss']:.1f} MiB", flush=True)
+    small = sizes[0]
+    for large in sizes[1:]:
+        factor = large / small
+        for key in ("cold", "rerun", "verify"):
+            growth(f"release {key}, {large:,} / {small:,} files", rows[small][key], rows[large][key], factor,
+                   figures)
+    for n, (seconds, mib) in TARGETS.items():
+        if n in rows:
+            row = rows[n]
+            print(f"  targets at {n:,} files: re-run <= {seconds} s and <= {mib} MiB; here {row['rerun']:.2f} s "
+                  f"({row['rerun_cpu']:.2f} s CPU) and {row['rerun_rss']:.1f} MiB "
+                  f"(the cold run: {row['cold_rss']:.1f} MiB)", flush=True)
+    if release_only:
+        shutil.rmtree(source, ignore_errors=True)
+        return rows, {}
     csizes = QUICK_COMPOSER_SIZES if quick else COMPOSER_SIZES
     once = type(bench)(1, bench.out, bench.figures)  # the large closure takes minutes: once, not interleaved
     crows = composer_scale(once, Path(work), magedl, env, csizes)
@@ -147,6 +171,9 @@ def run(bench, work, base, magedl, env, figures, quick=False):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help=f"sizes {QUICK_RELEASE_SIZES} and {QUICK_COMPOSER_SIZES}")
+    parser.add_argument("--sizes", type=lambda v: tuple(int(n) for n in v.split(",")),
+                        help="release mirror sizes, comma-separated, smallest first (e.g. 1000,20000,100000)")
+    parser.add_argument("--release-only", action="store_true", help="leave out the Composer closures and serve")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench import Bench
@@ -164,7 +191,7 @@ def main():
     try:
         figures = []
         run(Bench(1, work / "out", figures), work, base, [sys.executable, "-m", "magedl"], env, figures,
-            quick=args.quick)
+            quick=args.quick, sizes=args.sizes, release_only=args.release_only)
     finally:
         nginx.terminate()
         nginx.wait()

@@ -21,13 +21,22 @@ from magedl.errors import BusyError, LocalFileError, MagedlError
 from magedl.fsutil import read_if_regular
 from magedl.locks import FileLock
 from magedl.mirror import signature
+from magedl.mirror.bulk import collector_paused
 from magedl.mirror.composer import index as composer_index
 from magedl.mirror.composer import publish
 from magedl.mirror.composer.advisories import read_published
 from magedl.mirror.composer.plan import Archive, ComposerPlanner
-from magedl.mirror.index import MAX_INDEX_BYTES, read_feed, read_sums, records_digest, release_from_dict, write_indexes
+from magedl.mirror.index import (
+    MAX_INDEX_BYTES,
+    parse_sums,
+    read_feed,
+    read_sums,
+    records_digest,
+    release_from_dict,
+    write_indexes,
+)
 from magedl.mirror.layout import FILES, INFO_FILES, SIG, SUMS, check_layout, release_rel, walk_files
-from magedl.mirror.model import Action, Entry, Fingerprint, Item, Plan, Status
+from magedl.mirror.model import Action, Entry, Fingerprint, Item, Plan, Status, StoredRecords, canonical_release_records
 from magedl.mirror.pages.site import drop_stale as drop_stale_pages
 from magedl.mirror.pages.site import is_page, write_pages
 from magedl.mirror.plan import DIGESTS, ReleasePlanner
@@ -151,9 +160,9 @@ class Mirror:
                 on_item(it)
         for rel in plan.locks:
             _drop_stale_lock(self.root / rel)
-        before = self._sums_now()
+        before_raw = self._sums_raw()  # parsed only when the run changed it (an up-to-date re-run does not)
         self._replacing = {it.rel for it in todo.values() if it.action is not Action.FETCH}
-        if self._replacing & set(before):
+        if self._replacing and self._replacing & set(_parsed_sums(before_raw)):
             # The index stops listing the copies about to be replaced before any of them goes, so it never
             # describes bytes no longer there (one write for them all, not one per file).
             self.write_indexes(plan, leave_out=frozenset(self._replacing))
@@ -190,7 +199,10 @@ class Mirror:
             self.state.save()
             signer = self._signer(sign_key)
             self.write_indexes(plan, signer=signer)
-            after = self._sums_now()
+            after_raw = self._sums_raw()
+            before = after = {}
+            if after_raw != before_raw:
+                before, after = _parsed_sums(before_raw), _parsed_sums(after_raw)
             changed = {rel for rel, sha in after.items() if before.get(rel) != sha}
             if changed or set(before) != set(after):
                 changed.add(SUMS)  # it does not list itself, but it changed too
@@ -276,7 +288,8 @@ class Mirror:
         if isinstance(it.source, Archive):
             records = (it.source.entry,)
         else:
-            records = tuple(r.to_dict() for r in plan.records_of(it.file_name))
+            # As the state stores them (one text, not a dict per record): a cold run holds one per landed file.
+            records = StoredRecords(canonical_release_records(plan.records_of(it.file_name)))
         it.entry = Entry(outcome.md5, sha, Fingerprint.of(outcome.path), records, sha1)
         it.size = outcome.size
         with self.state.batch():  # its record and its place in the delta: one commit
@@ -297,6 +310,9 @@ class Mirror:
             self.write_indexes(plan, leave_out=frozenset(self._replacing), pages=False)
             self._index_stale = False
             self._index_due = time.monotonic() + (time.monotonic() - started) * (1 / INDEX_SHARE - 1)
+
+    def _sums_raw(self) -> bytes:
+        return read_if_regular(self.root / SUMS, MAX_INDEX_BYTES) or b""
 
     def _sums_now(self) -> dict:
         try:
@@ -335,6 +351,7 @@ class Mirror:
                 break
             parent = parent.parent
 
+    @collector_paused()
     def write_indexes(self, plan: Plan, leave_out: frozenset = frozenset(), pages: bool = True,
                       signer: str = "") -> list:
         """Write the index files for the files held and verified (but *leave_out*); return those that changed.
@@ -344,26 +361,26 @@ class Mirror:
         file would cost the square of the file count; the run's last write
         renders them. *signer* names the key the index is (or will be) signed with.
         """
-        held = {}
+        held, by_name, prefix = {}, {}, os.path.join(self.root, "")
         for it in plan.items:
             if it.entry is None or it.status in (Status.PRUNED, Status.SKIP) or it.rel in leave_out:
                 continue
             try:
-                if Fingerprint.of(os.path.join(self.root, it.rel)) != it.entry.fingerprint:
+                if not it.entry.fingerprint.same_as(os.lstat(prefix + it.rel)):
                     continue  # changed under us since it was checked
             except OSError:
                 continue
             held[it.rel] = it.entry
+            if it.rel.startswith(FILES + "/"):  # release files by name (the feed's own string when it has one)
+                by_name[it.source.file_name if isinstance(it.source, Release) else it.file_name] = it
         records, described = [], set()
         for r in plan.upstream:
-            entry = held.get(release_rel(r.file_name))
-            if entry is not None and (not r.md5 or r.md5 == entry.md5):
+            it = by_name.get(r.file_name)
+            if it is not None and (not r.md5 or r.md5 == it.entry.md5):
                 records.append(r)
-                described.add(release_rel(r.file_name))
-        releases = {rel for rel in held if rel.startswith(FILES + "/")}
-        for rel in sorted(releases - described):  # no longer upstream as held: the records it came with
-            name = rel[len(FILES) + 1:]
-            records += [release_from_dict(d) for d in held[rel].records or ({"file_name": name},)]
+                described.add(r.file_name)
+        for name in sorted(set(by_name) - described):  # no longer upstream as held: the records it came with
+            records += [release_from_dict(d) for d in by_name[name].entry.records or ({"file_name": name},)]
         extra = publish.index_files(self.root, plan.composer, held)
         sums = {rel: e.sha256 for rel, e in held.items()}
         digest = records_digest(records)  # one pass over the records for both memos
@@ -379,6 +396,11 @@ class Mirror:
         if pages:
             drop_stale_pages(self.root, written)
         return changed
+
+
+def _parsed_sums(raw: bytes) -> dict:
+    """``{rel: sha256}`` of ``SHA256SUMS`` bytes (see :func:`~magedl.mirror.index.parse_sums`)."""
+    return parse_sums(raw.decode("utf-8", errors="replace"))[0]
 
 
 def _drop_stale_lock(path: Path) -> None:

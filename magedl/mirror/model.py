@@ -8,13 +8,21 @@ disk is an :class:`Entry`, the unit of ``DIR/.magedl/state.sqlite``.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Any, Optional
+from json.encoder import encode_basestring_ascii as _quote
+from typing import Any, NamedTuple, Optional
 
 from magedl.errors import MagedlError
+
+# One entry, one item per file of a mirror of 100,000: without a __dict__ each they take a fraction of
+# the memory (Python 3.10 and later; 3.9 builds them with one).
+SLOTS = {"slots": True} if sys.version_info >= (3, 10) else {}
 
 
 class Action(str, Enum):
@@ -75,13 +83,13 @@ class Status(str, Enum):
         return self in (Status.FETCHED, Status.UPDATED, Status.REPAIRED)
 
 
-@dataclass(frozen=True)
-class Fingerprint:
+class Fingerprint(NamedTuple):
     """What must not change for a verified file to stay verified without re-reading it.
 
     ctime cannot be set back by ``touch``, so even a byte flipped with the
     mtime restored is caught. Bit rot on the medium changes nothing here:
-    that is what ``verify`` is for.
+    that is what ``verify`` is for. A named tuple: built for every file of
+    every run, it costs a fraction of a frozen dataclass.
     """
 
     size: int
@@ -98,6 +106,89 @@ class Fingerprint:
     def from_stat(cls, st: os.stat_result) -> "Fingerprint":
         return cls(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
+    def same_as(self, st: os.stat_result) -> bool:
+        """Whether the ``lstat`` *st* is of this very file (no Fingerprint built: a check per held file)."""
+        return (st.st_ino == self.ino and st.st_size == self.size and st.st_mtime_ns == self.mtime_ns
+                and st.st_ctime_ns == self.ctime_ns)
+
+
+# One encoder for every call: json.dumps with options builds a new one each time (a plan compares every file).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+
+
+def canonical_records(records) -> str:
+    """The records as the state stores them: one JSON text, keys sorted, no spaces."""
+    if isinstance(records, StoredRecords):
+        return records.text
+    return _CANONICAL([r if type(r) is dict else dict(r) for r in records])
+
+
+def canonical_release_records(releases) -> str:
+    """:func:`canonical_records` of the releases' ``to_dict()``, written directly for plain records.
+
+    A plain record (no ``ce_versions``, ``ee_versions`` or extra field, most
+    of a feed) is five strings: formatting them costs a fraction of building
+    a dict and encoding it, once per file on every run.
+    """
+    parts = []
+    for r in releases:
+        if r.ce_versions or r.ee_versions or r.extra:
+            return canonical_records([r.to_dict() for r in releases])
+        parts.append(f'{{"file_name":{_quote(r.file_name)},"md5":{_quote(r.md5)},"name":{_quote(r.name)},'
+                     f'"type":{_quote(r.type)},"version":{_quote(r.version)}}}')
+    return "[" + ",".join(parts) + "]"
+
+
+class StoredRecords(Sequence):
+    """An entry's records as the state stored them (their canonical JSON text), parsed only when read.
+
+    An up-to-date re-run compares the feed's records with the stored ones for
+    every file: comparing texts needs no parse, and the text takes a fraction of
+    the memory of the dicts. Reads (an index entry for a file no longer upstream,
+    a ``--json`` row) parse it once. Text that is not a JSON list of objects
+    reads as no records, as a damaged row did before.
+    """
+
+    __slots__ = ("text", "_parsed")
+
+    def __init__(self, text: str):
+        self.text = text
+        self._parsed = None
+
+    def _records(self) -> tuple:
+        if self._parsed is None:
+            try:
+                parsed = json.loads(self.text)
+            except (TypeError, ValueError, RecursionError):
+                parsed = None
+            self._parsed = tuple(r for r in parsed if isinstance(r, dict)) if isinstance(parsed, list) else ()
+        return self._parsed
+
+    def __getitem__(self, index):
+        return self._records()[index]
+
+    def __len__(self) -> int:
+        return 0 if self.text == "[]" else len(self._records())
+
+    def __iter__(self):
+        return iter(self._records())
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, StoredRecords):
+            return self.text == other.text
+        if isinstance(other, (tuple, list)):
+            try:
+                return self.text == canonical_records(other)
+            except (TypeError, ValueError):
+                return False
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+    def __repr__(self) -> str:
+        return f"StoredRecords({self.text!r})"
+
 
 def regular_file(path: os.PathLike | str) -> Optional[os.stat_result]:
     """The ``lstat`` of *path* when it is a regular file (not a link), else None."""
@@ -108,9 +199,13 @@ def regular_file(path: os.PathLike | str) -> Optional[os.stat_result]:
     return st if stat.S_ISREG(st.st_mode) else None
 
 
-@dataclass(frozen=True)
+@dataclass(**SLOTS)
 class Entry:
     """A copy on disk the mirror verified: its digests, its fingerprint then, and what it was verified against.
+
+    Never changed once made (:meth:`moved_to` and ``dataclasses.replace`` make
+    changed copies); not frozen only because a frozen dataclass costs several
+    times as much to build, and the state builds one per file on every run.
 
     Attributes
     ----------
@@ -118,10 +213,11 @@ class Entry:
         Digests of the bytes (lower-case hex).
     fingerprint : Fingerprint
         The file on disk when it was verified.
-    records : tuple of dict
-        The feed records (:meth:`Release.to_dict`) it was verified against:
-        the index lists them while the file is held, even once upstream
-        dropped it. For a Composer archive, the p2 version entries instead.
+    records : tuple of dict, or StoredRecords
+        The feed records (:meth:`Release.to_dict`) it was verified against
+        (as the state stores them, when read from it): the index lists them
+        while the file is held, even once upstream dropped it. For a Composer
+        archive, the p2 version entries instead.
     sha1 : str
         SHA-1 of the bytes, when something (Composer's ``dist.shasum``) needs it.
     """
@@ -164,7 +260,7 @@ class Entry:
         return cls(md5, sha256, fp, tuple(r for r in records if isinstance(r, dict)), sha1)
 
 
-@dataclass
+@dataclass(**SLOTS)
 class Item:
     """One file of the mirror: what the plan says, and what came of it.
 
@@ -273,10 +369,17 @@ class Plan:
     def records_of(self, file_name: str) -> tuple:
         """The catalogue's records of one file name, in feed order (a lookup, not a scan)."""
         if self._by_name is None:
-            self._by_name = {}
+            self._by_name = {}  # file name -> its one record, or a list of them (most files have one)
             for r in self.upstream:
-                self._by_name.setdefault(r.file_name, []).append(r)
-        return tuple(self._by_name.get(file_name, ()))
+                listed = self._by_name.setdefault(r.file_name, r)
+                if listed is not r:
+                    if not isinstance(listed, list):
+                        listed = self._by_name[r.file_name] = [listed]
+                    listed.append(r)
+        listed = self._by_name.get(file_name)
+        if listed is None:
+            return ()
+        return tuple(listed) if isinstance(listed, list) else (listed,)
 
     @property
     def to_fetch(self) -> list:

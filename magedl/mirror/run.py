@@ -20,6 +20,7 @@ from typing import Callable, ContextManager, List, Optional
 
 from magedl.errors import LocalFileError, MagedlError, NotFoundError, UnsafeNameError, UsageError
 from magedl.fsutil import atomic_write, file_in_the_way, make_dirs
+from magedl.mirror.bulk import collector_paused
 from magedl.mirror.composer.advisories import AdvisoryReport
 from magedl.mirror.composer.plan import Archive
 from magedl.mirror.composer.select import ComposerOptions
@@ -162,8 +163,9 @@ def mirror_folder(request: MirrorRequest, clients: Clients, *, progress=None,
     releases = request.releases
     with ExitStack() as stack:
         client = stack.enter_context(clients.releases()) if releases is not None else None
-        upstream = _catalogue(client) if releases is not None else None
-        selected = _selected(upstream, releases) if releases is not None else ()
+        with collector_paused():
+            upstream = _catalogue(client) if releases is not None else None
+            selected = _selected(upstream, releases) if releases is not None else ()
         composer_client = keys = selection = None
         if composer is not None and composer.selects:
             composer_client = stack.enter_context(clients.composer())
@@ -188,7 +190,8 @@ def mirror_folder(request: MirrorRequest, clients: Clients, *, progress=None,
             if selection is not None:
                 selection.cache.save()  # the metadata read, for the next run to revalidate instead of fetch
             mirror = Mirror(root, html=request.html)  # the state read only once we hold the lock
-            plan = mirror.plan(upstream, selected, **plan_options)
+            with collector_paused():
+                plan = mirror.plan(upstream, selected, **plan_options)
             _say_composer_kept(request, selection, plan)
             if on_plan is not None:
                 on_plan(plan)

@@ -14,12 +14,12 @@ import sqlite3
 import stat
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Iterable, Optional
 
 from magedl.fsutil import make_dirs, read_if_regular
 from magedl.locks import FileLock
 from magedl.mirror.layout import FILES, LOCK, STATE, STATE_DB
-from magedl.mirror.model import Entry, Fingerprint
+from magedl.mirror.model import Entry, Fingerprint, StoredRecords, canonical_records
 from magedl.paths import BOOKKEEPING
 
 log = logging.getLogger(__name__)
@@ -78,39 +78,24 @@ def read_legacy(path: Path) -> tuple[dict, set]:
     return entries, delta
 
 
-_UNPARSED = object()
-
-
-def _parse_all(texts: list) -> Optional[list]:
-    """The records columns of many rows parsed in one go, or None when one is not a JSON list.
-
-    One parse for all rows, rather than one per row, is faster and shares the
-    dict keys between every record (a large part of the memory a plan holds).
-    """
-    try:
-        parsed = json.loads("[" + ",".join(texts) + "]") if all(isinstance(t, str) for t in texts) else None
-    except ValueError:
-        return None
-    return parsed if isinstance(parsed, list) and len(parsed) == len(texts) else None
-
-
 def _row(rel: str, entry: Entry) -> tuple:
     fp = entry.fingerprint
-    records = json.dumps([dict(r) for r in entry.records], sort_keys=True, separators=(",", ":"))
-    return (rel, entry.md5, entry.sha256, fp.size, fp.mtime_ns, fp.ctime_ns, fp.ino, records, entry.sha1)
+    return (rel, entry.md5, entry.sha256, fp.size, fp.mtime_ns, fp.ctime_ns, fp.ino, canonical_records(entry.records),
+            entry.sha1)
 
 
-def _entry(row: tuple, parsed: Any = _UNPARSED) -> Optional[Entry]:
-    """The entry of one row; *parsed*: its records column already parsed (see :meth:`State.entries`)."""
+def _entry(row: tuple) -> Optional[Entry]:
+    """The entry of one row; its records stay the stored text until read (see :class:`StoredRecords`)."""
     md5, sha256, size, mtime_ns, ctime_ns, ino, records, sha1 = row
-    try:
-        records = json.loads(records) if parsed is _UNPARSED else parsed
-        fp = Fingerprint(int(size), int(mtime_ns), int(ctime_ns), int(ino))
-    except (TypeError, ValueError):
+    if not (type(md5) is str and type(sha256) is str and type(sha1) is str and type(records) is str
+            and records.startswith("[")):
         return None
-    if not all(isinstance(v, str) for v in (md5, sha256, sha1)) or not isinstance(records, list):
-        return None
-    return Entry(md5, sha256, fp, tuple(r for r in records if isinstance(r, dict)), sha1)
+    if not (type(size) is int and type(mtime_ns) is int and type(ctime_ns) is int and type(ino) is int):
+        try:  # as an older magedl may have stored them
+            size, mtime_ns, ctime_ns, ino = int(size), int(mtime_ns), int(ctime_ns), int(ino)
+        except (TypeError, ValueError):
+            return None
+    return Entry(md5, sha256, Fingerprint(size, mtime_ns, ctime_ns, ino), StoredRecords(records), sha1)
 
 
 def _clear_non_regular(path: Path) -> None:
@@ -252,19 +237,18 @@ class State:
 
         A plan looks each file up here rather than asking the database once
         per file: one query, whatever the mirror's size. A damaged record maps
-        to None, as :meth:`get` answers for it (the file is re-hashed).
+        to None, as :meth:`get` answers for it (the file is re-hashed); records
+        that are not a JSON list read as none.
         """
         if self._legacy is not None:
             return {rel: e for rel, e in self._legacy[0].items() if rel.startswith(top + "/")}
         if self._db is None:
             return {}
-        # Every path under top/ sorts between "top/" and "top0" ("0" follows "/").
+        # Every path under top/ sorts between "top/" and "top0" ("0" follows "/"). Rows are read as the
+        # cursor yields them (not all fetched first) and their records are not parsed (StoredRecords).
         rows = self._db.execute("SELECT rel, " + ", ".join(_COLUMNS) + " FROM files WHERE rel >= ? AND rel < ?",
-                                (top + "/", top + "0")).fetchall()
-        parsed = _parse_all([row[7] for row in rows])
-        if parsed is None:  # a damaged record: each parsed on its own, so only that one is lost
-            return {row[0]: _entry(row[1:]) for row in rows}
-        return {row[0]: _entry(row[1:], records) for row, records in zip(rows, parsed)}
+                                (top + "/", top + "0"))
+        return {row[0]: _entry(row[1:]) for row in rows}
 
     def paths(self, top: str = "") -> set:
         """The paths with an entry, all or those under the folder *top* (``file``, ``composer/dist``)."""

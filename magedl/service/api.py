@@ -352,7 +352,7 @@ class Client:
         from magedl.service.textformat import parse_table
 
         try:
-            return parse_feed(self.feed(), warn=warn)
+            return parse_feed(self.feed(), warn=warn, consume=True)  # the feed is ours: not held twice
         except (NotFoundError, FeedError) as json_error:
             log.debug("info/json unusable (%s); trying the text table info/files", json_error)
             try:

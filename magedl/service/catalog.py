@@ -8,7 +8,10 @@ import dataclasses
 import difflib
 import posixpath
 import re
+import sys
 from dataclasses import dataclass, field
+from operator import attrgetter
+from types import MappingProxyType
 from typing import Callable, Iterable, List, Optional, Sequence
 
 from magedl.errors import FeedError, IntegrityError, NotFoundError
@@ -19,6 +22,8 @@ from magedl.versions import sort_versions, unclosed_bracket, version_key, versio
 # "type" and "version" come from the entry's position in the feed, so a
 # conflicting copy inside the entry is dropped rather than kept twice.
 _CORE = ("name", "file_name", "version", "type", "md5", "ce_versions", "ee_versions")
+_CORE_KEYS = frozenset(_CORE)
+_NO_EXTRA = MappingProxyType({})
 _MD5 = re.compile(r"[0-9a-f]{32}")
 # Extra fields nested deeper than this are dropped: nothing magedl shows needs them, and printing
 # them as JSON later would hit Python's recursion limit.
@@ -41,7 +46,8 @@ def file_suffix(file_name: str) -> str:
     return ext if len(ext) > 1 and not ext[1:].isdigit() else ""
 
 
-@dataclass(frozen=True)
+# Without a __dict__ a record takes a fraction of the memory: a catalogue holds 100,000 of them (Python 3.10+).
+@dataclass(frozen=True, **({"slots": True} if sys.version_info >= (3, 10) else {}))
 class Release:
     """One downloadable file, as one feed entry lists it.
 
@@ -89,7 +95,7 @@ def _ignore(message):
     pass
 
 
-def parse_feed(data: object, warn: Optional[Callable[[str], None]] = None) -> List["Release"]:
+def parse_feed(data: object, warn: Optional[Callable[[str], None]] = None, consume: bool = False) -> List["Release"]:
     """Turn the decoded ``info/json`` feed into release records.
 
     Parameters
@@ -98,6 +104,9 @@ def parse_feed(data: object, warn: Optional[Callable[[str], None]] = None) -> Li
         The decoded JSON.
     warn : callable, optional
         Called with a one-line message for each thing skipped or repaired.
+    consume : bool
+        The caller hands *data* over: each entry is dropped from it once read, so
+        the decoded feed and its records are never both held whole.
 
     Returns
     -------
@@ -116,16 +125,16 @@ def parse_feed(data: object, warn: Optional[Callable[[str], None]] = None) -> Li
             f"the catalogue feed is not a JSON object (got {type(data).__name__}); "
             "the service may have sent an error page"
         )
-    releases, seen = [], {}
+    releases, seen = [], {}  # (type, version) -> file name -> index in releases
     for category, value in data.items():
-        for where, version, entry in _entries(str(category), value, warn):
+        for where, version, entry in _entries(str(category), value, warn, consume):
             release = _release(entry, str(category), version, where, warn)
             if release is None:
                 continue
-            key = (release.type, release.version, release.file_name)
-            kept = seen.get(key)
+            names = seen.setdefault((release.type, release.version), {})
+            kept = names.get(release.file_name)
             if kept is None:
-                seen[key] = len(releases)
+                names[release.file_name] = len(releases)
                 releases.append(release)
             elif release.md5 and not releases[kept].md5:
                 # Whichever listing comes first, an md5 the feed gives is never lost.
@@ -140,17 +149,22 @@ def parse_feed(data: object, warn: Optional[Callable[[str], None]] = None) -> Li
     return releases
 
 
-def _entries(category, value, warn):
-    """Yield (where, version, entry); version None means "ask the entry"."""
+def _entries(category, value, warn, consume=False):
+    """Yield (where, version, entry); version None means "ask the entry"; *consume*: drop each once read."""
     if isinstance(value, dict):
         for version, entries in value.items():
             if not isinstance(entries, list):
                 warn(f"feed {category}/{version}: not a list of entries; skipped")
                 continue
+            version = str(version)
             for i, entry in enumerate(entries):
-                yield f"{category}/{version}[{i}]", str(version), entry
+                if consume:
+                    entries[i] = None
+                yield f"{category}/{version}[{i}]", version, entry
     elif isinstance(value, list):
         for i, entry in enumerate(value):
+            if consume:
+                value[i] = None
             yield f"{category}[{i}]", None, entry
     else:
         warn(f"feed {category}: neither an object nor a list; skipped")
@@ -175,6 +189,8 @@ def _release(entry, category, version, where, warn):
         if name is not None:
             warn(f"feed {where}: name of {file_name} is not a string; using the file name")
         name = file_name
+    elif name == file_name:
+        name = file_name  # one string for both, not two
     return Release(
         name=name,
         file_name=file_name,
@@ -188,6 +204,8 @@ def _release(entry, category, version, where, warn):
 
 
 def _extra(entry, file_name, where, warn):
+    if entry.keys() <= _CORE_KEYS:
+        return _NO_EXTRA  # the common case: one shared, read-only empty mapping rather than a dict per record
     extra = {}
     for key, value in entry.items():
         if key in _CORE:
@@ -213,6 +231,8 @@ def _deeper_than(value, limit):
 def _md5(value, file_name, where, warn):
     if value is None or value == "":
         return ""
+    if isinstance(value, str) and _MD5.fullmatch(value):
+        return value  # already as kept: no copy
     if isinstance(value, str) and _MD5.fullmatch(value.strip().lower()):
         return value.strip().lower()
     warn(f"feed {where}: md5 of {file_name} is not 32 hex digits; ignored")
@@ -300,9 +320,11 @@ def select(releases: Iterable["Release"], *, types: Iterable[str] = (), versions
             if r.type not in newest or version_key(r.version) > version_key(newest[r.type]):
                 newest[r.type] = r.version
         chosen = [r for r in chosen if r.version == newest[r.type]]
-    # Two stable sorts: the second (by version) keeps the first's order on ties.
-    chosen.sort(key=lambda r: (r.type, r.file_name))
-    chosen.sort(key=lambda r: version_key(r.version), reverse=True)
+    # Two stable sorts: the second (by version) keeps the first's order on ties. A key per version, not per
+    # record: a catalogue lists thousands of files under each.
+    chosen.sort(key=attrgetter("type", "file_name"))
+    keys = {v: version_key(v) for v in {r.version for r in chosen}}
+    chosen.sort(key=lambda r: keys[r.version], reverse=True)
     return chosen
 
 

@@ -163,3 +163,138 @@ def test_an_up_to_date_re_run_renders_no_page_and_a_page_touched_by_hand_is_rend
     assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
     again = site._STAMP.search((mdir / "index.html").read_bytes())  # its time is now: only the content digest holds
     assert rendered == [1] and again and again.group(1) == site._STAMP.search(front).group(1)
+
+
+def test_an_up_to_date_re_run_parses_no_stored_record_and_stats_each_file_once(env, capsys, mdir, monkeypatch):
+    from magedl.mirror import core as core_mod
+    from magedl.mirror import layout as layout_mod
+    from magedl.mirror import model as model_mod
+    from magedl.mirror import plan as plan_mod
+
+    assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
+    parsed, stats = [], []
+    real_records = model_mod.StoredRecords._records
+
+    def parse(self):
+        parsed.append(self.text)
+        return real_records(self)
+
+    monkeypatch.setattr(model_mod.StoredRecords, "_records", parse)
+    real_entries = layout_mod.walk_entries
+
+    def walk(root, top):  # the entries whose lstat the plan asks for
+        for rel, entry in real_entries(root, top):
+            yield rel, type("Counted", (), {"name": entry.name, "is_dir": entry.is_dir,
+                                            "stat": lambda self, **kw: stats.append(rel) or entry.stat(**kw)})()
+
+    monkeypatch.setattr(plan_mod, "walk_entries", walk)
+    real_lstat = os.lstat
+
+    class CountingOs:
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+        @staticmethod
+        def lstat(path, *args, **kwargs):
+            if "/file/" in str(path):
+                stats.append(os.path.relpath(path, mdir))
+            return real_lstat(path, *args, **kwargs)
+
+    monkeypatch.setattr(plan_mod, "os", CountingOs())
+    plans = []
+    real_plan = core_mod.Mirror.plan
+    monkeypatch.setattr(core_mod.Mirror, "plan", lambda self, *a, **k: plans.append(real_plan(self, *a, **k))
+                        or plans[-1])
+    assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
+    [plan] = plans
+    present = [it for it in plan.items if it.rel.startswith("file/")]
+    assert present and all(it.action.value == "present" and it.recorded for it in present)
+    assert parsed == []  # the stored records were compared as text, never parsed
+    assert sorted(stats) == sorted(it.rel for it in present)  # one lstat per file in the plan, not two
+
+
+def test_a_record_changed_upstream_is_written_again_and_a_damaged_file_still_found(env, capsys, mdir, writes):
+    assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
+    state = State(mdir)
+    [rel] = [r for r in state.paths("file") if r.endswith(PATCH)]
+    entry = state.get(rel)
+    db = state._open()
+    # As if upstream had changed the file's records since (the bytes and the md5 the same).
+    db.execute("UPDATE files SET records = ? WHERE rel = ?", (json.dumps([{"file_name": PATCH, "name": "old"}]), rel))
+    state.close()
+    writes.clear()
+    assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
+    assert writes == [rel]  # only that record is written again
+    assert tuple(State(mdir).get(rel).records) == tuple(entry.records)
+    path = mdir / rel
+    data = path.read_bytes()
+    path.write_bytes(b"X" + data[1:])  # damaged on disk (the same size)
+    code, out, err = run(capsys, "mirror", str(mdir), *SEL)
+    assert code == 0 and path.read_bytes() == data and "repaired" in (out + err).lower()
+
+
+def test_select_computes_one_sort_key_per_version_not_per_file(monkeypatch):
+    keys = []
+    real = catalog.version_key
+    monkeypatch.setattr(catalog, "version_key", lambda v: keys.append(v) or real(v))
+    releases = [catalog.Release(f"f{i}", f"f{i}.zip", f"2.4.{i % 3}", "ce-patch", "") for i in range(300)]
+    chosen = catalog.select(releases)
+    assert len(keys) == 3 and [r.version for r in chosen[:1]] == ["2.4.2"] and len(chosen) == 300
+
+
+def test_the_records_digest_is_that_of_the_whole_list_encoded_in_batches():
+    import hashlib
+
+    odd = 'é"\u2028'  # not ASCII, a quote, a line separator: encoded as json.dumps does
+    releases = [catalog.Release(f"n{i}", f"f{i}{odd}.zip", "1", "t", "") for i in range(index_mod._DIGEST_BATCH * 2)]
+    releases += [catalog.Release("x", "x.zip", "1", "t", "", ce_versions=("2.4.7",), extra={"date": "ü"})] * 5
+    for count in (0, 1, index_mod._DIGEST_BATCH, len(releases)):
+        whole = json.dumps([r.to_dict() for r in releases[:count]], ensure_ascii=False, separators=(",", ":"))
+        assert index_mod.records_digest(releases[:count]) == hashlib.sha256(whole.encode("utf-8")).hexdigest()
+
+
+def test_the_feed_records_text_written_directly_is_the_canonical_one():
+    from magedl.mirror.model import canonical_records, canonical_release_records
+
+    plain = catalog.Release('é "quoted"', "a/b\\c\u2028.zip", "2.4.7", "ce-full", "0" * 32)
+    bare = catalog.Release("n.zip", "n.zip", "", "other", "")
+    listed = catalog.Release("n.zip", "n.zip", "1", "t", "", ce_versions=("2.4.7",))
+    extra = catalog.Release("n.zip", "n.zip", "1", "t", "", extra={"date": "2024", "size": 3})
+    for releases in ([], [plain], [plain, bare], [bare, listed], [extra], [plain, extra]):
+        assert canonical_release_records(releases) == canonical_records([r.to_dict() for r in releases])
+
+
+def test_the_catalogue_plan_and_index_write_run_without_the_cyclic_collector(env, capsys, mdir, monkeypatch):
+    import gc
+
+    from magedl.mirror import core as core_mod
+    from magedl.mirror import run as run_mod
+    from magedl.mirror.bulk import collector_paused
+
+    seen = {}
+
+    def spy(name, real):
+        def call(*args, **kwargs):
+            seen.setdefault(name, set()).add(gc.isenabled())
+            return real(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(run_mod, "_catalogue", spy("catalogue", run_mod._catalogue))
+    monkeypatch.setattr(core_mod, "ReleasePlanner", spy("plan", core_mod.ReleasePlanner))
+    monkeypatch.setattr(core_mod, "records_digest", spy("index", core_mod.records_digest))
+    monkeypatch.setattr(core_mod, "fetch_many", spy("fetch", core_mod.fetch_many))
+    assert gc.isenabled()
+    assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
+    assert seen == {"catalogue": {False}, "plan": {False}, "index": {False}, "fetch": {True}}
+    assert gc.isenabled()  # back once each phase ended (the transfers ran with it)
+    with pytest.raises(ValueError):
+        with collector_paused():
+            raise ValueError
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()  # a caller's own choice is left as it was
+    finally:
+        gc.enable()

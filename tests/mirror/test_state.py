@@ -6,7 +6,7 @@ import sqlite3
 import subprocess
 import sys
 
-from magedl.mirror.model import Entry, Fingerprint
+from magedl.mirror.model import Entry, Fingerprint, StoredRecords
 from magedl.mirror.state import State
 
 
@@ -120,5 +120,26 @@ def test_all_records_under_a_folder_come_in_one_read_and_a_damaged_one_costs_onl
     db.commit()
     db.close()
     found = State(tmp_path).entries("file")
-    assert found["file/1.zip"] is None and found["file/0.zip"] == good["file/0.zip"]
+    # Damaged records read as none (the plan writes the feed's back); its digests and fingerprint still hold.
+    assert tuple(found["file/1.zip"].records) == () and found["file/1.zip"].sha256 == good["file/1.zip"].sha256
+    assert found["file/0.zip"] == good["file/0.zip"]
     assert set(found) == {"file/0.zip", "file/1.zip", "file/2.zip"}
+    db = sqlite3.connect(tmp_path / ".magedl" / "state.sqlite")
+    db.execute("UPDATE files SET records = '{}' WHERE rel = 'file/2.zip'")
+    db.execute("UPDATE files SET md5 = NULL WHERE rel = 'file/0.zip'")
+    db.commit()
+    db.close()
+    found = State(tmp_path).entries("file")
+    assert found["file/0.zip"] is None and found["file/2.zip"] is None  # not an entry at all: re-hashed
+
+
+def test_records_are_read_as_the_stored_text_and_parsed_only_when_read(tmp_path):
+    state = State(tmp_path)
+    records = ({"file_name": "a.zip", "md5": "x", "name": "a.zip"}, {"file_name": "a.zip", "version": "2"})
+    state.set("file/a.zip", Entry("md5", "sha", Fingerprint.of(tmp_path), records))
+    stored = State(tmp_path).entries("file")["file/a.zip"].records
+    assert isinstance(stored, StoredRecords) and stored._parsed is None
+    assert stored == records and stored == tuple(dict(r) for r in records)  # compared as text: still unparsed
+    assert stored != records[:1] and stored._parsed is None
+    assert list(stored) == list(records) and stored[0]["md5"] == "x" and len(stored) == 2
+    assert StoredRecords("[]") == () and not StoredRecords("[]") and tuple(StoredRecords("[1, {}]")) == ({},)

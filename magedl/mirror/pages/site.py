@@ -129,12 +129,20 @@ def render_pages(records: Iterable, held: Mapping[str, HeldFile], composer_files
 
 def _inputs(records: str, held: Mapping, composer_files: Mapping[str, bytes], composer_url: Optional[str],
             signer: str, version: str) -> str:
-    """A digest of everything the pages are rendered from (their time stamp aside); *records*: their digest."""
+    """A digest of everything the pages are rendered from (their time stamp aside).
+
+    *records*: their digest; *held*: the :class:`~magedl.mirror.model.Entry` of each file by path.
+    """
     digest = hashlib.sha256(json.dumps([version, STYLE + POLICY, composer_url, signer, records],
                                        ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass"))
-    # One line per file (a path holds no newline: SHA256SUMS lists them one a line).
-    digest.update("".join(f"{rel}\0{f.size}\0{f.md5}\0{f.sha256}\0{f.sha1}\n"
-                          for rel, f in sorted(held.items())).encode("utf-8", "surrogatepass"))
+    # One line per file (a path holds no newline: SHA256SUMS lists them one a line), a batch at a time.
+    rels = sorted(held)
+    for start in range(0, len(rels), 2048):
+        lines = []
+        for rel in rels[start:start + 2048]:
+            e = held[rel]
+            lines.append(f"{rel}\0{e.fingerprint.size}\0{e.md5}\0{e.sha256}\0{e.sha1}\n")
+        digest.update("".join(lines).encode("utf-8", "surrogatepass"))
     for rel in sorted(composer_files):
         digest.update(f"{rel}\0{hashlib.sha256(composer_files[rel]).hexdigest()}\n".encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
@@ -157,11 +165,12 @@ def write_pages(root: os.PathLike | str, records: Iterable, held_entries: Mappin
 
     root = Path(root)
     records = list(records)
-    held = {rel: HeldFile(e.fingerprint.size, e.md5, e.sha256, e.sha1) for rel, e in held_entries.items()}
-    inputs = _inputs(digest or records_digest(records), held, composer_files, composer_url, signer, __version__)
+    inputs = _inputs(digest or records_digest(records), held_entries, composer_files, composer_url, signer,
+                     __version__)
     unchanged = unchanged_since(root, memo, "pages", inputs)
     if unchanged is not None:
         return unchanged
+    held = {rel: HeldFile(e.fingerprint.size, e.md5, e.sha256, e.sha1) for rel, e in held_entries.items()}
     pages = render_pages(records, held, composer_files, composer_url=composer_url, signer=signer,
                          version=__version__, previous=read_if_regular(root / INDEX, MAX_PAGE_BYTES))
     written = {}
