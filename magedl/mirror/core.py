@@ -355,7 +355,7 @@ class Mirror:
         for rel in sorted(releases - described):  # no longer upstream as held: the records it came with
             name = rel[len(FILES) + 1:]
             records += [release_from_dict(d) for d in held[rel].records or ({"file_name": name},)]
-        extra = publish.index_files(self.root, plan.composer, held)
+        extra = publish.index_files(self.root, plan.composer, held, memo=self.state)  # writes the p2 files
         sums = {rel: e.sha256 for rel, e in held.items()}
         digest = records_digest(records)  # one pass over the records for both memos
         written = {}
@@ -364,7 +364,8 @@ class Mirror:
                                   signer, memo=self.state, digest=digest)
         elif self.html:
             written = {rel: sha for rel, sha in self._sums_now().items() if is_page(rel)}
-        changed = write_indexes(self.root, records, {**sums, **written}, extra, memo=self.state, digest=digest)
+        changed = write_indexes(self.root, records, {**sums, **written, **extra.on_disk}, extra.fresh, memo=self.state,
+                                digest=digest)
         if plan.composer is not None:
             publish.drop_stale(self.root, extra)
         if pages:

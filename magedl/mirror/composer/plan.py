@@ -6,6 +6,7 @@ docs/design.md, "Notes: the mirror".
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import stat
@@ -18,6 +19,7 @@ from magedl.errors import UnsafeNameError
 from magedl.mirror.composer.index import (
     DEFAULT_URL,
     DIST,
+    DROPPED,
     check_fits,
     clean_entry,
     dist_rel,
@@ -25,6 +27,7 @@ from magedl.mirror.composer.index import (
     read_composer_url,
     read_index,
 )
+from magedl.mirror.index import unchanged_since
 from magedl.mirror.layout import check_layout, walk_files
 from magedl.mirror.model import Action, Item, Status
 from magedl.mirror.plan import check_copy
@@ -34,6 +37,7 @@ from magedl.text import printable
 log = logging.getLogger(__name__)
 
 DIGESTS = ("md5", "sha256", "sha1")
+METAPACKAGES = "composer-metapackages"  # the memo of the metapackage versions the p2 files list
 
 
 @dataclass(frozen=True)
@@ -119,8 +123,28 @@ def _reference(entry: Optional[dict]) -> str:
 def archive_of(name: str, vn: str, entry: dict, repo: Optional[str]) -> Archive:
     dist = entry.get("dist") or {}
     shasum = dist.get("shasum") if isinstance(dist.get("shasum"), str) else ""
-    return Archive(name, str(entry.get("version") or vn), vn, clean_entry(entry), str(dist.get("url")),
-                   shasum.lower(), _reference(entry), repo or "")
+    # Not a deep copy: nothing changes an entry's values in place (mirrored_entry copies what it changes),
+    # and a closure's entries are then held once, not twice.
+    kept = {k: v for k, v in entry.items() if k not in DROPPED}
+    return Archive(name, str(entry.get("version") or vn), vn, kept, str(dist.get("url")), shasum.lower(),
+                   _reference(entry), repo or "")
+
+
+def remembered_metapackages(root: Path, memo) -> Optional[dict]:
+    """The metapackage versions the p2 files list (``{name: {version_normalized: entry}}``), from the memo
+    :func:`~magedl.mirror.composer.publish.index_files` keeps, while none of their files was touched; else None."""
+    try:
+        last = json.loads(memo.remembered(METAPACKAGES) or "null")
+        inputs = last["inputs"] if isinstance(last, dict) else None
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+    if not isinstance(inputs, str) or unchanged_since(root, memo, METAPACKAGES, inputs) is None:
+        return None
+    try:
+        meta = json.loads(inputs)
+    except ValueError:
+        return None
+    return meta if isinstance(meta, dict) and all(isinstance(v, dict) for v in meta.values()) else None
 
 
 class ComposerPlanner:
@@ -144,7 +168,20 @@ class ComposerPlanner:
         self.rehash = rehash
         self.written_for = read_composer_url(self.root)
         self.url = url or self.written_for or DEFAULT_URL
-        self.previous, self.previous_meta = {}, {}
+        self._previous = None  # {rel: entry} the p2 files list, read only when the state lacks a copy
+        self.previous_meta = remembered_metapackages(self.root, state)
+        if self.previous_meta is None:
+            self._read_previous()
+
+    @property
+    def previous(self) -> dict:
+        """The archives the p2 files list, ``{rel: entry}`` (read from them on first use)."""
+        if self._previous is None:
+            self._read_previous()
+        return self._previous
+
+    def _read_previous(self) -> None:
+        self._previous, meta = {}, {}
         for name, entries in read_index(self.root).items():
             for entry in entries:
                 vn = entry.get("version_normalized")
@@ -154,9 +191,11 @@ class ComposerPlanner:
                     log.warning("composer/p2 of %s: %s; left out", printable(name), exc)
                     continue
                 if rel is None and isinstance(vn, str):
-                    self.previous_meta.setdefault(name, {})[vn] = entry
+                    meta.setdefault(name, {})[vn] = entry
                 elif rel is not None:
-                    self.previous[rel] = entry
+                    self._previous[rel] = entry
+        if self.previous_meta is None:
+            self.previous_meta = meta
 
     def plan(self, selection=None, *, prune: bool = False) -> ComposerPart:
         """The items of the Composer part; *selection* None keeps what is held (or prunes it)."""
