@@ -190,7 +190,7 @@ class MetadataCache:
         return self.body(digest) if digest is not None else None
 
     def vouched(self, url: str) -> Optional[str]:
-        """The sha256 of *url*'s cached body when a changes feed read this run vouches for it (no request), else None."""
+        """The sha256 of *url*'s cached body when a changes feed this run read vouches for (no request); else None."""
         with self._lock:
             entry = self._urls.get(url)
             if entry is not None and not entry["stale"] and any(
