@@ -174,7 +174,7 @@ class Resolver:
     def _lookup(self, name, dev):
         for repo in self.repos:
             try:
-                return repo, repo.versions(name, dev=dev)
+                return repo, repo.versions(name, dev=dev, shared=True)  # read, never changed
             except NotFoundError:
                 continue
         urls = ", ".join(redact(r.url) for r in self.repos)
