@@ -98,7 +98,7 @@ class Mirror:
             plan = ReleasePlanner(self.root, self.state, upstream, rehash=rehash).plan(selected, prune=prune)
         if composer is not None or composer_url is not None or self._has_composer():
             part = ComposerPlanner(self.root, self.state, composer_url, rehash=rehash).plan(composer, prune=prune)
-            part.advisories = read_published(self.root)  # kept as they are unless a run refreshes them
+            part.advisories = read_published(self.root, memo=self.state)  # kept unless a run refreshes them
             plan.items += part.items
             plan.composer = part
         return plan

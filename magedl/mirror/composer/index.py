@@ -28,6 +28,7 @@ from magedl.composer.metadata import check_package_name
 from magedl.composer.semver import stability, version_key
 from magedl.errors import UnsafeNameError, UsageError
 from magedl.fsutil import atomic_write, read_if_regular
+from magedl.mirror.index import remember_rendered, unchanged_since
 from magedl.mirror.layout import COMPOSER, walk_files
 from magedl.paths import BOOKKEEPING, check_name
 from magedl.text import printable
@@ -204,6 +205,27 @@ def _load(root: Path, rel: str) -> Optional[object]:
         return json.loads(raw)
     except (ValueError, RecursionError):
         return None
+
+
+def remember_published(root: Path, memo, key: str, value, files: Mapping[str, str]) -> None:
+    """Remember under *key* that the files *files* (``{rel: sha256}``, on disk) publish *value* (JSON)."""
+    inputs = json.dumps([value, sorted(files)], ensure_ascii=False, separators=(",", ":"))  # the files too
+    if unchanged_since(root, memo, key, inputs) is None:
+        remember_rendered(root, memo, key, inputs, files)
+
+
+def remembered_published(root: Path, memo, key: str) -> tuple:
+    """``(True, value)`` remembered by :func:`remember_published` while none of its files was touched since;
+    ``(False, None)`` otherwise (then read the files themselves)."""
+    try:
+        last = json.loads((memo.remembered(key) if memo is not None else None) or "null")
+        inputs = last["inputs"] if isinstance(last, dict) else None
+        if not isinstance(inputs, str) or unchanged_since(root, memo, key, inputs) is None:
+            return False, None
+        value, _ = json.loads(inputs)
+        return True, value
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        return False, None
 
 
 def read_index(root: os.PathLike | str, warn: Callable[[str], None] = log.warning) -> dict:

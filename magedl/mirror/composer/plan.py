@@ -6,7 +6,6 @@ docs/design.md, "Notes: the mirror".
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import stat
@@ -26,8 +25,8 @@ from magedl.mirror.composer.index import (
     entry_rel,
     read_composer_url,
     read_index,
+    remembered_published,
 )
-from magedl.mirror.index import unchanged_since
 from magedl.mirror.layout import check_layout, walk_files
 from magedl.mirror.model import Action, Item, Status
 from magedl.mirror.plan import check_copy
@@ -133,18 +132,8 @@ def archive_of(name: str, vn: str, entry: dict, repo: Optional[str]) -> Archive:
 def remembered_metapackages(root: Path, memo) -> Optional[dict]:
     """The metapackage versions the p2 files list (``{name: {version_normalized: entry}}``), from the memo
     :func:`~magedl.mirror.composer.publish.index_files` keeps, while none of their files was touched; else None."""
-    try:
-        last = json.loads(memo.remembered(METAPACKAGES) or "null")
-        inputs = last["inputs"] if isinstance(last, dict) else None
-    except (ValueError, TypeError, KeyError, AttributeError):
-        return None
-    if not isinstance(inputs, str) or unchanged_since(root, memo, METAPACKAGES, inputs) is None:
-        return None
-    try:
-        meta = json.loads(inputs)
-    except ValueError:
-        return None
-    return meta if isinstance(meta, dict) and all(isinstance(v, dict) for v in meta.values()) else None
+    found, meta = remembered_published(root, memo, METAPACKAGES)
+    return meta if found and isinstance(meta, dict) and all(isinstance(v, dict) for v in meta.values()) else None
 
 
 class ComposerPlanner:

@@ -22,6 +22,7 @@ from magedl import __version__
 from magedl.errors import UnsafeNameError
 from magedl.fsutil import atomic_write, read_if_regular
 from magedl.mirror.composer import index
+from magedl.mirror.composer.advisories import ADVISORIES
 from magedl.mirror.composer.plan import METAPACKAGES, ComposerPart, package_of
 from magedl.mirror.index import remember_rendered, unchanged_since
 from magedl.mirror.layout import clear_way, walk_files
@@ -102,7 +103,7 @@ def index_files(root: os.PathLike | str, part: Optional[ComposerPart], held: dic
         for name in names:
             on_disk.update(_package_files(root, part, name, sorted(by_name.get(name, ())), memo))
         if memo is not None:
-            _remember_metapackages(root, part, names, on_disk, memo)
+            _remember(root, part, names, on_disk, memo)
     return Published(root, {index.PACKAGES: index.render_root(names, part.url, part.advisories)}, on_disk)
 
 
@@ -131,16 +132,18 @@ def _package_files(root: Path, part: ComposerPart, name: str, held: list, memo) 
     return sums
 
 
-def _remember_metapackages(root: Path, part: ComposerPart, names: list, on_disk: dict, memo) -> None:
-    """Remember the metapackage versions the p2 files list, so the next plan need not read every p2 file."""
+def _remember(root: Path, part: ComposerPart, names: list, on_disk: dict, memo) -> None:
+    """Remember the metapackage versions and the advisories the p2 files carry, so that the next
+    plan need not read every p2 file for them (:func:`~magedl.mirror.composer.index.remembered_published`)."""
     published = set(names)
     meta = {name: {vn: index.mirrored_entry(e, part.url, None, "") for vn, e in sorted(versions.items())}
             for name, versions in sorted(part.metadata.items()) if versions and name in published}
-    inputs = json.dumps(meta, ensure_ascii=False, separators=(",", ":"))
-    if unchanged_since(root, memo, METAPACKAGES, inputs) is None:
-        remember_rendered(root, memo, METAPACKAGES, inputs, {
-            rel: on_disk[rel] for name in meta for rel in (index.p2_rel(name), index.p2_rel(name, True))
-            if rel in on_disk})
+    index.remember_published(root, memo, METAPACKAGES, meta, {
+        rel: on_disk[rel] for name in meta for rel in (index.p2_rel(name), index.p2_rel(name, True)) if rel in on_disk})
+    advisories = None if part.advisories is None else {
+        name: list(part.advisories[name]) for name in names if name in part.advisories}
+    index.remember_published(root, memo, ADVISORIES, advisories, {
+        rel: sha for rel, sha in on_disk.items() if not rel.endswith(index.DEV_SUFFIX + ".json")})
 
 
 def drop_stale(root: os.PathLike | str, written: Mapping) -> None:
