@@ -9,10 +9,13 @@ made from changed (:mod:`magedl.mirror.composer.publish`). The runs go through
 import json
 
 import pytest
+from clirun import run
 
 from magedl.config import Settings
 from magedl.fsutil import make_dirs
+from magedl.mirror.composer import advisories as advisories_module
 from magedl.mirror.composer import index, publish
+from magedl.mirror.composer import plan as plan_module
 from magedl.mirror.composer import select as select_module
 from magedl.mirror.composer.fetch import select
 from magedl.mirror.composer.recall import MEMO
@@ -47,6 +50,10 @@ def p2_files(mdir):
             for p in (mdir / index.P2).rglob("*.json")}
 
 
+def no_reading(*args, **kwargs):
+    raise AssertionError("every p2 file read back")
+
+
 @pytest.fixture
 def counting(monkeypatch):
     """``counting()``: the names whose p2 files were rendered and the resolutions run since the last call."""
@@ -73,18 +80,38 @@ def counting(monkeypatch):
     return since_last
 
 
-def test_an_unchanged_upstream_is_not_resolved_again_and_no_p2_file_is_rendered(repos, tmp_path, counting):
+def test_an_unchanged_upstream_is_not_resolved_again_and_no_p2_file_is_rendered(repos, tmp_path, counting,
+                                                                                  monkeypatch):
     mdir = tmp_path / "m"
     statuses = mirror(mdir, repos)
     names, resolutions = counting()
     assert set(statuses.values()) == {Status.FETCHED} and resolutions == 1 and len(names) > 5
     before, sums = p2_files(mdir), (mdir / "SHA256SUMS").read_bytes()
+    assert any(b'"dist"' not in data for data, _, _ in before.values())  # a metapackage among them
+    # The metapackages the p2 files list come from the memo of the last index write.
+    monkeypatch.setattr(plan_module, "read_index", no_reading)
     statuses = mirror(mdir, repos)
     assert set(statuses.values()) == {Status.PRESENT}
     assert counting() == ([], 0)  # the last resolution reused; every package's p2 files left as they were
     assert p2_files(mdir) == before and (mdir / "SHA256SUMS").read_bytes() == sums
     listed = read_sums(mdir / "SHA256SUMS")[0]
     assert all(rel in listed for rel in before)  # still listed, with the sha256 remembered for them
+
+
+def test_the_command_line_rerun_reads_no_p2_file_back_for_the_advisories(repos, tmp_path, capsys, counting,
+                                                                          monkeypatch):
+    mdir = tmp_path / "m"
+    argv = ("mirror", str(mdir), "--composer-repo", repos.magento_url, "--composer-repo", repos.packagist_url,
+            "--composer-require", f"{PROJECT}:2.4.7")
+    assert run(capsys, *argv)[0] == 0
+    before = p2_files(mdir)
+    assert b"security-advisories" in before[index.p2_rel("psr/log")][0]
+    counting()
+    monkeypatch.setattr(plan_module, "read_index", no_reading)
+    monkeypatch.setattr(advisories_module, "walk_files", no_reading)
+    code, _, err = run(capsys, *argv)
+    assert code == 0, err
+    assert counting() == ([], 0) and p2_files(mdir) == before
 
 
 def test_a_changed_upstream_document_re_renders_only_its_package(repos, tmp_path, counting):
