@@ -15,13 +15,14 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import threading
 from pathlib import Path
 from typing import Callable, Optional
 
 from magedl import __version__
 from magedl.composer.remote import hashed_name
-from magedl.fsutil import atomic_write, read_if_regular
+from magedl.fsutil import atomic_write, open_nofollow, read_if_regular
 from magedl.paths import BOOKKEEPING
 
 log = logging.getLogger(__name__)
@@ -70,24 +71,40 @@ def recall(root: os.PathLike | str, options, reads: Reads, cache) -> Optional[di
     """The last resolution's ``{"packages", "repo_of", "warnings"}`` when it still holds, else None.
 
     Call after the repositories' root files were read through *reads* and their changes feeds
-    followed (:meth:`~magedl.composer.cache.MetadataCache.follow`).
+    followed (:meth:`~magedl.composer.cache.MetadataCache.follow`). The file holds a header line
+    (what was read) and one line per package, parsed one at a time: a changed document costs
+    the header only, and the whole file is never held as text.
     """
-    raw = read_if_regular(Path(root) / MEMO, _LIMIT)
     try:
-        doc = json.loads(raw) if raw is not None else None
-    except (ValueError, RecursionError):
-        doc = None
-    if not isinstance(doc, dict) or doc.get("version") != _VERSION or doc.get("key") != inputs_key(options):
+        f = os.fdopen(open_nofollow(Path(root) / MEMO, os.O_RDONLY | os.O_NONBLOCK), "rb")
+    except OSError:
         return None
-    last = doc.get("reads")
-    if not isinstance(last, dict) or not isinstance(doc.get("packages"), dict) \
-            or not isinstance(doc.get("repo_of"), dict):
+    try:
+        with f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode) or info.st_size > _LIMIT:
+                return None
+            head = json.loads(f.readline())
+            if not isinstance(head, dict) or head.get("version") != _VERSION or head.get("key") != inputs_key(options):
+                return None
+            last, repo_of = head.get("reads"), head.get("repo_of")
+            if not isinstance(last, dict) or not isinstance(repo_of, dict):
+                return None
+            for url, digest in last.items():
+                if not isinstance(digest, str) or _current(url, reads, cache) != digest:
+                    log.debug("Composer: %s may have changed since the last resolution; resolving again", url)
+                    return None
+            packages = {}
+            for line in f:
+                name, versions = json.loads(line)
+                if not isinstance(name, str) or not isinstance(versions, dict):
+                    return None
+                packages[name] = versions
+    except (OSError, ValueError, TypeError, RecursionError):  # missing, damaged or foreign: resolve again
         return None
-    for url, digest in last.items():
-        if not isinstance(digest, str) or _current(url, reads, cache) != digest:
-            log.debug("Composer: %s may have changed since the last resolution; resolving again", url)
-            return None
-    return doc
+    if len(packages) != head.get("count"):
+        return None  # cut short
+    return {"packages": packages, "repo_of": repo_of, "warnings": head.get("warnings") or []}
 
 
 def _current(url: str, reads: Reads, cache) -> Optional[str]:
@@ -109,8 +126,10 @@ def remember(root: os.PathLike | str, options, reads: Reads, selection, warnings
         except FileNotFoundError:
             pass
         return
-    doc = {"version": _VERSION, "key": inputs_key(options), "reads": reads.bodies, "packages": selection.packages,
-           "repo_of": selection.repo_of, "warnings": warnings[:_MAX_WARNINGS]}
+    head = {"version": _VERSION, "key": inputs_key(options), "reads": reads.bodies, "repo_of": selection.repo_of,
+            "warnings": warnings[:_MAX_WARNINGS], "count": len(selection.packages)}
+    lines = [json.dumps(head, ensure_ascii=False, separators=(",", ":"))]
+    lines += [json.dumps([name, versions], ensure_ascii=False, separators=(",", ":"))
+              for name, versions in selection.packages.items()]
     # Not fsynced: a torn or lost file is only a miss (the next run resolves again).
-    atomic_write(path, json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass"),
-                 durable=False)
+    atomic_write(path, ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass"), durable=False)

@@ -154,13 +154,17 @@ def test_a_damaged_or_foreign_selection_memo_is_only_a_miss(repos, tmp_path, cou
     statuses = mirror(mdir, repos)
     counting()
     memo = mdir / MEMO
-    doc = json.loads(memo.read_text())
+    head, *packages = memo.read_text().splitlines()
+    doc = json.loads(head)
     url = next(u for u in doc["reads"] if "/p2/" in u)
     doc["reads"][url] = "0" * 64  # a document whose body is not the one read now
-    memo.write_text(json.dumps(doc))
+    memo.write_text("\n".join([json.dumps(doc), *packages]) + "\n")
     assert mirror(mdir, repos) == {rel: Status.PRESENT for rel in statuses}
     assert counting()[1] == 1
     memo.write_text("{not json")
+    assert mirror(mdir, repos) == {rel: Status.PRESENT for rel in statuses}
+    assert counting()[1] == 1
+    memo.write_text("\n".join(memo.read_text().splitlines()[:-1]) + "\n")  # a package line lost
     assert mirror(mdir, repos) == {rel: Status.PRESENT for rel in statuses}
     assert counting()[1] == 1
     assert mirror(mdir, repos) == {rel: Status.PRESENT for rel in statuses}
