@@ -12,6 +12,7 @@ requirement, other options) means resolving again.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -31,6 +32,7 @@ MEMO = f"{BOOKKEEPING}/composer-selection.json"
 _VERSION = 1
 _LIMIT = 512 << 20  # far above the selection of any real closure; a larger file is only a miss
 _MAX_WARNINGS = 200
+_BATCH = 500  # package lines parsed at once
 
 
 class Reads:
@@ -95,11 +97,15 @@ def recall(root: os.PathLike | str, options, reads: Reads, cache) -> Optional[di
                     log.debug("Composer: %s may have changed since the last resolution; resolving again", url)
                     return None
             packages = {}
-            for line in f:
-                name, versions = json.loads(line)
-                if not isinstance(name, str) or not isinstance(versions, dict):
-                    return None
-                packages[name] = versions
+            while True:
+                # A batch of lines per parse: one parse shares the dict keys of all its entries.
+                batch = [line for line in itertools.islice(f, _BATCH) if line.strip()]
+                if not batch:
+                    break
+                for name, versions in json.loads(b"[" + b",".join(batch) + b"]"):
+                    if not isinstance(name, str) or not isinstance(versions, dict):
+                        return None
+                    packages[name] = versions
     except (OSError, ValueError, TypeError, RecursionError):  # missing, damaged or foreign: resolve again
         return None
     if len(packages) != head.get("count"):
