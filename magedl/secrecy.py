@@ -23,6 +23,11 @@ log = logging.getLogger(__name__)
 VERBOSE = 15
 logging.addLevelName(VERBOSE, "VERBOSE")
 
+# ``extra=`` of a warning that ``-q`` must not silence: a protection is off or something is exposed
+# (TLS verification off, a server open to the network, a signature not checked). Quiet means no progress
+# and no chatter, never an unsaid risk.
+SECURITY = {"security": True}
+
 # A secret file is a few lines; anything bigger is the wrong file.
 SECRET_FILE_LIMIT = 1 << 20
 

@@ -2,6 +2,7 @@
 
 Exit 0 only when every check is OK; otherwise the exit code of the first
 failure (3 credentials refused, 7 unreachable, ...; 1 for a local problem).
+WARN (with the next step) marks what only some commands need: it fails nothing.
 """
 
 import logging
@@ -12,7 +13,7 @@ import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
-from typing import List, Optional
+from typing import List
 
 import requests
 
@@ -24,10 +25,12 @@ from magedl.cli.keys import MARKETPLACE_URL, repo_url
 from magedl.cli.output import is_tty, print_json, write_line
 from magedl.composer.remote import keys_label, where
 from magedl.config import is_service, resolve, shown_url
-from magedl.errors import MagedlError
+from magedl.errors import ConfigError, MagedlError
 from magedl.locks import stale_locks
+from magedl.mirror.signature import INSTALL, ssh_keygen
 from magedl.ranges import parse_http_date
 from magedl.secrecy import mageid_problem, mageid_shown, redact
+from magedl.service import advice
 from magedl.service.api import Client
 from magedl.text import human_bytes, plural, printable
 from magedl.transfer.partial import Unfinished, unfinished_downloads
@@ -50,12 +53,13 @@ class Check:
     detail: str
     fix: str = ""
     exit_code: int = 0
+    warning: bool = False  # OK for what the host needs, but some commands will not work (the fix says why)
 
 
 def add_parser(subparsers) -> None:
 
     p = add_command(subparsers, "doctor", "check what a build host needs: credentials, the feed, Marketplace "
-                    "keys, TLS, proxies, clock, free space, leftovers")
+                    "keys, TLS, proxies, clock, free space, leftovers, ssh-keygen")
     p.add_argument("-o", "--output", default=".", metavar="DIR",
                    help="the folder downloads go to: free space and leftovers are checked there (default: current)")
     p.add_argument("--repo-url", type=repo_url, default=MARKETPLACE_URL, metavar="URL",
@@ -66,15 +70,23 @@ def add_parser(subparsers) -> None:
 
 def run(args, out) -> int:
     checks: List[Check] = [_versions()]
-    settings = _credentials(args, checks)
+    settings = _settings(args, checks)
     if settings is not None:
+        # The feed is asked first (reported after): a server that plays the service (the emulator) says so in
+        # its answer, and the credentials are then judged as the service's, as get and list explain a refusal.
+        service, feed = _is_service(settings), []
+        if settings.credentials is not None or not service:  # nothing to show the service
+            service = _feed(args, settings, feed) or service
+        if settings.credentials is None and service:
+            feed = []  # the credentials line says it all, as for the real service
+        checks.append(_credentials(settings, service))
         _tls(settings, checks)
         _proxies(settings, checks)
-        if settings.credentials is not None or not _is_service(settings):  # nothing to show the service
-            _feed(args, settings, checks)
+        checks += feed
     _keys(args, checks)
     _space(args.output, checks)
     _leftovers(args.output, checks)
+    _ssh_keygen(checks)
     if args.json:
         print_json([asdict(c) for c in checks], out)
     else:
@@ -88,9 +100,9 @@ def run(args, out) -> int:
 def _print(checks, out):
     red = is_tty(out)
     for c in checks:
-        state = "OK  " if c.ok else ("\x1b[31mFAIL\x1b[0m" if red else "FAIL")
+        state = ("WARN" if c.warning else "OK  ") if c.ok else ("\x1b[31mFAIL\x1b[0m" if red else "FAIL")
         write_line(out, f"{state}  {c.check}: {printable(c.detail)}")
-        if not c.ok and c.fix:
+        if (not c.ok or c.warning) and c.fix:
             write_line(out, f"      fix: {printable(c.fix)}")
 
 
@@ -109,38 +121,37 @@ def _versions():
                  "" if ok else "magedl needs Python 3.9 or newer", 0 if ok else 1)
 
 
-def _credentials(args, checks):
+def _settings(args, checks):
 
     try:
-        settings = resolve(base_url=args.base_url, mageid=args.mageid, token=args.token, token_file=args.token_file,
-                           ca_bundle=args.ca_bundle, insecure=args.insecure)
+        return resolve(base_url=args.base_url, mageid=args.mageid, token=args.token, token_file=args.token_file,
+                       ca_bundle=args.ca_bundle, insecure=args.insecure)
     except MagedlError as exc:
         checks.append(_failed("downloads credentials", exc, "see the message; 'magedl --help' lists the sources"))
         return None
+
+
+def _credentials(settings, service: bool) -> Check:
+    """The credentials line; *service*: the base URL is the service's, or its server says it plays it."""
     src = settings.sources
-    service = is_service(settings.base_url)
     if settings.credentials is None:
         if service:
-            checks.append(Check("downloads credentials", False, "no MAGEID and token found (looked in --mageid/"
-                                "--token-file, MAGEDL_MAGEID/MAGEDL_TOKEN, the config file and ~/.netrc)",
-                                "give them with MAGEDL_MAGEID and --token-file PATH (or MAGEDL_TOKEN); the token is "
-                                "under Account Settings > Downloads Access Token on magento.com", 3))
-        else:
-            checks.append(Check("downloads credentials", True, f"none, and none needed for {_where(settings)}"))
-    else:
-        creds = settings.credentials
-        detail = (f"MAGEID {mageid_shown(creds.mageid)} from {src.mageid or '?'}, a token of "
-                  f"{len(creds.token)} characters from {src.token or '?'}")
-        problems = list(src.notes)
-        if service and not _TOKEN.fullmatch(creds.token):
-            problems.append(f"the token is {len(creds.token)} characters; a downloads access token is 40 letters "
-                            "a-f and digits: copy it again from Account Settings > Downloads Access Token")
-        problem = mageid_problem(creds.mageid, creds.token) if service else ""
-        if problem:
-            problems.append(f"the MAGEID {problem}")
-        checks.append(Check("downloads credentials", not problems, detail, "; ".join(problems), 0 if not problems
-                            else 2))
-    return settings
+            return Check("downloads credentials", False, "no MAGEID and token found (looked in --mageid/"
+                         "--token-file, MAGEDL_MAGEID/MAGEDL_TOKEN, the config file and ~/.netrc)",
+                         "give them with MAGEDL_MAGEID and --token-file PATH (or MAGEDL_TOKEN); the token is "
+                         "under Account Settings > Downloads Access Token on magento.com", 3)
+        return Check("downloads credentials", True, f"none, and none needed for {_where(settings)}")
+    creds = settings.credentials
+    detail = (f"MAGEID {mageid_shown(creds.mageid)} from {src.mageid or '?'}, a token of "
+              f"{len(creds.token)} characters from {src.token or '?'}")
+    problems = list(src.notes)
+    if service and not _TOKEN.fullmatch(creds.token):
+        problems.append(f"the token is {len(creds.token)} characters; a downloads access token is 40 letters "
+                        "a-f and digits: copy it again from Account Settings > Downloads Access Token")
+    problem = mageid_problem(creds.mageid, creds.token) if service else ""
+    if problem:
+        problems.append(f"the MAGEID {problem}")
+    return Check("downloads credentials", not problems, detail, "; ".join(problems), 0 if not problems else 2)
 
 
 def _is_service(settings):
@@ -183,15 +194,16 @@ def _proxies(settings, checks):
     checks.append(Check("proxies", True, f"{shown} (from HTTPS_PROXY/HTTP_PROXY/ALL_PROXY; NO_PROXY exempts hosts)"))
 
 
-def _feed(args, settings, checks):
-
+def _feed(args, settings, checks) -> bool:
+    """The feed and clock lines; returns whether the server says it plays the service (advice.PLAYS_HEADER)."""
+    plays = False
     try:
         with Client(settings, retry=retry_policy(args), timeout=timeouts(args)) as client:
-            skew = _clock_skew(client)
+            skew, plays = _first_answer(client)
             releases = catalogue(client)
     except MagedlError as exc:
         checks.append(_failed("downloads feed", exc))
-        return
+        return plays
     per_type = {}
     for r in releases:
         per_type.setdefault(r.type, set()).add(r.file_name)
@@ -209,19 +221,24 @@ def _feed(args, settings, checks):
                             "certificates and signed download links fail on a wrong clock", 1))
     else:
         checks.append(Check("clock", True, f"within {abs(skew):.0f} s of the server's"))
+    return plays
 
 
-def _clock_skew(client) -> Optional[float]:
-    """Server time minus local time, from the feed's ``Date`` header (None for file:// or no header)."""
+def _first_answer(client) -> tuple:
+    """(server time minus local time, or None; whether the server plays the service), from its answer to info/json.
+
+    A refusal (401) still tells both; the feed's own request then reports it. file:// answers neither.
+    """
     if client.base_url.startswith("file:"):
-        return None
-    response = client.retry.call(lambda: client.open(client.url("info/json"), "info/json"), "info/json")
+        return None, False
+    response = client.retry.call(lambda: client.open(client.url("info/json"), "info/json", allow=(401,)),
+                                 "info/json")
     try:
-        date = response.headers.get("Date")
+        date, plays = response.headers.get("Date"), advice.plays_service(response.headers)
     finally:
         response.close()
     when = parse_http_date(date)
-    return when - time.time() if when is not None else None
+    return (when - time.time() if when is not None else None), plays
 
 
 def _keys(args, checks):
@@ -289,3 +306,14 @@ def _leftovers(folder, checks):
         checks.append(Check("leftovers", False, f"in {where}: " + "; ".join(problems), "; ".join(fixes), 1))
     else:
         checks.append(Check("leftovers", True, f"no unfinished download or stale lock in {where}"))
+
+
+def _ssh_keygen(checks):
+    """Signing and checking mirror signatures run OpenSSH's ssh-keygen; nothing else needs it, so absent is a WARN."""
+    try:
+        path = ssh_keygen()
+    except ConfigError:
+        checks.append(Check("ssh-keygen", True, "not found on PATH: 'mirror --sign-key', 'sign' and 'verify'/'serve "
+                            "--allowed-signers' need it (nothing else does)", INSTALL, warning=True))
+        return
+    checks.append(Check("ssh-keygen", True, f"{path} (signs mirrors and checks their signatures)"))

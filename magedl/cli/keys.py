@@ -24,7 +24,7 @@ from magedl.composer.probe import keys_client, parse_package, probe
 from magedl.composer.remote import KEYS_PAGE, keys_label, looked_in, where
 from magedl.composer.sources import WARNING
 from magedl.errors import AuthError, MagedlError, UsageError
-from magedl.secrecy import redact
+from magedl.secrecy import SECURITY, redact
 from magedl.text import plural, printable
 
 log = logging.getLogger(__name__)
@@ -268,7 +268,8 @@ def run_store(args, out) -> int:
         if served:
             log.warning("%s: %s; Magento's sample nginx configuration and .htaccess deny auth.json, and a "
                         "document root set to pub/ never reaches it. Check that your web server does one of "
-                        "these: https://YOUR-SHOP/auth.json must answer 403 or 404", stored.path, served)
+                        "these: https://YOUR-SHOP/auth.json must answer 403 or 404", stored.path, served,
+                        extra=SECURITY)
     if args.print_env is not None:
         data = (composer_auth_json(args.repo_url, public, private) + "\n").encode()
         try:

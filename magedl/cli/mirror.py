@@ -32,6 +32,7 @@ from magedl.mirror.composer.select import DEFAULT_REPOS, ComposerOptions
 from magedl.mirror.core import sums_digest
 from magedl.mirror.model import Action, Status
 from magedl.mirror.run import Clients, MirrorRequest, ReleaseSelection, mirror_folder
+from magedl.mirror.signature import is_signed
 from magedl.mirror.verify import Verdict, mirror_roots, verify
 from magedl.text import human_bytes, plural, printable
 from magedl.urls import check_http_url
@@ -47,7 +48,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("dir", metavar="DIR", help="the mirror folder (created if needed)")
     add_selection(p)
     p.add_argument("--prune", action="store_true",
-                   help="remove files that are no longer selected or no longer upstream")
+                   help="remove files that are no longer selected or no longer upstream, only in the parts this "
+                        "run selects: release files unless only Composer options are given, Composer archives only "
+                        "with --composer-require/--composer-lock")
     p.add_argument("--dry-run", action="store_true", help="print the plan, with sizes when known; change nothing")
     p.add_argument("--diff-file", metavar="PATH",
                    help="write the paths (relative to DIR) this run added or changed, one a line (the folder "
@@ -245,12 +248,26 @@ def _print_plan(report, args, out):
 # -- verify ---------------------------------------------------------------------
 
 
+def signature_state(root, signed_sums) -> str:
+    """What ``verify --json`` says of the signature of mirror *root*.
+
+    "valid" (checked against the allowed signers, and the files against the checksums it covers), "not
+    checked" (signed, but no allowed signers given) or "unsigned". A signature that does not verify has
+    no state: it stops the run first (exit 6).
+    """
+    if root in signed_sums:
+        return "valid"
+    return "not checked" if is_signed(root) else "unsigned"
+
+
 def run_verify(args, out):
     """``magedl verify``: one line per path on stdout; raises IntegrityError (exit 6) when not intact."""
 
     started = time.monotonic()
     allowed = allowed_signers(args)
-    signed_sums = check_signatures(mirror_roots(args.targets), allowed)  # before anything else is read
+    mirrors = mirror_roots(args.targets)
+    signed_sums = check_signatures(mirrors, allowed)  # before anything else is read
+    signatures = {root: signature_state(root, signed_sums) for root in mirrors}
     bar = ByteBar(progress_mode(args), "verifying")
     try:
         findings = verify(args.targets, progress=bar, signed_sums=signed_sums)
@@ -258,7 +275,7 @@ def run_verify(args, out):
         bar.close()
     roots = sorted({f.root for f in findings})
     if args.json:
-        print_json([f.to_dict() for f in findings], out)
+        print_json([{**f.to_dict(), "signature": signatures.get(f.root)} for f in findings], out)
     else:
         for f in findings:
             shown = f.rel if len(roots) == 1 else str(f.path)

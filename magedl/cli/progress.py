@@ -13,7 +13,7 @@ import time
 from typing import IO, Optional
 
 from magedl.cli.output import is_tty, terminal_width
-from magedl.secrecy import VERBOSE, RedactingFilter
+from magedl.secrecy import SECURITY, VERBOSE, RedactingFilter
 from magedl.text import human_bytes, plural, printable
 
 __all__ = ["Terminal", "terminal", "ConsoleHandler", "setup_logging", "ProgressView", "ByteBar", "human_bytes"]
@@ -208,8 +208,13 @@ class ConsoleHandler(logging.Handler):
             self.handleError(record)
 
 
+def _quiet(record) -> bool:
+    """``-q``'s filter: errors, and the warnings marked :data:`~magedl.secrecy.SECURITY`."""
+    return record.levelno >= logging.ERROR or all(getattr(record, k, None) == v for k, v in SECURITY.items())
+
+
 def setup_logging(verbose: int, quiet: bool):
-    """Route the ``magedl`` loggers to stderr: errors only with ``-q``, debug with ``-vv``.
+    """Route the ``magedl`` loggers to stderr: with ``-q`` errors and security warnings only, debug with ``-vv``.
 
     Returns a function that puts both loggers back as they were, so a program
     (or a test) that calls :func:`magedl.cli.main` in-process keeps its own
@@ -217,7 +222,7 @@ def setup_logging(verbose: int, quiet: bool):
     """
     level = logging.INFO
     if quiet:
-        level = logging.ERROR
+        level = logging.WARNING  # the handler's filter lets only security warnings through
     elif verbose >= 2:
         level = logging.DEBUG
     elif verbose == 1:
@@ -226,6 +231,8 @@ def setup_logging(verbose: int, quiet: bool):
     lib = logging.getLogger("urllib3")
     saved = [(logger, logger.handlers[:], logger.level, logger.propagate) for logger in (log, lib)]
     log.handlers[:] = [ConsoleHandler()]
+    if quiet:
+        log.handlers[0].addFilter(_quiet)
     log.setLevel(level)
     log.propagate = False
     if verbose >= 2:

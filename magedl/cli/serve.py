@@ -19,7 +19,7 @@ from magedl.cli.output import write_line
 from magedl.cli.sign import add_allowed_signers, allowed_signers, check_served
 from magedl.errors import NotFoundError, UsageError
 from magedl.fsutil import atomic_write
-from magedl.secrecy import read_secret_file, register_secret
+from magedl.secrecy import SECURITY, read_secret_file, register_secret
 from magedl.server import ApiServer, DirStore
 from magedl.text import printable
 from magedl.urls import check_http_url, folder_url
@@ -157,9 +157,10 @@ def run(args, out) -> int:
     if not is_loopback(args.bind):
         if auth is None:
             log.warning("SERVING %s TO THE NETWORK (%s) WITHOUT A PASSWORD: anyone who can reach this host can "
-                        "download every archive; give --auth-file to require one", root, args.bind)
+                        "download every archive; give --auth-file to require one", root, args.bind, extra=SECURITY)
         else:
-            log.warning("credentials travel in clear over plain HTTP; put a TLS proxy in front for untrusted networks")
+            log.warning("credentials travel in clear over plain HTTP; put a TLS proxy in front for untrusted networks",
+                        extra=SECURITY)
     done = threading.Event()
     handlers = {}
     if threading.current_thread() is threading.main_thread():

@@ -17,6 +17,7 @@ from magedl.mirror.layout import INFO_FILES, SUMS, walk_files
 from magedl.mirror.signature import check, is_signed, read_allowed_signers
 from magedl.mirror.signature import sign_key as checked
 from magedl.mirror.verify import verify
+from magedl.secrecy import SECURITY
 from magedl.text import printable
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ def check_signatures(roots, allowed) -> dict:
                      signer)
         elif is_signed(root):
             log.warning("%s: the mirror is signed, but the signature was NOT checked: give --allowed-signers FILE "
-                        "(or %s) to check it", printable(root), ALLOWED_SIGNERS_ENV)
+                        "(or %s) to check it", printable(root), ALLOWED_SIGNERS_ENV, extra=SECURITY)
     return checked
 
 

@@ -81,7 +81,7 @@ class Mirror:
             What the user asked for (see :class:`ReleasePlanner`).
         composer : Selection or None
             The Composer versions chosen this run (:mod:`magedl.mirror.composer.select`);
-            None keeps those held (or removes them with *prune*).
+            None keeps those held (even with *prune*).
         composer_url : str, optional
             Where clients reach ``DIR/composer/``; by default the one the
             metadata was written for.
@@ -94,10 +94,19 @@ class Mirror:
             plan = ReleasePlanner(self.root, self.state, upstream, rehash=rehash).plan((), prune=False)
             for it in plan.with_action(Action.KEEP):
                 it.reason = "no release selection given; kept"
+            for it in plan.with_action(Action.STRAY):
+                it.reason = "not part of the mirror; --prune with a release selection removes it"
         else:
             plan = ReleasePlanner(self.root, self.state, upstream, rehash=rehash).plan(selected, prune=prune)
         if composer is not None or composer_url is not None or self._has_composer():
-            part = ComposerPlanner(self.root, self.state, composer_url, rehash=rehash).plan(composer, prune=prune)
+            # Like the release part: only a run that selects Composer packages prunes them.
+            planner = ComposerPlanner(self.root, self.state, composer_url, rehash=rehash)
+            part = planner.plan(composer, prune=prune and composer is not None)
+            for it in part.items if composer is None else ():
+                if it.action is Action.KEEP and it.reason.startswith("no Composer selection given"):
+                    it.reason = "no Composer selection given; kept"
+                elif it.action is Action.STRAY:
+                    it.reason = "not part of the mirror; --prune with Composer options removes it"
             part.advisories = read_published(self.root, memo=self.state)  # kept unless a run refreshes them
             plan.items += part.items
             plan.composer = part

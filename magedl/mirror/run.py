@@ -57,9 +57,11 @@ class MirrorRequest:
         None: no release selection, so the downloads feed is not asked and
         release files held are kept (even with *prune*).
     composer : ComposerOptions or None
-        The Composer packages to mirror (:mod:`magedl.mirror.composer.select`).
+        The Composer packages to mirror (:mod:`magedl.mirror.composer.select`);
+        without packages to select, the Composer archives held are kept (even with *prune*).
     prune : bool
-        Remove files no longer selected or no longer upstream.
+        Remove files no longer selected or no longer upstream, in the parts this run
+        selects (releases, Composer packages): never a part it was not asked about.
     dry_run : bool
         Plan (with HEAD sizes) and change nothing.
     diff_file : str or None
@@ -178,6 +180,7 @@ def mirror_folder(request: MirrorRequest, clients: Clients, *, progress=None,
                      "to prune them)")
         if request.dry_run:
             plan = Mirror(root).plan(upstream, selected, rehash=False, **plan_options)
+            _say_composer_kept(request, selection, plan)
             head_sizes(client, plan, request.transfer.jobs, composer_client)
             return MirrorReport(plan, dry_run=True)
         make_dirs(root)
@@ -186,6 +189,7 @@ def mirror_folder(request: MirrorRequest, clients: Clients, *, progress=None,
                 selection.save()  # the metadata read, for the next run to revalidate instead of fetch
             mirror = Mirror(root, html=request.html)  # the state read only once we hold the lock
             plan = mirror.plan(upstream, selected, **plan_options)
+            _say_composer_kept(request, selection, plan)
             if on_plan is not None:
                 on_plan(plan)
             report = MirrorReport(plan, advisories=_advisories(composer_client, composer, selection, root, plan))
@@ -207,6 +211,12 @@ def mirror_folder(request: MirrorRequest, clients: Clients, *, progress=None,
     report.signed = mirror.signed
     report.sums_sha256 = "" if request.sign_key else sums_digest(root)
     return report
+
+
+def _say_composer_kept(request, selection, plan) -> None:
+    if request.prune and selection is None and plan.composer is not None and plan.composer.items:
+        log.info("Composer packages are kept: no Composer options given (give --composer-require or "
+                 "--composer-lock with --prune to prune them)")
 
 
 def _catalogue(client) -> list:

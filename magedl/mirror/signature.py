@@ -379,5 +379,5 @@ def check(root, allowed: AllowedSigners) -> Signer:
     raise SignatureError(f"{shown} is signed by {signed}, which {allowed} {why}; the files are not trusted")
 
 
-__all__ = ["NAMESPACE", "AllowedSigners", "SignKey", "Signer", "check", "discard", "is_current", "is_signed",
-           "read_allowed_signers", "sign", "sign_key"]
+__all__ = ["INSTALL", "NAMESPACE", "AllowedSigners", "SignKey", "Signer", "check", "discard", "is_current", "is_signed",
+           "read_allowed_signers", "sign", "sign_key", "ssh_keygen"]

@@ -27,7 +27,7 @@ from magedl.errors import (
     UsageError,
 )
 from magedl.safejson import NotJSON, parse_json, read_bounded
-from magedl.secrecy import VERBOSE, redact, register_secret
+from magedl.secrecy import SECURITY, VERBOSE, redact, register_secret
 from magedl.service import advice, sniff
 from magedl.service.neterrors import PROXY_407, answered, transient_from
 from magedl.service.retry import RetryPolicy, parse_retry_after
@@ -181,7 +181,8 @@ class Client:
             log.log(VERBOSE, "through proxy %s", ", ".join(sorted({shown_url(p) for p in chosen.values()})))
         if settings.insecure:
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-            log.warning("TLS verification is OFF (--insecure): anyone on the path can read your token")
+            log.warning("TLS verification is OFF (--insecure): anyone on the path can read your token",
+                        extra=SECURITY)
             session.verify = False
         elif settings.ca_bundle:
             session.verify = settings.ca_bundle

@@ -123,3 +123,63 @@ def test_the_service_without_credentials_fails(host, capsys, monkeypatch):
                          "-o", str(target))
     line = lines_of(out)["downloads credentials"]
     assert code == 3 and line.startswith("FAIL") and "Downloads Access Token" in out
+
+
+def test_ssh_keygen_found_is_ok(env, host, capsys, tmp_path, monkeypatch):
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "ssh-keygen").write_text("#!/bin/sh\nexit 0\n")
+    os.chmod(tools / "ssh-keygen", 0o755)
+    monkeypatch.setenv("PATH", str(tools))
+    code, out, err = doctor_run(capsys, host)
+    assert code == 0, out + err
+    assert lines_of(out)["ssh-keygen"].startswith("OK") and str(tools / "ssh-keygen") in out
+
+
+def test_ssh_keygen_missing_is_a_warning_with_the_next_step_not_a_failure(env, host, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))
+    code, out, err = doctor_run(capsys, host)
+    assert code == 0, out + err  # only signing needs it
+    line = lines_of(out)["ssh-keygen"]
+    assert line.startswith("WARN") and "--sign-key" in line and "--allowed-signers" in line
+    assert "fix: install OpenSSH's client" in out and "openssh-client" in out
+    code, out, err = doctor_run(capsys, host, "--json")
+    row = next(r for r in json.loads(out) if r["check"] == "ssh-keygen")
+    assert code == 0 and row["ok"] and row["warning"] and "openssh-client" in row["fix"]
+
+
+# -- a server that plays the service (the emulator says so in X-Magedl-Plays) is judged as the service ---------
+
+
+def test_no_credentials_for_a_server_that_plays_the_service_fail_as_for_the_service(env, host, capsys, monkeypatch):
+    monkeypatch.delenv("MAGEDL_MAGEID")
+    monkeypatch.delenv("MAGEDL_TOKEN")
+    code, out, err = doctor_run(capsys, host)
+    line = lines_of(out)["downloads credentials"]
+    assert code == 3 and line.startswith("FAIL") and "no MAGEID and token found" in line
+    assert "Downloads Access Token" in out and "none needed" not in out
+
+
+def test_a_badly_shaped_token_or_mageid_is_named_for_a_server_that_plays_the_service(env, host, capsys, monkeypatch,
+                                                                                     marketplace_keys):
+    monkeypatch.setenv("MAGEDL_TOKEN", "abc123")
+    code, out, err = doctor_run(capsys, host)
+    line = lines_of(out)["downloads credentials"]
+    assert code == 2 and line.startswith("FAIL") and "a downloads access token is 40 letters" in out
+    monkeypatch.setenv("MAGEDL_TOKEN", env.token)
+    monkeypatch.setenv("MAGEDL_MAGEID", "x")
+    code, out, err = doctor_run(capsys, host)
+    assert code == 2 and "the MAGEID does not look like one" in out
+    secrets_absent(env, marketplace_keys, out, err)
+
+
+def test_a_mirror_that_does_not_play_the_service_needs_no_credentials(host, capsys, monkeypatch, demo_mirror):
+    from magedl.server import ApiServer, DirStore
+
+    for name in ("MAGEDL_MAGEID", "MAGEDL_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    with ApiServer(DirStore(demo_mirror)) as server:  # magedl serve: no X-Magedl-Plays
+        monkeypatch.setenv("MAGEDL_BASE_URL", server.base_url)
+        code, out, err = doctor_run(capsys, host)
+    assert lines_of(out)["downloads credentials"].startswith("OK") and "none needed" in out
+    assert lines_of(out)["downloads feed"].startswith("OK") and lines_of(out)["clock"].startswith("OK")
