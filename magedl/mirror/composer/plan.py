@@ -122,9 +122,9 @@ def _reference(entry: Optional[dict]) -> str:
 def archive_of(name: str, vn: str, entry: dict, repo: Optional[str]) -> Archive:
     dist = entry.get("dist") or {}
     shasum = dist.get("shasum") if isinstance(dist.get("shasum"), str) else ""
-    # Not a deep copy: nothing changes an entry's values in place (mirrored_entry copies what it changes),
-    # and a closure's entries are then held once, not twice.
-    kept = {k: v for k, v in entry.items() if k not in DROPPED}
+    # Not a copy when there is nothing to drop, and never a deep one: nothing changes an entry's values in
+    # place (mirrored_entry copies what it changes), so a closure's entries are held once, not twice.
+    kept = {k: v for k, v in entry.items() if k not in DROPPED} if any(k in entry for k in DROPPED) else entry
     return Archive(name, str(entry.get("version") or vn), vn, kept, str(dist.get("url")), shasum.lower(),
                    _reference(entry), repo or "")
 

@@ -24,6 +24,7 @@ from typing import Callable, Optional
 from magedl import __version__
 from magedl.composer.remote import hashed_name
 from magedl.fsutil import atomic_write, open_nofollow, read_if_regular
+from magedl.mirror.composer.index import DROPPED
 from magedl.paths import BOOKKEEPING
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,9 @@ def remember(root: os.PathLike | str, options, reads: Reads, selection, warnings
     head = {"version": _VERSION, "key": inputs_key(options), "reads": reads.bodies, "repo_of": selection.repo_of,
             "warnings": warnings[:_MAX_WARNINGS], "count": len(selection.packages)}
     lines = [json.dumps(head, ensure_ascii=False, separators=(",", ":"))]
-    lines += [json.dumps([name, versions], ensure_ascii=False, separators=(",", ":"))
+    # Kept as the mirror keeps them (no source, no notification URL): the plan then holds them as they are.
+    lines += [json.dumps([name, {vn: {k: v for k, v in entry.items() if k not in DROPPED}
+                                 for vn, entry in versions.items()}], ensure_ascii=False, separators=(",", ":"))
               for name, versions in selection.packages.items()]
     # Not fsynced: a torn or lost file is only a miss (the next run resolves again).
     atomic_write(path, ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass"), durable=False)
