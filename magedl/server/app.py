@@ -17,10 +17,12 @@ import threading
 from typing import Callable, Dict, Optional
 from urllib.parse import unquote
 
-from magedl.server.connections import Connection, ConnectionLoop, Limits, next_head
+from magedl.server.connections import Connection, Limits, next_head
+from magedl.server.fastpath import OpenFiles, QuickPath, open_files_budget
 from magedl.server.http import BadRequest, Reply, Request, parse_head, reply_head
+from magedl.server.loop import ConnectionLoop
 from magedl.server.routes import composer_reply, file_reply, info_reply, not_found, page_rel, page_reply
-from magedl.server.stores import Store
+from magedl.server.stores import DirStore, Store
 from magedl.server.workers import Workers
 from magedl.server.writer import CHUNK, drain, send_reply
 from magedl.text import printable
@@ -137,7 +139,14 @@ class ApiServer:
             self._listener.close()
             raise
         self._port = self._listener.getsockname()[1]
-        self._loop = ConnectionLoop(self._listener, self.limits, self._dispatch, self._reject)
+        self._quick = None
+        if type(self.hooks) is Hooks and isinstance(store, DirStore):  # hooks see every request: none skipped
+            files = OpenFiles(store, open_files_budget())
+            self._quick = QuickPath(files, self.prefix, self._authorized if self.auth is not None else None,
+                                    self._log_line)
+        self._loop = ConnectionLoop(self._listener, self.limits, self._dispatch, self._reject,
+                                    quick=self._quick.answer if self._quick else None,
+                                    reserve=self._quick.files.size if self._quick else 0)
         self._workers = Workers(f"magedl-server-{self._port}-worker", idle_seconds=self.limits.idle_timeout)
 
     # -- lifecycle -------------------------------------------------------
@@ -177,6 +186,8 @@ class ApiServer:
                 pass
         self._listener.close()
         self._workers.wait_ended(5)  # the answers in flight finish (and are logged) before stop returns
+        if self._quick is not None and (self._thread is None or not self._thread.is_alive()):
+            self._quick.files.close()
 
     def __enter__(self):
         return self.start()
@@ -186,14 +197,14 @@ class ApiServer:
 
     # -- connections -----------------------------------------------------
 
-    def _dispatch(self, conn: Connection, head: bytes, rest: bytes) -> None:
+    def _dispatch(self, conn: Connection, head: Optional[bytes], rest: bytes, pending=None) -> None:
         with self._lock:
             if self._stopped:
                 self._loop.release(conn)
                 return
             self._busy.add(conn.sock)
         try:
-            self._workers.submit(lambda: self._work(conn, head, rest))
+            self._workers.submit(lambda: self._work(conn, head, rest, pending))
         except BaseException:
             with self._lock:
                 self._busy.discard(conn.sock)
@@ -210,17 +221,19 @@ class ApiServer:
         self._log_line(conn.client, line.decode("latin-1"), error.status, 0, False)
         self._loop.release(conn)
 
-    def _work(self, conn: Connection, head: bytes, rest: bytes) -> None:
+    def _work(self, conn: Connection, head: Optional[bytes], rest: bytes, pending=None) -> None:
+        """Answer *head* (or run *pending*, the rest of a reply the loop began), then the requests that follow."""
         keep, leftover = False, b""
         try:
-            while True:
-                keep, leftover = self._exchange(conn, head, rest)
-                if not keep or self._stopped:
-                    break
+            keep, leftover = (pending(), rest) if pending is not None else self._exchange(conn, head, rest)
+            # With a quick path, the next request goes back to the loop, which answers the common one
+            # itself; without, the worker reads it when it comes at once (see Limits.linger).
+            while keep and not self._stopped and self._quick is None:
                 head, rest = next_head(conn, leftover, self.limits)
                 if head is None:  # back to the loop with what came (or closed)
                     keep, leftover = rest is not None, rest
                     break
+                keep, leftover = self._exchange(conn, head, rest)
         except Exception:  # a bug must not leave the connection's place taken
             log.exception("error answering %s", conn.client[0])
         finally:

@@ -182,6 +182,10 @@ class Headers:
         """How many lines carry *name*."""
         return len(self._values.get(name.lower(), ()))
 
+    def any_of(self, lower_names) -> bool:
+        """Whether a line carries one of *lower_names* (lower case)."""
+        return any(name in self._values for name in lower_names)
+
     def __getitem__(self, name: str) -> Optional[str]:
         return self.get(name)
 
@@ -372,17 +376,36 @@ class Reply:
 
 def reply_head(reply: Reply, close: bool) -> bytes:
     """The status line and headers of *reply*, Content-Length and Date included."""
+    before, after = head_parts(reply, close)
+    return before + now_bytes() + after
+
+
+def head_parts(reply: Reply, close: bool) -> Tuple[bytes, bytes]:
+    """:func:`reply_head` in two parts, before and after the Date header's value (kept to answer again)."""
     try:
         phrase = HTTPStatus(reply.status).phrase
     except ValueError:
         phrase = ""
-    lines = [f"HTTP/1.1 {reply.status} {phrase}".rstrip(), f"Server: {SERVER}", f"Date: {_now()}"]
-    lines += [f"{key}: {value}" for key, value in reply.headers if key.lower() != "content-length"]
+    lines = [f"{key}: {value}" for key, value in reply.headers if key.lower() != "content-length"]
     if reply.status != 304:  # a 304's length would be the 200's (RFC 9110 section 8.6): none is simpler
         lines.append(f"Content-Length: {reply.content_length}")
     if close:
         lines.append("Connection: close")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    before = f"{f'HTTP/1.1 {reply.status} {phrase}'.rstrip()}\r\nServer: {SERVER}\r\nDate: "
+    return before.encode("latin-1"), ("\r\n" + "\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+_date_now = (-1, b"")  # (this second, its Date value), replaced whole so threads never see half of it
+
+
+def now_bytes() -> bytes:
+    """The Date header's value for this second (formatted once per second)."""
+    global _date_now
+    second = int(time.time())
+    cached = _date_now
+    if cached[0] != second:
+        cached = _date_now = (second, http_date(second).encode("latin-1"))
+    return cached[1]
 
 
 @functools.lru_cache(maxsize=4096)  # the same few modification times, over and over
@@ -390,7 +413,3 @@ def http_date(epoch: float) -> str:
     """Format epoch seconds as an IMF-fixdate (``Sun, 06 Nov 1994 08:49:37 GMT``)."""
     return email.utils.formatdate(epoch, usegmt=True)
 
-
-def _now() -> str:
-    """The Date header's value: this second, formatted once per second."""
-    return http_date(int(time.time()))

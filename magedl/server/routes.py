@@ -16,10 +16,11 @@ from magedl.ranges import UNSATISFIABLE, parse_http_date, parse_range
 from magedl.server.http import Reply, Request, http_date
 from magedl.server.stores import FileInfo, Store, rebased
 
-__all__ = ["composer_reply", "content_type", "file_reply", "info_reply", "not_found", "page_reply", "page_rel",
-           "ranged_reply", "static_reply"]
+__all__ = ["composer_reply", "content_type", "file_headers", "file_reply", "info_reply", "not_found", "page_reply",
+           "page_rel", "ranged_reply", "static_reply"]
 
-_BINARY = "application/octet-stream"
+BINARY = "application/octet-stream"
+JSON = "application/json"
 # By the name's last extension, as nginx's mime.types does; what is not here is octet-stream.
 _TYPES = {
     "html": "text/html; charset=utf-8", "htm": "text/html; charset=utf-8", "css": "text/css; charset=utf-8",
@@ -60,7 +61,7 @@ def file_reply(store: Store, req: Request, name: str) -> Reply:
 
 def content_type(rel: str) -> str:
     """The Content-Type of a published file, from its name."""
-    return _TYPES.get(rel.rpartition("/")[2].rpartition(".")[2].lower(), _BINARY)
+    return _TYPES.get(rel.rpartition("/")[2].rpartition(".")[2].lower(), BINARY)
 
 
 def static_reply(store: Store, req: Request, rel: str) -> Reply:
@@ -136,11 +137,16 @@ def page_reply(store: Store, req: Request, rel: str) -> Reply:
     return reply
 
 
-def ranged_reply(req: Request, info: FileInfo, fh: BinaryIO, content_type: str = _BINARY) -> Reply:
+def file_headers(info: FileInfo, content_type: str = BINARY) -> list:
+    """The headers of a file's 200 (its 304 keeps ETag and Last-Modified)."""
+    return [("Content-Type", content_type), ("ETag", info.etag),
+            ("Last-Modified", http_date(info.last_modified)), ("Accept-Ranges", "bytes")]
+
+
+def ranged_reply(req: Request, info: FileInfo, fh: BinaryIO, content_type: str = BINARY) -> Reply:
     """200 with the whole file, 304 when the client's copy is current, 206 for a single satisfiable Range
     (If-Range honoured), or 416."""
-    headers = [("Content-Type", content_type), ("ETag", info.etag),
-               ("Last-Modified", http_date(info.last_modified)), ("Accept-Ranges", "bytes")]
+    headers = file_headers(info, content_type)
     if _not_modified(req, info):
         fh.close()
         return Reply(304, headers[1:3])
@@ -169,7 +175,7 @@ def info_reply(store: Store, req: Request, route: str) -> Reply:
         feed_file = getattr(store, "feed_file", None)
         got = feed_file() if feed_file is not None else None
         if got is not None:  # the mirror's own file, sent as it is
-            return ranged_reply(req, *got, content_type="application/json")
+            return ranged_reply(req, *got, content_type=JSON)
         index = store.index()
         body = index.derived("info/json", lambda: json.dumps(index.feed, indent=1).encode())
         return Reply.text(200, body, content_type="application/json")

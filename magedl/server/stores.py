@@ -299,6 +299,15 @@ class DirStore:
         with fh:
             return self._parse(fh, st)
 
+    def current(self) -> Optional[FeedSnapshot]:
+        """The snapshot parsed last if ``info/json`` is still that version (one ``stat``), else None."""
+        try:
+            key = fingerprint(os.stat(self._feed_path, follow_symlinks=False))
+        except OSError:
+            return None
+        snapshot = self._snapshot
+        return snapshot if snapshot.fingerprint == key else None
+
     def _parse(self, fh: BinaryIO, st: os.stat_result) -> FeedSnapshot:
         key = fingerprint(st)
         with self._lock:
@@ -341,10 +350,10 @@ class DirStore:
         if not snapshot.readable:  # clients get the empty feed instead
             fh.close()
             return None
-        return self._info(st), fh
+        return self.file_info(st), fh
 
     @staticmethod
-    def _info(st) -> FileInfo:
+    def file_info(st) -> FileInfo:
         # Like nginx (mtime-size in hex), but with nanoseconds so a file
         # rewritten within the same second still gets a new tag.
         return FileInfo(st.st_size, f'"{st.st_mtime_ns:x}-{st.st_size:x}"', float(int(st.st_mtime)))
@@ -355,7 +364,7 @@ class DirStore:
         if opened is None:
             return None
         fh, st = opened
-        return self._info(st), fh
+        return self.file_info(st), fh
 
     def composer(self, rel: str, reached_at: Optional[str] = None) -> Optional[Tuple[FileInfo, BinaryIO]]:
         """A file of the mirror's Composer part, ``composer/<rel>``, or None.
@@ -371,7 +380,7 @@ class DirStore:
             return None
         fh, st = opened
         if reached_at is None or not rebased(rel):
-            return self._info(st), fh
+            return self.file_info(st), fh
         try:
             url_key = fingerprint(os.stat(os.path.join(self.root, URL_FILE), follow_symlinks=False))
         except OSError:
@@ -404,4 +413,4 @@ class DirStore:
         if opened is None:
             return None
         fh, st = opened
-        return self._info(st), fh
+        return self.file_info(st), fh

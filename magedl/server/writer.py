@@ -14,7 +14,7 @@ from typing import Optional, Tuple
 
 from magedl.server.http import Reply, reply_head
 
-__all__ = ["CHUNK", "MAX_DRAINED_BODY", "drain", "prepare", "send_reply"]
+__all__ = ["CHUNK", "MAX_DRAINED_BODY", "drain", "prepare", "send_file", "send_reply"]
 
 CHUNK = 64 * 1024
 #: A request body up to this size is read and dropped (keep-alive goes on); a larger one ends the connection.
@@ -24,8 +24,12 @@ _SENDFILE_MAX = 1 << 30
 _MORE = getattr(socket, "MSG_MORE", 0)
 
 
-def prepare(sock: socket.socket, io_timeout: float) -> None:
-    """Make *sock* blocking, each read or write bounded by *io_timeout* seconds without progress."""
+def prepare(sock: socket.socket, io_timeout: float) -> bool:
+    """Make *sock* blocking, each read or write bounded by *io_timeout* seconds without progress.
+
+    Returns whether the kernel bounds them (then :func:`socket.socket.setblocking`
+    may switch the socket between blocking and not without losing the bound).
+    """
     sock.setblocking(True)
     seconds = int(io_timeout)
     limit = struct.pack("ll", seconds, int((io_timeout - seconds) * 1e6))
@@ -34,6 +38,8 @@ def prepare(sock: socket.socket, io_timeout: float) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, limit)
     except (OSError, AttributeError):
         sock.settimeout(io_timeout)
+        return False
+    return True
 
 
 def plain_file(stream) -> Optional[int]:
@@ -68,12 +74,7 @@ def send_reply(sock: socket.socket, reply: Reply, close: bool) -> Tuple[int, boo
             sent = sock.sendfile(reply.stream, reply.offset, reply.length)
         elif fd is not None:
             sock.sendall(head, _MORE)
-            out = sock.fileno()
-            while sent < reply.length:
-                n = os.sendfile(out, fd, reply.offset + sent, min(reply.length - sent, _SENDFILE_MAX))
-                if n == 0:  # the file ended early
-                    break
-                sent += n
+            sent = send_file(sock, fd, reply.offset, reply.length)
         else:
             sock.sendall(head)
             reply.stream.seek(reply.offset)
@@ -92,6 +93,25 @@ def send_reply(sock: socket.socket, reply: Reply, close: bool) -> Tuple[int, boo
         if reply.stream is not None:
             reply.stream.close()
     return sent, False
+
+
+def send_file(sock: socket.socket, fd: int, offset: int, length: int) -> int:
+    """Send *length* bytes of the file *fd* from *offset* with ``sendfile``; the bytes sent (fewer: it ended early).
+
+    On a blocking socket this waits (each wait bounded by the socket's kernel
+    timeout); on a non-blocking one it stops where the socket's buffer is full.
+    """
+    out = sock.fileno()
+    sent = 0
+    try:
+        while sent < length:
+            n = os.sendfile(out, fd, offset + sent, min(length - sent, _SENDFILE_MAX))
+            if n == 0:  # the file ended early
+                break
+            sent += n
+    except BlockingIOError:
+        pass
+    return sent
 
 
 def drain(sock: socket.socket, rest: bytes, length: int) -> Optional[bytes]:

@@ -7,8 +7,9 @@ from contextlib import closing
 
 import pytest
 
-from magedl.server.connections import ConnectionLoop, Limits
+from magedl.server.connections import Limits
 from magedl.server.http import BadRequest, HeadReader, parse_head
+from magedl.server.loop import ConnectionLoop
 
 HEAD = b"GET /file/a.zip HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\n\r\n"
 

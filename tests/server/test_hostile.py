@@ -79,6 +79,32 @@ def test_a_valid_client_is_served_while_idle_clients_fill_every_place(store):
             assert requests.get(server.base_url + "info/help", timeout=(10, 10)).status_code == 200
 
 
+def test_at_the_cap_a_newcomer_is_read_before_later_ones_can_make_it_the_oldest(store):
+    # Connections already queued in the kernel when the server looks (as when it falls behind a crowd
+    # on a busy machine): the old server accepted them all at once, each at the cap closing the one
+    # waiting longest, and so closed a whole request it had accepted but not yet read.
+    server = ApiServer(store, limits=Limits(max_connections=4))  # listening, not yet accepting
+    socks = []
+    try:
+        def half_head():
+            socks.append(socket.create_connection(("127.0.0.1", server.port), timeout=10))
+            socks[-1].sendall(b"GET /info/help HTTP/1.1\r\nHost: x\r\n")
+
+        for _ in range(4):
+            half_head()
+        valid = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        socks.append(valid)
+        valid.sendall(b"GET /info/help HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        for _ in range(10):
+            half_head()
+        server.start()
+        assert valid.recv(100).startswith(b"HTTP/1.1 200 ")
+    finally:
+        for sock in socks:
+            sock.close()
+        server.stop()
+
+
 def test_serve_out_of_file_descriptors_still_answers_a_valid_client(demo_mirror):
     """``magedl serve`` with 100 descriptors and 300 idle clients: the old server spun on EMFILE and served nobody."""
     def few_fds():
