@@ -29,7 +29,7 @@ from magedl.mirror.layout import clear_way, walk_files
 
 log = logging.getLogger(__name__)
 
-_RENDERING = 1  # bump when render_package's output changes for the same inputs
+_RENDERING = 2  # bump when render_package's output changes for the same inputs
 
 
 class Published(Mapping):

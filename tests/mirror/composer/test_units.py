@@ -94,6 +94,24 @@ def test_render_read_back_and_rewrite(tmp_path):
     assert ci.read_composer_url(tmp_path) is None
 
 
+def test_p2_files_are_the_same_bytes_whatever_order_an_entry_s_keys_come_in():
+    # Fresh from upstream the keys come in the repository's order; read back from the state they come
+    # sorted. The same content must give the same bytes, or a re-run churns SHA256SUMS and the signature.
+    upstream = {"name": "a/b", "version": "1.0.0", "version_normalized": "1.0.0.0", "type": "library",
+                "require": {"php": ">=8.1", "a/c": "^1"}, "autoload": {"psr-4": {"A\\B\\": "src/"}},
+                "dist": {"type": "zip", "url": "http://x/composer/dist/a/b/1.0.0.0.zip", "reference": None,
+                         "shasum": "0" * 40}}
+
+    def sorted_deep(value):
+        return {k: sorted_deep(value[k]) for k in sorted(value)} if isinstance(value, dict) else value
+
+    advisories = {"a/b": [{"title": "t", "advisoryId": "X", "affectedVersions": "<1"}]}
+    fresh = ci.render_package("a/b", [upstream], advisories)
+    stored = ci.render_package("a/b", [sorted_deep(upstream)], {"a/b": [sorted_deep(advisories["a/b"][0])]})
+    assert fresh == stored
+    assert json.loads(fresh["composer/p2/a/b.json"])["packages"]["a/b"] == [upstream]
+
+
 def test_parse_require():
     assert parse_require("Psr/Log") == ("psr/log", "*")
     assert parse_require("psr/log:^1 || ^2") == ("psr/log", "^1 || ^2")
