@@ -28,7 +28,7 @@ from magedl.mirror.composer.index import (
     remembered_published,
 )
 from magedl.mirror.layout import check_layout, walk_files
-from magedl.mirror.model import Action, Item, Status
+from magedl.mirror.model import Action, Item, Status, StoredRecords, canonical_records
 from magedl.mirror.plan import check_copy
 from magedl.paths import SIDE_SUFFIXES
 from magedl.text import printable
@@ -235,9 +235,11 @@ class ComposerPlanner:
                 continue
             yield rel, st
 
-    def _held(self, rel: str, st: os.stat_result):
-        """(the copy on disk as an entry, whether it is a copy this mirror verified); (None, False) on a dry run."""
-        entry = self.state.get(rel)
+    def _held(self, rel: str, st: os.stat_result, entry=None):
+        """(the copy on disk as an entry, whether it is a copy this mirror verified); (None, False) on a dry run.
+
+        *entry* is the state's record of *rel* when the caller read it already."""
+        entry = self.state.get(rel) if entry is None else entry
         good, intact = check_copy(self.root, rel, st, entry, rehash=self.rehash, algorithms=DIGESTS)
         if good is not None and not intact:
             listed = self.previous.get(rel)
@@ -257,13 +259,15 @@ class ComposerPlanner:
             return Item(rel, Action.REPAIR, archive, reason="a symbolic link, not a file")
         if not stat.S_ISREG(st.st_mode):
             return Item(rel, Action.REPAIR, archive, reason="not a plain file")
-        good, intact = self._held(rel, st)
+        stored = self.state.get(rel)
+        good, intact = self._held(rel, st, stored)
         if good is None:
             return Item(rel, Action.RECHECK, archive, size=st.st_size, reason="changed on disk since it was verified")
         present = replace(good, records=(archive.entry,))
         if archive.shasum:
             if good.sha1 == archive.shasum:
-                return Item(rel, Action.PRESENT, archive, size=st.st_size, entry=present)
+                return Item(rel, Action.PRESENT, archive, size=st.st_size, entry=present,
+                            recorded=_recorded(good, stored, archive))
             if intact:
                 return Item(rel, Action.UPDATE, archive, size=st.st_size, entry=good,
                             reason=f"changed upstream (SHA-1 {good.sha1} -> {archive.shasum})")
@@ -272,7 +276,8 @@ class ComposerPlanner:
         if intact:
             before = _reference(good.records[0] if good.records else None)
             if before == archive.reference:
-                return Item(rel, Action.PRESENT, archive, size=st.st_size, entry=present)
+                return Item(rel, Action.PRESENT, archive, size=st.st_size, entry=present,
+                            recorded=_recorded(good, stored, archive))
             return Item(rel, Action.UPDATE, archive, size=st.st_size, entry=good,
                         reason=f"changed upstream (reference {before or '?'} -> {archive.reference or '?'})")
         return Item(rel, Action.REPAIR, archive, size=st.st_size,
@@ -298,6 +303,13 @@ class ComposerPlanner:
         elif good is not None:
             item.reason = "changed on disk since it was verified; left out of the index"
         return item
+
+
+def _recorded(good, stored, archive: Archive) -> bool:
+    """Whether the state holds the copy *good* with *archive*'s entry as its record already, so the run
+    need not ask the state to write it (an up-to-date re-run then asks for no write per archive)."""
+    return (good is stored and isinstance(stored.records, StoredRecords)
+            and stored.records.text == canonical_records((archive.entry,)))
 
 
 def package_of(record: dict) -> tuple:

@@ -194,3 +194,25 @@ def test_publish_writes_the_p2_files_and_lists_their_digests(tmp_path):
     assert files.sha256("composer/p2/acme/meta.json") == files.on_disk["composer/p2/acme/meta.json"]
     assert json.loads(files["composer/p2/acme/meta.json"])["packages"]["acme/meta"][0]["version"] == "1.0"
     assert list(files.fresh) == ["composer/packages.json"]
+
+
+def test_an_up_to_date_rerun_asks_the_state_to_write_no_archive_record(repos, tmp_path, monkeypatch):
+    from magedl.mirror.state import State
+
+    mdir = tmp_path / "m"
+    mirror(mdir, repos)
+    written, set_record = [], State.set
+
+    def counted_set(self, rel, entry):
+        written.append(rel)
+        return set_record(self, rel, entry)
+
+    monkeypatch.setattr(State, "set", counted_set)
+    statuses = mirror(mdir, repos)
+    assert set(statuses.values()) == {Status.PRESENT} and len(statuses) > 5
+    assert [rel for rel in written if rel.startswith(index.DIST + "/")] == []
+    # A record that differs from the entry now listed is still written (the run stays the state's truth).
+    monkeypatch.setattr(plan_module, "_recorded", lambda *args: False)
+    written.clear()
+    mirror(mdir, repos)
+    assert len([rel for rel in written if rel.startswith(index.DIST + "/")]) == len(statuses)
