@@ -196,21 +196,29 @@ def test_publish_writes_the_p2_files_and_lists_their_digests(tmp_path):
     assert list(files.fresh) == ["composer/packages.json"]
 
 
-def test_an_up_to_date_rerun_asks_the_state_to_write_no_archive_record(repos, tmp_path, monkeypatch):
+def test_an_up_to_date_rerun_asks_the_state_to_write_no_archive_record_nor_reads_one_per_query(
+        repos, tmp_path, monkeypatch):
     from magedl.mirror.state import State
 
     mdir = tmp_path / "m"
     mirror(mdir, repos)
-    written, set_record = [], State.set
+    written, asked, set_record, get_record = [], [], State.set, State.get
 
     def counted_set(self, rel, entry):
         written.append(rel)
         return set_record(self, rel, entry)
 
+    def counted_get(self, rel):
+        asked.append(rel)
+        return get_record(self, rel)
+
     monkeypatch.setattr(State, "set", counted_set)
+    monkeypatch.setattr(State, "get", counted_get)
     statuses = mirror(mdir, repos)
     assert set(statuses.values()) == {Status.PRESENT} and len(statuses) > 5
     assert [rel for rel in written if rel.startswith(index.DIST + "/")] == []
+    # The plan reads the archives' records in one ordered query, alongside its sorted paths.
+    assert [rel for rel in asked if rel.startswith(index.DIST + "/")] == []
     # A record that differs from the entry now listed is still written (the run stays the state's truth).
     monkeypatch.setattr(plan_module, "_recorded", lambda *args: False)
     written.clear()

@@ -296,3 +296,26 @@ def test_a_branch_whose_name_is_no_file_name_gets_a_safe_unique_one():
     assert a.startswith("composer/dist/acme/lib/dev-feature_x-") and a.count("/") == 4 and a != b
     with pytest.raises(UnsafeNameError):
         ci.dist_rel("acme/lib", "../1.0", "zip")
+
+
+def test_the_state_s_archive_records_are_read_in_path_order_alongside_the_planned_paths(tmp_path):
+    from magedl.mirror.composer.plan import ComposerPlanner
+    from magedl.mirror.model import Entry, Fingerprint
+    from magedl.mirror.state import State
+
+    state = State(tmp_path)
+    held = {rel: Entry("m", rel, Fingerprint(1, 2, 3, 4), ({"name": "a/b"},), "s")
+            for rel in ("composer/dist/a/b/1.zip", "composer/dist/a/b/3.zip", "composer/dist/z/z/1.zip",
+                        "composer/dist0", "composer/distX", "file/a.zip")}
+    with state.batch():
+        for rel, e in held.items():
+            state.set(rel, e)
+    assert [rel for rel, _ in state.entries_in_order("composer/dist")] == [
+        "composer/dist/a/b/1.zip", "composer/dist/a/b/3.zip", "composer/dist/z/z/1.zip"]
+    planner = ComposerPlanner(tmp_path, state)
+    wanted = ["composer/dist/a/a/1.zip", "composer/dist/a/b/1.zip", "composer/dist/a/b/2.zip",
+              "composer/dist/a/b/3.zip", "composer/dist/zz/z/1.zip"]
+    assert [(rel, e and e.sha256) for rel, e in planner._stored(wanted)] == [
+        ("composer/dist/a/a/1.zip", None), ("composer/dist/a/b/1.zip", "composer/dist/a/b/1.zip"),
+        ("composer/dist/a/b/2.zip", None), ("composer/dist/a/b/3.zip", "composer/dist/a/b/3.zip"),
+        ("composer/dist/zz/z/1.zip", None)]
