@@ -224,3 +224,29 @@ def test_an_up_to_date_rerun_asks_the_state_to_write_no_archive_record_nor_reads
     written.clear()
     mirror(mdir, repos)
     assert len([rel for rel in written if rel.startswith(index.DIST + "/")]) == len(statuses)
+
+
+def test_the_selection_is_kept_a_line_at_a_time_never_held_whole_as_text(tmp_path):
+    import tracemalloc
+
+    from magedl.mirror.composer.recall import Reads, recall, remember
+    from magedl.mirror.composer.select import Selection
+
+    options = ComposerOptions(requires=((PROJECT, "2.4.7"),), repos=("http://127.0.0.1:9/",))
+    reads = Reads(lambda url: b"{}")
+    reads("http://127.0.0.1:9/packages.json")
+    packages = {f"v/p{i}": {f"1.{j}.0.0": {"name": f"v/p{i}", "version": f"1.{j}.0", "version_normalized":
+                                           f"1.{j}.0.0", "description": "x" * 200, "source": {"url": "s"}}
+                            for j in range(3)} for i in range(2000)}
+    selection = Selection(packages=packages, repo_of={name: "http://127.0.0.1:9/" for name in packages})
+    tracemalloc.start()
+    try:
+        remember(tmp_path, options, reads, selection, [])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    size = (tmp_path / MEMO).stat().st_size
+    assert size > 1_000_000 and peak < size / 2  # the old writer held the text three times over
+    last = recall(tmp_path, options, reads, None)
+    assert last["packages"]["v/p7"]["1.2.0.0"] == {k: v for k, v in packages["v/p7"]["1.2.0.0"].items()
+                                                   if k != "source"}
