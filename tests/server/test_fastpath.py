@@ -250,3 +250,39 @@ def test_a_bug_in_the_quick_path_ends_one_connection_not_the_server(mirror, monk
         server._loop._quick = server._quick.answer
         assert requests.get(server.base_url + "file/" + NAMES[0], timeout=10).status_code == 200
     assert "cannot answer 127.0.0.1 on the loop" in caplog.text
+
+
+def _open_on(path):
+    """Descriptors of this process open on *path*."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == str(path):
+                found.append(int(fd))
+        except OSError:
+            pass
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_the_rest_of_a_reply_no_worker_takes_closes_its_descriptor(mirror, monkeypatch):
+    # The loop gives the rest of a reply the socket did not take to a worker, with a descriptor of its
+    # own; when no worker can take it (none can start, or the server stops), that descriptor is closed.
+    monkeypatch.setattr(fastpath, "QUICK_MAX", 32 << 20)
+    big = mirror / "file" / "PATCH-BIG.tar.gz"
+    big.write_bytes(os.urandom(12 << 20))
+    (mirror / "info" / "json").write_text(json.dumps(feed_of(NAMES + [big.name])))
+    server = ApiServer(DirStore(mirror))
+    with server, closing(socket.create_connection(("127.0.0.1", server.port), timeout=10)) as sock:
+        replies = Replies(sock)
+        sock.sendall(get(NAMES[0]))
+        replies.next()  # the feed is parsed: what follows is the loop's
+
+        def refuse(job):
+            raise RuntimeError("can't start new thread")
+
+        monkeypatch.setattr(server._workers, "submit", refuse)
+        sock.sendall(get(big.name))
+        while sock.recv(1 << 20):  # what the loop sent, then the end of the connection
+            pass
+    assert _open_on(big) == []
