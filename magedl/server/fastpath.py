@@ -61,8 +61,8 @@ class OpenFiles:
 
     A file is used again only while a ``stat`` of its path gives the
     fingerprint it was opened with (same inode, size, modification and
-    change time: a file replaced, edited, or given a second name is opened
-    again, under the publishing rules).
+    change time) and one name: a file replaced, edited, or given a second
+    name is opened again, under the publishing rules.
     """
 
     def __init__(self, store: DirStore, size: int):
@@ -82,7 +82,9 @@ class OpenFiles:
         entry = self._files.get(rel)
         if entry is not None:
             try:
-                same = fingerprint(os.stat(entry.path, follow_symlinks=False)) == entry.key
+                st = os.stat(entry.path, follow_symlinks=False)
+                # The link count too: where times are coarse, a second name may leave the change time as it was.
+                same = st.st_nlink == 1 and fingerprint(st) == entry.key
             except OSError:
                 same = False
             if same:
