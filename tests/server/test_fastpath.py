@@ -297,3 +297,41 @@ def test_a_second_name_is_refused_even_where_the_change_time_does_not_move(mirro
         assert [session.get(url).status_code for _ in range(2)] == [200, 200]
         os.link(mirror / "file" / NAMES[0], mirror / "elsewhere")
         assert session.get(url).status_code == 404
+
+
+def test_a_head_the_socket_takes_in_part_is_finished_by_a_worker_without_a_byte_twice(mirror, monkeypatch):
+    # The loop's send takes only part of the head (a socket nearly full): the worker sends the rest of
+    # the head, then the whole body, once.
+    class PartSocket:
+        def __init__(self, sock):
+            self.sock, self.first = sock, True
+
+        def send(self, data, flags=0):
+            if self.first:
+                self.first = False
+                return self.sock.send(data[:10], flags)
+            return self.sock.send(data, flags)
+
+        def __getattr__(self, name):
+            return getattr(self.sock, name)
+
+    class PartConnection:
+        def __init__(self, conn):
+            self.sock, self.client = PartSocket(conn.sock), conn.client
+
+    real, finish, left = fastpath.QuickPath.answer, fastpath.QuickPath._finish, []
+    monkeypatch.setattr(fastpath.QuickPath, "answer", lambda self, conn, head: real(self, PartConnection(conn), head))
+    monkeypatch.setattr(fastpath.QuickPath, "_finish", lambda self, *a: left.append(len(a[1])) or finish(self, *a))
+    with ApiServer(DirStore(mirror)) as server:
+        server._loop._quick = server._quick.answer  # (bound at start: rebind)
+        with closing(socket.create_connection(("127.0.0.1", server.port), timeout=10)) as sock:
+            replies = Replies(sock)
+            for method in ("GET", "GET", "HEAD", "GET"):  # the first parses the feed, on a worker
+                sock.sendall(get(NAMES[0], method))
+                head, body = replies.next(head_only=method == "HEAD")
+                assert head.startswith(b"HTTP/1.1 200 ")
+                assert body == (b"" if method == "HEAD" else (mirror / "file" / NAMES[0]).read_bytes())
+            sock.sendall(get(NAMES[1]))
+            assert replies.next()[1] == (mirror / "file" / NAMES[1]).read_bytes()
+            assert replies.data == b""
+    assert len(left) == 4 and all(n > 0 for n in left)  # each quick answer's head: 10 bytes by the loop
