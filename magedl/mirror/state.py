@@ -14,7 +14,7 @@ import sqlite3
 import stat
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Iterator, Optional
 
 from magedl.fsutil import make_dirs, read_if_regular
 from magedl.locks import FileLock
@@ -249,6 +249,20 @@ class State:
         rows = self._db.execute("SELECT rel, " + ", ".join(_COLUMNS) + " FROM files WHERE rel >= ? AND rel < ?",
                                 (top + "/", top + "0"))
         return {row[0]: _entry(row[1:]) for row in rows}
+
+    def entries_in_order(self, top: str) -> Iterator[tuple]:
+        """``(path, Entry)`` of every record under the folder *top*, sorted by path, read as the cursor yields
+        them: a caller walking its own sorted paths alongside looks each one up without a query per path and
+        without holding every record (:meth:`entries` holds them all)."""
+        if self._legacy is not None:
+            yield from sorted((rel, e) for rel, e in self._legacy[0].items() if rel.startswith(top + "/"))
+            return
+        if self._db is None:
+            return
+        rows = self._db.execute("SELECT rel, " + ", ".join(_COLUMNS) + " FROM files WHERE rel >= ? AND rel < ? "
+                                "ORDER BY rel", (top + "/", top + "0"))
+        for row in rows:
+            yield row[0], _entry(row[1:])
 
     def paths(self, top: str = "") -> set:
         """The paths with an entry, all or those under the folder *top* (``file``, ``composer/dist``)."""

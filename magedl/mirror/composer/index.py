@@ -162,7 +162,11 @@ def render_package(name: str, versions: list, advisories: Optional[Mapping] = No
         if part or not dev:  # a package holding only branches still has its (empty) tagged file
             doc = {"packages": {name: _newest_first(part)}}
             # Composer reads a package's advisories from its tagged file only.
-            files[p2_rel(name, dev)] = _dump(doc if dev else with_advisories(doc, advisories, name))
+            doc = doc if dev else with_advisories(doc, advisories, name)
+            # Keys sorted at every level: an entry fresh from upstream and the same entry read back from
+            # the state (kept sorted) give the same bytes, so an unchanged package never churns
+            # SHA256SUMS, the delta file and the signature.
+            files[p2_rel(name, dev)] = _dump(doc, canonical=True)
     return files
 
 
@@ -193,8 +197,8 @@ def with_advisories(doc: dict, advisories: Optional[Mapping], name: Optional[str
     return doc
 
 
-def _dump(doc) -> bytes:
-    return (json.dumps(doc, indent=1, ensure_ascii=False, sort_keys=False) + "\n").encode("utf-8")
+def _dump(doc, canonical: bool = False) -> bytes:
+    return (json.dumps(doc, indent=1, ensure_ascii=False, sort_keys=canonical) + "\n").encode("utf-8")
 
 
 def _load(root: Path, rel: str) -> Optional[object]:

@@ -27,8 +27,8 @@ from magedl.mirror.composer.index import (
     read_index,
     remembered_published,
 )
-from magedl.mirror.layout import check_layout, walk_files
-from magedl.mirror.model import Action, Item, Status
+from magedl.mirror.layout import check_layout, walk_entries
+from magedl.mirror.model import Action, Item, Status, StoredRecords, canonical_records
 from magedl.mirror.plan import check_copy
 from magedl.paths import SIDE_SUFFIXES
 from magedl.text import printable
@@ -218,8 +218,8 @@ class ComposerPlanner:
             for vn, entry in versions.items():
                 if selection is None and not prune or selection is not None and not may_prune:
                     part.metadata.setdefault(name, {}).setdefault(vn, clean_entry(entry))
-        for rel, archive in wanted.items():
-            part.items.append(self._plan_wanted(rel, archive))
+        for rel, stored in self._stored(sorted(wanted)):
+            part.items.append(self._plan_wanted(rel, wanted[rel], stored))
         on_disk = dict(self._walk(set(wanted)))
         held = self.state.paths(DIST)
         for rel in sorted((held | set(on_disk)) - set(wanted)):
@@ -228,16 +228,34 @@ class ComposerPlanner:
                 part.items.append(self._plan_unwanted(rel, st, prune, may_prune, selection is None))
         return part
 
+    def _stored(self, rels: list):
+        """(rel, the state's entry or None) for each of the sorted *rels*: one query for all, read alongside."""
+        rows = getattr(self.state, "entries_in_order", None)
+        if rows is None:  # a state without ordered reads (a test's stand-in): one look-up per path
+            yield from ((rel, self.state.get(rel)) for rel in rels)
+            return
+        rows = rows(DIST)
+        row = next(rows, None)
+        for rel in rels:
+            while row is not None and row[0] < rel:
+                row = next(rows, None)
+            yield rel, row[1] if row is not None and row[0] == rel else None
+
     def _walk(self, wanted: set):
-        for rel, st in walk_files(self.root, DIST):
+        """(rel, lstat) of each file under ``composer/dist/`` but the wanted ones (planned on their own, with
+        their own ``lstat``) and their side files: a wanted file costs no second system call here."""
+        for rel, entry in walk_entries(self.root, DIST):
+            if rel in wanted:
+                continue
             side = next((s for s in SIDE_SUFFIXES if rel.endswith(s)), None)
             if side and rel[: -len(side)] in wanted:
                 continue
-            yield rel, st
+            yield rel, entry.stat(follow_symlinks=False)
 
-    def _held(self, rel: str, st: os.stat_result):
-        """(the copy on disk as an entry, whether it is a copy this mirror verified); (None, False) on a dry run."""
-        entry = self.state.get(rel)
+    def _held(self, rel: str, st: os.stat_result, entry):
+        """(the copy on disk as an entry, whether it is a copy this mirror verified); (None, False) on a dry run.
+
+        *entry* is the state's record of *rel* (None: none)."""
         good, intact = check_copy(self.root, rel, st, entry, rehash=self.rehash, algorithms=DIGESTS)
         if good is not None and not intact:
             listed = self.previous.get(rel)
@@ -247,23 +265,24 @@ class ComposerPlanner:
                 good, intact = replace(good, records=(clean_entry(listed),)), True
         return good, intact
 
-    def _plan_wanted(self, rel: str, archive: Archive) -> Item:
+    def _plan_wanted(self, rel: str, archive: Archive, stored) -> Item:
+        """The item of a wanted archive; *stored* is the state's entry of *rel* (None: none)."""
         try:
-            st = os.lstat(self.root / rel)
+            st = os.lstat(os.path.join(self.root, rel))
         except FileNotFoundError:
-            return Item(rel, Action.FETCH, archive, reason="new" if self.state.get(rel) is None else
-                        "missing from disk")
+            return Item(rel, Action.FETCH, archive, reason="new" if stored is None else "missing from disk")
         if stat.S_ISLNK(st.st_mode):
             return Item(rel, Action.REPAIR, archive, reason="a symbolic link, not a file")
         if not stat.S_ISREG(st.st_mode):
             return Item(rel, Action.REPAIR, archive, reason="not a plain file")
-        good, intact = self._held(rel, st)
+        good, intact = self._held(rel, st, stored)
         if good is None:
             return Item(rel, Action.RECHECK, archive, size=st.st_size, reason="changed on disk since it was verified")
         present = replace(good, records=(archive.entry,))
         if archive.shasum:
             if good.sha1 == archive.shasum:
-                return Item(rel, Action.PRESENT, archive, size=st.st_size, entry=present)
+                return Item(rel, Action.PRESENT, archive, size=st.st_size, entry=present,
+                            recorded=_recorded(good, stored, archive))
             if intact:
                 return Item(rel, Action.UPDATE, archive, size=st.st_size, entry=good,
                             reason=f"changed upstream (SHA-1 {good.sha1} -> {archive.shasum})")
@@ -272,7 +291,8 @@ class ComposerPlanner:
         if intact:
             before = _reference(good.records[0] if good.records else None)
             if before == archive.reference:
-                return Item(rel, Action.PRESENT, archive, size=st.st_size, entry=present)
+                return Item(rel, Action.PRESENT, archive, size=st.st_size, entry=present,
+                            recorded=_recorded(good, stored, archive))
             return Item(rel, Action.UPDATE, archive, size=st.st_size, entry=good,
                         reason=f"changed upstream (reference {before or '?'} -> {archive.reference or '?'})")
         return Item(rel, Action.REPAIR, archive, size=st.st_size,
@@ -281,7 +301,7 @@ class ComposerPlanner:
     def _plan_unwanted(self, rel: str, st: os.stat_result, prune: bool, may_prune: bool, unselected: bool) -> Item:
         regular = stat.S_ISREG(st.st_mode)
         size = st.st_size if regular else None
-        good, intact = self._held(rel, st) if regular else (None, False)
+        good, intact = self._held(rel, st, self.state.get(rel)) if regular else (None, False)
         known = intact or self.state.get(rel) is not None or rel in self.previous
         why = "no Composer selection given" if unselected else "no longer selected"
         if prune and (may_prune or not known):
@@ -298,6 +318,13 @@ class ComposerPlanner:
         elif good is not None:
             item.reason = "changed on disk since it was verified; left out of the index"
         return item
+
+
+def _recorded(good, stored, archive: Archive) -> bool:
+    """Whether the state holds the copy *good* with *archive*'s entry as its record already, so the run
+    need not ask the state to write it (an up-to-date re-run then asks for no write per archive)."""
+    return (good is stored and isinstance(stored.records, StoredRecords)
+            and stored.records.text == canonical_records((archive.entry,)))
 
 
 def package_of(record: dict) -> tuple:

@@ -25,11 +25,11 @@ from magedl.mirror.composer import index
 from magedl.mirror.composer.advisories import ADVISORIES
 from magedl.mirror.composer.plan import METAPACKAGES, ComposerPart, package_of
 from magedl.mirror.index import remember_rendered, unchanged_since
-from magedl.mirror.layout import clear_way, walk_files
+from magedl.mirror.layout import clear_way, walk_entries
 
 log = logging.getLogger(__name__)
 
-_RENDERING = 1  # bump when render_package's output changes for the same inputs
+_RENDERING = 2  # bump when render_package's output changes for the same inputs
 
 
 class Published(Mapping):
@@ -149,7 +149,7 @@ def _remember(root: Path, part: ComposerPart, names: list, on_disk: dict, memo) 
 def drop_stale(root: os.PathLike | str, written: Mapping) -> None:
     """Remove Composer index files no longer listed (call after SHA256SUMS stopped listing them)."""
     root = Path(root)
-    stale = [rel for rel, _ in walk_files(root, index.P2) if rel not in written]
+    stale = [rel for rel, _ in walk_entries(root, index.P2) if rel not in written]  # no lstat needed
     if index.PACKAGES not in written and os.path.lexists(root / index.PACKAGES):
         stale.append(index.PACKAGES)
     for rel in stale:

@@ -23,7 +23,7 @@ from typing import Callable, Optional
 
 from magedl import __version__
 from magedl.composer.remote import hashed_name
-from magedl.fsutil import atomic_write, open_nofollow, read_if_regular
+from magedl.fsutil import create_new, make_dirs, open_nofollow, read_if_regular, temp_name
 from magedl.mirror.composer.index import DROPPED
 from magedl.paths import BOOKKEEPING
 
@@ -135,10 +135,28 @@ def remember(root: os.PathLike | str, options, reads: Reads, selection, warnings
         return
     head = {"version": _VERSION, "key": inputs_key(options), "reads": reads.bodies, "repo_of": selection.repo_of,
             "warnings": warnings[:_MAX_WARNINGS], "count": len(selection.packages)}
-    lines = [json.dumps(head, ensure_ascii=False, separators=(",", ":"))]
     # Kept as the mirror keeps them (no source, no notification URL): the plan then holds them as they are.
-    lines += [json.dumps([name, {vn: {k: v for k, v in entry.items() if k not in DROPPED}
-                                 for vn, entry in versions.items()}], ensure_ascii=False, separators=(",", ":"))
-              for name, versions in selection.packages.items()]
-    # Not fsynced: a torn or lost file is only a miss (the next run resolves again).
-    atomic_write(path, ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass"), durable=False)
+    lines = (json.dumps([name, {vn: {k: v for k, v in entry.items() if k not in DROPPED}
+                                for vn, entry in versions.items()}], ensure_ascii=False, separators=(",", ":"))
+             for name, versions in selection.packages.items())
+    _write_lines(path, itertools.chain([json.dumps(head, ensure_ascii=False, separators=(",", ":"))], lines))
+
+
+def _write_lines(path: Path, lines) -> None:
+    """Replace *path* with *lines* by write-to-temp and rename, a line at a time: the text of a whole
+    closure is never held (it was the cold run's peak, held three times over while it was written).
+
+    Not fsynced: a torn or lost file is only a miss (the next run resolves again)."""
+    make_dirs(path.parent)
+    tmp = temp_name(path)
+    try:
+        with os.fdopen(create_new(tmp), "wb") as f:
+            for line in lines:
+                f.write(line.encode("utf-8", "surrogatepass") + b"\n")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

@@ -194,3 +194,59 @@ def test_publish_writes_the_p2_files_and_lists_their_digests(tmp_path):
     assert files.sha256("composer/p2/acme/meta.json") == files.on_disk["composer/p2/acme/meta.json"]
     assert json.loads(files["composer/p2/acme/meta.json"])["packages"]["acme/meta"][0]["version"] == "1.0"
     assert list(files.fresh) == ["composer/packages.json"]
+
+
+def test_an_up_to_date_rerun_asks_the_state_to_write_no_archive_record_nor_reads_one_per_query(
+        repos, tmp_path, monkeypatch):
+    from magedl.mirror.state import State
+
+    mdir = tmp_path / "m"
+    mirror(mdir, repos)
+    written, asked, set_record, get_record = [], [], State.set, State.get
+
+    def counted_set(self, rel, entry):
+        written.append(rel)
+        return set_record(self, rel, entry)
+
+    def counted_get(self, rel):
+        asked.append(rel)
+        return get_record(self, rel)
+
+    monkeypatch.setattr(State, "set", counted_set)
+    monkeypatch.setattr(State, "get", counted_get)
+    statuses = mirror(mdir, repos)
+    assert set(statuses.values()) == {Status.PRESENT} and len(statuses) > 5
+    assert [rel for rel in written if rel.startswith(index.DIST + "/")] == []
+    # The plan reads the archives' records in one ordered query, alongside its sorted paths.
+    assert [rel for rel in asked if rel.startswith(index.DIST + "/")] == []
+    # A record that differs from the entry now listed is still written (the run stays the state's truth).
+    monkeypatch.setattr(plan_module, "_recorded", lambda *args: False)
+    written.clear()
+    mirror(mdir, repos)
+    assert len([rel for rel in written if rel.startswith(index.DIST + "/")]) == len(statuses)
+
+
+def test_the_selection_is_kept_a_line_at_a_time_never_held_whole_as_text(tmp_path):
+    import tracemalloc
+
+    from magedl.mirror.composer.recall import Reads, recall, remember
+    from magedl.mirror.composer.select import Selection
+
+    options = ComposerOptions(requires=((PROJECT, "2.4.7"),), repos=("http://127.0.0.1:9/",))
+    reads = Reads(lambda url: b"{}")
+    reads("http://127.0.0.1:9/packages.json")
+    packages = {f"v/p{i}": {f"1.{j}.0.0": {"name": f"v/p{i}", "version": f"1.{j}.0", "version_normalized":
+                                           f"1.{j}.0.0", "description": "x" * 200, "source": {"url": "s"}}
+                            for j in range(3)} for i in range(2000)}
+    selection = Selection(packages=packages, repo_of={name: "http://127.0.0.1:9/" for name in packages})
+    tracemalloc.start()
+    try:
+        remember(tmp_path, options, reads, selection, [])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    size = (tmp_path / MEMO).stat().st_size
+    assert size > 1_000_000 and peak < size / 2  # the old writer held the text three times over
+    last = recall(tmp_path, options, reads, None)
+    assert last["packages"]["v/p7"]["1.2.0.0"] == {k: v for k, v in packages["v/p7"]["1.2.0.0"].items()
+                                                   if k != "source"}

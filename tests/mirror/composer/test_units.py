@@ -94,6 +94,24 @@ def test_render_read_back_and_rewrite(tmp_path):
     assert ci.read_composer_url(tmp_path) is None
 
 
+def test_p2_files_are_the_same_bytes_whatever_order_an_entry_s_keys_come_in():
+    # Fresh from upstream the keys come in the repository's order; read back from the state they come
+    # sorted. The same content must give the same bytes, or a re-run churns SHA256SUMS and the signature.
+    upstream = {"name": "a/b", "version": "1.0.0", "version_normalized": "1.0.0.0", "type": "library",
+                "require": {"php": ">=8.1", "a/c": "^1"}, "autoload": {"psr-4": {"A\\B\\": "src/"}},
+                "dist": {"type": "zip", "url": "http://x/composer/dist/a/b/1.0.0.0.zip", "reference": None,
+                         "shasum": "0" * 40}}
+
+    def sorted_deep(value):
+        return {k: sorted_deep(value[k]) for k in sorted(value)} if isinstance(value, dict) else value
+
+    advisories = {"a/b": [{"title": "t", "advisoryId": "X", "affectedVersions": "<1"}]}
+    fresh = ci.render_package("a/b", [upstream], advisories)
+    stored = ci.render_package("a/b", [sorted_deep(upstream)], {"a/b": [sorted_deep(advisories["a/b"][0])]})
+    assert fresh == stored
+    assert json.loads(fresh["composer/p2/a/b.json"])["packages"]["a/b"] == [upstream]
+
+
 def test_parse_require():
     assert parse_require("Psr/Log") == ("psr/log", "*")
     assert parse_require("psr/log:^1 || ^2") == ("psr/log", "^1 || ^2")
@@ -278,3 +296,26 @@ def test_a_branch_whose_name_is_no_file_name_gets_a_safe_unique_one():
     assert a.startswith("composer/dist/acme/lib/dev-feature_x-") and a.count("/") == 4 and a != b
     with pytest.raises(UnsafeNameError):
         ci.dist_rel("acme/lib", "../1.0", "zip")
+
+
+def test_the_state_s_archive_records_are_read_in_path_order_alongside_the_planned_paths(tmp_path):
+    from magedl.mirror.composer.plan import ComposerPlanner
+    from magedl.mirror.model import Entry, Fingerprint
+    from magedl.mirror.state import State
+
+    state = State(tmp_path)
+    held = {rel: Entry("m", rel, Fingerprint(1, 2, 3, 4), ({"name": "a/b"},), "s")
+            for rel in ("composer/dist/a/b/1.zip", "composer/dist/a/b/3.zip", "composer/dist/z/z/1.zip",
+                        "composer/dist0", "composer/distX", "file/a.zip")}
+    with state.batch():
+        for rel, e in held.items():
+            state.set(rel, e)
+    assert [rel for rel, _ in state.entries_in_order("composer/dist")] == [
+        "composer/dist/a/b/1.zip", "composer/dist/a/b/3.zip", "composer/dist/z/z/1.zip"]
+    planner = ComposerPlanner(tmp_path, state)
+    wanted = ["composer/dist/a/a/1.zip", "composer/dist/a/b/1.zip", "composer/dist/a/b/2.zip",
+              "composer/dist/a/b/3.zip", "composer/dist/zz/z/1.zip"]
+    assert [(rel, e and e.sha256) for rel, e in planner._stored(wanted)] == [
+        ("composer/dist/a/a/1.zip", None), ("composer/dist/a/b/1.zip", "composer/dist/a/b/1.zip"),
+        ("composer/dist/a/b/2.zip", None), ("composer/dist/a/b/3.zip", "composer/dist/a/b/3.zip"),
+        ("composer/dist/zz/z/1.zip", None)]
