@@ -390,7 +390,8 @@ class Mirror:
                                   signer, memo=self.state, digest=digest)
         elif self.html:
             written = {rel: sha for rel, sha in self._sums_now().items() if is_page(rel)}
-        changed = write_indexes(self.root, records, {**sums, **written}, extra, memo=self.state, digest=digest)
+        sums.update(written)  # not a merged copy: one entry per held file
+        changed = write_indexes(self.root, records, sums, extra, memo=self.state, digest=digest)
         if plan.composer is not None:
             publish.drop_stale(self.root, extra)
         if pages:

@@ -39,9 +39,21 @@ def render_indexes(records: Iterable[Release]) -> dict:
     }
 
 
-def render_sums(sha256s: Mapping[str, str]) -> bytes:
-    """``SHA256SUMS`` text from ``{relative path: sha256}``, sorted by path."""
-    return "".join(f"{sha}  {rel}\n" for rel, sha in sorted(sha256s.items())).encode("utf-8")
+def render_sums(sha256s: Mapping[str, str]) -> bytearray:
+    """``SHA256SUMS`` (its bytes, in a bytearray) from ``{relative path: sha256}``, sorted by path.
+
+    Encoded a batch of lines at a time into one buffer, returned as it is: a
+    joined list of 100,000 lines, its text, or a copy of the buffer would each
+    cost as much as the bytes written again.
+    """
+    out, lines = bytearray(), []
+    for rel in sorted(sha256s):
+        lines.append(f"{sha256s[rel]}  {rel}\n")
+        if len(lines) == _DIGEST_BATCH:
+            out += "".join(lines).encode("utf-8")
+            lines.clear()
+    out += "".join(lines).encode("utf-8")
+    return out
 
 
 class Memo(Protocol):

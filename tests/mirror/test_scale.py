@@ -182,8 +182,8 @@ def test_an_up_to_date_re_run_parses_no_stored_record_and_stats_each_file_once(e
     monkeypatch.setattr(model_mod.StoredRecords, "_records", parse)
     real_entries = layout_mod.walk_entries
 
-    def walk(root, top):  # the entries whose lstat the plan asks for
-        for rel, entry in real_entries(root, top):
+    def walk(root, top, **options):  # the entries whose lstat the plan asks for
+        for rel, entry in real_entries(root, top, **options):
             yield rel, type("Counted", (), {"name": entry.name, "is_dir": entry.is_dir,
                                             "stat": lambda self, **kw: stats.append(rel) or entry.stat(**kw)})()
 
@@ -298,3 +298,58 @@ def test_the_catalogue_plan_and_index_write_run_without_the_cyclic_collector(env
         assert not gc.isenabled()  # a caller's own choice is left as it was
     finally:
         gc.enable()
+
+
+def test_sums_rendered_in_batches_are_those_of_the_plain_join():
+    odd = 'é \u2028'
+    for count in (0, 1, index_mod._DIGEST_BATCH, index_mod._DIGEST_BATCH * 2 + 3):
+        sums = {f"file/f{i:05d}{odd}.zip": f"{i:064x}" for i in reversed(range(count))}
+        plain = "".join(f"{sha}  {rel}\n" for rel, sha in sorted(sums.items())).encode("utf-8")
+        assert index_mod.render_sums(sums) == plain
+
+
+def test_the_plan_walks_the_files_folder_without_holding_its_listing(env, capsys, mdir, monkeypatch):
+    """Sorting a folder's listing holds a DirEntry per file of it at once: the plan reads it as it comes."""
+    from magedl.mirror import layout as layout_mod
+    from magedl.mirror import plan as plan_mod
+
+    assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
+    for i in range(40):
+        (mdir / "file" / f"stray-{i:02d}.txt").write_text("x")
+    real_scandir, real_walk, read, lag = os.scandir, plan_mod.walk_entries, [0], []
+
+    class Listing:  # counts the entries read from the system
+        def __init__(self, path):
+            self.inner = real_scandir(path)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.inner.close()
+
+        def __iter__(self):
+            for entry in self.inner:
+                read[0] += 1
+                yield entry
+
+    class ListingOs:  # layout's own os, not the os module every other caller shares
+        scandir = Listing
+
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+    def walk(root, top, **options):  # how far the reading ran ahead of the plan, at each entry handed to it
+        for count, found in enumerate(real_walk(root, top, **options), 1):
+            lag.append(read[0] - count)
+            yield found
+
+    monkeypatch.setattr(layout_mod, "os", ListingOs())
+    monkeypatch.setattr(plan_mod, "walk_entries", walk)
+    code, out, _ = run(capsys, "--json", "mirror", str(mdir), *SEL)
+    assert code == 0 and len(lag) > 40 and max(lag) <= 2  # the folders met on the way, not the whole listing
+    strays = [row["file_name"] for row in json.loads(out) if row["action"] == "stray"]
+    assert strays == sorted(strays) and len(strays) == 40  # still reported in name order
+    monkeypatch.undo()
+    listed = [rel for rel, _ in layout_mod.walk_files(mdir, "file") if rel.count("/") == 1]
+    assert listed == sorted(listed)  # walk_files keeps each folder's name order
