@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 from magedl.errors import BusyError, LocalFileError, MagedlError
-from magedl.fsutil import read_if_regular
+from magedl.fsutil import open_nofollow, read_if_regular
 from magedl.locks import FileLock
 from magedl.mirror import signature
 from magedl.mirror.bulk import collector_paused
@@ -160,9 +160,9 @@ class Mirror:
                 on_item(it)
         for rel in plan.locks:
             _drop_stale_lock(self.root / rel)
-        before_raw = self._sums_raw()  # parsed only when the run changed it (an up-to-date re-run does not)
+        found = SumsAsFound(self.root)  # read and parsed only when the run changed it (an up-to-date re-run does not)
         self._replacing = {it.rel for it in todo.values() if it.action is not Action.FETCH}
-        if self._replacing and self._replacing & set(_parsed_sums(before_raw)):
+        if self._replacing and self._replacing & set(_parsed_sums(found.raw())):
             # The index stops listing the copies about to be replaced before any of them goes, so it never
             # describes bytes no longer there (one write for them all, not one per file).
             self.write_indexes(plan, leave_out=frozenset(self._replacing))
@@ -199,10 +199,10 @@ class Mirror:
             self.state.save()
             signer = self._signer(sign_key)
             self.write_indexes(plan, signer=signer)
-            after_raw = self._sums_raw()
             before = after = {}
-            if after_raw != before_raw:
-                before, after = _parsed_sums(before_raw), _parsed_sums(after_raw)
+            if not found.same_file():
+                before, after = _parsed_sums(found.raw()), _parsed_sums(self._sums_raw())
+            found.close()
             changed = {rel for rel, sha in after.items() if before.get(rel) != sha}
             if changed or set(before) != set(after):
                 changed.add(SUMS)  # it does not list itself, but it changed too
@@ -397,6 +397,50 @@ class Mirror:
         if pages:
             drop_stale_pages(self.root, written)
         return changed
+
+
+class SumsAsFound:
+    """``SHA256SUMS`` as a run found it: kept open, not read, until the run asks what changed.
+
+    Index writes replace the file by rename (never in place), so the open
+    descriptor still reads the bytes as found; while the path still names
+    that very file, nothing changed and nothing is read (the bytes of a large
+    mirror's ``SHA256SUMS`` are not held through the run).
+    """
+
+    def __init__(self, root: Path):
+        self.path, self.file, self.st = root / SUMS, None, None
+        try:
+            fd = open_nofollow(self.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        except OSError:
+            return  # missing (or a link, which the index write replaces): read as empty
+        self.file = os.fdopen(fd, "rb")
+        self.st = os.fstat(fd)
+        if not stat.S_ISREG(self.st.st_mode) or self.st.st_size > MAX_INDEX_BYTES:
+            self.close()  # not an index (read_if_regular reads it as none): as if missing
+            self.st = None
+
+    def raw(self) -> bytes:
+        """The bytes as found (empty when there was no regular file)."""
+        if self.file is None:
+            return b""
+        self.file.seek(0)
+        return self.file.read(MAX_INDEX_BYTES + 1)
+
+    def same_file(self) -> bool:
+        """Whether the path still names the file as found, unchanged (or still no regular file)."""
+        try:
+            now = os.lstat(self.path)
+        except OSError:
+            return self.st is None
+        if self.st is None:
+            return not stat.S_ISREG(now.st_mode)
+        return Fingerprint.from_stat(self.st) == Fingerprint.from_stat(now)
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
 
 
 def _parsed_sums(raw: bytes) -> dict:

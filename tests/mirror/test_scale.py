@@ -353,3 +353,26 @@ def test_the_plan_walks_the_files_folder_without_holding_its_listing(env, capsys
     monkeypatch.undo()
     listed = [rel for rel, _ in layout_mod.walk_files(mdir, "file") if rel.count("/") == 1]
     assert listed == sorted(listed)  # walk_files keeps each folder's name order
+
+
+def test_a_run_holds_no_copy_of_sha256sums_and_its_delta_still_lists_what_changed(env, capsys, mdir, tmp_path,
+                                                                                  monkeypatch):
+    from magedl.mirror import core as core_mod
+
+    delta = tmp_path / "delta.txt"
+    assert run(capsys, "mirror", str(mdir), *SEL, "--diff-file", str(delta))[0] == 0
+    reads = []
+    real = core_mod.Mirror._sums_raw
+    monkeypatch.setattr(core_mod.Mirror, "_sums_raw", lambda self: reads.append(1) or real(self))
+    assert run(capsys, "mirror", str(mdir), *SEL, "--diff-file", str(delta))[0] == 0
+    assert reads == [] and delta.read_text() == ""  # up to date: SHA256SUMS neither read nor held
+    env.store.replace(PATCH, b"#!/bin/bash\necho republished\n")
+    sums = (mdir / "SHA256SUMS").read_bytes()
+    assert run(capsys, "mirror", str(mdir), *SEL, "--diff-file", str(delta))[0] == 0
+    listed = delta.read_text().split()
+    assert f"file/{PATCH}" in listed and "SHA256SUMS" in listed and "info/json" in listed
+    assert (mdir / "SHA256SUMS").read_bytes() != sums
+    (mdir / "SHA256SUMS").write_bytes(sums)  # edited in place by hand, back to the old listing
+    assert run(capsys, "mirror", str(mdir), *SEL, "--diff-file", str(delta))[0] == 0
+    listed = delta.read_text().split()  # against the listing as found: the file, and the index files, changed
+    assert f"file/{PATCH}" in listed and "SHA256SUMS" in listed and "info/json" in listed
