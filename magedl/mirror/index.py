@@ -7,6 +7,7 @@ never lists an index file older than itself. Where they live: :mod:`magedl.mirro
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import os
 import re
@@ -39,16 +40,18 @@ def render_indexes(records: Iterable[Release]) -> dict:
     }
 
 
-def render_sums(sha256s: Mapping[str, str]) -> bytearray:
+def render_sums(sha256s: Mapping[str, str], more: Optional[Mapping[str, str]] = None) -> bytearray:
     """``SHA256SUMS`` (its bytes, in a bytearray) from ``{relative path: sha256}``, sorted by path.
 
-    Encoded a batch of lines at a time into one buffer, returned as it is: a
-    joined list of 100,000 lines, its text, or a copy of the buffer would each
-    cost as much as the bytes written again.
+    *more* (a few index files) adds to or overrides *sha256s* without a
+    merged copy of it. Encoded a batch of lines at a time into one buffer,
+    returned as it is: a joined list of 100,000 lines, its text, or a copy of
+    the buffer would each cost as much as the bytes written again.
     """
+    more = more or {}
     out, lines = bytearray(), []
-    for rel in sorted(sha256s):
-        lines.append(f"{sha256s[rel]}  {rel}\n")
+    for rel in heapq.merge(sorted(rel for rel in sha256s if rel not in more), sorted(more)):
+        lines.append(f"{more[rel] if rel in more else sha256s[rel]}  {rel}\n")
         if len(lines) == _DIGEST_BATCH:
             out += "".join(lines).encode("utf-8")
             lines.clear()
@@ -150,7 +153,7 @@ def write_indexes(root: os.PathLike | str, records: Iterable[Release], held: Map
     root = Path(root)
     records = list(records)
     changed = []
-    sums = dict(held)
+    sums = {}  # the index files' own: SHA256SUMS lists them beside *held*, not copied
     inputs = digest or records_digest(records)
     unchanged = unchanged_since(root, memo, "info", inputs)
     if unchanged is not None and set(unchanged) != set(INFO_FILES):
@@ -166,7 +169,7 @@ def write_indexes(root: os.PathLike | str, records: Iterable[Release], held: Map
     if unchanged is None and memo is not None:
         # Remembered only once they are on disk: a kill before this renders them again next time.
         remember_rendered(root, memo, "info", inputs, {rel: sums[rel] for rel in INFO_FILES})
-    if atomic_write(root / SUMS, render_sums(sums)):
+    if atomic_write(root / SUMS, render_sums(held, sums)):
         changed.append(SUMS)
     return changed
 

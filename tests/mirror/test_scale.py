@@ -306,6 +306,27 @@ def test_sums_rendered_in_batches_are_those_of_the_plain_join():
         sums = {f"file/f{i:05d}{odd}.zip": f"{i:064x}" for i in reversed(range(count))}
         plain = "".join(f"{sha}  {rel}\n" for rel, sha in sorted(sums.items())).encode("utf-8")
         assert index_mod.render_sums(sums) == plain
+        more = {"info/json": "a" * 64, f"file/f{count // 2:05d}{odd}.zip": "b" * 64, "zz": "c" * 64}
+        merged = {**sums, **more}
+        assert index_mod.render_sums(sums, more) == index_mod.render_sums(merged) and len(sums) == count
+
+
+def test_an_identical_file_is_compared_a_chunk_at_a_time_and_left_alone(tmp_path, monkeypatch):
+    from magedl import fsutil
+
+    monkeypatch.setattr(fsutil, "_COMPARE_CHUNK", 7)
+    path = tmp_path / "SHA256SUMS"
+    data = bytes(range(256)) * 3
+    fsutil.atomic_write(path, data)
+    before = stamp(path)
+    assert not fsutil.atomic_write(path, bytearray(data)) and stamp(path) == before
+    for other in (data[:-1], data + b"x", data[:100] + b"!" + data[101:], b""):
+        assert fsutil.atomic_write(path, other) and path.read_bytes() == other
+        assert not fsutil.atomic_write(path, other)
+    os.unlink(path)
+    os.symlink(tmp_path / "target", path)
+    (tmp_path / "target").write_bytes(data)
+    assert fsutil.atomic_write(path, data) and not path.is_symlink()  # a link is replaced, never compared through
 
 
 def test_the_plan_walks_the_files_folder_without_holding_its_listing(env, capsys, mdir, monkeypatch):
