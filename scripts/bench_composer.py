@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -65,7 +66,7 @@ def run(bench, work, magedl_cmd, env, size=500):
         packages = len(json.loads((warm / "composer" / "packages.json").read_text())["available-packages"])
         print(f"\nComposer mirror of a {packages}-package closure ({held} archives) from emulated "
               "repo.magento.com (providers) and packagist (p2, minified) on loopback", flush=True)
-        medians = bench.compare("composer", {
+        medians = compare(bench, {
             "magedl mirror --composer-require (cold)": ([*magedl_cmd, "-q", "mirror", "m", *upstream], cenv),
             "magedl mirror --composer-require (up to date)": ([*magedl_cmd, "-q", "mirror", str(warm), *upstream],
                                                               cenv),
@@ -77,6 +78,41 @@ def run(bench, work, magedl_cmd, env, size=500):
         print(f"  an up-to-date re-run asked the repositories {len(asked)} time(s): "
               f"{', '.join(sorted(p.split('?')[0] for p in asked)[:6])}{' ...' if len(asked) > 6 else ''}",
               flush=True)
+    return medians
+
+
+def timed(cmd, out_dir, env):
+    """(wall s, user+sys CPU s, peak RSS MiB) of one command, run in an emptied *out_dir* (GNU time's figures)."""
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = out_dir.parent / "time.out"
+    proc = subprocess.run(["/usr/bin/time", "-f", "%e %U %S %M", "-o", str(report), *cmd], cwd=out_dir, env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[0]} exited {proc.returncode}: {proc.stderr.decode(errors='replace')[-500:]}")
+    wall, user, system, peak = report.read_text().split()[-4:]
+    return float(wall), float(user) + float(system), int(peak) / 1024
+
+
+def compare(bench, commands):
+    """Run *commands* (``{label: (cmd, env)}``) interleaved, ``bench.runs`` times; print and return median walls.
+
+    Beside the wall time it prints user+sys CPU seconds, which move little with the machine's load,
+    and the peak RSS; each goes into ``bench.figures`` as the ``composer`` case.
+    """
+    runs = {label: [] for label in commands}
+    for _ in range(bench.runs):
+        for label, (cmd, env) in commands.items():
+            runs[label].append(timed(cmd, bench.out, env))
+    medians = {}
+    for label, figures in runs.items():
+        wall = statistics.median(f[0] for f in figures)
+        cpu = statistics.median(f[1] for f in figures)
+        rss = max(f[2] for f in figures)
+        medians[label] = wall
+        bench.figures.append({"case": "composer", "tool": label, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
+                              "peak_rss_mib": round(rss, 1)})
+        print(f"  {label:<48} {wall:8.3f} s wall {cpu:8.3f} s CPU {rss:7.1f} MiB", flush=True)
     return medians
 
 

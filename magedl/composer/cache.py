@@ -186,10 +186,17 @@ class MetadataCache:
         """The cached body of *url* when a changes feed read this run vouches for it, else None."""
         with self._lock:
             self._seen.add(url)
+        digest = self.vouched(url)
+        return self.body(digest) if digest is not None else None
+
+    def vouched(self, url: str) -> Optional[str]:
+        """The sha256 of *url*'s cached body when a changes feed this run read vouches for (no request); else None."""
+        with self._lock:
             entry = self._urls.get(url)
-            vouched = entry is not None and not entry["stale"] and any(
-                url.startswith(prefix) and url.endswith(suffix) for prefix, suffix in self._followed)
-        return self.body(entry["sha256"]) if vouched else None
+            if entry is not None and not entry["stale"] and any(
+                    url.startswith(prefix) and url.endswith(suffix) for prefix, suffix in self._followed):
+                return entry["sha256"]
+        return None
 
     def remember(self, url: str, data: bytes, validators: Validators) -> None:
         """Keep the body just fetched from *url*, with its validators."""

@@ -26,7 +26,7 @@ from magedl.text import printable
 log = logging.getLogger(__name__)
 
 __all__ = ["KEYS_PAGE", "NOT_THEIRS", "KeyNote", "explain", "keys_label", "looked_in", "metadata_fetcher",
-           "not_entitled", "note_for_lookup", "read_changes", "refused", "server_warning", "where"]
+           "hashed_name", "not_entitled", "note_for_lookup", "read_changes", "refused", "server_warning", "where"]
 
 KEYS_PAGE = "Commerce Marketplace > My Profile > Access Keys (https://commercemarketplace.adobe.com/customer/accessKeys/)"
 NOT_THEIRS = ("the account behind the keys has no licence for it (Commerce packages need a Commerce licence; "
@@ -126,6 +126,12 @@ def server_warning(response) -> str:
         return ""
     text = doc.get("warning") or doc.get("message") if isinstance(doc, dict) else None
     return printable(redact(text))[:400] if isinstance(text, str) else ""
+
+
+def hashed_name(url: str) -> Optional[str]:
+    """The sha256 a providers-url file is named by (``p/NAME$HASH.json``), or None for a URL that names none."""
+    hashed = _HASHED.search(url)
+    return hashed.group(1) if hashed else None
 
 
 def metadata_fetcher(client, notes: Union[None, KeyNote, Mapping[str, KeyNote]] = None, *,

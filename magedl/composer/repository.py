@@ -248,7 +248,7 @@ class ComposerRepository:
 
     # -- versions --------------------------------------------------------
 
-    def versions(self, name: str, *, dev: bool = True) -> list[dict]:
+    def versions(self, name: str, *, dev: bool = True, shared: bool = False) -> list[dict]:
         """Return the version entries of one package, as Composer metadata dicts.
 
         Parameters
@@ -257,6 +257,9 @@ class ComposerRepository:
             The package name; matched lowercased.
         dev : bool
             Also read the ``~dev`` file of a ``metadata-url`` repository.
+        shared : bool
+            Return the entries this repository keeps, not a copy: for a caller that never
+            changes them (a resolution holds a whole closure's entries once, not twice).
 
         Raises
         ------
@@ -277,7 +280,7 @@ class ComposerRepository:
             if not entries:
                 raise NotFoundError(f"{name}: not in the Composer repository {redact(self.url)}")
             self._cache[key, dev] = entries
-        return copy.deepcopy(self._cache[key, dev])
+        return self._cache[key, dev] if shared else copy.deepcopy(self._cache[key, dev])
 
     def _collect(self, containers: list, key: str, where: str) -> list[dict]:
         return collect_entries(containers, key, where, self._warn)

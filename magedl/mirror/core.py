@@ -116,7 +116,7 @@ class Mirror:
                     it.reason = "no Composer selection given; kept"
                 elif it.action is Action.STRAY:
                     it.reason = "not part of the mirror; --prune with Composer options removes it"
-            part.advisories = read_published(self.root)  # kept as they are unless a run refreshes them
+            part.advisories = read_published(self.root, memo=self.state)  # kept unless a run refreshes them
             plan.items += part.items
             plan.composer = part
         return plan
@@ -381,7 +381,7 @@ class Mirror:
                 described.add(r.file_name)
         for name in sorted(set(by_name) - described):  # no longer upstream as held: the records it came with
             records += [release_from_dict(d) for d in by_name[name].entry.records or ({"file_name": name},)]
-        extra = publish.index_files(self.root, plan.composer, held)
+        extra = publish.index_files(self.root, plan.composer, held, memo=self.state)  # writes the p2 files
         sums = {rel: e.sha256 for rel, e in held.items()}
         digest = records_digest(records)  # one pass over the records for both memos
         written = {}
@@ -391,7 +391,8 @@ class Mirror:
         elif self.html:
             written = {rel: sha for rel, sha in self._sums_now().items() if is_page(rel)}
         sums.update(written)  # not a merged copy: one entry per held file
-        changed = write_indexes(self.root, records, sums, extra, memo=self.state, digest=digest)
+        sums.update(extra.on_disk)
+        changed = write_indexes(self.root, records, sums, extra.fresh, memo=self.state, digest=digest)
         if plan.composer is not None:
             publish.drop_stale(self.root, extra)
         if pages:

@@ -188,7 +188,7 @@ def mirror_folder(request: MirrorRequest, clients: Clients, *, progress=None,
         make_dirs(root)
         with Mirror(root).lock():
             if selection is not None:
-                selection.cache.save()  # the metadata read, for the next run to revalidate instead of fetch
+                selection.save()  # the metadata read, for the next run to revalidate instead of fetch
             mirror = Mirror(root, html=request.html)  # the state read only once we hold the lock
             with collector_paused():
                 plan = mirror.plan(upstream, selected, **plan_options)

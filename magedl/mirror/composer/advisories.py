@@ -22,7 +22,7 @@ from magedl.composer.semver import normalize
 from magedl.config import shown_url
 from magedl.errors import ConstraintError, FeedError, MagedlError, UnsafeNameError, UsageError
 from magedl.fsutil import atomic_write, read_if_regular
-from magedl.mirror.composer.index import P2, PACKAGES
+from magedl.mirror.composer.index import P2, PACKAGES, remembered_published
 from magedl.mirror.layout import walk_files
 from magedl.mirror.model import Action
 from magedl.paths import BOOKKEEPING
@@ -34,6 +34,7 @@ from magedl.urls import check_http_url
 log = logging.getLogger(__name__)
 
 BOOK = f"{BOOKKEEPING}/advisories.json"
+ADVISORIES = "composer-advisories"  # the memo of the advisories the p2 files carry (publish.index_files)
 #: Names per ``packages[]`` request, and the longest query string sent (servers cap request lines near 8 KiB).
 BATCH, MAX_QUERY = 100, 4000
 #: Largest answer read; an ``updatedSince`` answer bigger than this falls back to asking by name.
@@ -139,12 +140,16 @@ def _keep(name: str, entries, where: str, warn) -> list:
 # -- on disk ---------------------------------------------------------------------
 
 
-def read_published(root, warn: Callable[[str], None] = log.warning) -> Optional[dict]:
+def read_published(root, warn: Callable[[str], None] = log.warning, memo=None) -> Optional[dict]:
     """The advisories the mirror's p2 files carry: ``{name: [advisory]}``; None when it publishes none.
 
-    A p2 file without the key holds a package the advisory sources were never asked about.
+    A p2 file without the key holds a package the advisory sources were never asked about. *memo*:
+    the state, where the last index write remembered them (used while no p2 file was touched since).
     """
     root = Path(root)
+    found, remembered = remembered_published(root, memo, ADVISORIES)
+    if found and (remembered is None or isinstance(remembered, dict)):
+        return remembered
     doc = _load(root / PACKAGES)
     if not isinstance(doc, dict) or not isinstance(doc.get("security-advisories"), dict):
         return None

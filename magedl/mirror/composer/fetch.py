@@ -81,31 +81,51 @@ def select(client, options, root: os.PathLike | str, *, jobs: int = 8, warn=None
 
     Metadata is read through the mirror's cache (:class:`MetadataCache`, in
     ``DIR/.magedl/composer-cache``): nothing is written there until
-    ``selection.cache.save()``, which the caller does under the mirror's
+    ``selection.save()``, which the caller does under the mirror's
     lock (a dry run never does). Each level of the requirement graph is
-    fetched *jobs* files at a time.
+    fetched *jobs* files at a time. When every document the last resolution
+    read is provably unchanged, its selection is reused instead
+    (:mod:`~magedl.mirror.composer.recall`).
     """
     from magedl.composer.repository import ComposerRepository
     from magedl.mirror.composer.advisories import sources_of
-    from magedl.mirror.composer.select import resolve
+    from magedl.mirror.composer.recall import Reads, recall, remember
+    from magedl.mirror.composer.select import Selection, resolve
 
     warn = warn or (lambda message: log.warning("%s", message))
+    warnings = []
+
+    def warned(message: str) -> None:
+        warnings.append(message)
+        warn(message)
+
     notes = attach_keys(client, options.repos)
     cache = MetadataCache(root, max_bytes=client.metadata_limit)
-    fetch = metadata_fetcher(client, notes, cache=cache)
-    repos = [ComposerRepository(url, fetch, warn=warn) for url in options.repos]
+    reads = Reads(metadata_fetcher(client, notes, cache=cache))
+    repos = [ComposerRepository(url, reads, warn=warned) for url in options.repos]
     for repo in repos[1:]:
         repo.budget = repos[0].budget  # one budget for the bodies a run holds ahead, whatever their repository
     for repo in repos:
         _follow_changes(client, repo, cache)
-    selection = resolve(repos, options, warn, prefetch=lambda names: prefetch(repos, names, jobs))
+    last = recall(root, options, reads, cache)
+    if last is not None:
+        for message in last.get("warnings") or ():
+            warn(message)
+        selection = Selection(packages=last["packages"], repo_of=last["repo_of"])
+        cache.complete = False  # the files the resolution read were not read again: keep them all
+        how = "the last resolution reused (every document it read is unchanged)"
+    else:
+        warnings.clear()
+        selection = resolve(repos, options, warned, prefetch=lambda names: prefetch(repos, names, jobs))
+        cache.complete = not selection.failures  # a failed lookup may leave files unread that are still wanted
+        selection.keep = lambda: remember(root, options, reads, selection, warnings)
+        how = f"metadata files: {cache.summary()}"
     selection.cache = cache
     selection.advisory_sources = sources_of(repos, options.advisories, warn)
-    cache.complete = not selection.failures  # a failed lookup may leave files unread that are still wanted
     chosen = sum(len(v) for v in selection.packages.values())
     failed = f", {plural(len(selection.failures), 'requirement')} failed" if selection.failures else ""
-    log.info("Composer: %s of %s selected%s; metadata files: %s", plural(chosen, "version"),
-             plural(len(selection.packages), "package"), failed, cache.summary())
+    log.info("Composer: %s of %s selected%s; %s", plural(chosen, "version"),
+             plural(len(selection.packages), "package"), failed, how)
     return notes, selection
 
 

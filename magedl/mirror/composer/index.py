@@ -28,6 +28,7 @@ from magedl.composer.metadata import check_package_name
 from magedl.composer.semver import stability, version_key
 from magedl.errors import UnsafeNameError, UsageError
 from magedl.fsutil import atomic_write, read_if_regular
+from magedl.mirror.index import remember_rendered, unchanged_since
 from magedl.mirror.layout import COMPOSER, walk_files
 from magedl.paths import BOOKKEEPING, check_name
 from magedl.text import printable
@@ -46,7 +47,7 @@ _DIST_TYPE = re.compile(r"^[a-z0-9]{1,10}$")
 # What a mirrored entry must not carry: where to fetch sources from upstream, whom to notify,
 # what only a composer.lock holds, and the Composer 1 provider files' repository-wide "uid"
 # (meaningless in the mirror's p2 layout, and it would make the same version differ by layout).
-_DROPPED = ("source", "notification-url", "installation-source", "dev", "transport-options", "uid")
+DROPPED = ("source", "notification-url", "installation-source", "dev", "transport-options", "uid")
 MAX_METADATA_BYTES = 64 << 20
 # A file name is at most 255 bytes; the longest made from a name part is its p2 file's temporary
 # file (".NAME.json.magedl-tmp-" and 12 hex digits). Composer's rule sets no length; this one does.
@@ -115,7 +116,7 @@ def is_branch(entry: Mapping) -> bool:
 
 def clean_entry(entry: Mapping) -> dict:
     """A version entry as the mirror keeps it: no source, no notification URL, no lock-only keys."""
-    out = {k: copy.deepcopy(v) for k, v in entry.items() if k not in _DROPPED}
+    out = {k: copy.deepcopy(v) for k, v in entry.items() if k not in DROPPED}
     return out
 
 
@@ -146,21 +147,33 @@ def render(entries: Mapping[str, Iterable[dict]], url: str, advisories: Optional
     *advisories* (name -> full advisories; None: the mirror carries none) go where Composer reads them.
     """
     files = {}
-    names = sorted(n for n, es in entries.items() if list(es) and _fits(n))
+    names = sorted(n for n, es in entries.items() if list(es) and fits(n))
     for name in names:
-        versions = list(entries[name])
-        for dev in (False, True):
-            part = [e for e in versions if is_branch(e) == dev]
-            if part or not dev:  # a package holding only branches still has its (empty) tagged file
-                doc = {"packages": {name: _newest_first(part)}}
-                # Composer reads a package's advisories from its tagged file only.
-                files[p2_rel(name, dev)] = _dump(doc if dev else with_advisories(doc, advisories, name))
-    root = {"packages": [], "metadata-url": f"{url_path(url)}p2/%package%.json", "available-packages": names}
-    files[PACKAGES] = _dump(with_advisories(root, advisories))
+        files.update(render_package(name, list(entries[name]), advisories))
+    files[PACKAGES] = render_root(names, url, advisories)
     return files
 
 
-def _fits(name: str) -> bool:
+def render_package(name: str, versions: list, advisories: Optional[Mapping] = None) -> dict:
+    """The p2 files of one package (its tagged file, and its ``~dev`` file when it has branches): ``{rel: bytes}``."""
+    files = {}
+    for dev in (False, True):
+        part = [e for e in versions if is_branch(e) == dev]
+        if part or not dev:  # a package holding only branches still has its (empty) tagged file
+            doc = {"packages": {name: _newest_first(part)}}
+            # Composer reads a package's advisories from its tagged file only.
+            files[p2_rel(name, dev)] = _dump(doc if dev else with_advisories(doc, advisories, name))
+    return files
+
+
+def render_root(names: list, url: str, advisories: Optional[Mapping] = None) -> bytes:
+    """``packages.json`` for the packages *names* (sorted), their p2 files reached at *url*."""
+    root = {"packages": [], "metadata-url": f"{url_path(url)}p2/%package%.json", "available-packages": names}
+    return _dump(with_advisories(root, advisories))
+
+
+def fits(name: str) -> bool:
+    """Whether *name* fits in a file name (a warning says when it does not)."""
     try:
         check_fits(name)
     except UnsafeNameError as exc:
@@ -192,6 +205,27 @@ def _load(root: Path, rel: str) -> Optional[object]:
         return json.loads(raw)
     except (ValueError, RecursionError):
         return None
+
+
+def remember_published(root: Path, memo, key: str, value, files: Mapping[str, str]) -> None:
+    """Remember under *key* that the files *files* (``{rel: sha256}``, on disk) publish *value* (JSON)."""
+    inputs = json.dumps([value, sorted(files)], ensure_ascii=False, separators=(",", ":"))  # the files too
+    if unchanged_since(root, memo, key, inputs) is None:
+        remember_rendered(root, memo, key, inputs, files)
+
+
+def remembered_published(root: Path, memo, key: str) -> tuple:
+    """``(True, value)`` remembered by :func:`remember_published` while none of its files was touched since;
+    ``(False, None)`` otherwise (then read the files themselves)."""
+    try:
+        last = json.loads((memo.remembered(key) if memo is not None else None) or "null")
+        inputs = last["inputs"] if isinstance(last, dict) else None
+        if not isinstance(inputs, str) or unchanged_since(root, memo, key, inputs) is None:
+            return False, None
+        value, _ = json.loads(inputs)
+        return True, value
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        return False, None
 
 
 def read_index(root: os.PathLike | str, warn: Callable[[str], None] = log.warning) -> dict:

@@ -18,12 +18,14 @@ from magedl.errors import UnsafeNameError
 from magedl.mirror.composer.index import (
     DEFAULT_URL,
     DIST,
+    DROPPED,
     check_fits,
     clean_entry,
     dist_rel,
     entry_rel,
     read_composer_url,
     read_index,
+    remembered_published,
 )
 from magedl.mirror.layout import check_layout, walk_files
 from magedl.mirror.model import Action, Item, Status
@@ -34,6 +36,7 @@ from magedl.text import printable
 log = logging.getLogger(__name__)
 
 DIGESTS = ("md5", "sha256", "sha1")
+METAPACKAGES = "composer-metapackages"  # the memo of the metapackage versions the p2 files list
 
 
 @dataclass(frozen=True)
@@ -119,8 +122,18 @@ def _reference(entry: Optional[dict]) -> str:
 def archive_of(name: str, vn: str, entry: dict, repo: Optional[str]) -> Archive:
     dist = entry.get("dist") or {}
     shasum = dist.get("shasum") if isinstance(dist.get("shasum"), str) else ""
-    return Archive(name, str(entry.get("version") or vn), vn, clean_entry(entry), str(dist.get("url")),
-                   shasum.lower(), _reference(entry), repo or "")
+    # Not a copy when there is nothing to drop, and never a deep one: nothing changes an entry's values in
+    # place (mirrored_entry copies what it changes), so a closure's entries are held once, not twice.
+    kept = {k: v for k, v in entry.items() if k not in DROPPED} if any(k in entry for k in DROPPED) else entry
+    return Archive(name, str(entry.get("version") or vn), vn, kept, str(dist.get("url")), shasum.lower(),
+                   _reference(entry), repo or "")
+
+
+def remembered_metapackages(root: Path, memo) -> Optional[dict]:
+    """The metapackage versions the p2 files list (``{name: {version_normalized: entry}}``), from the memo
+    :func:`~magedl.mirror.composer.publish.index_files` keeps, while none of their files was touched; else None."""
+    found, meta = remembered_published(root, memo, METAPACKAGES)
+    return meta if found and isinstance(meta, dict) and all(isinstance(v, dict) for v in meta.values()) else None
 
 
 class ComposerPlanner:
@@ -144,7 +157,20 @@ class ComposerPlanner:
         self.rehash = rehash
         self.written_for = read_composer_url(self.root)
         self.url = url or self.written_for or DEFAULT_URL
-        self.previous, self.previous_meta = {}, {}
+        self._previous = None  # {rel: entry} the p2 files list, read only when the state lacks a copy
+        self.previous_meta = remembered_metapackages(self.root, state)
+        if self.previous_meta is None:
+            self._read_previous()
+
+    @property
+    def previous(self) -> dict:
+        """The archives the p2 files list, ``{rel: entry}`` (read from them on first use)."""
+        if self._previous is None:
+            self._read_previous()
+        return self._previous
+
+    def _read_previous(self) -> None:
+        self._previous, meta = {}, {}
         for name, entries in read_index(self.root).items():
             for entry in entries:
                 vn = entry.get("version_normalized")
@@ -154,9 +180,11 @@ class ComposerPlanner:
                     log.warning("composer/p2 of %s: %s; left out", printable(name), exc)
                     continue
                 if rel is None and isinstance(vn, str):
-                    self.previous_meta.setdefault(name, {})[vn] = entry
+                    meta.setdefault(name, {})[vn] = entry
                 elif rel is not None:
-                    self.previous[rel] = entry
+                    self._previous[rel] = entry
+        if self.previous_meta is None:
+            self.previous_meta = meta
 
     def plan(self, selection=None, *, prune: bool = False) -> ComposerPart:
         """The items of the Composer part; *selection* None keeps what is held (or prunes it)."""

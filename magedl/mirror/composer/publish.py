@@ -2,32 +2,89 @@
 
 The rule a reader must not break: a p2 entry names only an archive that is
 held and verified (or a metapackage, which has none), so the index never
-vouches for bytes that are not on disk.
+vouches for bytes that are not on disk. A package's p2 files are rendered and
+written only when what they are made from changed (a memo per package in the
+state, as for ``info/``), so an up-to-date re-run renders none.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
+from collections.abc import Mapping
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Optional
 
+from magedl import __version__
 from magedl.errors import UnsafeNameError
+from magedl.fsutil import atomic_write, read_if_regular
 from magedl.mirror.composer import index
-from magedl.mirror.composer.plan import ComposerPart, package_of
-from magedl.mirror.layout import walk_files
+from magedl.mirror.composer.advisories import ADVISORIES
+from magedl.mirror.composer.plan import METAPACKAGES, ComposerPart, package_of
+from magedl.mirror.index import remember_rendered, unchanged_since
+from magedl.mirror.layout import clear_way, walk_files
 
 log = logging.getLogger(__name__)
 
+_RENDERING = 1  # bump when render_package's output changes for the same inputs
 
-def index_files(root: os.PathLike | str, part: Optional[ComposerPart], held: dict) -> dict:
-    """``packages.json`` and the p2 files for the Composer versions held: ``{rel: bytes}`` (``{}``: none).
 
-    *held* maps each held and verified file (relative path) to its state entry.
+class Published(Mapping):
+    """The Composer index files of a run, ``{rel: bytes}``: the p2 files are on disk already, read when asked.
+
+    Attributes
+    ----------
+    fresh : dict
+        ``{rel: bytes}`` still to be written (``packages.json``).
+    on_disk : dict
+        ``{rel: sha256}`` of the p2 files, written (or left unchanged) by :func:`index_files`.
     """
+
+    def __init__(self, root: Path, fresh: dict, on_disk: dict):
+        self.root, self.fresh, self.on_disk = root, fresh, on_disk
+
+    def __getitem__(self, rel: str) -> bytes:
+        if rel in self.fresh:
+            return self.fresh[rel]
+        if rel not in self.on_disk:
+            raise KeyError(rel)
+        data = read_if_regular(self.root / rel, index.MAX_METADATA_BYTES)
+        if data is None:
+            raise KeyError(rel)
+        return data
+
+    def __iter__(self):
+        yield from self.fresh
+        yield from self.on_disk
+
+    def __len__(self) -> int:
+        return len(self.fresh) + len(self.on_disk)
+
+    def __contains__(self, rel) -> bool:
+        return rel in self.fresh or rel in self.on_disk
+
+    def sha256(self, rel: str) -> str:
+        """The sha256 of one file, without reading a p2 file again."""
+        if rel in self.on_disk:
+            return self.on_disk[rel]
+        return hashlib.sha256(self.fresh[rel]).hexdigest()
+
+
+def index_files(root: os.PathLike | str, part: Optional[ComposerPart], held: dict, memo=None) -> Published:
+    """Write the p2 files that changed; return ``packages.json`` and the p2 files (:class:`Published`, empty: none).
+
+    *held* maps each held and verified file (relative path) to its state entry. *memo*
+    (:class:`magedl.mirror.index.Memo`) remembers from what each package's p2 files were
+    rendered: a package whose inputs are the same and whose files were not touched since is
+    not rendered again. Call it before ``SHA256SUMS`` is written: it lists the p2 files.
+    """
+    root = Path(root)
     if part is None:
-        return {}
-    entries = {}
+        return Published(root, {}, {})
+    by_name = {}
     for rel, entry in held.items():
         if not rel.startswith(index.DIST + "/") or not entry.records:
             continue
@@ -36,16 +93,60 @@ def index_files(root: os.PathLike | str, part: Optional[ComposerPart], held: dic
         except UnsafeNameError as exc:
             log.warning("%s: %s; left out of the index", rel, exc)
             continue
-        entries.setdefault(name, []).append(index.mirrored_entry(entry.records[0], part.url, rel, entry.sha1))
-    for name, versions in part.metadata.items():
-        entries.setdefault(name, []).extend(index.mirrored_entry(e, part.url, None, "") for e in versions.values())
-    if not entries:
-        return {}
+        by_name.setdefault(name, []).append((rel, entry))
+    names = sorted(n for n in set(by_name) | {n for n, v in part.metadata.items() if v} if index.fits(n))
+    if not names:
+        return Published(root, {}, {})
     index.write_composer_url(root, part.url)
-    return index.render(entries, part.url, part.advisories)
+    on_disk = {}
+    with (memo.batch() if hasattr(memo, "batch") else nullcontext()):
+        for name in names:
+            on_disk.update(_package_files(root, part, name, sorted(by_name.get(name, ())), memo))
+        if memo is not None:
+            _remember(root, part, names, on_disk, memo)
+    return Published(root, {index.PACKAGES: index.render_root(names, part.url, part.advisories)}, on_disk)
 
 
-def drop_stale(root: os.PathLike | str, written: dict) -> None:
+def _package_files(root: Path, part: ComposerPart, name: str, held: list, memo) -> dict:
+    """``{rel: sha256}`` of one package's p2 files, rendered and written only when their inputs changed."""
+    metadata = part.metadata.get(name) or {}
+    advisories = None if part.advisories is None else part.advisories.get(name, "none")
+    inputs = hashlib.sha256(json.dumps(
+        [_RENDERING, __version__, part.url, name, [[rel, e.sha1, e.records[0]] for rel, e in held],
+         sorted(metadata.items()), advisories], sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+    ).encode("utf-8", "surrogatepass")).hexdigest()
+    key = f"composer-p2:{name}"
+    unchanged = unchanged_since(root, memo, key, inputs)
+    if unchanged is not None:
+        return unchanged
+    versions = [index.mirrored_entry(e.records[0], part.url, rel, e.sha1) for rel, e in held]
+    versions += [index.mirrored_entry(e, part.url, None, "") for e in metadata.values()]
+    sums = {}
+    for rel, data in index.render_package(name, versions, part.advisories).items():
+        clear_way(root, rel)
+        atomic_write(root / rel, data)
+        sums[rel] = hashlib.sha256(data).hexdigest()
+    if memo is not None:
+        # Remembered only once they are on disk: a kill before this renders them again next time.
+        remember_rendered(root, memo, key, inputs, sums)
+    return sums
+
+
+def _remember(root: Path, part: ComposerPart, names: list, on_disk: dict, memo) -> None:
+    """Remember the metapackage versions and the advisories the p2 files carry, so that the next
+    plan need not read every p2 file for them (:func:`~magedl.mirror.composer.index.remembered_published`)."""
+    published = set(names)
+    meta = {name: {vn: index.mirrored_entry(e, part.url, None, "") for vn, e in sorted(versions.items())}
+            for name, versions in sorted(part.metadata.items()) if versions and name in published}
+    index.remember_published(root, memo, METAPACKAGES, meta, {
+        rel: on_disk[rel] for name in meta for rel in (index.p2_rel(name), index.p2_rel(name, True)) if rel in on_disk})
+    advisories = None if part.advisories is None else {
+        name: list(part.advisories[name]) for name in names if name in part.advisories}
+    index.remember_published(root, memo, ADVISORIES, advisories, {
+        rel: sha for rel, sha in on_disk.items() if not rel.endswith(index.DEV_SUFFIX + ".json")})
+
+
+def drop_stale(root: os.PathLike | str, written: Mapping) -> None:
     """Remove Composer index files no longer listed (call after SHA256SUMS stopped listing them)."""
     root = Path(root)
     stale = [rel for rel, _ in walk_files(root, index.P2) if rel not in written]

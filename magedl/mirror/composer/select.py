@@ -109,10 +109,13 @@ class Selection:
         Name -> URL of the repository each package came from.
     failures : list of Failure
     cache : MetadataCache or None
-        The metadata cache the selection was read through; ``cache.save()``
+        The metadata cache the selection was read through; :meth:`save`
         keeps it (under the mirror's lock, not on a dry run).
     advisory_sources : tuple of str
         The security advisory APIs to ask (``--composer-advisories``, or what the repositories name).
+    keep : callable or None
+        What :meth:`save` calls besides ``cache.save()``: keeps the resolution for the next run
+        (:mod:`~magedl.mirror.composer.recall`).
     """
 
     packages: dict = field(default_factory=dict)
@@ -120,6 +123,14 @@ class Selection:
     failures: list = field(default_factory=list)
     cache: object = field(default=None, compare=False, repr=False)
     advisory_sources: tuple = ()
+    keep: Optional[Callable[[], None]] = field(default=None, compare=False, repr=False)
+
+    def save(self) -> None:
+        """Keep what this selection read for the next run (call under the mirror's lock, never on a dry run)."""
+        if self.cache is not None:
+            self.cache.save()
+        if self.keep is not None:
+            self.keep()
 
     def entries(self):
         """(name, version_normalized, entry) of every version chosen, sorted."""
@@ -163,7 +174,7 @@ class Resolver:
     def _lookup(self, name, dev):
         for repo in self.repos:
             try:
-                return repo, repo.versions(name, dev=dev)
+                return repo, repo.versions(name, dev=dev, shared=True)  # read, never changed
             except NotFoundError:
                 continue
         urls = ", ".join(redact(r.url) for r in self.repos)
