@@ -397,3 +397,21 @@ def test_a_run_holds_no_copy_of_sha256sums_and_its_delta_still_lists_what_change
     assert run(capsys, "mirror", str(mdir), *SEL, "--diff-file", str(delta))[0] == 0
     listed = delta.read_text().split()  # against the listing as found: the file, and the index files, changed
     assert f"file/{PATCH}" in listed and "SHA256SUMS" in listed and "info/json" in listed
+
+
+def test_an_up_to_date_re_run_keeps_no_stored_records_text_per_file(env, capsys, mdir, monkeypatch):
+    """The state's records of an unchanged file are the feed's: the plan keeps its digests, not their text."""
+    from magedl.mirror import core as core_mod
+
+    assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
+    sums, info = (mdir / "SHA256SUMS").read_bytes(), (mdir / "info" / "json").read_bytes()
+    plans = []
+    real = core_mod.Mirror.plan
+    monkeypatch.setattr(core_mod.Mirror, "plan", lambda self, *a, **k: plans.append(real(self, *a, **k)) or plans[-1])
+    code, out, _ = run(capsys, "--json", "mirror", str(mdir), *SEL)
+    present = [it for it in plans[0].items if it.action.value == "present"]
+    assert code == 0 and present and all(it.recorded and it.entry.records == () for it in present)
+    assert all(it.entry.sha256 and it.entry.md5 for it in present)
+    rows = json.loads(out)
+    assert rows and all(row["name"] and row["version"] and row["sha256"] for row in rows)
+    assert (mdir / "SHA256SUMS").read_bytes() == sums and (mdir / "info" / "json").read_bytes() == info
