@@ -7,10 +7,10 @@ never lists an index file older than itself. Where they live: :mod:`magedl.mirro
 from __future__ import annotations
 
 import hashlib
-import heapq
 import json
 import os
 import re
+from itertools import chain
 from json.encoder import encode_basestring as _quote
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Protocol
@@ -50,8 +50,8 @@ def render_sums(sha256s: Mapping[str, str], more: Optional[Mapping[str, str]] = 
     """
     more = more or {}
     out, lines = bytearray(), []
-    for rel in heapq.merge(sorted(rel for rel in sha256s if rel not in more), sorted(more)):
-        lines.append(f"{more[rel] if rel in more else sha256s[rel]}  {rel}\n")
+    for rel in sorted(chain(sha256s, (rel for rel in more if rel not in sha256s))):
+        lines.append(f"{more.get(rel) or sha256s[rel]}  {rel}\n")
         if len(lines) == _DIGEST_BATCH:
             out += "".join(lines).encode("utf-8")
             lines.clear()
