@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 from magedl.errors import BusyError, LocalFileError, MagedlError
-from magedl.fsutil import open_nofollow, read_if_regular
+from magedl.fsutil import read_if_regular
 from magedl.locks import FileLock
 from magedl.mirror import signature
 from magedl.mirror.bulk import collector_paused
@@ -28,6 +28,7 @@ from magedl.mirror.composer.advisories import read_published
 from magedl.mirror.composer.plan import Archive, ComposerPlanner
 from magedl.mirror.index import (
     MAX_INDEX_BYTES,
+    SumsAsFound,
     parse_sums,
     read_feed,
     read_sums,
@@ -398,50 +399,6 @@ class Mirror:
         if pages:
             drop_stale_pages(self.root, written)
         return changed
-
-
-class SumsAsFound:
-    """``SHA256SUMS`` as a run found it: kept open, not read, until the run asks what changed.
-
-    Index writes replace the file by rename (never in place), so the open
-    descriptor still reads the bytes as found; while the path still names
-    that very file, nothing changed and nothing is read (the bytes of a large
-    mirror's ``SHA256SUMS`` are not held through the run).
-    """
-
-    def __init__(self, root: Path):
-        self.path, self.file, self.st = root / SUMS, None, None
-        try:
-            fd = open_nofollow(self.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        except OSError:
-            return  # missing (or a link, which the index write replaces): read as empty
-        self.file = os.fdopen(fd, "rb")
-        self.st = os.fstat(fd)
-        if not stat.S_ISREG(self.st.st_mode) or self.st.st_size > MAX_INDEX_BYTES:
-            self.close()  # not an index (read_if_regular reads it as none): as if missing
-            self.st = None
-
-    def raw(self) -> bytes:
-        """The bytes as found (empty when there was no regular file)."""
-        if self.file is None:
-            return b""
-        self.file.seek(0)
-        return self.file.read(MAX_INDEX_BYTES + 1)
-
-    def same_file(self) -> bool:
-        """Whether the path still names the file as found, unchanged (or still no regular file)."""
-        try:
-            now = os.lstat(self.path)
-        except OSError:
-            return self.st is None
-        if self.st is None:
-            return not stat.S_ISREG(now.st_mode)
-        return Fingerprint.from_stat(self.st) == Fingerprint.from_stat(now)
-
-    def close(self) -> None:
-        if self.file is not None:
-            self.file.close()
-            self.file = None
 
 
 def _parsed_sums(raw: bytes) -> dict:
