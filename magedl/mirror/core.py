@@ -43,6 +43,7 @@ from magedl.mirror.pages.site import is_page, write_pages
 from magedl.mirror.plan import DIGESTS, ReleasePlanner
 from magedl.mirror.signing_key import public_key
 from magedl.mirror.state import State, mirror_lock
+from magedl.secrecy import SECURITY
 from magedl.service.catalog import Release
 from magedl.transfer.fetch import fetch_many
 from magedl.transfer.hashing import file_digests
@@ -209,7 +210,7 @@ class Mirror:
                 changed.add(SUMS)  # it does not list itself, but it changed too
                 if signature.discard(self.root) and sign_key is None:  # it vouched for the index as it was
                     log.warning("%s changed, so its old signature was removed; sign it again (--sign-key, or "
-                                "'magedl sign DIR --key KEY')", SUMS)
+                                "'magedl sign DIR --key KEY')", SUMS, extra=SECURITY)
                     if signer and self.html:  # the front page named the key of the signature just removed
                         self.write_indexes(plan)
                         changed |= {rel for rel, sha in self._sums_now().items() if before.get(rel) != sha}

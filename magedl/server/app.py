@@ -199,15 +199,21 @@ class ApiServer:
 
     def _dispatch(self, conn: Connection, head: Optional[bytes], rest: bytes, pending=None) -> None:
         with self._lock:
-            if self._stopped:
-                self._loop.release(conn)
-                return
-            self._busy.add(conn.sock)
+            stopped = self._stopped
+            if not stopped:
+                self._busy.add(conn.sock)
+        if stopped:
+            if pending is not None:
+                pending.cancel()
+            self._loop.release(conn)
+            return
         try:
             self._workers.submit(lambda: self._work(conn, head, rest, pending))
         except BaseException:
             with self._lock:
                 self._busy.discard(conn.sock)
+            if pending is not None:  # its descriptor would stay open: no worker runs it
+                pending.cancel()
             raise
 
     def _reject(self, conn: Connection, error: BadRequest) -> None:

@@ -21,7 +21,7 @@ from magedl.server.routes import BINARY, JSON, file_headers
 from magedl.server.stores import DirStore, fingerprint
 from magedl.server.writer import send_file
 
-__all__ = ["OpenFiles", "QuickPath", "QUICK_MAX", "open_files_budget"]
+__all__ = ["OpenFiles", "QuickPath", "QUICK_MAX", "Rest", "open_files_budget"]
 
 #: Larger files go to a worker: their body would not fit a socket's buffer at once anyway.
 QUICK_MAX = 1 << 20
@@ -61,8 +61,8 @@ class OpenFiles:
 
     A file is used again only while a ``stat`` of its path gives the
     fingerprint it was opened with (same inode, size, modification and
-    change time: a file replaced, edited, or given a second name is opened
-    again, under the publishing rules).
+    change time) and one name: a file replaced, edited, or given a second
+    name is opened again, under the publishing rules.
     """
 
     def __init__(self, store: DirStore, size: int):
@@ -82,7 +82,9 @@ class OpenFiles:
         entry = self._files.get(rel)
         if entry is not None:
             try:
-                same = fingerprint(os.stat(entry.path, follow_symlinks=False)) == entry.key
+                st = os.stat(entry.path, follow_symlinks=False)
+                # The link count too: where times are coarse, a second name may leave the change time as it was.
+                same = st.st_nlink == 1 and fingerprint(st) == entry.key
             except OSError:
                 same = False
             if same:
@@ -135,7 +137,7 @@ class QuickPath:
 
         Returns None (not answered: a worker answers it), True (answered; the
         connection waits for its next request), False (the connection ends),
-        or a callable a worker must run, on the connection made blocking, to
+        or a :class:`Rest` a worker must run, on the connection made blocking, to
         send the rest of the reply (it returns whether the connection goes on).
         """
         try:
@@ -192,7 +194,7 @@ class QuickPath:
         except OSError:
             self._log_line(conn.client, what, 200, sent, True)
             return False
-        return lambda: self._finish(conn, head[head_sent:], fd, sent, length, what)
+        return Rest(lambda: self._finish(conn, head[head_sent:], fd, sent, length, what), fd)
 
     def _finish(self, conn: Connection, head_left: bytes, fd: int, sent: int, length: int, what: str) -> bool:
         """On a worker: the rest of a reply the socket did not take at once."""
@@ -203,8 +205,6 @@ class QuickPath:
             sent += send_file(sock, fd, sent, length - sent)
         except OSError:
             pass
-        finally:
-            os.close(fd)
         aborted = sent < length
         if aborted:
             try:
@@ -213,3 +213,24 @@ class QuickPath:
                 pass
         self._log_line(conn.client, what, 200, sent, aborted)
         return not aborted
+
+
+class Rest:
+    """The rest of a reply, for a worker to send: call it once, or :meth:`cancel` it (no worker will)."""
+
+    __slots__ = ("_send", "_fd")
+
+    def __init__(self, send: Callable[[], bool], fd: int):
+        self._send, self._fd = send, fd
+
+    def __call__(self) -> bool:
+        try:
+            return self._send()
+        finally:
+            self.cancel()
+
+    def cancel(self) -> None:
+        """Close the reply's descriptor (once)."""
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)

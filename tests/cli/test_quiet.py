@@ -1,7 +1,7 @@
 """``-q`` silences progress and chatter, never a security warning (DESIGN: "switching TLS off is loud").
 
 A warning the engine marks :data:`magedl.secrecy.SECURITY` (TLS verification off, a server open to the
-network, keys stored where a web server could serve them, a signature not checked) reaches stderr with
+network, keys stored where a web server could serve them, a signature not checked or removed) reaches stderr with
 ``-q`` too; every other warning and info line stays silent; exit codes do not change.
 """
 

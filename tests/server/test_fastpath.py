@@ -250,3 +250,88 @@ def test_a_bug_in_the_quick_path_ends_one_connection_not_the_server(mirror, monk
         server._loop._quick = server._quick.answer
         assert requests.get(server.base_url + "file/" + NAMES[0], timeout=10).status_code == 200
     assert "cannot answer 127.0.0.1 on the loop" in caplog.text
+
+
+def _open_on(path):
+    """Descriptors of this process open on *path*."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == str(path):
+                found.append(int(fd))
+        except OSError:
+            pass
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_the_rest_of_a_reply_no_worker_takes_closes_its_descriptor(mirror, monkeypatch):
+    # The loop gives the rest of a reply the socket did not take to a worker, with a descriptor of its
+    # own; when no worker can take it (none can start, or the server stops), that descriptor is closed.
+    monkeypatch.setattr(fastpath, "QUICK_MAX", 32 << 20)
+    big = mirror / "file" / "PATCH-BIG.tar.gz"
+    big.write_bytes(os.urandom(12 << 20))
+    (mirror / "info" / "json").write_text(json.dumps(feed_of(NAMES + [big.name])))
+    server = ApiServer(DirStore(mirror))
+    with server, closing(socket.create_connection(("127.0.0.1", server.port), timeout=10)) as sock:
+        replies = Replies(sock)
+        sock.sendall(get(NAMES[0]))
+        replies.next()  # the feed is parsed: what follows is the loop's
+
+        def refuse(job):
+            raise RuntimeError("can't start new thread")
+
+        monkeypatch.setattr(server._workers, "submit", refuse)
+        sock.sendall(get(big.name))
+        while sock.recv(1 << 20):  # what the loop sent, then the end of the connection
+            pass
+    assert _open_on(big) == []
+
+
+def test_a_second_name_is_refused_even_where_the_change_time_does_not_move(mirror, monkeypatch):
+    # Before Linux 6.13 (and on some file systems) times are coarse: a link made within the tick of the
+    # file's last change leaves its change time, so the fingerprint alone does not show the second name.
+    monkeypatch.setattr(fastpath, "fingerprint", lambda st: (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+    with ApiServer(DirStore(mirror)) as server, requests.Session() as session:
+        url = server.base_url + "file/" + NAMES[0]
+        assert [session.get(url).status_code for _ in range(2)] == [200, 200]
+        os.link(mirror / "file" / NAMES[0], mirror / "elsewhere")
+        assert session.get(url).status_code == 404
+
+
+def test_a_head_the_socket_takes_in_part_is_finished_by_a_worker_without_a_byte_twice(mirror, monkeypatch):
+    # The loop's send takes only part of the head (a socket nearly full): the worker sends the rest of
+    # the head, then the whole body, once.
+    class PartSocket:
+        def __init__(self, sock):
+            self.sock, self.first = sock, True
+
+        def send(self, data, flags=0):
+            if self.first:
+                self.first = False
+                return self.sock.send(data[:10], flags)
+            return self.sock.send(data, flags)
+
+        def __getattr__(self, name):
+            return getattr(self.sock, name)
+
+    class PartConnection:
+        def __init__(self, conn):
+            self.sock, self.client = PartSocket(conn.sock), conn.client
+
+    real, finish, left = fastpath.QuickPath.answer, fastpath.QuickPath._finish, []
+    monkeypatch.setattr(fastpath.QuickPath, "answer", lambda self, conn, head: real(self, PartConnection(conn), head))
+    monkeypatch.setattr(fastpath.QuickPath, "_finish", lambda self, *a: left.append(len(a[1])) or finish(self, *a))
+    with ApiServer(DirStore(mirror)) as server:
+        server._loop._quick = server._quick.answer  # (bound at start: rebind)
+        with closing(socket.create_connection(("127.0.0.1", server.port), timeout=10)) as sock:
+            replies = Replies(sock)
+            for method in ("GET", "GET", "HEAD", "GET"):  # the first parses the feed, on a worker
+                sock.sendall(get(NAMES[0], method))
+                head, body = replies.next(head_only=method == "HEAD")
+                assert head.startswith(b"HTTP/1.1 200 ")
+                assert body == (b"" if method == "HEAD" else (mirror / "file" / NAMES[0]).read_bytes())
+            sock.sendall(get(NAMES[1]))
+            assert replies.next()[1] == (mirror / "file" / NAMES[1]).read_bytes()
+            assert replies.data == b""
+    assert len(left) == 4 and all(n > 0 for n in left)  # each quick answer's head: 10 bytes by the loop
