@@ -149,6 +149,33 @@ def temp_name(path):
     return path.with_name(f".{path.name}.magedl-tmp-{secrets.token_hex(6)}")
 
 
+_COMPARE_CHUNK = 1 << 20
+
+
+def same_content(path, data) -> bool:
+    """Whether *path* is a regular file (not a link) holding exactly *data*.
+
+    Compared a chunk at a time: a large index file is not read whole beside
+    the bytes about to replace it.
+    """
+    try:
+        fd = open_nofollow(path, os.O_RDONLY | _NONBLOCK)
+    except OSError:
+        return False
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size != len(data):
+            return False
+        view = memoryview(data)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            for start in range(0, len(data), _COMPARE_CHUNK):
+                if f.read(_COMPARE_CHUNK) != view[start:start + _COMPARE_CHUNK]:
+                    return False
+            return f.read(1) == b""  # grown since the fstat: not the same
+    finally:
+        os.close(fd)
+
+
 def atomic_write(path, data, mode=FILE_MODE, durable=True):
     """Replace *path* with *data* (bytes) by write-to-temp and rename.
 
@@ -160,7 +187,7 @@ def atomic_write(path, data, mode=FILE_MODE, durable=True):
     verify themselves on read (a cache named by its content's hash).
     """
     path = Path(path)
-    if read_if_regular(path, len(data)) == data:
+    if same_content(path, data):
         return False
     make_dirs(path.parent)
     tmp = temp_name(path)

@@ -28,6 +28,7 @@ from magedl.mirror.composer.advisories import read_published
 from magedl.mirror.composer.plan import Archive, ComposerPlanner
 from magedl.mirror.index import (
     MAX_INDEX_BYTES,
+    SumsAsFound,
     parse_sums,
     read_feed,
     read_sums,
@@ -161,9 +162,9 @@ class Mirror:
                 on_item(it)
         for rel in plan.locks:
             _drop_stale_lock(self.root / rel)
-        before_raw = self._sums_raw()  # parsed only when the run changed it (an up-to-date re-run does not)
+        found = SumsAsFound(self.root)  # read and parsed only when the run changed it (an up-to-date re-run does not)
         self._replacing = {it.rel for it in todo.values() if it.action is not Action.FETCH}
-        if self._replacing and self._replacing & set(_parsed_sums(before_raw)):
+        if self._replacing and self._replacing & set(_parsed_sums(found.raw())):
             # The index stops listing the copies about to be replaced before any of them goes, so it never
             # describes bytes no longer there (one write for them all, not one per file).
             self.write_indexes(plan, leave_out=frozenset(self._replacing))
@@ -200,10 +201,10 @@ class Mirror:
             self.state.save()
             signer = self._signer(sign_key)
             self.write_indexes(plan, signer=signer)
-            after_raw = self._sums_raw()
             before = after = {}
-            if after_raw != before_raw:
-                before, after = _parsed_sums(before_raw), _parsed_sums(after_raw)
+            if not found.same_file():
+                before, after = _parsed_sums(found.raw()), _parsed_sums(self._sums_raw())
+            found.close()
             changed = {rel for rel, sha in after.items() if before.get(rel) != sha}
             if changed or set(before) != set(after):
                 changed.add(SUMS)  # it does not list itself, but it changed too
@@ -391,8 +392,9 @@ class Mirror:
                                   signer, memo=self.state, digest=digest)
         elif self.html:
             written = {rel: sha for rel, sha in self._sums_now().items() if is_page(rel)}
-        changed = write_indexes(self.root, records, {**sums, **written, **extra.on_disk}, extra.fresh, memo=self.state,
-                                digest=digest)
+        sums.update(written)  # not a merged copy: one entry per held file
+        sums.update(extra.on_disk)
+        changed = write_indexes(self.root, records, sums, extra.fresh, memo=self.state, digest=digest)
         if plan.composer is not None:
             publish.drop_stale(self.root, extra)
         if pages:

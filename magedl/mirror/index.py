@@ -10,17 +10,19 @@ import hashlib
 import json
 import os
 import re
+import stat
+from itertools import chain
 from json.encoder import encode_basestring as _quote
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Protocol
 
 from magedl.errors import MagedlError
-from magedl.fsutil import atomic_write, read_if_regular
+from magedl.fsutil import atomic_write, open_nofollow, read_if_regular
 from magedl.mirror.layout import FILES, INFO_FILES, SUMS, clear_way
 from magedl.service.catalog import Release, parse_feed, releases_to_feed
 from magedl.service.textformat import render_table, render_versions
 
-__all__ = ["FILES", "INFO_FILES", "SUMS", "parse_sums", "read_feed", "read_sums", "release_from_dict",
+__all__ = ["FILES", "INFO_FILES", "SUMS", "SumsAsFound", "parse_sums", "read_feed", "read_sums", "release_from_dict",
            "records_digest", "release_rels", "render_indexes", "render_sums", "write_indexes"]
 
 _SUM_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")
@@ -39,9 +41,23 @@ def render_indexes(records: Iterable[Release]) -> dict:
     }
 
 
-def render_sums(sha256s: Mapping[str, str]) -> bytes:
-    """``SHA256SUMS`` text from ``{relative path: sha256}``, sorted by path."""
-    return "".join(f"{sha}  {rel}\n" for rel, sha in sorted(sha256s.items())).encode("utf-8")
+def render_sums(sha256s: Mapping[str, str], more: Optional[Mapping[str, str]] = None) -> bytearray:
+    """``SHA256SUMS`` (its bytes, in a bytearray) from ``{relative path: sha256}``, sorted by path.
+
+    *more* (a few index files) adds to or overrides *sha256s* without a
+    merged copy of it. Encoded a batch of lines at a time into one buffer,
+    returned as it is: a joined list of 100,000 lines, its text, or a copy of
+    the buffer would each cost as much as the bytes written again.
+    """
+    more = more or {}
+    out, lines = bytearray(), []
+    for rel in sorted(chain(sha256s, (rel for rel in more if rel not in sha256s))):
+        lines.append(f"{more.get(rel) or sha256s[rel]}  {rel}\n")
+        if len(lines) == _DIGEST_BATCH:
+            out += "".join(lines).encode("utf-8")
+            lines.clear()
+    out += "".join(lines).encode("utf-8")
+    return out
 
 
 class Memo(Protocol):
@@ -139,7 +155,7 @@ def write_indexes(root: os.PathLike | str, records: Iterable[Release], held: Map
     root = Path(root)
     records = list(records)
     changed = []
-    sums = dict(held)
+    sums = {}  # the index files' own: SHA256SUMS lists them beside *held*, not copied
     inputs = digest or records_digest(records)
     unchanged = unchanged_since(root, memo, "info", inputs)
     if unchanged is not None and set(unchanged) != set(INFO_FILES):
@@ -155,7 +171,7 @@ def write_indexes(root: os.PathLike | str, records: Iterable[Release], held: Map
     if unchanged is None and memo is not None:
         # Remembered only once they are on disk: a kill before this renders them again next time.
         remember_rendered(root, memo, "info", inputs, {rel: sums[rel] for rel in INFO_FILES})
-    if atomic_write(root / SUMS, render_sums(sums)):
+    if atomic_write(root / SUMS, render_sums(held, sums)):
         changed.append(SUMS)
     return changed
 
@@ -211,6 +227,54 @@ def read_feed(path: os.PathLike | str) -> Optional[list]:
         return parse_feed(json.loads(raw))
     except (ValueError, RecursionError, MagedlError):
         return None
+
+
+class SumsAsFound:
+    """``SHA256SUMS`` as a run found it: kept open, not read, until the run asks what changed.
+
+    Index writes replace the file by rename (never in place), so the open
+    descriptor still reads the bytes as found; while the path still names
+    that very file, nothing changed and nothing is read (the bytes of a large
+    mirror's ``SHA256SUMS`` are not held through the run).
+    """
+
+    def __init__(self, root: Path):
+        self.path, self.file, self.st = root / SUMS, None, None
+        try:
+            fd = open_nofollow(self.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        except OSError:
+            return  # missing (or a link, which the index write replaces): read as empty
+        self.file = os.fdopen(fd, "rb")
+        self.st = os.fstat(fd)
+        if not stat.S_ISREG(self.st.st_mode) or self.st.st_size > MAX_INDEX_BYTES:
+            self.close()  # not an index (read_if_regular reads it as none): as if missing
+            self.st = None
+
+    def raw(self) -> bytes:
+        """The bytes as found (empty when there was no regular file)."""
+        if self.file is None:
+            return b""
+        self.file.seek(0)
+        return self.file.read(MAX_INDEX_BYTES + 1)
+
+    def same_file(self) -> bool:
+        """Whether the path still names the file as found, unchanged (or still no regular file)."""
+        try:
+            now = os.lstat(self.path)
+        except OSError:
+            return self.st is None
+        if self.st is None:
+            return not stat.S_ISREG(now.st_mode)
+        return _identity(self.st) == _identity(now)
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
+def _identity(st: os.stat_result) -> tuple:
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 def release_from_dict(d: Mapping) -> Release:

@@ -115,11 +115,14 @@ def walk_files(root: os.PathLike | str, top: str) -> Iterator[tuple[str, os.stat
         yield rel, entry.stat(follow_symlinks=False)
 
 
-def walk_entries(root: os.PathLike | str, top: str) -> Iterator[tuple[str, os.DirEntry]]:
+def walk_entries(root: os.PathLike | str, top: str, *, ordered: bool = True) -> Iterator[tuple[str, os.DirEntry]]:
     """:func:`walk_files`, as (path relative to *root*, its ``os.DirEntry``), in the same order.
 
     For a caller that needs the ``lstat`` of only some entries
     (``entry.stat(follow_symlinks=False)``): the others cost no system call.
+    Without *ordered*, each folder's entries come in the order the system
+    lists them, each as it is read: sorting holds every entry of a folder
+    (a ``DirEntry`` with its name and path, per file of a large mirror) at once.
     """
     try:
         if not stat.S_ISDIR(os.lstat(Path(root) / top).st_mode):
@@ -131,15 +134,16 @@ def walk_entries(root: os.PathLike | str, top: str) -> Iterator[tuple[str, os.Di
         rel = stack.pop()
         try:
             with os.scandir(Path(root) / rel) as entries:
-                found = sorted(entries, key=lambda e: e.name)
+                if ordered:
+                    entries = sorted(entries, key=lambda e: e.name)
+                for entry in entries:
+                    child = f"{rel}/{entry.name}"
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(child)
+                    else:
+                        yield child, entry
         except (FileNotFoundError, NotADirectoryError):
             continue
-        for entry in found:
-            child = f"{rel}/{entry.name}"
-            if entry.is_dir(follow_symlinks=False):
-                stack.append(child)
-            else:
-                yield child, entry
 
 
 def clear_way(root: os.PathLike | str, rel: str) -> None:

@@ -286,7 +286,8 @@ class Item:
     transferred : int
         Bytes that crossed the network for it.
     recorded : bool
-        The state already holds *entry* exactly (the run need not write it).
+        The state already holds this file's record as it is (the run need not write it); *entry* then
+        may leave out the records, when they are the feed's (*source*) as stored.
     """
 
     rel: str

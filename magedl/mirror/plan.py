@@ -133,7 +133,7 @@ class ReleasePlanner:
 
     def _plan_wanted(self, r: Release) -> Item:
         rel = release_rel(r.file_name)
-        entry = self.entries.get(rel)
+        entry = self.entries.pop(rel, None)  # planned once (names are unique): what the item keeps, no more
         try:
             st = os.lstat(self._prefix + rel)
         except FileNotFoundError:
@@ -149,7 +149,10 @@ class ReleasePlanner:
             if not r.md5 and entry is None:
                 log.warning("%s: already present; the feed has no md5, so it is taken as it is", r.file_name)
             if good is entry and self._recorded(entry, r.file_name):  # the state holds it as it is: nothing to write
-                return Item(rel, Action.PRESENT, r, size=st.st_size, entry=entry, recorded=True)
+                # Its records are the feed's (r), which the index lists: the stored text is not kept (a file of
+                # a large up-to-date mirror then holds its digests and fingerprint, not a copy of its records).
+                return Item(rel, Action.PRESENT, r, size=st.st_size, recorded=True,
+                            entry=Entry(entry.md5, entry.sha256, entry.fingerprint, sha1=entry.sha1))
             return Item(rel, Action.PRESENT, r, size=st.st_size, entry=replace(good, records=self._dicts(r.file_name)))
         if intact:  # what we fetched, but upstream moved on
             return Item(rel, Action.UPDATE, r, size=st.st_size, entry=good, recorded=good is entry,
@@ -210,7 +213,7 @@ class ReleasePlanner:
 
     def _walk(self, wanted: set):
         """(file name, lstat) of each entry under ``file/`` but the wanted files and their side files."""
-        for rel, entry in walk_entries(self.root, FILES):
+        for rel, entry in walk_entries(self.root, FILES, ordered=False):  # the plan sorts what it keeps
             name = rel[len(FILES) + 1:]
             if name in wanted:
                 continue

@@ -182,8 +182,8 @@ def test_an_up_to_date_re_run_parses_no_stored_record_and_stats_each_file_once(e
     monkeypatch.setattr(model_mod.StoredRecords, "_records", parse)
     real_entries = layout_mod.walk_entries
 
-    def walk(root, top):  # the entries whose lstat the plan asks for
-        for rel, entry in real_entries(root, top):
+    def walk(root, top, **options):  # the entries whose lstat the plan asks for
+        for rel, entry in real_entries(root, top, **options):
             yield rel, type("Counted", (), {"name": entry.name, "is_dir": entry.is_dir,
                                             "stat": lambda self, **kw: stats.append(rel) or entry.stat(**kw)})()
 
@@ -298,3 +298,120 @@ def test_the_catalogue_plan_and_index_write_run_without_the_cyclic_collector(env
         assert not gc.isenabled()  # a caller's own choice is left as it was
     finally:
         gc.enable()
+
+
+def test_sums_rendered_in_batches_are_those_of_the_plain_join():
+    odd = 'é \u2028'
+    for count in (0, 1, index_mod._DIGEST_BATCH, index_mod._DIGEST_BATCH * 2 + 3):
+        sums = {f"file/f{i:05d}{odd}.zip": f"{i:064x}" for i in reversed(range(count))}
+        plain = "".join(f"{sha}  {rel}\n" for rel, sha in sorted(sums.items())).encode("utf-8")
+        assert index_mod.render_sums(sums) == plain
+        more = {"info/json": "a" * 64, f"file/f{count // 2:05d}{odd}.zip": "b" * 64, "zz": "c" * 64}
+        merged = {**sums, **more}
+        assert index_mod.render_sums(sums, more) == index_mod.render_sums(merged) and len(sums) == count
+
+
+def test_an_identical_file_is_compared_a_chunk_at_a_time_and_left_alone(tmp_path, monkeypatch):
+    from magedl import fsutil
+
+    monkeypatch.setattr(fsutil, "_COMPARE_CHUNK", 7)
+    path = tmp_path / "SHA256SUMS"
+    data = bytes(range(256)) * 3
+    fsutil.atomic_write(path, data)
+    before = stamp(path)
+    assert not fsutil.atomic_write(path, bytearray(data)) and stamp(path) == before
+    for other in (data[:-1], data + b"x", data[:100] + b"!" + data[101:], b""):
+        assert fsutil.atomic_write(path, other) and path.read_bytes() == other
+        assert not fsutil.atomic_write(path, other)
+    os.unlink(path)
+    os.symlink(tmp_path / "target", path)
+    (tmp_path / "target").write_bytes(data)
+    assert fsutil.atomic_write(path, data) and not path.is_symlink()  # a link is replaced, never compared through
+
+
+def test_the_plan_walks_the_files_folder_without_holding_its_listing(env, capsys, mdir, monkeypatch):
+    """Sorting a folder's listing holds a DirEntry per file of it at once: the plan reads it as it comes."""
+    from magedl.mirror import layout as layout_mod
+    from magedl.mirror import plan as plan_mod
+
+    assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
+    for i in range(40):
+        (mdir / "file" / f"stray-{i:02d}.txt").write_text("x")
+    real_scandir, real_walk, read, lag = os.scandir, plan_mod.walk_entries, [0], []
+
+    class Listing:  # counts the entries read from the system
+        def __init__(self, path):
+            self.inner = real_scandir(path)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.inner.close()
+
+        def __iter__(self):
+            for entry in self.inner:
+                read[0] += 1
+                yield entry
+
+    class ListingOs:  # layout's own os, not the os module every other caller shares
+        scandir = Listing
+
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+    def walk(root, top, **options):  # how far the reading ran ahead of the plan, at each entry handed to it
+        for count, found in enumerate(real_walk(root, top, **options), 1):
+            lag.append(read[0] - count)
+            yield found
+
+    monkeypatch.setattr(layout_mod, "os", ListingOs())
+    monkeypatch.setattr(plan_mod, "walk_entries", walk)
+    code, out, _ = run(capsys, "--json", "mirror", str(mdir), *SEL)
+    assert code == 0 and len(lag) > 40 and max(lag) <= 2  # the folders met on the way, not the whole listing
+    strays = [row["file_name"] for row in json.loads(out) if row["action"] == "stray"]
+    assert strays == sorted(strays) and len(strays) == 40  # still reported in name order
+    monkeypatch.undo()
+    listed = [rel for rel, _ in layout_mod.walk_files(mdir, "file") if rel.count("/") == 1]
+    assert listed == sorted(listed)  # walk_files keeps each folder's name order
+
+
+def test_a_run_holds_no_copy_of_sha256sums_and_its_delta_still_lists_what_changed(env, capsys, mdir, tmp_path,
+                                                                                  monkeypatch):
+    from magedl.mirror import core as core_mod
+
+    delta = tmp_path / "delta.txt"
+    assert run(capsys, "mirror", str(mdir), *SEL, "--diff-file", str(delta))[0] == 0
+    reads = []
+    real = core_mod.Mirror._sums_raw
+    monkeypatch.setattr(core_mod.Mirror, "_sums_raw", lambda self: reads.append(1) or real(self))
+    assert run(capsys, "mirror", str(mdir), *SEL, "--diff-file", str(delta))[0] == 0
+    assert reads == [] and delta.read_text() == ""  # up to date: SHA256SUMS neither read nor held
+    env.store.replace(PATCH, b"#!/bin/bash\necho republished\n")
+    sums = (mdir / "SHA256SUMS").read_bytes()
+    assert run(capsys, "mirror", str(mdir), *SEL, "--diff-file", str(delta))[0] == 0
+    listed = delta.read_text().split()
+    assert f"file/{PATCH}" in listed and "SHA256SUMS" in listed and "info/json" in listed
+    assert (mdir / "SHA256SUMS").read_bytes() != sums
+    (mdir / "SHA256SUMS").write_bytes(sums)  # edited in place by hand, back to the old listing
+    assert run(capsys, "mirror", str(mdir), *SEL, "--diff-file", str(delta))[0] == 0
+    listed = delta.read_text().split()  # against the listing as found: the file, and the index files, changed
+    assert f"file/{PATCH}" in listed and "SHA256SUMS" in listed and "info/json" in listed
+
+
+def test_an_up_to_date_re_run_keeps_no_stored_records_text_per_file(env, capsys, mdir, monkeypatch):
+    """The state's records of an unchanged file are the feed's: the plan keeps its digests, not their text."""
+    from magedl.mirror import core as core_mod
+
+    assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
+    sums, info = (mdir / "SHA256SUMS").read_bytes(), (mdir / "info" / "json").read_bytes()
+    plans = []
+    real = core_mod.Mirror.plan
+    monkeypatch.setattr(core_mod.Mirror, "plan", lambda self, *a, **k: plans.append(real(self, *a, **k)) or plans[-1])
+    code, out, _ = run(capsys, "--json", "mirror", str(mdir), *SEL)
+    present = [it for it in plans[0].items if it.action.value == "present"]
+    assert code == 0 and present and all(it.recorded and it.entry.records == () for it in present)
+    assert all(it.entry.sha256 and it.entry.md5 for it in present)
+    rows = json.loads(out)
+    assert rows and all(row["name"] and row["version"] and row["sha256"] for row in rows)
+    assert (mdir / "SHA256SUMS").read_bytes() == sums and (mdir / "info" / "json").read_bytes() == info
