@@ -24,6 +24,28 @@ def feed_of(names):
     return {"ce-patch": {"2.4.6": [{"name": n, "file_name": n, "md5": "0" * 32} for n in names]}}
 
 
+def big_reply_size():
+    """Bytes more than the server's socket and a :func:`small_window` client can hold unread together.
+
+    The send buffer may grow to ``net.ipv4.tcp_wmem``'s maximum; the client's receive buffer is fixed.
+    """
+    try:
+        with open("/proc/sys/net/ipv4/tcp_wmem") as fh:
+            most = int(fh.read().split()[2])
+    except (OSError, ValueError, IndexError):
+        most = 4 << 20
+    return max(12 << 20, 2 * most + (4 << 20))
+
+
+def small_window(port):
+    """A client whose receive buffer stays 64 KiB (set before connecting: the kernel then does not grow it)."""
+    sock = socket.socket()
+    sock.settimeout(10)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
 @pytest.fixture
 def mirror(tmp_path):
     root = tmp_path / "m"
@@ -167,17 +189,15 @@ def test_a_reply_the_socket_does_not_take_at_once_is_finished_by_a_worker(mirror
     finished = []
     real = fastpath.QuickPath._finish
     monkeypatch.setattr(fastpath.QuickPath, "_finish", lambda self, *a: finished.append(a[3]) or real(self, *a))
-    # Larger than a socket's buffers may grow (net.ipv4.tcp_wmem), so the loop cannot send it whole.
-    monkeypatch.setattr(fastpath, "QUICK_MAX", 32 << 20)
+    # Larger than the socket's buffers may hold, so the loop cannot send it whole.
+    data = os.urandom(big_reply_size())
+    monkeypatch.setattr(fastpath, "QUICK_MAX", len(data) + 1)
     big = "PATCH-BIG.tar.gz"
-    data = os.urandom(12 << 20)
     (mirror / "file" / big).write_bytes(data)
     (mirror / "info" / "json").write_text(json.dumps(feed_of(NAMES + [big])))
     with ApiServer(DirStore(mirror)) as server:
-        slow = socket.socket()
-        slow.settimeout(10)
+        slow = small_window(server.port)
         with closing(slow):
-            slow.connect(("127.0.0.1", server.port))
             replies = Replies(slow)
             slow.sendall(get(NAMES[0]))
             replies.next()  # the feed is parsed: what follows is the loop's
@@ -268,21 +288,27 @@ def _open_on(path):
 def test_the_rest_of_a_reply_no_worker_takes_closes_its_descriptor(mirror, monkeypatch):
     # The loop gives the rest of a reply the socket did not take to a worker, with a descriptor of its
     # own; when no worker can take it (none can start, or the server stops), that descriptor is closed.
-    monkeypatch.setattr(fastpath, "QUICK_MAX", 32 << 20)
+    size = big_reply_size()
+    monkeypatch.setattr(fastpath, "QUICK_MAX", size + 1)
     big = mirror / "file" / "PATCH-BIG.tar.gz"
-    big.write_bytes(os.urandom(12 << 20))
+    big.write_bytes(os.urandom(size))
     (mirror / "info" / "json").write_text(json.dumps(feed_of(NAMES + [big.name])))
     server = ApiServer(DirStore(mirror))
-    with server, closing(socket.create_connection(("127.0.0.1", server.port), timeout=10)) as sock:
+    with server, closing(small_window(server.port)) as sock:
         replies = Replies(sock)
         sock.sendall(get(NAMES[0]))
         replies.next()  # the feed is parsed: what follows is the loop's
 
+        refused = threading.Event()
+
         def refuse(job):
+            refused.set()
             raise RuntimeError("can't start new thread")
 
         monkeypatch.setattr(server._workers, "submit", refuse)
         sock.sendall(get(big.name))
+        # Not reading until the loop gave up the rest (read at once, the loop could send it all itself).
+        assert refused.wait(10)
         while sock.recv(1 << 20):  # what the loop sent, then the end of the connection
             pass
     assert _open_on(big) == []
