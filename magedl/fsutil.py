@@ -189,12 +189,24 @@ def atomic_write(path, data, mode=FILE_MODE, durable=True):
     path = Path(path)
     if same_content(path, data):
         return False
+    write_chunks(path, (data,), mode, durable)
+    return True
+
+
+def write_chunks(path, chunks, mode=FILE_MODE, durable=True) -> None:
+    """Replace *path* with the bytes of *chunks* (an iterable) by write-to-temp and rename, as :func:`atomic_write`.
+
+    For a file too large to hold whole: the chunks are written as they come. No
+    comparison with what is there; ``durable=False`` skips the fsyncs.
+    """
+    path = Path(path)
     make_dirs(path.parent)
     tmp = temp_name(path)
     try:
         fd = create_new(tmp, mode)
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            for chunk in chunks:
+                f.write(chunk)
             if durable:
                 f.flush()
                 os.fsync(f.fileno())
@@ -207,7 +219,6 @@ def atomic_write(path, data, mode=FILE_MODE, durable=True):
         raise
     if durable:
         fsync_dir(path.parent)
-    return True
 
 
 def open_within(root, rel_parts, *, dir_fd=None):

@@ -23,7 +23,7 @@ from typing import Callable, Optional
 
 from magedl import __version__
 from magedl.composer.remote import hashed_name
-from magedl.fsutil import create_new, make_dirs, open_nofollow, read_if_regular, temp_name
+from magedl.fsutil import open_nofollow, read_if_regular, write_chunks
 from magedl.mirror.composer.index import DROPPED
 from magedl.paths import BOOKKEEPING
 
@@ -143,20 +143,8 @@ def remember(root: os.PathLike | str, options, reads: Reads, selection, warnings
 
 
 def _write_lines(path: Path, lines) -> None:
-    """Replace *path* with *lines* by write-to-temp and rename, a line at a time: the text of a whole
-    closure is never held (it was the cold run's peak, held three times over while it was written).
+    """Replace *path* with *lines*, a line at a time: the text of a whole closure is never held (it was
+    the cold run's peak, held three times over while it was written).
 
     Not fsynced: a torn or lost file is only a miss (the next run resolves again)."""
-    make_dirs(path.parent)
-    tmp = temp_name(path)
-    try:
-        with os.fdopen(create_new(tmp), "wb") as f:
-            for line in lines:
-                f.write(line.encode("utf-8", "surrogatepass") + b"\n")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_chunks(path, (line.encode("utf-8", "surrogatepass") + b"\n" for line in lines), durable=False)
