@@ -1,10 +1,14 @@
 """Unit tests for magedl.paths: untrusted feed names never leave the folder."""
 
 import os
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from magedl import paths
 from magedl.errors import UnsafeNameError, UsageError
 from magedl.paths import LOCK_SUFFIX, PART_SUFFIX, STATE_SUFFIX, check_name, destination, side_file
 
@@ -124,3 +128,24 @@ def test_side_file(tmp_path):
     assert side_file(p, PART_SUFFIX) == tmp_path / "x.tar.gz.magedl-part"
     assert side_file(str(p), STATE_SUFFIX) == tmp_path / "x.tar.gz.magedl-part.json"
     assert side_file(p, LOCK_SUFFIX).name == "x.tar.gz.magedl-lock"
+
+
+_SUFFIXES = st.sampled_from(["", PART_SUFFIX, STATE_SUFFIX, LOCK_SUFFIX, ".tar.gz", "-tmp-0a"])
+
+
+@given(st.text(alphabet="aZ09._+-/\\:\x00 .", max_size=12), _SUFFIXES)
+def test_the_quick_accept_of_plain_names_agrees_with_every_check(stem, suffix):
+    # check_name accepts a plain one-component name without the full checks (paths._PLAIN): it must
+    # never accept a name they refuse, nor refuse one they accept.
+    name = stem + suffix
+
+    def verdict():
+        try:
+            return check_name(name) == name
+        except UnsafeNameError:
+            return False
+
+    quick = verdict()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(paths, "_PLAIN", re.compile(r"(?!)"))  # never matches: the full checks only
+        assert verdict() == quick
