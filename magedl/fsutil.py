@@ -95,15 +95,35 @@ def fsync_dir(path):
         os.close(fd)
 
 
-def read_if_regular(path, limit):
-    """The bytes of *path* if it is a regular file of at most *limit* bytes, else None."""
+def open_regular(path):
+    """``(fd, fstat)`` of *path* opened for reading if it is a regular file, else None; the caller closes *fd*.
+
+    No link is followed and nothing waits (a FIFO named like the file cannot
+    hang the caller); the check is on the open descriptor, not the name.
+    """
     try:
         fd = open_nofollow(path, os.O_RDONLY | _NONBLOCK)
     except OSError:
         return None
     try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+    except OSError:
+        os.close(fd)
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        return None
+    return fd, info
+
+
+def read_if_regular(path, limit):
+    """The bytes of *path* if it is a regular file of at most *limit* bytes, else None."""
+    opened = open_regular(path)
+    if opened is None:
+        return None
+    fd, info = opened
+    try:
+        if info.st_size > limit:
             return None
         with os.fdopen(fd, "rb", closefd=False) as f:
             # Not read(limit + 1): Python allocates that much up front, whatever the file's size.
@@ -158,13 +178,12 @@ def same_content(path, data) -> bool:
     Compared a chunk at a time: a large index file is not read whole beside
     the bytes about to replace it.
     """
-    try:
-        fd = open_nofollow(path, os.O_RDONLY | _NONBLOCK)
-    except OSError:
+    opened = open_regular(path)
+    if opened is None:
         return False
+    fd, info = opened
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size != len(data):
+        if info.st_size != len(data):
             return False
         view = memoryview(data)
         with os.fdopen(fd, "rb", closefd=False) as f:

@@ -11,13 +11,12 @@ import json
 import logging
 import os
 import socket
-import stat
 import time
 from dataclasses import dataclass
 from typing import List
 
 from magedl.errors import BusyError
-from magedl.fsutil import FILE_MODE, open_nofollow
+from magedl.fsutil import FILE_MODE, open_nofollow, open_regular
 from magedl.paths import LOCK_SUFFIX
 
 try:
@@ -98,13 +97,11 @@ def is_held(path):
     every ``*.magedl-lock``): opened read-only, non-blocking and without
     following a link, so a FIFO or device named like a lock cannot hang it.
     """
-    try:
-        fd = open_nofollow(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError:
+    opened = open_regular(path)
+    if opened is None:
         return None
+    fd = opened[0]
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
         if fcntl is None:  # pragma: no cover - not on POSIX
             return False
         try:

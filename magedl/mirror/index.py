@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Iterable, Mapping, Optional, Protocol
 
 from magedl.errors import MagedlError
-from magedl.fsutil import atomic_write, open_nofollow, read_if_regular
+from magedl.fsutil import atomic_write, open_regular, read_if_regular
 from magedl.mirror.layout import FILES, INFO_FILES, SUMS, clear_way
+from magedl.mirror.model import Fingerprint
 from magedl.service.catalog import Release, parse_feed, releases_to_feed
 from magedl.service.textformat import render_table, render_versions
 
@@ -69,8 +70,7 @@ class Memo(Protocol):
 
 
 def _fingerprint(path) -> list:
-    st = os.lstat(path)
-    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+    return list(Fingerprint.of(path))  # a list: the memo keeps it as JSON
 
 
 def unchanged_since(root: Path, memo: Optional[Memo], key: str, inputs: str) -> Optional[dict]:
@@ -239,16 +239,16 @@ class SumsAsFound:
     """
 
     def __init__(self, root: Path):
-        self.path, self.file, self.st = root / SUMS, None, None
-        try:
-            fd = open_nofollow(self.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        except OSError:
-            return  # missing (or a link, which the index write replaces): read as empty
+        self.path, self.file, self.found = root / SUMS, None, None
+        opened = open_regular(self.path)
+        if opened is None:
+            return  # missing, a link (which the index write replaces) or no regular file: read as empty
+        fd, st = opened
         self.file = os.fdopen(fd, "rb")
-        self.st = os.fstat(fd)
-        if not stat.S_ISREG(self.st.st_mode) or self.st.st_size > MAX_INDEX_BYTES:
+        if st.st_size > MAX_INDEX_BYTES:
             self.close()  # not an index (read_if_regular reads it as none): as if missing
-            self.st = None
+        else:
+            self.found = Fingerprint.from_stat(st)
 
     def raw(self) -> bytes:
         """The bytes as found (empty when there was no regular file)."""
@@ -262,19 +262,15 @@ class SumsAsFound:
         try:
             now = os.lstat(self.path)
         except OSError:
-            return self.st is None
-        if self.st is None:
+            return self.found is None
+        if self.found is None:
             return not stat.S_ISREG(now.st_mode)
-        return _identity(self.st) == _identity(now)
+        return self.found.same_as(now)
 
     def close(self) -> None:
         if self.file is not None:
             self.file.close()
             self.file = None
-
-
-def _identity(st: os.stat_result) -> tuple:
-    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 def release_from_dict(d: Mapping) -> Release:
