@@ -109,14 +109,8 @@ class Mirror:
         else:
             plan = ReleasePlanner(self.root, self.state, upstream, rehash=rehash).plan(selected, prune=prune)
         if composer is not None or composer_url is not None or self._has_composer():
-            # Like the release part: only a run that selects Composer packages prunes them.
-            planner = ComposerPlanner(self.root, self.state, composer_url, rehash=rehash)
-            part = planner.plan(composer, prune=prune and composer is not None)
-            for it in part.items if composer is None else ():
-                if it.action is Action.KEEP and it.reason.startswith("no Composer selection given"):
-                    it.reason = "no Composer selection given; kept"
-                elif it.action is Action.STRAY:
-                    it.reason = "not part of the mirror; --prune with Composer options removes it"
+            # Like the release part: only a run that selects Composer packages prunes them (the planner's rule).
+            part = ComposerPlanner(self.root, self.state, composer_url, rehash=rehash).plan(composer, prune=prune)
             part.advisories = read_published(self.root, memo=self.state)  # kept unless a run refreshes them
             plan.items += part.items
             plan.composer = part

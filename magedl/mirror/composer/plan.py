@@ -187,7 +187,10 @@ class ComposerPlanner:
             self.previous_meta = meta
 
     def plan(self, selection=None, *, prune: bool = False) -> ComposerPart:
-        """The items of the Composer part; *selection* None keeps what is held (or prunes it)."""
+        """The items of the Composer part; *selection* None keeps what is held (*prune* too: only a run
+        that selects Composer packages prunes them)."""
+        if selection is None:
+            prune = False
         part = ComposerPart(url=self.url)
         wanted = {}
         if selection is not None:
@@ -216,7 +219,7 @@ class ComposerPlanner:
         may_prune = prune and not part.failures
         for name, versions in self.previous_meta.items():
             for vn, entry in versions.items():
-                if selection is None and not prune or selection is not None and not may_prune:
+                if not may_prune:
                     part.metadata.setdefault(name, {}).setdefault(vn, clean_entry(entry))
         for rel, stored in self._stored(sorted(wanted)):
             part.items.append(self._plan_wanted(rel, wanted[rel], stored))
@@ -303,13 +306,15 @@ class ComposerPlanner:
         size = st.st_size if regular else None
         good, intact = self._held(rel, st, self.state.get(rel)) if regular else (None, False)
         known = intact or self.state.get(rel) is not None or rel in self.previous
-        why = "no Composer selection given" if unselected else "no longer selected"
-        if prune and (may_prune or not known):
-            return Item(rel, Action.PRUNE, reason=why if known else "not part of the mirror", size=size)
+        if prune and (may_prune or not known):  # never *unselected*: such a run does not prune (plan)
+            return Item(rel, Action.PRUNE, reason="no longer selected" if known else "not part of the mirror",
+                        size=size)
         if not known:
-            return Item(rel, Action.STRAY, reason="not part of the mirror; --prune removes it", size=size)
+            how = "--prune with Composer options removes it" if unselected else "--prune removes it"
+            return Item(rel, Action.STRAY, reason=f"not part of the mirror; {how}", size=size)
         item = Item(rel, Action.KEEP, size=size,
-                    reason=f"{why}; --prune removes it" if not prune else
+                    reason="no Composer selection given; kept" if unselected else
+                    "no longer selected; --prune removes it" if not prune else
                     "not pruned: the Composer resolution failed in this run")
         if not regular:
             item.reason = "not a plain file (a symbolic link?); left out of the index; --prune removes it"
