@@ -31,6 +31,7 @@ from magedl.mirror.index import (
     SumsAsFound,
     parse_sums,
     read_feed,
+    read_sums,
     records_digest,
     release_from_dict,
     write_indexes,
@@ -196,7 +197,7 @@ class Mirror:
             self.write_indexes(plan, signer=signer)
             before = after = {}
             if not found.same_file():
-                before, after = _parsed_sums(found.raw()), self._sums_now()
+                before, after = _parsed_sums(found.raw()), _parsed_sums(self._sums_raw())
             found.close()
             changed = {rel for rel, sha in after.items() if before.get(rel) != sha}
             if changed or set(before) != set(after):
@@ -306,8 +307,14 @@ class Mirror:
             self._index_stale = False
             self._index_due = time.monotonic() + (time.monotonic() - started) * (1 / INDEX_SHARE - 1)
 
+    def _sums_raw(self) -> bytes:
+        return read_if_regular(self.root / SUMS, MAX_INDEX_BYTES) or b""
+
     def _sums_now(self) -> dict:
-        return _parsed_sums(read_if_regular(self.root / SUMS, MAX_INDEX_BYTES) or b"")
+        try:
+            return read_sums(self.root / SUMS)[0]
+        except OSError:
+            return {}
 
     def delta(self) -> list:
         """Every path changed since a delta file last listed them, runs killed meanwhile included.
