@@ -7,6 +7,7 @@ never with sleeps.
 """
 
 import json
+import signal
 
 import pytest
 import tenacity
@@ -16,6 +17,12 @@ from magedl.server import MemoryStore
 
 # Every test is scanned for leaked secrets (tests/secretscan.py).
 pytest_plugins = ["secretscan"]
+
+# A shell starts a background job (`make test &`, nohup, CI runners) with SIGINT ignored, and an
+# ignored signal stays ignored in every child: the tests that press Ctrl-C on a magedl process
+# would then wait for an exit that never comes. A user's magedl starts with SIGINT live; so do ours.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
