@@ -20,10 +20,8 @@ from magedl.errors import ConstraintError, UsageError
 from magedl.mirror.composer.advisories import AdvisoryOptions, check_source_url
 from magedl.mirror.composer.index import DEFAULT_URL, normalize_url
 from magedl.mirror.composer.patterns import parse_exclude, parse_require
-from magedl.mirror.composer.plan import Archive
 from magedl.mirror.composer.select import DEFAULT_REPOS, ComposerOptions
 from magedl.mirror.model import Action, Status
-from magedl.mirror.run import Clients, MirrorRequest, ReleaseSelection, mirror_folder
 from magedl.text import human_bytes, printable
 from magedl.urls import check_http_url
 
@@ -124,6 +122,7 @@ def run_mirror(args, out):
 
     The exit code is that of the first failure.
     """
+    from magedl.mirror.run import Clients, mirror_folder  # the engine: imported by a run, not by its parsing
 
     started = time.monotonic()
     request = mirror_request(args)
@@ -151,6 +150,7 @@ def run_mirror(args, out):
 
 def mirror_request(args):
     """The :class:`~magedl.mirror.run.MirrorRequest` of ``mirror``'s arguments, checked."""
+    from magedl.mirror.run import MirrorRequest, ReleaseSelection
 
     composer = composer_options(args)
     releases = None
@@ -180,6 +180,7 @@ def _report_item(item, quiet):
 
 
 def _how_verified(item):
+    from magedl.mirror.composer.plan import Archive
 
     if isinstance(item.source, Archive):
         return "SHA-1 verified" if item.source.shasum else "UNVERIFIED (the repository gives no SHA-1)"
