@@ -287,8 +287,10 @@ def _inspect(root: Path, only, signed_sums: Optional[bytes] = None, sized: bool 
     raw = signed_sums if signed_sums is not None else _read_index(root, SUMS, findings, only)
     sums, sums_ok = {}, raw is not None
     if raw is not None:
-        sums, bad_lines = parse_sums(raw.decode("utf-8", errors="replace"))
-        del raw
+        text = raw.decode("utf-8", errors="replace")
+        del raw  # not held while the text is parsed: a large mirror's list is tens of MiB
+        sums, bad_lines = parse_sums(text)
+        del text
         if bad_lines:
             shown = ", ".join(map(str, bad_lines[:5])) + (" ..." if len(bad_lines) > 5 else "")
             findings.append(Finding(root, SUMS, Verdict.BAD, f"line {shown}: not '<sha256>  <path>', "
