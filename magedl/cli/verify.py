@@ -13,9 +13,6 @@ from magedl.cli.output import print_json_rows, write_line
 from magedl.cli.progress import ByteBar
 from magedl.cli.sign import add_allowed_signers, allowed_signers, check_signatures
 from magedl.errors import IntegrityError
-from magedl.mirror.core import sums_digest
-from magedl.mirror.signature import is_signed
-from magedl.mirror.verify import Verdict, Verification, mirror_roots
 from magedl.text import human_bytes, plural, printable
 
 log = logging.getLogger(__name__)
@@ -39,6 +36,8 @@ def signature_state(root, signed_sums) -> str:
     checked" (signed, but no allowed signers given) or "unsigned". A signature that does not verify has
     no state: it stops the run first (exit 6).
     """
+    from magedl.mirror.signature import is_signed
+
     if root in signed_sums:
         return "valid"
     return "not checked" if is_signed(root) else "unsigned"
@@ -46,6 +45,8 @@ def signature_state(root, signed_sums) -> str:
 
 def run_verify(args, out):
     """``magedl verify``: one line per path on stdout; raises IntegrityError (exit 6) when not intact."""
+    from magedl.mirror.core import sums_digest  # the engine: imported by a run, not by its parsing
+    from magedl.mirror.verify import Verdict, Verification, mirror_roots
 
     started = time.monotonic()
     allowed = allowed_signers(args)

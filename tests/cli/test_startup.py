@@ -11,6 +11,7 @@ ENGINE = {"magedl.mirror.run", "magedl.mirror.core", "magedl.mirror.verify", "ma
 
 
 @pytest.mark.parametrize("argv, module", [(["-q", "mirror", "DIR", "--type", "ce-patch"], "magedl.cli.mirror"),
+                                          (["verify", "DIR", "--json"], "magedl.cli.verify"),
                                           (["sign", "DIR", "--key", "KEY"], "magedl.cli.sign")])
 def test_parsing_a_command_imports_no_engine(argv, module):
     code = ("import sys\nfrom magedl.cli.app import parser_for\n"
