@@ -15,7 +15,6 @@ import heapq
 import os
 import stat
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional
 
@@ -23,70 +22,13 @@ from magedl.errors import NotFoundError, UnsafeNameError, UnsafeSourceError
 from magedl.mirror.composer.index import DIST, P2, PACKAGES, entry_rel, read_composer_url, read_index
 from magedl.mirror.index import MAX_INDEX_BYTES, parse_sums, read_feed
 from magedl.mirror.layout import COMPOSER, FILES, INFO, INFO_FILES, SIG, SUMS, walk_entries
+from magedl.mirror.verdict import LINK, Finding, Verdict, kind
 from magedl.paths import BOOKKEEPING, SIDE_SUFFIXES, check_name
 from magedl.service.fileadapter import open_published
 
 BLOCK = 1 << 20
-LINK = "a symbolic link: a mirror holds only plain files, and verify never reads through a link"
 
-
-class Verdict(str, Enum):
-    """The verdict on one path of a mirror.
-
-    ``missing``: listed, not on disk. ``bad``: digest differs, an index file is damaged, or a link or
-    other non-file where a file should be. ``unlisted``: in one index but not the other. ``extra``: under
-    ``file/`` but listed nowhere. ``partial``: an unfinished download's side file (reported, not a
-    failure). ``unverified``: nothing to check it against (a failure).
-    """
-
-    OK = "ok"
-    MISSING = "missing"
-    BAD = "bad"
-    UNLISTED = "unlisted"
-    EXTRA = "extra"
-    PARTIAL = "partial"
-    UNVERIFIED = "unverified"
-
-    def __str__(self) -> str:
-        return self.value
-
-    @property
-    def failed(self) -> bool:
-        return self in (Verdict.MISSING, Verdict.BAD, Verdict.UNLISTED, Verdict.EXTRA)
-
-
-@dataclass
-class Finding:
-    """The verdict on one path of a mirror, and what it was found to be."""
-
-    root: Path
-    rel: str
-    status: Verdict = Verdict.OK
-    problem: str = ""
-    size: Optional[int] = None
-    md5: str = ""
-    sha256: str = ""
-    record: Any = None
-
-    @property
-    def path(self) -> Path:
-        return self.root / self.rel
-
-    @property
-    def failed(self) -> bool:
-        return self.status.failed
-
-    def to_dict(self) -> dict:
-        if self.record is not None:
-            out = self.record.to_dict()
-        else:
-            name = self.rel[len(FILES) + 1:] if self.rel.startswith(FILES + "/") else None
-            out = {"name": name, "file_name": name, "version": None, "type": None, "md5": None}
-        out.update(path=str(self.path), status=self.status.value, size=self.size, actual_md5=self.md5 or None,
-                   sha256=self.sha256 or None)
-        if self.problem:
-            out["problem"] = self.problem
-        return out
+__all__ = ["Finding", "Verdict", "Verification", "kind", "mirror_roots", "verify"]
 
 
 class Expected:
@@ -99,25 +41,6 @@ class Expected:
         self.md5s: tuple = ()  # the distinct md5s info/json gives
         self.record: Any = None  # its first info/json record
         self.sha1s: Optional[dict] = None  # SHA-1 -> the p2 file that gives it
-
-
-def kind(root: Path, rel: str) -> str:
-    """``"file"``, ``"missing"``, ``"link"`` or ``"other"`` for ``root/rel``, following no link on the way."""
-    path = root
-    parts = rel.split("/")
-    for i, part in enumerate(parts):
-        path = path / part
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            return "missing"
-        except NotADirectoryError:
-            return "other"
-        if stat.S_ISLNK(st.st_mode):
-            return "link"
-        if i < len(parts) - 1 and not stat.S_ISDIR(st.st_mode):
-            return "other"
-    return "file" if stat.S_ISREG(st.st_mode) else "other"
 
 
 def _mirror_root(path: Path) -> Optional[Path]:
