@@ -76,12 +76,13 @@ class Finding:
         return out
 
 
-def kind(root: Path, rel: str) -> str:
+def kind(root: os.PathLike | str, rel: str) -> str:
     """``"file"``, ``"missing"``, ``"link"`` or ``"other"`` for ``root/rel``, following no link on the way."""
-    path = root
+    path = os.fspath(root)
     parts = rel.split("/")
     for i, part in enumerate(parts):
-        path = path / part
+        if part not in ("", "."):  # as pathlib joins: no empty or "." step (a string: verify calls this per file)
+            path = f"{path}/{part}"
         try:
             st = os.lstat(path)
         except FileNotFoundError:

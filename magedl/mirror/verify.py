@@ -325,7 +325,7 @@ def _listed(mirror: _Mirror, advance: Callable[[int], None]) -> Iterator[Finding
                 unlisted = f"named by {', '.join(sorted(set(want.sha1s.values())))} but not in {SUMS}"
             elif mirror.composer_ok and not want.sha1s:
                 unlisted = f"in {SUMS} but named by no composer/p2 file"
-        finding.size = os.lstat(root / rel).st_size
+        finding.size = os.lstat(f"{root}/{rel}").st_size
         _check(finding, want, unlisted, advance)
         yield finding
 
