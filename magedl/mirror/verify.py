@@ -176,9 +176,6 @@ class _Mirror:
     composer_ok: bool = False
     total: int = 0  # bytes _listed hashes (when sized)
 
-    def wants(self, rel: str) -> bool:
-        return self.only is None or rel in self.only
-
     def has_findings(self) -> bool:
         listed = self.expected if self.only is None else self.only & self.expected.keys()
         return bool(self.others) or any(rel not in self.reported for rel in listed)
@@ -270,7 +267,7 @@ def _inspect(root: Path, only, signed_sums: Optional[bytes] = None, sized: bool 
             if (not rel.startswith((FILES + "/", COMPOSER + "/")) and rel not in mirror.reported and _safe(rel)
                     and kind(root, rel) == "file"):
                 mirror.total += os.lstat(root / rel).st_size
-    for rel in sorted((only or set()) - set(expected)):
+    for rel in sorted(only - expected.keys() if only else ()):  # never a set of every listed path
         what = kind(root, rel)
         if what == "missing":
             found.append((3, Finding(root, rel, Verdict.MISSING, "not on disk and not listed in the mirror")))
