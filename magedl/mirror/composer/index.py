@@ -20,8 +20,9 @@ import json
 import logging
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Optional
+from typing import Callable, Iterable, Optional
 from urllib.parse import urlsplit
 
 from magedl.composer.metadata import check_package_name
@@ -30,6 +31,7 @@ from magedl.errors import UnsafeNameError, UsageError
 from magedl.fsutil import atomic_write, read_if_regular
 from magedl.mirror.index import remember_rendered, unchanged_since
 from magedl.mirror.layout import COMPOSER, walk_files
+from magedl.mirror.model import StoredRecords, canonical_records
 from magedl.paths import BOOKKEEPING, check_name
 from magedl.text import printable
 from magedl.urls import check_http_url, folder_url
@@ -118,6 +120,92 @@ def clean_entry(entry: Mapping) -> dict:
     """A version entry as the mirror keeps it: no source, no notification URL, no lock-only keys."""
     out = {k: copy.deepcopy(v) for k, v in entry.items() if k not in DROPPED}
     return out
+
+
+# The state's canonical form of records (magedl.mirror.model.canonical_records), for one entry.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+_last_parsed: tuple = ("", {})  # (text, its parse): the one entry read last, often read key by key
+
+
+class KeptEntry(Mapping):
+    """A version entry as the mirror keeps it (:func:`clean_entry`), held as its canonical JSON text.
+
+    The text is what the state stores for the entry (inside a list, see
+    :func:`magedl.mirror.model.canonical_records`): about a quarter of the memory of
+    the dict, and compared with a stored record without encoding anything. A
+    selection holds one per version chosen, through the whole run. Read as a
+    mapping it is parsed (the last one read stays parsed, so ``dict(entry)`` parses
+    once); what it gives is shared with that parse: never change it in place.
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+    @classmethod
+    def of(cls, entry: Mapping) -> "KeptEntry":
+        """*entry* without what the mirror drops (:data:`DROPPED`), as its canonical text."""
+        if isinstance(entry, KeptEntry):
+            return entry
+        return cls(_CANONICAL({k: v for k, v in entry.items() if k not in DROPPED}))
+
+    def parsed(self) -> dict:
+        """The entry as a dict of its own (a fresh parse)."""
+        return json.loads(self.text)
+
+    def _dict(self) -> dict:
+        global _last_parsed
+        last = _last_parsed
+        if last[0] is self.text or last[0] == self.text:
+            return last[1]
+        value = self.parsed()
+        _last_parsed = (self.text, value)
+        return value
+
+    def __getitem__(self, key):
+        return self._dict()[key]
+
+    def __iter__(self):
+        return iter(self._dict())
+
+    def __len__(self) -> int:
+        return len(self._dict())
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, KeptEntry):
+            return self.text == other.text
+        return Mapping.__eq__(self, other)
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+    def __repr__(self) -> str:
+        return f"KeptEntry({self.text!r})"
+
+
+def records_text(records) -> str:
+    """The state's canonical text of an entry's records, encoding nothing when they are kept as text already."""
+    if isinstance(records, StoredRecords):
+        return records.text
+    if records and all(type(r) is KeptEntry for r in records):
+        return "[" + ",".join(r.text for r in records) + "]"
+    return canonical_records(records)
+
+
+def first_record(records) -> Optional[dict]:
+    """The first of an entry's records as a dict of its own, None when it has none; a stored text is parsed,
+    not kept parsed (a plan holds an entry per archive: the parse would stay with it)."""
+    if isinstance(records, StoredRecords):
+        try:
+            parsed = json.loads(records.text)
+        except (TypeError, ValueError, RecursionError):
+            return None
+        return parsed[0] if isinstance(parsed, list) and parsed and isinstance(parsed[0], dict) else None
+    if not records:
+        return None
+    first = records[0]
+    return first.parsed() if isinstance(first, KeptEntry) else first
 
 
 def mirrored_entry(entry: Mapping, url: str, rel: Optional[str], sha1: str) -> dict:

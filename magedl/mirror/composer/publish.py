@@ -30,6 +30,8 @@ from magedl.mirror.layout import clear_way, walk_entries
 log = logging.getLogger(__name__)
 
 _RENDERING = 2  # bump when render_package's output changes for the same inputs
+WHOLE = "composer-p2"  # the memo of the whole index: from what every p2 file was rendered
+_BATCH = 2048  # archives hashed at once
 
 
 class Published(Mapping):
@@ -84,12 +86,23 @@ def index_files(root: os.PathLike | str, part: Optional[ComposerPart], held: dic
     root = Path(root)
     if part is None:
         return Published(root, {}, {})
+    archives = sorted(rel for rel in held if rel.startswith(index.DIST + "/"))
+    whole = _whole_inputs(part, held, archives) if memo is not None else ""
+    unchanged = unchanged_since(root, memo, WHOLE, whole) if memo is not None else None
+    if unchanged:
+        # Rendered from these very inputs, and no p2 file touched since: nothing to render, nor to ask per package.
+        names = sorted(rel[len(index.P2) + 1:-len(".json")] for rel in unchanged
+                       if not rel.endswith(index.DEV_SUFFIX + ".json"))
+        index.write_composer_url(root, part.url)
+        return Published(root, {index.PACKAGES: index.render_root(names, part.url, part.advisories)}, unchanged)
     by_name = {}
-    for rel, entry in held.items():
-        if not rel.startswith(index.DIST + "/") or not entry.records:
+    for rel in archives:
+        entry = held[rel]
+        record = index.first_record(entry.records)
+        if record is None:
             continue
         try:
-            name, _ = package_of(entry.records[0])
+            name, _ = package_of(record)
         except UnsafeNameError as exc:
             log.warning("%s: %s; left out of the index", rel, exc)
             continue
@@ -101,10 +114,29 @@ def index_files(root: os.PathLike | str, part: Optional[ComposerPart], held: dic
     on_disk = {}
     with (memo.batch() if hasattr(memo, "batch") else nullcontext()):
         for name in names:
-            on_disk.update(_package_files(root, part, name, sorted(by_name.get(name, ())), memo))
+            on_disk.update(_package_files(root, part, name, by_name.get(name, ()), memo))
         if memo is not None:
             _remember(root, part, names, on_disk, memo)
+            # Last, once every file is on disk and every memo above is written: a kill before this only costs
+            # the next run the per-package path.
+            remember_rendered(root, memo, WHOLE, whole, on_disk)
     return Published(root, {index.PACKAGES: index.render_root(names, part.url, part.advisories)}, on_disk)
+
+
+def _whole_inputs(part: ComposerPart, held: dict, archives: list) -> str:
+    """What the whole Composer index is rendered from, as one digest: the held archives (path, SHA-1, records
+    text), the metapackage versions, the advisories, the URL and the rendering (see :func:`_package_files`).
+
+    The records are hashed as the state's text (no encoding per archive: an up-to-date plan keeps them as
+    read), a batch of archives at a time.
+    """
+    digest = hashlib.sha256(json.dumps(
+        [_RENDERING, __version__, part.url, sorted(part.metadata.items()), part.advisories], sort_keys=True,
+        separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    for start in range(0, len(archives), _BATCH):
+        digest.update("".join(f"\n{rel}\0{held[rel].sha1}\0{index.records_text(held[rel].records)}"
+                              for rel in archives[start:start + _BATCH]).encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
 
 
 def _package_files(root: Path, part: ComposerPart, name: str, held: list, memo) -> dict:
@@ -112,14 +144,14 @@ def _package_files(root: Path, part: ComposerPart, name: str, held: list, memo) 
     metadata = part.metadata.get(name) or {}
     advisories = None if part.advisories is None else part.advisories.get(name, "none")
     inputs = hashlib.sha256(json.dumps(
-        [_RENDERING, __version__, part.url, name, [[rel, e.sha1, e.records[0]] for rel, e in held],
+        [_RENDERING, __version__, part.url, name, [[rel, e.sha1, index.records_text(e.records)] for rel, e in held],
          sorted(metadata.items()), advisories], sort_keys=True, separators=(",", ":"), ensure_ascii=False,
     ).encode("utf-8", "surrogatepass")).hexdigest()
     key = f"composer-p2:{name}"
     unchanged = unchanged_since(root, memo, key, inputs)
     if unchanged is not None:
         return unchanged
-    versions = [index.mirrored_entry(e.records[0], part.url, rel, e.sha1) for rel, e in held]
+    versions = [index.mirrored_entry(index.first_record(e.records), part.url, rel, e.sha1) for rel, e in held]
     versions += [index.mirrored_entry(e, part.url, None, "") for e in metadata.values()]
     sums = {}
     for rel, data in index.render_package(name, versions, part.advisories).items():

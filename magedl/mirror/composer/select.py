@@ -26,6 +26,7 @@ from magedl.errors import (
     UsageError,
 )
 from magedl.mirror.composer.advisories import AdvisoryOptions
+from magedl.mirror.composer.index import KeptEntry
 from magedl.mirror.composer.patterns import is_pattern, matcher, offered_matches
 from magedl.secrecy import redact
 from magedl.text import printable
@@ -101,7 +102,8 @@ class Failure:
 
 @dataclass
 class Selection:
-    """The versions chosen: ``packages[name][version_normalized]`` -> the upstream entry.
+    """The versions chosen: ``packages[name][version_normalized]`` -> the upstream entry (once resolved, as the
+    mirror keeps it: a :class:`~magedl.mirror.composer.index.KeptEntry`).
 
     Attributes
     ----------
@@ -216,6 +218,11 @@ class Resolver:
         self.selection.failures = [f for f in self.selection.failures
                                    if not (isinstance(f.error, _Unlisted)
                                            and f.requirement.split(" ", 1)[0] in self._provided)]
+        # Each chosen entry as the mirror keeps it, as text: a quarter of the dict's memory, held by the selection
+        # for the whole run, while the dicts go with the repositories' parsed metadata.
+        for versions in self.selection.packages.values():
+            for vn, entry in versions.items():
+                versions[vn] = KeptEntry.of(entry)
         return self.selection
 
     def _level(self, wave: list) -> list:
