@@ -32,7 +32,7 @@ from magedl.fsutil import atomic_write, read_if_regular
 from magedl.mirror.index import remember_rendered, unchanged_since
 from magedl.mirror.layout import COMPOSER, walk_files
 from magedl.mirror.model import StoredRecords, canonical_records
-from magedl.paths import BOOKKEEPING, check_name
+from magedl.paths import BOOKKEEPING, SIDE_SUFFIXES, check_name
 from magedl.text import printable
 from magedl.urls import check_http_url, folder_url
 
@@ -96,7 +96,13 @@ def dist_rel(name: str, version_normalized: str, dist_type: str) -> str:
     ext = dist_type.lower() if isinstance(dist_type, str) and dist_type else "zip"
     if not _DIST_TYPE.fullmatch(ext):
         raise UnsafeNameError(f"refusing dist type {printable(dist_type)!r} of {name}")
-    return check_name(f"{DIST}/{name}/{version_normalized}.{ext}")
+    rel = f"{DIST}/{name}/{version_normalized}.{ext}"
+    # Every part is checked above to start with a letter or digit and to hold only safe characters, so of
+    # check_name's rules only the side-file suffixes can refuse it: the rest is asked only then (a plan
+    # makes the path of every archive on every run).
+    if rel.endswith(SIDE_SUFFIXES) or any(part.endswith(SIDE_SUFFIXES) for part in name.split("/")):
+        return check_name(rel)
+    return rel
 
 
 def _branch_file(version_normalized: str) -> str:

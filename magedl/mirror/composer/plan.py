@@ -256,7 +256,7 @@ class ComposerPlanner:
     def _walk(self, wanted: set):
         """(rel, lstat) of each file under ``composer/dist/`` but the wanted ones (planned on their own, with
         their own ``lstat``) and their side files: a wanted file costs no second system call here."""
-        for rel, entry in walk_entries(self.root, DIST):
+        for rel, entry in walk_entries(self.root, DIST, ordered=False):  # the plan sorts what it keeps
             if rel in wanted:
                 continue
             side = next((s for s in SIDE_SUFFIXES if rel.endswith(s)), None)
