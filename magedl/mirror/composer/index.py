@@ -306,10 +306,22 @@ def _load(root: Path, rel: str) -> Optional[object]:
 
 
 def remember_published(root: Path, memo, key: str, value, files: Mapping[str, str]) -> None:
-    """Remember under *key* that the files *files* (``{rel: sha256}``, on disk) publish *value* (JSON)."""
-    inputs = json.dumps([value, sorted(files)], ensure_ascii=False, separators=(",", ":"))  # the files too
+    """Remember under *key* that the files *files* (``{rel: sha256}``, on disk) publish *value* (JSON).
+
+    The value's text is built once and kept under its own key; the memo of the files keeps its digest
+    (with the files' names), not a second, escaped copy of it.
+    """
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    inputs = _published_digest(text, files)
     if unchanged_since(root, memo, key, inputs) is None:
+        memo.remember(f"{key}:value", text)  # first: a kill between the two leaves a memo whose digest differs
         remember_rendered(root, memo, key, inputs, files)
+
+
+def _published_digest(text: str, files) -> str:
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass"))
+    digest.update("\0".join(sorted(files)).encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
 
 
 def remembered_published(root: Path, memo, key: str) -> tuple:
@@ -318,10 +330,11 @@ def remembered_published(root: Path, memo, key: str) -> tuple:
     try:
         last = json.loads((memo.remembered(key) if memo is not None else None) or "null")
         inputs = last["inputs"] if isinstance(last, dict) else None
-        if not isinstance(inputs, str) or unchanged_since(root, memo, key, inputs) is None:
+        text = memo.remembered(f"{key}:value") if isinstance(inputs, str) else None
+        if not isinstance(text, str) or _published_digest(text, last["files"]) != inputs \
+                or unchanged_since(root, memo, key, inputs) is None:
             return False, None
-        value, _ = json.loads(inputs)
-        return True, value
+        return True, json.loads(text)
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         return False, None
 

@@ -9,6 +9,7 @@ state, as for ``info/``), so an up-to-date re-run renders none.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 _RENDERING = 2  # bump when render_package's output changes for the same inputs
 WHOLE = "composer-p2"  # the memo of the whole index: from what every p2 file was rendered
 _BATCH = 2048  # archives hashed at once
+_COLLECT_EVERY = 256  # packages rendered between two passes of the collector over young objects
 
 
 class Published(Mapping):
@@ -113,8 +115,14 @@ def index_files(root: os.PathLike | str, part: Optional[ComposerPart], held: dic
     index.write_composer_url(root, part.url)
     on_disk = {}
     with (memo.batch() if hasattr(memo, "batch") else nullcontext()):
-        for name in names:
+        for number, name in enumerate(names, 1):
             on_disk.update(_package_files(root, part, name, by_name.get(name, ()), memo))
+            if number % _COLLECT_EVERY == 0:
+                # json.dumps with an indent builds its encoder from closures that refer to each other: with the
+                # collector paused (magedl.mirror.bulk), each rendering would leave them until the index write
+                # ends (about 2 KiB a package; a cold run's peak). A young-generation pass sees only objects
+                # made since the last one.
+                gc.collect(0)
         if memo is not None:
             _remember(root, part, names, on_disk, memo)
             # Last, once every file is on disk and every memo above is written: a kill before this only costs
