@@ -282,6 +282,11 @@ class ComposerRepository:
             self._cache[key, dev] = entries
         return self._cache[key, dev] if shared else copy.deepcopy(self._cache[key, dev])
 
+    def forget_versions(self) -> None:
+        """Drop the version entries kept so far (a resolution that is over frees them; a later call reads again)."""
+        for key in [k for k in self._cache if isinstance(k, tuple)]:
+            del self._cache[key]
+
     def _collect(self, containers: list, key: str, where: str) -> list[dict]:
         return collect_entries(containers, key, where, self._warn)
 

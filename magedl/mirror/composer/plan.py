@@ -30,7 +30,8 @@ from magedl.mirror.composer.index import (
     records_text,
     remembered_published,
 )
-from magedl.mirror.layout import check_layout, walk_entries
+from magedl.mirror.composer.listing import files_under
+from magedl.mirror.layout import check_layout
 from magedl.mirror.model import Action, Item, Status, StoredRecords
 from magedl.mirror.plan import check_copy
 from magedl.paths import SIDE_SUFFIXES
@@ -107,6 +108,9 @@ class ComposerPart:
     advisories : dict or None
         The security advisories the p2 files carry, ``{name: [full advisory]}``
         (:mod:`~magedl.mirror.composer.advisories`); None: the mirror carries none.
+    listing : str or None
+        What ``composer/dist/`` held when the plan listed it, for the index write to remember
+        (:mod:`~magedl.mirror.composer.listing`); None: nothing new to remember.
     """
 
     items: list = field(default_factory=list)
@@ -114,6 +118,7 @@ class ComposerPart:
     failures: list = field(default_factory=list)
     url: str = DEFAULT_URL
     advisories: Optional[dict] = None
+    listing: Optional[str] = None
 
 
 def _reference(entry: Optional[Mapping]) -> str:
@@ -165,6 +170,7 @@ class ComposerPlanner:
         self.rehash = rehash
         self.written_for = read_composer_url(self.root)
         self.url = url or self.written_for or DEFAULT_URL
+        self.listing = None  # what composer/dist/ held, when this plan listed it
         self._previous = None  # {rel: entry} the p2 files list, read only when the state lacks a copy
         self.previous_meta = remembered_metapackages(self.root, state)
         if self.previous_meta is None:
@@ -233,6 +239,7 @@ class ComposerPlanner:
         for rel, stored in self._stored(sorted(wanted)):
             part.items.append(self._plan_wanted(rel, wanted[rel], stored))
         on_disk = dict(self._walk(set(wanted)))
+        part.listing = self.listing
         held = self.state.paths(DIST)
         for rel in sorted((held | set(on_disk)) - set(wanted)):
             st = on_disk.get(rel)
@@ -255,14 +262,20 @@ class ComposerPlanner:
 
     def _walk(self, wanted: set):
         """(rel, lstat) of each file under ``composer/dist/`` but the wanted ones (planned on their own, with
-        their own ``lstat``) and their side files: a wanted file costs no second system call here."""
-        for rel, entry in walk_entries(self.root, DIST, ordered=False):  # the plan sorts what it keeps
+        their own ``lstat``) and their side files: a wanted file costs no second system call here. The files
+        come from the last listing while no folder changed since (:mod:`~magedl.mirror.composer.listing`)."""
+        files, self.listing = files_under(self.root, self.state)
+        prefix = os.path.join(self.root, "")
+        for rel in files:
             if rel in wanted:
                 continue
             side = next((s for s in SIDE_SUFFIXES if rel.endswith(s)), None)
             if side and rel[: -len(side)] in wanted:
                 continue
-            yield rel, entry.stat(follow_symlinks=False)
+            try:
+                yield rel, os.lstat(prefix + rel)
+            except FileNotFoundError:
+                continue
 
     def _held(self, rel: str, st: os.stat_result, entry):
         """(the copy on disk as an entry, whether it is a copy this mirror verified); (None, False) on a dry run.

@@ -22,7 +22,7 @@ from typing import Optional
 from magedl import __version__
 from magedl.errors import UnsafeNameError
 from magedl.fsutil import atomic_write, read_if_regular
-from magedl.mirror.composer import index
+from magedl.mirror.composer import index, listing
 from magedl.mirror.composer.advisories import ADVISORIES
 from magedl.mirror.composer.plan import METAPACKAGES, ComposerPart, package_of
 from magedl.mirror.index import remember_rendered, unchanged_since
@@ -88,10 +88,14 @@ def index_files(root: os.PathLike | str, part: Optional[ComposerPart], held: dic
     root = Path(root)
     if part is None:
         return Published(root, {}, {})
+    if memo is not None:
+        listing.remember(memo, part.listing)  # what the plan listed (once a run writes, never on a dry run)
+        part.listing = None
     archives = sorted(rel for rel in held if rel.startswith(index.DIST + "/"))
     whole = _whole_inputs(part, held, archives) if memo is not None else ""
     unchanged = unchanged_since(root, memo, WHOLE, whole) if memo is not None else None
-    if unchanged:
+    # The memos _remember writes must be there too (a mirror from before them): the plan reads them.
+    if unchanged and all(memo.remembered(f"{key}:value") is not None for key in (METAPACKAGES, ADVISORIES)):
         # Rendered from these very inputs, and no p2 file touched since: nothing to render, nor to ask per package.
         names = sorted(rel[len(index.P2) + 1:-len(".json")] for rel in unchanged
                        if not rel.endswith(index.DEV_SUFFIX + ".json"))

@@ -219,7 +219,10 @@ class Resolver:
                                    if not (isinstance(f.error, _Unlisted)
                                            and f.requirement.split(" ", 1)[0] in self._provided)]
         # Each chosen entry as the mirror keeps it, as text: a quarter of the dict's memory, held by the selection
-        # for the whole run, while the dicts go with the repositories' parsed metadata.
+        # for the whole run. Every version parsed goes first, so the texts take the place of what was freed.
+        self._found.clear()
+        for repo in self.repos:
+            repo.forget_versions()
         for versions in self.selection.packages.values():
             for vn, entry in versions.items():
                 versions[vn] = KeptEntry.of(entry)

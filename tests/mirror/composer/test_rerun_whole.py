@@ -12,7 +12,7 @@ import os
 from magedl.config import Settings
 from magedl.fsutil import make_dirs
 from magedl.mirror import model
-from magedl.mirror.composer import index, publish
+from magedl.mirror.composer import index, listing, publish
 from magedl.mirror.composer.fetch import select
 from magedl.mirror.composer.index import KeptEntry
 from magedl.mirror.composer.select import ComposerOptions
@@ -105,3 +105,32 @@ def test_a_p2_file_removed_or_damaged_or_an_archive_damaged_is_noticed_despite_t
     rendered.clear()
     mirror(mdir, repos)
     assert rendered == []
+
+
+def test_an_up_to_date_plan_lists_no_folder_of_composer_dist_yet_finds_a_new_stray(repos, tmp_path, monkeypatch):
+    monkeypatch.setattr(listing, "SETTLED_NS", 0)  # the folders were made a moment ago
+    mdir = tmp_path / "m"
+    statuses = mirror(mdir, repos)
+    mirror(mdir, repos)  # lists composer/dist/ (the cold run filled it after its plan listed it) and remembers it
+    listed, scandir = [], os.scandir
+
+    def counted_scandir(path="."):
+        if index.DIST in os.fspath(path):
+            listed.append(path)
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", counted_scandir)
+    assert mirror(mdir, repos) == {rel: Status.PRESENT for rel in statuses}
+    assert listed == []  # the folders' times vouch for the names listed last time
+    folder = sorted((mdir / index.DIST).rglob("*.zip"))[0].parent
+    stray = folder / "0.0.0.0-stray.zip"
+    stray.write_bytes(b"not from upstream")
+    found = mirror(mdir, repos)
+    assert found[stray.relative_to(mdir).as_posix()] == Status.STRAY and listed
+    nested = folder / "deeper" / "1.0.0.0.zip"  # a new folder is a new name in its parent
+    nested.parent.mkdir()
+    nested.write_bytes(b"not from upstream either")
+    mirror(mdir, repos)
+    listed.clear()
+    found = mirror(mdir, repos)
+    assert found[nested.relative_to(mdir).as_posix()] == Status.STRAY and listed == []
