@@ -32,7 +32,7 @@ from magedl.mirror.composer.index import (
 )
 from magedl.mirror.composer.listing import files_under
 from magedl.mirror.layout import check_layout
-from magedl.mirror.model import Action, Item, Status, StoredRecords
+from magedl.mirror.model import SLOTS, Action, Item, Status, StoredRecords
 from magedl.mirror.plan import check_copy
 from magedl.paths import SIDE_SUFFIXES
 from magedl.text import printable
@@ -43,7 +43,7 @@ DIGESTS = ("md5", "sha256", "sha1")
 METAPACKAGES = "composer-metapackages"  # the memo of the metapackage versions the p2 files list
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, **SLOTS)  # one per archive, held through the run: no __dict__ each
 class Archive:
     """One Composer archive to hold: the version entry it belongs to and where upstream serves it.
 
@@ -78,7 +78,7 @@ class Archive:
                 "shasum": self.shasum or None, "url": self.url}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, **SLOTS)
 class Requirement:
     """A requirement that could not be met (the source of a failed item)."""
 
