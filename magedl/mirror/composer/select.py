@@ -165,7 +165,11 @@ class Resolver:
         """
         if (name, dev) not in self._found:
             try:
-                self._found[name, dev] = self._lookup(name, dev)
+                repo, entries = self._lookup(name, dev)
+                # Kept as the mirror keeps them, as text (a quarter of the dicts' memory; the resolution's peak):
+                # what is chosen is then held once, the selection's own, and the parsed dicts go at once.
+                self._found[name, dev] = repo, [KeptEntry.of(entry) for entry in entries]
+                repo.forget_versions(name)
             except MagedlError as exc:
                 self._found[name, dev] = exc
         found = self._found[name, dev]
@@ -218,11 +222,7 @@ class Resolver:
         self.selection.failures = [f for f in self.selection.failures
                                    if not (isinstance(f.error, _Unlisted)
                                            and f.requirement.split(" ", 1)[0] in self._provided)]
-        # Each chosen entry as the mirror keeps it, as text: a quarter of the dict's memory, held by the selection
-        # for the whole run. Every version parsed goes first, so the texts take the place of what was freed.
-        self._found.clear()
-        for repo in self.repos:
-            repo.forget_versions()
+        # Each chosen entry as the mirror keeps it (those a lock describes on its own are still dicts here).
         for versions in self.selection.packages.values():
             for vn, entry in versions.items():
                 versions[vn] = KeptEntry.of(entry)
