@@ -267,10 +267,8 @@ class ComposerPlanner:
         files, self.listing = files_under(self.root, self.state)
         prefix = os.path.join(self.root, "")
         for rel in files:
-            if rel in wanted:
-                continue
-            side = next((s for s in SIDE_SUFFIXES if rel.endswith(s)), None)
-            if side and rel[: -len(side)] in wanted:
+            if rel in wanted or (rel.endswith(SIDE_SUFFIXES)  # one test in C for the many that are no side file
+                                 and any(rel.endswith(s) and rel[: -len(s)] in wanted for s in SIDE_SUFFIXES)):
                 continue
             try:
                 yield rel, os.lstat(prefix + rel)
