@@ -171,6 +171,7 @@ class ComposerPlanner:
         self.written_for = read_composer_url(self.root)
         self.url = url or self.written_for or DEFAULT_URL
         self.listing = None  # what composer/dist/ held, when this plan listed it
+        self._prefix = os.path.join(self.root, "")
         self._previous = None  # {rel: entry} the p2 files list, read only when the state lacks a copy
         self.previous_meta = remembered_metapackages(self.root, state)
         if self.previous_meta is None:
@@ -238,13 +239,10 @@ class ComposerPlanner:
                     part.metadata.setdefault(name, {}).setdefault(vn, clean_entry(entry))
         for rel, stored in self._stored(sorted(wanted)):
             part.items.append(self._plan_wanted(rel, wanted[rel], stored))
-        on_disk = dict(self._walk(set(wanted)))
+        on_disk = dict(self._walk(set(wanted)))  # the files not wanted (a record without its file plans nothing)
         part.listing = self.listing
-        held = self.state.paths(DIST)
-        for rel in sorted((held | set(on_disk)) - set(wanted)):
-            st = on_disk.get(rel)
-            if st is not None:
-                part.items.append(self._plan_unwanted(rel, st, prune, may_prune, selection is None))
+        for rel in sorted(on_disk):
+            part.items.append(self._plan_unwanted(rel, on_disk[rel], prune, may_prune, selection is None))
         return part
 
     def _stored(self, rels: list):
@@ -265,7 +263,7 @@ class ComposerPlanner:
         their own ``lstat``) and their side files: a wanted file costs no second system call here. The files
         come from the last listing while no folder changed since (:mod:`~magedl.mirror.composer.listing`)."""
         files, self.listing = files_under(self.root, self.state)
-        prefix = os.path.join(self.root, "")
+        prefix = self._prefix
         for rel in files:
             if rel in wanted or (rel.endswith(SIDE_SUFFIXES)  # one test in C for the many that are no side file
                                  and any(rel.endswith(s) and rel[: -len(s)] in wanted for s in SIDE_SUFFIXES)):
@@ -291,7 +289,7 @@ class ComposerPlanner:
     def _plan_wanted(self, rel: str, archive: Archive, stored) -> Item:
         """The item of a wanted archive; *stored* is the state's entry of *rel* (None: none)."""
         try:
-            st = os.lstat(os.path.join(self.root, rel))
+            st = os.lstat(self._prefix + rel)  # joined as text: a Path per archive costs more than the call
         except FileNotFoundError:
             return Item(rel, Action.FETCH, archive, reason="new" if stored is None else "missing from disk")
         if stat.S_ISLNK(st.st_mode):
