@@ -115,7 +115,7 @@ def test_an_up_to_date_plan_lists_no_folder_of_composer_dist_yet_finds_a_new_str
     listed, scandir = [], os.scandir
 
     def counted_scandir(path="."):
-        if index.DIST in os.fspath(path):
+        if not isinstance(path, int) and index.DIST in os.fsdecode(path):  # an int: a descriptor (rmtree)
             listed.append(path)
         return scandir(path)
 
