@@ -4,7 +4,8 @@ The rule a reader must not break: a p2 entry names only an archive that is
 held and verified (or a metapackage, which has none), so the index never
 vouches for bytes that are not on disk. A package's p2 files are rendered and
 written only when what they are made from changed (a memo per package in the
-state, as for ``info/``), so an up-to-date re-run renders none.
+state, as for ``info/``), so an up-to-date re-run renders none; one memo over
+the whole index (:data:`WHOLE`) spares it even the per-package digests and reads.
 """
 
 from __future__ import annotations
