@@ -194,7 +194,7 @@ def _remember(root: Path, part: ComposerPart, names: list, on_disk: dict, memo) 
 def drop_stale(root: os.PathLike | str, written: Mapping) -> None:
     """Remove Composer index files no longer listed (call after SHA256SUMS stopped listing them)."""
     root = Path(root)
-    stale = [rel for rel, _ in walk_entries(root, index.P2) if rel not in written]  # no lstat needed
+    stale = [rel for rel, _ in walk_entries(root, index.P2, ordered=False) if rel not in written]  # no lstat
     if index.PACKAGES not in written and os.path.lexists(root / index.PACKAGES):
         stale.append(index.PACKAGES)
     for rel in stale:
