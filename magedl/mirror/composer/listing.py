@@ -23,6 +23,7 @@ from magedl.mirror.composer.index import DIST
 MEMO = "composer-dist-listing"
 #: How long ago a folder must have last changed for its times to vouch for its names.
 SETTLED_NS = 2_000_000_000
+_TOP = DIST + "/"
 
 
 def files_under(root, memo) -> tuple:
@@ -48,8 +49,9 @@ def _remembered(prefix: str, memo) -> Optional[list]:
     try:
         last = json.loads(memo.remembered(MEMO) or "null") if memo is not None else None
         folders, files = last["folders"], last["files"]
-        if not folders or not isinstance(files, list):
-            return None
+        if not folders or not isinstance(files, list) or not all(
+                type(rel) is str and rel.startswith(_TOP) and "//" not in rel and "/." not in rel for rel in files):
+            return None  # damaged, or a path this plan could never have listed (a dot-name is listed again)
         for rel, fingerprint in folders.items():
             st = os.lstat(prefix + rel)
             if not stat.S_ISDIR(st.st_mode) or _fingerprint(st) != fingerprint:

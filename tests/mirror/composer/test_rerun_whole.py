@@ -7,6 +7,7 @@ every package's own memo while nothing the index is rendered from changed, and a
 removed or damaged on disk is still noticed.
 """
 
+import json
 import os
 
 from magedl.config import Settings
@@ -134,3 +135,23 @@ def test_an_up_to_date_plan_lists_no_folder_of_composer_dist_yet_finds_a_new_str
     listed.clear()
     found = mirror(mdir, repos)
     assert found[nested.relative_to(mdir).as_posix()] == Status.STRAY and listed == []
+
+
+def test_a_damaged_or_foreign_listing_is_only_a_miss(tmp_path, monkeypatch):
+    monkeypatch.setattr(listing, "SETTLED_NS", 0)
+    archive = tmp_path / index.DIST / "a" / "b" / "1.0.0.0.zip"
+    archive.parent.mkdir(parents=True)
+    archive.write_bytes(b"zip")
+
+    class Memo(dict):
+        remembered, remember = dict.get, dict.__setitem__
+
+    memo = Memo()
+    files, kept = listing.files_under(tmp_path, memo)
+    listing.remember(memo, kept)
+    assert files == [f"{index.DIST}/a/b/1.0.0.0.zip"] and listing.files_under(tmp_path, memo) == (files, None)
+    good = json.loads(memo[listing.MEMO])
+    for damaged in ({**good, "files": good["files"] + [f"{index.DIST}/../../etc/passwd"]},
+                    {**good, "files": [7]}, {**good, "folders": {}}, "not a listing"):
+        memo[listing.MEMO] = json.dumps(damaged)
+        assert listing.files_under(tmp_path, memo)[1] is not None  # listed again
