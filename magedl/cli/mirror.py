@@ -152,7 +152,7 @@ def run_mirror(args, out):
 
     try:
         report = mirror_folder(request, clients, progress=view, on_plan=on_plan,
-                               on_item=lambda item: _report_item(item, args.quiet))
+                               on_item=lambda item: _report_item(item, args.quiet), every_item=bool(args.json))
     finally:
         view.close()
     if report.dry_run:

@@ -15,7 +15,7 @@ import stat
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 from magedl.errors import BusyError, LocalFileError, MagedlError
 from magedl.fsutil import read_if_regular
@@ -26,6 +26,7 @@ from magedl.mirror.composer import index as composer_index
 from magedl.mirror.composer import publish
 from magedl.mirror.composer.advisories import read_published
 from magedl.mirror.composer.plan import Archive, ComposerPlanner
+from magedl.mirror.held import Held
 from magedl.mirror.index import (
     MAX_INDEX_BYTES,
     SumsAsFound,
@@ -80,7 +81,7 @@ class Mirror:
         return mirror_lock(self.root)
 
     def plan(self, upstream: Optional[Iterable[Release]], selected: Iterable[Release] = (), *, prune: bool = False,
-             rehash: bool = True, composer=None, composer_url: Optional[str] = None) -> Plan:
+             rehash: bool = True, composer=None, composer_url: Optional[str] = None, every_item: bool = False) -> Plan:
         """Decide what to do with each selected file and each file held.
 
         Parameters
@@ -98,17 +99,22 @@ class Mirror:
             metadata was written for.
         rehash : bool
             Off for dry runs: nothing is read, and files changed on disk get ``recheck``.
+        every_item : bool
+            An item for every release file, unchanged ones too (a dry run shows them); by default
+            those are only named in :attr:`Plan.unchanged`.
         """
         if upstream is None:
             # The index order and records as they are: nothing upstream to compare with.
             upstream = read_feed(self.root / INFO_FILES[0]) or ()
-            plan = ReleasePlanner(self.root, self.state, upstream, rehash=rehash).plan((), prune=False)
+            plan = ReleasePlanner(self.root, self.state, upstream, rehash=rehash,
+                                  every_item=every_item).plan((), prune=False)
             for it in plan.with_action(Action.KEEP):
                 it.reason = "no release selection given; kept"
             for it in plan.with_action(Action.STRAY):
                 it.reason = "not part of the mirror; --prune with a release selection removes it"
         else:
-            plan = ReleasePlanner(self.root, self.state, upstream, rehash=rehash).plan(selected, prune=prune)
+            plan = ReleasePlanner(self.root, self.state, upstream, rehash=rehash,
+                                  every_item=every_item).plan(selected, prune=prune)
         if composer is not None or composer_url is not None or self._has_composer():
             # Like the release part: only a run that selects Composer packages prunes them (the planner's rule).
             part = ComposerPlanner(self.root, self.state, composer_url, rehash=rehash).plan(composer, prune=prune)
@@ -126,14 +132,15 @@ class Mirror:
 
     def run(self, client, plan: Plan, options: Optional[TransferOptions] = None, *, progress=None,
             on_item: Optional[Callable[[Item], None]] = None, composer_client=None, composer_keys=None,
-            sign_key=None) -> None:
+            sign_key=None, every_item: bool = False) -> None:
         """Fetch, prune and index.
 
         *client* fetches release files, *composer_client* Composer archives
         (with the repositories' credentials, *composer_keys* saying where they
         came from). *on_item* is called with each :class:`Item` once its fate
-        is known. Index files are written even when some files failed (and on
-        Ctrl-C), describing only the files held and verified; :meth:`delta`
+        is known; a file of :attr:`Plan.unchanged` reaches it only with *every_item* (an item made
+        from its state row as it is reported, and held no longer). Index files are written even
+        when some files failed (and on Ctrl-C), describing only the files held and verified; :meth:`delta`
         then lists what changed. With *sign_key* (a
         :class:`~magedl.mirror.signature.SignKey`), an index that changed, or
         has no current signature, is signed once the run completed.
@@ -153,6 +160,9 @@ class Mirror:
         for it in plan.items:
             if not it.action.fetches and it.action is not Action.PRUNE:
                 it.status = Status.untouched(it.action)
+                on_item(it)
+        if every_item:
+            for it in self.unchanged_items(plan):
                 on_item(it)
         for rel in plan.locks:
             _drop_stale_lock(self.root / rel)
@@ -215,6 +225,17 @@ class Mirror:
                 self.signed = self.sign(sign_key, again=False)
             except MagedlError as exc:
                 raise type(exc)(f"{exc}; the mirror itself is complete, but not signed") from None
+
+    def unchanged_items(self, plan: Plan) -> Iterator[Item]:
+        """An item for each file of :attr:`Plan.unchanged`, made from its state row as it is read (path order)."""
+        if not plan.unchanged:
+            return
+        cut = len(FILES) + 1
+        for rel, md5, sha256, sha1, *fingerprint in self.state.digests_in_order(FILES):
+            source = plan.unchanged.get(rel[cut:])
+            if source is not None:
+                yield Item(rel, Action.PRESENT, source, size=fingerprint[0], status=Status.PRESENT, recorded=True,
+                           entry=Entry(md5, sha256, Fingerprint(*fingerprint), sha1=sha1))
 
     def _signer(self, sign_key) -> str:
         """The key the front page names: the one this run signs with, or that of a current signature."""
@@ -357,28 +378,42 @@ class Mirror:
         file would cost the square of the file count; the run's last write
         renders them. *signer* names the key the index is (or will be) signed with.
         """
-        held, by_name, prefix = {}, {}, os.path.join(self.root, "")
+        composer, built, excluded, prefix = {}, {}, set(), os.path.join(self.root, "")
         for it in plan.items:
+            release = it.rel.startswith(FILES + "/")
             if it.entry is None or it.status in (Status.PRUNED, Status.SKIP) or it.rel in leave_out:
+                if release:
+                    excluded.add(it.rel)  # its state row (if any) describes no copy to list
+                continue
+            if release:  # release files by name (the feed's own string when it has one); listed from the state
+                built[it.source.file_name if isinstance(it.source, Release) else it.file_name] = it
                 continue
             try:
                 if not it.entry.fingerprint.same_as(os.lstat(prefix + it.rel)):
                     continue  # changed under us since it was checked
             except OSError:
                 continue
-            held[it.rel] = it.entry
-            if it.rel.startswith(FILES + "/"):  # release files by name (the feed's own string when it has one)
-                by_name[it.source.file_name if isinstance(it.source, Release) else it.file_name] = it
+            composer[it.rel] = it.entry
+        # A skipped name may be held too (a KEEP item of the same path): that item decides.
+        excluded -= {it.rel for it in built.values()}
+        # The release files from the state, one query in path order (an unchanged file has no item).
+        held = Held(self.root, self.state, composer, excluded, watch={it.rel for it in built.values()})
+        gone, unchanged = {rel[len(FILES) + 1:] for rel in held.gone}, plan.unchanged
         records, described = [], set()
         for r in plan.upstream:
-            it = by_name.get(r.file_name)
-            if it is not None and (not r.md5 or r.md5 == it.entry.md5):
+            name = r.file_name
+            it = built.get(name)
+            if it is not None:
+                listed = it.rel in held.seen and (not r.md5 or r.md5 == it.entry.md5)
+            else:  # its md5 was the feed's when planned, and its row has not changed since
+                listed = name in unchanged and name not in gone
+            if listed:
                 records.append(r)
-                described.add(r.file_name)
-        for name in sorted(set(by_name) - described):  # no longer upstream as held: the records it came with
-            records += [release_from_dict(d) for d in by_name[name].entry.records or ({"file_name": name},)]
-        extra = publish.index_files(self.root, plan.composer, held, memo=self.state)  # writes the p2 files
-        sums = {rel: e.sha256 for rel, e in held.items()}
+                described.add(name)
+        for name in sorted(set(built) - described):  # no longer upstream as held: the records it came with
+            if built[name].rel in held.seen:
+                records += [release_from_dict(d) for d in built[name].entry.records or ({"file_name": name},)]
+        extra = publish.index_files(self.root, plan.composer, composer, memo=self.state)  # writes the p2 files
         digest = records_digest(records)  # one pass over the records for both memos
         written = {}
         if self.html and pages:  # before SHA256SUMS, which lists them (and before it is signed)
@@ -386,9 +421,8 @@ class Mirror:
                                   signer, memo=self.state, digest=digest)
         elif self.html:
             written = {rel: sha for rel, sha in self._sums_now().items() if is_page(rel)}
-        sums.update(written)  # not a merged copy: one entry per held file
-        sums.update(extra.on_disk)
-        changed = write_indexes(self.root, records, sums, extra.fresh, memo=self.state, digest=digest)
+        changed = write_indexes(self.root, records, held, extra.fresh, memo=self.state, digest=digest,
+                                also={**written, **extra.on_disk})
         if plan.composer is not None:
             publish.drop_stale(self.root, extra)
         if pages:

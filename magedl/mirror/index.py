@@ -42,23 +42,41 @@ def render_indexes(records: Iterable[Release]) -> dict:
     }
 
 
-def render_sums(sha256s: Mapping[str, str], more: Optional[Mapping[str, str]] = None) -> bytearray:
+def render_sums(sha256s, more: Optional[Mapping[str, str]] = None) -> bytearray:
     """``SHA256SUMS`` (its bytes, in a bytearray) from ``{relative path: sha256}``, sorted by path.
 
-    *more* (a few index files) adds to or overrides *sha256s* without a
-    merged copy of it. Encoded a batch of lines at a time into one buffer,
-    returned as it is: a joined list of 100,000 lines, its text, or a copy of
+    *sha256s* is a mapping, or an object whose ``sums_in_order()`` yields ``(path, sha256)``
+    sorted by path (:class:`magedl.mirror.held.Held`, read from the state). *more* (a few index
+    files) adds to or overrides *sha256s* without a merged copy of it. Encoded a batch of lines at
+    a time into one buffer, returned as it is: a joined list of 100,000 lines, its text, or a copy of
     the buffer would each cost as much as the bytes written again.
     """
     more = more or {}
     out, lines = bytearray(), []
-    for rel in sorted(chain(sha256s, (rel for rel in more if rel not in sha256s))):
-        lines.append(f"{more.get(rel) or sha256s[rel]}  {rel}\n")
+    for rel, sha in _in_order(sha256s, more):
+        lines.append(f"{sha}  {rel}\n")
         if len(lines) == _DIGEST_BATCH:
             out += "".join(lines).encode("utf-8")
             lines.clear()
     out += "".join(lines).encode("utf-8")
     return out
+
+
+def _in_order(sha256s, more: Mapping[str, str]):
+    """``(path, sha256)`` of *sha256s* and *more* (which wins), sorted by path."""
+    if not hasattr(sha256s, "sums_in_order"):
+        for rel in sorted(chain(sha256s, (rel for rel in more if rel not in sha256s))):
+            yield rel, more.get(rel) or sha256s[rel]
+        return
+    extra = sorted(more.items(), reverse=True)  # popped from the end: the smallest path first
+    for rel, sha in sha256s.sums_in_order():
+        while extra and extra[-1][0] < rel:
+            yield extra.pop()
+        if extra and extra[-1][0] == rel:
+            yield extra.pop()
+            continue
+        yield rel, sha
+    yield from reversed(extra)
 
 
 class Memo(Protocol):
@@ -127,7 +145,7 @@ def _record_json(r: Release) -> str:
 
 def write_indexes(root: os.PathLike | str, records: Iterable[Release], held: Mapping[str, str],
                   extra: Optional[Mapping[str, bytes]] = None, memo: Optional[Memo] = None,
-                  digest: str = "") -> list:
+                  digest: str = "", also: Optional[Mapping[str, str]] = None) -> list:
     """Write ``info/json``, ``info/files``, ``info/versions``, the *extra* index files, then ``SHA256SUMS``.
 
     Parameters
@@ -136,8 +154,9 @@ def write_indexes(root: os.PathLike | str, records: Iterable[Release], held: Map
         The mirror folder (checked by :func:`magedl.mirror.layout.check_layout`).
     records : iterable of Release
         Every record of every release file held and verified, in feed order.
-    held : mapping
-        Path relative to *root* -> sha256 of each archive held and verified.
+    held : mapping, or Held
+        Path relative to *root* -> sha256 of each archive held and verified (or a
+        :class:`magedl.mirror.held.Held`, read in path order).
     extra : mapping, optional
         Further index files (the Composer metadata): relative path -> bytes.
     memo : Memo, optional
@@ -146,6 +165,8 @@ def write_indexes(root: os.PathLike | str, records: Iterable[Release], held: Map
         (an up-to-date re-run of a large mirror costs a digest, not three renders).
     digest : str, optional
         :func:`records_digest` of *records*, when the caller has it already.
+    also : mapping, optional
+        Further files ``SHA256SUMS`` lists (the pages, the p2 files left as they were): path -> sha256.
 
     Returns
     -------
@@ -155,7 +176,7 @@ def write_indexes(root: os.PathLike | str, records: Iterable[Release], held: Map
     root = Path(root)
     records = list(records)
     changed = []
-    sums = {}  # the index files' own: SHA256SUMS lists them beside *held*, not copied
+    sums = dict(also or {})  # the index files' own (and *also*): SHA256SUMS lists them beside *held*, not copied
     inputs = digest or records_digest(records)
     unchanged = unchanged_since(root, memo, "info", inputs)
     if unchanged is not None and set(unchanged) != set(INFO_FILES):

@@ -264,6 +264,27 @@ class State:
         for row in rows:
             yield row[0], _entry(row[1:])
 
+    def digests_in_order(self, top: str) -> Iterator[tuple]:
+        """``(path, md5, sha256, sha1, size, mtime_ns, ctime_ns, ino)`` of every record under the folder *top*,
+        sorted by path, read as the cursor yields them and without the records: what the index write
+        lists of each held file. A damaged row is left out (its file is not listed)."""
+        if self._legacy is not None:
+            for rel, e in sorted((rel, e) for rel, e in self._legacy[0].items() if rel.startswith(top + "/")):
+                yield (rel, e.md5, e.sha256, e.sha1, *e.fingerprint)
+            return
+        if self._db is None:
+            return
+        rows = self._db.execute("SELECT rel, md5, sha256, sha1, size, mtime_ns, ctime_ns, ino FROM files "
+                                "WHERE rel >= ? AND rel < ? ORDER BY rel", (top + "/", top + "0"))
+        for row in rows:
+            if type(row[1]) is str and type(row[2]) is str and type(row[3]) is str and all(
+                    type(v) is int for v in row[4:]):
+                yield row
+                continue
+            entry = _entry((row[1], row[2], *row[4:], "[]", row[3]))  # as an older magedl may have stored them
+            if entry is not None:
+                yield (row[0], entry.md5, entry.sha256, entry.sha1, *entry.fingerprint)
+
     def paths(self, top: str = "") -> set:
         """The paths with an entry, all or those under the folder *top* (``file``, ``composer/dist``)."""
         if self._legacy is not None:

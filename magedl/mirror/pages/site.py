@@ -136,13 +136,15 @@ def _inputs(records: str, held: Mapping, composer_files: Mapping[str, bytes], co
     digest = hashlib.sha256(json.dumps([version, STYLE + POLICY, composer_url, signer, records],
                                        ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass"))
     # One line per file (a path holds no newline: SHA256SUMS lists them one a line), a batch at a time.
-    rels = sorted(held)
-    for start in range(0, len(rels), 2048):
-        lines = []
-        for rel in rels[start:start + 2048]:
-            e = held[rel]
-            lines.append(f"{rel}\0{e.fingerprint.size}\0{e.md5}\0{e.sha256}\0{e.sha1}\n")
-        digest.update("".join(lines).encode("utf-8", "surrogatepass"))
+    # A mapping read in path order (magedl.mirror.held.Held, from the state) is read once, not sorted.
+    pairs = held.items() if getattr(held, "in_order", False) else ((rel, held[rel]) for rel in sorted(held))
+    lines = []
+    for rel, e in pairs:
+        lines.append(f"{rel}\0{e.fingerprint.size}\0{e.md5}\0{e.sha256}\0{e.sha1}\n")
+        if len(lines) == 2048:
+            digest.update("".join(lines).encode("utf-8", "surrogatepass"))
+            lines.clear()
+    digest.update("".join(lines).encode("utf-8", "surrogatepass"))
     # The Composer part knows the sha256 of the p2 files it left on disk: they are not read again for it.
     sha256 = getattr(composer_files, "sha256", None) or (lambda rel: hashlib.sha256(composer_files[rel]).hexdigest())
     for rel in sorted(composer_files):
