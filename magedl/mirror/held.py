@@ -9,6 +9,7 @@ still the fingerprint it was verified at (the index never lists bytes not there)
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 from typing import Iterator
@@ -16,21 +17,24 @@ from typing import Iterator
 from magedl.mirror.layout import FILES
 from magedl.mirror.model import Entry, Fingerprint
 
+_BATCH = 2048
+
 
 class Held(Mapping):
     """``{path: Entry}`` of the files held and verified, in path order, holding no object per release file.
 
-    One pass over the state's rows under ``file/`` checks each against its ``lstat`` and keeps
-    the answer as one byte per row; later passes (the pages' inputs, ``SHA256SUMS``) read the rows
-    again in the same order and build each :class:`~magedl.mirror.model.Entry` only as it is read
-    (without its records). The Composer archives come from the plan's items (*composer*).
+    One pass over the state's rows under ``file/`` checks each against its ``lstat`` and, for the
+    files listed, renders their ``SHA256SUMS`` lines (:attr:`release_sums`, bytes) and digests
+    what the pages say of them (:meth:`lines_digest`); one byte per row remembers which were
+    listed, for a reader of every entry (:meth:`items`, when the pages are rendered), which
+    reads the rows again. The Composer archives come from the plan's items (*composer*).
 
     Parameters
     ----------
     root : path
         The mirror folder.
     state : State
-        Its digest cache; nothing is written to it between the passes.
+        Its digest cache; nothing is written to it while this is read.
     composer : dict
         ``{path: Entry}`` of the Composer archives held and verified (they sort before ``file/``).
     excluded : set of str
@@ -41,15 +45,20 @@ class Held(Mapping):
 
     in_order = True  # iterating gives the paths sorted, and items() reads each row once
 
-    def __init__(self, root: os.PathLike | str, state, composer: dict, excluded: set, watch: frozenset = frozenset()):
+    def __init__(self, root: os.PathLike | str, state, composer: dict, excluded: set, watch=frozenset()):
         self.state, self.composer = state, composer
         self.seen: set = set()  # the paths of *watch* that are listed
         self.gone: set = set()  # release paths with a row whose file changed (or went) since it was verified
+        self.release_sums = bytearray()  # the SHA256SUMS lines of the release files listed, in path order
         self._listed = bytearray()  # per row under file/, in path order: 1 when listed
+        lines = hashlib.sha256()
+        for rel in sorted(composer):
+            e = composer[rel]
+            lines.update(_line(rel, e.fingerprint.size, e.md5, e.sha256, e.sha1))
         prefix = os.path.join(root, "")
-        count = 0
-        for rel, _md5, _sha256, _sha1, size, mtime_ns, ctime_ns, ino in state.digests_in_order(FILES):
-            listed = 0
+        sums, pages, count = [], [], 0
+        for rel, md5, sha256, sha1, size, mtime_ns, ctime_ns, ino in state.digests_in_order(FILES):
+            listed = False
             if rel not in excluded:
                 try:
                     st = os.lstat(prefix + rel)
@@ -62,31 +71,40 @@ class Held(Mapping):
                 elif rel in watch:
                     self.seen.add(rel)
             self._listed.append(listed)
-            count += listed
+            if listed:
+                count += 1
+                sums.append(f"{sha256}  {rel}\n")
+                pages.append(f"{rel}\0{size}\0{md5}\0{sha256}\0{sha1}\n")
+                if len(sums) == _BATCH:
+                    self.release_sums += "".join(sums).encode("utf-8")
+                    lines.update("".join(pages).encode("utf-8", "surrogatepass"))
+                    sums.clear()
+                    pages.clear()
+        self.release_sums += "".join(sums).encode("utf-8")
+        lines.update("".join(pages).encode("utf-8", "surrogatepass"))
+        self._lines = lines.hexdigest()
         self._len = len(composer) + count
 
-    def _rows(self) -> Iterator[tuple]:
-        listed = self._listed
-        for i, row in enumerate(self.state.digests_in_order(FILES)):
-            if i < len(listed) and listed[i]:
-                yield row
+    def lines_digest(self) -> str:
+        """sha256 of ``path\\0size\\0md5\\0sha256\\0sha1\\n`` of each file listed, in path order (the pages' inputs)."""
+        return self._lines
 
     def sums_in_order(self) -> Iterator[tuple]:
-        """``(path, sha256)`` of each file listed, sorted by path."""
-        for rel in sorted(self.composer):
-            yield rel, self.composer[rel].sha256
-        for row in self._rows():
-            yield row[0], row[2]
+        """``(path, sha256)`` of each file listed, sorted by path (the release files' read again)."""
+        for rel, entry in self.items():
+            yield rel, entry.sha256
 
     def items(self) -> Iterator[tuple]:  # type: ignore[override]
         """``(path, Entry)`` of each file listed, sorted by path (the release files' without records)."""
         for rel in sorted(self.composer):
             yield rel, self.composer[rel]
-        for rel, md5, sha256, sha1, *fingerprint in self._rows():
-            yield rel, Entry(md5, sha256, Fingerprint(*fingerprint), sha1=sha1)
+        listed = self._listed
+        for i, (rel, md5, sha256, sha1, *fingerprint) in enumerate(self.state.digests_in_order(FILES)):
+            if i < len(listed) and listed[i]:
+                yield rel, Entry(md5, sha256, Fingerprint(*fingerprint), sha1=sha1)
 
     def __iter__(self) -> Iterator[str]:
-        return (rel for rel, _ in self.sums_in_order())
+        return (rel for rel, _ in self.items())
 
     def __len__(self) -> int:
         return self._len
@@ -99,3 +117,7 @@ class Held(Mapping):
             if listed == rel:
                 return entry
         raise KeyError(rel)
+
+
+def _line(rel: str, size: int, md5: str, sha256: str, sha1: str) -> bytes:
+    return f"{rel}\0{size}\0{md5}\0{sha256}\0{sha1}\n".encode("utf-8", "surrogatepass")

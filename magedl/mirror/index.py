@@ -45,15 +45,27 @@ def render_indexes(records: Iterable[Release]) -> dict:
 def render_sums(sha256s, more: Optional[Mapping[str, str]] = None) -> bytearray:
     """``SHA256SUMS`` (its bytes, in a bytearray) from ``{relative path: sha256}``, sorted by path.
 
-    *sha256s* is a mapping, or an object whose ``sums_in_order()`` yields ``(path, sha256)``
-    sorted by path (:class:`magedl.mirror.held.Held`, read from the state). *more* (a few index
+    *sha256s* is a mapping, or a :class:`magedl.mirror.held.Held` (read from the state, its
+    release files' lines rendered as it read them). *more* (a few index
     files) adds to or overrides *sha256s* without a merged copy of it. Encoded a batch of lines at
     a time into one buffer, returned as it is: a joined list of 100,000 lines, its text, or a copy of
     the buffer would each cost as much as the bytes written again.
     """
     more = more or {}
+    release = getattr(sha256s, "release_sums", None)
+    if release is not None and not any(rel.startswith(FILES + "/") for rel in more):
+        # Held rendered its release files' lines as it read them: no index file sorts among them.
+        before = {rel: sha for rel, sha in more.items() if rel < FILES + "/"}
+        out = _render(_in_order({rel: e.sha256 for rel, e in sha256s.composer.items()}, before))
+        out += release
+        out += _render(_in_order({}, {rel: sha for rel, sha in more.items() if rel not in before}))
+        return out
+    return _render(_in_order(sha256s, more))
+
+
+def _render(pairs) -> bytearray:
     out, lines = bytearray(), []
-    for rel, sha in _in_order(sha256s, more):
+    for rel, sha in pairs:
         lines.append(f"{sha}  {rel}\n")
         if len(lines) == _DIGEST_BATCH:
             out += "".join(lines).encode("utf-8")

@@ -20,6 +20,7 @@ from magedl.errors import IntegrityError, UnsafeNameError
 from magedl.mirror.index import read_feed, read_sums, release_rels
 from magedl.mirror.layout import FILES, INFO_FILES, SUMS, check_layout, check_release_name, release_rel, walk_entries
 from magedl.mirror.model import Action, Entry, Fingerprint, Item, Plan, StoredRecords, canonical_release_records
+from magedl.mirror.state import entry_of
 from magedl.paths import LOCK_SUFFIX, SIDE_SUFFIXES, destination
 from magedl.service.catalog import Release, settle_md5, unique_files
 from magedl.transfer.hashing import file_digests
@@ -127,33 +128,45 @@ class ReleasePlanner:
                 planned[r.file_name] = Item(release_rel(r.file_name), Action.SKIP, r, reason=str(exc))
                 continue
             wanted.add(r.file_name)
-        rows = self.state.entries_in_order(FILES)
+        rows = self.state.rows_in_order(FILES)
         row = next(rows, None)
+        records, prefix, quick = self.records, self._prefix, not self.every_item
         for r in sorted((r for r in chosen if r.file_name in wanted), key=_by_file_name):
-            rel = release_rel(r.file_name)
+            name = r.file_name
+            rel = FILES + "/" + name
             while row is not None and row[0] < rel:  # rows of files not wanted (or out of order): kept aside
-                self.entries[row[0]] = row[1]
+                self.entries[row[0]] = entry_of(row)
                 row = next(rows, None)
             if row is not None and row[0] == rel:
-                entry, row = row[1], next(rows, None)
+                mine, row = row, next(rows, None)
             else:
-                entry = self.entries.pop(rel, None)
+                mine = None
+            if records.get(name) is not r:  # several listings (or a record from elsewhere): settle its md5
+                try:
+                    r = settle_md5(r, self._listings(name))
+                except IntegrityError as exc:
+                    log.warning("skipping %s", exc)
+                    wanted.discard(name)
+                    planned[name] = Item(rel, Action.SKIP, r, reason=str(exc))
+                    entry = entry_of(mine) if mine is not None else self.entries.get(rel)
+                    if entry is not None:
+                        self.entries[rel] = entry  # held, but not wanted this run: kept as such
+                    continue
             try:
-                r = settle_md5(r, self._listings(r.file_name))
-            except IntegrityError as exc:
-                log.warning("skipping %s", exc)
-                wanted.discard(r.file_name)
-                planned[r.file_name] = Item(rel, Action.SKIP, r, reason=str(exc))
-                if entry is not None:
-                    self.entries[rel] = entry  # held, but not wanted this run: kept as such
+                st = os.lstat(prefix + rel)
+            except FileNotFoundError:
+                st = None
+            if quick and mine is not None and st is not None and self._as_recorded(r, mine, st):
+                unchanged[name] = r  # no item, no entry: its row is read again when the index is written
                 continue
-            item = self._plan_wanted(r, entry)
+            entry = entry_of(mine) if mine is not None else self.entries.pop(rel, None)
+            item = self._plan_wanted(r, entry, st)
             if item is None:
-                unchanged[r.file_name] = r
+                unchanged[name] = r
             else:
-                planned[r.file_name] = item
+                planned[name] = item
         while row is not None:
-            self.entries[row[0]] = row[1]
+            self.entries[row[0]] = entry_of(row)
             row = next(rows, None)
         items = [planned[r.file_name] for r in chosen if r.file_name in planned]  # in the order selected
         # Only the files not wanted are stat'ed here (and keep their lstat): _plan_wanted has its own.
@@ -173,12 +186,21 @@ class ReleasePlanner:
         plan._by_name = self.records  # Plan.records_of reads the same table (not a second one)
         return plan
 
-    def _plan_wanted(self, r: Release, entry: Optional[Entry]) -> Optional[Item]:
-        """The item of one wanted file whose state row is *entry*; None when it is present as recorded."""
+    def _as_recorded(self, r: Release, row: tuple, st: os.stat_result) -> bool:
+        """Whether the file whose ``lstat`` is *st* is present as its state *row* records it: the
+        fingerprint, digests and records the feed's now. What :meth:`_plan_wanted` finds for such a
+        file, without building its entry (a damaged row is not: it takes that way)."""
+        _, md5, sha256, size, mtime_ns, ctime_ns, ino, text, sha1 = row
+        return (st.st_ino == ino and st.st_size == size and st.st_mtime_ns == mtime_ns
+                and st.st_ctime_ns == ctime_ns and stat.S_ISREG(st.st_mode) and r.md5 != "" and md5 == r.md5
+                and type(sha256) is str and sha256 != "" and type(sha1) is str
+                and text == canonical_release_records(self._listings(r.file_name)))
+
+    def _plan_wanted(self, r: Release, entry: Optional[Entry], st: Optional[os.stat_result]) -> Optional[Item]:
+        """The item of one wanted file whose state row is *entry* and ``lstat`` *st* (None: no such file);
+        None when it is present as recorded."""
         rel = release_rel(r.file_name)
-        try:
-            st = os.lstat(self._prefix + rel)
-        except FileNotFoundError:
+        if st is None:
             return Item(rel, Action.FETCH, r, reason="new" if entry is None else "missing from disk")
         if stat.S_ISLNK(st.st_mode):  # a real file must replace it: serve and verify refuse links
             return Item(rel, Action.REPAIR, r, reason="a symbolic link, not a file")

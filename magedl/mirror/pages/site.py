@@ -131,20 +131,23 @@ def _inputs(records: str, held: Mapping, composer_files: Mapping[str, bytes], co
             signer: str, version: str) -> str:
     """A digest of everything the pages are rendered from (their time stamp aside).
 
-    *records*: their digest; *held*: the :class:`~magedl.mirror.model.Entry` of each file by path.
+    *records*: their digest; *held*: the :class:`~magedl.mirror.model.Entry` of each file by path
+    (or a :class:`~magedl.mirror.held.Held`, which digested its files' lines as it read them).
     """
     digest = hashlib.sha256(json.dumps([version, STYLE + POLICY, composer_url, signer, records],
                                        ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass"))
-    # One line per file (a path holds no newline: SHA256SUMS lists them one a line), a batch at a time.
-    # A mapping read in path order (magedl.mirror.held.Held, from the state) is read once, not sorted.
-    pairs = held.items() if getattr(held, "in_order", False) else ((rel, held[rel]) for rel in sorted(held))
-    lines = []
-    for rel, e in pairs:
-        lines.append(f"{rel}\0{e.fingerprint.size}\0{e.md5}\0{e.sha256}\0{e.sha1}\n")
-        if len(lines) == 2048:
-            digest.update("".join(lines).encode("utf-8", "surrogatepass"))
-            lines.clear()
-    digest.update("".join(lines).encode("utf-8", "surrogatepass"))
+    # One line per file (a path holds no newline: SHA256SUMS lists them one a line), digested apart: the
+    # held files read from the state (magedl.mirror.held.Held) have that digest from their one pass.
+    if hasattr(held, "lines_digest"):
+        digest.update(held.lines_digest().encode("ascii"))
+    else:
+        lines = hashlib.sha256()
+        rels = sorted(held)
+        for start in range(0, len(rels), 2048):
+            lines.update("".join(f"{rel}\0{e.fingerprint.size}\0{e.md5}\0{e.sha256}\0{e.sha1}\n"
+                                 for rel, e in ((rel, held[rel]) for rel in rels[start:start + 2048])
+                                 ).encode("utf-8", "surrogatepass"))
+        digest.update(lines.hexdigest().encode("ascii"))
     # The Composer part knows the sha256 of the p2 files it left on disk: they are not read again for it.
     sha256 = getattr(composer_files, "sha256", None) or (lambda rel: hashlib.sha256(composer_files[rel]).hexdigest())
     for rel in sorted(composer_files):
