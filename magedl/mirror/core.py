@@ -184,6 +184,8 @@ class Mirror:
                 it = todo[release_rel(release.file_name)]
                 self._landed(it, outcome, plan)
                 on_item(it)
+                if it.entry is not None:  # reported: the state holds its record, the index write reads it there
+                    it.entry, it.in_state = None, True
             archives = [it for it in todo.values() if isinstance(it.source, Archive)]
             if archives:
                 from magedl.mirror.composer.fetch import fetch_archives
@@ -305,12 +307,15 @@ class Mirror:
         if isinstance(it.source, Archive):
             records = (it.source.entry,)
         else:
-            # As the state stores them (one text, not a dict per record): a cold run holds one per landed file.
+            # As the state stores them (one text, not a dict per record).
             records = StoredRecords(canonical_release_records(plan.records_of(it.file_name)))
-        it.entry = Entry(outcome.md5, sha, Fingerprint.of(outcome.path), records, sha1)
+        entry = Entry(outcome.md5, sha, Fingerprint.of(outcome.path), records, sha1)
+        # A release file's records are the feed's (its source), as the state now holds them: the item keeps
+        # the digests only, so a cold run holds no records text per landed file until its end.
+        it.entry = entry if isinstance(it.source, Archive) else Entry(entry.md5, sha, entry.fingerprint, sha1=sha1)
         it.size = outcome.size
         with self.state.batch():  # its record and its place in the delta: one commit
-            self.state.set(it.rel, it.entry)
+            self.state.set(it.rel, entry)
             if outcome.skipped:
                 it.status = Status.PRESENT
             else:
@@ -381,7 +386,8 @@ class Mirror:
         composer, built, excluded, prefix = {}, {}, set(), os.path.join(self.root, "")
         for it in plan.items:
             release = it.rel.startswith(FILES + "/")
-            if it.entry is None or it.status in (Status.PRUNED, Status.SKIP) or it.rel in leave_out:
+            if (it.entry is None and not it.in_state) or it.status in (Status.PRUNED, Status.SKIP) \
+                    or it.rel in leave_out:
                 if release:
                     excluded.add(it.rel)  # its state row (if any) describes no copy to list
                 continue
@@ -398,21 +404,23 @@ class Mirror:
         excluded -= {it.rel for it in built.values()}
         # The release files from the state, one query in path order (an unchanged file has no item).
         held = Held(self.root, self.state, composer, excluded, watch={it.rel for it in built.values()})
-        gone, unchanged = {rel[len(FILES) + 1:] for rel in held.gone}, plan.unchanged
+        gone, unchanged, seen = {rel[len(FILES) + 1:] for rel in held.gone}, plan.unchanged, held.seen
         records, described = [], set()
         for r in plan.upstream:
             name = r.file_name
             it = built.get(name)
-            if it is not None:
-                listed = it.rel in held.seen and (not r.md5 or r.md5 == it.entry.md5)
+            if it is not None:  # listed as its state row says (the item's entry, when it kept one)
+                listed = it.rel in seen and (not r.md5 or r.md5 == seen[it.rel])
             else:  # its md5 was the feed's when planned, and its row has not changed since
                 listed = name in unchanged and name not in gone
             if listed:
                 records.append(r)
                 described.add(name)
         for name in sorted(set(built) - described):  # no longer upstream as held: the records it came with
-            if built[name].rel in held.seen:
-                records += [release_from_dict(d) for d in built[name].entry.records or ({"file_name": name},)]
+            it = built[name]
+            if it.rel in seen:
+                stored = it.entry if it.entry is not None else self.state.get(it.rel)
+                records += [release_from_dict(d) for d in (stored.records if stored else ()) or ({"file_name": name},)]
         extra = publish.index_files(self.root, plan.composer, composer, memo=self.state)  # writes the p2 files
         digest = records_digest(records)  # one pass over the records for both memos
         written = {}

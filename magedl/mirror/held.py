@@ -40,14 +40,14 @@ class Held(Mapping):
     excluded : set of str
         Release paths not to list whatever the state says (left out of this write, failed, pruned).
     watch : set of str
-        Release paths (of the few plan items) for which :attr:`seen` says whether they are listed.
+        Release paths (of the plan items) for which :attr:`seen` says whether they are listed, and their md5.
     """
 
     in_order = True  # iterating gives the paths sorted, and items() reads each row once
 
     def __init__(self, root: os.PathLike | str, state, composer: dict, excluded: set, watch=frozenset()):
         self.state, self.composer = state, composer
-        self.seen: set = set()  # the paths of *watch* that are listed
+        self.seen: dict = {}  # path -> md5 of those of *watch* that are listed
         self.gone: set = set()  # release paths with a row whose file changed (or went) since it was verified
         self.release_sums = bytearray()  # the SHA256SUMS lines of the release files listed, in path order
         self._listed = bytearray()  # per row under file/, in path order: 1 when listed
@@ -69,7 +69,7 @@ class Held(Mapping):
                 if not listed:
                     self.gone.add(rel)
                 elif rel in watch:
-                    self.seen.add(rel)
+                    self.seen[rel] = md5
             self._listed.append(listed)
             if listed:
                 count += 1

@@ -20,7 +20,7 @@ from magedl.errors import MagedlError
 from magedl.fsutil import atomic_write, open_regular, read_if_regular
 from magedl.mirror.layout import FILES, INFO_FILES, SUMS, clear_way
 from magedl.mirror.model import Fingerprint
-from magedl.service.catalog import Release, parse_feed, releases_to_feed
+from magedl.service.catalog import Release, parse_feed
 from magedl.service.textformat import render_table, render_versions
 
 __all__ = ["FILES", "INFO_FILES", "SUMS", "SumsAsFound", "parse_sums", "read_feed", "read_sums", "release_from_dict",
@@ -33,13 +33,68 @@ MAX_INDEX_BYTES = 256 << 20
 
 def render_indexes(records: Iterable[Release]) -> dict:
     """The three ``info/`` files for *records*: ``{relative path: bytes}``."""
-    records = list(records)
-    feed = releases_to_feed(records)
-    return {
-        "info/json": (json.dumps(feed, indent=1, ensure_ascii=False) + "\n").encode("utf-8"),
-        "info/files": render_table(records).encode("utf-8"),
-        "info/versions": render_versions(records).encode("utf-8"),
-    }
+    return dict(_render_info(list(records)))
+
+
+def _render_info(records: list):
+    """``(path, bytes)`` of each ``info/`` file, one at a time: the caller writes one before the next is made."""
+    yield "info/json", feed_json(records)
+    yield "info/files", render_table(records).encode("utf-8")
+    yield "info/versions", render_versions(records).encode("utf-8")
+
+
+_ENTRY = json.JSONEncoder(indent=1, ensure_ascii=False).encode
+
+
+def feed_json(records: list) -> bytes:
+    """``json.dumps(releases_to_feed(records), indent=1, ensure_ascii=False) + "\n"``, encoded, byte for byte,
+    written a record at a time: neither a dict per record nor the feed's whole text is held beside the bytes."""
+    listed = {r.type for r in records if r.type == "other" or not r.version}
+    groups: dict = {}  # type -> its records (listed), or version -> its records
+    for r in records:
+        if r.type in listed:
+            groups.setdefault(r.type, []).append(r)
+        else:
+            groups.setdefault(r.type, {}).setdefault(r.version, []).append(r)
+    out = bytearray(b"{")
+    for i, (category, value) in enumerate(groups.items()):
+        out += f'{"," if i else ""}\n {_quote(category)}: '.encode("utf-8")
+        if isinstance(value, list):
+            _entries(out, value, 1, keep_version=True)
+            continue
+        out += b"{"
+        for j, (version, members) in enumerate(value.items()):
+            out += f'{"," if j else ""}\n  {_quote(version)}: '.encode("utf-8")
+            _entries(out, members, 2, keep_version=False)
+        out += b"\n }"
+    out += b"\n}\n" if groups else b"}\n"
+    return bytes(out)
+
+
+def _entries(out: bytearray, records: list, depth: int, keep_version: bool) -> None:
+    """One list of feed entries at *depth*, as ``json.dumps(..., indent=1)`` writes it, a batch at a time."""
+    pad, inner = "\n" + " " * (depth + 1), "\n" + " " * (depth + 2)
+    out += b"["
+    parts, sep = [], ""
+    for r in records:
+        if r.ce_versions or r.ee_versions or r.extra:  # nested values: the encoder's own layout, moved in
+            entry = r.to_dict()
+            del entry["type"]
+            if not keep_version or not r.version:
+                del entry["version"]
+            parts.append(pad + _ENTRY(entry).replace("\n", pad))
+        else:
+            fields = [("name", r.name), ("file_name", r.file_name)]
+            if keep_version and r.version:
+                fields.append(("version", r.version))
+            fields.append(("md5", r.md5))
+            parts.append(pad + "{" + ",".join(f"{inner}{_quote(k)}: {_quote(v)}" for k, v in fields) + pad + "}")
+        if len(parts) == _DIGEST_BATCH:
+            out += (sep + ",".join(parts)).encode("utf-8")
+            parts, sep = [], ","
+    if parts:
+        out += (sep + ",".join(parts)).encode("utf-8")
+    out += ("\n" + " " * depth + "]").encode() if records else b"]"
 
 
 def render_sums(sha256s, more: Optional[Mapping[str, str]] = None) -> bytearray:
@@ -193,14 +248,14 @@ def write_indexes(root: os.PathLike | str, records: Iterable[Release], held: Map
     unchanged = unchanged_since(root, memo, "info", inputs)
     if unchanged is not None and set(unchanged) != set(INFO_FILES):
         unchanged = None
-    files = dict(render_indexes(records)) if unchanged is None else {}
     sums.update(unchanged or {})
-    files.update(extra or {})
-    for rel, data in files.items():
+    # One file made, written and dropped before the next (the info/ files of 100,000 records are tens of MB).
+    for rel, data in chain(_render_info(records) if unchanged is None else (), (extra or {}).items()):
         clear_way(root, rel)
         if atomic_write(root / rel, data):
             changed.append(rel)
         sums[rel] = hashlib.sha256(data).hexdigest()
+        del data
     if unchanged is None and memo is not None:
         # Remembered only once they are on disk: a kill before this renders them again next time.
         remember_rendered(root, memo, "info", inputs, {rel: sums[rel] for rel in INFO_FILES})

@@ -289,6 +289,10 @@ class Item:
     recorded : bool
         The state already holds this file's record as it is (the run need not write it); *entry* then
         may leave out the records, when they are the feed's (*source*) as stored.
+    in_state : bool
+        A release file that landed: its record went to the state as it landed, and *entry* was
+        dropped once the file was reported (a cold run holds no entry per file until its end); the
+        index write reads it from the state.
     """
 
     rel: str
@@ -301,6 +305,7 @@ class Item:
     error: Optional[MagedlError] = None
     transferred: int = 0
     recorded: bool = False
+    in_state: bool = False
 
     @property
     def file_name(self) -> str:
