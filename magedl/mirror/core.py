@@ -15,7 +15,7 @@ import stat
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Callable, Iterable, Optional
 
 from magedl.errors import BusyError, LocalFileError, MagedlError
 from magedl.fsutil import read_if_regular
@@ -26,7 +26,7 @@ from magedl.mirror.composer import index as composer_index
 from magedl.mirror.composer import publish
 from magedl.mirror.composer.advisories import read_published
 from magedl.mirror.composer.plan import Archive, ComposerPlanner
-from magedl.mirror.held import Held
+from magedl.mirror.held import Held, unchanged_items
 from magedl.mirror.index import (
     MAX_INDEX_BYTES,
     SumsAsFound,
@@ -162,7 +162,7 @@ class Mirror:
                 it.status = Status.untouched(it.action)
                 on_item(it)
         if every_item:
-            for it in self.unchanged_items(plan):
+            for it in unchanged_items(self.state, plan):
                 on_item(it)
         for rel in plan.locks:
             _drop_stale_lock(self.root / rel)
@@ -227,17 +227,6 @@ class Mirror:
                 self.signed = self.sign(sign_key, again=False)
             except MagedlError as exc:
                 raise type(exc)(f"{exc}; the mirror itself is complete, but not signed") from None
-
-    def unchanged_items(self, plan: Plan) -> Iterator[Item]:
-        """An item for each file of :attr:`Plan.unchanged`, made from its state row as it is read (path order)."""
-        if not plan.unchanged:
-            return
-        cut = len(FILES) + 1
-        for rel, md5, sha256, sha1, *fingerprint in self.state.digests_in_order(FILES):
-            source = plan.unchanged.get(rel[cut:])
-            if source is not None:
-                yield Item(rel, Action.PRESENT, source, size=fingerprint[0], status=Status.PRESENT, recorded=True,
-                           entry=Entry(md5, sha256, Fingerprint(*fingerprint), sha1=sha1))
 
     def _signer(self, sign_key) -> str:
         """The key the front page names: the one this run signs with, or that of a current signature."""

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Iterator
 
 from magedl.mirror.layout import FILES
-from magedl.mirror.model import Entry, Fingerprint
+from magedl.mirror.model import Action, Entry, Fingerprint, Item, Plan, Status
 
 _BATCH = 2048
 
@@ -117,6 +117,19 @@ class Held(Mapping):
             if listed == rel:
                 return entry
         raise KeyError(rel)
+
+
+def unchanged_items(state, plan: Plan) -> Iterator[Item]:
+    """An item for each file of :attr:`Plan.unchanged`, made from its state row as it is read (path order),
+    for a caller that reports every file (``--json``); nothing holds them but the caller."""
+    if not plan.unchanged:
+        return
+    cut = len(FILES) + 1
+    for rel, md5, sha256, sha1, *fingerprint in state.digests_in_order(FILES):
+        source = plan.unchanged.get(rel[cut:])
+        if source is not None:
+            yield Item(rel, Action.PRESENT, source, size=fingerprint[0], status=Status.PRESENT, recorded=True,
+                       entry=Entry(md5, sha256, Fingerprint(*fingerprint), sha1=sha1))
 
 
 def _line(rel: str, size: int, md5: str, sha256: str, sha1: str) -> bytes:
