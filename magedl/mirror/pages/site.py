@@ -19,6 +19,7 @@ from typing import Iterable, Iterator, Mapping, Optional
 from magedl.fsutil import atomic_write, read_if_regular
 from magedl.mirror.index import records_digest, remember_rendered, unchanged_since
 from magedl.mirror.layout import FILES, SIG, SUMS, clear_way, walk_files
+from magedl.mirror.model import SLOTS
 from magedl.mirror.pages import composer as composer_pages
 from magedl.mirror.pages import releases as release_pages
 from magedl.mirror.pages.html import POLICY, STYLE, frame, link, text
@@ -32,7 +33,7 @@ _STAMP = re.compile(rb'<meta name="magedl-content" content="([0-9a-f]{64}) ([0-9
 MAX_PAGE_BYTES = 64 << 20
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, **SLOTS)  # one per held file when the pages are rendered: no __dict__ each
 class HeldFile:
     """What a page says of one file the mirror holds and verified."""
 
