@@ -184,8 +184,8 @@ class Mirror:
                 it = todo[release_rel(release.file_name)]
                 self._landed(it, outcome, plan)
                 on_item(it)
-                if it.entry is not None:  # reported: the state holds its record, the index write reads it there
-                    it.entry, it.in_state = None, True
+                if it.entry is not None and it.status is not Status.FAILED:  # landed and reported: the state
+                    it.entry, it.in_state = None, True  # holds its record, the index write reads it there
             archives = [it for it in todo.values() if isinstance(it.source, Archive)]
             if archives:
                 from magedl.mirror.composer.fetch import fetch_archives
@@ -372,7 +372,8 @@ class Mirror:
         file would cost the square of the file count; the run's last write
         renders them. *signer* names the key the index is (or will be) signed with.
         """
-        composer, built, excluded, prefix = {}, {}, set(), os.path.join(self.root, "")
+        composer, built, landed, excluded = {}, {}, set(), set()
+        prefix = os.path.join(self.root, "")
         for it in plan.items:
             release = it.rel.startswith(FILES + "/")
             if (it.entry is None and not it.in_state) or it.status in (Status.PRUNED, Status.SKIP) \
@@ -381,7 +382,11 @@ class Mirror:
                     excluded.add(it.rel)  # its state row (if any) describes no copy to list
                 continue
             if release:  # release files by name (the feed's own string when it has one); listed from the state
-                built[it.source.file_name if isinstance(it.source, Release) else it.file_name] = it
+                name = it.source.file_name if isinstance(it.source, Release) else it.file_name
+                if it.in_state:
+                    landed.add(name)  # verified against the feed's md5 as it landed: listed as an unchanged file
+                else:
+                    built[name] = it
                 continue
             try:
                 if not it.entry.fingerprint.same_as(os.lstat(prefix + it.rel)):
@@ -389,8 +394,8 @@ class Mirror:
             except OSError:
                 continue
             composer[it.rel] = it.entry
-        # A skipped name may be held too (a KEEP item of the same path): that item decides.
-        excluded -= {it.rel for it in built.values()}
+        if excluded:  # a skipped name may be held too (a KEEP item of the same path): that item decides
+            excluded -= {it.rel for it in built.values()} | {FILES + "/" + name for name in landed}
         # The release files from the state, one query in path order (an unchanged file has no item).
         held = Held(self.root, self.state, composer, excluded, watch={it.rel for it in built.values()})
         gone, unchanged, seen = {rel[len(FILES) + 1:] for rel in held.gone}, plan.unchanged, held.seen
@@ -400,8 +405,8 @@ class Mirror:
             it = built.get(name)
             if it is not None:  # listed as its state row says (the item's entry, when it kept one)
                 listed = it.rel in seen and (not r.md5 or r.md5 == seen[it.rel])
-            else:  # its md5 was the feed's when planned, and its row has not changed since
-                listed = name in unchanged and name not in gone
+            else:  # its md5 was the feed's when planned (or landed), and its row has not changed since
+                listed = (name in unchanged or name in landed) and name not in gone
             if listed:
                 records.append(r)
                 described.add(name)

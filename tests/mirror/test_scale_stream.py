@@ -96,3 +96,26 @@ def test_info_json_is_byte_for_byte_the_feed_json_dumps_wrote():
                    for _ in range(rnd.randint(0, 6))]
         expected = (json.dumps(releases_to_feed(records), indent=1, ensure_ascii=False) + "\n").encode("utf-8")
         assert feed_json(records) == expected
+
+
+def test_the_feeds_common_entries_are_read_as_the_full_checks_read_them(monkeypatch):
+    """parse_feed's quick path for a plain entry gives the records (and warnings) the full checks give."""
+    from magedl.service import catalog
+
+    rnd = random.Random(18)
+    values = [None, "", "a.zip", "b.zip", 3, ["x"], "0" * 32, " " + "A" * 32, "g" * 32]
+    feeds = []
+    for _ in range(400):
+        entries = [{k: rnd.choice(values) for k in rnd.sample(["name", "file_name", "md5", "version", "date"],
+                                                                rnd.randint(0, 4))} for _ in range(rnd.randint(0, 5))]
+        feeds.append({"ce-full": {"2.4.7": entries, "2.4.6": entries[:2]}, "other": entries[:3]})
+
+    def parsed(feed):
+        warnings = []
+        return catalog.parse_feed(json.loads(json.dumps(feed)), warn=warnings.append), warnings
+
+    quick = [parsed(feed) for feed in feeds]
+    monkeypatch.setattr(catalog, "_plain", lambda *args: None)
+    for feed, (records, warnings) in zip(feeds, quick):
+        full, full_warnings = parsed(feed)
+        assert [(r, r.extra) for r in records] == [(r, r.extra) for r in full] and warnings == full_warnings
