@@ -26,7 +26,7 @@ from magedl.mirror.composer import index as composer_index
 from magedl.mirror.composer import publish
 from magedl.mirror.composer.advisories import read_published
 from magedl.mirror.composer.plan import Archive, ComposerPlanner
-from magedl.mirror.held import Held, unchanged_items
+from magedl.mirror.held import Held, sort_items, unchanged_items
 from magedl.mirror.index import (
     MAX_INDEX_BYTES,
     SumsAsFound,
@@ -372,30 +372,7 @@ class Mirror:
         file would cost the square of the file count; the run's last write
         renders them. *signer* names the key the index is (or will be) signed with.
         """
-        composer, built, landed, excluded = {}, {}, set(), set()
-        prefix = os.path.join(self.root, "")
-        for it in plan.items:
-            release = it.rel.startswith(FILES + "/")
-            if (it.entry is None and not it.in_state) or it.status in (Status.PRUNED, Status.SKIP) \
-                    or it.rel in leave_out:
-                if release:
-                    excluded.add(it.rel)  # its state row (if any) describes no copy to list
-                continue
-            if release:  # release files by name (the feed's own string when it has one); listed from the state
-                name = it.source.file_name if isinstance(it.source, Release) else it.file_name
-                if it.in_state:
-                    landed.add(name)  # verified against the feed's md5 as it landed: listed as an unchanged file
-                else:
-                    built[name] = it
-                continue
-            try:
-                if not it.entry.fingerprint.same_as(os.lstat(prefix + it.rel)):
-                    continue  # changed under us since it was checked
-            except OSError:
-                continue
-            composer[it.rel] = it.entry
-        if excluded:  # a skipped name may be held too (a KEEP item of the same path): that item decides
-            excluded -= {it.rel for it in built.values()} | {FILES + "/" + name for name in landed}
+        composer, built, landed, excluded = sort_items(self.root, plan, leave_out)
         # The release files from the state, one query in path order (an unchanged file has no item).
         held = Held(self.root, self.state, composer, excluded, watch={it.rel for it in built.values()})
         gone, unchanged, seen = {rel[len(FILES) + 1:] for rel in held.gone}, plan.unchanged, held.seen

@@ -119,6 +119,40 @@ class Held(Mapping):
         raise KeyError(rel)
 
 
+def sort_items(root, plan: Plan, leave_out: frozenset) -> tuple:
+    """What an index write takes from the plan's items: ``(composer, built, landed, excluded)``.
+
+    *composer*: ``{path: Entry}`` of the Composer archives held and unchanged on disk; *built*: file
+    name -> item of each release file listed as its item says (kept, updated, re-hashed); *landed*: the
+    names of release files that landed this run (listed from the state, as an unchanged file is);
+    *excluded*: release paths no copy of which is to be listed (failed, pruned, left out).
+    """
+    composer, built, landed, excluded = {}, {}, set(), set()
+    prefix = os.path.join(root, "")
+    for it in plan.items:
+        release = it.rel.startswith(FILES + "/")
+        if (it.entry is None and not it.in_state) or it.status in (Status.PRUNED, Status.SKIP) or it.rel in leave_out:
+            if release:
+                excluded.add(it.rel)  # its state row (if any) describes no copy to list
+            continue
+        if release:  # by name (the feed's own string when it has one)
+            name = it.source.file_name if it.source is not None else it.file_name
+            if it.in_state:
+                landed.add(name)  # verified against the feed's md5 as it landed: listed as an unchanged file
+            else:
+                built[name] = it
+            continue
+        try:
+            if not it.entry.fingerprint.same_as(os.lstat(prefix + it.rel)):
+                continue  # changed under us since it was checked
+        except OSError:
+            continue
+        composer[it.rel] = it.entry
+    if excluded:  # a skipped name may be held too (a KEEP item of the same path): that item decides
+        excluded -= {it.rel for it in built.values()} | {FILES + "/" + name for name in landed}
+    return composer, built, landed, excluded
+
+
 def unchanged_items(state, plan: Plan) -> Iterator[Item]:
     """An item for each file of :attr:`Plan.unchanged`, made from its state row as it is read (path order),
     for a caller that reports every file (``--json``); nothing holds them but the caller."""
