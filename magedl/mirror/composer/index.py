@@ -29,7 +29,7 @@ from magedl.composer.metadata import check_package_name
 from magedl.composer.semver import stability, version_key
 from magedl.errors import UnsafeNameError, UsageError
 from magedl.fsutil import atomic_write, read_if_regular
-from magedl.mirror.defaults import DEFAULT_URL as DEFAULT_URL  # its home; re-exported for plan and the tests
+from magedl.mirror.defaults import DEFAULT_URL as DEFAULT_URL  # its home; re-exported for the tests
 from magedl.mirror.index import remember_rendered, unchanged_since
 from magedl.mirror.layout import COMPOSER, walk_files
 from magedl.mirror.model import StoredRecords, canonical_records
