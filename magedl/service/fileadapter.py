@@ -8,7 +8,6 @@ folder on a USB disk as it treats the service.
 
 from __future__ import annotations
 
-import email.utils
 import io
 import os
 from typing import BinaryIO, Optional, Tuple
@@ -17,7 +16,6 @@ from urllib.parse import unquote, urlsplit
 from magedl.errors import UnsafeNameError, UnsafeSourceError
 from magedl.fsutil import NotRegularFile, open_within
 from magedl.paths import check_name
-from magedl.ranges import UNSATISFIABLE, parse_range
 from magedl.text import printable
 
 __all__ = ["FileAdapter", "open_published"]
@@ -154,8 +152,12 @@ class FileAdapter:
         return None
 
     def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
+        import email.utils  # these: what answering needs, not open_published (verify, serve, signatures)
+
         import requests  # loaded by the session that mounted this adapter already
         from requests.structures import CaseInsensitiveDict
+
+        from magedl.ranges import UNSATISFIABLE, parse_range
 
         parts = urlsplit(request.url)
         response = requests.Response()
