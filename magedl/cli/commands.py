@@ -20,7 +20,7 @@ COMMANDS = {
     "get": Command("magedl.cli.get", "download files, resuming and verifying each"),
     "mirror": Command("magedl.cli.mirror", "copy a selection of the catalogue (and Composer packages) into a "
                                            "mirror folder, incrementally"),
-    "verify": Command("magedl.cli.mirror", "re-hash a mirror, or files in one, against SHA256SUMS, info/json and "
+    "verify": Command("magedl.cli.verify", "re-hash a mirror, or files in one, against SHA256SUMS, info/json and "
                                            "the Composer metadata (offline)"),
     "sign": Command("magedl.cli.sign", "sign a mirror's SHA256SUMS (SHA256SUMS.sig, an SSH signature) for "
                                        "'verify --allowed-signers' on the far side"),

@@ -14,8 +14,6 @@ from typing import Iterable, List, Optional, Sequence
 from magedl.config import is_service, resolve
 from magedl.errors import MagedlError
 from magedl.service import catalog
-from magedl.service.api import Client
-from magedl.service.retry import RetryPolicy
 from magedl.text import printable
 from magedl.transfer import options as defaults  # the one home of every default
 from magedl.transfer.options import TransferOptions
@@ -32,6 +30,7 @@ def make_client(args: argparse.Namespace, *, credentials: bool = True):
     downloads service: Composer repositories); TLS, proxies, retries and
     timeouts are the same.
     """
+    from magedl.service.api import Client  # requests and urllib3: a run's cost, not its parsing's
 
     if credentials:
         settings = resolve(base_url=args.base_url, mageid=args.mageid, token=args.token, token_file=args.token_file,
@@ -63,6 +62,7 @@ def settings_without_credentials(args: argparse.Namespace, base_url: Optional[st
 
 def retry_policy(args: argparse.Namespace):
     """The :class:`~magedl.service.retry.RetryPolicy` of ``--retries`` and ``--retry-wait``."""
+    from magedl.service.retry import RetryPolicy
 
     return RetryPolicy(attempts=args.retries, backoff=args.retry_wait)
 

@@ -27,7 +27,7 @@ from magedl.composer.remote import keys_label, where
 from magedl.config import is_service, resolve, shown_url
 from magedl.errors import ConfigError, MagedlError
 from magedl.locks import stale_locks
-from magedl.mirror.signature import INSTALL, ssh_keygen
+from magedl.mirror.signature import INSTALL, missing_operations, ssh_keygen
 from magedl.ranges import parse_http_date
 from magedl.secrecy import mageid_problem, mageid_shown, redact
 from magedl.service import advice
@@ -315,5 +315,15 @@ def _ssh_keygen(checks):
     except ConfigError:
         checks.append(Check("ssh-keygen", True, "not found on PATH: 'mirror --sign-key', 'sign' and 'verify'/'serve "
                             "--allowed-signers' need it (nothing else does)", INSTALL, warning=True))
+        return
+    needs = "'mirror --sign-key', 'sign' and 'verify'/'serve --allowed-signers' will fail"
+    try:
+        missing = missing_operations()
+    except ConfigError as exc:  # it hangs, or cannot be run
+        checks.append(Check("ssh-keygen", True, f"{path}: {exc}; {needs}", INSTALL, warning=True))
+        return
+    if missing:
+        checks.append(Check("ssh-keygen", True, f"{path} is too old: it lacks 'ssh-keygen -Y' {', '.join(missing)}; "
+                            f"{needs}", INSTALL, warning=True))
         return
     checks.append(Check("ssh-keygen", True, f"{path} (signs mirrors and checks their signatures)"))

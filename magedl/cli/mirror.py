@@ -1,4 +1,4 @@
-"""The ``mirror`` and ``verify`` commands: arguments, terminal side.
+"""The ``mirror`` command: arguments, terminal side.
 
 The work itself is one call, :func:`magedl.mirror.run.mirror_folder`; here the request its arguments
 make and the report rendered.
@@ -12,36 +12,24 @@ from pathlib import Path
 from magedl.cli.advisories import report_advisories, with_advisories
 from magedl.cli.app import add_command, add_selection, add_transfer_options
 from magedl.cli.common import first_failure_code, has_selection, make_client, progress_mode, transfer_options
-from magedl.cli.output import Column, print_json, print_table, write_line
-from magedl.cli.progress import ByteBar, ProgressView
-from magedl.cli.sign import (
-    add_allowed_signers,
-    add_sign_key,
-    allowed_signers,
-    check_signatures,
-    report_signed,
-    sign_key,
-)
+from magedl.cli.output import Column, print_json, print_table
+from magedl.cli.progress import ProgressView
+from magedl.cli.sign import add_sign_key, report_signed, sign_key
 from magedl.composer.semver import normalize
-from magedl.errors import ConstraintError, IntegrityError, UsageError
+from magedl.errors import ConstraintError, UsageError
 from magedl.mirror.composer.advisories import AdvisoryOptions, check_source_url
 from magedl.mirror.composer.index import DEFAULT_URL, normalize_url
 from magedl.mirror.composer.patterns import parse_exclude, parse_require
-from magedl.mirror.composer.plan import Archive
 from magedl.mirror.composer.select import DEFAULT_REPOS, ComposerOptions
-from magedl.mirror.core import sums_digest
 from magedl.mirror.model import Action, Status
-from magedl.mirror.run import Clients, MirrorRequest, ReleaseSelection, mirror_folder
-from magedl.mirror.signature import is_signed
-from magedl.mirror.verify import Verdict, mirror_roots, verify
-from magedl.text import human_bytes, plural, printable
+from magedl.text import human_bytes, printable
 from magedl.urls import check_http_url
 
 log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers) -> None:
-    """Register ``mirror`` and ``verify``."""
+    """Register ``mirror``."""
 
     p = add_command(subparsers, "mirror", "copy a selection of the catalogue (and Composer packages) into a "
                                           "mirror folder, incrementally")
@@ -87,13 +75,6 @@ def add_parser(subparsers) -> None:
     advisories.add_argument("--no-composer-advisories", action="store_true",
                             help="carry no security advisories")
     p.set_defaults(run=run_mirror)
-
-    p = add_command(subparsers, "verify",
-                    "re-hash a mirror, or files in one, against SHA256SUMS, info/json and the Composer "
-                    "metadata (offline)", credentials=False, tls=False, retry=False)
-    p.add_argument("targets", nargs="+", metavar="DIR|FILE")
-    add_allowed_signers(p, "check SHA256SUMS.sig against it before anything else (exit 6 unless it verifies)")
-    p.set_defaults(run=run_verify)
 
 
 def _repo_url(url):
@@ -141,6 +122,7 @@ def run_mirror(args, out):
 
     The exit code is that of the first failure.
     """
+    from magedl.mirror.run import Clients, mirror_folder  # the engine: imported by a run, not by its parsing
 
     started = time.monotonic()
     request = mirror_request(args)
@@ -168,6 +150,7 @@ def run_mirror(args, out):
 
 def mirror_request(args):
     """The :class:`~magedl.mirror.run.MirrorRequest` of ``mirror``'s arguments, checked."""
+    from magedl.mirror.run import MirrorRequest, ReleaseSelection
 
     composer = composer_options(args)
     releases = None
@@ -197,6 +180,7 @@ def _report_item(item, quiet):
 
 
 def _how_verified(item):
+    from magedl.mirror.composer.plan import Archive
 
     if isinstance(item.source, Archive):
         return "SHA-1 verified" if item.source.shasum else "UNVERIFIED (the repository gives no SHA-1)"
@@ -242,65 +226,4 @@ def _print_plan(report, args, out):
         log.error("%d Composer requirements cannot be met: %s", len(failures),
                   "; ".join(str(it.error) for it in failures))
         return failures[0].error.exit_code
-    return 0
-
-
-# -- verify ---------------------------------------------------------------------
-
-
-def signature_state(root, signed_sums) -> str:
-    """What ``verify --json`` says of the signature of mirror *root*.
-
-    "valid" (checked against the allowed signers, and the files against the checksums it covers), "not
-    checked" (signed, but no allowed signers given) or "unsigned". A signature that does not verify has
-    no state: it stops the run first (exit 6).
-    """
-    if root in signed_sums:
-        return "valid"
-    return "not checked" if is_signed(root) else "unsigned"
-
-
-def run_verify(args, out):
-    """``magedl verify``: one line per path on stdout; raises IntegrityError (exit 6) when not intact."""
-
-    started = time.monotonic()
-    allowed = allowed_signers(args)
-    mirrors = mirror_roots(args.targets)
-    signed_sums = check_signatures(mirrors, allowed)  # before anything else is read
-    signatures = {root: signature_state(root, signed_sums) for root in mirrors}
-    bar = ByteBar(progress_mode(args), "verifying")
-    try:
-        findings = verify(args.targets, progress=bar, signed_sums=signed_sums)
-    finally:
-        bar.close()
-    roots = sorted({f.root for f in findings})
-    if args.json:
-        print_json([{**f.to_dict(), "signature": signatures.get(f.root)} for f in findings], out)
-    else:
-        for f in findings:
-            shown = f.rel if len(roots) == 1 else str(f.path)
-            problem = f" ({f.problem})" if f.problem and f.status is not Verdict.OK else ""
-            write_line(out, printable(f"{shown}: {f.status.value.upper()}{problem}"))
-    bad = [f for f in findings if f.failed]
-    checked = [f for f in findings if f.sha256]
-    size = sum(f.size or 0 for f in checked)
-    for root in roots if allowed is None else ():
-        digest = sums_digest(root)
-        if digest:
-            log.info("%s: SHA256SUMS sha256 %s (compare with the one noted when seeding)", root, digest)
-    for f in findings:
-        if f.status is Verdict.PARTIAL:
-            log.warning("%s: an unfinished download (not served; 'magedl mirror' finishes or prunes it)", f.path)
-    elapsed = time.monotonic() - started
-    what = f"{plural(len(checked), 'file')} ({human_bytes(size)}) checked in {elapsed:.1f} s"
-    if bad:
-        counts = {}
-        for f in bad:
-            counts[f.status.value] = counts.get(f.status.value, 0) + 1
-        for f in bad:
-            log.error("%s: %s (%s)", f.path, f.status.value, f.problem)
-        raise IntegrityError(f"{what}: {', '.join(f'{n} {s}' for s, n in sorted(counts.items()))}: NOT intact")
-    unfinished = sum(1 for f in findings if f.status is Verdict.PARTIAL)
-    # Exit 0 vouches for what SHA256SUMS lists; an unfinished download is not among it, so it is said, not hidden.
-    log.info("%s: %s", what, f"intact, {plural(unfinished, 'download')} unfinished" if unfinished else "all intact")
     return 0

@@ -9,7 +9,7 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from typing import IO, Callable, List, Optional, Sequence
+from typing import IO, Callable, Iterable, List, Optional, Sequence
 
 from magedl.text import printable
 
@@ -50,6 +50,17 @@ def print_json(rows, out: IO) -> None:
     """The ``--json`` output: one JSON array on *out*, and nothing else."""
     json.dump(rows, out, indent=2)
     out.write("\n")
+    out.flush()
+
+
+def print_json_rows(rows: Iterable, out: IO) -> None:
+    """:func:`print_json`, written row by row as *rows* yields them (the same text): none is held after."""
+    opened = False
+    for row in rows:
+        out.write(",\n  " if opened else "[\n  ")
+        out.write(json.dumps(row, indent=2).replace("\n", "\n  "))  # a string's own newlines are escaped
+        opened = True
+    out.write("\n]\n" if opened else "[]\n")
     out.flush()
 
 

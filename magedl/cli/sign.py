@@ -12,11 +12,7 @@ from pathlib import Path
 from magedl.cli.app import add_command
 from magedl.errors import NotFoundError, SignatureError, UsageError
 from magedl.mirror.composer.index import P2, PACKAGES
-from magedl.mirror.core import Mirror
 from magedl.mirror.layout import INFO_FILES, SUMS, walk_files
-from magedl.mirror.signature import check, is_signed, read_allowed_signers
-from magedl.mirror.signature import sign_key as checked
-from magedl.mirror.verify import verify
 from magedl.secrecy import SECURITY
 from magedl.text import printable
 
@@ -51,6 +47,8 @@ def add_allowed_signers(p, what: str) -> None:
 def sign_key(args):
     """The :class:`~magedl.mirror.signature.SignKey` of ``--sign-key``/``--key`` or MAGEDL_SIGN_KEY; or None."""
 
+    from magedl.mirror.signature import sign_key as checked  # its file adapter imports requests: only when used
+
     flag = "--key" if args.command == "sign" else "--sign-key"
     path, where = (args.sign_key, flag) if args.sign_key else (os.environ.get(SIGN_KEY_ENV), SIGN_KEY_ENV)
     return checked(path, where) if path else None
@@ -58,6 +56,7 @@ def sign_key(args):
 
 def allowed_signers(args):
     """The :class:`~magedl.mirror.signature.AllowedSigners` of ``--allowed-signers`` or the environment; or None."""
+    from magedl.mirror.signature import read_allowed_signers
 
     if args.allowed_signers:
         return read_allowed_signers(args.allowed_signers, "--allowed-signers")
@@ -73,6 +72,7 @@ def check_signatures(roots, allowed) -> dict:
     files are checked against, so the bytes trusted are the bytes whose signature verified.
     Raises SignatureError (exit 6) at the first mirror whose signature does not verify.
     """
+    from magedl.mirror.signature import check, is_signed
 
     checked = {}
     for root in roots:
@@ -94,6 +94,7 @@ def check_served(root, allowed) -> None:
     archive against the md5 or SHA-1 of the index files served, which this makes the signed ones.
     Raises SignatureError (exit 6) when the signature or an index file does not match.
     """
+    from magedl.mirror.verify import verify  # mirror declares --sign-key from here, and needs no verify
 
     signed = check_signatures([root], allowed)
     if not signed:
@@ -114,6 +115,7 @@ def report_signed(root, signed) -> None:
 
 def run_sign(args, out) -> int:
     """``magedl sign DIR --key PATH``: (re)sign ``DIR/SHA256SUMS`` under the mirror's lock."""
+    from magedl.mirror.core import Mirror  # the engine: for a run of sign, not for mirror's parsing
 
     root = Path(args.dir)
     if not root.is_dir():

@@ -134,6 +134,28 @@ def ssh_keygen() -> str:
     return found
 
 
+# The 'ssh-keygen -Y' operations signing and checking use; an ssh-keygen older than INSTALL's lacks some.
+OPERATIONS = ("sign", "verify", "find-principals", "check-novalidate")
+# How an ssh-keygen says it lacks one: 8.0 and 8.1 name the operation, older ones refuse '-Y' itself.
+_UNSUPPORTED = ("unsupported operation", "illegal option", "invalid option", "unknown option")
+
+
+def missing_operations(timeout: float = 5) -> list:
+    """The :data:`OPERATIONS` the installed ssh-keygen lacks (ConfigError when it cannot be run).
+
+    Each is asked with no arguments, which a current ssh-keygen answers with
+    "too few arguments" and an older one by refusing the operation or ``-Y``.
+    Words nobody expects count as supported: a real signing or check then says what failed.
+    """
+    missing = []
+    for operation in OPERATIONS:
+        result = _run(["-Y", operation], timeout=timeout)
+        said = (result.stdout + result.stderr).decode("utf-8", "replace").lower()
+        if any(words in said for words in _UNSUPPORTED):
+            missing.append(operation)
+    return missing
+
+
 # All ssh-keygen is given of our environment: nothing else of it (tokens, cloud keys, SSH_ASKPASS...) is its business.
 _ENV_KEPT = ("PATH", "HOME", "USER", "LOGNAME", "TMPDIR")
 # Signing may also use the agent, and a FIDO key file its middleware.

@@ -2,124 +2,45 @@
 
 The rule a reader must not break: nothing here touches the network, trusts ``.magedl/`` or follows a
 symbolic link (each link is reported :attr:`Verdict.BAD`): the far side of an air gap has only the files.
+
+Scale: the indexes are read into one compact expectation per listed path; the findings then come one at
+a time in path order (:meth:`Verification.findings`), each file hashed as its turn comes, so nothing per
+file is held once its finding is given (figures: docs/scale.md, "verify's memory").
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
 import os
 import stat
-from dataclasses import dataclass, field
-from enum import Enum
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 from magedl.errors import NotFoundError, UnsafeNameError, UnsafeSourceError
 from magedl.mirror.composer.index import DIST, P2, PACKAGES, entry_rel, read_composer_url, read_index
 from magedl.mirror.index import MAX_INDEX_BYTES, parse_sums, read_feed
-from magedl.mirror.layout import COMPOSER, FILES, INFO, INFO_FILES, SIG, SUMS, walk_files
+from magedl.mirror.layout import COMPOSER, FILES, INFO, INFO_FILES, SIG, SUMS, walk_entries
+from magedl.mirror.verdict import LINK, Finding, Verdict, kind
 from magedl.paths import BOOKKEEPING, SIDE_SUFFIXES, check_name
 from magedl.service.fileadapter import open_published
 
 BLOCK = 1 << 20
-LINK = "a symbolic link: a mirror holds only plain files, and verify never reads through a link"
+
+__all__ = ["Finding", "Verdict", "Verification", "kind", "mirror_roots", "verify"]
 
 
-class Verdict(str, Enum):
-    """The verdict on one path of a mirror.
-
-    ``missing``: listed, not on disk. ``bad``: digest differs, an index file is damaged, or a link or
-    other non-file where a file should be. ``unlisted``: in one index but not the other. ``extra``: under
-    ``file/`` but listed nowhere. ``partial``: an unfinished download's side file (reported, not a
-    failure). ``unverified``: nothing to check it against (a failure).
-    """
-
-    OK = "ok"
-    MISSING = "missing"
-    BAD = "bad"
-    UNLISTED = "unlisted"
-    EXTRA = "extra"
-    PARTIAL = "partial"
-    UNVERIFIED = "unverified"
-
-    def __str__(self) -> str:
-        return self.value
-
-    @property
-    def failed(self) -> bool:
-        return self in (Verdict.MISSING, Verdict.BAD, Verdict.UNLISTED, Verdict.EXTRA)
-
-
-@dataclass
-class Finding:
-    """The verdict on one path of a mirror, and what it was found to be."""
-
-    root: Path
-    rel: str
-    status: Verdict = Verdict.OK
-    problem: str = ""
-    size: Optional[int] = None
-    md5: str = ""
-    sha256: str = ""
-    record: Any = None
-
-    @property
-    def path(self) -> Path:
-        return self.root / self.rel
-
-    @property
-    def failed(self) -> bool:
-        return self.status.failed
-
-    def to_dict(self) -> dict:
-        if self.record is not None:
-            out = self.record.to_dict()
-        else:
-            name = self.rel[len(FILES) + 1:] if self.rel.startswith(FILES + "/") else None
-            out = {"name": name, "file_name": name, "version": None, "type": None, "md5": None}
-        out.update(path=str(self.path), status=self.status.value, size=self.size, actual_md5=self.md5 or None,
-                   sha256=self.sha256 or None)
-        if self.problem:
-            out["problem"] = self.problem
-        return out
-
-
-@dataclass
 class Expected:
-    """What the indexes say one path should hold."""
+    """What the indexes say one path should hold (one per listed path of a large mirror: kept small)."""
 
-    sha256: Optional[str] = None
-    md5s: set = field(default_factory=set)
-    record: Any = None
-    sha1s: dict = field(default_factory=dict)  # SHA-1 -> the p2 file that gives it
+    __slots__ = ("sha256", "md5s", "record", "sha1s")
 
-
-@dataclass
-class _Check:
-    """A file to hash, and what its digests must be."""
-
-    finding: Finding
-    expected: Expected
-    unlisted: str = ""
-
-
-def kind(root: Path, rel: str) -> str:
-    """``"file"``, ``"missing"``, ``"link"`` or ``"other"`` for ``root/rel``, following no link on the way."""
-    path = root
-    parts = rel.split("/")
-    for i, part in enumerate(parts):
-        path = path / part
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            return "missing"
-        except NotADirectoryError:
-            return "other"
-        if stat.S_ISLNK(st.st_mode):
-            return "link"
-        if i < len(parts) - 1 and not stat.S_ISDIR(st.st_mode):
-            return "other"
-    return "file" if stat.S_ISREG(st.st_mode) else "other"
+    def __init__(self, sha256: Optional[str] = None):
+        self.sha256 = sha256
+        self.md5s: tuple = ()  # the distinct md5s info/json gives
+        self.record: Any = None  # its first info/json record
+        self.sha1s: Optional[dict] = None  # SHA-1 -> the p2 file that gives it
 
 
 def _mirror_root(path: Path) -> Optional[Path]:
@@ -131,7 +52,7 @@ def _mirror_root(path: Path) -> Optional[Path]:
 
 def verify(targets: Iterable, progress: Optional[Callable[[int, int], None]] = None,
            signed_sums: Optional[dict] = None) -> list:
-    """Check mirrors (folders) or single files inside mirrors.
+    """Check mirrors (folders) or single files inside mirrors: :class:`Verification`, its findings in a list.
 
     Parameters
     ----------
@@ -144,30 +65,51 @@ def verify(targets: Iterable, progress: Optional[Callable[[int, int], None]] = N
     Returns
     -------
     list of Finding
-        One per path checked; any with ``failed`` means the mirror is not intact.
+        One per path checked, in (mirror, path) order; any with ``failed`` means the mirror is not intact.
 
     Raises
     ------
     NotFoundError
         A target that does not exist or is not inside a mirror.
     """
-    findings, todo = [], []
-    for root, only in _groups(targets).items():
-        found, checks = _inspect(root, only, (signed_sums or {}).get(root))
-        findings += found + [check.finding for check in checks]
-        todo += checks
-    total = sum(c.finding.size or 0 for c in todo)
-    done = [0]
+    return list(Verification(targets, signed_sums, sized=progress is not None).findings(progress))
 
-    def advance(n):
-        done[0] += n
-        if progress is not None:
-            progress(done[0], total)
 
-    for check in todo:
-        _check(check, advance)
-    findings.sort(key=lambda f: (str(f.root), f.rel))
-    return findings
+class Verification:
+    """The check of mirrors (folders) or single files inside mirrors, its findings given one at a time.
+
+    Made, it has read every index and listed every folder (so a target that
+    is not in a mirror raises :class:`~magedl.errors.NotFoundError` here);
+    :meth:`findings` then hashes. Parameters as :func:`verify`; *sized*:
+    add up :attr:`total` (one ``lstat`` per file) for a progress display.
+
+    Attributes
+    ----------
+    roots : list of Path
+        The mirror folders that have findings, in the order of the findings.
+    total : int
+        Bytes :meth:`findings` hashes (0 unless *sized*).
+    """
+
+    def __init__(self, targets: Iterable, signed_sums: Optional[dict] = None, sized: bool = False):
+        groups = _groups(targets)
+        self._mirrors = [_inspect(root, groups[root], (signed_sums or {}).get(root), sized)
+                         for root in sorted(groups, key=str)]
+        self.roots = [m.root for m in self._mirrors if m.has_findings()]
+        self.total = sum(m.total for m in self._mirrors)
+
+    def findings(self, progress: Optional[Callable[[int, int], None]] = None) -> Iterator[Finding]:
+        """Each finding in (mirror, path) order, a file hashed as its turn comes; ``progress(done, total)``."""
+        done = [0]
+
+        def advance(n):
+            done[0] += n
+            if progress is not None:
+                progress(done[0], self.total)
+
+        for mirror in self._mirrors:
+            # The listed paths and the rest never share a path (see _inspect): merged by path alone.
+            yield from heapq.merge(mirror.others, _listed(mirror, advance), key=lambda f: f.rel)
 
 
 def mirror_roots(targets: Iterable) -> list:
@@ -220,109 +162,169 @@ def _read_index(root: Path, rel: str, findings: list, only) -> Optional[bytes]:
         return f.read(MAX_INDEX_BYTES)
 
 
-def _inspect(root: Path, only, signed_sums: Optional[bytes] = None) -> tuple:
-    """Findings decided without reading archives, and the checks that need hashing."""
+@dataclass
+class _Mirror:
+    """One mirror as its indexes and folders describe it, before any file is hashed."""
+
+    root: Path
+    only: Optional[set]  # the paths to check; None: the whole mirror
+    expected: dict  # path -> Expected, for every path an index lists
+    others: list  # findings on paths not listed (or already reported), in path order
+    reported: set  # paths an index finding already covers: not checked again
+    sums_ok: bool = False
+    feed_ok: bool = False
+    composer_ok: bool = False
+    total: int = 0  # bytes _listed hashes (when sized)
+
+    def has_findings(self) -> bool:
+        listed = self.expected if self.only is None else self.only & self.expected.keys()
+        return bool(self.others) or any(rel not in self.reported for rel in listed)
+
+
+def _inspect(root: Path, only, signed_sums: Optional[bytes] = None, sized: bool = False) -> _Mirror:
+    """What the indexes expect, and the findings on every path they do not list; no file is hashed.
+
+    Each finding goes with a rank (which step found it), so that findings on one path keep the order
+    they were found in. The listed paths, which :func:`_listed` checks, never get one of these: a path
+    already reported is skipped there, and every other step here skips listed paths.
+    """
     findings = []
     wants = (lambda rel: True) if only is None else (lambda rel: rel in only)
     if only is None:
         for own in (FILES, INFO, COMPOSER, BOOKKEEPING):
             if kind(root, own) == "link":
                 findings.append(Finding(root, own, Verdict.BAD, LINK))
+    # info/json first: decoding it is the run's largest transient, best had before the rest is held.
+    records, feed_ok = [], kind(root, "info/json") == "file"
+    if kind(root, "info/json") in ("link", "other") and wants("info/json"):
+        findings.append(Finding(root, "info/json", Verdict.BAD, LINK if kind(root, "info/json") == "link"
+                                else "not a plain file"))
+    if feed_ok:
+        records = read_feed(root / "info" / "json")
+        if records is None:
+            findings.append(Finding(root, "info/json", Verdict.BAD, "not a readable feed"))
+            records, feed_ok = [], False
     raw = signed_sums if signed_sums is not None else _read_index(root, SUMS, findings, only)
     sums, sums_ok = {}, raw is not None
     if raw is not None:
-        sums, bad_lines = parse_sums(raw.decode("utf-8", errors="replace"))
+        text = raw.decode("utf-8", errors="replace")
+        del raw  # not held while the text is parsed: a large mirror's list is tens of MiB
+        sums, bad_lines = parse_sums(text)
+        del text
         if bad_lines:
             shown = ", ".join(map(str, bad_lines[:5])) + (" ..." if len(bad_lines) > 5 else "")
             findings.append(Finding(root, SUMS, Verdict.BAD, f"line {shown}: not '<sha256>  <path>', "
                                                              "or a second, different sum for a path"))
     elif only is None and kind(root, SUMS) == "missing":
         findings.append(Finding(root, SUMS, Verdict.MISSING, "the mirror's checksum list is gone"))
-    records, feed_ok = {}, kind(root, "info/json") == "file"
-    if kind(root, "info/json") in ("link", "other") and wants("info/json"):
-        findings.append(Finding(root, "info/json", Verdict.BAD, LINK if kind(root, "info/json") == "link"
-                                else "not a plain file"))
-    if feed_ok:
-        releases = read_feed(root / "info" / "json")
-        if releases is None:
-            findings.append(Finding(root, "info/json", Verdict.BAD, "not a readable feed"))
-            releases, feed_ok = [], False
-        for r in releases:
-            records.setdefault(r.file_name, []).append(r)
     expected = {rel: Expected(sha) for rel, sha in sums.items()}
-    for name, recs in records.items():
-        entry = expected.setdefault(f"{FILES}/{name}", Expected())
-        entry.md5s |= {r.md5 for r in recs if r.md5}
-        entry.record = recs[0]
-    composer_ok = _composer_expectations(root, expected, findings, wants)
-    checks = []
-    reported = {f.rel for f in findings}
-    for rel in sorted(expected):
-        if not wants(rel) or rel in reported:
+    del sums
+    for r in records:
+        rel = f"{FILES}/{r.file_name}"
+        entry = expected.get(rel)
+        if entry is None:
+            entry = expected[rel] = Expected()
+        if entry.record is None:
+            entry.record = r
+        if r.md5 and r.md5 not in entry.md5s:
+            entry.md5s += (r.md5,)
+    del records
+    mirror = _Mirror(root, only, expected, [], set(), sums_ok=sums_ok, feed_ok=feed_ok)
+    mirror.composer_ok = _composer_expectations(root, expected, findings, wants)
+    mirror.reported = {f.rel for f in findings}
+    found = [(0, f) for f in findings]
+    if only is None:
+        for rel in INFO_FILES:  # a mirror is not usable without its index, listed and checked
+            if rel in expected or rel in mirror.reported:
+                continue
+            what = kind(root, rel)
+            if what == "missing":
+                found.append((1, Finding(root, rel, Verdict.MISSING, "the mirror's index file is gone")))
+            elif what != "file":
+                found.append((1, Finding(root, rel, Verdict.BAD, LINK if what == "link" else "not a plain file")))
+            elif sums_ok:
+                found.append((1, Finding(root, rel, Verdict.BAD, f"not listed in {SUMS}: its content is unchecked")))
+    for top in (FILES, COMPOSER):
+        if kind(root, top) == "link":
+            continue
+        for rel, entry in walk_entries(root, top, ordered=False):  # in path order once merged, not here
+            if not wants(rel):
+                continue
+            if rel in expected:
+                if sized and rel not in mirror.reported and entry.is_file(follow_symlinks=False) and _safe(rel):
+                    mirror.total += entry.stat(follow_symlinks=False).st_size
+                continue
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISLNK(st.st_mode):
+                found.append((2, Finding(root, rel, Verdict.BAD, LINK)))
+            elif rel.endswith(SIDE_SUFFIXES):
+                found.append((2, Finding(root, rel, Verdict.PARTIAL, "an unfinished download", size=st.st_size)))
+            else:
+                found.append((2, Finding(root, rel, Verdict.EXTRA, "not listed in the mirror's indexes",
+                                         size=st.st_size if stat.S_ISREG(st.st_mode) else None)))
+    if sized:  # listed files the walk of file/ and composer/ does not reach
+        for rel in expected if only is None else only & expected.keys():
+            if (not rel.startswith((FILES + "/", COMPOSER + "/")) and rel not in mirror.reported and _safe(rel)
+                    and kind(root, rel) == "file"):
+                mirror.total += os.lstat(root / rel).st_size
+    for rel in sorted(only - expected.keys() if only else ()):  # never a set of every listed path
+        what = kind(root, rel)
+        if what == "missing":
+            found.append((3, Finding(root, rel, Verdict.MISSING, "not on disk and not listed in the mirror")))
+        elif what == "link" and not rel.startswith((FILES + "/", COMPOSER + "/")):
+            found.append((3, Finding(root, rel, Verdict.BAD, LINK)))
+        elif not rel.startswith((FILES + "/", COMPOSER + "/")) and rel not in (SUMS, SIG, *INFO_FILES):
+            found.append((3, Finding(root, rel, Verdict.EXTRA, "not listed in the mirror's indexes")))
+    found.sort(key=lambda ranked: (ranked[1].rel, ranked[0]))  # stable: one step's findings on a path keep order
+    mirror.others = [f for _, f in found]
+    return mirror
+
+
+def _safe(rel: str) -> bool:
+    try:
+        check_name(rel)
+    except UnsafeNameError:
+        return False
+    return True
+
+
+def _listed(mirror: _Mirror, advance: Callable[[int], None]) -> Iterator[Finding]:
+    """The finding on each path an index lists, in path order; each file hashed when its turn comes."""
+    root, expected = mirror.root, mirror.expected
+    for rel in sorted(expected if mirror.only is None else mirror.only & expected.keys()):
+        if rel in mirror.reported:
             continue
         want = expected[rel]
         try:
             check_name(rel)
         except UnsafeNameError as exc:
-            findings.append(Finding(root, rel, Verdict.BAD, f"an index lists an unsafe path ({exc})"))
+            yield Finding(root, rel, Verdict.BAD, f"an index lists an unsafe path ({exc})")
             continue
         finding = Finding(root, rel, record=want.record)
         what = kind(root, rel)
         if what == "missing":
             finding.status, finding.problem = Verdict.MISSING, "listed but not on disk"
-            findings.append(finding)
+            yield finding
             continue
         if what != "file":
             finding.status = Verdict.BAD
             finding.problem = LINK if what == "link" else "not a plain file (or a link on the way to it)"
-            findings.append(finding)
+            yield finding
             continue
         unlisted = ""
         if rel.startswith(FILES + "/"):
-            if sums_ok and want.sha256 is None:
+            if mirror.sums_ok and want.sha256 is None:
                 unlisted = f"in info/json but not in {SUMS}"
-            elif feed_ok and want.record is None:
+            elif mirror.feed_ok and want.record is None:
                 unlisted = f"in {SUMS} but not in info/json"
         elif rel.startswith(DIST + "/"):
-            if sums_ok and want.sha256 is None:
+            if mirror.sums_ok and want.sha256 is None:
                 unlisted = f"named by {', '.join(sorted(set(want.sha1s.values())))} but not in {SUMS}"
-            elif composer_ok and not want.sha1s:
+            elif mirror.composer_ok and not want.sha1s:
                 unlisted = f"in {SUMS} but named by no composer/p2 file"
-        finding.size = os.lstat(root / rel).st_size
-        checks.append(_Check(finding, want, unlisted))
-    if only is None:
-        for rel in INFO_FILES:  # a mirror is not usable without its index, listed and checked
-            if rel in expected or rel in reported:
-                continue
-            what = kind(root, rel)
-            if what == "missing":
-                findings.append(Finding(root, rel, Verdict.MISSING, "the mirror's index file is gone"))
-            elif what != "file":
-                findings.append(Finding(root, rel, Verdict.BAD, LINK if what == "link" else "not a plain file"))
-            elif sums_ok:
-                findings.append(Finding(root, rel, Verdict.BAD, f"not listed in {SUMS}: its content is unchecked"))
-    for top in (FILES, COMPOSER):
-        if kind(root, top) == "link":
-            continue
-        for rel, st in walk_files(root, top):
-            if rel in expected or not wants(rel):
-                continue
-            if stat.S_ISLNK(st.st_mode):
-                findings.append(Finding(root, rel, Verdict.BAD, LINK))
-            elif rel.endswith(SIDE_SUFFIXES):
-                findings.append(Finding(root, rel, Verdict.PARTIAL, "an unfinished download", size=st.st_size))
-            else:
-                findings.append(Finding(root, rel, Verdict.EXTRA, "not listed in the mirror's indexes",
-                                        size=st.st_size if stat.S_ISREG(st.st_mode) else None))
-    for rel in sorted((only or set()) - set(expected)):
-        what = kind(root, rel)
-        if what == "missing":
-            findings.append(Finding(root, rel, Verdict.MISSING, "not on disk and not listed in the mirror"))
-        elif what == "link" and not rel.startswith((FILES + "/", COMPOSER + "/")):
-            findings.append(Finding(root, rel, Verdict.BAD, LINK))
-        elif not rel.startswith((FILES + "/", COMPOSER + "/")) and rel not in (SUMS, SIG, *INFO_FILES):
-            findings.append(Finding(root, rel, Verdict.EXTRA, "not listed in the mirror's indexes"))
-    return findings, checks
+        finding.size = os.lstat(f"{root}/{rel}").st_size
+        _check(finding, want, unlisted, advance)
+        yield finding
 
 
 def _composer_expectations(root: Path, expected: dict, findings: list, wants) -> bool:
@@ -347,7 +349,11 @@ def _composer_expectations(root: Path, expected: dict, findings: list, wants) ->
             if rel is None:
                 continue
             shasum = (entry.get("dist") or {}).get("shasum")
-            want = expected.setdefault(rel, Expected())
+            want = expected.get(rel)
+            if want is None:
+                want = expected[rel] = Expected()
+            if want.sha1s is None:
+                want.sha1s = {}
             want.sha1s[shasum.lower() if isinstance(shasum, str) and shasum else ""] = p2
     for problem in problems:
         rel = problem.split(":", 1)[0]
@@ -356,8 +362,8 @@ def _composer_expectations(root: Path, expected: dict, findings: list, wants) ->
     return True
 
 
-def _check(check: _Check, advance: Callable[[int], None]) -> None:
-    finding, want = check.finding, check.expected
+def _check(finding: Finding, want: Expected, unlisted: str, advance: Callable[[int], None]) -> None:
+    """Hash *finding*'s file and give it its verdict: *want*'s digests, then *unlisted* (why it is UNLISTED)."""
     md5, sha256, sha1 = hashlib.md5(), hashlib.sha256(), hashlib.sha1()
     try:
         f, _ = open_published(finding.root, finding.rel)
@@ -382,14 +388,14 @@ def _check(check: _Check, advance: Callable[[int], None]) -> None:
         problems.append("info/json gives it conflicting md5s")
     elif want.md5s and finding.md5 not in want.md5s:
         problems.append("md5 differs from info/json")
-    for shasum, p2 in sorted(want.sha1s.items()):
+    for shasum, p2 in sorted((want.sha1s or {}).items()):
         if not shasum:
             problems.append(f"{p2} gives no SHA-1 for it")
         elif shasum != sha1.hexdigest():
             problems.append(f"SHA-1 differs from {p2}")
     if problems:
         finding.status, finding.problem = Verdict.BAD, "; ".join(problems)
-    elif check.unlisted:
-        finding.status, finding.problem = Verdict.UNLISTED, check.unlisted
+    elif unlisted:
+        finding.status, finding.problem = Verdict.UNLISTED, unlisted
     elif want.sha256 is None and not want.md5s and not want.sha1s:
         finding.status, finding.problem = Verdict.UNVERIFIED, "no sha256 and no md5 to check it against"

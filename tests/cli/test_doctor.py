@@ -3,6 +3,7 @@ exit 0 only when all are OK, ``--json``, and no key or token in anything it prin
 
 import json
 import os
+import shutil
 
 import pytest
 from clirun import run
@@ -183,3 +184,30 @@ def test_a_mirror_that_does_not_play_the_service_needs_no_credentials(host, caps
         code, out, err = doctor_run(capsys, host)
     assert lines_of(out)["downloads credentials"].startswith("OK") and "none needed" in out
     assert lines_of(out)["downloads feed"].startswith("OK") and lines_of(out)["clock"].startswith("OK")
+
+
+@pytest.mark.parametrize("refusal", [
+    'case "$2" in find-principals|check-novalidate) echo "Unsupported operation for -Y: \\"$2\\"" >&2; exit 1;; '
+    'esac; echo "Too few arguments for $2" >&2; exit 1',  # as OpenSSH 8.0 and 8.1 answer
+    'echo "ssh-keygen: illegal option -- Y" >&2; exit 1',  # as OpenSSH 7 answers: no -Y at all
+])
+def test_an_ssh_keygen_too_old_to_sign_or_check_is_a_warning_naming_what_it_lacks(env, host, capsys, tmp_path,
+                                                                                   monkeypatch, refusal):
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "ssh-keygen").write_text(f"#!/bin/sh\n{refusal}\n")
+    os.chmod(tools / "ssh-keygen", 0o755)
+    monkeypatch.setenv("PATH", str(tools))
+    code, out, err = doctor_run(capsys, host)
+    assert code == 0, out + err  # only signing needs it
+    line = lines_of(out)["ssh-keygen"]
+    assert line.startswith("WARN") and "too old" in line and "find-principals" in line and "check-novalidate" in line
+    assert ("'ssh-keygen -Y' sign," in line) == ("illegal option" in refusal)  # 8.0 signs; 7 does not
+    assert "fix: install OpenSSH's client (8.2 or later" in out
+
+
+def test_the_installed_ssh_keygen_has_every_operation_magedl_uses(env, host, capsys):
+    if shutil.which("ssh-keygen") is None:
+        pytest.skip("ssh-keygen is not installed here")
+    code, out, err = doctor_run(capsys, host)
+    assert lines_of(out)["ssh-keygen"].startswith("OK"), out

@@ -91,7 +91,7 @@ def test_no_command_prints_help_and_exits_2(capsys):
 
 
 @pytest.mark.parametrize("argv, module", [(["versions", "--help"], "magedl.cli.versions"),
-                                          (["--base-url", "http://x/", "-v", "verify", "--help"], "magedl.cli.mirror"),
+                                          (["--base-url", "http://x/", "-v", "verify", "--help"], "magedl.cli.verify"),
                                           (["--base-url=http://x/", "keys", "check", "--help"], "magedl.cli.keys")])
 def test_a_run_imports_the_module_of_its_command_only(argv, module):
     import subprocess

@@ -251,17 +251,17 @@ def _doctor_consistently(root):
 
 def test_files_are_checked_against_the_very_sums_whose_signature_verified(signed, ops, capsys, monkeypatch):
     """A medium that answers a second read of SHA256SUMS with other bytes (here: swapped right after the check)."""
-    from magedl.cli import sign as sign_cli
+    from magedl.mirror import signature
 
     root = signed[0]
-    real_check = sign_cli.check
+    real_check = signature.check
 
     def check_then_swap(*args):
         signer = real_check(*args)
         _doctor_consistently(root)
         return signer
 
-    monkeypatch.setattr(sign_cli, "check", check_then_swap)  # where verify calls it
+    monkeypatch.setattr(signature, "check", check_then_swap)  # cli/sign.py imports it when it checks
     code, out, err = verify(capsys, root, ops[1])
     assert code == 6 and f"{_archive(root).relative_to(root)}: BAD (sha256 differs from SHA256SUMS" in out + err
 
