@@ -129,18 +129,25 @@ def run_mirror(args, out):
     clients = Clients(releases=lambda: make_client(args), composer=lambda: make_client(args, credentials=False))
     view = ProgressView(progress_mode(args))
 
+    rows = []  # --json: each file's row made as it is reported (a landed file's entry is not kept for it)
+
     def on_plan(plan):
         view.files = len(plan.to_fetch)
 
+    def on_item(item):
+        _report_item(item, args.quiet)
+        if args.json:
+            rows.append(item.to_dict())
+
     try:
-        report = mirror_folder(request, clients, progress=view, on_plan=on_plan,
-                               on_item=lambda item: _report_item(item, args.quiet))
+        report = mirror_folder(request, clients, progress=view, on_plan=on_plan, on_item=on_item,
+                               every_item=bool(args.json))
     finally:
         view.close()
     if report.dry_run:
         return _print_plan(report, args, out)
     if args.json:
-        print_json(with_advisories([item.to_dict() for item in report.items], report.advisories), out)
+        print_json(with_advisories(rows, report.advisories), out)
     if report.signed is not None:
         report_signed(request.root, report.signed)
     _summarise(request.root, report.summary, time.monotonic() - started, report.sums_sha256)

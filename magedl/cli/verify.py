@@ -46,7 +46,8 @@ def signature_state(root, signed_sums) -> str:
 def run_verify(args, out):
     """``magedl verify``: one line per path on stdout; raises IntegrityError (exit 6) when not intact."""
     from magedl.mirror.core import sums_digest  # the engine: imported by a run, not by its parsing
-    from magedl.mirror.verify import Verdict, Verification, mirror_roots
+    from magedl.mirror.verdict import Verdict
+    from magedl.mirror.verify import Verification, mirror_roots
 
     started = time.monotonic()
     allowed = allowed_signers(args)

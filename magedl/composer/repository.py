@@ -282,6 +282,14 @@ class ComposerRepository:
             self._cache[key, dev] = entries
         return self._cache[key, dev] if shared else copy.deepcopy(self._cache[key, dev])
 
+    def forget_versions(self, name: str | None = None) -> None:
+        """Drop the version entries kept so far, of *name* or of every package: for a caller that keeps them
+        its own way (a later call reads them again)."""
+        keys = [k for k in self._cache if isinstance(k, tuple)] if name is None else \
+            [(name.lower(), dev) for dev in (False, True)]
+        for key in keys:
+            self._cache.pop(key, None)
+
     def _collect(self, containers: list, key: str, where: str) -> list[dict]:
         return collect_entries(containers, key, where, self._warn)
 

@@ -26,6 +26,7 @@ from magedl.mirror.composer import index as composer_index
 from magedl.mirror.composer import publish
 from magedl.mirror.composer.advisories import read_published
 from magedl.mirror.composer.plan import Archive, ComposerPlanner
+from magedl.mirror.held import Held, sort_items, unchanged_items
 from magedl.mirror.index import (
     MAX_INDEX_BYTES,
     SumsAsFound,
@@ -80,7 +81,7 @@ class Mirror:
         return mirror_lock(self.root)
 
     def plan(self, upstream: Optional[Iterable[Release]], selected: Iterable[Release] = (), *, prune: bool = False,
-             rehash: bool = True, composer=None, composer_url: Optional[str] = None) -> Plan:
+             rehash: bool = True, composer=None, composer_url: Optional[str] = None, every_item: bool = False) -> Plan:
         """Decide what to do with each selected file and each file held.
 
         Parameters
@@ -98,17 +99,22 @@ class Mirror:
             metadata was written for.
         rehash : bool
             Off for dry runs: nothing is read, and files changed on disk get ``recheck``.
+        every_item : bool
+            An item for every release file, unchanged ones too (a dry run shows them); by default
+            those are only named in :attr:`Plan.unchanged`.
         """
         if upstream is None:
             # The index order and records as they are: nothing upstream to compare with.
             upstream = read_feed(self.root / INFO_FILES[0]) or ()
-            plan = ReleasePlanner(self.root, self.state, upstream, rehash=rehash).plan((), prune=False)
+            plan = ReleasePlanner(self.root, self.state, upstream, rehash=rehash,
+                                  every_item=every_item).plan((), prune=False)
             for it in plan.with_action(Action.KEEP):
                 it.reason = "no release selection given; kept"
             for it in plan.with_action(Action.STRAY):
                 it.reason = "not part of the mirror; --prune with a release selection removes it"
         else:
-            plan = ReleasePlanner(self.root, self.state, upstream, rehash=rehash).plan(selected, prune=prune)
+            plan = ReleasePlanner(self.root, self.state, upstream, rehash=rehash,
+                                  every_item=every_item).plan(selected, prune=prune)
         if composer is not None or composer_url is not None or self._has_composer():
             # Like the release part: only a run that selects Composer packages prunes them (the planner's rule).
             part = ComposerPlanner(self.root, self.state, composer_url, rehash=rehash).plan(composer, prune=prune)
@@ -126,14 +132,15 @@ class Mirror:
 
     def run(self, client, plan: Plan, options: Optional[TransferOptions] = None, *, progress=None,
             on_item: Optional[Callable[[Item], None]] = None, composer_client=None, composer_keys=None,
-            sign_key=None) -> None:
+            sign_key=None, every_item: bool = False) -> None:
         """Fetch, prune and index.
 
         *client* fetches release files, *composer_client* Composer archives
         (with the repositories' credentials, *composer_keys* saying where they
         came from). *on_item* is called with each :class:`Item` once its fate
-        is known. Index files are written even when some files failed (and on
-        Ctrl-C), describing only the files held and verified; :meth:`delta`
+        is known; a file of :attr:`Plan.unchanged` reaches it only with *every_item* (an item made
+        from its state row as it is reported, and held no longer). Index files are written even
+        when some files failed (and on Ctrl-C), describing only the files held and verified; :meth:`delta`
         then lists what changed. With *sign_key* (a
         :class:`~magedl.mirror.signature.SignKey`), an index that changed, or
         has no current signature, is signed once the run completed.
@@ -153,6 +160,9 @@ class Mirror:
         for it in plan.items:
             if not it.action.fetches and it.action is not Action.PRUNE:
                 it.status = Status.untouched(it.action)
+                on_item(it)
+        if every_item:
+            for it in unchanged_items(self.state, plan):
                 on_item(it)
         for rel in plan.locks:
             _drop_stale_lock(self.root / rel)
@@ -174,6 +184,8 @@ class Mirror:
                 it = todo[release_rel(release.file_name)]
                 self._landed(it, outcome, plan)
                 on_item(it)
+                if it.entry is not None and it.status is not Status.FAILED:  # landed and reported: the state
+                    it.entry, it.in_state = None, True  # holds its record, the index write reads it there
             archives = [it for it in todo.values() if isinstance(it.source, Archive)]
             if archives:
                 from magedl.mirror.composer.fetch import fetch_archives
@@ -284,12 +296,15 @@ class Mirror:
         if isinstance(it.source, Archive):
             records = (it.source.entry,)
         else:
-            # As the state stores them (one text, not a dict per record): a cold run holds one per landed file.
+            # As the state stores them (one text, not a dict per record).
             records = StoredRecords(canonical_release_records(plan.records_of(it.file_name)))
-        it.entry = Entry(outcome.md5, sha, Fingerprint.of(outcome.path), records, sha1)
+        entry = Entry(outcome.md5, sha, Fingerprint.of(outcome.path), records, sha1)
+        # A release file's records are the feed's (its source), as the state now holds them: the item keeps
+        # the digests only, so a cold run holds no records text per landed file until its end.
+        it.entry = entry if isinstance(it.source, Archive) else Entry(entry.md5, sha, entry.fingerprint, sha1=sha1)
         it.size = outcome.size
         with self.state.batch():  # its record and its place in the delta: one commit
-            self.state.set(it.rel, it.entry)
+            self.state.set(it.rel, entry)
             if outcome.skipped:
                 it.status = Status.PRESENT
             else:
@@ -357,28 +372,27 @@ class Mirror:
         file would cost the square of the file count; the run's last write
         renders them. *signer* names the key the index is (or will be) signed with.
         """
-        held, by_name, prefix = {}, {}, os.path.join(self.root, "")
-        for it in plan.items:
-            if it.entry is None or it.status in (Status.PRUNED, Status.SKIP) or it.rel in leave_out:
-                continue
-            try:
-                if not it.entry.fingerprint.same_as(os.lstat(prefix + it.rel)):
-                    continue  # changed under us since it was checked
-            except OSError:
-                continue
-            held[it.rel] = it.entry
-            if it.rel.startswith(FILES + "/"):  # release files by name (the feed's own string when it has one)
-                by_name[it.source.file_name if isinstance(it.source, Release) else it.file_name] = it
+        composer, built, landed, excluded = sort_items(self.root, plan, leave_out)
+        # The release files from the state, one query in path order (an unchanged file has no item).
+        held = Held(self.root, self.state, composer, excluded, watch={it.rel for it in built.values()})
+        gone, unchanged, seen = {rel[len(FILES) + 1:] for rel in held.gone}, plan.unchanged, held.seen
         records, described = [], set()
         for r in plan.upstream:
-            it = by_name.get(r.file_name)
-            if it is not None and (not r.md5 or r.md5 == it.entry.md5):
+            name = r.file_name
+            it = built.get(name)
+            if it is not None:  # listed as its state row says (the item's entry, when it kept one)
+                listed = it.rel in seen and (not r.md5 or r.md5 == seen[it.rel])
+            else:  # its md5 was the feed's when planned (or landed), and its row has not changed since
+                listed = (name in unchanged or name in landed) and name not in gone
+            if listed:
                 records.append(r)
-                described.add(r.file_name)
-        for name in sorted(set(by_name) - described):  # no longer upstream as held: the records it came with
-            records += [release_from_dict(d) for d in by_name[name].entry.records or ({"file_name": name},)]
-        extra = publish.index_files(self.root, plan.composer, held, memo=self.state)  # writes the p2 files
-        sums = {rel: e.sha256 for rel, e in held.items()}
+                described.add(name)
+        for name in sorted(set(built) - described):  # no longer upstream as held: the records it came with
+            it = built[name]
+            if it.rel in seen:
+                stored = it.entry if it.entry is not None else self.state.get(it.rel)
+                records += [release_from_dict(d) for d in (stored.records if stored else ()) or ({"file_name": name},)]
+        extra = publish.index_files(self.root, plan.composer, composer, memo=self.state)  # writes the p2 files
         digest = records_digest(records)  # one pass over the records for both memos
         written = {}
         if self.html and pages:  # before SHA256SUMS, which lists them (and before it is signed)
@@ -386,9 +400,8 @@ class Mirror:
                                   signer, memo=self.state, digest=digest)
         elif self.html:
             written = {rel: sha for rel, sha in self._sums_now().items() if is_page(rel)}
-        sums.update(written)  # not a merged copy: one entry per held file
-        sums.update(extra.on_disk)
-        changed = write_indexes(self.root, records, sums, extra.fresh, memo=self.state, digest=digest)
+        changed = write_indexes(self.root, records, held, extra.fresh, memo=self.state, digest=digest,
+                                also={**written, **extra.on_disk})
         if plan.composer is not None:
             publish.drop_stale(self.root, extra)
         if pages:

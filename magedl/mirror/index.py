@@ -20,7 +20,7 @@ from magedl.errors import MagedlError
 from magedl.fsutil import atomic_write, open_regular, read_if_regular
 from magedl.mirror.layout import FILES, INFO_FILES, SUMS, clear_way
 from magedl.mirror.model import Fingerprint
-from magedl.service.catalog import Release, parse_feed, releases_to_feed
+from magedl.service.catalog import Release, parse_feed
 from magedl.service.textformat import render_table, render_versions
 
 __all__ = ["FILES", "INFO_FILES", "SUMS", "SumsAsFound", "parse_sums", "read_feed", "read_sums", "release_from_dict",
@@ -33,32 +33,118 @@ MAX_INDEX_BYTES = 256 << 20
 
 def render_indexes(records: Iterable[Release]) -> dict:
     """The three ``info/`` files for *records*: ``{relative path: bytes}``."""
-    records = list(records)
-    feed = releases_to_feed(records)
-    return {
-        "info/json": (json.dumps(feed, indent=1, ensure_ascii=False) + "\n").encode("utf-8"),
-        "info/files": render_table(records).encode("utf-8"),
-        "info/versions": render_versions(records).encode("utf-8"),
-    }
+    return dict(_render_info(list(records)))
 
 
-def render_sums(sha256s: Mapping[str, str], more: Optional[Mapping[str, str]] = None) -> bytearray:
+def _render_info(records: list):
+    """``(path, bytes)`` of each ``info/`` file, one at a time: the caller writes one before the next is made."""
+    yield "info/json", feed_json(records)
+    yield "info/files", render_table(records).encode("utf-8")
+    yield "info/versions", render_versions(records).encode("utf-8")
+
+
+_ENTRY = json.JSONEncoder(indent=1, ensure_ascii=False).encode
+
+
+def feed_json(records: list) -> bytes:
+    """``json.dumps(releases_to_feed(records), indent=1, ensure_ascii=False) + "\n"``, encoded, byte for byte,
+    written a record at a time: neither a dict per record nor the feed's whole text is held beside the bytes."""
+    listed = {r.type for r in records if r.type == "other" or not r.version}
+    groups: dict = {}  # type -> its records (listed), or version -> its records
+    for r in records:
+        if r.type in listed:
+            groups.setdefault(r.type, []).append(r)
+        else:
+            groups.setdefault(r.type, {}).setdefault(r.version, []).append(r)
+    out = bytearray(b"{")
+    for i, (category, value) in enumerate(groups.items()):
+        out += f'{"," if i else ""}\n {_quote(category)}: '.encode("utf-8")
+        if isinstance(value, list):
+            _entries(out, value, 1, keep_version=True)
+            continue
+        out += b"{"
+        for j, (version, members) in enumerate(value.items()):
+            out += f'{"," if j else ""}\n  {_quote(version)}: '.encode("utf-8")
+            _entries(out, members, 2, keep_version=False)
+        out += b"\n }"
+    out += b"\n}\n" if groups else b"}\n"
+    return bytes(out)
+
+
+def _entries(out: bytearray, records: list, depth: int, keep_version: bool) -> None:
+    """One list of feed entries at *depth*, as ``json.dumps(..., indent=1)`` writes it, a batch at a time."""
+    pad, inner = "\n" + " " * (depth + 1), "\n" + " " * (depth + 2)
+    out += b"["
+    parts, sep = [], ""
+    for r in records:
+        if r.ce_versions or r.ee_versions or r.extra:  # nested values: the encoder's own layout, moved in
+            entry = r.to_dict()
+            del entry["type"]
+            if not keep_version or not r.version:
+                del entry["version"]
+            parts.append(pad + _ENTRY(entry).replace("\n", pad))
+        else:
+            fields = [("name", r.name), ("file_name", r.file_name)]
+            if keep_version and r.version:
+                fields.append(("version", r.version))
+            fields.append(("md5", r.md5))
+            parts.append(pad + "{" + ",".join(f"{inner}{_quote(k)}: {_quote(v)}" for k, v in fields) + pad + "}")
+        if len(parts) == _DIGEST_BATCH:
+            out += (sep + ",".join(parts)).encode("utf-8")
+            parts, sep = [], ","
+    if parts:
+        out += (sep + ",".join(parts)).encode("utf-8")
+    out += ("\n" + " " * depth + "]").encode() if records else b"]"
+
+
+def render_sums(sha256s, more: Optional[Mapping[str, str]] = None) -> bytearray:
     """``SHA256SUMS`` (its bytes, in a bytearray) from ``{relative path: sha256}``, sorted by path.
 
-    *more* (a few index files) adds to or overrides *sha256s* without a
-    merged copy of it. Encoded a batch of lines at a time into one buffer,
-    returned as it is: a joined list of 100,000 lines, its text, or a copy of
+    *sha256s* is a mapping, or a :class:`magedl.mirror.held.Held` (read from the state, its
+    release files' lines rendered as it read them). *more* (a few index
+    files) adds to or overrides *sha256s* without a merged copy of it. Encoded a batch of lines at
+    a time into one buffer, returned as it is: a joined list of 100,000 lines, its text, or a copy of
     the buffer would each cost as much as the bytes written again.
     """
     more = more or {}
+    release = getattr(sha256s, "release_sums", None)
+    if release is not None and not any(rel.startswith(FILES + "/") for rel in more):
+        # Held rendered its release files' lines as it read them: no index file sorts among them.
+        # Taken over, not copied (a second buffer of 100,000 lines): the lines before go in front of them.
+        before = {rel: sha for rel, sha in more.items() if rel < FILES + "/"}
+        sha256s.release_sums = None
+        release[0:0] = _render(_in_order({rel: e.sha256 for rel, e in sha256s.composer.items()}, before))
+        release += _render(_in_order({}, {rel: sha for rel, sha in more.items() if rel not in before}))
+        return release
+    return _render(_in_order(sha256s, more))
+
+
+def _render(pairs) -> bytearray:
     out, lines = bytearray(), []
-    for rel in sorted(chain(sha256s, (rel for rel in more if rel not in sha256s))):
-        lines.append(f"{more.get(rel) or sha256s[rel]}  {rel}\n")
+    for rel, sha in pairs:
+        lines.append(f"{sha}  {rel}\n")
         if len(lines) == _DIGEST_BATCH:
             out += "".join(lines).encode("utf-8")
             lines.clear()
     out += "".join(lines).encode("utf-8")
     return out
+
+
+def _in_order(sha256s, more: Mapping[str, str]):
+    """``(path, sha256)`` of *sha256s* and *more* (which wins), sorted by path."""
+    if not hasattr(sha256s, "sums_in_order"):
+        for rel in sorted(chain(sha256s, (rel for rel in more if rel not in sha256s))):
+            yield rel, more.get(rel) or sha256s[rel]
+        return
+    extra = sorted(more.items(), reverse=True)  # popped from the end: the smallest path first
+    for rel, sha in sha256s.sums_in_order():
+        while extra and extra[-1][0] < rel:
+            yield extra.pop()
+        if extra and extra[-1][0] == rel:
+            yield extra.pop()
+            continue
+        yield rel, sha
+    yield from reversed(extra)
 
 
 class Memo(Protocol):
@@ -127,7 +213,7 @@ def _record_json(r: Release) -> str:
 
 def write_indexes(root: os.PathLike | str, records: Iterable[Release], held: Mapping[str, str],
                   extra: Optional[Mapping[str, bytes]] = None, memo: Optional[Memo] = None,
-                  digest: str = "") -> list:
+                  digest: str = "", also: Optional[Mapping[str, str]] = None) -> list:
     """Write ``info/json``, ``info/files``, ``info/versions``, the *extra* index files, then ``SHA256SUMS``.
 
     Parameters
@@ -136,8 +222,9 @@ def write_indexes(root: os.PathLike | str, records: Iterable[Release], held: Map
         The mirror folder (checked by :func:`magedl.mirror.layout.check_layout`).
     records : iterable of Release
         Every record of every release file held and verified, in feed order.
-    held : mapping
-        Path relative to *root* -> sha256 of each archive held and verified.
+    held : mapping, or Held
+        Path relative to *root* -> sha256 of each archive held and verified (or a
+        :class:`magedl.mirror.held.Held`, read in path order).
     extra : mapping, optional
         Further index files (the Composer metadata): relative path -> bytes.
     memo : Memo, optional
@@ -146,6 +233,8 @@ def write_indexes(root: os.PathLike | str, records: Iterable[Release], held: Map
         (an up-to-date re-run of a large mirror costs a digest, not three renders).
     digest : str, optional
         :func:`records_digest` of *records*, when the caller has it already.
+    also : mapping, optional
+        Further files ``SHA256SUMS`` lists (the pages, the p2 files left as they were): path -> sha256.
 
     Returns
     -------
@@ -155,19 +244,19 @@ def write_indexes(root: os.PathLike | str, records: Iterable[Release], held: Map
     root = Path(root)
     records = list(records)
     changed = []
-    sums = {}  # the index files' own: SHA256SUMS lists them beside *held*, not copied
+    sums = dict(also or {})  # the index files' own (and *also*): SHA256SUMS lists them beside *held*, not copied
     inputs = digest or records_digest(records)
     unchanged = unchanged_since(root, memo, "info", inputs)
     if unchanged is not None and set(unchanged) != set(INFO_FILES):
         unchanged = None
-    files = dict(render_indexes(records)) if unchanged is None else {}
     sums.update(unchanged or {})
-    files.update(extra or {})
-    for rel, data in files.items():
+    # One file made, written and dropped before the next (the info/ files of 100,000 records are tens of MB).
+    for rel, data in chain(_render_info(records) if unchanged is None else (), (extra or {}).items()):
         clear_way(root, rel)
         if atomic_write(root / rel, data):
             changed.append(rel)
         sums[rel] = hashlib.sha256(data).hexdigest()
+        del data
     if unchanged is None and memo is not None:
         # Remembered only once they are on disk: a kill before this renders them again next time.
         remember_rendered(root, memo, "info", inputs, {rel: sums[rel] for rel in INFO_FILES})

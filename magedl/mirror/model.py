@@ -1,8 +1,9 @@
 """The values a mirror run passes around: actions, statuses, state entries, plan items.
 
-A plan is a list of :class:`Item`, one per file of the mirror (wanted or held),
-each with the :class:`Action` the plan chose and, once the run has dealt with
-it, the :class:`Status` it ended in. What the mirror knows of a good copy on
+A plan is a list of :class:`Item`, one per file of the mirror (wanted or held)
+that the run may change or must report, each with the :class:`Action` the plan
+chose and, once the run has dealt with it, the :class:`Status` it ended in; a
+file present as the state records it is only named (:attr:`Plan.unchanged`). What the mirror knows of a good copy on
 disk is an :class:`Entry`, the unit of ``DIR/.magedl/state.sqlite``.
 """
 
@@ -288,6 +289,10 @@ class Item:
     recorded : bool
         The state already holds this file's record as it is (the run need not write it); *entry* then
         may leave out the records, when they are the feed's (*source*) as stored.
+    in_state : bool
+        A release file that landed: its record went to the state as it landed, and *entry* was
+        dropped once the file was reported (a cold run holds no entry per file until its end); the
+        index write reads it from the state.
     """
 
     rel: str
@@ -300,6 +305,7 @@ class Item:
     error: Optional[MagedlError] = None
     transferred: int = 0
     recorded: bool = False
+    in_state: bool = False
 
     @property
     def file_name(self) -> str:
@@ -352,6 +358,11 @@ class Plan:
     locks : tuple of str
         Per-file lock files found beside wanted files: a run killed after its
         file landed leaves one; the run removes those no process holds.
+    unchanged : dict
+        File name -> the :class:`~magedl.service.catalog.Release` it was planned from, for each
+        wanted release file present as the state records it (fingerprint, digests and records):
+        nothing to do and nothing to write, so no :class:`Item` is built for it. The index write
+        and the run's report read its digests from the state (``state.sqlite``) again.
     """
 
     items: list = field(default_factory=list)
@@ -359,6 +370,7 @@ class Plan:
     dropped: tuple = ()
     composer: Any = None
     locks: tuple = ()
+    unchanged: dict = field(default_factory=dict)
     _by_name: Optional[dict] = field(default=None, repr=False, compare=False)
 
     def __iter__(self):

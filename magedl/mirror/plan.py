@@ -12,6 +12,7 @@ import logging
 import os
 import stat
 from dataclasses import replace
+from operator import attrgetter
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -19,6 +20,7 @@ from magedl.errors import IntegrityError, UnsafeNameError
 from magedl.mirror.index import read_feed, read_sums, release_rels
 from magedl.mirror.layout import FILES, INFO_FILES, SUMS, check_layout, check_release_name, release_rel, walk_entries
 from magedl.mirror.model import Action, Entry, Fingerprint, Item, Plan, StoredRecords, canonical_release_records
+from magedl.mirror.state import entry_of
 from magedl.paths import LOCK_SUFFIX, SIDE_SUFFIXES, destination
 from magedl.service.catalog import Release, settle_md5, unique_files
 from magedl.transfer.hashing import file_digests
@@ -26,6 +28,7 @@ from magedl.transfer.hashing import file_digests
 log = logging.getLogger(__name__)
 
 DIGESTS = ("md5", "sha256")
+_by_file_name = attrgetter("file_name")
 
 
 def previous_index(root: Path) -> dict:
@@ -81,13 +84,18 @@ class ReleasePlanner:
         The whole catalogue, for the records of each file.
     rehash : bool
         Re-hash files changed on disk; off for dry runs, which then plan ``recheck``.
+    every_item : bool
+        Build an item for every file, unchanged ones too (a dry run shows them all); by default a
+        file present as the state records it is only named in :attr:`Plan.unchanged`.
     """
 
-    def __init__(self, root: os.PathLike | str, state, upstream: Iterable[Release], *, rehash: bool = True):
+    def __init__(self, root: os.PathLike | str, state, upstream: Iterable[Release], *, rehash: bool = True,
+                 every_item: bool = False):
         self.root = Path(root)
         check_layout(self.root)
         self.state = state
         self.rehash = rehash
+        self.every_item = every_item
         self.upstream = tuple(upstream)
         self.records = {}  # file name -> its one listing, or a list of its listings (most files have one)
         for r in self.upstream:
@@ -96,47 +104,103 @@ class ReleasePlanner:
                 if isinstance(listed, Release):
                     listed = self.records[r.file_name] = [listed]
                 listed.append(r)
-        self.entries = state.entries(FILES)  # one query, not one per file
+        self.entries: dict = {}  # state rows of files not wanted (and rows the walk in path order passed by)
         self._indexed: Optional[dict] = None  # read only when a file has no state entry
         self._prefix = os.path.join(self.root, "")
         self.locks: list = []  # lock files beside wanted files (a run killed between landing and unlocking)
 
     def plan(self, selected: Iterable[Release], *, prune: bool = False) -> Plan:
-        """Decide what to do with each selected file (*selected*: what the user asked for) and each file held."""
-        upstream = self.upstream
-        items, wanted = [], set()
-        for r in unique_files(selected):
+        """Decide what to do with each selected file (*selected*: what the user asked for) and each file held.
+
+        The wanted files are planned in path order, beside the state's rows read in the same order
+        (:meth:`State.entries_in_order`): no row is held beyond the file it belongs to, but those of
+        files not wanted. A file present as its row says gets no item (see :attr:`Plan.unchanged`).
+        """
+        chosen = unique_files(selected)
+        planned, unchanged, wanted = {}, {}, set()  # planned: file name -> item, for files that get one
+        for r in chosen:
             try:
                 check_release_name(r.file_name)
                 if "/" in r.file_name:  # a name in file/ itself cannot lead out (check_layout vouches for file/)
                     destination(self.root / FILES, r.file_name)
-                r = settle_md5(r, self._listings(r.file_name))
-            except (UnsafeNameError, IntegrityError) as exc:
+            except UnsafeNameError as exc:
                 log.warning("skipping %s", exc)
-                items.append(Item(release_rel(r.file_name), Action.SKIP, r, reason=str(exc)))
+                planned[r.file_name] = Item(release_rel(r.file_name), Action.SKIP, r, reason=str(exc))
                 continue
             wanted.add(r.file_name)
-            items.append(self._plan_wanted(r))
+        rows = self.state.rows_in_order(FILES)
+        row = next(rows, None)
+        records, prefix, quick = self.records, self._prefix, not self.every_item
+        for r in sorted((r for r in chosen if r.file_name in wanted), key=_by_file_name):
+            name = r.file_name
+            rel = FILES + "/" + name
+            while row is not None and row[0] < rel:  # rows of files not wanted (or out of order): kept aside
+                self.entries[row[0]] = entry_of(row)
+                row = next(rows, None)
+            if row is not None and row[0] == rel:
+                mine, row = row, next(rows, None)
+            else:
+                mine = None
+            if records.get(name) is not r:  # several listings (or a record from elsewhere): settle its md5
+                try:
+                    r = settle_md5(r, self._listings(name))
+                except IntegrityError as exc:
+                    log.warning("skipping %s", exc)
+                    wanted.discard(name)
+                    planned[name] = Item(rel, Action.SKIP, r, reason=str(exc))
+                    entry = entry_of(mine) if mine is not None else self.entries.get(rel)
+                    if entry is not None:
+                        self.entries[rel] = entry  # held, but not wanted this run: kept as such
+                    continue
+            try:
+                st = os.lstat(prefix + rel)
+            except FileNotFoundError:
+                st = None
+            if quick and mine is not None and st is not None and self._as_recorded(r, mine, st):
+                unchanged[name] = r  # no item, no entry: its row is read again when the index is written
+                continue
+            entry = entry_of(mine) if mine is not None else self.entries.pop(rel, None)
+            item = self._plan_wanted(r, entry, st)
+            if item is None:
+                unchanged[name] = r
+            else:
+                planned[name] = item
+        while row is not None:
+            self.entries[row[0]] = entry_of(row)
+            row = next(rows, None)
+        items = [planned[r.file_name] for r in chosen if r.file_name in planned]  # in the order selected
         # Only the files not wanted are stat'ed here (and keep their lstat): _plan_wanted has its own.
         on_disk = dict(self._walk(wanted))
-        cut = len(FILES) + 1  # held files not wanted, without a set of every held name first
-        unwanted = {rel[cut:] for rel in self.entries if rel[cut:] not in wanted}
+        cut = len(FILES) + 1
         dropped = []
-        for name in sorted((unwanted | set(on_disk)) - wanted):
+        for name in sorted({rel[cut:] for rel in self.entries} | set(on_disk)):
+            if name in wanted:
+                continue
             st = on_disk.get(name)
             if st is None:
                 log.warning("%s: was in the mirror but is gone from disk; dropped from the index", name)
                 dropped.append(release_rel(name))
                 continue
             items.append(self._plan_unwanted(name, st, prune))
-        return Plan(items, upstream, tuple(dropped), locks=tuple(self.locks))
+        plan = Plan(items, self.upstream, tuple(dropped), locks=tuple(self.locks), unchanged=unchanged)
+        plan._by_name = self.records  # Plan.records_of reads the same table (not a second one)
+        return plan
 
-    def _plan_wanted(self, r: Release) -> Item:
+    def _as_recorded(self, r: Release, row: tuple, st: os.stat_result) -> bool:
+        """Whether the file whose ``lstat`` is *st* is present as its state *row* records it: the
+        fingerprint, digests and records the feed's now. What :meth:`_plan_wanted` finds for such a
+        file, without building its entry (a damaged row is not: it takes that way)."""
+        _, md5, sha256, size, mtime_ns, ctime_ns, ino, text, sha1 = row
+        return (st.st_ino == ino and st.st_size == size and st.st_mtime_ns == mtime_ns
+                and st.st_ctime_ns == ctime_ns and stat.S_ISREG(st.st_mode) and r.md5 != "" and md5 == r.md5
+                and type(sha256) is str and sha256 != "" and type(sha1) is str
+                and text == canonical_release_records(self._listings(r.file_name)))
+
+    def _plan_wanted(self, r: Release, entry: Optional[Entry], st: Optional[os.stat_result]) -> Optional[Item]:
+        """The item of one wanted file whose state row is *entry* and ``lstat`` *st* (None: no such file);
+        None when it is present as recorded."""
         rel = release_rel(r.file_name)
-        entry = self.entries.pop(rel, None)  # planned once (names are unique): what the item keeps, no more
-        try:
-            st = os.lstat(self._prefix + rel)
-        except FileNotFoundError:
+        if st is None:
             return Item(rel, Action.FETCH, r, reason="new" if entry is None else "missing from disk")
         if stat.S_ISLNK(st.st_mode):  # a real file must replace it: serve and verify refuse links
             return Item(rel, Action.REPAIR, r, reason="a symbolic link, not a file")
@@ -149,8 +213,9 @@ class ReleasePlanner:
             if not r.md5 and entry is None:
                 log.warning("%s: already present; the feed has no md5, so it is taken as it is", r.file_name)
             if good is entry and self._recorded(entry, r.file_name):  # the state holds it as it is: nothing to write
-                # Its records are the feed's (r), which the index lists: the stored text is not kept (a file of
-                # a large up-to-date mirror then holds its digests and fingerprint, not a copy of its records).
+                if not self.every_item:
+                    return None  # Plan.unchanged names it; its row is read again when the index is written
+                # Its records are the feed's (r), which the index lists: the stored text is not kept.
                 return Item(rel, Action.PRESENT, r, size=st.st_size, recorded=True,
                             entry=Entry(entry.md5, entry.sha256, entry.fingerprint, sha1=entry.sha1))
             return Item(rel, Action.PRESENT, r, size=st.st_size, entry=replace(good, records=self._dicts(r.file_name)))
@@ -163,7 +228,8 @@ class ReleasePlanner:
     def _plan_unwanted(self, name: str, st: os.stat_result, prune: bool) -> Item:
         rel = release_rel(name)
         regular = stat.S_ISREG(st.st_mode)
-        entry = self.entries.get(rel) or (self._from_previous_index(name, st) if regular else None)
+        stored = self.entries.get(rel)
+        entry = stored or (self._from_previous_index(name, st) if regular else None)
         why = "no longer selected" if name in self.records else "no longer upstream"
         size = st.st_size if regular else None
         if prune:
@@ -176,7 +242,7 @@ class ReleasePlanner:
             return item
         good, intact = self._digests(rel, st, entry)
         if intact:
-            item.entry, item.recorded = good, good is entry
+            item.entry, item.recorded = good, good is entry and entry is stored  # rebuilt from the index: written
         elif good is not None:
             item.reason = "changed on disk since it was verified; left out of the index"
         return item

@@ -26,7 +26,7 @@ from magedl.mirror.composer.plan import Archive
 from magedl.mirror.composer.select import ComposerOptions
 from magedl.mirror.core import Mirror, sums_digest
 from magedl.mirror.layout import check_layout, check_release_name
-from magedl.mirror.model import Item, Plan, Summary
+from magedl.mirror.model import Item, Plan, Status, Summary
 from magedl.mirror.signature import SignKey
 from magedl.mirror.sshsig import SignedBy
 from magedl.service.catalog import Release, select_checked
@@ -111,7 +111,8 @@ class MirrorReport:
     summary : Summary
         Counts, bytes transferred and the failed items (a dry run: empty).
     items : list of Item
-        Each item, in the order its fate became known.
+        Each item, in the order its fate became known (a file present as recorded only when
+        the run was asked for *every_item*; the summary counts it either way).
     advisories : AdvisoryReport or None
         The security advisories refreshed for the Composer part, if any.
     signed : SignedBy or None
@@ -138,13 +139,15 @@ class MirrorReport:
 
 def mirror_folder(request: MirrorRequest, clients: Clients, *, progress=None,
                   on_plan: Optional[Callable[[Plan], None]] = None,
-                  on_item: Optional[Callable[[Item], None]] = None) -> MirrorReport:
+                  on_item: Optional[Callable[[Item], None]] = None, every_item: bool = False) -> MirrorReport:
     """Plan, fetch, prune, index and sign *request.root*; or, for a dry run, only plan.
 
     *progress* receives the transfers' progress events (:mod:`magedl.transfer`),
     *on_plan* the plan once made (before anything is fetched), *on_item* each
-    :class:`Item` once its fate is known. Index files and the delta file are
-    written even when some files failed (and on Ctrl-C).
+    :class:`Item` once its fate is known. A release file present as the state records it
+    (:attr:`Plan.unchanged`) is only counted in the summary, unless *every_item* asks for its item
+    too (``--json``: made from its state row as it is reported; the report then holds it). Index
+    files and the delta file are written even when some files failed (and on Ctrl-C).
 
     Raises
     ------
@@ -181,7 +184,7 @@ def mirror_folder(request: MirrorRequest, clients: Clients, *, progress=None,
             log.info("release files are kept: no release selection given (give --type/--version with --prune "
                      "to prune them)")
         if request.dry_run:
-            plan = Mirror(root).plan(upstream, selected, rehash=False, **plan_options)
+            plan = Mirror(root).plan(upstream, selected, rehash=False, every_item=True, **plan_options)
             _say_composer_kept(request, selection, plan)
             head_sizes(client, plan, request.transfer.jobs, composer_client)
             return MirrorReport(plan, dry_run=True)
@@ -196,6 +199,8 @@ def mirror_folder(request: MirrorRequest, clients: Clients, *, progress=None,
             if on_plan is not None:
                 on_plan(plan)
             report = MirrorReport(plan, advisories=_advisories(composer_client, composer, selection, root, plan))
+            if not every_item:  # counted, with no item per file
+                report.summary.counts[Status.PRESENT] = len(plan.unchanged)
 
             def landed(item):
                 report.summary.add(item)
@@ -205,7 +210,8 @@ def mirror_folder(request: MirrorRequest, clients: Clients, *, progress=None,
 
             try:
                 mirror.run(client, plan, request.transfer, progress=progress, on_item=landed,
-                           composer_client=composer_client, composer_keys=keys, sign_key=request.sign_key)
+                           composer_client=composer_client, composer_keys=keys, sign_key=request.sign_key,
+                           every_item=every_item)
             finally:
                 if diff_file is not None:
                     # Everything changed since the last delta file, runs killed meanwhile included.

@@ -402,4 +402,4 @@ def check(root, allowed: AllowedSigners) -> Signer:
 
 
 __all__ = ["INSTALL", "NAMESPACE", "AllowedSigners", "SignKey", "Signer", "check", "discard", "is_current", "is_signed",
-           "read_allowed_signers", "sign", "sign_key", "ssh_keygen"]
+           "missing_operations", "read_allowed_signers", "sign", "sign_key", "ssh_keygen"]

@@ -98,6 +98,11 @@ def _entry(row: tuple) -> Optional[Entry]:
     return Entry(md5, sha256, Fingerprint(size, mtime_ns, ctime_ns, ino), StoredRecords(records), sha1)
 
 
+def entry_of(row: tuple) -> Optional[Entry]:
+    """The entry of one row of :meth:`State.rows_in_order` (None when damaged)."""
+    return _entry(row[1:])
+
+
 def _clear_non_regular(path: Path) -> None:
     """A link or other non-file where the database (or its log) belongs goes: SQLite would follow it."""
     for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
@@ -263,6 +268,40 @@ class State:
                                 "ORDER BY rel", (top + "/", top + "0"))
         for row in rows:
             yield row[0], _entry(row[1:])
+
+    def rows_in_order(self, top: str) -> Iterator[tuple]:
+        """:meth:`entries_in_order` as raw rows, ``(path, md5, sha256, size, mtime_ns, ctime_ns, ino, records
+        text, sha1)``, no object built: a plan compares most rows with the file as they are and drops them
+        (:func:`entry_of` makes the entry of one it keeps; a damaged row compares unequal)."""
+        if self._legacy is not None:
+            for rel, e in self.entries_in_order(top):
+                yield _row(rel, e)
+            return
+        if self._db is None:
+            return
+        yield from self._db.execute("SELECT rel, " + ", ".join(_COLUMNS) + " FROM files WHERE rel >= ? AND rel < ? "
+                                    "ORDER BY rel", (top + "/", top + "0"))
+
+    def digests_in_order(self, top: str) -> Iterator[tuple]:
+        """``(path, md5, sha256, sha1, size, mtime_ns, ctime_ns, ino)`` of every record under the folder *top*,
+        sorted by path, read as the cursor yields them and without the records: what the index write
+        lists of each held file. A damaged row is left out (its file is not listed)."""
+        if self._legacy is not None:
+            for rel, e in sorted((rel, e) for rel, e in self._legacy[0].items() if rel.startswith(top + "/")):
+                yield (rel, e.md5, e.sha256, e.sha1, *e.fingerprint)
+            return
+        if self._db is None:
+            return
+        rows = self._db.execute("SELECT rel, md5, sha256, sha1, size, mtime_ns, ctime_ns, ino FROM files "
+                                "WHERE rel >= ? AND rel < ? ORDER BY rel", (top + "/", top + "0"))
+        for row in rows:
+            if type(row[1]) is str and type(row[2]) is str and type(row[3]) is str and all(
+                    type(v) is int for v in row[4:]):
+                yield row
+                continue
+            entry = _entry((row[1], row[2], *row[4:], "[]", row[3]))  # as an older magedl may have stored them
+            if entry is not None:
+                yield (row[0], entry.md5, entry.sha256, entry.sha1, *entry.fingerprint)
 
     def paths(self, top: str = "") -> set:
         """The paths with an entry, all or those under the folder *top* (``file``, ``composer/dist``)."""

@@ -127,11 +127,14 @@ def parse_feed(data: object, warn: Optional[Callable[[str], None]] = None, consu
         )
     releases, seen = [], {}  # (type, version) -> file name -> index in releases
     for category, value in data.items():
+        group = names = None  # the (type, version) of the entry before: a feed lists each version's together
         for where, version, entry in _entries(str(category), value, warn, consume):
-            release = _release(entry, str(category), version, where, warn)
+            release = _plain(entry, str(category), version) or _release(entry, str(category), version, where, warn)
             if release is None:
                 continue
-            names = seen.setdefault((release.type, release.version), {})
+            if group != (release.type, release.version):
+                group = (release.type, release.version)
+                names = seen.setdefault(group, {})
             kept = names.get(release.file_name)
             if kept is None:
                 names[release.file_name] = len(releases)
@@ -168,6 +171,24 @@ def _entries(category, value, warn, consume=False):
             yield f"{category}[{i}]", None, entry
     else:
         warn(f"feed {category}: neither an object nor a list; skipped")
+
+
+_PLAIN_KEYS = frozenset(("name", "file_name", "md5", "version"))
+
+
+def _plain(entry, category, version):
+    """:func:`_release` of the common entry (a name, a file name and a good md5 or none, under a version of
+    its category), with none of its checks to make; None for any other entry (which :func:`_release` takes)."""
+    if version is None or type(entry) is not dict or not entry.keys() <= _PLAIN_KEYS:
+        return None
+    file_name, name, md5 = entry.get("file_name"), entry.get("name"), entry.get("md5")
+    if type(file_name) is not str or not file_name or type(name) is not str or not name:
+        return None
+    if md5 is None:
+        md5 = ""
+    elif type(md5) is not str or not _MD5.fullmatch(md5):
+        return None
+    return Release(file_name if name == file_name else name, file_name, version, category, md5, (), (), _NO_EXTRA)
 
 
 def _release(entry, category, version, where, warn):

@@ -126,7 +126,7 @@ def test_a_lock_left_beside_a_landed_file_by_a_kill_is_removed_and_a_held_one_ke
         assert not stale.exists() and held.exists()
 
 
-def test_an_up_to_date_re_run_reads_the_state_with_one_query_not_one_per_file(env, capsys, mdir, monkeypatch):
+def test_an_up_to_date_re_run_reads_the_state_in_whole_folder_queries_not_one_per_file(env, capsys, mdir, monkeypatch):
     assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
     queries = []
     real = State._connect
@@ -139,7 +139,9 @@ def test_an_up_to_date_re_run_reads_the_state_with_one_query_not_one_per_file(en
     monkeypatch.setattr(State, "_connect", traced)
     assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
     reads = [q for q in queries if q.lstrip().upper().startswith("SELECT") and "sha256" in q and "FROM files" in q]
-    assert len(reads) == 1, reads  # the records of every file under file/ at once
+    # Whole-folder reads in path order, as many whatever the mirror's size: the plan's (records compared),
+    # the index write's check of each held file, the pages' inputs and SHA256SUMS; never one per path.
+    assert len(reads) <= 4 and all("rel >= " in q and "ORDER BY rel" in q for q in reads), reads
 
 
 def test_an_up_to_date_re_run_renders_no_page_and_a_page_touched_by_hand_is_rendered_again(env, capsys, mdir,
@@ -207,10 +209,9 @@ def test_an_up_to_date_re_run_parses_no_stored_record_and_stats_each_file_once(e
                         or plans[-1])
     assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
     [plan] = plans
-    present = [it for it in plan.items if it.rel.startswith("file/")]
-    assert present and all(it.action.value == "present" and it.recorded for it in present)
+    assert plan.unchanged and not [it for it in plan.items if it.rel.startswith("file/")]
     assert parsed == []  # the stored records were compared as text, never parsed
-    assert sorted(stats) == sorted(it.rel for it in present)  # one lstat per file in the plan, not two
+    assert sorted(stats) == sorted(f"file/{name}" for name in plan.unchanged)  # one lstat per file in the plan
 
 
 def test_a_record_changed_upstream_is_written_again_and_a_damaged_file_still_found(env, capsys, mdir, writes):
@@ -399,19 +400,31 @@ def test_a_run_holds_no_copy_of_sha256sums_and_its_delta_still_lists_what_change
     assert f"file/{PATCH}" in listed and "SHA256SUMS" in listed and "info/json" in listed
 
 
-def test_an_up_to_date_re_run_keeps_no_stored_records_text_per_file(env, capsys, mdir, monkeypatch):
-    """The state's records of an unchanged file are the feed's: the plan keeps its digests, not their text."""
+def test_an_up_to_date_re_run_builds_no_item_per_file_and_json_rows_come_from_the_state(env, capsys, mdir,
+                                                                                      monkeypatch):
+    """An unchanged file gets no plan item, no entry and no record text held; ``--json`` rows are made from
+    its state row as they are reported, and the index lists it from the state as before."""
     from magedl.mirror import core as core_mod
+    from magedl.mirror import model as model_mod
 
     assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
     sums, info = (mdir / "SHA256SUMS").read_bytes(), (mdir / "info" / "json").read_bytes()
-    plans = []
+    plans, built = [], []
     real = core_mod.Mirror.plan
     monkeypatch.setattr(core_mod.Mirror, "plan", lambda self, *a, **k: plans.append(real(self, *a, **k)) or plans[-1])
+    real_item = model_mod.Item.__init__
+
+    def counted(self, rel, *args, **kwargs):
+        built.append(rel)
+        real_item(self, rel, *args, **kwargs)
+
+    monkeypatch.setattr(model_mod.Item, "__init__", counted)
+    assert run(capsys, "-q", "mirror", str(mdir), *SEL)[0] == 0
+    [plan] = plans
+    assert plan.unchanged and not [rel for rel in built if rel.startswith("file/")]  # no item per file
+    assert (mdir / "SHA256SUMS").read_bytes() == sums and (mdir / "info" / "json").read_bytes() == info
     code, out, _ = run(capsys, "--json", "mirror", str(mdir), *SEL)
-    present = [it for it in plans[0].items if it.action.value == "present"]
-    assert code == 0 and present and all(it.recorded and it.entry.records == () for it in present)
-    assert all(it.entry.sha256 and it.entry.md5 for it in present)
     rows = json.loads(out)
-    assert rows and all(row["name"] and row["version"] and row["sha256"] for row in rows)
+    assert code == 0 and len(rows) == len(plans[1].unchanged) + len(plans[1].items)
+    assert all(row["status"] == "present" and row["name"] and row["version"] and row["sha256"] for row in rows)
     assert (mdir / "SHA256SUMS").read_bytes() == sums and (mdir / "info" / "json").read_bytes() == info

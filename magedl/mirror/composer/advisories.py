@@ -299,13 +299,14 @@ def refresh(client, sources: tuple, names: Iterable[str], root, held: Optional[d
     full = (held is None or set(book) != set(sources)
             or any(now - times["full"] > FULL_EVERY for times in book.values()))
     found: dict = {} if full else {n: {a["advisoryId"]: a for a in held.get(n, ())} for n in names}
-    new_book, wanted = {}, set(names)
+    new_book, wanted, answered = {}, set(names), set()
     for url in sources:
         try:  # each answer merged as it arrives: one answer in memory at a time
             for answer in _answers(client, url, names, None if full else held, None if full else book[url]):
                 report.requests += 1
                 for name, entries in answer.items():
                     if name in wanted:
+                        answered.add(name)
                         for advisory in _keep(name, entries, shown_url(url), warn):
                             found.setdefault(name, {})[advisory["advisoryId"]] = advisory
         except MagedlError as exc:
@@ -319,7 +320,9 @@ def refresh(client, sources: tuple, names: Iterable[str], root, held: Optional[d
         new_book[url] = {"since": now, "full": now if full else book[url]["full"]}
     # A name no source could be asked about gets no key: "[]" would claim it was asked and is clean.
     asked = names if full or not report.errors else [n for n in names if n in held]
-    report.advisories = {n: _keep(n, list(found.get(n, {}).values()), "advisories", warn) for n in asked}
+    # A name no answer named keeps what it held, which _keep made already (an up-to-date run: every name).
+    report.advisories = {n: _keep(n, list(found.get(n, {}).values()), "advisories", warn)
+                         if full or n in answered or n not in held else list(held[n]) for n in asked}
     book = {**{u: t for u, t in book.items() if u in sources and not full}, **new_book}
     atomic_write(root / BOOK, (json.dumps({"version": 1, "sources": book}, indent=1) + "\n").encode("utf-8"))
     return report

@@ -20,8 +20,9 @@ import json
 import logging
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Optional
+from typing import Callable, Iterable, Optional
 from urllib.parse import urlsplit
 
 from magedl.composer.metadata import check_package_name
@@ -30,7 +31,8 @@ from magedl.errors import UnsafeNameError, UsageError
 from magedl.fsutil import atomic_write, read_if_regular
 from magedl.mirror.index import remember_rendered, unchanged_since
 from magedl.mirror.layout import COMPOSER, walk_files
-from magedl.paths import BOOKKEEPING, check_name
+from magedl.mirror.model import StoredRecords, canonical_records
+from magedl.paths import BOOKKEEPING, SIDE_SUFFIXES, check_name
 from magedl.text import printable
 from magedl.urls import check_http_url, folder_url
 
@@ -94,7 +96,13 @@ def dist_rel(name: str, version_normalized: str, dist_type: str) -> str:
     ext = dist_type.lower() if isinstance(dist_type, str) and dist_type else "zip"
     if not _DIST_TYPE.fullmatch(ext):
         raise UnsafeNameError(f"refusing dist type {printable(dist_type)!r} of {name}")
-    return check_name(f"{DIST}/{name}/{version_normalized}.{ext}")
+    rel = f"{DIST}/{name}/{version_normalized}.{ext}"
+    # Every part is checked above to start with a letter or digit and to hold only safe characters, so of
+    # check_name's rules only the side-file suffixes can refuse it: the rest is asked only then (a plan
+    # makes the path of every archive on every run).
+    if rel.endswith(SIDE_SUFFIXES) or any(part.endswith(SIDE_SUFFIXES) for part in name.split("/")):
+        return check_name(rel)
+    return rel
 
 
 def _branch_file(version_normalized: str) -> str:
@@ -118,6 +126,92 @@ def clean_entry(entry: Mapping) -> dict:
     """A version entry as the mirror keeps it: no source, no notification URL, no lock-only keys."""
     out = {k: copy.deepcopy(v) for k, v in entry.items() if k not in DROPPED}
     return out
+
+
+# The state's canonical form of records (magedl.mirror.model.canonical_records), for one entry.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+_last_parsed: tuple = ("", {})  # (text, its parse): the one entry read last, often read key by key
+
+
+class KeptEntry(Mapping):
+    """A version entry as the mirror keeps it (:func:`clean_entry`), held as its canonical JSON text.
+
+    The text is what the state stores for the entry (inside a list, see
+    :func:`magedl.mirror.model.canonical_records`): about a quarter of the memory of
+    the dict, and compared with a stored record without encoding anything. A
+    selection holds one per version chosen, through the whole run. Read as a
+    mapping it is parsed (the last one read stays parsed, so ``dict(entry)`` parses
+    once); what it gives is shared with that parse: never change it in place.
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+    @classmethod
+    def of(cls, entry: Mapping) -> "KeptEntry":
+        """*entry* without what the mirror drops (:data:`DROPPED`), as its canonical text."""
+        if isinstance(entry, KeptEntry):
+            return entry
+        return cls(_CANONICAL({k: v for k, v in entry.items() if k not in DROPPED}))
+
+    def parsed(self) -> dict:
+        """The entry as a dict of its own (a fresh parse)."""
+        return json.loads(self.text)
+
+    def _dict(self) -> dict:
+        global _last_parsed
+        last = _last_parsed
+        if last[0] is self.text or last[0] == self.text:
+            return last[1]
+        value = self.parsed()
+        _last_parsed = (self.text, value)
+        return value
+
+    def __getitem__(self, key):
+        return self._dict()[key]
+
+    def __iter__(self):
+        return iter(self._dict())
+
+    def __len__(self) -> int:
+        return len(self._dict())
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, KeptEntry):
+            return self.text == other.text
+        return Mapping.__eq__(self, other)
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+    def __repr__(self) -> str:
+        return f"KeptEntry({self.text!r})"
+
+
+def records_text(records) -> str:
+    """The state's canonical text of an entry's records, encoding nothing when they are kept as text already."""
+    if isinstance(records, StoredRecords):
+        return records.text
+    if records and all(type(r) is KeptEntry for r in records):
+        return "[" + ",".join(r.text for r in records) + "]"
+    return canonical_records(records)
+
+
+def first_record(records) -> Optional[dict]:
+    """The first of an entry's records as a dict of its own, None when it has none; a stored text is parsed,
+    not kept parsed (a plan holds an entry per archive: the parse would stay with it)."""
+    if isinstance(records, StoredRecords):
+        try:
+            parsed = json.loads(records.text)
+        except (TypeError, ValueError, RecursionError):
+            return None
+        return parsed[0] if isinstance(parsed, list) and parsed and isinstance(parsed[0], dict) else None
+    if not records:
+        return None
+    first = records[0]
+    return first.parsed() if isinstance(first, KeptEntry) else first
 
 
 def mirrored_entry(entry: Mapping, url: str, rel: Optional[str], sha1: str) -> dict:
@@ -212,10 +306,22 @@ def _load(root: Path, rel: str) -> Optional[object]:
 
 
 def remember_published(root: Path, memo, key: str, value, files: Mapping[str, str]) -> None:
-    """Remember under *key* that the files *files* (``{rel: sha256}``, on disk) publish *value* (JSON)."""
-    inputs = json.dumps([value, sorted(files)], ensure_ascii=False, separators=(",", ":"))  # the files too
+    """Remember under *key* that the files *files* (``{rel: sha256}``, on disk) publish *value* (JSON).
+
+    The value's text is built once and kept under its own key; the memo of the files keeps its digest
+    (with the files' names), not a second, escaped copy of it.
+    """
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    inputs = _published_digest(text, files)
     if unchanged_since(root, memo, key, inputs) is None:
+        memo.remember(f"{key}:value", text)  # first: a kill between the two leaves a memo whose digest differs
         remember_rendered(root, memo, key, inputs, files)
+
+
+def _published_digest(text: str, files) -> str:
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass"))
+    digest.update("\0".join(sorted(files)).encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
 
 
 def remembered_published(root: Path, memo, key: str) -> tuple:
@@ -224,10 +330,11 @@ def remembered_published(root: Path, memo, key: str) -> tuple:
     try:
         last = json.loads((memo.remembered(key) if memo is not None else None) or "null")
         inputs = last["inputs"] if isinstance(last, dict) else None
-        if not isinstance(inputs, str) or unchanged_since(root, memo, key, inputs) is None:
+        text = memo.remembered(f"{key}:value") if isinstance(inputs, str) else None
+        if not isinstance(text, str) or _published_digest(text, last["files"]) != inputs \
+                or unchanged_since(root, memo, key, inputs) is None:
             return False, None
-        value, _ = json.loads(inputs)
-        return True, value
+        return True, json.loads(text)
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         return False, None
 

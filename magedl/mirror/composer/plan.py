@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
@@ -18,17 +19,20 @@ from magedl.errors import UnsafeNameError
 from magedl.mirror.composer.index import (
     DEFAULT_URL,
     DIST,
-    DROPPED,
+    KeptEntry,
     check_fits,
     clean_entry,
     dist_rel,
     entry_rel,
+    first_record,
     read_composer_url,
     read_index,
+    records_text,
     remembered_published,
 )
-from magedl.mirror.layout import check_layout, walk_entries
-from magedl.mirror.model import Action, Item, Status, StoredRecords, canonical_records
+from magedl.mirror.composer.listing import files_under
+from magedl.mirror.layout import check_layout
+from magedl.mirror.model import SLOTS, Action, Item, Status, StoredRecords
 from magedl.mirror.plan import check_copy
 from magedl.paths import SIDE_SUFFIXES
 from magedl.text import printable
@@ -39,15 +43,15 @@ DIGESTS = ("md5", "sha256", "sha1")
 METAPACKAGES = "composer-metapackages"  # the memo of the metapackage versions the p2 files list
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, **SLOTS)  # one per archive, held through the run: no __dict__ each
 class Archive:
     """One Composer archive to hold: the version entry it belongs to and where upstream serves it.
 
     Attributes
     ----------
     name, version, version_normalized : str
-    entry : dict
-        The upstream version entry, cleaned (:func:`~magedl.mirror.composer.index.clean_entry`).
+    entry : KeptEntry
+        The upstream version entry as the mirror keeps it (:class:`~magedl.mirror.composer.index.KeptEntry`).
     url : str
         The upstream dist URL.
     shasum : str
@@ -61,7 +65,7 @@ class Archive:
     name: str
     version: str
     version_normalized: str
-    entry: dict = field(compare=False, hash=False)
+    entry: KeptEntry = field(compare=False, hash=False)
     url: str = ""
     shasum: str = ""
     reference: str = ""
@@ -74,7 +78,7 @@ class Archive:
                 "shasum": self.shasum or None, "url": self.url}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, **SLOTS)
 class Requirement:
     """A requirement that could not be met (the source of a failed item)."""
 
@@ -104,6 +108,9 @@ class ComposerPart:
     advisories : dict or None
         The security advisories the p2 files carry, ``{name: [full advisory]}``
         (:mod:`~magedl.mirror.composer.advisories`); None: the mirror carries none.
+    listing : str or None
+        What ``composer/dist/`` held when the plan listed it, for the index write to remember
+        (:mod:`~magedl.mirror.composer.listing`); None: nothing new to remember.
     """
 
     items: list = field(default_factory=list)
@@ -111,22 +118,28 @@ class ComposerPart:
     failures: list = field(default_factory=list)
     url: str = DEFAULT_URL
     advisories: Optional[dict] = None
+    listing: Optional[str] = None
 
 
-def _reference(entry: Optional[dict]) -> str:
-    dist = entry.get("dist") if isinstance(entry, dict) else None
+def _reference(entry: Optional[Mapping]) -> str:
+    dist = entry.get("dist") if isinstance(entry, Mapping) else None
     ref = dist.get("reference") if isinstance(dist, dict) else None
     return ref if isinstance(ref, str) else ""
 
 
-def archive_of(name: str, vn: str, entry: dict, repo: Optional[str]) -> Archive:
-    dist = entry.get("dist") or {}
+def archive_of(name: str, vn: str, entry, repo: Optional[str], fields: Optional[dict] = None) -> Archive:
+    """The archive of one chosen version; *fields*: *entry* as a dict, when the caller parsed it already.
+
+    Its entry is the selection's own :class:`~magedl.mirror.composer.index.KeptEntry` (the text the state
+    keeps for it), so a closure's entries are held once, as text.
+    """
+    kept = KeptEntry.of(entry)
+    if fields is None:
+        fields = kept.parsed() if isinstance(entry, KeptEntry) else entry
+    dist = fields.get("dist") or {}
     shasum = dist.get("shasum") if isinstance(dist.get("shasum"), str) else ""
-    # Not a copy when there is nothing to drop, and never a deep one: nothing changes an entry's values in
-    # place (mirrored_entry copies what it changes), so a closure's entries are held once, not twice.
-    kept = {k: v for k, v in entry.items() if k not in DROPPED} if any(k in entry for k in DROPPED) else entry
-    return Archive(name, str(entry.get("version") or vn), vn, kept, str(dist.get("url")), shasum.lower(),
-                   _reference(entry), repo or "")
+    return Archive(name, str(fields.get("version") or vn), vn, kept, str(dist.get("url")), shasum.lower(),
+                   _reference(fields), repo or "")
 
 
 def remembered_metapackages(root: Path, memo) -> Optional[dict]:
@@ -157,6 +170,8 @@ class ComposerPlanner:
         self.rehash = rehash
         self.written_for = read_composer_url(self.root)
         self.url = url or self.written_for or DEFAULT_URL
+        self.listing = None  # what composer/dist/ held, when this plan listed it
+        self._prefix = os.path.join(self.root, "")
         self._previous = None  # {rel: entry} the p2 files list, read only when the state lacks a copy
         self.previous_meta = remembered_metapackages(self.root, state)
         if self.previous_meta is None:
@@ -201,10 +216,11 @@ class ComposerPlanner:
                 item.status, item.error = Status.FAILED, failure.error
                 part.failures.append(item)
             for name, vn, entry in selection.entries():
-                dist = entry.get("dist")
+                fields = entry.parsed() if isinstance(entry, KeptEntry) else entry  # one parse per version
+                dist = fields.get("dist")
                 if not isinstance(dist, dict) or not dist.get("url"):
                     try:
-                        part.metadata.setdefault(check_fits(name), {})[vn] = clean_entry(entry)
+                        part.metadata.setdefault(check_fits(name), {})[vn] = clean_entry(fields)
                     except UnsafeNameError as exc:  # one name must not cost the whole index
                         log.warning("skipping %s %s: %s", printable(name, 60), printable(vn, 40), exc)
                     continue
@@ -214,7 +230,7 @@ class ComposerPlanner:
                     log.warning("skipping %s", exc)
                     part.items.append(Item(f"{DIST}/{name}", Action.SKIP, reason=str(exc)))
                     continue
-                wanted[rel] = archive_of(name, vn, entry, selection.repo_of.get(name))
+                wanted[rel] = archive_of(name, vn, entry, selection.repo_of.get(name), fields)
         # A failed resolution (keys refused, network) says nothing about what is no longer wanted.
         may_prune = prune and not part.failures
         for name, versions in self.previous_meta.items():
@@ -223,12 +239,10 @@ class ComposerPlanner:
                     part.metadata.setdefault(name, {}).setdefault(vn, clean_entry(entry))
         for rel, stored in self._stored(sorted(wanted)):
             part.items.append(self._plan_wanted(rel, wanted[rel], stored))
-        on_disk = dict(self._walk(set(wanted)))
-        held = self.state.paths(DIST)
-        for rel in sorted((held | set(on_disk)) - set(wanted)):
-            st = on_disk.get(rel)
-            if st is not None:
-                part.items.append(self._plan_unwanted(rel, st, prune, may_prune, selection is None))
+        on_disk = dict(self._walk(set(wanted)))  # the files not wanted (a record without its file plans nothing)
+        part.listing = self.listing
+        for rel in sorted(on_disk):
+            part.items.append(self._plan_unwanted(rel, on_disk[rel], prune, may_prune, selection is None))
         return part
 
     def _stored(self, rels: list):
@@ -246,14 +260,18 @@ class ComposerPlanner:
 
     def _walk(self, wanted: set):
         """(rel, lstat) of each file under ``composer/dist/`` but the wanted ones (planned on their own, with
-        their own ``lstat``) and their side files: a wanted file costs no second system call here."""
-        for rel, entry in walk_entries(self.root, DIST):
-            if rel in wanted:
+        their own ``lstat``) and their side files: a wanted file costs no second system call here. The files
+        come from the last listing while no folder changed since (:mod:`~magedl.mirror.composer.listing`)."""
+        files, self.listing = files_under(self.root, self.state)
+        prefix = self._prefix
+        for rel in files:
+            if rel in wanted or (rel.endswith(SIDE_SUFFIXES)  # one test in C for the many that are no side file
+                                 and any(rel.endswith(s) and rel[: -len(s)] in wanted for s in SIDE_SUFFIXES)):
                 continue
-            side = next((s for s in SIDE_SUFFIXES if rel.endswith(s)), None)
-            if side and rel[: -len(side)] in wanted:
+            try:
+                yield rel, os.lstat(prefix + rel)
+            except FileNotFoundError:
                 continue
-            yield rel, entry.stat(follow_symlinks=False)
 
     def _held(self, rel: str, st: os.stat_result, entry):
         """(the copy on disk as an entry, whether it is a copy this mirror verified); (None, False) on a dry run.
@@ -271,7 +289,7 @@ class ComposerPlanner:
     def _plan_wanted(self, rel: str, archive: Archive, stored) -> Item:
         """The item of a wanted archive; *stored* is the state's entry of *rel* (None: none)."""
         try:
-            st = os.lstat(os.path.join(self.root, rel))
+            st = os.lstat(self._prefix + rel)  # joined as text: a Path per archive costs more than the call
         except FileNotFoundError:
             return Item(rel, Action.FETCH, archive, reason="new" if stored is None else "missing from disk")
         if stat.S_ISLNK(st.st_mode):
@@ -281,21 +299,22 @@ class ComposerPlanner:
         good, intact = self._held(rel, st, stored)
         if good is None:
             return Item(rel, Action.RECHECK, archive, size=st.st_size, reason="changed on disk since it was verified")
+        recorded = _recorded(good, stored, archive)
+        # The selection's entry, not the state's text of it (equal when recorded): the closure's texts held once.
         present = replace(good, records=(archive.entry,))
         if archive.shasum:
             if good.sha1 == archive.shasum:
-                return Item(rel, Action.PRESENT, archive, size=st.st_size, entry=present,
-                            recorded=_recorded(good, stored, archive))
+                return Item(rel, Action.PRESENT, archive, size=st.st_size, entry=present, recorded=recorded)
             if intact:
                 return Item(rel, Action.UPDATE, archive, size=st.st_size, entry=good,
                             reason=f"changed upstream (SHA-1 {good.sha1} -> {archive.shasum})")
             return Item(rel, Action.REPAIR, archive, size=st.st_size,
                         reason="the copy on disk does not match the repository's SHA-1")
         if intact:
-            before = _reference(good.records[0] if good.records else None)
+            # Recorded: the stored record is this very entry (its text is not parsed, nor kept parsed).
+            before = archive.reference if recorded else _reference(first_record(good.records))
             if before == archive.reference:
-                return Item(rel, Action.PRESENT, archive, size=st.st_size, entry=present,
-                            recorded=_recorded(good, stored, archive))
+                return Item(rel, Action.PRESENT, archive, size=st.st_size, entry=present, recorded=recorded)
             return Item(rel, Action.UPDATE, archive, size=st.st_size, entry=good,
                         reason=f"changed upstream (reference {before or '?'} -> {archive.reference or '?'})")
         return Item(rel, Action.REPAIR, archive, size=st.st_size,
@@ -329,7 +348,7 @@ def _recorded(good, stored, archive: Archive) -> bool:
     """Whether the state holds the copy *good* with *archive*'s entry as its record already, so the run
     need not ask the state to write it (an up-to-date re-run then asks for no write per archive)."""
     return (good is stored and isinstance(stored.records, StoredRecords)
-            and stored.records.text == canonical_records((archive.entry,)))
+            and stored.records.text == records_text((archive.entry,)))  # texts compared: nothing encoded
 
 
 def package_of(record: dict) -> tuple:

@@ -4,11 +4,13 @@ The rule a reader must not break: a p2 entry names only an archive that is
 held and verified (or a metapackage, which has none), so the index never
 vouches for bytes that are not on disk. A package's p2 files are rendered and
 written only when what they are made from changed (a memo per package in the
-state, as for ``info/``), so an up-to-date re-run renders none.
+state, as for ``info/``), so an up-to-date re-run renders none; one memo over
+the whole index (:data:`WHOLE`) spares it even the per-package digests and reads.
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -21,7 +23,7 @@ from typing import Optional
 from magedl import __version__
 from magedl.errors import UnsafeNameError
 from magedl.fsutil import atomic_write, read_if_regular
-from magedl.mirror.composer import index
+from magedl.mirror.composer import index, listing
 from magedl.mirror.composer.advisories import ADVISORIES
 from magedl.mirror.composer.plan import METAPACKAGES, ComposerPart, package_of
 from magedl.mirror.index import remember_rendered, unchanged_since
@@ -30,6 +32,9 @@ from magedl.mirror.layout import clear_way, walk_entries
 log = logging.getLogger(__name__)
 
 _RENDERING = 2  # bump when render_package's output changes for the same inputs
+WHOLE = "composer-p2"  # the memo of the whole index: from what every p2 file was rendered
+_BATCH = 2048  # archives hashed at once
+_COLLECT_EVERY = 256  # packages rendered between two passes of the collector over young objects
 
 
 class Published(Mapping):
@@ -84,12 +89,27 @@ def index_files(root: os.PathLike | str, part: Optional[ComposerPart], held: dic
     root = Path(root)
     if part is None:
         return Published(root, {}, {})
+    if memo is not None:
+        listing.remember(memo, part.listing)  # what the plan listed (once a run writes, never on a dry run)
+        part.listing = None
+    archives = sorted(rel for rel in held if rel.startswith(index.DIST + "/"))
+    whole = _whole_inputs(part, held, archives) if memo is not None else ""
+    unchanged = unchanged_since(root, memo, WHOLE, whole) if memo is not None else None
+    # The memos _remember writes must be there too (a mirror from before them): the plan reads them.
+    if unchanged and all(memo.remembered(f"{key}:value") is not None for key in (METAPACKAGES, ADVISORIES)):
+        # Rendered from these very inputs, and no p2 file touched since: nothing to render, nor to ask per package.
+        names = sorted(rel[len(index.P2) + 1:-len(".json")] for rel in unchanged
+                       if not rel.endswith(index.DEV_SUFFIX + ".json"))
+        index.write_composer_url(root, part.url)
+        return Published(root, {index.PACKAGES: index.render_root(names, part.url, part.advisories)}, unchanged)
     by_name = {}
-    for rel, entry in held.items():
-        if not rel.startswith(index.DIST + "/") or not entry.records:
+    for rel in archives:
+        entry = held[rel]
+        record = index.first_record(entry.records)
+        if record is None:
             continue
         try:
-            name, _ = package_of(entry.records[0])
+            name, _ = package_of(record)
         except UnsafeNameError as exc:
             log.warning("%s: %s; left out of the index", rel, exc)
             continue
@@ -100,11 +120,36 @@ def index_files(root: os.PathLike | str, part: Optional[ComposerPart], held: dic
     index.write_composer_url(root, part.url)
     on_disk = {}
     with (memo.batch() if hasattr(memo, "batch") else nullcontext()):
-        for name in names:
-            on_disk.update(_package_files(root, part, name, sorted(by_name.get(name, ())), memo))
+        for number, name in enumerate(names, 1):
+            on_disk.update(_package_files(root, part, name, by_name.get(name, ()), memo))
+            if number % _COLLECT_EVERY == 0:
+                # json.dumps with an indent builds its encoder from closures that refer to each other: with the
+                # collector paused (magedl.mirror.bulk), each rendering would leave them until the index write
+                # ends (about 2 KiB a package; a cold run's peak). A young-generation pass sees only objects
+                # made since the last one.
+                gc.collect(0)
         if memo is not None:
             _remember(root, part, names, on_disk, memo)
+            # Last, once every file is on disk and every memo above is written: a kill before this only costs
+            # the next run the per-package path.
+            remember_rendered(root, memo, WHOLE, whole, on_disk)
     return Published(root, {index.PACKAGES: index.render_root(names, part.url, part.advisories)}, on_disk)
+
+
+def _whole_inputs(part: ComposerPart, held: dict, archives: list) -> str:
+    """What the whole Composer index is rendered from, as one digest: the held archives (path, SHA-1, records
+    text), the metapackage versions, the advisories, the URL and the rendering (see :func:`_package_files`).
+
+    The records are hashed as the state's text (no encoding per archive: an up-to-date plan keeps them as
+    read), a batch of archives at a time.
+    """
+    digest = hashlib.sha256(json.dumps(
+        [_RENDERING, __version__, part.url, sorted(part.metadata.items()), part.advisories], sort_keys=True,
+        separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    for start in range(0, len(archives), _BATCH):
+        digest.update("".join(f"\n{rel}\0{held[rel].sha1}\0{index.records_text(held[rel].records)}"
+                              for rel in archives[start:start + _BATCH]).encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
 
 
 def _package_files(root: Path, part: ComposerPart, name: str, held: list, memo) -> dict:
@@ -112,14 +157,14 @@ def _package_files(root: Path, part: ComposerPart, name: str, held: list, memo) 
     metadata = part.metadata.get(name) or {}
     advisories = None if part.advisories is None else part.advisories.get(name, "none")
     inputs = hashlib.sha256(json.dumps(
-        [_RENDERING, __version__, part.url, name, [[rel, e.sha1, e.records[0]] for rel, e in held],
+        [_RENDERING, __version__, part.url, name, [[rel, e.sha1, index.records_text(e.records)] for rel, e in held],
          sorted(metadata.items()), advisories], sort_keys=True, separators=(",", ":"), ensure_ascii=False,
     ).encode("utf-8", "surrogatepass")).hexdigest()
     key = f"composer-p2:{name}"
     unchanged = unchanged_since(root, memo, key, inputs)
     if unchanged is not None:
         return unchanged
-    versions = [index.mirrored_entry(e.records[0], part.url, rel, e.sha1) for rel, e in held]
+    versions = [index.mirrored_entry(index.first_record(e.records), part.url, rel, e.sha1) for rel, e in held]
     versions += [index.mirrored_entry(e, part.url, None, "") for e in metadata.values()]
     sums = {}
     for rel, data in index.render_package(name, versions, part.advisories).items():
@@ -149,7 +194,7 @@ def _remember(root: Path, part: ComposerPart, names: list, on_disk: dict, memo) 
 def drop_stale(root: os.PathLike | str, written: Mapping) -> None:
     """Remove Composer index files no longer listed (call after SHA256SUMS stopped listing them)."""
     root = Path(root)
-    stale = [rel for rel, _ in walk_entries(root, index.P2) if rel not in written]  # no lstat needed
+    stale = [rel for rel, _ in walk_entries(root, index.P2, ordered=False) if rel not in written]  # no lstat
     if index.PACKAGES not in written and os.path.lexists(root / index.PACKAGES):
         stale.append(index.PACKAGES)
     for rel in stale:

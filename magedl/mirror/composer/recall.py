@@ -24,13 +24,13 @@ from typing import Callable, Optional
 from magedl import __version__
 from magedl.composer.remote import hashed_name
 from magedl.fsutil import open_nofollow, read_if_regular, write_chunks
-from magedl.mirror.composer.index import DROPPED
+from magedl.mirror.composer.index import KeptEntry
 from magedl.paths import BOOKKEEPING
 
 log = logging.getLogger(__name__)
 
 MEMO = f"{BOOKKEEPING}/composer-selection.json"
-_VERSION = 1
+_VERSION = 2  # 2: each entry is its canonical text
 _LIMIT = 512 << 20  # far above the selection of any real closure; a larger file is only a miss
 _MAX_WARNINGS = 200
 _BATCH = 500  # package lines parsed at once
@@ -104,9 +104,11 @@ def recall(root: os.PathLike | str, options, reads: Reads, cache) -> Optional[di
                 if not batch:
                     break
                 for name, versions in json.loads(b"[" + b",".join(batch) + b"]"):
-                    if not isinstance(name, str) or not isinstance(versions, dict):
+                    if not isinstance(name, str) or not isinstance(versions, dict) \
+                            or not all(isinstance(text, str) for text in versions.values()):
                         return None
-                    packages[name] = versions
+                    # Kept as the text the state stores for them: never parsed while they are up to date.
+                    packages[name] = {vn: KeptEntry(text) for vn, text in versions.items()}
     except (OSError, ValueError, TypeError, RecursionError):  # missing, damaged or foreign: resolve again
         return None
     if len(packages) != head.get("count"):
@@ -135,9 +137,10 @@ def remember(root: os.PathLike | str, options, reads: Reads, selection, warnings
         return
     head = {"version": _VERSION, "key": inputs_key(options), "reads": reads.bodies, "repo_of": selection.repo_of,
             "warnings": warnings[:_MAX_WARNINGS], "count": len(selection.packages)}
-    # Kept as the mirror keeps them (no source, no notification URL): the plan then holds them as they are.
-    lines = (json.dumps([name, {vn: {k: v for k, v in entry.items() if k not in DROPPED}
-                                for vn, entry in versions.items()}], ensure_ascii=False, separators=(",", ":"))
+    # Each entry as the mirror keeps it (no source, no notification URL), in the state's canonical text: the next
+    # run holds and compares that text as it is read (a JSON string, parsed by the line's own parse).
+    lines = (json.dumps([name, {vn: KeptEntry.of(entry).text for vn, entry in versions.items()}],
+                        ensure_ascii=False, separators=(",", ":"))
              for name, versions in selection.packages.items())
     _write_lines(path, itertools.chain([json.dumps(head, ensure_ascii=False, separators=(",", ":"))], lines))
 

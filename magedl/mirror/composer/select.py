@@ -26,6 +26,7 @@ from magedl.errors import (
     UsageError,
 )
 from magedl.mirror.composer.advisories import AdvisoryOptions
+from magedl.mirror.composer.index import KeptEntry
 from magedl.mirror.composer.patterns import is_pattern, matcher, offered_matches
 from magedl.secrecy import redact
 from magedl.text import printable
@@ -101,7 +102,8 @@ class Failure:
 
 @dataclass
 class Selection:
-    """The versions chosen: ``packages[name][version_normalized]`` -> the upstream entry.
+    """The versions chosen: ``packages[name][version_normalized]`` -> the upstream entry (once resolved, as the
+    mirror keeps it: a :class:`~magedl.mirror.composer.index.KeptEntry`).
 
     Attributes
     ----------
@@ -163,7 +165,11 @@ class Resolver:
         """
         if (name, dev) not in self._found:
             try:
-                self._found[name, dev] = self._lookup(name, dev)
+                repo, entries = self._lookup(name, dev)
+                # Kept as the mirror keeps them, as text (a quarter of the dicts' memory; the resolution's peak):
+                # what is chosen is then held once, the selection's own, and the parsed dicts go at once.
+                self._found[name, dev] = repo, [KeptEntry.of(entry) for entry in entries]
+                repo.forget_versions(name)
             except MagedlError as exc:
                 self._found[name, dev] = exc
         found = self._found[name, dev]
@@ -216,6 +222,10 @@ class Resolver:
         self.selection.failures = [f for f in self.selection.failures
                                    if not (isinstance(f.error, _Unlisted)
                                            and f.requirement.split(" ", 1)[0] in self._provided)]
+        # Each chosen entry as the mirror keeps it (those a lock describes on its own are still dicts here).
+        for versions in self.selection.packages.values():
+            for vn, entry in versions.items():
+                versions[vn] = KeptEntry.of(entry)
         return self.selection
 
     def _level(self, wave: list) -> list:

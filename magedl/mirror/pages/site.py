@@ -19,6 +19,7 @@ from typing import Iterable, Iterator, Mapping, Optional
 from magedl.fsutil import atomic_write, read_if_regular
 from magedl.mirror.index import records_digest, remember_rendered, unchanged_since
 from magedl.mirror.layout import FILES, SIG, SUMS, clear_way, walk_files
+from magedl.mirror.model import SLOTS
 from magedl.mirror.pages import composer as composer_pages
 from magedl.mirror.pages import releases as release_pages
 from magedl.mirror.pages.html import POLICY, STYLE, frame, link, text
@@ -32,7 +33,7 @@ _STAMP = re.compile(rb'<meta name="magedl-content" content="([0-9a-f]{64}) ([0-9
 MAX_PAGE_BYTES = 64 << 20
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, **SLOTS)  # one per held file when the pages are rendered: no __dict__ each
 class HeldFile:
     """What a page says of one file the mirror holds and verified."""
 
@@ -131,18 +132,23 @@ def _inputs(records: str, held: Mapping, composer_files: Mapping[str, bytes], co
             signer: str, version: str) -> str:
     """A digest of everything the pages are rendered from (their time stamp aside).
 
-    *records*: their digest; *held*: the :class:`~magedl.mirror.model.Entry` of each file by path.
+    *records*: their digest; *held*: the :class:`~magedl.mirror.model.Entry` of each file by path
+    (or a :class:`~magedl.mirror.held.Held`, which digested its files' lines as it read them).
     """
     digest = hashlib.sha256(json.dumps([version, STYLE + POLICY, composer_url, signer, records],
                                        ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass"))
-    # One line per file (a path holds no newline: SHA256SUMS lists them one a line), a batch at a time.
-    rels = sorted(held)
-    for start in range(0, len(rels), 2048):
-        lines = []
-        for rel in rels[start:start + 2048]:
-            e = held[rel]
-            lines.append(f"{rel}\0{e.fingerprint.size}\0{e.md5}\0{e.sha256}\0{e.sha1}\n")
-        digest.update("".join(lines).encode("utf-8", "surrogatepass"))
+    # One line per file (a path holds no newline: SHA256SUMS lists them one a line), digested apart: the
+    # held files read from the state (magedl.mirror.held.Held) have that digest from their one pass.
+    if hasattr(held, "lines_digest"):
+        digest.update(held.lines_digest().encode("ascii"))
+    else:
+        lines = hashlib.sha256()
+        rels = sorted(held)
+        for start in range(0, len(rels), 2048):
+            lines.update("".join(f"{rel}\0{e.fingerprint.size}\0{e.md5}\0{e.sha256}\0{e.sha1}\n"
+                                 for rel, e in ((rel, held[rel]) for rel in rels[start:start + 2048])
+                                 ).encode("utf-8", "surrogatepass"))
+        digest.update(lines.hexdigest().encode("ascii"))
     # The Composer part knows the sha256 of the p2 files it left on disk: they are not read again for it.
     sha256 = getattr(composer_files, "sha256", None) or (lambda rel: hashlib.sha256(composer_files[rel]).hexdigest())
     for rel in sorted(composer_files):

@@ -31,6 +31,11 @@ def test_dist_paths_are_plain_and_checked():
     for vn, kind in (("../../x", "zip"), ("1.0", "z/ip"), (".hidden", "zip"), ("1.0", "x" * 20)):
         with pytest.raises(UnsafeNameError):
             ci.dist_rel("a/b", vn, kind)
+    # check_name is asked only when a side-file suffix could refuse the path; it still refuses those.
+    for name, vn, kind in (("a/b.magedl-part", "1.0", "zip"), ("a.magedl-lock/b", "1.0", "zip"),
+                           ("a/b", "1.0.magedl-part", "json"), ("a/b", "1.0.magedl-part.json", "tmp")):
+        with pytest.raises(UnsafeNameError, match="side files"):
+            ci.dist_rel(name, vn, kind)
 
 
 @pytest.mark.parametrize("url, expected", [
@@ -175,6 +180,20 @@ def test_stability_flags_php_and_newest():
     assert sorted(chosen.packages["acme/lib"]) == ["1.0.0.0"]
     failed = resolve(repo, ComposerOptions(requires=(("acme/lib", "1.1.*"),), php="8.2")).failures
     assert len(failed) == 1 and "PHP 8.2" in str(failed[0].error) and failed[0].error.exit_code == 5
+
+
+def test_the_resolution_holds_every_version_it_read_as_text_and_the_repository_keeps_none():
+    from magedl.mirror.composer.select import Resolver
+
+    repo = memory_repo("https://a/", A)
+    resolver = Resolver([repo], ComposerOptions(requires=(("acme/app", "*"),)))
+    selection = resolver.resolve()
+    kept = [entry for found in resolver._found.values() if isinstance(found, tuple) for entry in found[1]]
+    assert len(kept) == 5 and all(type(entry) is ci.KeptEntry for entry in kept)  # dev-main among them
+    assert not [key for key in repo._cache if isinstance(key, tuple)]  # the parsed dicts went at once
+    chosen = [entry for _, _, entry in selection.entries()]
+    assert all(any(entry is e for e in kept) for entry in chosen)  # the selection's own, held once
+    assert selection.packages["acme/lib"]["1.0.0.0"]["require"] == {"php": ">=8.1"}
 
 
 def test_the_first_repository_listing_a_package_wins_and_a_failing_one_stops_the_lookup():

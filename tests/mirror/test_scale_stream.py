@@ -1,0 +1,121 @@
+"""Issue 18, the release mirror's fourth round: what a run holds per file, asserted as mechanisms.
+
+An up-to-date re-run builds no entry for an unchanged file (the plan compares the state's rows as
+they are read, the index write lists the files from the state); a cold run drops a landed file's
+entry once it is reported; ``info/json`` is written without a dict per record.
+"""
+
+import hashlib
+import json
+import random
+
+import pytest
+from clirun import run
+
+from magedl.mirror import model as model_mod
+from magedl.mirror.index import feed_json
+from magedl.service.catalog import Release, releases_to_feed
+
+SEL = ("--type", "ce-full", "--type", "ce-patch", "--version", "2.4.6*")
+
+
+@pytest.fixture
+def mdir(tmp_path):
+    return tmp_path / "mirror"
+
+
+def sums(mdir):
+    return dict(reversed(line.split("  ", 1)) for line in (mdir / "SHA256SUMS").read_text().splitlines())
+
+
+def test_an_up_to_date_re_run_builds_no_entry_for_an_unchanged_file(env, capsys, mdir, monkeypatch):
+    assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
+    before = (mdir / "SHA256SUMS").read_bytes()
+    built = []
+    real = model_mod.Entry.__init__
+
+    def counted(self, *args, **kwargs):
+        built.append(args[:2])
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(model_mod.Entry, "__init__", counted)
+    assert run(capsys, "-q", "mirror", str(mdir), *SEL)[0] == 0
+    assert built == []  # neither the plan, the run nor the index write made one per file
+    assert (mdir / "SHA256SUMS").read_bytes() == before
+
+
+def test_a_file_changed_on_disk_is_left_out_of_the_index_though_its_state_row_is_read_there(env, capsys, mdir):
+    """The index write lists the files from the state, each checked against its lstat first."""
+    assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
+    name = sorted(rel for rel in sums(mdir) if rel.startswith("file/"))[0]
+    path = mdir / name
+    assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
+    from magedl.mirror.held import Held
+    from magedl.mirror.state import State
+
+    state = State(mdir)
+    path.write_bytes(path.read_bytes() + b"changed")
+    held = Held(mdir, state, {}, set())
+    listed = {rel for rel, _ in held.items()}
+    assert name not in listed and held.gone == {name} and len(held) == len(listed)
+    assert len(held._listed) == len(listed) + 1  # one byte per row, not an object per file
+
+
+def test_a_cold_run_drops_each_landed_entry_once_reported_and_indexes_it(env, capsys, mdir, monkeypatch):
+    from magedl.mirror import core as core_mod
+
+    plans = []
+    real = core_mod.Mirror.plan
+    monkeypatch.setattr(core_mod.Mirror, "plan", lambda self, *a, **k: plans.append(real(self, *a, **k)) or plans[-1])
+    code, out, _ = run(capsys, "--json", "mirror", str(mdir), *SEL)
+    landed = [it for it in plans[0].items if it.rel.startswith("file/")]
+    assert code == 0 and landed and all(it.entry is None and it.in_state for it in landed)
+    listed = sums(mdir)
+    for it in landed:
+        assert listed[it.rel] == hashlib.sha256((mdir / it.rel).read_bytes()).hexdigest()
+    rows = {row["file_name"]: row for row in json.loads(out)}
+    assert all(rows[it.file_name]["sha256"] == listed[it.rel] for it in landed)  # made as they were reported
+
+
+def test_info_json_is_written_without_a_dict_per_plain_record(monkeypatch):
+    records = [Release(name=f"n{i}", file_name=f"f{i}.zip", version=f"2.4.{i % 3}", type="ce-patch", md5="0" * 32)
+               for i in range(50)]
+    expected = (json.dumps(releases_to_feed(records), indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+    monkeypatch.setattr(Release, "to_dict", lambda self: pytest.fail("a dict per record"))
+    assert feed_json(records) == expected
+
+
+def test_info_json_is_byte_for_byte_the_feed_json_dumps_wrote():
+    rnd = random.Random(18)
+    names = ["a.zip", 'q"x.tgz', "b\\c.zip", "p/q.sh", "z\u00e9.zip", "\u4e2d.zip"]
+    for _ in range(300):
+        records = [Release(name=rnd.choice(names), file_name=rnd.choice(names), version=rnd.choice(["", "2.4.7"]),
+                           type=rnd.choice(["ce-full", "other", 'x"y']), md5=rnd.choice(["", "0" * 32]),
+                           ce_versions=rnd.choice([(), ("2.4.7",)]), ee_versions=rnd.choice([(), ("1", "2")]),
+                           extra=rnd.choice([{}, {"date": "2020"}, {"n": {"a": [1, {"b": None}]}, "l": []}]))
+                   for _ in range(rnd.randint(0, 6))]
+        expected = (json.dumps(releases_to_feed(records), indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+        assert feed_json(records) == expected
+
+
+def test_the_feeds_common_entries_are_read_as_the_full_checks_read_them(monkeypatch):
+    """parse_feed's quick path for a plain entry gives the records (and warnings) the full checks give."""
+    from magedl.service import catalog
+
+    rnd = random.Random(18)
+    values = [None, "", "a.zip", "b.zip", 3, ["x"], "0" * 32, " " + "A" * 32, "g" * 32]
+    feeds = []
+    for _ in range(400):
+        entries = [{k: rnd.choice(values) for k in rnd.sample(["name", "file_name", "md5", "version", "date"],
+                                                                rnd.randint(0, 4))} for _ in range(rnd.randint(0, 5))]
+        feeds.append({"ce-full": {"2.4.7": entries, "2.4.6": entries[:2]}, "other": entries[:3]})
+
+    def parsed(feed):
+        warnings = []
+        return catalog.parse_feed(json.loads(json.dumps(feed)), warn=warnings.append), warnings
+
+    quick = [parsed(feed) for feed in feeds]
+    monkeypatch.setattr(catalog, "_plain", lambda *args: None)
+    for feed, (records, warnings) in zip(feeds, quick):
+        full, full_warnings = parsed(feed)
+        assert [(r, r.extra) for r in records] == [(r, r.extra) for r in full] and warnings == full_warnings
