@@ -7,7 +7,9 @@ never with sleeps.
 """
 
 import json
+import os
 import signal
+import stat
 
 import pytest
 import tenacity
@@ -41,6 +43,28 @@ def isolated_home(tmp_path_factory, monkeypatch):
                  "http_proxy", "https_proxy", "no_proxy", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
     return home
+
+
+@pytest.fixture(autouse=True)
+def no_wait_for_the_disk(monkeypatch):
+    """In this process ``os.fsync`` and ``os.fdatasync`` check their descriptor but do not wait for the disk.
+
+    What they buy, bytes that survive a power cut, no test can observe: a killed process loses nothing
+    either way (and the crash tests kill real subprocesses, which sync for real). The waits cost a few
+    ms each on a busy disk, thousands of times a run. Descriptors other than files and folders get the
+    real call (and its EINVAL); a test that counts the calls or makes them fail patches over this.
+    """
+    real = {"fsync": os.fsync, "fdatasync": os.fdatasync}
+
+    def checked(name):
+        def sync(fd):
+            mode = os.fstat(fd).st_mode  # EBADF for a closed descriptor, as the real call
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                real[name](fd)
+        return sync
+
+    for name in real:
+        monkeypatch.setattr(os, name, checked(name))
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ or per run with ``pytest -p secretscan``; a single module can import the
 fixture (``from secretscan import secret_scan  # noqa: F401``).
 """
 
+import hashlib
 import logging
 import os
 import re
@@ -62,20 +63,63 @@ def _masked(text, secrets):
 
 
 def _find(secrets, pieces):
-    """[(where, secret)] for each secret found in pieces of (where, text or bytes)."""
+    """[(where, secret)] for each secret found in pieces of (where, text or bytes), in the order of pieces.
+
+    The answer of searching every piece for every secret, which would cost the number of secrets
+    (hundreds by the end of the suite) times every byte the tests write. Two shortcuts keep it exact:
+
+    - a large piece whose content (by its BLAKE2 digest) was searched before for the same secrets and
+      held none of them is searched only for the secrets registered since: tests write the same demo
+      archives again and again;
+    - the small pieces (log records, captured lines) are joined and each secret is looked for once in
+      the whole; only a secret found there is looked for piece by piece, so a match across a join costs
+      a second look, never a false report.
+    """
     found = []
-    for where, content in pieces:
+    small = {str: [], bytes: []}
+    searched_now = _SECRETS_CACHE["set"] if secrets is _SECRETS_CACHE["list"] else frozenset(secrets)
+    for order, (where, content) in enumerate(pieces):
         if not content:
             continue
-        for secret in secrets:
-            needle = secret.encode("utf-8", "replace") if isinstance(content, bytes) else secret
-            if needle in content:
-                found.append((where, secret))
-    return found
+        if len(content) < _DIGEST_FROM:
+            small.setdefault(type(content), []).append((order, where, content))
+            continue
+        raw = content if isinstance(content, bytes) else content.encode("utf-8", "surrogatepass")
+        key = (type(content), hashlib.blake2b(raw, digest_size=20).digest())
+        searched = _SEARCHED.get(key)
+        todo = secrets if searched is None else [s for s in secrets if s not in searched]
+        hits = [s for s in todo if _needle(s, content) in content]
+        found += [(order, where, s) for s in hits]
+        if not hits:
+            _SEARCHED[key] = searched_now
+    for kind, group in small.items():
+        if group:
+            whole = kind().join(content for _, _, content in group)
+            for secret in secrets:
+                needle = _needle(secret, whole)
+                if needle in whole:
+                    found += [(order, where, secret) for order, where, content in group if needle in content]
+    rank = {secret: i for i, secret in enumerate(secrets)}
+    return [(where, secret) for _, where, secret in sorted(found, key=lambda f: (f[0], rank[f[2]]))]
+
+
+def _needle(secret, content):
+    return secret.encode("utf-8", "replace") if isinstance(content, bytes) else secret
 
 
 def _secrets():
-    return sorted(s for s in registered_secrets() if len(s) >= MIN_LENGTH and len(set(s)) >= MIN_DISTINCT)
+    """The registered secrets worth searching, sorted; worked out again only when the registry changed."""
+    registered = registered_secrets()
+    if registered != _SECRETS_CACHE["registered"]:
+        usable = sorted(s for s in registered if len(s) >= MIN_LENGTH and len(set(s)) >= MIN_DISTINCT)
+        _SECRETS_CACHE.update(registered=registered, list=usable, set=frozenset(usable))
+    return _SECRETS_CACHE["list"]
+
+
+# Pieces of at least this many characters (or bytes) are remembered by digest once found clean.
+_DIGEST_FROM = 4096
+_SEARCHED = {}  # (type, digest) -> the frozenset of secrets that content was searched for and did not hold
+_SECRETS_CACHE = {"registered": None, "list": [], "set": frozenset()}
 
 
 class SecretScan:

@@ -8,6 +8,7 @@ another's private names would make the split a fiction.
 """
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,15 @@ TERMINAL = ("magedl.cli", "rich", "tqdm")
 MODULES = sorted(PACKAGE.rglob("*.py"))
 
 
+@functools.lru_cache(maxsize=None)
+def parsed(path):
+    """The syntax tree of *path*, parsed once per run (the tests only read it; a module is asked about often)."""
+    return ast.parse(path.read_text(), str(path))
+
+
 def imports(path):
     """Every module name *path* imports, with the names it takes from each."""
-    tree = ast.parse(path.read_text(), str(path))
+    tree = parsed(path)
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
@@ -44,10 +51,11 @@ def module_of(path):
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+@functools.lru_cache(maxsize=None)
 def defined(path):
     """The names a module defines at its top (functions, classes, assignments), not those it imports."""
     names = set()
-    for node in ast.parse(path.read_text(), str(path)).body:
+    for node in parsed(path).body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             names.add(node.name)
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
@@ -90,7 +98,7 @@ def declared_names(module):
     path = base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
     if not path.is_file():
         return None
-    for node in ast.parse(path.read_text(), str(path)).body:
+    for node in parsed(path).body:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) \
             else []
         if any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets):
@@ -117,7 +125,7 @@ def test_the_command_line_uses_only_the_engines_public_names(path):
     Besides ``from X import _y`` (the rule above), no private module, no ``module._name`` and, where a module
     lists its public names, nothing else of it: the terminal side asks the engine, it does not reach inside.
     """
-    tree = ast.parse(path.read_text(), str(path))
+    tree = parsed(path)
     modules, bad = set(), []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

@@ -167,6 +167,19 @@ def test_allowed_file(tmp_path, secret_scan):
     secret_scan.allow(tmp_path / "feed.json")
 
 
+LATER = "later-secret-7d1e0b"
+LARGE = b"x" * 9000 + LATER.encode()  # large: the scan remembers such contents by digest once found clean
+
+
+def test_a_large_file_clean_before_its_secret_is_registered(tmp_path):
+    (tmp_path / "archive.bin").write_bytes(LARGE)
+
+
+def test_leak_in_a_large_file_seen_clean_before(tmp_path):
+    register_secret(LATER)
+    (tmp_path / "archive.bin").write_bytes(LARGE)
+
+
 @pytest.mark.secrets_on_purpose
 def test_marked():
     print(SECRET)
@@ -184,6 +197,6 @@ def test_the_secret_scan_fails_every_leaking_test(tmp_path):
     failed = {line.split("::")[1].split()[0] for line in report.splitlines()
               if line.startswith(("FAILED", "ERROR")) and "::" in line}
     assert failed == {"test_leak_printed", "test_leak_read_by_capsys", "test_leak_in_a_log_record",
-                      "test_leak_in_a_file"}, report
+                      "test_leak_in_a_file", "test_leak_in_a_large_file_seen_clean_before"}, report
     assert "inner-secret-4f9c2a" not in report  # the failure names the secret without printing it
     assert "a registered secret leaked: inn... (19 characters)" in report

@@ -7,7 +7,6 @@ only their lines in the summary and their place in ``mirror --json`` rows.
 import logging
 
 from magedl.config import shown_url
-from magedl.mirror.composer.advisories import describe
 from magedl.text import plural
 
 log = logging.getLogger(__name__)
@@ -39,6 +38,8 @@ def report_advisories(report):
 
     if report is None:
         return
+    from magedl.mirror.composer.advisories import describe  # the Composer part: loaded only when it carried some
+
     done = report.refresh
     log.info("advisories: %s carried for composer audit (%s to %s)", plural(report.count, "advisory", "advisories"),
              plural(done.requests, "request"), ", ".join(shown_url(u) for u in done.sources))

@@ -17,10 +17,7 @@ from magedl.cli.progress import ProgressView
 from magedl.cli.sign import add_sign_key, report_signed, sign_key
 from magedl.composer.semver import normalize
 from magedl.errors import ConstraintError, UsageError
-from magedl.mirror.composer.advisories import AdvisoryOptions, check_source_url
-from magedl.mirror.composer.index import DEFAULT_URL, normalize_url
-from magedl.mirror.composer.patterns import parse_exclude, parse_require
-from magedl.mirror.composer.select import DEFAULT_REPOS, ComposerOptions
+from magedl.mirror.defaults import DEFAULT_REPOS, DEFAULT_URL
 from magedl.mirror.model import Action, Status
 from magedl.text import human_bytes, printable
 from magedl.urls import check_http_url
@@ -85,14 +82,19 @@ def _repo_url(url):
 
 def composer_options(args):
     """The :class:`ComposerOptions` the ``--composer-*`` options give, checked; None when none was given."""
+    given = (args.composer_require or args.composer_lock or args.composer_repo or args.composer_dev
+             or args.composer_php or args.composer_newest or args.composer_url or args.composer_exclude
+             or args.composer_advisories or args.no_composer_advisories)
+    if not given:
+        return None
+    # The Composer part's code: imported by a run that asks for it, not by parsing nor by a release-only run.
+    from magedl.mirror.composer.advisories import AdvisoryOptions, check_source_url
+    from magedl.mirror.composer.index import normalize_url
+    from magedl.mirror.composer.patterns import parse_exclude, parse_require
+    from magedl.mirror.composer.select import ComposerOptions
 
     advisories = AdvisoryOptions(url=check_source_url(args.composer_advisories) if args.composer_advisories else None,
                                  enabled=not args.no_composer_advisories)
-    given = (args.composer_require or args.composer_lock or args.composer_repo or args.composer_dev
-             or args.composer_php or args.composer_newest or args.composer_url or args.composer_exclude
-             or advisories != AdvisoryOptions())
-    if not given:
-        return None
     for path in args.composer_lock:
         if not os.path.isfile(path):
             raise UsageError(f"--composer-lock {path}: no such file (give the path of a composer.lock)")

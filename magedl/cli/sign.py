@@ -11,7 +11,6 @@ from pathlib import Path
 
 from magedl.cli.app import add_command
 from magedl.errors import NotFoundError, SignatureError, UsageError
-from magedl.mirror.composer.index import P2, PACKAGES
 from magedl.mirror.layout import INFO_FILES, SUMS, walk_files
 from magedl.secrecy import SECURITY
 from magedl.text import printable
@@ -94,6 +93,7 @@ def check_served(root, allowed) -> None:
     archive against the md5 or SHA-1 of the index files served, which this makes the signed ones.
     Raises SignatureError (exit 6) when the signature or an index file does not match.
     """
+    from magedl.mirror.composer.index import P2, PACKAGES  # mirror declares --sign-key from here: no Composer code
     from magedl.mirror.verify import verify  # mirror declares --sign-key from here, and needs no verify
 
     signed = check_signatures([root], allowed)

@@ -16,22 +16,23 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, ContextManager, List, Optional
+from typing import TYPE_CHECKING, Callable, ContextManager, List, Optional
 
 from magedl.errors import LocalFileError, MagedlError, NotFoundError, UnsafeNameError, UsageError
 from magedl.fsutil import atomic_write, file_in_the_way, make_dirs
 from magedl.mirror.bulk import collector_paused
-from magedl.mirror.composer.advisories import AdvisoryReport
-from magedl.mirror.composer.plan import Archive
-from magedl.mirror.composer.select import ComposerOptions
 from magedl.mirror.core import Mirror, sums_digest
 from magedl.mirror.layout import check_layout, check_release_name
 from magedl.mirror.model import Item, Plan, Status, Summary
-from magedl.mirror.signature import SignKey
-from magedl.mirror.sshsig import SignedBy
 from magedl.service.catalog import Release, select_checked
 from magedl.text import printable
 from magedl.transfer.options import TransferOptions
+
+if TYPE_CHECKING:  # the Composer part and signing: imported by a run that has a Composer selection or a sign key
+    from magedl.mirror.composer.advisories import AdvisoryReport
+    from magedl.mirror.composer.select import ComposerOptions
+    from magedl.mirror.signature import SignKey
+    from magedl.mirror.sshsig import SignedBy
 
 log = logging.getLogger(__name__)
 
@@ -263,10 +264,10 @@ def _resolve(client, composer, root, jobs):
 
 def _advisories(client, composer, selection, root, plan):
     """Refresh the security advisories the Composer part will carry; their report, or None."""
-    from magedl.mirror.composer.advisories import update_part
-
     if plan.composer is None or selection is None:
         return None  # no Composer selection this run: the advisories held stay as they are
+    from magedl.mirror.composer.advisories import update_part
+
     return update_part(client, plan.composer, selection.advisory_sources, composer.advisories, root, composer.locks)
 
 
@@ -298,11 +299,12 @@ def _write_delta(path, rels):
 def head_sizes(client, plan: Plan, jobs: int = 4, composer_client=None) -> None:
     """Fill in the size of files to fetch with HEAD requests (a dry run's plan); best effort."""
     todo = []
-    for it in plan.to_fetch:
-        if isinstance(it.source, Release) and client is not None:
-            todo.append((client, client.file_url(it.file_name), it))
-        elif isinstance(it.source, Archive) and composer_client is not None:
-            todo.append((composer_client, it.source.url, it))
+    if client is not None:
+        todo += [(client, client.file_url(it.file_name), it) for it in plan.to_fetch if isinstance(it.source, Release)]
+    if composer_client is not None:  # a run with a Composer selection: only it imports that part
+        from magedl.mirror.composer.plan import Archive
+
+        todo += [(composer_client, it.source.url, it) for it in plan.to_fetch if isinstance(it.source, Archive)]
 
     def head(job):
         session, url, it = job

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
 import stat
-import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import TYPE_CHECKING, Optional, Tuple
 
 from magedl.errors import ConfigError, SignatureError, UnsafeSourceError, UsageError
 from magedl.fsutil import atomic_write, read_if_regular
@@ -26,6 +23,9 @@ from magedl.mirror.sshsig import KEY_NAMES, SignedBy, is_key, parse_signature
 from magedl.secrecy import SECRET_FILE_LIMIT, check_private
 from magedl.service.fileadapter import open_published
 from magedl.text import printable
+
+if TYPE_CHECKING:
+    import subprocess
 
 NAMESPACE = "magedl-mirror"
 # An RSA-16384 signature is under 5 KiB; anything much bigger is not a signature.
@@ -127,6 +127,8 @@ def read_allowed_signers(path, where: str) -> AllowedSigners:
 
 def ssh_keygen() -> str:
     """The path of ``ssh-keygen``; ConfigError when it is not installed."""
+    import shutil  # this and subprocess, tempfile: a run that signs or checks, not every run's index write
+
     found = shutil.which("ssh-keygen")
     if not found:
         raise ConfigError(f"mirror signatures are made and checked by OpenSSH's ssh-keygen, not found on PATH: "
@@ -176,6 +178,8 @@ def _run(argv: list, *, data: Optional[bytes] = None, terminal: bool = False,
     prompt on: a key that needs a passphrase fails at once (reading an empty
     stdin) instead of waiting on the terminal for an answer nobody gives.
     """
+    import subprocess
+
     stdin = None if data is not None or terminal else subprocess.DEVNULL  # None: a pipe of data, or our terminal
     try:
         return subprocess.run([ssh_keygen(), *argv], input=data, stdin=stdin, capture_output=True,
@@ -263,6 +267,8 @@ def sign(root, key: SignKey) -> SignedBy:
     """
     sums = _read(Path(root), SUMS, MAX_INDEX_BYTES, "sign")
     interactive = sys.stdin is not None and sys.stdin.isatty()
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="magedl-sign-") as tmp:
         copy = Path(tmp) / SUMS
         copy.write_bytes(sums)
@@ -373,6 +379,8 @@ def check(root, allowed: AllowedSigners) -> Signer:
                              "it is not a mirror signature (sign with 'magedl sign' or 'ssh-keygen -Y sign -n "
                              f"{NAMESPACE}'); the files are not trusted")
     sums = _read(root, SUMS, MAX_INDEX_BYTES, "check")
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="magedl-verify-") as tmp:
         sig_copy, allowed_copy = Path(tmp) / SIG, Path(tmp) / "allowed_signers"
         sig_copy.write_bytes(raw)  # ssh-keygen checks the very bytes parsed above

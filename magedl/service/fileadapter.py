@@ -8,20 +8,14 @@ folder on a USB disk as it treats the service.
 
 from __future__ import annotations
 
-import email.utils
 import io
 import os
 from typing import BinaryIO, Optional, Tuple
 from urllib.parse import unquote, urlsplit
 
-import requests
-from requests.adapters import BaseAdapter
-from requests.structures import CaseInsensitiveDict
-
 from magedl.errors import UnsafeNameError, UnsafeSourceError
 from magedl.fsutil import NotRegularFile, open_within
 from magedl.paths import check_name
-from magedl.ranges import UNSATISFIABLE, parse_range
 from magedl.text import printable
 
 __all__ = ["FileAdapter", "open_published"]
@@ -121,8 +115,12 @@ class _Raw(io.BufferedReader):
         return super().read(-1 if size is None else size)
 
 
-class FileAdapter(BaseAdapter):
+class FileAdapter:
     """Serve GET and HEAD for ``file://`` URLs below a mirror folder.
+
+    A requests transport adapter by its methods (``send``, ``close``, as ``requests.adapters.BaseAdapter``
+    declares them) rather than by inheritance, so that this module, whose :func:`open_published` ``verify``
+    and ``serve`` use, imports no HTTP stack.
 
     Parameters
     ----------
@@ -138,7 +136,6 @@ class FileAdapter(BaseAdapter):
     """
 
     def __init__(self, root: Optional[str] = None):
-        super().__init__()
         if root is not None and root.startswith("file:"):
             root = unquote(urlsplit(root).path)
         self.root = root.rstrip("/") if root else None
@@ -155,6 +152,13 @@ class FileAdapter(BaseAdapter):
         return None
 
     def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
+        import email.utils  # these: what answering needs, not open_published (verify, serve, signatures)
+
+        import requests  # loaded by the session that mounted this adapter already
+        from requests.structures import CaseInsensitiveDict
+
+        from magedl.ranges import UNSATISFIABLE, parse_range
+
         parts = urlsplit(request.url)
         response = requests.Response()
         response.url = request.url

@@ -8,16 +8,34 @@ import pytest
 # What parsing must not pay for: the mirror engine, the HTTP stack, the offline check, signing, the terminal.
 ENGINE = {"magedl.mirror.run", "magedl.mirror.core", "magedl.mirror.verify", "magedl.mirror.signature",
           "magedl.transfer.fetch", "requests", "urllib3", "rich", "tqdm"}
+# Nor the Composer part: mirror's help shows its defaults from magedl.mirror.defaults.
+COMPOSER = ("magedl.mirror.composer", "magedl.composer.constraints")
+
+
+def _modules(code):
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return set(eval(out.strip().splitlines()[-1]))
 
 
 @pytest.mark.parametrize("argv, module", [(["-q", "mirror", "DIR", "--type", "ce-patch"], "magedl.cli.mirror"),
                                           (["verify", "DIR", "--json"], "magedl.cli.verify"),
                                           (["sign", "DIR", "--key", "KEY"], "magedl.cli.sign")])
 def test_parsing_a_command_imports_no_engine(argv, module):
-    code = ("import sys\nfrom magedl.cli.app import parser_for\n"
-            f"argv = {argv!r}\nparser_for(argv).parse_args(argv)\n"
-            "print(sorted(sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    loaded = set(eval(out.strip().splitlines()[-1]))
+    loaded = _modules("import sys\nfrom magedl.cli.app import parser_for\n"
+                      f"argv = {argv!r}\nparser_for(argv).parse_args(argv)\n"
+                      "print(sorted(sys.modules))")
     assert module in loaded
     assert not ENGINE & loaded, sorted(ENGINE & loaded)
+    assert not {m for m in loaded if m.startswith(COMPOSER)}
+
+
+def test_a_release_only_run_imports_no_composer_selection():
+    # Its request and the run module add no Composer module to what the engine's core imports (once the core
+    # imports its Composer parts lazily too, the baseline can go: the run should then load none at all).
+    loaded = _modules("import sys\nimport magedl.mirror.core\ncore = set(sys.modules)\n"
+                      "from magedl.cli.app import parser_for\nfrom magedl.cli.mirror import mirror_request\n"
+                      "argv = ['-q', 'mirror', 'DIR', '--type', 'ce-patch']\n"
+                      "mirror_request(parser_for(argv).parse_args(argv))\nimport magedl.mirror.run\n"
+                      "print(sorted(set(sys.modules) - core))")
+    assert "magedl.mirror.run" in loaded
+    assert not {m for m in loaded if m.startswith(COMPOSER)}, sorted(m for m in loaded if m.startswith(COMPOSER))

@@ -29,6 +29,7 @@ from magedl.composer.metadata import check_package_name
 from magedl.composer.semver import stability, version_key
 from magedl.errors import UnsafeNameError, UsageError
 from magedl.fsutil import atomic_write, read_if_regular
+from magedl.mirror.defaults import DEFAULT_URL as DEFAULT_URL  # its home; re-exported for the tests
 from magedl.mirror.index import remember_rendered, unchanged_since
 from magedl.mirror.layout import COMPOSER, walk_files
 from magedl.mirror.model import StoredRecords, canonical_records
@@ -43,7 +44,6 @@ P2 = f"{COMPOSER}/p2"
 DIST = f"{COMPOSER}/dist"
 URL_FILE = f"{BOOKKEEPING}/composer.json"
 DEV_SUFFIX = "~dev"  # Composer reads a package's branches from p2/NAME~dev.json, only when it may use them
-DEFAULT_URL = "http://127.0.0.1:8080/composer/"
 _VERSION_FILE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,99}$")
 _DIST_TYPE = re.compile(r"^[a-z0-9]{1,10}$")
 # What a mirrored entry must not carry: where to fetch sources from upstream, whom to notify,

@@ -17,7 +17,6 @@ from typing import Optional
 from magedl.composer.metadata import check_package_name
 from magedl.errors import UnsafeNameError
 from magedl.mirror.composer.index import (
-    DEFAULT_URL,
     DIST,
     KeptEntry,
     check_fits,
@@ -31,6 +30,7 @@ from magedl.mirror.composer.index import (
     remembered_published,
 )
 from magedl.mirror.composer.listing import files_under
+from magedl.mirror.defaults import DEFAULT_URL
 from magedl.mirror.layout import check_layout
 from magedl.mirror.model import SLOTS, Action, Item, Status, StoredRecords
 from magedl.mirror.plan import check_copy

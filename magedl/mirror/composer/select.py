@@ -28,6 +28,7 @@ from magedl.errors import (
 from magedl.mirror.composer.advisories import AdvisoryOptions
 from magedl.mirror.composer.index import KeptEntry
 from magedl.mirror.composer.patterns import is_pattern, matcher, offered_matches
+from magedl.mirror.defaults import DEFAULT_REPOS
 from magedl.secrecy import redact
 from magedl.text import printable
 
@@ -35,9 +36,6 @@ log = logging.getLogger(__name__)
 
 PREFETCH_BATCH = 64  # requirements whose metadata is fetched ahead at once (bodies wait only until parsed)
 
-MARKETPLACE = "https://repo.magento.com/"
-PACKAGIST = "https://repo.packagist.org/"
-DEFAULT_REPOS = (MARKETPLACE, PACKAGIST)
 # Composer's PlatformRepository::PLATFORM_PACKAGE_REGEX, roughly: what no repository serves.
 _PLATFORM = re.compile(r"^(?:php(?:-64bit|-ipv6|-zts|-debug)?|hhvm|ext-.+|lib-.+|"
                        r"composer(?:-plugin-api|-runtime-api)?)$", re.IGNORECASE)
