@@ -46,7 +46,7 @@ class Held(Mapping):
     in_order = True  # iterating gives the paths sorted, and items() reads each row once
 
     def __init__(self, root: os.PathLike | str, state, composer: dict, excluded: set, watch=frozenset()):
-        self.state, self.composer = state, composer
+        self.state, self.composer, self._excluded = state, composer, excluded
         self.seen: dict = {}  # path -> md5 of those of *watch* that are listed
         self.gone: set = set()  # release paths with a row whose file changed (or went) since it was verified
         self.release_sums = bytearray()  # the SHA256SUMS lines of the release files listed, in path order
@@ -56,7 +56,7 @@ class Held(Mapping):
             e = composer[rel]
             lines.update(_line(rel, e.fingerprint.size, e.md5, e.sha256, e.sha1))
         prefix = os.path.join(root, "")
-        sums, pages, count = [], [], 0
+        sums, pages, count, size_sum = [], [], 0, 0
         for rel, md5, sha256, sha1, size, mtime_ns, ctime_ns, ino in state.digests_in_order(FILES):
             listed = False
             if rel not in excluded:
@@ -73,6 +73,7 @@ class Held(Mapping):
             self._listed.append(listed)
             if listed:
                 count += 1
+                size_sum += size
                 sums.append(f"{sha256}  {rel}\n")
                 pages.append(f"{rel}\0{size}\0{md5}\0{sha256}\0{sha1}\n")
                 if len(sums) == _BATCH:
@@ -84,10 +85,21 @@ class Held(Mapping):
         lines.update("".join(pages).encode("utf-8", "surrogatepass"))
         self._lines = lines.hexdigest()
         self._len = len(composer) + count
+        self._release_totals = (count, size_sum)
 
     def lines_digest(self) -> str:
         """sha256 of ``path\\0size\\0md5\\0sha256\\0sha1\\n`` of each file listed, in path order (the pages' inputs)."""
         return self._lines
+
+    def totals(self, folder: str) -> tuple:
+        """``(count, bytes)`` of the files listed under *folder* (``file/``, ``composer/dist/``), no pass over them."""
+        n = total = 0
+        for rel, e in self.composer.items():
+            if rel.startswith(folder):
+                n, total = n + 1, total + e.fingerprint.size
+        if folder == FILES + "/":
+            n, total = n + self._release_totals[0], total + self._release_totals[1]
+        return n, total
 
     def sums_in_order(self) -> Iterator[tuple]:
         """``(path, sha256)`` of each file listed, sorted by path (the release files' read again)."""
@@ -110,12 +122,15 @@ class Held(Mapping):
         return self._len
 
     def __getitem__(self, rel: str) -> Entry:
-        """One file's entry: a walk of the rows (a reader of them all uses :meth:`items`, one pass)."""
+        """One file's entry, by one lookup in the state (the pages ask a row at a time; a reader of them
+        all uses :meth:`items`, one pass). A release row is listed unless left out or changed on disk since
+        the pass that listed it checked it (:attr:`gone`)."""
         if rel in self.composer:
             return self.composer[rel]
-        for listed, entry in self.items():
-            if listed == rel:
-                return entry
+        if rel.startswith(FILES + "/") and rel not in self._excluded and rel not in self.gone:
+            entry = self.state.get(rel)
+            if entry is not None:  # the digests only: the records are the feed's
+                return Entry(entry.md5, entry.sha256, entry.fingerprint, sha1=entry.sha1)
         raise KeyError(rel)
 
 

@@ -86,7 +86,9 @@ def by_category(records: Iterable) -> dict:
 
 def _newest_first(records: list) -> list:
     by_name = sorted(records, key=lambda r: r.file_name)
-    return sorted(by_name, key=lambda r: version_key(r.version), reverse=True)  # stable: names stay ordered
+    # One key per distinct version, not per record (a sort holds every record's key at once).
+    keys = {v: version_key(v) for v in {r.version for r in records}}
+    return sorted(by_name, key=lambda r: keys[r.version], reverse=True)  # stable: names stay ordered
 
 
 def title(category: str) -> str:

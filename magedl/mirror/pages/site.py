@@ -33,7 +33,7 @@ _STAMP = re.compile(rb'<meta name="magedl-content" content="([0-9a-f]{64}) ([0-9
 MAX_PAGE_BYTES = 64 << 20
 
 
-@dataclass(frozen=True, **SLOTS)  # one per held file when the pages are rendered: no __dict__ each
+@dataclass(frozen=True, **SLOTS)  # made per row as a page is rendered (_Files): no __dict__ each
 class HeldFile:
     """What a page says of one file the mirror holds and verified."""
 
@@ -48,9 +48,40 @@ def is_page(rel: str) -> bool:
     return rel in PAGE_FILES or (rel.endswith(".html") and rel.startswith(tuple(f + "/" for f in PAGE_FOLDERS)))
 
 
-def _sum_sizes(held: Mapping, prefix: str) -> tuple:
-    files = [f for rel, f in held.items() if rel.startswith(prefix)]
-    return len(files), sum(f.size for f in files)
+class _Files:
+    """What the pages say of each held file, made from its entry as a row asks for it.
+
+    *entries* is ``{path: Entry}`` or a :class:`~magedl.mirror.held.Held`, which looks one row up in the
+    state per call: the pages hold the files of the page being rendered, never one object per file held.
+    """
+
+    def __init__(self, entries: Mapping):
+        self._entries = entries
+
+    def get(self, rel: str, default=None) -> Optional[HeldFile]:
+        e = self._entries.get(rel)
+        return default if e is None else HeldFile(e.fingerprint.size, e.md5, e.sha256, e.sha1)
+
+    def totals(self, folder: str) -> tuple:
+        """``(count, bytes)`` of the files under *folder* (``file/``, ``composer/dist/``)."""
+        totals = getattr(self._entries, "totals", None)
+        if totals is not None:
+            return totals(folder)
+        n = size = 0
+        for rel, e in self._entries.items():
+            if rel.startswith(folder):
+                n, size = n + 1, size + e.fingerprint.size
+        return n, size
+
+
+def _sum_sizes(held, folder: str) -> tuple:
+    if isinstance(held, _Files):
+        return held.totals(folder)
+    n = size = 0
+    for rel, f in held.items():
+        if rel.startswith(folder):
+            n, size = n + 1, size + f.size
+    return n, size
 
 
 def _front(records: list, held: Mapping, packages: Mapping, signer: str, release_html: str) -> str:
@@ -83,7 +114,7 @@ def _front(records: list, held: Mapping, packages: Mapping, signer: str, release
     return "".join(out)
 
 
-def render_pages(records: Iterable, held: Mapping[str, HeldFile], composer_files: Mapping[str, bytes], *,
+def render_pages(records: Iterable, held, composer_files: Mapping[str, bytes], *,
                  composer_url: Optional[str] = None, signer: str = "", version: str = "",
                  now: Optional[float] = None, previous: Optional[bytes] = None) -> Iterator[tuple]:
     """Every page of a mirror, one ``(path relative to the mirror, bytes)`` at a time, ``index.html`` last.
@@ -96,7 +127,8 @@ def render_pages(records: Iterable, held: Mapping[str, HeldFile], composer_files
     records : iterable of Release
         The feed records of the release files held (as ``info/json`` lists them).
     held : mapping
-        Path -> :class:`HeldFile` for every archive held and verified.
+        Path -> :class:`HeldFile` for every archive held and verified; only ``get`` is asked of it, a row at
+        a time (:func:`write_pages` hands a view that makes each from the state as it is asked).
     composer_files : mapping
         The Composer index files this run writes (``composer/p2/...`` -> bytes).
     composer_url : str, optional
@@ -178,8 +210,7 @@ def write_pages(root: os.PathLike | str, records: Iterable, held_entries: Mappin
     unchanged = unchanged_since(root, memo, "pages", inputs)
     if unchanged is not None:
         return unchanged
-    held = {rel: HeldFile(e.fingerprint.size, e.md5, e.sha256, e.sha1) for rel, e in held_entries.items()}
-    pages = render_pages(records, held, composer_files, composer_url=composer_url, signer=signer,
+    pages = render_pages(records, _Files(held_entries), composer_files, composer_url=composer_url, signer=signer,
                          version=__version__, previous=read_if_regular(root / INDEX, MAX_PAGE_BYTES))
     written = {}
     for rel, data in pages:
