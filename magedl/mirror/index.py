@@ -21,7 +21,7 @@ from magedl.fsutil import atomic_write, open_regular, read_if_regular
 from magedl.mirror.layout import FILES, INFO_FILES, SUMS, clear_way
 from magedl.mirror.model import Fingerprint
 from magedl.service.catalog import Release, parse_feed
-from magedl.service.textformat import render_table, render_versions
+from magedl.service.textformat import render_table, render_versions, table_lines
 
 __all__ = ["FILES", "INFO_FILES", "SUMS", "SumsAsFound", "parse_sums", "read_feed", "read_sums", "release_from_dict",
            "records_digest", "release_rels", "render_indexes", "render_sums", "write_indexes"]
@@ -39,14 +39,25 @@ def render_indexes(records: Iterable[Release]) -> dict:
 def _render_info(records: list):
     """``(path, bytes)`` of each ``info/`` file, one at a time: the caller writes one before the next is made."""
     yield "info/json", feed_json(records)
-    yield "info/files", render_table(records).encode("utf-8")
+    yield "info/files", _table(records)
     yield "info/versions", render_versions(records).encode("utf-8")
+
+
+def _table(records: list) -> bytearray:
+    """``render_table(records)``, encoded a line at a time: neither the rows nor the whole text is held."""
+    if not records:
+        return bytearray(render_table(records).encode("utf-8"))
+    out = bytearray()
+    for line in table_lines(records):
+        out += line.encode("utf-8")
+        out += b"\n"
+    return out
 
 
 _ENTRY = json.JSONEncoder(indent=1, ensure_ascii=False).encode
 
 
-def feed_json(records: list) -> bytes:
+def feed_json(records: list) -> bytearray:
     """``json.dumps(releases_to_feed(records), indent=1, ensure_ascii=False) + "\n"``, encoded, byte for byte,
     written a record at a time: neither a dict per record nor the feed's whole text is held beside the bytes."""
     listed = {r.type for r in records if r.type == "other" or not r.version}
@@ -68,7 +79,7 @@ def feed_json(records: list) -> bytes:
             _entries(out, members, 2, keep_version=False)
         out += b"\n }"
     out += b"\n}\n" if groups else b"}\n"
-    return bytes(out)
+    return out  # not copied to bytes: at 100,000 records that copy was the run's peak
 
 
 def _entries(out: bytearray, records: list, depth: int, keep_version: bool) -> None:

@@ -11,9 +11,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from magedl.errors import FeedError, NotFoundError, UnsafeNameError
+from magedl.mirror import index
 from magedl.paths import check_name, destination
 from magedl.service.catalog import Release, parse_feed, releases_to_feed, select, select_checked
-from magedl.service.textformat import parse_table, parse_versions, render_table
+from magedl.service.textformat import _COLUMNS, _cell_text, parse_table, parse_versions, render_table
 from magedl.versions import sort_versions, version_key, version_matches
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -111,6 +112,25 @@ md5 = st.text(alphabet="0123456789abcdef", min_size=32, max_size=32) | st.just("
 releases_st = st.lists(st.builds(
     Release, name=st.lists(word, min_size=1, max_size=3).map(" ".join), file_name=word, version=word | st.just(""),
     type=word, md5=md5), max_size=6)
+
+
+def _table_with_every_row_held(releases):
+    """The table as render_table made it before it streamed: every row, then every line, held at once."""
+    rows = [list(_COLUMNS)] + [[_cell_text(v) for v in (r.name or r.file_name, r.type, r.md5,
+                                " ".join(str(r.extra.get("date") or "").split()), r.version, r.file_name)]
+                               for r in releases]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join([lines[0], "-" * max(len(text) for text in lines)] + lines[1:]) + "\n"
+
+
+@SETTINGS
+@given(st.lists(st.builds(Release, name=st.text(max_size=12), file_name=word, version=st.text(max_size=8),
+                          type=st.text(max_size=8), md5=md5,
+                          extra=st.dictionaries(st.just("date"), st.text(max_size=8))), min_size=1, max_size=6))
+def test_the_table_written_a_line_at_a_time_is_the_table_made_whole(releases):
+    assert render_table(releases) == _table_with_every_row_held(releases)
+    assert bytes(index._table(releases)) == _table_with_every_row_held(releases).encode("utf-8")
 
 
 @SETTINGS
