@@ -131,7 +131,9 @@ def run_mirror(args, out):
     clients = Clients(releases=lambda: make_client(args), composer=lambda: make_client(args, credentials=False))
     view = ProgressView(progress_mode(args))
 
-    rows = []  # --json: each file's row made as it is reported (a landed file's entry is not kept for it)
+    # --json: each file's row made as it is reported (a landed file's entry is not kept for it), printed in
+    # path order: files are reported as transfers finish, and unchanged ones after the plan's items.
+    rows = []
 
     def on_plan(plan):
         view.files = len(plan.to_fetch)
@@ -139,7 +141,7 @@ def run_mirror(args, out):
     def on_item(item):
         _report_item(item, args.quiet)
         if args.json:
-            rows.append(item.to_dict())
+            rows.append((item.rel, item.to_dict()))
 
     try:
         report = mirror_folder(request, clients, progress=view, on_plan=on_plan, on_item=on_item,
@@ -149,7 +151,8 @@ def run_mirror(args, out):
     if report.dry_run:
         return _print_plan(report, args, out)
     if args.json:
-        print_json(with_advisories(rows, report.advisories), out)
+        rows.sort(key=lambda row: row[0])
+        print_json(with_advisories([row for _, row in rows], report.advisories), out)
     if report.signed is not None:
         report_signed(request.root, report.signed)
     _summarise(request.root, report.summary, time.monotonic() - started, report.sums_sha256)

@@ -400,6 +400,23 @@ def test_a_run_holds_no_copy_of_sha256sums_and_its_delta_still_lists_what_change
     assert f"file/{PATCH}" in listed and "SHA256SUMS" in listed and "info/json" in listed
 
 
+def test_json_rows_are_in_path_order_cold_and_re_run(env, capsys, mdir):
+    """Rows are made as files are reported (transfers finish in any order; unchanged files come after the
+    plan's items) and printed in path order, so a script sees the same order on every run."""
+    def paths(rows):
+        return [row["file_name"] if row["type"] == "composer" else "file/" + row["file_name"] for row in rows]
+
+    code, out, _ = run(capsys, "--json", "mirror", str(mdir), "--jobs", "4", *SEL)
+    cold = paths(json.loads(out))
+    assert code == 0 and len(cold) > 3 and cold == sorted(cold)
+    # A narrower selection: the files left out are kept (plan items) beside the unchanged ones (from the state).
+    code, out, _ = run(capsys, "--json", "mirror", str(mdir), "--type", "ce-full", "--version", "2.4.6*")
+    rows = json.loads(out)
+    again = paths(rows)
+    assert code == 0 and again == sorted(again) and sorted(again) == sorted(cold)
+    assert {row["status"] for row in rows} == {"present", "keep"}
+
+
 def test_an_up_to_date_re_run_builds_no_item_per_file_and_json_rows_come_from_the_state(env, capsys, mdir,
                                                                                       monkeypatch):
     """An unchanged file gets no plan item, no entry and no record text held; ``--json`` rows are made from
