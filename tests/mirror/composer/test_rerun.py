@@ -10,9 +10,9 @@ import json
 
 import pytest
 from clirun import run
+from mirror.composer.mirrorkit import PROJECT, mirror
 
 from magedl.config import Settings
-from magedl.fsutil import make_dirs
 from magedl.mirror.composer import advisories as advisories_module
 from magedl.mirror.composer import index, publish
 from magedl.mirror.composer import plan as plan_module
@@ -24,25 +24,6 @@ from magedl.mirror.core import Mirror
 from magedl.mirror.index import read_sums
 from magedl.mirror.model import Status
 from magedl.service.api import Client
-from magedl.transfer.options import TransferOptions
-
-PROJECT = "magento/project-community-edition"
-
-
-def mirror(mdir, repos, requires=((PROJECT, "2.4.7"),)):
-    """One ``magedl mirror DIR --composer-require ...`` run: ``{rel: status}`` of its items."""
-    options = ComposerOptions(requires=requires, repos=(repos.magento_url, repos.packagist_url))
-    with Client(Settings(repos.magento_url, None)) as client:
-        notes, selection = select(client, options, mdir)
-        assert not selection.failures, selection.failures
-        make_dirs(mdir)
-        with Mirror(mdir).lock():
-            selection.save()
-            done = Mirror(mdir)
-            items = []
-            done.run(None, done.plan(None, (), composer=selection), TransferOptions(), on_item=items.append,
-                     composer_client=client, composer_keys=notes)
-    return {it.rel: it.status for it in items}
 
 
 def p2_files(mdir):

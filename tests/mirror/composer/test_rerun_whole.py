@@ -10,36 +10,12 @@ removed or damaged on disk is still noticed.
 import json
 import os
 
-from magedl.config import Settings
-from magedl.fsutil import make_dirs
+from mirror.composer.mirrorkit import mirror
+
 from magedl.mirror import model
 from magedl.mirror.composer import index, listing, publish
-from magedl.mirror.composer.fetch import select
 from magedl.mirror.composer.index import KeptEntry
-from magedl.mirror.composer.select import ComposerOptions
-from magedl.mirror.core import Mirror
 from magedl.mirror.model import Status
-from magedl.service.api import Client
-from magedl.transfer.options import TransferOptions
-
-PROJECT = "magento/project-community-edition"
-
-
-def mirror(mdir, repos, seen=None):
-    """One ``magedl mirror DIR --composer-require PROJECT:2.4.7`` run: ``{rel: status}``; *seen* gets the selection."""
-    options = ComposerOptions(requires=((PROJECT, "2.4.7"),), repos=(repos.magento_url, repos.packagist_url))
-    with Client(Settings(repos.magento_url, None)) as client:
-        notes, selection = select(client, options, mdir)
-        if seen is not None:
-            seen.append(selection)
-        make_dirs(mdir)
-        with Mirror(mdir).lock():
-            selection.save()
-            done = Mirror(mdir)
-            items = []
-            done.run(None, done.plan(None, (), composer=selection), TransferOptions(), on_item=items.append,
-                     composer_client=client, composer_keys=notes)
-    return {it.rel: it.status for it in items}
 
 
 def counted(monkeypatch, module, name):
@@ -56,8 +32,8 @@ def counted(monkeypatch, module, name):
 
 def test_the_selection_holds_each_entry_as_the_text_the_state_keeps(repos, tmp_path):
     mdir, seen = tmp_path / "m", []
-    mirror(mdir, repos, seen)  # resolved
-    mirror(mdir, repos, seen)  # the last resolution reused
+    mirror(mdir, repos, seen=seen)  # resolved
+    mirror(mdir, repos, seen=seen)  # the last resolution reused
     for selection in seen:
         entries = [entry for _, _, entry in selection.entries()]
         assert entries and all(type(entry) is KeptEntry for entry in entries)
