@@ -371,7 +371,7 @@ class Plan:
     composer: Any = None
     locks: tuple = ()
     unchanged: dict = field(default_factory=dict)
-    _by_name: Optional[dict] = field(default=None, repr=False, compare=False)
+    by_name: Optional[dict] = field(default=None, repr=False, compare=False)  # records_by_name(upstream), built once
 
     def __iter__(self):
         return iter(self.items)
@@ -381,15 +381,9 @@ class Plan:
 
     def records_of(self, file_name: str) -> tuple:
         """The catalogue's records of one file name, in feed order (a lookup, not a scan)."""
-        if self._by_name is None:
-            self._by_name = {}  # file name -> its one record, or a list of them (most files have one)
-            for r in self.upstream:
-                listed = self._by_name.setdefault(r.file_name, r)
-                if listed is not r:
-                    if not isinstance(listed, list):
-                        listed = self._by_name[r.file_name] = [listed]
-                    listed.append(r)
-        listed = self._by_name.get(file_name)
+        if self.by_name is None:
+            self.by_name = records_by_name(self.upstream)
+        listed = self.by_name.get(file_name)
         if listed is None:
             return ()
         return tuple(listed) if isinstance(listed, list) else (listed,)
@@ -397,6 +391,18 @@ class Plan:
     @property
     def to_fetch(self) -> list:
         return [it for it in self.items if it.action.fetches]
+
+
+def records_by_name(upstream) -> dict:
+    """File name -> its one record, or the list of its records in feed order (most files have one)."""
+    by_name: dict = {}
+    for r in upstream:
+        listed = by_name.setdefault(r.file_name, r)
+        if listed is not r:
+            if not isinstance(listed, list):
+                listed = by_name[r.file_name] = [listed]
+            listed.append(r)
+    return by_name
 
 
 @dataclass

@@ -19,7 +19,16 @@ from typing import Iterable, Optional
 from magedl.errors import IntegrityError, UnsafeNameError
 from magedl.mirror.index import read_feed, read_sums, release_rels
 from magedl.mirror.layout import FILES, INFO_FILES, SUMS, check_layout, check_release_name, release_rel, walk_entries
-from magedl.mirror.model import Action, Entry, Fingerprint, Item, Plan, StoredRecords, canonical_release_records
+from magedl.mirror.model import (
+    Action,
+    Entry,
+    Fingerprint,
+    Item,
+    Plan,
+    StoredRecords,
+    canonical_release_records,
+    records_by_name,
+)
 from magedl.mirror.state import entry_of
 from magedl.paths import LOCK_SUFFIX, SIDE_SUFFIXES, destination
 from magedl.service.catalog import Release, settle_md5, unique_files
@@ -97,13 +106,7 @@ class ReleasePlanner:
         self.rehash = rehash
         self.every_item = every_item
         self.upstream = tuple(upstream)
-        self.records = {}  # file name -> its one listing, or a list of its listings (most files have one)
-        for r in self.upstream:
-            listed = self.records.setdefault(r.file_name, r)
-            if listed is not r:
-                if isinstance(listed, Release):
-                    listed = self.records[r.file_name] = [listed]
-                listed.append(r)
+        self.records = records_by_name(self.upstream)
         self.entries: dict = {}  # state rows of files not wanted (and rows the walk in path order passed by)
         self._indexed: Optional[dict] = None  # read only when a file has no state entry
         self._prefix = os.path.join(self.root, "")
@@ -182,9 +185,8 @@ class ReleasePlanner:
                 dropped.append(release_rel(name))
                 continue
             items.append(self._plan_unwanted(name, st, prune))
-        plan = Plan(items, self.upstream, tuple(dropped), locks=tuple(self.locks), unchanged=unchanged)
-        plan._by_name = self.records  # Plan.records_of reads the same table (not a second one)
-        return plan
+        return Plan(items, self.upstream, tuple(dropped), locks=tuple(self.locks), unchanged=unchanged,
+                    by_name=self.records)  # Plan.records_of reads the same table, not a second one
 
     def _as_recorded(self, r: Release, row: tuple, st: os.stat_result) -> bool:
         """Whether the file whose ``lstat`` is *st* is present as its state *row* records it: the
