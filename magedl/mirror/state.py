@@ -237,36 +237,15 @@ class State:
     def drop(self, rel: str) -> None:
         self._open().execute("DELETE FROM files WHERE rel = ?", (rel,))
 
-    def entries(self, top: str) -> dict:
-        """``{path: Entry}`` of every record under the folder *top* (``file``, ``composer/dist``), in one query.
-
-        A plan looks each file up here rather than asking the database once
-        per file: one query, whatever the mirror's size. A damaged record maps
-        to None, as :meth:`get` answers for it (the file is re-hashed); records
-        that are not a JSON list read as none.
-        """
-        if self._legacy is not None:
-            return {rel: e for rel, e in self._legacy[0].items() if rel.startswith(top + "/")}
-        if self._db is None:
-            return {}
-        # Every path under top/ sorts between "top/" and "top0" ("0" follows "/"). Rows are read as the
-        # cursor yields them (not all fetched first) and their records are not parsed (StoredRecords).
-        rows = self._db.execute("SELECT rel, " + ", ".join(_COLUMNS) + " FROM files WHERE rel >= ? AND rel < ?",
-                                (top + "/", top + "0"))
-        return {row[0]: _entry(row[1:]) for row in rows}
-
     def entries_in_order(self, top: str) -> Iterator[tuple]:
         """``(path, Entry)`` of every record under the folder *top*, sorted by path, read as the cursor yields
         them: a caller walking its own sorted paths alongside looks each one up without a query per path and
-        without holding every record (:meth:`entries` holds them all)."""
+        without holding every record. A damaged record maps to None, as :meth:`get` answers for it (the file
+        is re-hashed); records that are not a JSON list read as none."""
         if self._legacy is not None:
             yield from sorted((rel, e) for rel, e in self._legacy[0].items() if rel.startswith(top + "/"))
             return
-        if self._db is None:
-            return
-        rows = self._db.execute("SELECT rel, " + ", ".join(_COLUMNS) + " FROM files WHERE rel >= ? AND rel < ? "
-                                "ORDER BY rel", (top + "/", top + "0"))
-        for row in rows:
+        for row in self.rows_in_order(top):
             yield row[0], _entry(row[1:])
 
     def rows_in_order(self, top: str) -> Iterator[tuple]:
@@ -279,6 +258,7 @@ class State:
             return
         if self._db is None:
             return
+        # Every path under top/ sorts between "top/" and "top0" ("0" follows "/").
         yield from self._db.execute("SELECT rel, " + ", ".join(_COLUMNS) + " FROM files WHERE rel >= ? AND rel < ? "
                                     "ORDER BY rel", (top + "/", top + "0"))
 

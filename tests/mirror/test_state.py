@@ -113,13 +113,13 @@ def test_all_records_under_a_folder_come_in_one_read_and_a_damaged_one_costs_onl
         for i in range(3):
             state.set(f"file/{i}.zip", entry(tmp_path, f"{i}"))
         state.set("composer/dist/a.zip", entry(tmp_path, "a"))
-    good = state.entries("file")
+    good = dict(state.entries_in_order("file"))
     assert good == {f"file/{i}.zip": state.get(f"file/{i}.zip") for i in range(3)} and None not in good.values()
     db = sqlite3.connect(tmp_path / ".magedl" / "state.sqlite")
     db.execute("UPDATE files SET records = '[{\"file_name\": ' WHERE rel = 'file/1.zip'")
     db.commit()
     db.close()
-    found = State(tmp_path).entries("file")
+    found = dict(State(tmp_path).entries_in_order("file"))
     # Damaged records read as none (the plan writes the feed's back); its digests and fingerprint still hold.
     assert tuple(found["file/1.zip"].records) == () and found["file/1.zip"].sha256 == good["file/1.zip"].sha256
     assert found["file/0.zip"] == good["file/0.zip"]
@@ -129,7 +129,7 @@ def test_all_records_under_a_folder_come_in_one_read_and_a_damaged_one_costs_onl
     db.execute("UPDATE files SET md5 = NULL WHERE rel = 'file/0.zip'")
     db.commit()
     db.close()
-    found = State(tmp_path).entries("file")
+    found = dict(State(tmp_path).entries_in_order("file"))
     assert found["file/0.zip"] is None and found["file/2.zip"] is None  # not an entry at all: re-hashed
 
 
@@ -137,7 +137,7 @@ def test_records_are_read_as_the_stored_text_and_parsed_only_when_read(tmp_path)
     state = State(tmp_path)
     records = ({"file_name": "a.zip", "md5": "x", "name": "a.zip"}, {"file_name": "a.zip", "version": "2"})
     state.set("file/a.zip", Entry("md5", "sha", Fingerprint.of(tmp_path), records))
-    stored = State(tmp_path).entries("file")["file/a.zip"].records
+    stored = dict(State(tmp_path).entries_in_order("file"))["file/a.zip"].records
     assert isinstance(stored, StoredRecords) and stored._parsed is None
     assert stored == records and stored == tuple(dict(r) for r in records)  # compared as text: still unparsed
     assert stored != records[:1] and stored._parsed is None
