@@ -114,14 +114,15 @@ class Fingerprint(NamedTuple):
 
 
 # One encoder for every call: json.dumps with options builds a new one each time (a plan compares every file).
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+# The state's canonical JSON: keys sorted, no spaces (one text per value, whoever encodes it).
+canonical_json = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 
 
 def canonical_records(records) -> str:
     """The records as the state stores them: one JSON text, keys sorted, no spaces."""
     if isinstance(records, StoredRecords):
         return records.text
-    return _CANONICAL([r if type(r) is dict else dict(r) for r in records])
+    return canonical_json([r if type(r) is dict else dict(r) for r in records])
 
 
 def canonical_release_records(releases) -> str:

@@ -32,7 +32,7 @@ from magedl.fsutil import atomic_write, read_if_regular
 from magedl.mirror.defaults import DEFAULT_URL as DEFAULT_URL  # its home; re-exported for the tests
 from magedl.mirror.index import remember_rendered, unchanged_since
 from magedl.mirror.layout import COMPOSER, walk_files
-from magedl.mirror.model import StoredRecords, canonical_records
+from magedl.mirror.model import StoredRecords, canonical_json, canonical_records
 from magedl.paths import BOOKKEEPING, SIDE_SUFFIXES, check_name
 from magedl.text import printable
 from magedl.urls import check_http_url, folder_url
@@ -128,8 +128,6 @@ def clean_entry(entry: Mapping) -> dict:
     return out
 
 
-# The state's canonical form of records (magedl.mirror.model.canonical_records), for one entry.
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 _last_parsed: tuple = ("", {})  # (text, its parse): the one entry read last, often read key by key
 
 
@@ -154,7 +152,7 @@ class KeptEntry(Mapping):
         """*entry* without what the mirror drops (:data:`DROPPED`), as its canonical text."""
         if isinstance(entry, KeptEntry):
             return entry
-        return cls(_CANONICAL({k: v for k, v in entry.items() if k not in DROPPED}))
+        return cls(canonical_json({k: v for k, v in entry.items() if k not in DROPPED}))
 
     def parsed(self) -> dict:
         """The entry as a dict of its own (a fresh parse)."""

@@ -48,7 +48,7 @@ def test_an_up_to_date_plan_encodes_no_entry_and_asks_no_memo_per_package(repos,
     mdir = tmp_path / "m"
     statuses = mirror(mdir, repos)
     before = {p: p.read_bytes() for p in (mdir / index.P2).rglob("*.json")}
-    encoded = counted(monkeypatch, model, "_CANONICAL")
+    encoded = counted(monkeypatch, model, "canonical_json")
     asked = counted(monkeypatch, publish, "unchanged_since")
     rendered = counted(monkeypatch, index, "render_package")
     assert mirror(mdir, repos) == {rel: Status.PRESENT for rel in statuses}
