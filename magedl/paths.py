@@ -76,6 +76,45 @@ def destination(folder, file_name):
     return parent / path.name
 
 
+class Destinations:
+    """:func:`destination` for many names in one *folder*, each folder resolved once.
+
+    ``Destinations(folder)(name)`` is ``destination(folder, name)``. The
+    folder is resolved on first use, and each sub-folder the names lead
+    through with one ``lstat`` the first time a name needs it: a sub-folder
+    that is a symlink is resolved whole and must stay inside the folder, as
+    :func:`destination` requires. A run's Composer archives sit two to a
+    package folder, ten folders deep: resolving every path in full cost about
+    twenty ``lstat`` calls per archive, each a hand-over of the interpreter
+    lock among the download threads (docs/scale.md). What is found holds for
+    this object's life: the folders a run writes in are its own.
+    """
+
+    def __init__(self, folder):
+        self._folder = folder
+        self._root: "Path | None" = None
+        self._dirs: dict = {}  # sub-folder as named ("a/b") -> its resolved path
+
+    def __call__(self, file_name) -> Path:
+        check_name(file_name)
+        if self._root is None:
+            self._root = Path(self._folder).resolve()
+        head, _, name = file_name.rpartition("/")
+        return (self._dir(head, file_name) if head else self._root) / name
+
+    def _dir(self, rel: str, file_name: str) -> Path:
+        found = self._dirs.get(rel)
+        if found is None:
+            head, _, last = rel.rpartition("/")
+            found = (self._dir(head, file_name) if head else self._root) / last
+            if found.is_symlink():
+                found = found.resolve()
+                if found != self._root and self._root not in found.parents:
+                    raise UnsafeNameError(f"refusing {file_name!r}: it resolves outside {self._folder}")
+            self._dirs[rel] = found
+        return found
+
+
 def side_file(path, suffix):
     """The path of a side file (partial data, state, lock) next to *path*."""
     return Path(os.fspath(path) + suffix)
