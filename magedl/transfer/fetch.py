@@ -17,7 +17,6 @@ Every failure is a :class:`magedl.errors.MagedlError` subclass whose ``exit_code
 import collections
 import queue
 import threading
-from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 from magedl import config
