@@ -92,25 +92,27 @@ class Destinations:
 
     def __init__(self, folder):
         self._folder = folder
-        self._root: "Path | None" = None
-        self._dirs: dict = {}  # sub-folder as named ("a/b") -> its resolved path
+        self._root = None  # the resolved folder as text, without a trailing "/" ("" for "/")
+        self._dirs: dict = {}  # "a/b" -> its resolved path as text (~120 bytes; a used Path ~620)
 
     def __call__(self, file_name) -> Path:
         check_name(file_name)
         if self._root is None:
-            self._root = Path(self._folder).resolve()
+            self._root = str(Path(self._folder).resolve()).rstrip("/")
         head, _, name = file_name.rpartition("/")
-        return (self._dir(head, file_name) if head else self._root) / name
+        return Path(f"{self._dir(head, file_name) if head else self._root}/{name}")
 
-    def _dir(self, rel: str, file_name: str) -> Path:
+    def _dir(self, rel: str, file_name: str) -> str:
         found = self._dirs.get(rel)
         if found is None:
             head, _, last = rel.rpartition("/")
-            found = (self._dir(head, file_name) if head else self._root) / last
-            if found.is_symlink():
-                found = found.resolve()
-                if found != self._root and self._root not in found.parents:
+            found = f"{self._dir(head, file_name) if head else self._root}/{last}"
+            if os.path.islink(found):
+                real = Path(found).resolve()
+                root = Path(self._root or "/")
+                if real != root and root not in real.parents:
                     raise UnsafeNameError(f"refusing {file_name!r}: it resolves outside {self._folder}")
+                found = str(real).rstrip("/")
             self._dirs[rel] = found
         return found
 
