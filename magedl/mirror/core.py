@@ -223,6 +223,11 @@ class Mirror:
             self.state.save()
             signer = self._signer(sign_key)
             self.write_indexes(plan, signer=signer)
+            if plan.composer is not None and any(it.rel.startswith(COMPOSER_DIST + "/") and (
+                    it.action.fetches or it.action is Action.PRUNE) for it in plan.items):
+                from magedl.mirror.composer import listing
+
+                listing.refresh(self.root, self.state)  # the folders this run changed: the next plan need not list them
             before = after = {}
             if not found.same_file():
                 before, after = _parsed_sums(found.raw()), _parsed_sums(self._sums_raw())
