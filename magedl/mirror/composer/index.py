@@ -32,7 +32,7 @@ from magedl.errors import UnsafeNameError, UsageError
 from magedl.fsutil import atomic_write, read_if_regular
 from magedl.mirror.defaults import DEFAULT_URL as DEFAULT_URL  # its home; re-exported for the tests
 from magedl.mirror.index import remember_rendered, unchanged_since
-from magedl.mirror.layout import COMPOSER, COMPOSER_DIST, COMPOSER_PACKAGES, walk_files
+from magedl.mirror.layout import COMPOSER, COMPOSER_DIST, COMPOSER_P2, COMPOSER_PACKAGES, walk_files
 from magedl.mirror.model import StoredRecords, canonical_json, canonical_records
 from magedl.paths import BOOKKEEPING, SIDE_SUFFIXES, check_name
 from magedl.text import printable
@@ -41,7 +41,7 @@ from magedl.urls import check_http_url, folder_url
 log = logging.getLogger(__name__)
 
 PACKAGES = COMPOSER_PACKAGES
-P2 = f"{COMPOSER}/p2"
+P2 = COMPOSER_P2
 DIST = COMPOSER_DIST
 URL_FILE = f"{BOOKKEEPING}/composer.json"
 DEV_SUFFIX = "~dev"  # Composer reads a package's branches from p2/NAME~dev.json, only when it may use them
