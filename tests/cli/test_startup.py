@@ -32,7 +32,8 @@ def test_parsing_a_command_imports_no_engine(argv, module):
 def test_a_release_only_run_imports_no_composer_module():
     # Its request, the run module and the engine's core: the Composer part's modules come with a Composer part.
     loaded = _modules("import sys\nfrom magedl.cli.app import parser_for\n"
-                      "from magedl.cli.mirror import mirror_request\nargv = ['-q', 'mirror', 'DIR', '--type', 'ce-patch']\n"
+                      "from magedl.cli.mirror import mirror_request\n"
+                      "argv = ['-q', 'mirror', 'DIR', '--type', 'ce-patch']\n"
                       "mirror_request(parser_for(argv).parse_args(argv))\nimport magedl.mirror.run\n"
                       "import magedl.mirror.core\nprint(sorted(sys.modules))")
     assert {"magedl.mirror.run", "magedl.mirror.core"} <= loaded
