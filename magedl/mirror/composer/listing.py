@@ -43,18 +43,20 @@ def files_under(root, memo) -> tuple:
             st = os.lstat(prefix + rel)  # before its names are read: a later change moves its times
             if not stat.S_ISDIR(st.st_mode):
                 continue  # a link (or a file) where the folder should be: never followed
-            fingerprint = [st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
             known = last.get(rel) if last else None
-            if known is not None and known[:3] == fingerprint and _plain(known[3]) and _plain(known[4]):
+            if (type(known) is list and len(known) == 5 and known[0] == st.st_mtime_ns
+                    and known[1] == st.st_ctime_ns and known[2] == st.st_ino and _plain(known[3])
+                    and _plain(known[4])):
                 names, folders = known[3], known[4]
             else:
-                names, folders, changed = *_listed(prefix + rel), True
+                names, folders = _listed(prefix + rel)
+                known, changed = [st.st_mtime_ns, st.st_ctime_ns, st.st_ino, names, folders], True
         except (FileNotFoundError, NotADirectoryError):
             continue  # gone: a remembered one is then missing from what is kept
         files += [f"{rel}/{name}" for name in names]
         stack += [f"{rel}/{name}" for name in folders]
         if max(st.st_mtime_ns, st.st_ctime_ns) < settled:
-            kept[rel] = [*fingerprint, names, folders]
+            kept[rel] = known
         else:
             changed = True  # too fresh to vouch: listed again next time
     if not changed and len(kept) == len(last):  # every folder remembered as it was, and only those
@@ -77,25 +79,26 @@ def refresh(root, memo) -> None:
 
 def _remembered(memo) -> Optional[dict]:
     """``{folder: [mtime_ns, ctime_ns, inode, names, folders]}`` as remembered; None when there is none (or
-    it is damaged): every folder is listed. Each folder's names are checked as it is used (:func:`_plain`)."""
+    it is damaged): every folder is listed. Only the folders met on the walk are read, each checked as it
+    is used (a foreign key is never looked up, and makes the listing be remembered anew)."""
     try:
         last = json.loads(memo.remembered(MEMO) or "null") if memo is not None else None
         folders = last["folders"] if last["format"] == _FORMAT else None
-        if not isinstance(folders, dict) or not all(
-                isinstance(value, list) and len(value) == 5 and isinstance(rel, str) and
-                (rel == DIST or rel.startswith(DIST + "/")) for rel, value in folders.items()):
-            return None
-        return folders
+        return folders if isinstance(folders, dict) else None
     except (ValueError, TypeError, KeyError, RecursionError):
         return None
 
 
 def _plain(names) -> bool:
     """Whether remembered *names* could have been listed here: a list of names of one part each (a dot-name,
-    or anything else, means listing the folder again)."""
-    return isinstance(names, list) and all(
-        type(name) is str and name and "/" not in name and not name.startswith(".") and "\0" not in name
-        for name in names)
+    or anything else, means listing the folder again). Checked over their join: one pass in C per folder."""
+    if not isinstance(names, list):
+        return False
+    try:
+        joined = "\n" + "\n".join(names) + "\n"  # a TypeError for anything but text
+    except TypeError:
+        return False
+    return not names or ("/" not in joined and "\0" not in joined and "\n." not in joined and "\n\n" not in joined)
 
 
 def _listed(path: str) -> tuple:
