@@ -20,7 +20,7 @@ from typing import Callable, Iterable, Optional
 from magedl.errors import BusyError, LocalFileError, MagedlError
 from magedl.fsutil import read_if_regular
 from magedl.locks import FileLock
-from magedl.mirror import signature
+from magedl.mirror import layout, signature
 from magedl.mirror.bulk import collector_paused
 from magedl.mirror.held import Held, sort_items, unchanged_items
 from magedl.mirror.index import (
@@ -33,17 +33,7 @@ from magedl.mirror.index import (
     release_from_dict,
     write_indexes,
 )
-from magedl.mirror.layout import (
-    COMPOSER_DIST,
-    COMPOSER_PACKAGES,
-    FILES,
-    INFO_FILES,
-    SIG,
-    SUMS,
-    check_layout,
-    release_rel,
-    walk_files,
-)
+from magedl.mirror.layout import FILES, INFO_FILES, SIG, SUMS, check_layout, release_rel, walk_files
 from magedl.mirror.model import Action, Entry, Fingerprint, Item, Plan, Status, StoredRecords, canonical_release_records
 from magedl.mirror.pages.site import drop_stale as drop_stale_pages
 from magedl.mirror.pages.site import is_page, write_pages
@@ -135,9 +125,9 @@ class Mirror:
         return plan
 
     def _has_composer(self) -> bool:
-        return (os.path.lexists(self.root / COMPOSER_PACKAGES)
-                or bool(self.state.paths(COMPOSER_DIST))
-                or next(walk_files(self.root, COMPOSER_DIST), None) is not None)
+        return (os.path.lexists(self.root / layout.COMPOSER_PACKAGES)
+                or bool(self.state.paths(layout.COMPOSER_DIST))
+                or next(walk_files(self.root, layout.COMPOSER_DIST), None) is not None)
 
     # -- execution ---------------------------------------------------------------
 
@@ -175,11 +165,6 @@ class Mirror:
         if every_item:
             for it in unchanged_items(self.state, plan):
                 on_item(it)
-            if plan.composer is not None and plan.composer.unchanged:
-                from magedl.mirror.composer.unchanged import unchanged_items as unchanged_archives
-
-                for it in unchanged_archives(self.state, plan.composer):
-                    on_item(it)
         for rel in plan.locks:
             _drop_stale_lock(self.root / rel)
         found = SumsAsFound(self.root)  # read and parsed only when the run changed it (an up-to-date re-run does not)
@@ -223,11 +208,10 @@ class Mirror:
             self.state.save()
             signer = self._signer(sign_key)
             self.write_indexes(plan, signer=signer)
-            if plan.composer is not None and any(it.rel.startswith(COMPOSER_DIST + "/") and (
-                    it.action.fetches or it.action is Action.PRUNE) for it in plan.items):
+            if plan.composer is not None:  # the folders of composer/dist/ this run changed, for the next plan
                 from magedl.mirror.composer import listing
 
-                listing.refresh(self.root, self.state)  # the folders this run changed: the next plan need not list them
+                listing.refresh(self.root, self.state, plan.items)
             before = after = {}
             if not found.same_file():
                 before, after = _parsed_sums(found.raw()), _parsed_sums(self._sums_raw())
@@ -367,7 +351,7 @@ class Mirror:
     def _remove(self, rel: str) -> None:
         """Remove one entry the plan found under ``file/`` or ``composer/dist/`` (a link is removed, never followed)."""
         path = self.root / rel
-        top = self.root / (COMPOSER_DIST if rel.startswith(COMPOSER_DIST + "/") else FILES)
+        top = self.root / (layout.COMPOSER_DIST if rel.startswith(layout.COMPOSER_DIST + "/") else FILES)
         try:
             os.unlink(path)
         except FileNotFoundError:
@@ -394,10 +378,13 @@ class Mirror:
         renders them. *signer* names the key the index is (or will be) signed with.
         """
         composer, built, landed, excluded = sort_items(self.root, plan, leave_out)
-        if plan.composer is not None and plan.composer.unchanged:  # archives with no item: from the state
-            from magedl.mirror.composer.unchanged import held_entries
+        extra = fresh = on_disk = {}  # the Composer index files: none without a Composer part
+        if plan.composer is not None:  # its modules are imported by a run that has one
+            from magedl.mirror.composer import publish, unchanged
 
-            composer.update(held_entries(self.root, self.state, plan.composer))
+            composer.update(unchanged.held_entries(self.root, self.state, plan.composer))  # archives with no item
+            extra = publish.index_files(self.root, plan.composer, composer, memo=self.state)  # writes the p2 files
+            fresh, on_disk = extra.fresh, extra.on_disk
         # The release files from the state, one query in path order (an unchanged file has no item).
         held = Held(self.root, self.state, composer, excluded, watch={it.rel for it in built.values()})
         gone, unchanged, seen = {rel[len(FILES) + 1:] for rel in held.gone}, plan.unchanged, held.seen
@@ -417,12 +404,6 @@ class Mirror:
             if it.rel in seen:
                 stored = it.entry if it.entry is not None else self.state.get(it.rel)
                 records += [release_from_dict(d) for d in (stored.records if stored else ()) or ({"file_name": name},)]
-        extra = fresh = on_disk = {}  # the Composer index files: none without a Composer part
-        if plan.composer is not None:
-            from magedl.mirror.composer import publish
-
-            extra = publish.index_files(self.root, plan.composer, composer, memo=self.state)  # writes the p2 files
-            fresh, on_disk = extra.fresh, extra.on_disk
         digest = records_digest(records)  # one pass over the records for both memos
         written = {}
         if self.html and pages:  # before SHA256SUMS, which lists them (and before it is signed)
@@ -440,8 +421,7 @@ class Mirror:
 
 
 def _is_archive(source) -> bool:
-    """Whether an item to fetch is a Composer archive's: its source is not a release file but an
-    :class:`~magedl.mirror.composer.plan.Archive` (told apart without importing the Composer part)."""
+    """Whether an item to fetch is a Composer archive's (told apart without importing the Composer part)."""
     return source is not None and not isinstance(source, Release)
 
 

@@ -23,6 +23,7 @@ import time
 from typing import Optional
 
 from magedl.mirror.composer.index import DIST
+from magedl.mirror.model import Action
 
 MEMO = "composer-dist-listing"
 _FORMAT = 2  # 2: each folder on its own, {folder: [mtime_ns, ctime_ns, inode, [file names], [folder names]]}
@@ -70,10 +71,11 @@ def remember(memo, listing: Optional[str]) -> None:
         memo.remember(MEMO, listing)
 
 
-def refresh(root, memo) -> None:
-    """List again the folders that changed since the plan listed them (a run that landed or removed archives),
-    so that the next run need not; those still too fresh to vouch are left for it."""
-    if memo is not None:
+def refresh(root, memo, items) -> None:
+    """After a run whose *items* landed or removed archives, list again the folders that changed since the
+    plan listed them, so that the next run need not; those still too fresh to vouch are left for it."""
+    if memo is not None and any(it.rel.startswith(DIST + "/") and (it.action.fetches or it.action is Action.PRUNE)
+                                for it in items):
         remember(memo, files_under(root, memo)[1])
 
 
