@@ -83,17 +83,17 @@ class Destinations:
     folder is resolved on first use, and each sub-folder the names lead
     through with one ``lstat`` the first time a name needs it: a sub-folder
     that is a symlink is resolved whole and must stay inside the folder, as
-    :func:`destination` requires. A run's Composer archives sit two to a
-    package folder, ten folders deep: resolving every path in full cost about
-    twenty ``lstat`` calls per archive, each a hand-over of the interpreter
-    lock among the download threads (docs/scale.md). What is found holds for
-    this object's life: the folders a run writes in are its own.
+    :func:`destination` requires. Resolving every path in full cost a run
+    an ``lstat`` per folder level per file, each a hand-over of the
+    interpreter lock among its download threads (docs/scale.md, the Composer
+    cold run). What is found holds for this object's life: the folders a run
+    writes in are its own.
     """
 
     def __init__(self, folder):
         self._folder = folder
         self._root = None  # the resolved folder as text, without a trailing "/" ("" for "/")
-        self._dirs: dict = {}  # "a/b" -> its resolved path as text (~120 bytes; a used Path ~620)
+        self._dirs: dict = {}  # "a/b" -> its resolved path, as text (a Path is several times larger)
 
     def __call__(self, file_name) -> Path:
         check_name(file_name)
