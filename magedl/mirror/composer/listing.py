@@ -8,7 +8,10 @@ before it was listed, its names are the ones listed then. Each folder is remembe
 the folders that changed are listed again. The rule a reader must not break: a folder is remembered only
 once its times are older than :data:`SETTLED_NS` (a change within the same clock tick as the ``lstat``
 would leave them equal), and anything that does not check out means listing that folder again. The files'
-own contents are no part of this: the plan ``lstat``\\ s each file it keeps as before.
+own contents are no part of this: the plan ``lstat``\\ s each file it keeps as before. It assumes a local
+filesystem whose folder times come from this host's clock, and a clock that never steps back by more than
+:data:`SETTLED_NS`: on NFS a client's attribute cache can show a folder's old times for a while, so a file
+another host added may be noticed a run later.
 
 A run that landed or removed archives lists the folders it changed once more at its end (:func:`refresh`),
 so the next run lists only those changed in the last moments of this one.
