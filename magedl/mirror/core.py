@@ -32,9 +32,9 @@ from magedl.mirror.index import (
     SumsAsFound,
     parse_sums,
     read_feed,
-    read_sums,
     records_digest,
     release_from_dict,
+    sums_in_file,
     write_indexes,
 )
 from magedl.mirror.layout import FILES, INFO_FILES, SIG, SUMS, check_layout, release_rel, walk_files
@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 # A replaced file is indexed as soon as it lands, but index writes (each over the whole mirror) take at
 # most about this share of a run's time: many updates in a large mirror stay linear in cost.
 INDEX_SHARE = 0.1
+_DELTA_BATCH = 2048
 
 
 class Mirror:
@@ -207,26 +208,47 @@ class Mirror:
             self.state.save()
             signer = self._signer(sign_key)
             self.write_indexes(plan, signer=signer)
-            before = after = {}
+            moved = False
             if not found.same_file():
-                before, after = _parsed_sums(found.raw()), _parsed_sums(self._sums_raw())
+                before = _parsed_sums(found.raw())  # as the run found it (a cold run: nothing)
+                found.close()
+                moved = self._delta_since(before)
             found.close()
-            changed = {rel for rel, sha in after.items() if before.get(rel) != sha}
-            if changed or set(before) != set(after):
-                changed.add(SUMS)  # it does not list itself, but it changed too
+            if moved:
+                self.state.add_delta([SUMS])  # it does not list itself, but it changed too
                 if signature.discard(self.root) and sign_key is None:  # it vouched for the index as it was
                     log.warning("%s changed, so its old signature was removed; sign it again (--sign-key, or "
                                 "'magedl sign DIR --key KEY')", SUMS, extra=SECURITY)
                     if signer and self.html:  # the front page named the key of the signature just removed
                         self.write_indexes(plan)
-                        changed |= {rel for rel, sha in self._sums_now().items() if before.get(rel) != sha}
-            self.state.add_delta(changed)
+                        self._delta_since(before)
             self.state.save()
         if sign_key is not None:
             try:
                 self.signed = self.sign(sign_key, again=False)
             except MagedlError as exc:
                 raise type(exc)(f"{exc}; the mirror itself is complete, but not signed") from None
+
+    def _delta_since(self, before: dict) -> bool:
+        """Put in the delta each path ``SHA256SUMS`` lists now with another sha256 than in *before* (``{rel:
+        sha256}``); whether they differ at all (a path listed in one only included).
+
+        The file is read a line at a time and the paths go to the delta a batch at a time, in one commit:
+        the whole of it parsed (a dict of 100,000 paths, its text and its bytes) was a cold run's peak.
+        """
+        seen, moved, batch = 0, False, []
+        with self.state.batch():
+            for rel, sha in sums_in_file(self.root / SUMS):
+                old = before.get(rel)
+                seen += old is not None
+                if old != sha:
+                    moved = True
+                    batch.append(rel)
+                    if len(batch) == _DELTA_BATCH:
+                        self.state.add_delta(batch)
+                        batch = []
+            self.state.add_delta(batch)
+        return moved or seen != len(before)
 
     def _signer(self, sign_key) -> str:
         """The key the front page names: the one this run signs with, or that of a current signature."""
@@ -322,15 +344,6 @@ class Mirror:
             self._index_stale = False
             self._index_due = time.monotonic() + (time.monotonic() - started) * (1 / INDEX_SHARE - 1)
 
-    def _sums_raw(self) -> bytes:
-        return read_if_regular(self.root / SUMS, MAX_INDEX_BYTES) or b""
-
-    def _sums_now(self) -> dict:
-        try:
-            return read_sums(self.root / SUMS)[0]
-        except OSError:
-            return {}
-
     def delta(self) -> list:
         """Every path changed since a delta file last listed them, runs killed meanwhile included.
 
@@ -399,7 +412,7 @@ class Mirror:
             written = write_pages(self.root, records, held, extra, plan.composer.url if plan.composer else None,
                                   signer, memo=self.state, digest=digest)
         elif self.html:
-            written = {rel: sha for rel, sha in self._sums_now().items() if is_page(rel)}
+            written = {rel: sha for rel, sha in sums_in_file(self.root / SUMS) if is_page(rel)}
         changed = write_indexes(self.root, records, held, extra.fresh, memo=self.state, digest=digest,
                                 also={**written, **extra.on_disk})
         if plan.composer is not None:

@@ -14,7 +14,7 @@ import stat
 from itertools import chain
 from json.encoder import encode_basestring as _quote
 from pathlib import Path
-from typing import Iterable, Mapping, Optional, Protocol
+from typing import Iterable, Iterator, Mapping, Optional, Protocol
 
 from magedl.errors import MagedlError
 from magedl.fsutil import atomic_write, open_regular, read_if_regular
@@ -24,7 +24,7 @@ from magedl.service.catalog import Release, parse_feed
 from magedl.service.textformat import render_table, render_versions, table_lines
 
 __all__ = ["FILES", "INFO_FILES", "SUMS", "SumsAsFound", "parse_sums", "read_feed", "read_sums", "release_from_dict",
-           "records_digest", "release_rels", "render_indexes", "render_sums", "write_indexes"]
+           "records_digest", "release_rels", "render_indexes", "render_sums", "sums_in_file", "write_indexes"]
 
 _SUM_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")
 # Index files of a mirror of 100,000 files are tens of MB; far more is not an index.
@@ -289,19 +289,43 @@ def parse_sums(text: str) -> tuple[dict, list]:
     """
     sums, bad = {}, []
     for number, line in enumerate(text.split("\n"), 1):
-        line = line.rstrip("\r")
-        if not line.strip():
+        parsed = _sum_line(line)
+        if parsed is None:
+            if line.strip():
+                bad.append(number)
             continue
-        match = _SUM_LINE.match(line)
-        if not match:
-            bad.append(number)
-            continue
-        rel, sha = match.group(2), match.group(1).lower()
+        rel, sha = parsed
         if sums.get(rel, sha) != sha:  # listed twice, differently: sha256sum -c fails one of them
             bad.append(number)
             continue
         sums[rel] = sha
     return sums, bad
+
+
+def _sum_line(line: str) -> Optional[tuple]:
+    """``(path, sha256)`` of one line of ``SHA256SUMS`` (without its newline), or None when it is none."""
+    match = _SUM_LINE.match(line.rstrip("\r"))
+    return (match.group(2), match.group(1).lower()) if match else None
+
+
+def sums_in_file(path: os.PathLike | str) -> Iterator[tuple]:
+    """``(path, sha256)`` of each line of the ``SHA256SUMS`` at *path* that is one, read a line at a time.
+
+    What :func:`read_sums` lists (but a path listed twice, which this does not look for), without
+    its whole text or a dict of it; nothing when it is missing, a link, no regular file or too big
+    to be an index.
+    """
+    opened = open_regular(path)
+    if opened is None:
+        return
+    fd, st = opened
+    with os.fdopen(fd, "rb") as lines:
+        if st.st_size > MAX_INDEX_BYTES:
+            return
+        for line in lines:
+            parsed = _sum_line(line.rstrip(b"\n").decode("utf-8", errors="replace"))
+            if parsed is not None:
+                yield parsed
 
 
 def read_sums(path: os.PathLike | str) -> tuple[dict, list]:

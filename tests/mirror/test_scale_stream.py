@@ -77,6 +77,22 @@ def test_a_cold_run_drops_each_landed_entry_once_reported_and_indexes_it(env, ca
     assert all(rows[it.file_name]["sha256"] == listed[it.rel] for it in landed)  # made as they were reported
 
 
+def test_a_cold_run_reads_the_sha256sums_it_wrote_a_line_at_a_time_for_its_delta(env, capsys, mdir, tmp_path,
+                                                                                    monkeypatch):
+    """What changed is found without parsing the whole new SHA256SUMS into a dict (a cold run's peak at 100,000
+    files): only the listing as found (none, on a cold run) is parsed; the delta still lists every file."""
+    from magedl.mirror import core as core_mod
+
+    parsed = []
+    real = core_mod._parsed_sums
+    monkeypatch.setattr(core_mod, "_parsed_sums", lambda raw: parsed.append(len(raw)) or real(raw))
+    delta = tmp_path / "delta.txt"
+    assert run(capsys, "mirror", str(mdir), *SEL, "--diff-file", str(delta))[0] == 0
+    assert parsed and set(parsed) == {0}  # the SHA256SUMS as found (none); the one written is never parsed whole
+    listed = set(delta.read_text().split())
+    assert set(sums(mdir)) | {"SHA256SUMS"} == listed
+
+
 def test_info_json_is_written_without_a_dict_per_plain_record(monkeypatch):
     records = [Release(name=f"n{i}", file_name=f"f{i}.zip", version=f"2.4.{i % 3}", type="ce-patch", md5="0" * 32)
                for i in range(50)]
