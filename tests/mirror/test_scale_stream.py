@@ -135,3 +135,29 @@ def test_the_feeds_common_entries_are_read_as_the_full_checks_read_them(monkeypa
     for feed, (records, warnings) in zip(feeds, quick):
         full, full_warnings = parsed(feed)
         assert [(r, r.extra) for r in records] == [(r, r.extra) for r in full] and warnings == full_warnings
+
+
+def test_a_feed_decoded_compact_gives_the_records_and_warnings_json_loads_gives():
+    """Wherever a plain-looking object sits (an entry, a category, the whole feed, an extra field), the records,
+    their extra fields and the warnings are those of the feed decoded as dicts."""
+    from magedl.service import catalog
+
+    rnd = random.Random(18)
+    values = [None, "", "a.zip", "b.zip", 3, ["x"], "0" * 32, " " + "A" * 32, "g" * 32, {"name": "n", "file_name": "f"}]
+    keys = ["name", "file_name", "md5", "version", "date"]
+
+    def entry():
+        return {k: rnd.choice(values) for k in rnd.sample(keys, rnd.randint(0, 4))}
+
+    for _ in range(400):
+        entries = [entry() for _ in range(rnd.randint(0, 5))]
+        feed = {"ce-full": {"2.4.7": entries, "2.4.6": entries[:2], "x": entry()}, "other": entries[:3],
+                "odd": entry()}
+        text = json.dumps(rnd.choice([feed, entry()]))
+        text = text.replace('"md5": null', '"md5": null, "md5": "' + "1" * 32 + '"', rnd.randint(0, 1))
+        got, want = [], []
+        compact = catalog.parse_feed(json.loads(text, object_pairs_hook=catalog.feed_decoder()), warn=got.append,
+                                     consume=True)
+        full = catalog.parse_feed(json.loads(text), warn=want.append)
+        assert [(r, r.extra) for r in compact] == [(r, r.extra) for r in full] and got == want
+        assert all(type(v) is not catalog._Compact for r in compact for v in r.extra.values())
