@@ -348,7 +348,8 @@ class Client:
         the text table (``info/files``) is used instead. When neither exists
         the error names the URL tried and what is likely wrong with it.
         """
-        from magedl.service.catalog import feed_decoder, parse_feed
+        from magedl.service.catalog import parse_feed
+        from magedl.service.feedjson import feed_decoder
         from magedl.service.textformat import parse_table
 
         try:

@@ -7,7 +7,6 @@ the whole listing. The feed's shape: see docs/service.md, "The JSON feed".
 import dataclasses
 import difflib
 import posixpath
-import re
 import sys
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -15,6 +14,9 @@ from types import MappingProxyType
 from typing import Callable, Iterable, List, Optional, Sequence
 
 from magedl.errors import FeedError, IntegrityError, NotFoundError
+from magedl.service.feedjson import MD5 as _MD5
+from magedl.service.feedjson import PLAIN_KEYS as _PLAIN_KEYS
+from magedl.service.feedjson import CompactEntry, restored
 from magedl.text import printable
 from magedl.versions import sort_versions, unclosed_bracket, version_key, version_matches
 
@@ -24,7 +26,6 @@ from magedl.versions import sort_versions, unclosed_bracket, version_key, versio
 _CORE = ("name", "file_name", "version", "type", "md5", "ce_versions", "ee_versions")
 _CORE_KEYS = frozenset(_CORE)
 _NO_EXTRA = MappingProxyType({})
-_MD5 = re.compile(r"[0-9a-f]{32}")
 # Extra fields nested deeper than this are dropped: nothing magedl shows needs them, and printing
 # them as JSON later would hit Python's recursion limit.
 _EXTRA_DEPTH = 32
@@ -120,7 +121,7 @@ def parse_feed(data: object, warn: Optional[Callable[[str], None]] = None, consu
         If ``data`` is not a JSON object.
     """
     warn = warn or _ignore
-    if type(data) is _Compact:  # an object the decoder took for an entry: the dict it stands for
+    if type(data) is CompactEntry:  # an object the decoder took for an entry: the dict it stands for
         data = data.as_dict()
     if not isinstance(data, dict):
         raise FeedError(
@@ -131,8 +132,8 @@ def parse_feed(data: object, warn: Optional[Callable[[str], None]] = None, consu
     for category, value in data.items():
         group = names = None  # the (type, version) of the entry before: a feed lists each version's together
         for where, version, entry in _entries(str(category), value, warn, consume):
-            if type(entry) is _Compact:
-                release = entry.release(str(category), version)
+            if type(entry) is CompactEntry:
+                release = _compact(entry, str(category), version)
             else:
                 release = _plain(entry, str(category), version) or _release(entry, str(category), version, where, warn)
             if release is None:
@@ -159,7 +160,7 @@ def parse_feed(data: object, warn: Optional[Callable[[str], None]] = None, consu
 
 def _entries(category, value, warn, consume=False):
     """Yield (where, version, entry); version None means "ask the entry"; *consume*: drop each once read."""
-    if type(value) is _Compact:
+    if type(value) is CompactEntry:
         value = value.as_dict()
     if isinstance(value, dict):
         for version, entries in value.items():
@@ -180,7 +181,12 @@ def _entries(category, value, warn, consume=False):
         warn(f"feed {category}: neither an object nor a list; skipped")
 
 
-_PLAIN_KEYS = frozenset(("name", "file_name", "md5", "version"))
+def _compact(entry, category, version):
+    """The record :func:`_plain` (or :func:`_release`, *version* None) makes of the plain entry *entry*."""
+    name, file_name, md5, own, _ = entry
+    if version is None:
+        version = "" if own is None else own
+    return Release(name, file_name, version, category, md5 or "", (), (), _NO_EXTRA)
 
 
 def _plain(entry, category, version):
@@ -196,80 +202,6 @@ def _plain(entry, category, version):
     elif type(md5) is not str or not _MD5.fullmatch(md5):
         return None
     return Release(file_name if name == file_name else name, file_name, version, category, md5, (), (), _NO_EXTRA)
-
-
-class _Compact(tuple):
-    """A plain feed entry as :func:`feed_decoder` decodes it: ``(name, file_name, md5, version, keys)``.
-
-    *name* is the file name's own string when equal (or absent), *md5* and *version* as given (None:
-    absent), *keys* the entry's keys in their order (one tuple shared by every entry of that order),
-    so :meth:`as_dict` gives back the very dict ``json.loads`` makes, wherever the object was.
-    """
-
-    __slots__ = ()
-
-    def release(self, category, version):
-        """The record :func:`_plain` (or :func:`_release`, *version* None) makes of this entry."""
-        name, file_name, md5, own, *_ = self
-        if version is None:
-            version = "" if own is None else own
-        return Release(name, file_name, version, category, md5 or "", (), (), _NO_EXTRA)
-
-    def as_dict(self):
-        name, file_name, md5, version, keys, *_ = self
-        values = {"name": name, "file_name": file_name, "md5": md5, "version": version}
-        return {key: values[key] for key in keys}
-
-
-_FIELDS = ("name", "file_name", "md5", "version")
-
-
-def feed_decoder():
-    """An ``object_pairs_hook`` for decoding ``info/json``: each plain entry becomes a compact tuple.
-
-    ``json.loads`` builds a dict and three strings per entry; a catalogue of 100,000 entries held them
-    all until :func:`parse_feed` made its records, and the freed dicts' memory stayed scattered among the
-    records' (docs/scale.md). A plain entry (keys among name, file_name, md5 and version, each once; a
-    non-empty file name, a non-empty name or none, an md5 of 32 lower-case hex digits, empty or null,
-    a text version) is kept as a :class:`_Compact` instead, its name one string with the file name
-    when equal; :func:`parse_feed` reads it as the dict it stands for (the same records, warnings and
-    extra fields). Any other object is the dict ``json.loads`` makes. One hook per decode: it keeps
-    the key orders seen (at most 64 plain ones).
-    """
-    shapes = {}  # an entry's keys in order -> (that tuple, where each of _FIELDS is among them or -1)
-
-    def hook(pairs):
-        if len(pairs) > 4:
-            return dict(pairs)
-        keys = tuple(key for key, _ in pairs)
-        shape = shapes.get(keys)
-        if shape is None:
-            if len(set(keys)) != len(keys) or not _PLAIN_KEYS.issuperset(keys):
-                return dict(pairs)
-            shape = shapes[keys] = (keys, tuple(keys.index(k) if k in keys else -1 for k in _FIELDS))
-        keys, (at_name, at_file, at_md5, at_version) = shape
-        file_name = pairs[at_file][1] if at_file >= 0 else None
-        name = pairs[at_name][1] if at_name >= 0 else file_name
-        md5 = pairs[at_md5][1] if at_md5 >= 0 else None
-        version = pairs[at_version][1] if at_version >= 0 else None
-        if (type(file_name) is not str or not file_name or type(name) is not str or not name
-                or (md5 is not None and (type(md5) is not str or (md5 and not _MD5.fullmatch(md5))))
-                or (at_version >= 0 and type(version) is not str)):  # a null version is not an absent one
-            return dict(pairs)
-        return _Compact((file_name if name == file_name else name, file_name, md5, version, keys))
-
-    return hook
-
-
-def _restored(value):
-    """*value* (an extra field, nested at most :data:`_EXTRA_DEPTH` deep) with each :class:`_Compact` a dict again."""
-    if type(value) is _Compact:
-        return value.as_dict()
-    if isinstance(value, list):
-        return [_restored(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _restored(v) for k, v in value.items()}
-    return value
 
 
 def _release(entry, category, version, where, warn):
@@ -315,7 +247,7 @@ def _extra(entry, file_name, where, warn):
         if _deeper_than(value, _EXTRA_DEPTH):
             warn(f"feed {where}: field {key!r} of {file_name} is nested too deeply; dropped")
             continue
-        extra[key] = _restored(value)
+        extra[key] = restored(value)
     return extra
 
 
@@ -323,7 +255,7 @@ def _deeper_than(value, limit):
     """Whether a decoded JSON value nests more than *limit* levels (without recursion)."""
     level = [value]
     for _ in range(limit + 1):
-        level = [child for item in level if isinstance(item, (list, dict, _Compact))  # a _Compact: a dict of texts
+        level = [child for item in level if isinstance(item, (list, dict, CompactEntry))  # a dict of texts
                  for child in (item.values() if isinstance(item, dict) else item)]
         if not level:
             return False

@@ -140,7 +140,7 @@ def test_the_feeds_common_entries_are_read_as_the_full_checks_read_them(monkeypa
 def test_a_feed_decoded_compact_gives_the_records_and_warnings_json_loads_gives():
     """Wherever a plain-looking object sits (an entry, a category, the whole feed, an extra field), the records,
     their extra fields and the warnings are those of the feed decoded as dicts."""
-    from magedl.service import catalog
+    from magedl.service import catalog, feedjson
 
     rnd = random.Random(18)
     values = [None, "", "a.zip", "b.zip", 3, ["x"], "0" * 32, " " + "A" * 32, "g" * 32, {"name": "n", "file_name": "f"}]
@@ -156,8 +156,8 @@ def test_a_feed_decoded_compact_gives_the_records_and_warnings_json_loads_gives(
         text = json.dumps(rnd.choice([feed, entry()]))
         text = text.replace('"md5": null', '"md5": null, "md5": "' + "1" * 32 + '"', rnd.randint(0, 1))
         got, want = [], []
-        compact = catalog.parse_feed(json.loads(text, object_pairs_hook=catalog.feed_decoder()), warn=got.append,
+        compact = catalog.parse_feed(json.loads(text, object_pairs_hook=feedjson.feed_decoder()), warn=got.append,
                                      consume=True)
         full = catalog.parse_feed(json.loads(text), warn=want.append)
         assert [(r, r.extra) for r in compact] == [(r, r.extra) for r in full] and got == want
-        assert all(type(v) is not catalog._Compact for r in compact for v in r.extra.values())
+        assert all(type(v) is not feedjson.CompactEntry for r in compact for v in r.extra.values())
