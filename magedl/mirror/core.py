@@ -179,14 +179,16 @@ class Mirror:
                     del todo[it.rel]
                     on_item(it)
             limiter = RateLimiter(options.limit_rate) if options.limit_rate else None  # one budget for the run
-            releases = [it.source for it in todo.values() if isinstance(it.source, Release)]
+            releases = [it.source for it in todo.values() if isinstance(it.source, Release)] + plan.fetch_new
             for release, outcome in fetch_many(client, releases, self.root / FILES, options, progress=progress,
                                                limiter=limiter):
-                it = todo[release_rel(release.file_name)]
+                rel = release_rel(release.file_name)
+                it = todo.pop(rel, None) or Item(rel, Action.FETCH, release, reason="new")  # made as it ends
                 self._landed(it, outcome, plan)
                 on_item(it)
                 if it.entry is not None and it.status is not Status.FAILED:  # landed and reported: the state
                     it.entry, it.in_state = None, True  # holds its record, the index write reads it there
+                    plan.landed.add(release.file_name)
             archives = [it for it in todo.values() if isinstance(it.source, Archive)]
             if archives:
                 from magedl.mirror.composer.fetch import fetch_archives

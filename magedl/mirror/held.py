@@ -139,10 +139,10 @@ def sort_items(root, plan: Plan, leave_out: frozenset) -> tuple:
 
     *composer*: ``{path: Entry}`` of the Composer archives held and unchanged on disk; *built*: file
     name -> item of each release file listed as its item says (kept, updated, re-hashed); *landed*: the
-    names of release files that landed this run (listed from the state, as an unchanged file is);
-    *excluded*: release paths no copy of which is to be listed (failed, pruned, left out).
+    names of release files that landed this run (:attr:`Plan.landed`: listed from the state, as an
+    unchanged file is); *excluded*: release paths no copy of which is to be listed (failed, pruned, left out).
     """
-    composer, built, landed, excluded = {}, {}, set(), set()
+    composer, built, landed, excluded = {}, {}, plan.landed, set()
     prefix = os.path.join(root, "")
     for it in plan.items:
         release = it.rel.startswith(FILES + "/")
@@ -151,11 +151,8 @@ def sort_items(root, plan: Plan, leave_out: frozenset) -> tuple:
                 excluded.add(it.rel)  # its state row (if any) describes no copy to list
             continue
         if release:  # by name (the feed's own string when it has one)
-            name = it.source.file_name if it.source is not None else it.file_name
-            if it.in_state:
-                landed.add(name)  # verified against the feed's md5 as it landed: listed as an unchanged file
-            else:
-                built[name] = it
+            if not it.in_state:  # landed: verified against the feed's md5 then, listed as an unchanged file
+                built[it.source.file_name if it.source is not None else it.file_name] = it
             continue
         try:
             if not it.entry.fingerprint.same_as(os.lstat(prefix + it.rel)):
@@ -164,7 +161,8 @@ def sort_items(root, plan: Plan, leave_out: frozenset) -> tuple:
             continue
         composer[it.rel] = it.entry
     if excluded:  # a skipped name may be held too (a KEEP item of the same path): that item decides
-        excluded -= {it.rel for it in built.values()} | {FILES + "/" + name for name in landed}
+        kept, cut = {it.rel for it in built.values()}, len(FILES) + 1
+        excluded = {rel for rel in excluded if rel not in kept and (rel in leave_out or rel[cut:] not in landed)}
     return composer, built, landed, excluded
 
 

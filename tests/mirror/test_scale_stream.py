@@ -68,13 +68,39 @@ def test_a_cold_run_drops_each_landed_entry_once_reported_and_indexes_it(env, ca
     real = core_mod.Mirror.plan
     monkeypatch.setattr(core_mod.Mirror, "plan", lambda self, *a, **k: plans.append(real(self, *a, **k)) or plans[-1])
     code, out, _ = run(capsys, "--json", "mirror", str(mdir), *SEL)
-    landed = [it for it in plans[0].items if it.rel.startswith("file/")]
-    assert code == 0 and landed and all(it.entry is None and it.in_state for it in landed)
+    plan = plans[0]
+    assert code == 0 and plan.fetch_new and not [it for it in plan.items if it.rel.startswith("file/")]
+    assert plan.landed == {r.file_name for r in plan.fetch_new}
     listed = sums(mdir)
-    for it in landed:
-        assert listed[it.rel] == hashlib.sha256((mdir / it.rel).read_bytes()).hexdigest()
+    for name in plan.landed:
+        assert listed["file/" + name] == hashlib.sha256((mdir / "file" / name).read_bytes()).hexdigest()
     rows = {row["file_name"]: row for row in json.loads(out)}
-    assert all(rows[it.file_name]["sha256"] == listed[it.rel] for it in landed)  # made as they were reported
+    assert all(rows[name]["sha256"] == listed["file/" + name] for name in plan.landed)  # made as they were reported
+
+
+def test_a_cold_run_holds_no_item_per_file_to_fetch(env, capsys, mdir, monkeypatch):
+    """The plan lists the files to fetch (Plan.fetch_new); each item is made as its transfer ends and dropped
+    once reported, so no more than two are alive at a time however many files are fetched."""
+    from magedl.mirror import core as core_mod
+    from magedl.mirror import plan as plan_mod
+
+    alive, most, made = [0], [0], []
+
+    class Counted(model_mod.Item):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            alive[0] += 1
+            most[0] = max(most[0], alive[0])
+            made.append(self.rel)
+
+        def __del__(self):
+            alive[0] -= 1
+
+    monkeypatch.setattr(plan_mod, "Item", Counted)
+    monkeypatch.setattr(core_mod, "Item", Counted)
+    assert run(capsys, "-q", "mirror", str(mdir), *SEL)[0] == 0
+    fetched = [rel for rel in sums(mdir) if rel.startswith("file/")]
+    assert len(fetched) > 3 and sorted(made) == sorted(fetched) and most[0] <= 2  # the one reported, the next
 
 
 def test_a_cold_run_reads_the_sha256sums_it_wrote_a_line_at_a_time_for_its_delta(env, capsys, mdir, tmp_path,
