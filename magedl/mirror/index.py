@@ -118,15 +118,27 @@ def render_sums(sha256s, more: Optional[Mapping[str, str]] = None) -> bytearray:
     the buffer would each cost as much as the bytes written again.
     """
     more = more or {}
-    release = getattr(sha256s, "release_sums", None)
-    if release is not None and not any(rel.startswith(FILES + "/") for rel in more):
-        # Held rendered its release files' lines as it read them: no index file sorts among them.
-        # Taken over, not copied (a second buffer of 100,000 lines): the lines before go in front of them.
+    if hasattr(sha256s, "release_sums") and not any(rel.startswith(FILES + "/") for rel in more):
+        # Held rendered its release files' lines as it read them (to a file): no index file sorts among
+        # them. Read into the one buffer, between the lines before and after them.
         before = {rel: sha for rel, sha in more.items() if rel < FILES + "/"}
-        sha256s.release_sums = None
-        release[0:0] = _render(_in_order({rel: e.sha256 for rel, e in sha256s.composer.items()}, before))
-        release += _render(_in_order({}, {rel: sha for rel, sha in more.items() if rel not in before}))
-        return release
+        out = head = _render(_in_order({rel: e.sha256 for rel, e in sha256s.composer.items()}, before))
+        release, sha256s.release_sums = sha256s.release_sums, None
+        if release is not None:
+            with release:
+                size = release.seek(0, os.SEEK_END)
+                release.seek(0)
+                out = bytearray(len(head) + size)  # the lines read into it in place: not held twice
+                out[:len(head)] = head
+                view = memoryview(out)[len(head):]
+                while view:
+                    got = release.readinto(view)
+                    if not got:
+                        raise OSError(f"{SUMS}: the lines rendered for it were cut short")
+                    view = view[got:]
+                del view
+        out += _render(_in_order({}, {rel: sha for rel, sha in more.items() if rel not in before}))
+        return out
     return _render(_in_order(sha256s, more))
 
 

@@ -59,6 +59,8 @@ def test_a_file_changed_on_disk_is_left_out_of_the_index_though_its_state_row_is
     listed = {rel for rel, _ in held.items()}
     assert name not in listed and held.gone == {name} and len(held) == len(listed)
     assert len(held._listed) == len(listed) + 1  # one byte per row, not an object per file
+    held.release_sums.seek(0)  # its SHA256SUMS lines wait in a file, not in memory beside the info/ files' renders
+    assert held.release_sums.read().decode().splitlines() == [f"{e.sha256}  {rel}" for rel, e in held.items()]
 
 
 def test_a_cold_run_drops_each_landed_entry_once_reported_and_indexes_it(env, capsys, mdir, monkeypatch):
