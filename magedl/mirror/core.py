@@ -391,7 +391,7 @@ class Mirror:
         # The release files from the state, one query in path order (an unchanged file has no item).
         held = Held(self.root, self.state, composer, excluded, watch={it.rel for it in built.values()})
         gone, unchanged, seen = {rel[len(FILES) + 1:] for rel in held.gone}, plan.unchanged, held.seen
-        records, described = [], set()
+        records, described = [], set()  # described: the names of built listed from the feed's records
         for r in plan.upstream:
             name = r.file_name
             it = built.get(name)
@@ -401,7 +401,8 @@ class Mirror:
                 listed = (name in unchanged or name in landed) and name not in gone
             if listed:
                 records.append(r)
-                described.add(name)
+                if it is not None:  # not a set of every name listed (100,000 on a cold run)
+                    described.add(name)
         for name in sorted(set(built) - described):  # no longer upstream as held: the records it came with
             it = built[name]
             if it.rel in seen:

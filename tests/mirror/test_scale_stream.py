@@ -189,3 +189,22 @@ def test_a_feed_decoded_compact_gives_the_records_and_warnings_json_loads_gives(
         full = catalog.parse_feed(json.loads(text), warn=want.append)
         assert [(r, r.extra) for r in compact] == [(r, r.extra) for r in full] and got == want
         assert all(type(v) is not feedjson.CompactEntry for r in compact for v in r.extra.values())
+
+
+def test_sha256sums_is_written_a_chunk_at_a_time_from_the_lines_held_spilled(env, capsys, mdir, monkeypatch):
+    """The index write never holds SHA256SUMS whole: Held's lines are read back from its file a chunk at a time
+    (here 64 bytes) between the index files' lines, compared with the file there and written."""
+    from magedl.mirror import index as index_mod
+
+    monkeypatch.setattr(index_mod, "_READ_CHUNK", 64)
+    chunks = []
+    real = index_mod.atomic_write_parts
+    monkeypatch.setattr(index_mod, "atomic_write_parts",
+                        lambda path, parts: chunks.append([len(c) for c in parts()]) or real(path, parts))
+    assert run(capsys, "-q", "mirror", str(mdir), *SEL)[0] == 0
+    last = chunks[-1]
+    assert len(last) > 4 and max(last[1:-1]) <= 64 and sum(last) == (mdir / "SHA256SUMS").stat().st_size
+    assert sums(mdir) == {rel: hashlib.sha256((mdir / rel).read_bytes()).hexdigest() for rel in sums(mdir)}
+    before = (mdir / "SHA256SUMS").stat()
+    assert run(capsys, "-q", "mirror", str(mdir), *SEL)[0] == 0
+    assert (mdir / "SHA256SUMS").stat().st_mtime_ns == before.st_mtime_ns  # the same bytes: left alone
