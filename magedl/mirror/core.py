@@ -20,12 +20,9 @@ from typing import Callable, Iterable, Optional
 from magedl.errors import BusyError, LocalFileError, MagedlError
 from magedl.fsutil import read_if_regular
 from magedl.locks import FileLock
-from magedl.mirror import signature
+from magedl.mirror import layout, signature
 from magedl.mirror.bulk import collector_paused
-from magedl.mirror.composer import index as composer_index
-from magedl.mirror.composer import publish
-from magedl.mirror.composer.advisories import read_published
-from magedl.mirror.composer.plan import Archive, ComposerPlanner
+from magedl.mirror.delta import note_changes
 from magedl.mirror.held import Held, sort_items, unchanged_items
 from magedl.mirror.index import (
     MAX_INDEX_BYTES,
@@ -56,7 +53,6 @@ log = logging.getLogger(__name__)
 # A replaced file is indexed as soon as it lands, but index writes (each over the whole mirror) take at
 # most about this share of a run's time: many updates in a large mirror stay linear in cost.
 INDEX_SHARE = 0.1
-_DELTA_BATCH = 2048
 
 
 class Mirror:
@@ -117,17 +113,22 @@ class Mirror:
             plan = ReleasePlanner(self.root, self.state, upstream, rehash=rehash,
                                   every_item=every_item).plan(selected, prune=prune)
         if composer is not None or composer_url is not None or self._has_composer():
+            # The Composer part's modules are imported only by a run that has one.
+            from magedl.mirror.composer.advisories import read_published
+            from magedl.mirror.composer.plan import ComposerPlanner
+
             # Like the release part: only a run that selects Composer packages prunes them (the planner's rule).
-            part = ComposerPlanner(self.root, self.state, composer_url, rehash=rehash).plan(composer, prune=prune)
+            part = ComposerPlanner(self.root, self.state, composer_url, rehash=rehash,
+                                   every_item=every_item).plan(composer, prune=prune)
             part.advisories = read_published(self.root, memo=self.state)  # kept unless a run refreshes them
             plan.items += part.items
             plan.composer = part
         return plan
 
     def _has_composer(self) -> bool:
-        return (os.path.lexists(self.root / composer_index.PACKAGES)
-                or bool(self.state.paths(composer_index.DIST))
-                or next(walk_files(self.root, composer_index.DIST), None) is not None)
+        return (os.path.lexists(self.root / layout.COMPOSER_PACKAGES)
+                or bool(self.state.paths(layout.COMPOSER_DIST))
+                or next(walk_files(self.root, layout.COMPOSER_DIST), None) is not None)
 
     # -- execution ---------------------------------------------------------------
 
@@ -189,7 +190,7 @@ class Mirror:
                 if it.entry is not None and it.status is not Status.FAILED:  # landed and reported: the state
                     it.entry, it.in_state = None, True  # holds its record, the index write reads it there
                     plan.landed.add(release.file_name)
-            archives = [it for it in todo.values() if isinstance(it.source, Archive)]
+            archives = [it for it in todo.values() if _is_archive(it.source)]
             if archives:
                 from magedl.mirror.composer.fetch import fetch_archives
 
@@ -210,11 +211,15 @@ class Mirror:
             self.state.save()
             signer = self._signer(sign_key)
             self.write_indexes(plan, signer=signer)
+            if plan.composer is not None:  # the folders of composer/dist/ this run changed, for the next plan
+                from magedl.mirror.composer import listing
+
+                listing.refresh(self.root, self.state, plan.items)
             moved = False
             if not found.same_file():
                 before = _parsed_sums(found.raw())  # as the run found it (a cold run: nothing)
                 found.close()
-                moved = self._delta_since(before)
+                moved = note_changes(self.root, self.state, before)
             found.close()
             if moved:
                 self.state.add_delta([SUMS])  # it does not list itself, but it changed too
@@ -223,34 +228,13 @@ class Mirror:
                                 "'magedl sign DIR --key KEY')", SUMS, extra=SECURITY)
                     if signer and self.html:  # the front page named the key of the signature just removed
                         self.write_indexes(plan)
-                        self._delta_since(before)
+                        note_changes(self.root, self.state, before)
             self.state.save()
         if sign_key is not None:
             try:
                 self.signed = self.sign(sign_key, again=False)
             except MagedlError as exc:
                 raise type(exc)(f"{exc}; the mirror itself is complete, but not signed") from None
-
-    def _delta_since(self, before: dict) -> bool:
-        """Put in the delta each path ``SHA256SUMS`` lists now with another sha256 than in *before* (``{rel:
-        sha256}``); whether they differ at all (a path listed in one only included).
-
-        The file is read a line at a time and the paths go to the delta a batch at a time, in one commit:
-        the whole of it parsed (a dict of 100,000 paths, its text and its bytes) was a cold run's peak.
-        """
-        seen, moved, batch = 0, False, []
-        with self.state.batch():
-            for rel, sha in sums_in_file(self.root / SUMS):
-                old = before.get(rel)
-                seen += old is not None
-                if old != sha:
-                    moved = True
-                    batch.append(rel)
-                    if len(batch) == _DELTA_BATCH:
-                        self.state.add_delta(batch)
-                        batch = []
-            self.state.add_delta(batch)
-        return moved or seen != len(before)
 
     def _signer(self, sign_key) -> str:
         """The key the front page names: the one this run signs with, or that of a current signature."""
@@ -297,7 +281,7 @@ class Mirror:
             return True  # transfer checks it against the md5 and replaces it
         if isinstance(it.source, Release) and it.action is Action.UPDATE:
             return True
-        if stat.S_ISREG(st.st_mode) and isinstance(it.source, Archive) and it.action is Action.UPDATE:
+        if stat.S_ISREG(st.st_mode) and _is_archive(it.source) and it.action is Action.UPDATE:
             return True  # fetched beside it (.magedl/incoming) and moved over it only once verified
         try:
             os.unlink(path)  # never follows a link: removes the link itself
@@ -313,11 +297,11 @@ class Mirror:
         """Record what the transfer of *it* came to."""
         if isinstance(outcome, MagedlError):
             it.status, it.error = Status.FAILED, outcome
-            if it.action is Action.REPAIR or (isinstance(it.source, Archive) and it.action is not Action.UPDATE):
+            if it.action is Action.REPAIR or (_is_archive(it.source) and it.action is not Action.UPDATE):
                 it.entry = None  # the copy the index described is gone, or was bad
             return
         sha = outcome.sha256 or file_digests(outcome.path, ("sha256",))["sha256"]
-        if isinstance(it.source, Archive):
+        if _is_archive(it.source):
             records = (it.source.entry,)
         else:
             # As the state stores them (one text, not a dict per record).
@@ -325,7 +309,7 @@ class Mirror:
         entry = Entry(outcome.md5, sha, Fingerprint.of(outcome.path), records, sha1)
         # A release file's records are the feed's (its source), as the state now holds them: the item keeps
         # the digests only, so a cold run holds no records text per landed file until its end.
-        it.entry = entry if isinstance(it.source, Archive) else Entry(entry.md5, sha, entry.fingerprint, sha1=sha1)
+        it.entry = entry if _is_archive(it.source) else Entry(entry.md5, sha, entry.fingerprint, sha1=sha1)
         it.size = outcome.size
         with self.state.batch():  # its record and its place in the delta: one commit
             self.state.set(it.rel, entry)
@@ -361,7 +345,7 @@ class Mirror:
     def _remove(self, rel: str) -> None:
         """Remove one entry the plan found under ``file/`` or ``composer/dist/`` (a link is removed, never followed)."""
         path = self.root / rel
-        top = self.root / (composer_index.DIST if rel.startswith(composer_index.DIST + "/") else FILES)
+        top = self.root / (layout.COMPOSER_DIST if rel.startswith(layout.COMPOSER_DIST + "/") else FILES)
         try:
             os.unlink(path)
         except FileNotFoundError:
@@ -388,6 +372,13 @@ class Mirror:
         renders them. *signer* names the key the index is (or will be) signed with.
         """
         composer, built, landed, excluded = sort_items(self.root, plan, leave_out)
+        extra = fresh = on_disk = {}  # the Composer index files: none without a Composer part
+        if plan.composer is not None:  # its modules are imported by a run that has one
+            from magedl.mirror.composer import publish, unchanged
+
+            composer.update(unchanged.held_entries(self.root, self.state, plan.composer))  # archives with no item
+            extra = publish.index_files(self.root, plan.composer, composer, memo=self.state)  # writes the p2 files
+            fresh, on_disk = extra.fresh, extra.on_disk
         # The release files from the state, one query in path order (an unchanged file has no item).
         held = Held(self.root, self.state, composer, excluded, watch={it.rel for it in built.values()})
         gone, unchanged, seen = {rel[len(FILES) + 1:] for rel in held.gone}, plan.unchanged, held.seen
@@ -408,7 +399,6 @@ class Mirror:
             if it.rel in seen:
                 stored = it.entry if it.entry is not None else self.state.get(it.rel)
                 records += [release_from_dict(d) for d in (stored.records if stored else ()) or ({"file_name": name},)]
-        extra = publish.index_files(self.root, plan.composer, composer, memo=self.state)  # writes the p2 files
         digest = records_digest(records)  # one pass over the records for both memos
         written = {}
         if self.html and pages:  # before SHA256SUMS, which lists them (and before it is signed)
@@ -416,13 +406,18 @@ class Mirror:
                                   signer, memo=self.state, digest=digest)
         elif self.html:
             written = {rel: sha for rel, sha in sums_in_file(self.root / SUMS) if is_page(rel)}
-        changed = write_indexes(self.root, records, held, extra.fresh, memo=self.state, digest=digest,
-                                also={**written, **extra.on_disk})
+        changed = write_indexes(self.root, records, held, fresh, memo=self.state, digest=digest,
+                                also={**written, **on_disk})
         if plan.composer is not None:
             publish.drop_stale(self.root, extra)
         if pages:
             drop_stale_pages(self.root, written)
         return changed
+
+
+def _is_archive(source) -> bool:
+    """Whether an item to fetch is a Composer archive's (told apart without importing the Composer part)."""
+    return source is not None and not isinstance(source, Release)
 
 
 def _parsed_sums(raw: bytes) -> dict:

@@ -31,6 +31,9 @@ FILES = "file"
 INFO = "info"
 INFO_FILES = ("info/json", "info/files", "info/versions")
 COMPOSER = "composer"
+COMPOSER_DIST = f"{COMPOSER}/dist"  # the archives (magedl.mirror.composer.index says how they are laid out)
+COMPOSER_PACKAGES = f"{COMPOSER}/packages.json"
+COMPOSER_P2 = f"{COMPOSER}/p2"
 STATE_DB = f"{BOOKKEEPING}/state.sqlite"
 # Where an older magedl kept the digest cache (moved into STATE_DB by the first run that writes).
 STATE = f"{BOOKKEEPING}/state.json"

@@ -202,7 +202,8 @@ def mirror_folder(request: MirrorRequest, clients: Clients, *, progress=None,
                 on_plan(plan)
             report = MirrorReport(plan, advisories=_advisories(composer_client, composer, selection, root, plan))
             if not every_item:  # counted, with no item per file
-                report.summary.counts[Status.PRESENT] = len(plan.unchanged)
+                report.summary.counts[Status.PRESENT] = len(plan.unchanged) + (
+                    len(plan.composer.unchanged) if plan.composer is not None else 0)
 
             def landed(item):
                 report.summary.add(item)

@@ -189,13 +189,16 @@ def _read_book(root: Path) -> dict:
 
 
 def mirrored_versions(part) -> dict:
-    """``{name: {version_normalized: pretty version}}`` the Composer part will publish after the run."""
+    """``{name: {version_normalized: pretty version}}`` the Composer part will publish after the run; the pretty
+    version of an archive the plan found unchanged is its entry, read (:func:`pretty`) only when shown."""
     from magedl.mirror.composer.plan import Archive, package_of
 
     out = {}
     for name, versions in part.metadata.items():
         for vn, entry in versions.items():
             out.setdefault(name, {})[vn] = str(entry.get("version") or vn)
+    for name, vn, entry in part.unchanged.values():
+        out.setdefault(name, {})[vn] = entry  # its text is parsed only if an advisory affects it
     for it in part.items:
         if it.action in (Action.PRUNE, Action.SKIP, Action.STRAY):
             continue
@@ -208,6 +211,11 @@ def mirrored_versions(part) -> dict:
                 continue
             out.setdefault(name, {})[vn] = str(it.entry.records[0].get("version") or vn)
     return out
+
+
+def pretty(version, vn: str) -> str:
+    """The pretty version of a :func:`mirrored_versions` value: the version itself, or the entry that has it."""
+    return version if isinstance(version, str) else str(version.get("version") or vn)
 
 
 def affecting(advisories: Iterable[dict], version: str) -> list:
@@ -349,10 +357,10 @@ def summarise(advisories: Mapping, versions: Mapping) -> dict:
     """``{name: {pretty version: [advisory]}}`` for every mirrored version an advisory affects."""
     out = {}
     for name, by_vn in versions.items():
-        for vn, pretty in by_vn.items():
+        for vn, shown in by_vn.items():
             hits = affecting(advisories.get(name, ()), vn)
             if hits:
-                out.setdefault(name, {})[pretty] = hits
+                out.setdefault(name, {})[pretty(shown, vn)] = hits
     return out
 
 

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Callable, Iterable, Optional
@@ -31,7 +32,7 @@ from magedl.errors import UnsafeNameError, UsageError
 from magedl.fsutil import atomic_write, read_if_regular
 from magedl.mirror.defaults import DEFAULT_URL as DEFAULT_URL  # its home; re-exported for the tests
 from magedl.mirror.index import remember_rendered, unchanged_since
-from magedl.mirror.layout import COMPOSER, walk_files
+from magedl.mirror.layout import COMPOSER, COMPOSER_DIST, COMPOSER_P2, COMPOSER_PACKAGES, walk_files
 from magedl.mirror.model import StoredRecords, canonical_json, canonical_records
 from magedl.paths import BOOKKEEPING, SIDE_SUFFIXES, check_name
 from magedl.text import printable
@@ -39,9 +40,9 @@ from magedl.urls import check_http_url, folder_url
 
 log = logging.getLogger(__name__)
 
-PACKAGES = f"{COMPOSER}/packages.json"
-P2 = f"{COMPOSER}/p2"
-DIST = f"{COMPOSER}/dist"
+PACKAGES = COMPOSER_PACKAGES
+P2 = COMPOSER_P2
+DIST = COMPOSER_DIST
 URL_FILE = f"{BOOKKEEPING}/composer.json"
 DEV_SUFFIX = "~dev"  # Composer reads a package's branches from p2/NAME~dev.json, only when it may use them
 _VERSION_FILE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,99}$")
@@ -128,6 +129,16 @@ def clean_entry(entry: Mapping) -> dict:
     return out
 
 
+def archive_type(entry: Mapping) -> Optional[str]:
+    """The dist type of a version entry that has an archive (a dist with a URL), as :func:`dist_rel` takes it
+    (``""``: none given); None for an entry without one (a metapackage: metadata only)."""
+    dist = entry.get("dist")
+    if not isinstance(dist, dict) or not dist.get("url"):
+        return None
+    kind = dist.get("type")
+    return sys.intern(kind) if isinstance(kind, str) else ""  # one string for the many archives of one type
+
+
 _last_parsed: tuple = ("", {})  # (text, its parse): the one entry read last, often read key by key
 
 
@@ -142,17 +153,20 @@ class KeptEntry(Mapping):
     once); what it gives is shared with that parse: never change it in place.
     """
 
-    __slots__ = ("text",)
+    __slots__ = ("text", "dist_type")
 
-    def __init__(self, text: str):
+    def __init__(self, text: str, dist_type: Optional[str] = None):
         self.text = text
+        #: :func:`archive_type` of the entry, kept beside its text so that a plan finds where its archive goes
+        #: without parsing it; None: not known (or no archive), the text says.
+        self.dist_type = dist_type
 
     @classmethod
     def of(cls, entry: Mapping) -> "KeptEntry":
         """*entry* without what the mirror drops (:data:`DROPPED`), as its canonical text."""
         if isinstance(entry, KeptEntry):
             return entry
-        return cls(canonical_json({k: v for k, v in entry.items() if k not in DROPPED}))
+        return cls(canonical_json({k: v for k, v in entry.items() if k not in DROPPED}), archive_type(entry))
 
     def parsed(self) -> dict:
         """The entry as a dict of its own (a fresh parse)."""

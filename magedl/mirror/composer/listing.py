@@ -1,13 +1,17 @@
-"""What ``composer/dist/`` holds: listed, or remembered while no folder in it changed since it was listed.
+"""What ``composer/dist/`` holds: each folder listed, or remembered while it did not change since it was listed.
 
 The plan needs every file under ``composer/dist/`` to find those no longer wanted (and strays). Listing
 the folders (a ``scandir`` per package) was about a tenth of an up-to-date re-run. A folder's mtime and
 ctime move whenever a name in it is added, removed or renamed (ctime cannot be set back), and a new
-folder is a new name in its parent: so while every folder's ``lstat`` (times and inode) is the one taken
-just before it was listed, the files are the ones listed then. The rule a reader must not break: a folder
-is remembered only once its times are older than :data:`SETTLED_NS` (a change within the same clock
-tick as the ``lstat`` would leave them equal), and anything that does not check out means listing again.
-The files' own contents are no part of this: the plan ``lstat``\\ s each file it keeps as before.
+folder is a new name in its parent: so while a folder's ``lstat`` (times and inode) is the one taken just
+before it was listed, its names are the ones listed then. Each folder is remembered on its own, so only
+the folders that changed are listed again. The rule a reader must not break: a folder is remembered only
+once its times are older than :data:`SETTLED_NS` (a change within the same clock tick as the ``lstat``
+would leave them equal), and anything that does not check out means listing that folder again. The files'
+own contents are no part of this: the plan ``lstat``\\ s each file it keeps as before.
+
+A run that landed or removed archives lists the folders it changed once more at its end (:func:`refresh`),
+so the next run lists only those changed in the last moments of this one.
 """
 
 from __future__ import annotations
@@ -19,20 +23,46 @@ import time
 from typing import Optional
 
 from magedl.mirror.composer.index import DIST
+from magedl.mirror.model import Action
 
 MEMO = "composer-dist-listing"
+_FORMAT = 2  # 2: each folder on its own, {folder: [mtime_ns, ctime_ns, inode, [file names], [folder names]]}
 #: How long ago a folder must have last changed for its times to vouch for its names.
 SETTLED_NS = 2_000_000_000
-_TOP = DIST + "/"
 
 
 def files_under(root, memo) -> tuple:
     """``(files, listing)``: the paths (relative to *root*) of everything under ``composer/dist/`` but its
-    folders, and the listing for :func:`remember` (None: the remembered one still holds, or it cannot vouch)."""
-    files = _remembered(os.path.join(os.fspath(root), ""), memo)
-    if files is not None:
+    folders, and the listing for :func:`remember` (None: the remembered one still holds as it is)."""
+    prefix = os.path.join(os.fspath(root), "")
+    last = _remembered(memo)
+    settled, kept, files, changed = time.time_ns() - SETTLED_NS, {}, [], last is None
+    stack = [DIST]
+    while stack:
+        rel = stack.pop()
+        try:
+            st = os.lstat(prefix + rel)  # before its names are read: a later change moves its times
+            if not stat.S_ISDIR(st.st_mode):
+                continue  # a link (or a file) where the folder should be: never followed
+            known = last.get(rel) if last else None
+            if (type(known) is list and len(known) == 5 and known[0] == st.st_mtime_ns
+                    and known[1] == st.st_ctime_ns and known[2] == st.st_ino and _plain(known[3])
+                    and _plain(known[4])):
+                names, folders = known[3], known[4]
+            else:
+                names, folders = _listed(prefix + rel)
+                known, changed = [st.st_mtime_ns, st.st_ctime_ns, st.st_ino, names, folders], True
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # gone: a remembered one is then missing from what is kept
+        files += [f"{rel}/{name}" for name in names]
+        stack += [f"{rel}/{name}" for name in folders]
+        if max(st.st_mtime_ns, st.st_ctime_ns) < settled:
+            kept[rel] = known
+        else:
+            changed = True  # too fresh to vouch: listed again next time
+    if not changed and len(kept) == len(last):  # every folder remembered as it was, and only those
         return files, None
-    return _listed(os.path.join(os.fspath(root), ""))
+    return files, json.dumps({"format": _FORMAT, "folders": kept}, separators=(",", ":"))
 
 
 def remember(memo, listing: Optional[str]) -> None:
@@ -41,45 +71,42 @@ def remember(memo, listing: Optional[str]) -> None:
         memo.remember(MEMO, listing)
 
 
-def _fingerprint(st: os.stat_result) -> list:
-    return [st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+def refresh(root, memo, items) -> None:
+    """After a run whose *items* landed or removed archives, list again the folders that changed since the
+    plan listed them, so that the next run need not; those still too fresh to vouch are left for it."""
+    if memo is not None and any(it.rel.startswith(DIST + "/") and (it.action.fetches or it.action is Action.PRUNE)
+                                for it in items):
+        remember(memo, files_under(root, memo)[1])
 
 
-def _remembered(prefix: str, memo) -> Optional[list]:
+def _remembered(memo) -> Optional[dict]:
+    """``{folder: [mtime_ns, ctime_ns, inode, names, folders]}`` as remembered; None when there is none (or
+    it is damaged): every folder is listed. Only the folders met on the walk are read, each checked as it
+    is used (a foreign key is never looked up, and makes the listing be remembered anew)."""
     try:
         last = json.loads(memo.remembered(MEMO) or "null") if memo is not None else None
-        folders, files = last["folders"], last["files"]
-        if not folders or not isinstance(files, list) or not all(
-                type(rel) is str and rel.startswith(_TOP) and "//" not in rel and "/." not in rel for rel in files):
-            return None  # damaged, or a path this plan could never have listed (a dot-name is listed again)
-        for rel, fingerprint in folders.items():
-            st = os.lstat(prefix + rel)
-            if not stat.S_ISDIR(st.st_mode) or _fingerprint(st) != fingerprint:
-                return None
-        return files
-    except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        folders = last["folders"] if last["format"] == _FORMAT else None
+        return folders if isinstance(folders, dict) else None
+    except (ValueError, TypeError, KeyError, RecursionError):
         return None
 
 
-def _listed(prefix: str) -> tuple:
-    """List the folders as they are (links and other files yielded, never followed), each ``lstat``\\ ed first."""
-    folders, files, settled = {}, [], time.time_ns() - SETTLED_NS
-    stack = [DIST]
-    while stack:
-        rel = stack.pop()
-        try:
-            st = os.lstat(prefix + rel)  # before its names are read: a later change moves its times
-            if not stat.S_ISDIR(st.st_mode):
-                continue  # a link (or a file) where the folder should be: never followed
-            with os.scandir(prefix + rel) as entries:
-                for entry in entries:
-                    child = f"{rel}/{entry.name}"
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(child)
-                    else:
-                        files.append(child)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        folders[rel] = _fingerprint(st) if max(st.st_mtime_ns, st.st_ctime_ns) < settled else None
-    vouches = folders and all(fingerprint is not None for fingerprint in folders.values())
-    return files, json.dumps({"folders": folders, "files": files}, separators=(",", ":")) if vouches else None
+def _plain(names) -> bool:
+    """Whether remembered *names* could have been listed here: a list of names of one part each (a dot-name,
+    or anything else, means listing the folder again). Checked over their join: one pass in C per folder."""
+    if not isinstance(names, list):
+        return False
+    try:
+        joined = "\n" + "\n".join(names) + "\n"  # a TypeError for anything but text
+    except TypeError:
+        return False
+    return not names or ("/" not in joined and "\0" not in joined and "\n." not in joined and "\n\n" not in joined)
+
+
+def _listed(path: str) -> tuple:
+    """``(file names, folder names)`` of one folder as it is (links and other files are files, never followed)."""
+    names, folders = [], []
+    with os.scandir(path) as entries:
+        for entry in entries:
+            (folders if entry.is_dir(follow_symlinks=False) else names).append(entry.name)
+    return names, folders

@@ -1,4 +1,4 @@
-"""Planning the Composer part of a mirror run: one item per archive, plus the metadata-only versions.
+"""Planning the Composer part of a mirror run: an item per archive to act on, plus the metadata-only versions.
 
 No network. The rule for a held archive (still current by SHA-1, else by ``dist.reference``): see
 docs/design.md, "Notes: the mirror".
@@ -19,6 +19,7 @@ from magedl.errors import UnsafeNameError
 from magedl.mirror.composer.index import (
     DIST,
     KeptEntry,
+    archive_type,
     check_fits,
     clean_entry,
     dist_rel,
@@ -34,6 +35,7 @@ from magedl.mirror.defaults import DEFAULT_URL
 from magedl.mirror.layout import check_layout
 from magedl.mirror.model import SLOTS, Action, Item, Status, StoredRecords
 from magedl.mirror.plan import check_copy
+from magedl.mirror.state import entry_of
 from magedl.paths import SIDE_SUFFIXES
 from magedl.text import printable
 
@@ -111,6 +113,14 @@ class ComposerPart:
     listing : str or None
         What ``composer/dist/`` held when the plan listed it, for the index write to remember
         (:mod:`~magedl.mirror.composer.listing`); None: nothing new to remember.
+    unchanged : dict
+        ``{rel: (name, version_normalized, entry)}`` of each wanted archive present as the state records it
+        (fingerprint, digests, and this very entry as its record): nothing to do and nothing to write, so
+        no :class:`Item` is built for it (the tuple is the one the plan made for it; the entry is the
+        selection's own). The index write reads its digests from the state again
+        (:mod:`~magedl.mirror.composer.unchanged`).
+    repo_of : dict
+        The selection's name -> repository URL (an unchanged archive's item is made only when asked for).
     """
 
     items: list = field(default_factory=list)
@@ -119,6 +129,8 @@ class ComposerPart:
     url: str = DEFAULT_URL
     advisories: Optional[dict] = None
     listing: Optional[str] = None
+    unchanged: dict = field(default_factory=dict)
+    repo_of: dict = field(default_factory=dict)
 
 
 def _reference(entry: Optional[Mapping]) -> str:
@@ -161,13 +173,18 @@ class ComposerPlanner:
         ``--composer-url``; None keeps the one the metadata was written for (or the default).
     rehash : bool
         Off for dry runs.
+    every_item : bool
+        An item for every archive, unchanged ones too (a dry run shows them); by default those are only
+        named in :attr:`ComposerPart.unchanged`.
     """
 
-    def __init__(self, root: os.PathLike | str, state, url: Optional[str] = None, *, rehash: bool = True):
+    def __init__(self, root: os.PathLike | str, state, url: Optional[str] = None, *, rehash: bool = True,
+                 every_item: bool = False):
         self.root = Path(root)
         check_layout(self.root)
         self.state = state
         self.rehash = rehash
+        self.every_item = every_item
         self.written_for = read_composer_url(self.root)
         self.url = url or self.written_for or DEFAULT_URL
         self.listing = None  # what composer/dist/ held, when this plan listed it
@@ -207,8 +224,9 @@ class ComposerPlanner:
         if selection is None:
             prune = False
         part = ComposerPart(url=self.url)
-        wanted = {}
+        wanted = {}  # rel -> (name, version_normalized, entry)
         if selection is not None:
+            part.repo_of = selection.repo_of
             for failure in selection.failures:
                 name, _, constraint = failure.requirement.partition(" ")
                 item = Item(f"composer:{failure.requirement}", Action.FETCH, Requirement(name, constraint),
@@ -216,29 +234,43 @@ class ComposerPlanner:
                 item.status, item.error = Status.FAILED, failure.error
                 part.failures.append(item)
             for name, vn, entry in selection.entries():
-                fields = entry.parsed() if isinstance(entry, KeptEntry) else entry  # one parse per version
-                dist = fields.get("dist")
-                if not isinstance(dist, dict) or not dist.get("url"):
-                    try:
-                        part.metadata.setdefault(check_fits(name), {})[vn] = clean_entry(fields)
-                    except UnsafeNameError as exc:  # one name must not cost the whole index
-                        log.warning("skipping %s %s: %s", printable(name, 60), printable(vn, 40), exc)
-                    continue
+                # The selection keeps each archive's dist type beside its text: no parse per version.
+                kind = entry.dist_type if isinstance(entry, KeptEntry) else archive_type(entry)
+                if kind is None:
+                    fields = entry.parsed() if isinstance(entry, KeptEntry) else entry
+                    kind = archive_type(fields)
+                    if kind is None:  # no archive: a metapackage, published as metadata only
+                        try:
+                            part.metadata.setdefault(check_fits(name), {})[vn] = clean_entry(fields)
+                        except UnsafeNameError as exc:  # one name must not cost the whole index
+                            log.warning("skipping %s %s: %s", printable(name, 60), printable(vn, 40), exc)
+                        continue
                 try:
-                    rel = dist_rel(name, vn, dist.get("type"))
+                    rel = dist_rel(name, vn, kind)
                 except UnsafeNameError as exc:
                     log.warning("skipping %s", exc)
                     part.items.append(Item(f"{DIST}/{name}", Action.SKIP, reason=str(exc)))
                     continue
-                wanted[rel] = archive_of(name, vn, entry, selection.repo_of.get(name), fields)
+                wanted[rel] = (name, vn, entry)
         # A failed resolution (keys refused, network) says nothing about what is no longer wanted.
         may_prune = prune and not part.failures
         for name, versions in self.previous_meta.items():
             for vn, entry in versions.items():
                 if not may_prune:
                     part.metadata.setdefault(name, {}).setdefault(vn, clean_entry(entry))
-        for rel, stored in self._stored(sorted(wanted)):
-            part.items.append(self._plan_wanted(rel, wanted[rel], stored))
+        prefix, quick = self._prefix, not self.every_item
+        for rel, row in self._stored(sorted(wanted)):
+            try:
+                st = os.lstat(prefix + rel)  # joined as text: a Path per archive costs more than the call
+            except FileNotFoundError:
+                st = None
+            chosen = wanted[rel]
+            if quick and row is not None and st is not None and _as_recorded(row, st, chosen[2]):
+                part.unchanged[rel] = chosen  # no item, no archive, no entry: nothing to do or to write
+                continue
+            name, vn, entry = chosen
+            archive = archive_of(name, vn, entry, selection.repo_of.get(name))
+            part.items.append(self._plan_wanted(rel, archive, entry_of(row) if row is not None else None, st))
         on_disk = dict(self._walk(set(wanted)))  # the files not wanted (a record without its file plans nothing)
         part.listing = self.listing
         for rel in sorted(on_disk):
@@ -246,17 +278,14 @@ class ComposerPlanner:
         return part
 
     def _stored(self, rels: list):
-        """(rel, the state's entry or None) for each of the sorted *rels*: one query for all, read alongside."""
-        rows = getattr(self.state, "entries_in_order", None)
-        if rows is None:  # a state without ordered reads (a test's stand-in): one look-up per path
-            yield from ((rel, self.state.get(rel)) for rel in rels)
-            return
-        rows = rows(DIST)
+        """(rel, the state's row or None) for each of the sorted *rels* (:meth:`State.rows_in_order`): one query
+        for all, read alongside."""
+        rows = self.state.rows_in_order(DIST)
         row = next(rows, None)
         for rel in rels:
             while row is not None and row[0] < rel:
                 row = next(rows, None)
-            yield rel, row[1] if row is not None and row[0] == rel else None
+            yield rel, row if row is not None and row[0] == rel else None
 
     def _walk(self, wanted: set):
         """(rel, lstat) of each file under ``composer/dist/`` but the wanted ones (planned on their own, with
@@ -286,11 +315,10 @@ class ComposerPlanner:
                 good, intact = replace(good, records=(clean_entry(listed),)), True
         return good, intact
 
-    def _plan_wanted(self, rel: str, archive: Archive, stored) -> Item:
-        """The item of a wanted archive; *stored* is the state's entry of *rel* (None: none)."""
-        try:
-            st = os.lstat(self._prefix + rel)  # joined as text: a Path per archive costs more than the call
-        except FileNotFoundError:
+    def _plan_wanted(self, rel: str, archive: Archive, stored, st: Optional[os.stat_result]) -> Item:
+        """The item of a wanted archive; *stored* is the state's entry of *rel* (None: none), *st* its ``lstat``
+        (None: no such file)."""
+        if st is None:
             return Item(rel, Action.FETCH, archive, reason="new" if stored is None else "missing from disk")
         if stat.S_ISLNK(st.st_mode):
             return Item(rel, Action.REPAIR, archive, reason="a symbolic link, not a file")
@@ -342,6 +370,19 @@ class ComposerPlanner:
         elif good is not None:
             item.reason = "changed on disk since it was verified; left out of the index"
         return item
+
+
+def _as_recorded(row: tuple, st: os.stat_result, entry) -> bool:
+    """Whether the archive whose ``lstat`` is *st* is present as its state *row* records it: the fingerprint,
+    digests, and *entry* itself as its record. What :meth:`ComposerPlanner._plan_wanted` finds for it (present,
+    recorded), without building its archive, item or entry. A record that is this very entry was verified
+    against it (its SHA-1 as it landed, or found present by it): the text vouches for the SHA-1."""
+    _, md5, sha256, size, mtime_ns, ctime_ns, ino, text, sha1 = row
+    return (st.st_ino == ino and st.st_size == size and st.st_mtime_ns == mtime_ns and st.st_ctime_ns == ctime_ns
+            and stat.S_ISREG(st.st_mode) and type(md5) is str and md5 != "" and type(sha256) is str
+            and sha256 != "" and type(sha1) is str and sha1 != "" and type(entry) is KeptEntry
+            and type(text) is str and len(text) == len(entry.text) + 2 and text.startswith("[")
+            and text.endswith("]") and text.startswith(entry.text, 1))  # "[text]", compared without a copy
 
 
 def _recorded(good, stored, archive: Archive) -> bool:

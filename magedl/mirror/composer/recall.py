@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import stat
+import sys
 import threading
 from pathlib import Path
 from typing import Callable, Optional
@@ -30,7 +31,7 @@ from magedl.paths import BOOKKEEPING
 log = logging.getLogger(__name__)
 
 MEMO = f"{BOOKKEEPING}/composer-selection.json"
-_VERSION = 2  # 2: each entry is its canonical text
+_VERSION = 3  # 2: each entry is its canonical text; 3: with the dist type of each archive
 _LIMIT = 512 << 20  # far above the selection of any real closure; a larger file is only a miss
 _MAX_WARNINGS = 200
 _BATCH = 500  # package lines parsed at once
@@ -103,12 +104,14 @@ def recall(root: os.PathLike | str, options, reads: Reads, cache) -> Optional[di
                 batch = [line for line in itertools.islice(f, _BATCH) if line.strip()]
                 if not batch:
                     break
-                for name, versions in json.loads(b"[" + b",".join(batch) + b"]"):
-                    if not isinstance(name, str) or not isinstance(versions, dict) \
-                            or not all(isinstance(text, str) for text in versions.values()):
+                for name, versions, types in json.loads(b"[" + b",".join(batch) + b"]"):
+                    if not isinstance(name, str) or not isinstance(versions, dict) or not isinstance(types, dict) \
+                            or not all(isinstance(text, str) for text in versions.values()) \
+                            or not all(isinstance(kind, str) for kind in types.values()):
                         return None
-                    # Kept as the text the state stores for them: never parsed while they are up to date.
-                    packages[name] = {vn: KeptEntry(text) for vn, text in versions.items()}
+                    # Kept as the text the state stores for them: never parsed while they are up to date. The dist
+                    # type beside it says where its archive goes (dist_rel still checks the path it makes).
+                    packages[name] = {vn: KeptEntry(text, _interned(types.get(vn))) for vn, text in versions.items()}
     except (OSError, ValueError, TypeError, RecursionError):  # missing, damaged or foreign: resolve again
         return None
     if len(packages) != head.get("count"):
@@ -139,10 +142,19 @@ def remember(root: os.PathLike | str, options, reads: Reads, selection, warnings
             "warnings": warnings[:_MAX_WARNINGS], "count": len(selection.packages)}
     # Each entry as the mirror keeps it (no source, no notification URL), in the state's canonical text: the next
     # run holds and compares that text as it is read (a JSON string, parsed by the line's own parse).
-    lines = (json.dumps([name, {vn: KeptEntry.of(entry).text for vn, entry in versions.items()}],
-                        ensure_ascii=False, separators=(",", ":"))
+    lines = (_line(name, [(vn, KeptEntry.of(entry)) for vn, entry in versions.items()])
              for name, versions in selection.packages.items())
     _write_lines(path, itertools.chain([json.dumps(head, ensure_ascii=False, separators=(",", ":"))], lines))
+
+
+def _line(name: str, kept: list) -> str:
+    """One package's line: its name, ``{vn: text}`` and ``{vn: dist type}`` of those that have an archive."""
+    types = {vn: e.dist_type for vn, e in kept if e.dist_type is not None}
+    return json.dumps([name, {vn: e.text for vn, e in kept}, types], ensure_ascii=False, separators=(",", ":"))
+
+
+def _interned(kind: Optional[str]) -> Optional[str]:
+    return None if kind is None else sys.intern(kind)
 
 
 def _write_lines(path: Path, lines) -> None:

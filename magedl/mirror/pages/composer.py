@@ -18,9 +18,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Iterator, Mapping, Optional
 
-from magedl.composer.metadata import check_package_name
 from magedl.errors import MagedlError
-from magedl.mirror.composer.index import P2, entry_rel
+from magedl.mirror.layout import COMPOSER_P2 as P2
 from magedl.mirror.pages.html import frame, href, link, size, sums, table, text
 
 log = logging.getLogger(__name__)
@@ -66,6 +65,8 @@ class Summary:
 
 def _p2_files(files: Mapping[str, bytes]) -> dict:
     """``{package name: [its p2 rels]}`` (the tagged file first, then ``~dev``), names checked."""
+    from magedl.composer.metadata import check_package_name  # imported by a mirror that has a Composer part
+
     out: dict = {}
     for rel in sorted(files):
         if not (rel.startswith(P2 + "/") and rel.endswith(".json")):
@@ -166,6 +167,8 @@ def _requires(entry: dict) -> str:
 
 
 def _archive(page: str, entry: dict, url: Optional[str], held: Mapping) -> str:
+    from magedl.mirror.composer.index import entry_rel  # imported by a mirror that has a Composer part
+
     dist = entry.get("dist")
     if not isinstance(dist, dict) or not dist:
         return '<span class="muted">no archive (metapackage)</span>'

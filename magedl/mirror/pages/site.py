@@ -18,7 +18,7 @@ from typing import Iterable, Iterator, Mapping, Optional
 
 from magedl.fsutil import atomic_write, read_if_regular
 from magedl.mirror.index import records_digest, remember_rendered, unchanged_since
-from magedl.mirror.layout import FILES, SIG, SUMS, clear_way, walk_files
+from magedl.mirror.layout import FILES, SIG, SUMS, clear_way, walk_entries
 from magedl.mirror.model import SLOTS
 from magedl.mirror.pages import composer as composer_pages
 from magedl.mirror.pages import releases as release_pages
@@ -230,7 +230,7 @@ def drop_stale(root: os.PathLike | str, written: Mapping) -> None:
     root = Path(root)
     stale = [rel for rel in PAGE_FILES if rel not in written and os.path.lexists(root / rel)]
     for folder in PAGE_FOLDERS:
-        stale += [rel for rel, _ in walk_files(root, folder) if rel not in written]
+        stale += [rel for rel, _ in walk_entries(root, folder, ordered=False) if rel not in written]  # no lstat
     for rel in stale:
         try:
             os.unlink(root / rel)

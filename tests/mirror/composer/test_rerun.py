@@ -202,6 +202,7 @@ def test_an_up_to_date_rerun_asks_the_state_to_write_no_archive_record_nor_reads
     assert [rel for rel in asked if rel.startswith(index.DIST + "/")] == []
     # A record that differs from the entry now listed is still written (the run stays the state's truth).
     monkeypatch.setattr(plan_module, "_recorded", lambda *args: False)
+    monkeypatch.setattr(plan_module, "_as_recorded", lambda *args: False)  # each archive planned as an item
     written.clear()
     mirror(mdir, repos)
     assert len([rel for rel in written if rel.startswith(index.DIST + "/")]) == len(statuses)

@@ -9,6 +9,7 @@ removed or damaged on disk is still noticed.
 
 import json
 import os
+from unittest.mock import ANY
 
 from mirror.composer.mirrorkit import mirror
 
@@ -127,7 +128,14 @@ def test_a_damaged_or_foreign_listing_is_only_a_miss(tmp_path, monkeypatch):
     listing.remember(memo, kept)
     assert files == [f"{index.DIST}/a/b/1.0.0.0.zip"] and listing.files_under(tmp_path, memo) == (files, None)
     good = json.loads(memo[listing.MEMO])
-    for damaged in ({**good, "files": good["files"] + [f"{index.DIST}/../../etc/passwd"]},
-                    {**good, "files": [7]}, {**good, "folders": {}}, "not a listing"):
+    folder = f"{index.DIST}/a/b"
+
+    def with_names(names):
+        return {**good, "folders": {**good["folders"], folder: good["folders"][folder][:3] + [names, []]}}
+
+    for damaged in (with_names(["1.0.0.0.zip", "../../../etc/passwd"]), with_names([7]), with_names([".hidden"]),
+                    {**good, "folders": {**good["folders"], "composer/p2": good["folders"][folder]}},
+                    {**good, "folders": {}}, {**good, "format": 1}, "not a listing"):
         memo[listing.MEMO] = json.dumps(damaged)
-        assert listing.files_under(tmp_path, memo)[1] is not None  # listed again
+        assert listing.files_under(tmp_path, memo) == (files, ANY)  # listed again, as it is
+        assert listing.files_under(tmp_path, memo)[1] is not None

@@ -1,0 +1,50 @@
+"""The archives a Composer plan found present as the state records them: no item each, read from the state again.
+
+An up-to-date re-run builds no :class:`~magedl.mirror.model.Item`, archive or entry for a wanted archive whose
+``lstat``, digests and record are as the state holds them (:attr:`~magedl.mirror.composer.plan.ComposerPart.unchanged`,
+as :attr:`~magedl.mirror.model.Plan.unchanged` for release files). What the index write lists of them and the items
+of a caller that reports every file (``--json``) are read from the state's rows, one query in path order. The
+rule a reader must not break: an archive is listed only while its ``lstat`` is the fingerprint it was verified at.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterator
+
+from magedl.mirror.composer.index import DIST
+from magedl.mirror.composer.plan import ComposerPart, archive_of
+from magedl.mirror.model import Action, Entry, Fingerprint, Item, Status
+from magedl.mirror.state import entry_of
+
+
+def held_entries(root: os.PathLike | str, state, part: ComposerPart) -> dict:
+    """``{rel: Entry}`` of the unchanged archives of *part* still on disk as verified, from their state rows."""
+    unchanged, out = part.unchanged, {}
+    if not unchanged:
+        return out
+    prefix = os.path.join(os.fspath(root), "")
+    for row in state.rows_in_order(DIST):
+        if row[0] not in unchanged:
+            continue
+        entry = entry_of(row)
+        try:
+            if entry is not None and entry.fingerprint.same_as(os.lstat(prefix + row[0])):
+                out[row[0]] = entry
+        except OSError:
+            continue  # gone since the plan: not listed
+    return out
+
+
+def unchanged_items(state, part: ComposerPart) -> Iterator[Item]:
+    """An item for each unchanged archive of *part*, made as its state row is read (path order), for a caller
+    that reports every file; nothing holds them but the caller."""
+    if not part.unchanged:
+        return
+    for rel, md5, sha256, sha1, *fingerprint in state.digests_in_order(DIST):
+        chosen = part.unchanged.get(rel)
+        if chosen is not None:
+            name, vn, entry = chosen
+            yield Item(rel, Action.PRESENT, archive_of(name, vn, entry, part.repo_of.get(name)), size=fingerprint[0],
+                       status=Status.PRESENT, recorded=True,
+                       entry=Entry(md5, sha256, Fingerprint(*fingerprint), (entry,), sha1))

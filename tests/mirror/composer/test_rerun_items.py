@@ -1,0 +1,87 @@
+"""What an up-to-date Composer re-run holds per archive, and what a run leaves for the next one to list (issue 18).
+
+An archive present as the state records it gets no plan item (:attr:`ComposerPart.unchanged`), and its entry
+is not parsed to find where it goes; a run that landed archives lists the folders it changed at its end, so
+the next run lists none of ``composer/dist/`` (and still notices what changed behind its back).
+"""
+
+import os
+
+import pytest
+from mirror.composer.mirrorkit import mirror
+
+from magedl.mirror.composer import index, listing
+from magedl.mirror.composer.index import KeptEntry, archive_type
+from magedl.mirror.core import Mirror
+from magedl.mirror.model import Status
+
+
+@pytest.fixture
+def listed(monkeypatch):
+    """The folders under ``composer/dist/`` listed (``os.scandir``) from now on, as relative paths."""
+    folders, scandir = [], os.scandir
+
+    def counted_scandir(path="."):
+        if not isinstance(path, int) and index.DIST in os.fsdecode(path):  # an int: a descriptor (rmtree)
+            folders.append(os.fsdecode(path).split(index.DIST, 1)[1])
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", counted_scandir)
+    return folders
+
+
+def _plan(mdir, repos, seen, every_item=False):
+    with Mirror(mdir).lock():
+        return Mirror(mdir).plan(None, (), composer=seen[-1], every_item=every_item).composer
+
+
+def test_an_up_to_date_plan_makes_no_item_and_parses_no_entry_per_archive(repos, tmp_path, monkeypatch):
+    mdir, seen = tmp_path / "m", []
+    statuses = mirror(mdir, repos)
+    assert mirror(mdir, repos, seen=seen) == {rel: Status.PRESENT for rel in statuses}  # reported all the same
+    parsed, parse = [], KeptEntry.parsed
+    monkeypatch.setattr(KeptEntry, "parsed", lambda self: parsed.append(self) or parse(self))
+    part = _plan(mdir, repos, seen)
+    archives = {rel for rel in statuses if rel.startswith(index.DIST + "/")}
+    assert part.items == [] and set(part.unchanged) == archives
+    assert all(archive_type(parse(entry)) is None for entry in parsed)  # only metapackages (no archive to place)
+    # A dry run (or a caller asking for every item) still gets one per archive.
+    assert {it.rel for it in _plan(mdir, repos, seen, every_item=True).items} == archives
+    # An archive changed on disk is planned as an item again; the others stay unchanged.
+    victim = sorted(archives)[0]
+    (mdir / victim).write_bytes((mdir / victim).read_bytes() + b"x")
+    part = _plan(mdir, repos, seen)
+    assert [it.rel for it in part.items] == [victim] and set(part.unchanged) == archives - {victim}
+    assert mirror(mdir, repos)[victim] == Status.REPAIRED
+
+
+def test_the_first_rerun_after_a_cold_run_lists_no_folder_of_composer_dist(repos, tmp_path, monkeypatch, listed):
+    monkeypatch.setattr(listing, "SETTLED_NS", 0)  # the folders were made a moment ago
+    mdir = tmp_path / "m"
+    statuses = mirror(mdir, repos)  # lists the folders it filled once more at its end
+    listed.clear()
+    assert mirror(mdir, repos) == {rel: Status.PRESENT for rel in statuses}
+    assert listed == []
+    # A file added, or one removed, behind magedl's back: its folder alone is listed again, and it is noticed.
+    archive = sorted(rel for rel in statuses if rel.startswith(index.DIST + "/"))[0]
+    folder = os.path.dirname(archive)
+    stray = f"{folder}/0.0.0.0-stray.zip"
+    (mdir / stray).write_bytes(b"not from upstream")
+    assert mirror(mdir, repos)[stray] == Status.STRAY and listed == [folder[len(index.DIST):]]
+    listed.clear()
+    (mdir / stray).unlink()
+    assert stray not in mirror(mdir, repos) and listed == [folder[len(index.DIST):]]
+
+
+def test_a_folder_too_fresh_to_vouch_is_listed_again_until_it_settles(repos, tmp_path, monkeypatch, listed):
+    monkeypatch.setattr(listing, "SETTLED_NS", 10**18)  # every folder changed "within the last tick"
+    mdir = tmp_path / "m"
+    mirror(mdir, repos)
+    listed.clear()
+    mirror(mdir, repos)
+    assert "" in listed and len(listed) > 5  # composer/dist/ itself and every folder under it
+    monkeypatch.setattr(listing, "SETTLED_NS", 0)
+    mirror(mdir, repos)
+    listed.clear()
+    mirror(mdir, repos)
+    assert listed == []
