@@ -3,8 +3,9 @@
 A plan is a list of :class:`Item`, one per file of the mirror (wanted or held)
 that the run may change or must report, each with the :class:`Action` the plan
 chose and, once the run has dealt with it, the :class:`Status` it ended in; a
-file present as the state records it is only named (:attr:`Plan.unchanged`). What the mirror knows of a good copy on
-disk is an :class:`Entry`, the unit of ``DIR/.magedl/state.sqlite``.
+file present as the state records it is only named (:attr:`Plan.unchanged`), and a new file to
+fetch only listed (:attr:`Plan.fetch_new`: its item is made when its transfer ends). What the mirror
+knows of a good copy on disk is an :class:`Entry`, the unit of ``DIR/.magedl/state.sqlite``.
 """
 
 from __future__ import annotations
