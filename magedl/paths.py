@@ -76,6 +76,47 @@ def destination(folder, file_name):
     return parent / path.name
 
 
+class Destinations:
+    """:func:`destination` for many names in one *folder*, each folder resolved once.
+
+    ``Destinations(folder)(name)`` is ``destination(folder, name)``. The
+    folder is resolved on first use, and each sub-folder the names lead
+    through with one ``lstat`` the first time a name needs it: a sub-folder
+    that is a symlink is resolved whole and must stay inside the folder, as
+    :func:`destination` requires. Resolving every path in full cost a run
+    an ``lstat`` per folder level per file, each a hand-over of the
+    interpreter lock among its download threads (docs/scale.md, the Composer
+    cold run). What is found holds for this object's life: the folders a run
+    writes in are its own.
+    """
+
+    def __init__(self, folder):
+        self._folder = folder
+        self._root = None  # the resolved folder as text, without a trailing "/" ("" for "/")
+        self._dirs: dict = {}  # "a/b" -> its resolved path, as text (a Path is several times larger)
+
+    def __call__(self, file_name) -> Path:
+        check_name(file_name)
+        if self._root is None:
+            self._root = str(Path(self._folder).resolve()).rstrip("/")
+        head, _, name = file_name.rpartition("/")
+        return Path(f"{self._dir(head, file_name) if head else self._root}/{name}")
+
+    def _dir(self, rel: str, file_name: str) -> str:
+        found = self._dirs.get(rel)
+        if found is None:
+            head, _, last = rel.rpartition("/")
+            found = f"{self._dir(head, file_name) if head else self._root}/{last}"
+            if os.path.islink(found):
+                real = Path(found).resolve()
+                root = Path(self._root or "/")
+                if real != root and root not in real.parents:
+                    raise UnsafeNameError(f"refusing {file_name!r}: it resolves outside {self._folder}")
+                found = str(real).rstrip("/")
+            self._dirs[rel] = found
+        return found
+
+
 def side_file(path, suffix):
     """The path of a side file (partial data, state, lock) next to *path*."""
     return Path(os.fspath(path) + suffix)

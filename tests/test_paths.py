@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from magedl import paths
 from magedl.errors import UnsafeNameError, UsageError
-from magedl.paths import LOCK_SUFFIX, PART_SUFFIX, STATE_SUFFIX, check_name, destination, side_file
+from magedl.paths import LOCK_SUFFIX, PART_SUFFIX, STATE_SUFFIX, Destinations, check_name, destination, side_file
 
 
 @pytest.mark.parametrize(
@@ -121,6 +121,37 @@ def test_destination_through_symlinked_root(tmp_path):
 
 def test_destination_accepts_str_folder(tmp_path):
     assert destination(str(tmp_path), "x.zip") == Path(tmp_path).resolve() / "x.zip"
+
+
+def _tree_with_links(tmp_path):
+    real = tmp_path / "real"
+    root = real / "root"
+    (root / "in" / "deep").mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    os.symlink(tmp_path / "outside", root / "out")
+    os.symlink(root / "in", root / "alias")
+    os.symlink(real, tmp_path / "link")
+    return tmp_path / "link" / "root"
+
+
+@pytest.mark.parametrize("name", ["x.zip", "in/x.zip", "in/deep/x.zip", "new/er/x.zip", "alias/x.zip",
+                                  "alias/deep/x.zip", "alias/new/x.zip"])
+def test_destinations_are_destination(tmp_path, name):
+    folder = _tree_with_links(tmp_path)
+    place = Destinations(folder)
+    assert place(name) == destination(folder, name)
+    assert place(name) == destination(folder, name)  # from what it found the first time
+
+
+@pytest.mark.parametrize("name", ["out/x.zip", "out/deeper/x.zip", "../x.zip", "in/.magedl-lock/x.zip"])
+def test_destinations_refuse_what_destination_refuses(tmp_path, name):
+    folder = _tree_with_links(tmp_path)
+    place = Destinations(folder)
+    with pytest.raises(UnsafeNameError):
+        destination(folder, name)
+    for _ in range(2):  # a refused folder is not remembered as good
+        with pytest.raises(UnsafeNameError):
+            place(name)
 
 
 def test_side_file(tmp_path):

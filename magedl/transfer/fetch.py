@@ -17,12 +17,11 @@ Every failure is a :class:`magedl.errors.MagedlError` subclass whose ``exit_code
 import collections
 import queue
 import threading
-from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 from magedl import config
 from magedl.errors import Interrupted, MagedlError
-from magedl.paths import check_name, destination
+from magedl.paths import Destinations, destination
 from magedl.service.api import Client
 from magedl.service.retry import RetryPolicy
 from magedl.transfer.commit import Committer
@@ -76,22 +75,8 @@ def fetch_release(client, release, folder, options: Optional[TransferOptions] = 
 
 
 def _placer(folder):
-    """:func:`magedl.paths.destination` for many names in *folder*, resolving the folder once.
-
-    A name without ``/`` lands directly in the resolved folder, which is
-    what ``destination`` computes for it too; other names take the full check.
-    """
-    root = []
-
-    def place(name):
-        if "/" in name:
-            return destination(folder, name)
-        check_name(name)
-        if not root:
-            root.append(Path(folder).resolve())
-        return root[0] / name
-
-    return place
+    """:func:`magedl.paths.destination` for many names in *folder* (:class:`~magedl.paths.Destinations`)."""
+    return Destinations(folder)
 
 
 def fetch_many(client, releases, folder, options: Optional[TransferOptions] = None, *,

@@ -75,6 +75,7 @@ class Result:
     sha256: str = ""
     connections: int = 1
     restarted: bool = False
+    sha1: str = ""  # with TransferOptions(sha1=True), for a file fetched (not one found present)
 
 
 def md5_file(path) -> str:
@@ -247,7 +248,7 @@ class Download:
         fd, self.fd = self.fd, None
         result = Result(self.dest, size, digests["md5"], state.resumed_from, verified=bool(self.md5),
                         sha256=digests.get("sha256", ""), connections=max(1, len(state.segments)),
-                        restarted=self.restarted)
+                        restarted=self.restarted, sha1=digests.get("sha1", ""))
         if not self.md5 and not self.options.caller_verifies:
             log.warning("%s: the feed gives no md5: the file is UNVERIFIED (md5 %s)", self.file_name, digests["md5"])
         if self.shared is None:

@@ -78,6 +78,9 @@ class TransferOptions:
     caller_verifies : bool
         The caller checks another digest before using the file (a Composer
         archive's SHA-1): a missing md5 is then not warned about.
+    sha1 : bool
+        Also compute each file's SHA-1 as it arrives (the digest a Composer
+        archive is checked against), so the caller need not read it back.
     tuning : Tuning
         Engine thresholds.
     """
@@ -89,4 +92,5 @@ class TransferOptions:
     require_checksum: bool = False
     sha256: bool = False
     caller_verifies: bool = False
+    sha1: bool = False
     tuning: Tuning = field(default_factory=Tuning)

@@ -59,7 +59,7 @@ class DownloadContext:
 
     @property
     def algorithms(self):
-        return ("md5", "sha256") if self.options.sha256 else ("md5",)
+        return ("md5",) + (("sha256",) if self.options.sha256 else ()) + (("sha1",) if self.options.sha1 else ())
 
 
 class SegmentWorkers:

@@ -62,10 +62,11 @@ def test_several_connections_fetch_each_byte_once(emulator, tmp_path):
     data = emulator.store.data(BIG)
     # Throttled, so the first stream cannot have the whole file before the pieces are cut.
     emulator.set_faults(rate=len(data) * 2)
-    result = fetch_release(client, rel, tmp_path, options(sha256=True))
+    result = fetch_release(client, rel, tmp_path, options(sha256=True, sha1=True))
     assert emulator.wait_for(lambda s: not s.in_flight, timeout=10)  # the cut-short GET is logged too
     assert (tmp_path / BIG).read_bytes() == data
     assert result.md5 == rel.md5 and result.sha256 == hashlib.sha256(data).hexdigest()
+    assert result.sha1 == hashlib.sha1(data).hexdigest()  # computed as the pieces arrived, as md5 is
     assert result.connections > 1
     log = gets(emulator)
     ranged = [r for r in log if r.range]

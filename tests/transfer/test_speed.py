@@ -19,7 +19,7 @@ from transfer.xferkit import BIG, client_for, options, release
 from magedl.service.api import Client
 from magedl.transfer import commit as commitlib
 from magedl.transfer.commit import Committer
-from magedl.transfer.fetch import FAR, NEAR_JOBS, _Last, _Pace, fetch_many
+from magedl.transfer.fetch import FAR, NEAR_JOBS, _Last, _Pace, _placer, fetch_many
 from magedl.transfer.one_file import Download
 from magedl.transfer.options import TransferOptions
 from magedl.transfer.shared import Budget, Shared
@@ -260,3 +260,18 @@ def test_the_last_outcome_wakes_the_caller_at_once_and_the_others_do_not():
     assert not last._event.is_set()
     last.count()
     assert last._event.is_set()
+
+
+def test_placing_names_looks_each_folder_up_once(tmp_path, monkeypatch):
+    """Names placed in a few folders cost a few look-ups, not a resolution of every path (~20 lstat each)."""
+    place = _placer(tmp_path)  # what fetch_many places each file with
+    place("composer/dist/a/b/first.zip")  # the folder itself, resolved once
+    root = tmp_path.resolve()
+    calls = []
+    for name in ("lstat", "stat"):
+        real = getattr(os, name)
+        monkeypatch.setattr(os, name, lambda *a, _real=real, **k: calls.append(a[0]) or _real(*a, **k))
+    for i in range(40):
+        got = place(f"composer/dist/v{i % 2}/p{i % 4}/{i}.zip")
+        assert got == root.joinpath("composer", "dist", f"v{i % 2}", f"p{i % 4}", f"{i}.zip")
+    assert len(calls) <= 6  # v0, v1 and the four package folders

@@ -202,7 +202,8 @@ def fetch_archives(client, items: list, root: os.PathLike | str, options: Transf
     if not jobs:
         return
     # Composer gives no md5: the engine fetches unchecked, and the SHA-1 is checked here.
-    plain = dataclasses.replace(options, require_checksum=False, sha256=True, caller_verifies=True)
+    # The SHA-1 is computed as the bytes arrive (on the download's thread), not read back here.
+    plain = dataclasses.replace(options, require_checksum=False, sha256=True, caller_verifies=True, sha1=True)
     dist_client = _DistClient(client, {rel: it.source.url for rel, it in by_rel.items()})
     for job, outcome in fetch_many(dist_client, jobs, staging, plain, progress=progress, limiter=limiter):
         it = by_rel[job.file_name]
@@ -211,7 +212,7 @@ def fetch_archives(client, items: list, root: os.PathLike | str, options: Transf
             note = next((n for u, n in notes.items() if it.source.url.startswith(u.rstrip("/"))), None)
             yield it, explain(outcome, note, f"{what} ({redact(it.source.url)})"), ""
             continue
-        sha1 = file_digests(outcome.path, ("sha1",))["sha1"]
+        sha1 = outcome.sha1 or file_digests(outcome.path, ("sha1",))["sha1"]  # read back: a file found present
         if it.source.shasum and sha1 != it.source.shasum:
             try:
                 os.unlink(outcome.path)

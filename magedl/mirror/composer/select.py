@@ -232,8 +232,10 @@ class Resolver:
         Metadata is fetched ahead for one batch at a time, so bodies waiting to be parsed stay few.
         """
         if self.prefetch is not None:  # valid names only: a URL (and the keys) must never go where a name points
-            self.prefetch(sorted({name for name, _, _ in wave if is_package_name(name)}
-                                 - {name for name, _ in self._found}))
+            # Each name of the batch is looked up in what was found (not every name found subtracted per batch).
+            found = self._found
+            self.prefetch(sorted({name for name, _, _ in wave if is_package_name(name)
+                                  and (name, False) not in found and (name, True) not in found}))
         following = []
         for name, constraint, chain in wave:
             for version, entry in self._require(name, constraint, chain):

@@ -240,6 +240,24 @@ def test_prefetched_metadata_is_read_once_and_handed_to_the_repository():
     assert sorted(asked) == ["https://p/p2/acme/app.json", "https://p/p2/acme/lib.json", "https://p/packages.json"]
 
 
+def test_each_level_asks_ahead_for_the_names_not_found_yet_without_a_scan_of_everything_found():
+    # A closure of thousands of packages prefetches a batch of 64 requirements at a time: subtracting
+    # every package found from each batch made the resolution quadratic.
+    from magedl.mirror.composer.select import Resolver
+
+    class NoScan(dict):
+        def __iter__(self):
+            raise AssertionError("every package found was scanned for one batch")
+
+    asked = []
+    resolver = Resolver([memory_repo("https://a/", A)], ComposerOptions(requires=(("acme/app", "*"),)),
+                        lambda message: None, asked.append)
+    resolver._found = NoScan()
+    selection = resolver.resolve()
+    assert sorted(selection.packages) == ["acme/app", "acme/lib"]
+    assert asked == [["acme/app"], ["acme/lib", "acme/virtual"]]
+
+
 def test_providers_files_are_prefetched_from_the_first_repository_listing_them():
     from magedl.mirror.composer.fetch import prefetch
 
