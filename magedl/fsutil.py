@@ -212,6 +212,33 @@ def atomic_write(path, data, mode=FILE_MODE, durable=True):
     return True
 
 
+def atomic_write_parts(path, parts, mode=FILE_MODE, durable=True) -> bool:
+    """:func:`atomic_write` of the bytes *parts* gives (a function yielding chunks, from the start each time it
+    is called: once to compare them with the file there, once to write them), for a file too large to hold
+    whole. Returns True when the file changed."""
+    path = Path(path)
+    if _same_chunks(path, parts()):
+        return False
+    write_chunks(path, parts(), mode, durable)
+    return True
+
+
+def _same_chunks(path, chunks) -> bool:
+    """Whether *path* is a regular file (not a link) holding exactly the bytes of *chunks*, in turn."""
+    opened = open_regular(path)
+    if opened is None:
+        return False
+    fd, _ = opened
+    try:
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            for chunk in chunks:
+                if f.read(len(chunk)) != chunk:
+                    return False
+            return f.read(1) == b""
+    finally:
+        os.close(fd)
+
+
 def write_chunks(path, chunks, mode=FILE_MODE, durable=True) -> None:
     """Replace *path* with the bytes of *chunks* (an iterable) by write-to-temp and rename, as :func:`atomic_write`.
 

@@ -56,8 +56,10 @@ def read_bounded(body: bytes | Iterable[bytes], max_bytes: int, where: str) -> b
     return b"".join(chunks)
 
 
-def parse_json(data, where: str):
+def parse_json(data, where: str, object_pairs_hook=None):
     """Parse untrusted JSON (bytes or text), refusing nesting deeper than :data:`MAX_DEPTH`.
+
+    *object_pairs_hook*, when given, makes each object from its ``(key, value)`` pairs (as ``json.loads``).
 
     Raises
     ------
@@ -77,7 +79,8 @@ def parse_json(data, where: str):
     if _too_deep(text, MAX_DEPTH):
         raise FeedError(f"{where}: the JSON is nested deeper than {MAX_DEPTH} levels; this is not metadata")
     try:
-        return json.loads(text, parse_constant=_no_constant, parse_int=_bounded_int)
+        return json.loads(text, parse_constant=_no_constant, parse_int=_bounded_int,
+                          object_pairs_hook=object_pairs_hook)
     except _TooManyDigits as exc:
         raise FeedError(f"{where}: the JSON holds a number of {exc.args[0]} digits; this is not metadata") from None
     except RecursionError:  # unreachable after _too_deep; kept as a last line

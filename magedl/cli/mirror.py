@@ -136,7 +136,7 @@ def run_mirror(args, out):
     rows = []
 
     def on_plan(plan):
-        view.files = len(plan.to_fetch)
+        view.files = plan.fetch_count
 
     def on_item(item):
         _report_item(item, args.quiet)

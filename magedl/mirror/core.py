@@ -22,15 +22,16 @@ from magedl.fsutil import read_if_regular
 from magedl.locks import FileLock
 from magedl.mirror import layout, signature
 from magedl.mirror.bulk import collector_paused
+from magedl.mirror.delta import note_changes
 from magedl.mirror.held import Held, sort_items, unchanged_items
 from magedl.mirror.index import (
     MAX_INDEX_BYTES,
     SumsAsFound,
     parse_sums,
     read_feed,
-    read_sums,
     records_digest,
     release_from_dict,
+    sums_in_file,
     write_indexes,
 )
 from magedl.mirror.layout import FILES, INFO_FILES, SIG, SUMS, check_layout, release_rel, walk_files
@@ -179,14 +180,16 @@ class Mirror:
                     del todo[it.rel]
                     on_item(it)
             limiter = RateLimiter(options.limit_rate) if options.limit_rate else None  # one budget for the run
-            releases = [it.source for it in todo.values() if isinstance(it.source, Release)]
+            releases = [it.source for it in todo.values() if isinstance(it.source, Release)] + plan.fetch_new
             for release, outcome in fetch_many(client, releases, self.root / FILES, options, progress=progress,
                                                limiter=limiter):
-                it = todo[release_rel(release.file_name)]
+                rel = release_rel(release.file_name)
+                it = todo.pop(rel, None) or Item(rel, Action.FETCH, release, reason="new")  # made as it ends
                 self._landed(it, outcome, plan)
                 on_item(it)
                 if it.entry is not None and it.status is not Status.FAILED:  # landed and reported: the state
                     it.entry, it.in_state = None, True  # holds its record, the index write reads it there
+                    plan.landed.add(release.file_name)
             archives = [it for it in todo.values() if _is_archive(it.source)]
             if archives:
                 from magedl.mirror.composer.fetch import fetch_archives
@@ -212,20 +215,20 @@ class Mirror:
                 from magedl.mirror.composer import listing
 
                 listing.refresh(self.root, self.state, plan.items)
-            before = after = {}
+            moved = False
             if not found.same_file():
-                before, after = _parsed_sums(found.raw()), _parsed_sums(self._sums_raw())
+                before = _parsed_sums(found.raw())  # as the run found it (a cold run: nothing)
+                found.close()
+                moved = note_changes(self.root, self.state, before)
             found.close()
-            changed = {rel for rel, sha in after.items() if before.get(rel) != sha}
-            if changed or set(before) != set(after):
-                changed.add(SUMS)  # it does not list itself, but it changed too
+            if moved:
+                self.state.add_delta([SUMS])  # it does not list itself, but it changed too
                 if signature.discard(self.root) and sign_key is None:  # it vouched for the index as it was
                     log.warning("%s changed, so its old signature was removed; sign it again (--sign-key, or "
                                 "'magedl sign DIR --key KEY')", SUMS, extra=SECURITY)
                     if signer and self.html:  # the front page named the key of the signature just removed
                         self.write_indexes(plan)
-                        changed |= {rel for rel, sha in self._sums_now().items() if before.get(rel) != sha}
-            self.state.add_delta(changed)
+                        note_changes(self.root, self.state, before)
             self.state.save()
         if sign_key is not None:
             try:
@@ -327,15 +330,6 @@ class Mirror:
             self._index_stale = False
             self._index_due = time.monotonic() + (time.monotonic() - started) * (1 / INDEX_SHARE - 1)
 
-    def _sums_raw(self) -> bytes:
-        return read_if_regular(self.root / SUMS, MAX_INDEX_BYTES) or b""
-
-    def _sums_now(self) -> dict:
-        try:
-            return read_sums(self.root / SUMS)[0]
-        except OSError:
-            return {}
-
     def delta(self) -> list:
         """Every path changed since a delta file last listed them, runs killed meanwhile included.
 
@@ -388,7 +382,7 @@ class Mirror:
         # The release files from the state, one query in path order (an unchanged file has no item).
         held = Held(self.root, self.state, composer, excluded, watch={it.rel for it in built.values()})
         gone, unchanged, seen = {rel[len(FILES) + 1:] for rel in held.gone}, plan.unchanged, held.seen
-        records, described = [], set()
+        records, described = [], set()  # described: the names of built listed from the feed's records
         for r in plan.upstream:
             name = r.file_name
             it = built.get(name)
@@ -398,7 +392,8 @@ class Mirror:
                 listed = (name in unchanged or name in landed) and name not in gone
             if listed:
                 records.append(r)
-                described.add(name)
+                if it is not None:  # not a set of every name listed (100,000 on a cold run)
+                    described.add(name)
         for name in sorted(set(built) - described):  # no longer upstream as held: the records it came with
             it = built[name]
             if it.rel in seen:
@@ -410,7 +405,7 @@ class Mirror:
             written = write_pages(self.root, records, held, extra, plan.composer.url if plan.composer else None,
                                   signer, memo=self.state, digest=digest)
         elif self.html:
-            written = {rel: sha for rel, sha in self._sums_now().items() if is_page(rel)}
+            written = {rel: sha for rel, sha in sums_in_file(self.root / SUMS) if is_page(rel)}
         changed = write_indexes(self.root, records, held, fresh, memo=self.state, digest=digest,
                                 also={**written, **on_disk})
         if plan.composer is not None:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from collections.abc import Mapping
 from typing import Iterator
 
 from magedl.mirror.layout import FILES
 from magedl.mirror.model import Action, Entry, Fingerprint, Item, Plan, Status
+from magedl.paths import BOOKKEEPING
 
 _BATCH = 2048
 
@@ -24,7 +26,7 @@ class Held(Mapping):
     """``{path: Entry}`` of the files held and verified, in path order, holding no object per release file.
 
     One pass over the state's rows under ``file/`` checks each against its ``lstat`` and, for the
-    files listed, renders their ``SHA256SUMS`` lines (:attr:`release_sums`, bytes) and digests
+    files listed, renders their ``SHA256SUMS`` lines (:attr:`release_sums`, a file) and digests
     what the pages say of them (:meth:`lines_digest`); one byte per row remembers which were
     listed, for a reader of every entry (:meth:`items`, when the pages are rendered), which
     reads the rows again. The Composer archives come from the plan's items (*composer*).
@@ -49,7 +51,9 @@ class Held(Mapping):
         self.state, self.composer, self._excluded = state, composer, excluded
         self.seen: dict = {}  # path -> md5 of those of *watch* that are listed
         self.gone: set = set()  # release paths with a row whose file changed (or went) since it was verified
-        self.release_sums = bytearray()  # the SHA256SUMS lines of the release files listed, in path order
+        # The SHA256SUMS lines of the release files listed, in path order: in an unnamed file in DIR/.magedl
+        # (there once the state has rows) until SHA256SUMS is rendered, not in memory while the info/ files are.
+        self.release_sums = None
         self._listed = bytearray()  # per row under file/, in path order: 1 when listed
         lines = hashlib.sha256()
         for rel in sorted(composer):
@@ -77,15 +81,21 @@ class Held(Mapping):
                 sums.append(f"{sha256}  {rel}\n")
                 pages.append(f"{rel}\0{size}\0{md5}\0{sha256}\0{sha1}\n")
                 if len(sums) == _BATCH:
-                    self.release_sums += "".join(sums).encode("utf-8")
+                    self._spill(root, sums)
                     lines.update("".join(pages).encode("utf-8", "surrogatepass"))
-                    sums.clear()
                     pages.clear()
-        self.release_sums += "".join(sums).encode("utf-8")
+        if sums:
+            self._spill(root, sums)
         lines.update("".join(pages).encode("utf-8", "surrogatepass"))
         self._lines = lines.hexdigest()
         self._len = len(composer) + count
         self._release_totals = (count, size_sum)
+
+    def _spill(self, root, sums: list) -> None:
+        if self.release_sums is None:
+            self.release_sums = tempfile.TemporaryFile(dir=os.path.join(root, BOOKKEEPING))
+        self.release_sums.write("".join(sums).encode("utf-8"))
+        sums.clear()
 
     def lines_digest(self) -> str:
         """sha256 of ``path\\0size\\0md5\\0sha256\\0sha1\\n`` of each file listed, in path order (the pages' inputs)."""
@@ -139,10 +149,10 @@ def sort_items(root, plan: Plan, leave_out: frozenset) -> tuple:
 
     *composer*: ``{path: Entry}`` of the Composer archives held and unchanged on disk; *built*: file
     name -> item of each release file listed as its item says (kept, updated, re-hashed); *landed*: the
-    names of release files that landed this run (listed from the state, as an unchanged file is);
-    *excluded*: release paths no copy of which is to be listed (failed, pruned, left out).
+    names of release files that landed this run (:attr:`Plan.landed`: listed from the state, as an
+    unchanged file is); *excluded*: release paths no copy of which is to be listed (failed, pruned, left out).
     """
-    composer, built, landed, excluded = {}, {}, set(), set()
+    composer, built, landed, excluded = {}, {}, plan.landed, set()
     prefix = os.path.join(root, "")
     for it in plan.items:
         release = it.rel.startswith(FILES + "/")
@@ -151,11 +161,8 @@ def sort_items(root, plan: Plan, leave_out: frozenset) -> tuple:
                 excluded.add(it.rel)  # its state row (if any) describes no copy to list
             continue
         if release:  # by name (the feed's own string when it has one)
-            name = it.source.file_name if it.source is not None else it.file_name
-            if it.in_state:
-                landed.add(name)  # verified against the feed's md5 as it landed: listed as an unchanged file
-            else:
-                built[name] = it
+            if not it.in_state:  # landed: verified against the feed's md5 then, listed as an unchanged file
+                built[it.source.file_name if it.source is not None else it.file_name] = it
             continue
         try:
             if not it.entry.fingerprint.same_as(os.lstat(prefix + it.rel)):
@@ -164,7 +171,8 @@ def sort_items(root, plan: Plan, leave_out: frozenset) -> tuple:
             continue
         composer[it.rel] = it.entry
     if excluded:  # a skipped name may be held too (a KEEP item of the same path): that item decides
-        excluded -= {it.rel for it in built.values()} | {FILES + "/" + name for name in landed}
+        kept, cut = {it.rel for it in built.values()}, len(FILES) + 1
+        excluded = {rel for rel in excluded if rel not in kept and (rel in leave_out or rel[cut:] not in landed)}
     return composer, built, landed, excluded
 
 

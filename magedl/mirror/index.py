@@ -14,17 +14,18 @@ import stat
 from itertools import chain
 from json.encoder import encode_basestring as _quote
 from pathlib import Path
-from typing import Iterable, Mapping, Optional, Protocol
+from typing import Callable, Iterable, Iterator, Mapping, Optional, Protocol
 
 from magedl.errors import MagedlError
-from magedl.fsutil import atomic_write, open_regular, read_if_regular
+from magedl.fsutil import atomic_write, atomic_write_parts, open_regular, read_if_regular
 from magedl.mirror.layout import FILES, INFO_FILES, SUMS, clear_way
 from magedl.mirror.model import Fingerprint
 from magedl.service.catalog import Release, parse_feed
 from magedl.service.textformat import render_table, render_versions, table_lines
 
 __all__ = ["FILES", "INFO_FILES", "SUMS", "SumsAsFound", "parse_sums", "read_feed", "read_sums", "release_from_dict",
-           "records_digest", "release_rels", "render_indexes", "render_sums", "write_indexes"]
+           "records_digest", "release_rels", "render_indexes", "render_sums", "sums_in_file", "sums_parts",
+           "write_indexes"]
 
 _SUM_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")
 # Index files of a mirror of 100,000 files are tens of MB; far more is not an index.
@@ -108,26 +109,43 @@ def _entries(out: bytearray, records: list, depth: int, keep_version: bool) -> N
     out += ("\n" + " " * depth + "]").encode() if records else b"]"
 
 
-def render_sums(sha256s, more: Optional[Mapping[str, str]] = None) -> bytearray:
-    """``SHA256SUMS`` (its bytes, in a bytearray) from ``{relative path: sha256}``, sorted by path.
+def render_sums(sha256s, more: Optional[Mapping[str, str]] = None) -> bytes:
+    """``SHA256SUMS`` (its bytes) from ``{relative path: sha256}``, sorted by path (see :func:`sums_parts`)."""
+    return b"".join(sums_parts(sha256s, more)())
 
-    *sha256s* is a mapping, or a :class:`magedl.mirror.held.Held` (read from the state, its
-    release files' lines rendered as it read them). *more* (a few index
-    files) adds to or overrides *sha256s* without a merged copy of it. Encoded a batch of lines at
-    a time into one buffer, returned as it is: a joined list of 100,000 lines, its text, or a copy of
-    the buffer would each cost as much as the bytes written again.
+
+def sums_parts(sha256s, more: Optional[Mapping[str, str]] = None) -> Callable[[], Iterator[bytes]]:
+    """The bytes of ``SHA256SUMS`` from ``{relative path: sha256}``, sorted by path, as a function that gives
+    them a chunk at a time, from the start each time it is called (what :func:`~magedl.fsutil.atomic_write_parts`
+    takes).
+
+    *sha256s* is a mapping, or a :class:`magedl.mirror.held.Held` (read from the state, its release files'
+    lines rendered to a file as it read them: read back a MiB at a time, never held whole). *more* (a
+    few index files) adds to or overrides *sha256s* without a merged copy of it. Lines are encoded a
+    batch at a time: a joined list of 100,000 lines, its text, or a copy would each cost as much as the
+    bytes written again.
     """
     more = more or {}
-    release = getattr(sha256s, "release_sums", None)
-    if release is not None and not any(rel.startswith(FILES + "/") for rel in more):
+    if hasattr(sha256s, "release_sums") and not any(rel.startswith(FILES + "/") for rel in more):
         # Held rendered its release files' lines as it read them: no index file sorts among them.
-        # Taken over, not copied (a second buffer of 100,000 lines): the lines before go in front of them.
         before = {rel: sha for rel, sha in more.items() if rel < FILES + "/"}
-        sha256s.release_sums = None
-        release[0:0] = _render(_in_order({rel: e.sha256 for rel, e in sha256s.composer.items()}, before))
-        release += _render(_in_order({}, {rel: sha for rel, sha in more.items() if rel not in before}))
-        return release
-    return _render(_in_order(sha256s, more))
+        head = _render(_in_order({rel: e.sha256 for rel, e in sha256s.composer.items()}, before))
+        tail = _render(_in_order({}, {rel: sha for rel, sha in more.items() if rel not in before}))
+        release, sha256s.release_sums = sha256s.release_sums, None
+
+        def parts():
+            yield head
+            if release is not None:
+                release.seek(0)
+                yield from iter(lambda: release.read(_READ_CHUNK), b"")
+            yield tail
+
+        return parts
+    data = _render(_in_order(sha256s, more))
+    return lambda: iter((data,))
+
+
+_READ_CHUNK = 1 << 20
 
 
 def _render(pairs) -> bytearray:
@@ -273,7 +291,7 @@ def write_indexes(root: os.PathLike | str, records: Iterable[Release], held: Map
     if unchanged is None and memo is not None:
         # Remembered only once they are on disk: a kill before this renders them again next time.
         remember_rendered(root, memo, "info", inputs, {rel: sums[rel] for rel in INFO_FILES})
-    if atomic_write(root / SUMS, render_sums(held, sums)):
+    if atomic_write_parts(root / SUMS, sums_parts(held, sums)):
         changed.append(SUMS)
     return changed
 
@@ -291,19 +309,43 @@ def parse_sums(text: str) -> tuple[dict, list]:
     """
     sums, bad = {}, []
     for number, line in enumerate(text.split("\n"), 1):
-        line = line.rstrip("\r")
-        if not line.strip():
+        parsed = _sum_line(line)
+        if parsed is None:
+            if line.strip():
+                bad.append(number)
             continue
-        match = _SUM_LINE.match(line)
-        if not match:
-            bad.append(number)
-            continue
-        rel, sha = match.group(2), match.group(1).lower()
+        rel, sha = parsed
         if sums.get(rel, sha) != sha:  # listed twice, differently: sha256sum -c fails one of them
             bad.append(number)
             continue
         sums[rel] = sha
     return sums, bad
+
+
+def _sum_line(line: str) -> Optional[tuple]:
+    """``(path, sha256)`` of one line of ``SHA256SUMS`` (without its newline), or None when it is none."""
+    match = _SUM_LINE.match(line.rstrip("\r"))
+    return (match.group(2), match.group(1).lower()) if match else None
+
+
+def sums_in_file(path: os.PathLike | str) -> Iterator[tuple]:
+    """``(path, sha256)`` of each line of the ``SHA256SUMS`` at *path* that is one, read a line at a time.
+
+    What :func:`read_sums` lists (but a path listed twice, which this does not look for), without
+    its whole text or a dict of it; nothing when it is missing, a link, no regular file or too big
+    to be an index.
+    """
+    opened = open_regular(path)
+    if opened is None:
+        return
+    fd, st = opened
+    with os.fdopen(fd, "rb") as lines:
+        if st.st_size > MAX_INDEX_BYTES:
+            return
+        for line in lines:
+            parsed = _sum_line(line.rstrip(b"\n").decode("utf-8", errors="replace"))
+            if parsed is not None:
+                yield parsed
 
 
 def read_sums(path: os.PathLike | str) -> tuple[dict, list]:

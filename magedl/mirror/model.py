@@ -3,8 +3,9 @@
 A plan is a list of :class:`Item`, one per file of the mirror (wanted or held)
 that the run may change or must report, each with the :class:`Action` the plan
 chose and, once the run has dealt with it, the :class:`Status` it ended in; a
-file present as the state records it is only named (:attr:`Plan.unchanged`). What the mirror knows of a good copy on
-disk is an :class:`Entry`, the unit of ``DIR/.magedl/state.sqlite``.
+file present as the state records it is only named (:attr:`Plan.unchanged`), and a new file to
+fetch only listed (:attr:`Plan.fetch_new`: its item is made when its transfer ends). What the mirror
+knows of a good copy on disk is an :class:`Entry`, the unit of ``DIR/.magedl/state.sqlite``.
 """
 
 from __future__ import annotations
@@ -364,6 +365,13 @@ class Plan:
         wanted release file present as the state records it (fingerprint, digests and records):
         nothing to do and nothing to write, so no :class:`Item` is built for it. The index write
         and the run's report read its digests from the state (``state.sqlite``) again.
+    fetch_new : list of Release
+        Wanted release files with no copy on disk and no state row, in path order: each is to be
+        fetched (``fetch``, "new"), and its :class:`Item` is made only once its transfer ended, then
+        dropped once reported (a cold run holds no item per file to fetch). Not in *items*.
+    landed : set of str
+        File names of the release files this run landed: their records went to the state as they
+        landed, and the index write lists them from there, as an unchanged file.
     """
 
     items: list = field(default_factory=list)
@@ -372,6 +380,8 @@ class Plan:
     composer: Any = None
     locks: tuple = ()
     unchanged: dict = field(default_factory=dict)
+    fetch_new: list = field(default_factory=list)
+    landed: set = field(default_factory=set)
     by_name: Optional[dict] = field(default=None, repr=False, compare=False)  # records_by_name(upstream), built once
 
     def __iter__(self):
@@ -391,7 +401,13 @@ class Plan:
 
     @property
     def to_fetch(self) -> list:
+        """The items whose files are to be fetched (the files of :attr:`fetch_new` have no item)."""
         return [it for it in self.items if it.action.fetches]
+
+    @property
+    def fetch_count(self) -> int:
+        """How many files the run is to fetch: :attr:`to_fetch` and :attr:`fetch_new`."""
+        return len(self.to_fetch) + len(self.fetch_new)
 
 
 def records_by_name(upstream) -> dict:

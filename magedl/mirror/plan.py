@@ -95,7 +95,8 @@ class ReleasePlanner:
         Re-hash files changed on disk; off for dry runs, which then plan ``recheck``.
     every_item : bool
         Build an item for every file, unchanged ones too (a dry run shows them all); by default a
-        file present as the state records it is only named in :attr:`Plan.unchanged`.
+        file present as the state records it is only named in :attr:`Plan.unchanged`, and a file with
+        no copy and no state row only listed in :attr:`Plan.fetch_new`.
     """
 
     def __init__(self, root: os.PathLike | str, state, upstream: Iterable[Release], *, rehash: bool = True,
@@ -121,6 +122,7 @@ class ReleasePlanner:
         """
         chosen = unique_files(selected)
         planned, unchanged, wanted = {}, {}, set()  # planned: file name -> item, for files that get one
+        fetch_new = []  # wanted files with no copy and no state row: no item until a transfer takes one
         for r in chosen:
             try:
                 check_release_name(r.file_name)
@@ -163,6 +165,9 @@ class ReleasePlanner:
                 unchanged[name] = r  # no item, no entry: its row is read again when the index is written
                 continue
             entry = entry_of(mine) if mine is not None else self.entries.pop(rel, None)
+            if quick and st is None and entry is None:
+                fetch_new.append(r)  # what _plan_wanted plans for it (fetch, "new"), made when it is fetched
+                continue
             item = self._plan_wanted(r, entry, st)
             if item is None:
                 unchanged[name] = r
@@ -186,7 +191,7 @@ class ReleasePlanner:
                 continue
             items.append(self._plan_unwanted(name, st, prune))
         return Plan(items, self.upstream, tuple(dropped), locks=tuple(self.locks), unchanged=unchanged,
-                    by_name=self.records)  # Plan.records_of reads the same table, not a second one
+                    fetch_new=fetch_new, by_name=self.records)  # Plan.records_of reads the same table, not a second one
 
     def _as_recorded(self, r: Release, row: tuple, st: os.stat_result) -> bool:
         """Whether the file whose ``lstat`` is *st* is present as its state *row* records it: the

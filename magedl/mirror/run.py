@@ -112,8 +112,9 @@ class MirrorReport:
     summary : Summary
         Counts, bytes transferred and the failed items (a dry run: empty).
     items : list of Item
-        Each item, in the order its fate became known (a file present as recorded only when
-        the run was asked for *every_item*; the summary counts it either way).
+        Each item, in the order its fate became known, when the run was asked for *every_item*;
+        otherwise empty: *on_item* receives each as it is known, and the summary counts them (a
+        cold run of 100,000 files would hold an item per file).
     advisories : AdvisoryReport or None
         The security advisories refreshed for the Composer part, if any.
     signed : SignedBy or None
@@ -206,7 +207,8 @@ def mirror_folder(request: MirrorRequest, clients: Clients, *, progress=None,
 
             def landed(item):
                 report.summary.add(item)
-                report.items.append(item)
+                if every_item:
+                    report.items.append(item)
                 if on_item is not None:
                     on_item(item)
 

@@ -333,11 +333,11 @@ class Client:
 
         return self.retry.call(attempt, path)
 
-    def feed(self) -> object:
-        """The JSON feed (``info/json``) as decoded JSON."""
+    def feed(self, object_pairs_hook=None) -> object:
+        """The JSON feed (``info/json``) as decoded JSON (*object_pairs_hook*: as ``json.loads`` takes it)."""
         text = self.get_text("info/json")
         try:
-            return parse_json(text, shown_url(self.url("info/json")))
+            return parse_json(text, shown_url(self.url("info/json")), object_pairs_hook=object_pairs_hook)
         except NotJSON:
             raise self._not_json(text) from None
 
@@ -349,10 +349,12 @@ class Client:
         the error names the URL tried and what is likely wrong with it.
         """
         from magedl.service.catalog import parse_feed
+        from magedl.service.feedjson import feed_decoder
         from magedl.service.textformat import parse_table
 
         try:
-            return parse_feed(self.feed(), warn=warn, consume=True)  # the feed is ours: not held twice
+            # Plain entries decoded compact, and the feed is ours: not held twice.
+            return parse_feed(self.feed(feed_decoder()), warn=warn, consume=True)
         except (NotFoundError, FeedError) as json_error:
             log.debug("info/json unusable (%s); trying the text table info/files", json_error)
             try:

@@ -7,7 +7,6 @@ the whole listing. The feed's shape: see docs/service.md, "The JSON feed".
 import dataclasses
 import difflib
 import posixpath
-import re
 import sys
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -15,6 +14,9 @@ from types import MappingProxyType
 from typing import Callable, Iterable, List, Optional, Sequence
 
 from magedl.errors import FeedError, IntegrityError, NotFoundError
+from magedl.service.feedjson import MD5 as _MD5
+from magedl.service.feedjson import PLAIN_KEYS as _PLAIN_KEYS
+from magedl.service.feedjson import CompactEntry, restored
 from magedl.text import printable
 from magedl.versions import sort_versions, unclosed_bracket, version_key, version_matches
 
@@ -24,7 +26,6 @@ from magedl.versions import sort_versions, unclosed_bracket, version_key, versio
 _CORE = ("name", "file_name", "version", "type", "md5", "ce_versions", "ee_versions")
 _CORE_KEYS = frozenset(_CORE)
 _NO_EXTRA = MappingProxyType({})
-_MD5 = re.compile(r"[0-9a-f]{32}")
 # Extra fields nested deeper than this are dropped: nothing magedl shows needs them, and printing
 # them as JSON later would hit Python's recursion limit.
 _EXTRA_DEPTH = 32
@@ -120,6 +121,8 @@ def parse_feed(data: object, warn: Optional[Callable[[str], None]] = None, consu
         If ``data`` is not a JSON object.
     """
     warn = warn or _ignore
+    if type(data) is CompactEntry:  # an object the decoder took for an entry: the dict it stands for
+        data = data.as_dict()
     if not isinstance(data, dict):
         raise FeedError(
             f"the catalogue feed is not a JSON object (got {type(data).__name__}); "
@@ -129,7 +132,10 @@ def parse_feed(data: object, warn: Optional[Callable[[str], None]] = None, consu
     for category, value in data.items():
         group = names = None  # the (type, version) of the entry before: a feed lists each version's together
         for where, version, entry in _entries(str(category), value, warn, consume):
-            release = _plain(entry, str(category), version) or _release(entry, str(category), version, where, warn)
+            if type(entry) is CompactEntry:
+                release = _compact(entry, str(category), version)
+            else:
+                release = _plain(entry, str(category), version) or _release(entry, str(category), version, where, warn)
             if release is None:
                 continue
             if group != (release.type, release.version):
@@ -154,6 +160,8 @@ def parse_feed(data: object, warn: Optional[Callable[[str], None]] = None, consu
 
 def _entries(category, value, warn, consume=False):
     """Yield (where, version, entry); version None means "ask the entry"; *consume*: drop each once read."""
+    if type(value) is CompactEntry:
+        value = value.as_dict()
     if isinstance(value, dict):
         for version, entries in value.items():
             if not isinstance(entries, list):
@@ -173,7 +181,12 @@ def _entries(category, value, warn, consume=False):
         warn(f"feed {category}: neither an object nor a list; skipped")
 
 
-_PLAIN_KEYS = frozenset(("name", "file_name", "md5", "version"))
+def _compact(entry, category, version):
+    """The record :func:`_plain` (or :func:`_release`, *version* None) makes of the plain entry *entry*."""
+    name, file_name, md5, own, _ = entry
+    if version is None:
+        version = "" if own is None else own
+    return Release(name, file_name, version, category, md5 or "", (), (), _NO_EXTRA)
 
 
 def _plain(entry, category, version):
@@ -234,7 +247,7 @@ def _extra(entry, file_name, where, warn):
         if _deeper_than(value, _EXTRA_DEPTH):
             warn(f"feed {where}: field {key!r} of {file_name} is nested too deeply; dropped")
             continue
-        extra[key] = value
+        extra[key] = restored(value)
     return extra
 
 
@@ -242,7 +255,7 @@ def _deeper_than(value, limit):
     """Whether a decoded JSON value nests more than *limit* levels (without recursion)."""
     level = [value]
     for _ in range(limit + 1):
-        level = [child for item in level if isinstance(item, (list, dict))
+        level = [child for item in level if isinstance(item, (list, dict, CompactEntry))  # a dict of texts
                  for child in (item.values() if isinstance(item, dict) else item)]
         if not level:
             return False

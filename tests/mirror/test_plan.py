@@ -48,8 +48,9 @@ def actions(plan):
 
 
 def planned(root, selected, upstream=UPSTREAM, **kwargs):
-    rehash = kwargs.pop("rehash", True)
-    return ReleasePlanner(root, State(root), upstream, rehash=rehash).plan(selected, **kwargs)
+    """The plan with an item for every file (what these tests look at); a run's plan names some files only."""
+    rehash, every_item = kwargs.pop("rehash", True), kwargs.pop("every_item", True)
+    return ReleasePlanner(root, State(root), upstream, rehash=rehash, every_item=every_item).plan(selected, **kwargs)
 
 
 def test_an_empty_folder_fetches_everything_selected(tmp_path):
@@ -58,6 +59,9 @@ def test_an_empty_folder_fetches_everything_selected(tmp_path):
     assert [it.reason for it in plan] == ["new", "new"]
     assert plan.to_fetch == plan.items and plan.upstream == tuple(UPSTREAM)
     assert not any(tmp_path.iterdir())  # planning writes nothing
+    # A run's plan makes no item for a file with no copy and no state row: it lists it, in path order.
+    plan = planned(tmp_path, UPSTREAM[1::-1], every_item=False)
+    assert plan.items == [] and plan.fetch_new == list(UPSTREAM[:2]) and plan.fetch_count == 2
 
 
 def test_a_verified_file_is_present_without_reading_it(tmp_path, monkeypatch):
@@ -109,7 +113,7 @@ def test_unselected_files_are_kept_strays_named_and_prune_removes_both(tmp_path)
 def test_files_gone_from_disk_are_dropped(tmp_path):
     state = verified(tmp_path, "a.zip", A)
     (tmp_path / "file" / "a.zip").unlink()
-    plan = ReleasePlanner(tmp_path, state, UPSTREAM).plan(UPSTREAM[1:2])
+    plan = ReleasePlanner(tmp_path, state, UPSTREAM, every_item=True).plan(UPSTREAM[1:2])
     assert plan.dropped == ("file/a.zip",) and actions(plan) == {"file/b.zip": Action.FETCH}
 
 

@@ -36,7 +36,7 @@ def test_a_library_call_mirrors_the_selection_and_returns_what_it_did(emulator, 
     report = mirror_folder(request, clients_of(emulator), on_plan=planned.append, on_item=seen.append)
     wanted = {r.file_name for r in parse_feed(emulator.store.feed()) if r.type == "ce-patch"}
     assert not report.dry_run and report.failures == [] and planned == [report.plan]
-    assert report.items == seen and {it.file_name for it in seen} == wanted
+    assert report.items == [] and {it.file_name for it in seen} == wanted  # reported, not held (every_item holds)
     assert report.summary.count(Status.FETCHED) == len(wanted) and report.summary.transferred > 0
     assert report.sums_sha256 == hashlib.sha256((root / "SHA256SUMS").read_bytes()).hexdigest()
     assert report.signed is None and report.advisories is None

@@ -384,8 +384,8 @@ def test_a_run_holds_no_copy_of_sha256sums_and_its_delta_still_lists_what_change
     delta = tmp_path / "delta.txt"
     assert run(capsys, "mirror", str(mdir), *SEL, "--diff-file", str(delta))[0] == 0
     reads = []
-    real = core_mod.Mirror._sums_raw
-    monkeypatch.setattr(core_mod.Mirror, "_sums_raw", lambda self: reads.append(1) or real(self))
+    real = core_mod.sums_in_file
+    monkeypatch.setattr(core_mod, "sums_in_file", lambda path: reads.append(1) or real(path))
     assert run(capsys, "mirror", str(mdir), *SEL, "--diff-file", str(delta))[0] == 0
     assert reads == [] and delta.read_text() == ""  # up to date: SHA256SUMS neither read nor held
     env.store.replace(PATCH, b"#!/bin/bash\necho republished\n")

@@ -59,6 +59,8 @@ def test_a_file_changed_on_disk_is_left_out_of_the_index_though_its_state_row_is
     listed = {rel for rel, _ in held.items()}
     assert name not in listed and held.gone == {name} and len(held) == len(listed)
     assert len(held._listed) == len(listed) + 1  # one byte per row, not an object per file
+    held.release_sums.seek(0)  # its SHA256SUMS lines wait in a file, not in memory beside the info/ files' renders
+    assert held.release_sums.read().decode().splitlines() == [f"{e.sha256}  {rel}" for rel, e in held.items()]
 
 
 def test_a_cold_run_drops_each_landed_entry_once_reported_and_indexes_it(env, capsys, mdir, monkeypatch):
@@ -68,13 +70,55 @@ def test_a_cold_run_drops_each_landed_entry_once_reported_and_indexes_it(env, ca
     real = core_mod.Mirror.plan
     monkeypatch.setattr(core_mod.Mirror, "plan", lambda self, *a, **k: plans.append(real(self, *a, **k)) or plans[-1])
     code, out, _ = run(capsys, "--json", "mirror", str(mdir), *SEL)
-    landed = [it for it in plans[0].items if it.rel.startswith("file/")]
-    assert code == 0 and landed and all(it.entry is None and it.in_state for it in landed)
+    plan = plans[0]
+    assert code == 0 and plan.fetch_new and not [it for it in plan.items if it.rel.startswith("file/")]
+    assert plan.landed == {r.file_name for r in plan.fetch_new}
     listed = sums(mdir)
-    for it in landed:
-        assert listed[it.rel] == hashlib.sha256((mdir / it.rel).read_bytes()).hexdigest()
+    for name in plan.landed:
+        assert listed["file/" + name] == hashlib.sha256((mdir / "file" / name).read_bytes()).hexdigest()
     rows = {row["file_name"]: row for row in json.loads(out)}
-    assert all(rows[it.file_name]["sha256"] == listed[it.rel] for it in landed)  # made as they were reported
+    assert all(rows[name]["sha256"] == listed["file/" + name] for name in plan.landed)  # made as they were reported
+
+
+def test_a_cold_run_holds_no_item_per_file_to_fetch(env, capsys, mdir, monkeypatch):
+    """The plan lists the files to fetch (Plan.fetch_new); each item is made as its transfer ends and dropped
+    once reported, so no more than two are alive at a time however many files are fetched."""
+    from magedl.mirror import core as core_mod
+    from magedl.mirror import plan as plan_mod
+
+    alive, most, made = [0], [0], []
+
+    class Counted(model_mod.Item):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            alive[0] += 1
+            most[0] = max(most[0], alive[0])
+            made.append(self.rel)
+
+        def __del__(self):
+            alive[0] -= 1
+
+    monkeypatch.setattr(plan_mod, "Item", Counted)
+    monkeypatch.setattr(core_mod, "Item", Counted)
+    assert run(capsys, "-q", "mirror", str(mdir), *SEL)[0] == 0
+    fetched = [rel for rel in sums(mdir) if rel.startswith("file/")]
+    assert len(fetched) > 3 and sorted(made) == sorted(fetched) and most[0] <= 2  # the one reported, the next
+
+
+def test_a_cold_run_reads_the_sha256sums_it_wrote_a_line_at_a_time_for_its_delta(env, capsys, mdir, tmp_path,
+                                                                                    monkeypatch):
+    """What changed is found without parsing the whole new SHA256SUMS into a dict (a cold run's peak at 100,000
+    files): only the listing as found (none, on a cold run) is parsed; the delta still lists every file."""
+    from magedl.mirror import core as core_mod
+
+    parsed = []
+    real = core_mod._parsed_sums
+    monkeypatch.setattr(core_mod, "_parsed_sums", lambda raw: parsed.append(len(raw)) or real(raw))
+    delta = tmp_path / "delta.txt"
+    assert run(capsys, "mirror", str(mdir), *SEL, "--diff-file", str(delta))[0] == 0
+    assert parsed and set(parsed) == {0}  # the SHA256SUMS as found (none); the one written is never parsed whole
+    listed = set(delta.read_text().split())
+    assert set(sums(mdir)) | {"SHA256SUMS"} == listed
 
 
 def test_info_json_is_written_without_a_dict_per_plain_record(monkeypatch):
@@ -119,3 +163,48 @@ def test_the_feeds_common_entries_are_read_as_the_full_checks_read_them(monkeypa
     for feed, (records, warnings) in zip(feeds, quick):
         full, full_warnings = parsed(feed)
         assert [(r, r.extra) for r in records] == [(r, r.extra) for r in full] and warnings == full_warnings
+
+
+def test_a_feed_decoded_compact_gives_the_records_and_warnings_json_loads_gives():
+    """Wherever a plain-looking object sits (an entry, a category, the whole feed, an extra field), the records,
+    their extra fields and the warnings are those of the feed decoded as dicts."""
+    from magedl.service import catalog, feedjson
+
+    rnd = random.Random(18)
+    values = [None, "", "a.zip", "b.zip", 3, ["x"], "0" * 32, " " + "A" * 32, "g" * 32, {"name": "n", "file_name": "f"}]
+    keys = ["name", "file_name", "md5", "version", "date"]
+
+    def entry():
+        return {k: rnd.choice(values) for k in rnd.sample(keys, rnd.randint(0, 4))}
+
+    for _ in range(400):
+        entries = [entry() for _ in range(rnd.randint(0, 5))]
+        feed = {"ce-full": {"2.4.7": entries, "2.4.6": entries[:2], "x": entry()}, "other": entries[:3],
+                "odd": entry()}
+        text = json.dumps(rnd.choice([feed, entry()]))
+        text = text.replace('"md5": null', '"md5": null, "md5": "' + "1" * 32 + '"', rnd.randint(0, 1))
+        got, want = [], []
+        compact = catalog.parse_feed(json.loads(text, object_pairs_hook=feedjson.feed_decoder()), warn=got.append,
+                                     consume=True)
+        full = catalog.parse_feed(json.loads(text), warn=want.append)
+        assert [(r, r.extra) for r in compact] == [(r, r.extra) for r in full] and got == want
+        assert all(type(v) is not feedjson.CompactEntry for r in compact for v in r.extra.values())
+
+
+def test_sha256sums_is_written_a_chunk_at_a_time_from_the_lines_held_spilled(env, capsys, mdir, monkeypatch):
+    """The index write never holds SHA256SUMS whole: Held's lines are read back from its file a chunk at a time
+    (here 64 bytes) between the index files' lines, compared with the file there and written."""
+    from magedl.mirror import index as index_mod
+
+    monkeypatch.setattr(index_mod, "_READ_CHUNK", 64)
+    chunks = []
+    real = index_mod.atomic_write_parts
+    monkeypatch.setattr(index_mod, "atomic_write_parts",
+                        lambda path, parts: chunks.append([len(c) for c in parts()]) or real(path, parts))
+    assert run(capsys, "-q", "mirror", str(mdir), *SEL)[0] == 0
+    last = chunks[-1]
+    assert len(last) > 4 and max(last[1:-1]) <= 64 and sum(last) == (mdir / "SHA256SUMS").stat().st_size
+    assert sums(mdir) == {rel: hashlib.sha256((mdir / rel).read_bytes()).hexdigest() for rel in sums(mdir)}
+    before = (mdir / "SHA256SUMS").stat()
+    assert run(capsys, "-q", "mirror", str(mdir), *SEL)[0] == 0
+    assert (mdir / "SHA256SUMS").stat().st_mtime_ns == before.st_mtime_ns  # the same bytes: left alone

@@ -283,6 +283,29 @@ def test_feed_decodes_json(client):
     assert client.feed() == FEED
 
 
+@responses.activate
+def test_the_catalogue_decodes_each_plain_entry_compact_not_as_a_dict(client, monkeypatch):
+    """Client.catalog decodes info/json with feedjson.feed_decoder: a plain entry never becomes a dict (a feed of
+    100,000 held a dict per entry until its records were made; docs/scale.md)."""
+    from magedl.service import feedjson
+
+    made = []
+    real = feedjson.feed_decoder
+
+    def counting():
+        hook = real()
+        return lambda pairs: made.append(hook(pairs)) or made[-1]
+
+    monkeypatch.setattr(feedjson, "feed_decoder", counting)
+    plain = [{"name": f"n{i}", "file_name": f"f{i}.zip", "md5": "0" * 32} for i in range(20)]
+    responses.add(responses.GET, BASE + "info/json", json={"ce-full": {"2.4.7": plain + [{**plain[0], "date": "x"}]}})
+    records = client.catalog()
+    assert [r.file_name for r in records] == [e["file_name"] for e in plain]
+    assert sum(type(v) is feedjson.CompactEntry for v in made) == 20
+    assert [v for v in made if type(v) is dict] == [{**plain[0], "date": "x"}, {"2.4.7": [None] * 21},
+                                                    {"ce-full": {"2.4.7": [None] * 21}}]  # consumed as read
+
+
 @pytest.mark.parametrize("body", ["Invalid login or password", "Invalid login or password.\n",
                                   "<html><body>Please log in</body></html>"])
 @responses.activate
