@@ -112,8 +112,8 @@ class ComposerPart:
         The security advisories the p2 files carry, ``{name: [full advisory]}``
         (:mod:`~magedl.mirror.composer.advisories`); None: the mirror carries none.
     listing : str or None
-        What ``composer/dist/`` held when the plan listed it, for the index write to remember
-        (:mod:`~magedl.mirror.composer.listing`); None: nothing new to remember.
+        What ``composer/dist/`` held when the plan listed it, for the end of the run to remember
+        (:func:`~magedl.mirror.composer.listing.refresh`); None: nothing new to remember.
     unchanged : dict
         ``{rel: (name, version_normalized, entry)}`` of each wanted archive present as the state records it
         (fingerprint, digests, and this very entry as its record): nothing to do and nothing to write, so

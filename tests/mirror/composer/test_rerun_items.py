@@ -111,3 +111,22 @@ def test_an_unchanged_archive_swapped_after_the_plan_is_not_listed(repos, tmp_pa
     monkeypatch.setattr(Mirror, "plan", plan)
     assert mirror(mdir, repos)[victim] == Status.REPAIRED  # the next run puts the upstream's bytes back
     assert read_sums(mdir / "SHA256SUMS")[0][victim] == before
+
+
+def test_a_listing_that_cannot_be_kept_costs_the_run_nothing(repos, tmp_path, monkeypatch):
+    """The end of a run lists composer/dist/ again for the next one; a state that cannot be written then (a full
+    disk) is only logged: the run's index, delta and signature bookkeeping are done before it, and it raises not."""
+    import sqlite3
+
+    calls = []
+
+    def full_disk(memo, value):
+        calls.append(value)
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(listing, "remember", full_disk)
+    mdir = tmp_path / "m"
+    statuses = mirror(mdir, repos)
+    assert calls and all(status is Status.FETCHED for rel, status in statuses.items() if rel.startswith(index.DIST))
+    assert "SHA256SUMS" in Mirror(mdir).delta()
+    assert read_sums(mdir / "SHA256SUMS")[0].keys() >= {rel for rel in statuses if rel.startswith(index.DIST)}
