@@ -211,10 +211,6 @@ class Mirror:
             self.state.save()
             signer = self._signer(sign_key)
             self.write_indexes(plan, signer=signer)
-            if plan.composer is not None:  # the folders of composer/dist/ this run changed, for the next plan
-                from magedl.mirror.composer import listing
-
-                listing.refresh(self.root, self.state, plan.items)
             moved = False
             if not found.same_file():
                 before = _parsed_sums(found.raw())  # as the run found it (a cold run: nothing)
@@ -230,6 +226,10 @@ class Mirror:
                         self.write_indexes(plan)
                         note_changes(self.root, self.state, before)
             self.state.save()
+            if plan.composer is not None:  # the folders of composer/dist/ this run changed, for the next plan
+                from magedl.mirror.composer import listing
+
+                listing.refresh(self.root, self.state, plan.composer)  # a saving only: never raises
         if sign_key is not None:
             try:
                 self.signed = self.sign(sign_key, again=False)
@@ -374,9 +374,10 @@ class Mirror:
         composer, built, landed, excluded = sort_items(self.root, plan, leave_out)
         extra = fresh = on_disk = {}  # the Composer index files: none without a Composer part
         if plan.composer is not None:  # its modules are imported by a run that has one
-            from magedl.mirror.composer import publish, unchanged
+            from magedl.mirror.composer import publish
+            from magedl.mirror.composer.unchanged import held_entries
 
-            composer.update(unchanged.held_entries(self.root, self.state, plan.composer))  # archives with no item
+            composer.update(held_entries(self.root, self.state, plan.composer))  # archives with no item
             extra = publish.index_files(self.root, plan.composer, composer, memo=self.state)  # writes the p2 files
             fresh, on_disk = extra.fresh, extra.on_disk
         # The release files from the state, one query in path order (an unchanged file has no item).

@@ -126,11 +126,11 @@ def test_checksum_mismatch_exits_6(env, capsys, tmp_path):
 def test_unreachable_server_exits_7_at_once(capsys, monkeypatch, tmp_path, sleeps):
     import socket
 
-    with socket.socket() as s:  # a port nobody listens on
+    with socket.socket() as s:  # a port nobody listens on: held bound, so no other server can take it meanwhile
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    monkeypatch.setenv("MAGEDL_BASE_URL", f"http://127.0.0.1:{port}/")
-    code, _, err = run(capsys, "--retries", "2", "list")
+        monkeypatch.setenv("MAGEDL_BASE_URL", f"http://127.0.0.1:{port}/")
+        code, _, err = run(capsys, "--retries", "2", "list")
     assert code == 7 and f"127.0.0.1:{port}" in err and "nothing listens there" in err
     assert sleeps == []  # a literal address that never answered: a typo, not waited for
 

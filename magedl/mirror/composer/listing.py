@@ -8,7 +8,10 @@ before it was listed, its names are the ones listed then. Each folder is remembe
 the folders that changed are listed again. The rule a reader must not break: a folder is remembered only
 once its times are older than :data:`SETTLED_NS` (a change within the same clock tick as the ``lstat``
 would leave them equal), and anything that does not check out means listing that folder again. The files'
-own contents are no part of this: the plan ``lstat``\\ s each file it keeps as before.
+own contents are no part of this: the plan ``lstat``\\ s each file it keeps as before. It assumes a local
+filesystem whose folder times come from this host's clock, and a clock that never steps back by more than
+:data:`SETTLED_NS`: on NFS a client's attribute cache can show a folder's old times for a while, so a file
+another host added may be noticed a run later.
 
 A run that landed or removed archives lists the folders it changed once more at its end (:func:`refresh`),
 so the next run lists only those changed in the last moments of this one.
@@ -17,13 +20,17 @@ so the next run lists only those changed in the last moments of this one.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import sqlite3
 import stat
 import time
 from typing import Optional
 
 from magedl.mirror.composer.index import DIST
 from magedl.mirror.model import Action
+
+log = logging.getLogger(__name__)
 
 MEMO = "composer-dist-listing"
 _FORMAT = 2  # 2: each folder on its own, {folder: [mtime_ns, ctime_ns, inode, [file names], [folder names]]}
@@ -66,17 +73,24 @@ def files_under(root, memo) -> tuple:
 
 
 def remember(memo, listing: Optional[str]) -> None:
-    """Keep *listing* (from :func:`files_under`) for the next plan (a run that writes, never a dry run)."""
+    """Keep *listing* (from :func:`files_under`) for the next plan."""
     if memo is not None and listing is not None:
         memo.remember(MEMO, listing)
 
 
-def refresh(root, memo, items) -> None:
-    """After a run whose *items* landed or removed archives, list again the folders that changed since the
-    plan listed them, so that the next run need not; those still too fresh to vouch are left for it."""
-    if memo is not None and any(it.rel.startswith(DIST + "/") and (it.action.fetches or it.action is Action.PRUNE)
-                                for it in items):
-        remember(memo, files_under(root, memo)[1])
+def refresh(root, memo, part) -> None:
+    """At the end of a run (never a dry run), keep what ``composer/dist/`` holds for the next plan: what the plan
+    of the Composer *part* listed, or, when the run landed or removed archives, the folders that changed since
+    then listed again, so that the next run need not (those still too fresh to vouch are left for it). Only a
+    saving for the next run: a folder that cannot be read, or a state that cannot be written, leaves it to
+    list them (logged, never raised)."""
+    listed, part.listing = part.listing, None
+    try:
+        if any(it.rel.startswith(DIST + "/") and (it.action.fetches or it.action is Action.PRUNE) for it in part.items):
+            listed = files_under(root, memo)[1]
+        remember(memo, listed)
+    except (OSError, sqlite3.Error) as exc:
+        log.debug("composer/dist/ not remembered for the next run: %s", exc)
 
 
 def _remembered(memo) -> Optional[dict]:

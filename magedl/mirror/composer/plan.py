@@ -100,7 +100,8 @@ class ComposerPart:
     Attributes
     ----------
     items : list of Item
-        One per archive wanted or held (``composer/dist/...``).
+        One per archive to fetch, repair, update, keep or prune (``composer/dist/...``); a wanted archive
+        present as the state records it has none (*unchanged*), except in a dry run.
     metadata : dict
         Metadata-only versions (metapackages) kept: ``{name: {version_normalized: entry}}``.
     failures : list of Item
@@ -111,8 +112,8 @@ class ComposerPart:
         The security advisories the p2 files carry, ``{name: [full advisory]}``
         (:mod:`~magedl.mirror.composer.advisories`); None: the mirror carries none.
     listing : str or None
-        What ``composer/dist/`` held when the plan listed it, for the index write to remember
-        (:mod:`~magedl.mirror.composer.listing`); None: nothing new to remember.
+        What ``composer/dist/`` held when the plan listed it, for the end of the run to remember
+        (:func:`~magedl.mirror.composer.listing.refresh`); None: nothing new to remember.
     unchanged : dict
         ``{rel: (name, version_normalized, entry)}`` of each wanted archive present as the state records it
         (fingerprint, digests, and this very entry as its record): nothing to do and nothing to write, so
@@ -382,7 +383,23 @@ def _as_recorded(row: tuple, st: os.stat_result, entry) -> bool:
             and stat.S_ISREG(st.st_mode) and type(md5) is str and md5 != "" and type(sha256) is str
             and sha256 != "" and type(sha1) is str and sha1 != "" and type(entry) is KeptEntry
             and type(text) is str and len(text) == len(entry.text) + 2 and text.startswith("[")
-            and text.endswith("]") and text.startswith(entry.text, 1))  # "[text]", compared without a copy
+            and text.endswith("]") and text.startswith(entry.text, 1)  # "[text]", compared without a copy
+            and _shasum_agrees(entry.text, sha1))
+
+
+def _shasum_agrees(text: str, sha1: str) -> bool:
+    """Whether the entry *text* names no SHA-1 (no ``shasum``, or an empty or null one), or names *sha1*:
+    the SHA-1 is checked again on the quick path, so a record some future writer stored unchecked is not
+    trusted for ever. Searched in the text, not parsed; a ``shasum`` key met twice, or any other value, is
+    a "no", which only sends the archive down the full path (:meth:`ComposerPlanner._plan_wanted`)."""
+    key = '"shasum":'
+    at = text.find(key)
+    if at < 0:
+        return True
+    if text.find(key, at + 1) >= 0:
+        return False
+    value = text[at + len(key):at + len(key) + len(sha1) + 2].lower()
+    return value == f'"{sha1}"' or value.startswith(('""', "null"))
 
 
 def _recorded(good, stored, archive: Archive) -> bool:

@@ -23,7 +23,7 @@ from typing import Optional
 from magedl import __version__
 from magedl.errors import UnsafeNameError
 from magedl.fsutil import atomic_write, read_if_regular
-from magedl.mirror.composer import index, listing
+from magedl.mirror.composer import index
 from magedl.mirror.composer.advisories import ADVISORIES
 from magedl.mirror.composer.plan import METAPACKAGES, ComposerPart, package_of
 from magedl.mirror.index import remember_rendered, unchanged_since
@@ -89,9 +89,6 @@ def index_files(root: os.PathLike | str, part: Optional[ComposerPart], held: dic
     root = Path(root)
     if part is None:
         return Published(root, {}, {})
-    if memo is not None:
-        listing.remember(memo, part.listing)  # what the plan listed (once a run writes, never on a dry run)
-        part.listing = None
     archives = sorted(rel for rel in held if rel.startswith(index.DIST + "/"))
     whole = _whole_inputs(part, held, archives) if memo is not None else ""
     unchanged = unchanged_since(root, memo, WHOLE, whole) if memo is not None else None

@@ -15,22 +15,15 @@ from typing import Iterator
 from magedl.mirror.composer.index import DIST
 from magedl.mirror.composer.plan import ComposerPart, archive_of
 from magedl.mirror.model import Action, Entry, Fingerprint, Item, Status
-from magedl.mirror.state import entry_of
 
 
 def held_entries(root: os.PathLike | str, state, part: ComposerPart) -> dict:
     """``{rel: Entry}`` of the unchanged archives of *part* still on disk as verified, from their state rows."""
-    unchanged, out = part.unchanged, {}
-    if not unchanged:
-        return out
-    prefix = os.path.join(os.fspath(root), "")
-    for row in state.rows_in_order(DIST):
-        if row[0] not in unchanged:
-            continue
-        entry = entry_of(row)
+    prefix, out = os.path.join(os.fspath(root), ""), {}
+    for rel, entry in _entries(state, part):
         try:
-            if entry is not None and entry.fingerprint.same_as(os.lstat(prefix + row[0])):
-                out[row[0]] = entry
+            if entry.fingerprint.same_as(os.lstat(prefix + rel)):
+                out[rel] = entry
         except OSError:
             continue  # gone since the plan: not listed
     return out
@@ -39,12 +32,19 @@ def held_entries(root: os.PathLike | str, state, part: ComposerPart) -> dict:
 def unchanged_items(state, part: ComposerPart) -> Iterator[Item]:
     """An item for each unchanged archive of *part*, made as its state row is read (path order), for a caller
     that reports every file; nothing holds them but the caller."""
+    for rel, entry in _entries(state, part):
+        name, vn, kept = part.unchanged[rel]
+        yield Item(rel, Action.PRESENT, archive_of(name, vn, kept, part.repo_of.get(name)),
+                   size=entry.fingerprint.size, status=Status.PRESENT, recorded=True, entry=entry)
+
+
+def _entries(state, part: ComposerPart) -> Iterator[tuple]:
+    """``(rel, Entry)`` of each unchanged archive of *part*, in path order, its digests and fingerprint read
+    from the state and its record the selection's own entry (equal to the state's text: the plan checked it),
+    so no second copy of an entry's text is read."""
     if not part.unchanged:
         return
     for rel, md5, sha256, sha1, *fingerprint in state.digests_in_order(DIST):
         chosen = part.unchanged.get(rel)
         if chosen is not None:
-            name, vn, entry = chosen
-            yield Item(rel, Action.PRESENT, archive_of(name, vn, entry, part.repo_of.get(name)), size=fingerprint[0],
-                       status=Status.PRESENT, recorded=True,
-                       entry=Entry(md5, sha256, Fingerprint(*fingerprint), (entry,), sha1))
+            yield rel, Entry(md5, sha256, Fingerprint(*fingerprint), (chosen[2],), sha1)

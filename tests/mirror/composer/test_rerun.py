@@ -150,6 +150,12 @@ def test_a_damaged_or_foreign_selection_memo_is_only_a_miss(repos, tmp_path, cou
     assert counting()[1] == 1
     assert mirror(mdir, repos) == {rel: Status.PRESENT for rel in statuses}
     assert counting()[1] == 0
+    head, *packages = memo.read_text().splitlines()
+    doc = json.loads(head)
+    doc["version"] = 2  # an older magedl's selection (no dist type beside each entry): resolved again
+    memo.write_text("\n".join([json.dumps(doc), *packages]) + "\n")
+    assert mirror(mdir, repos) == {rel: Status.PRESENT for rel in statuses}
+    assert counting()[1] == 1
 
 
 def test_a_selection_with_failures_is_not_kept(repos, tmp_path):

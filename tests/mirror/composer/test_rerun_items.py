@@ -13,6 +13,7 @@ from mirror.composer.mirrorkit import mirror
 from magedl.mirror.composer import index, listing
 from magedl.mirror.composer.index import KeptEntry, archive_type
 from magedl.mirror.core import Mirror
+from magedl.mirror.index import read_sums
 from magedl.mirror.model import Status
 
 
@@ -85,3 +86,47 @@ def test_a_folder_too_fresh_to_vouch_is_listed_again_until_it_settles(repos, tmp
     listed.clear()
     mirror(mdir, repos)
     assert listed == []
+
+
+def test_an_unchanged_archive_swapped_after_the_plan_is_not_listed(repos, tmp_path, monkeypatch):
+    """The index write checks each archive the plan left without an item against its ``lstat`` again: bytes
+    swapped between the plan and the write (same size) are not vouched for by SHA256SUMS."""
+    mdir = tmp_path / "m"
+    statuses = mirror(mdir, repos)
+    victim = sorted(rel for rel in statuses if rel.startswith(index.DIST + "/"))[0]
+    before = read_sums(mdir / "SHA256SUMS")[0][victim]
+    plan = Mirror.plan
+
+    def plan_then_swap(self, *args, **kwargs):
+        planned = plan(self, *args, **kwargs)
+        assert victim in planned.composer.unchanged
+        size = (mdir / victim).stat().st_size
+        (mdir / victim).unlink()
+        (mdir / victim).write_bytes(b"\0" * size)  # another file, the same size
+        return planned
+
+    monkeypatch.setattr(Mirror, "plan", plan_then_swap)
+    mirror(mdir, repos)
+    assert read_sums(mdir / "SHA256SUMS")[0].get(victim) != before
+    monkeypatch.setattr(Mirror, "plan", plan)
+    assert mirror(mdir, repos)[victim] == Status.REPAIRED  # the next run puts the upstream's bytes back
+    assert read_sums(mdir / "SHA256SUMS")[0][victim] == before
+
+
+def test_a_listing_that_cannot_be_kept_costs_the_run_nothing(repos, tmp_path, monkeypatch):
+    """The end of a run lists composer/dist/ again for the next one; a state that cannot be written then (a full
+    disk) is only logged: the run's index, delta and signature bookkeeping are done before it, and it raises not."""
+    import sqlite3
+
+    calls = []
+
+    def full_disk(memo, value):
+        calls.append(value)
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(listing, "remember", full_disk)
+    mdir = tmp_path / "m"
+    statuses = mirror(mdir, repos)
+    assert calls and all(status is Status.FETCHED for rel, status in statuses.items() if rel.startswith(index.DIST))
+    assert "SHA256SUMS" in Mirror(mdir).delta()
+    assert read_sums(mdir / "SHA256SUMS")[0].keys() >= {rel for rel in statuses if rel.startswith(index.DIST)}

@@ -356,3 +356,22 @@ def test_the_state_s_archive_records_are_read_in_path_order_alongside_the_planne
         ("composer/dist/a/a/1.zip", None), ("composer/dist/a/b/1.zip", "composer/dist/a/b/1.zip"),
         ("composer/dist/a/b/2.zip", None), ("composer/dist/a/b/3.zip", "composer/dist/a/b/3.zip"),
         ("composer/dist/zz/z/1.zip", None)]
+
+
+SHA1 = "a" * 40
+
+
+@pytest.mark.parametrize("text, agrees", [
+    ('{"dist":{"type":"zip","url":"u"},"name":"a/b"}', True),  # no SHA-1 named: nothing to check
+    ('{"dist":{"shasum":"","type":"zip"}}', True),
+    ('{"dist":{"shasum":null,"type":"zip"}}', True),
+    (f'{{"dist":{{"shasum":"{SHA1}","type":"zip"}}}}', True),
+    (f'{{"dist":{{"shasum":"{SHA1.upper()}","type":"zip"}}}}', True),  # the planner compares it lower-cased
+    (f'{{"dist":{{"shasum":"{"b" * 40}","type":"zip"}}}}', False),  # another SHA-1: the full path decides
+    (f'{{"dist":{{"shasum":"{SHA1}0"}}}}', False),
+    (f'{{"dist":{{"shasum":"{SHA1}"}},"extra":{{"shasum":"{SHA1}"}}}}', False),  # met twice: not searched further
+])
+def test_the_quick_path_checks_the_entry_sha1_against_the_one_recorded(text, agrees):
+    from magedl.mirror.composer.plan import _shasum_agrees
+
+    assert _shasum_agrees(text, SHA1) is agrees
