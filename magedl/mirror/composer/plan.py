@@ -102,7 +102,8 @@ class ComposerPart:
     ----------
     items : list of Item
         One per archive to fetch, repair, update, keep or prune (``composer/dist/...``); a wanted archive
-        present as the state records it has none (*unchanged*), except in a dry run.
+        present as the state records it has none (*unchanged*), nor has a held one a run with no selection
+        keeps (*kept*), except in a dry run.
     metadata : dict
         Metadata-only versions (metapackages) kept: ``{name: {version_normalized: entry}}``.
     failures : list of Item
