@@ -180,7 +180,7 @@ def unchanged_items(state, plan: Plan) -> Iterator[Item]:
     """An item for each file of :attr:`Plan.unchanged`, made from its state row as it is read (path order),
     for a caller that reports every file (``--json``); nothing holds them but the caller. The Composer
     archives the plan found unchanged come first (:mod:`magedl.mirror.composer.unchanged`)."""
-    if plan.composer is not None and plan.composer.unchanged:
+    if plan.composer is not None and (plan.composer.unchanged or plan.composer.kept):
         from magedl.mirror.composer.unchanged import unchanged_items as unchanged_archives
 
         yield from unchanged_archives(state, plan.composer)

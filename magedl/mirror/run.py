@@ -204,6 +204,8 @@ def mirror_folder(request: MirrorRequest, clients: Clients, *, progress=None,
             if not every_item:  # counted, with no item per file
                 report.summary.counts[Status.PRESENT] = len(plan.unchanged) + (
                     len(plan.composer.unchanged) if plan.composer is not None else 0)
+                if plan.composer is not None and plan.composer.kept:
+                    report.summary.counts[Status.KEEP] = len(plan.composer.kept)
 
             def landed(item):
                 report.summary.add(item)
@@ -227,7 +229,8 @@ def mirror_folder(request: MirrorRequest, clients: Clients, *, progress=None,
 
 
 def _say_composer_kept(request, selection, plan) -> None:
-    if request.prune and selection is None and plan.composer is not None and plan.composer.items:
+    if request.prune and selection is None and plan.composer is not None and (plan.composer.items
+                                                                              or plan.composer.kept):
         log.info("Composer packages are kept: no Composer options given (give --composer-require or "
                  "--composer-lock with --prune to prune them)")
 

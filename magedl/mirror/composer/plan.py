@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 DIGESTS = ("md5", "sha256", "sha1")
 METAPACKAGES = "composer-metapackages"  # the memo of the metapackage versions the p2 files list
+KEPT = "no Composer selection given; kept"  # why a run with no Composer selection keeps a held archive
 
 
 @dataclass(frozen=True, **SLOTS)  # one per archive, held through the run: no __dict__ each
@@ -101,7 +102,8 @@ class ComposerPart:
     ----------
     items : list of Item
         One per archive to fetch, repair, update, keep or prune (``composer/dist/...``); a wanted archive
-        present as the state records it has none (*unchanged*), except in a dry run.
+        present as the state records it has none (*unchanged*), nor has a held one a run with no selection
+        keeps (*kept*), except in a dry run.
     metadata : dict
         Metadata-only versions (metapackages) kept: ``{name: {version_normalized: entry}}``.
     failures : list of Item
@@ -122,6 +124,10 @@ class ComposerPart:
         (:mod:`~magedl.mirror.composer.unchanged`).
     repo_of : dict
         The selection's name -> repository URL (an unchanged archive's item is made only when asked for).
+    kept : set
+        The paths of the archives a run with no Composer selection keeps that are present as the state records
+        them (fingerprint, digests, a record): no item and no write each, as for :attr:`unchanged`; the index
+        write lists them with the state's record (:mod:`~magedl.mirror.composer.unchanged`).
     """
 
     items: list = field(default_factory=list)
@@ -132,6 +138,7 @@ class ComposerPart:
     listing: Optional[str] = None
     unchanged: dict = field(default_factory=dict)
     repo_of: dict = field(default_factory=dict)
+    kept: set = field(default_factory=set)
 
 
 def _reference(entry: Optional[Mapping]) -> str:
@@ -274,8 +281,15 @@ class ComposerPlanner:
             part.items.append(self._plan_wanted(rel, archive, entry_of(row) if row is not None else None, st))
         on_disk = dict(self._walk(set(wanted)))  # the files not wanted (a record without its file plans nothing)
         part.listing = self.listing
-        for rel in sorted(on_disk):
-            part.items.append(self._plan_unwanted(rel, on_disk[rel], prune, may_prune, selection is None))
+        unwanted = sorted(on_disk)
+        # No selection: what is held is kept, and a held archive as its row records it needs neither item nor write.
+        rows = self._stored(unwanted) if selection is None and quick else ((rel, None) for rel in unwanted)
+        for rel, row in rows:
+            st = on_disk[rel]
+            if row is not None and _held_as_recorded(row, st):
+                part.kept.add(rel)
+                continue
+            part.items.append(self._plan_unwanted(rel, st, prune, may_prune, selection is None))
         return part
 
     def _stored(self, rels: list):
@@ -361,7 +375,7 @@ class ComposerPlanner:
             how = "--prune with Composer options removes it" if unselected else "--prune removes it"
             return Item(rel, Action.STRAY, reason=f"not part of the mirror; {how}", size=size)
         item = Item(rel, Action.KEEP, size=size,
-                    reason="no Composer selection given; kept" if unselected else
+                    reason=KEPT if unselected else
                     "no longer selected; --prune removes it" if not prune else
                     "not pruned: the Composer resolution failed in this run")
         if not regular:
@@ -385,6 +399,18 @@ def _as_recorded(row: tuple, st: os.stat_result, entry) -> bool:
             and type(text) is str and len(text) == len(entry.text) + 2 and text.startswith("[")
             and text.endswith("]") and text.startswith(entry.text, 1)  # "[text]", compared without a copy
             and _shasum_agrees(entry.text, sha1))
+
+
+def _held_as_recorded(row: tuple, st: os.stat_result) -> bool:
+    """Whether the held archive whose ``lstat`` is *st* is present as its state *row* records it, with a record to
+    list it by: the fingerprint, digests and a records text (what :meth:`ComposerPlanner._plan_unwanted` finds
+    for it: kept, intact, with an entry), without building its entry or item. Its record is the state's own
+    text: no selection names it to compare with."""
+    _, md5, sha256, size, mtime_ns, ctime_ns, ino, text, sha1 = row
+    return (st.st_ino == ino and st.st_size == size and st.st_mtime_ns == mtime_ns and st.st_ctime_ns == ctime_ns
+            and stat.S_ISREG(st.st_mode) and type(md5) is str and md5 != "" and type(sha256) is str
+            and sha256 != "" and type(sha1) is str and sha1 != "" and type(text) is str
+            and text.startswith("[{") and text.endswith("}]"))  # a record, as records_text writes one
 
 
 def _shasum_agrees(text: str, sha1: str) -> bool:
