@@ -218,7 +218,6 @@ class Mirror:
                 moved = note_changes(self.root, self.state, before)
             found.close()
             if moved:
-                self.state.add_delta([SUMS])  # it does not list itself, but it changed too
                 if signature.discard(self.root) and sign_key is None:  # it vouched for the index as it was
                     log.warning("%s changed, so its old signature was removed; sign it again (--sign-key, or "
                                 "'magedl sign DIR --key KEY')", SUMS, extra=SECURITY)
