@@ -186,10 +186,12 @@ class Mirror:
                 rel = release_rel(release.file_name)
                 it = todo.pop(rel, None) or Item(rel, Action.FETCH, release, reason="new")  # made as it ends
                 self._landed(it, outcome, plan)
-                on_item(it)
-                if it.entry is not None and it.status is not Status.FAILED:  # landed and reported: the state
-                    it.entry, it.in_state = None, True  # holds its record, the index write reads it there
+                landed = it.entry is not None and it.status is not Status.FAILED
+                if landed:  # before it is reported: a Ctrl-C in the report still lists it in info/json
                     plan.landed.add(release.file_name)
+                on_item(it)
+                if landed:  # reported: the state holds its record, the index write reads it there
+                    it.entry, it.in_state = None, True
             archives = [it for it in todo.values() if _is_archive(it.source)]
             if archives:
                 from magedl.mirror.composer.fetch import fetch_archives
