@@ -77,30 +77,44 @@ def destination(folder, file_name):
 
 
 class Destinations:
-    """:func:`destination` for many names in one *folder*, each folder resolved once.
+    """:func:`destination` for many names in one *folder*, each folder resolved once and checked per name.
 
     ``Destinations(folder)(name)`` is ``destination(folder, name)``. The
     folder is resolved on first use, and each sub-folder the names lead
     through with one ``lstat`` the first time a name needs it: a sub-folder
     that is a symlink is resolved whole and must stay inside the folder, as
-    :func:`destination` requires. Resolving every path in full cost a run
-    an ``lstat`` per folder level per file, each a hand-over of the
-    interpreter lock among its download threads (docs/scale.md, the Composer
-    cold run). What is found holds for this object's life: the folders a run
-    writes in are its own.
+    :func:`destination` requires. Each later name in a folder costs one
+    ``stat`` of it: while it is the very folder found inside (device and
+    inode), it still is (a folder cannot be hard-linked elsewhere); anything
+    else (a folder or one above it swapped for a link, one not made yet)
+    resolves the path again, level by level. Resolving every path in full
+    cost a run an ``lstat`` per folder level per file, each a hand-over of
+    the interpreter lock among its download threads (docs/scale.md, the
+    Composer cold run).
     """
 
     def __init__(self, folder):
         self._folder = folder
         self._root = None  # the resolved folder as text, without a trailing "/" ("" for "/")
         self._dirs: dict = {}  # "a/b" -> its resolved path, as text (a Path is several times larger)
+        self._ids: dict = {}  # "a/b" -> (device, inode) of the folder found there; absent: not made yet
 
     def __call__(self, file_name) -> Path:
         check_name(file_name)
         if self._root is None:
             self._root = str(Path(self._folder).resolve()).rstrip("/")
         head, _, name = file_name.rpartition("/")
-        return Path(f"{self._dir(head, file_name) if head else self._root}/{name}")
+        if not head:
+            return Path(f"{self._root}/{name}")
+        parent = self._dirs.get(head)
+        if parent is None or self._ids.get(head) is None or self._ids[head] != _identity(parent):
+            for rel in _folders_to(head):  # it, or a folder above it, may have been swapped: all checked again
+                self._dirs.pop(rel, None)
+            parent = self._dir(head, file_name)
+            identity = _identity(parent)
+            if identity is not None:
+                self._ids[head] = identity
+        return Path(f"{parent}/{name}")
 
     def _dir(self, rel: str, file_name: str) -> str:
         found = self._dirs.get(rel)
@@ -115,6 +129,24 @@ class Destinations:
                 found = str(real).rstrip("/")
             self._dirs[rel] = found
         return found
+
+
+def _identity(path: str):
+    """(device, inode) of the folder at *path*, links followed; None when there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _folders_to(rel: str):
+    """``a``, ``a/b``, ``a/b/c`` for ``a/b/c``."""
+    at = rel.find("/")
+    while at >= 0:
+        yield rel[:at]
+        at = rel.find("/", at + 1)
+    yield rel
 
 
 def side_file(path, suffix):

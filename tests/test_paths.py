@@ -154,6 +154,28 @@ def test_destinations_refuse_what_destination_refuses(tmp_path, name):
             place(name)
 
 
+@pytest.mark.parametrize("swapped", ["vendor", "vendor/pkg"])
+@pytest.mark.parametrize("made", [True, False])
+def test_destinations_refuse_a_folder_swapped_for_a_link_out_after_its_first_use(tmp_path, swapped, made):
+    """A folder (or one above it) replaced by a link out of the mirror between two names, whether it was
+    there at the first name or made after it, as a writer makes it: the second name is refused."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (outside / "pkg").mkdir(parents=True)
+    root.mkdir()
+    place = Destinations(root)
+    if made:
+        (root / "vendor/pkg").mkdir(parents=True)
+    assert place("vendor/pkg/1.zip") == root / "vendor/pkg/1.zip"
+    (root / "vendor/pkg").mkdir(parents=True, exist_ok=True)
+    assert place("vendor/pkg/2.zip") == root / "vendor/pkg/2.zip"  # the folder now made, as it is found
+    os.rename(root / swapped, tmp_path / "moved")
+    os.symlink(outside / swapped.partition("/")[2] if "/" in swapped else outside, root / swapped)
+    with pytest.raises(UnsafeNameError):
+        destination(root, "vendor/pkg/3.zip")
+    with pytest.raises(UnsafeNameError):
+        place("vendor/pkg/3.zip")
+
+
 def test_side_file(tmp_path):
     p = tmp_path / "x.tar.gz"
     assert side_file(p, PART_SUFFIX) == tmp_path / "x.tar.gz.magedl-part"

@@ -186,10 +186,12 @@ class Mirror:
                 rel = release_rel(release.file_name)
                 it = todo.pop(rel, None) or Item(rel, Action.FETCH, release, reason="new")  # made as it ends
                 self._landed(it, outcome, plan)
-                on_item(it)
-                if it.entry is not None and it.status is not Status.FAILED:  # landed and reported: the state
-                    it.entry, it.in_state = None, True  # holds its record, the index write reads it there
+                landed = it.entry is not None and it.status is not Status.FAILED
+                if landed:  # before it is reported: a Ctrl-C in the report still lists it in info/json
                     plan.landed.add(release.file_name)
+                on_item(it)
+                if landed:  # reported: the state holds its record, the index write reads it there
+                    it.entry, it.in_state = None, True
             archives = [it for it in todo.values() if _is_archive(it.source)]
             if archives:
                 from magedl.mirror.composer.fetch import fetch_archives
@@ -218,7 +220,6 @@ class Mirror:
                 moved = note_changes(self.root, self.state, before)
             found.close()
             if moved:
-                self.state.add_delta([SUMS])  # it does not list itself, but it changed too
                 if signature.discard(self.root) and sign_key is None:  # it vouched for the index as it was
                     log.warning("%s changed, so its old signature was removed; sign it again (--sign-key, or "
                                 "'magedl sign DIR --key KEY')", SUMS, extra=SECURITY)

@@ -18,8 +18,9 @@ _BATCH = 2048
 
 def note_changes(root: os.PathLike | str, state, before: dict) -> bool:
     """Put in *state*'s delta each path ``root/SHA256SUMS`` lists with another sha256 than in *before*
-    (``{rel: sha256}``), a batch at a time in one commit; whether the two differ at all (a path listed in
-    one only included)."""
+    (``{rel: sha256}``), a batch at a time, and ``SHA256SUMS`` itself when the two differ at all (a path
+    listed in one only included), all in one commit (a kill never leaves the paths without the file that
+    lists them); whether they differ."""
     seen, moved, batch = 0, False, []
     with state.batch():
         for rel, sha in sums_in_file(os.path.join(root, SUMS)):
@@ -31,5 +32,6 @@ def note_changes(root: os.PathLike | str, state, before: dict) -> bool:
                 if len(batch) == _BATCH:
                     state.add_delta(batch)
                     batch = []
-        state.add_delta(batch)
-    return moved or seen != len(before)
+        moved = moved or seen != len(before)
+        state.add_delta([*batch, SUMS] if moved else batch)  # it does not list itself, but it changed too
+    return moved

@@ -131,7 +131,7 @@ def sums_parts(sha256s, more: Optional[Mapping[str, str]] = None) -> Callable[[]
         before = {rel: sha for rel, sha in more.items() if rel < FILES + "/"}
         head = _render(_in_order({rel: e.sha256 for rel, e in sha256s.composer.items()}, before))
         tail = _render(_in_order({}, {rel: sha for rel, sha in more.items() if rel not in before}))
-        release, sha256s.release_sums = sha256s.release_sums, None
+        release = sha256s.release_sums  # read from its start at each call; closed with the Held that made it
 
         def parts():
             yield head

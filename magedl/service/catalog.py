@@ -15,8 +15,7 @@ from typing import Callable, Iterable, List, Optional, Sequence
 
 from magedl.errors import FeedError, IntegrityError, NotFoundError
 from magedl.service.feedjson import MD5 as _MD5
-from magedl.service.feedjson import PLAIN_KEYS as _PLAIN_KEYS
-from magedl.service.feedjson import CompactEntry, restored
+from magedl.service.feedjson import CompactEntry, deeper_than, plain_fields, restored
 from magedl.text import printable
 from magedl.versions import sort_versions, unclosed_bracket, version_key, version_matches
 
@@ -192,15 +191,10 @@ def _compact(entry, category, version):
 def _plain(entry, category, version):
     """:func:`_release` of the common entry (a name, a file name and a good md5 or none, under a version of
     its category), with none of its checks to make; None for any other entry (which :func:`_release` takes)."""
-    if version is None or type(entry) is not dict or not entry.keys() <= _PLAIN_KEYS:
+    fields = plain_fields(entry) if version is not None else None
+    if fields is None:
         return None
-    file_name, name, md5 = entry.get("file_name"), entry.get("name"), entry.get("md5")
-    if type(file_name) is not str or not file_name or type(name) is not str or not name:
-        return None
-    if md5 is None:
-        md5 = ""
-    elif type(md5) is not str or not _MD5.fullmatch(md5):
-        return None
+    name, file_name, md5 = fields
     return Release(file_name if name == file_name else name, file_name, version, category, md5, (), (), _NO_EXTRA)
 
 
@@ -244,22 +238,11 @@ def _extra(entry, file_name, where, warn):
     for key, value in entry.items():
         if key in _CORE:
             continue
-        if _deeper_than(value, _EXTRA_DEPTH):
+        if deeper_than(value, _EXTRA_DEPTH):
             warn(f"feed {where}: field {key!r} of {file_name} is nested too deeply; dropped")
             continue
         extra[key] = restored(value)
     return extra
-
-
-def _deeper_than(value, limit):
-    """Whether a decoded JSON value nests more than *limit* levels (without recursion)."""
-    level = [value]
-    for _ in range(limit + 1):
-        level = [child for item in level if isinstance(item, (list, dict, CompactEntry))  # a dict of texts
-                 for child in (item.values() if isinstance(item, dict) else item)]
-        if not level:
-            return False
-    return True
 
 
 def _md5(value, file_name, where, warn):

@@ -8,6 +8,7 @@ so the records, their extra fields and the warnings are those of the feed decode
 """
 
 import re
+from typing import Optional
 
 MD5 = re.compile(r"[0-9a-f]{32}")  # an md5 as the feed gives it and a record keeps it
 PLAIN_KEYS = frozenset(("name", "file_name", "md5", "version"))  # the keys of a plain entry (each at most once)
@@ -54,13 +55,40 @@ def feed_decoder():
         name = pairs[at_name][1] if at_name >= 0 else file_name
         md5 = pairs[at_md5][1] if at_md5 >= 0 else None
         version = pairs[at_version][1] if at_version >= 0 else None
-        if (type(file_name) is not str or not file_name or type(name) is not str or not name
-                or (md5 is not None and (type(md5) is not str or (md5 and not MD5.fullmatch(md5))))
-                or (at_version >= 0 and type(version) is not str)):  # a null version is not an absent one
-            return dict(pairs)
+        if not _plain_values(name, file_name, md5) or (at_version >= 0 and type(version) is not str):
+            return dict(pairs)  # (a null version is not an absent one)
         return CompactEntry((file_name if name == file_name else name, file_name, md5, version, keys))
 
     return hook
+
+
+def _plain_values(name, file_name, md5) -> bool:
+    """The one rule of a plain entry's values (None: absent; an absent name is the file name): a non-empty
+    file name and name, and an md5 of 32 lower-case hex digits, empty or none."""
+    return (type(file_name) is str and file_name != "" and type(name) is str and name != ""
+            and (md5 is None or (type(md5) is str and (md5 == "" or MD5.fullmatch(md5) is not None))))
+
+
+def plain_fields(entry) -> Optional[tuple]:
+    """``(name, file name, md5)`` of an entry decoded as a dict (by a caller that did not use
+    :func:`feed_decoder`) when it is plain, the md5 "" when none; None otherwise."""
+    if type(entry) is not dict or not entry.keys() <= PLAIN_KEYS:
+        return None
+    file_name, md5 = entry.get("file_name"), entry.get("md5")
+    name = entry.get("name", file_name)
+    return (name, file_name, md5 or "") if _plain_values(name, file_name, md5) else None
+
+
+def deeper_than(value, limit: int) -> bool:
+    """Whether a decoded feed value nests more than *limit* levels (without recursion); a
+    :class:`CompactEntry` counts as the dict it stands for."""
+    level = [value]
+    for _ in range(limit + 1):
+        level = [child for item in level if isinstance(item, (list, dict, CompactEntry))  # a dict of texts
+                 for child in (item.values() if isinstance(item, dict) else item)]
+        if not level:
+            return False
+    return True
 
 
 def restored(value):

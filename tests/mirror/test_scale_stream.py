@@ -201,6 +201,14 @@ def test_sha256sums_is_written_a_chunk_at_a_time_from_the_lines_held_spilled(env
     real = index_mod.atomic_write_parts
     monkeypatch.setattr(index_mod, "atomic_write_parts",
                         lambda path, parts: chunks.append([len(c) for c in parts()]) or real(path, parts))
+    made = index_mod.sums_parts
+
+    def made_twice(*args):  # a second call on the same Held gives the same bytes (it once dropped its file's)
+        first, second = made(*args), made(*args)
+        assert b"".join(first()) == b"".join(second())
+        return second
+
+    monkeypatch.setattr(index_mod, "sums_parts", made_twice)
     assert run(capsys, "-q", "mirror", str(mdir), *SEL)[0] == 0
     last = chunks[-1]
     assert len(last) > 4 and max(last[1:-1]) <= 64 and sum(last) == (mdir / "SHA256SUMS").stat().st_size
@@ -208,3 +216,33 @@ def test_sha256sums_is_written_a_chunk_at_a_time_from_the_lines_held_spilled(env
     before = (mdir / "SHA256SUMS").stat()
     assert run(capsys, "-q", "mirror", str(mdir), *SEL)[0] == 0
     assert (mdir / "SHA256SUMS").stat().st_mtime_ns == before.st_mtime_ns  # the same bytes: left alone
+
+
+def test_sha256sums_goes_in_the_delta_in_the_same_commit_as_the_paths_it_lists_differently(tmp_path):
+    """A kill between two commits must never leave the changed paths in the delta without SHA256SUMS: the next run
+    finds SHA256SUMS as it wrote it and would never add it."""
+    from contextlib import contextmanager
+
+    from magedl.mirror.delta import note_changes
+
+    class Commits:
+        def __init__(self):
+            self.commits, self.pending = [], []
+
+        @contextmanager
+        def batch(self):
+            yield
+            self.commits.append(self.pending)
+            self.pending = []
+
+        def add_delta(self, paths):
+            self.pending += paths
+
+    (tmp_path / "SHA256SUMS").write_text(f"{'a' * 64}  file/x.zip\n{'b' * 64}  info/json\n")
+    state = Commits()
+    assert note_changes(tmp_path, state, {"file/x.zip": "a" * 64, "info/json": "c" * 64})
+    assert state.commits == [["info/json", "SHA256SUMS"]]
+    assert not note_changes(tmp_path, state, {"file/x.zip": "a" * 64, "info/json": "b" * 64})
+    assert state.commits[1:] == [[]]
+    assert note_changes(tmp_path, state, {"file/x.zip": "a" * 64, "info/json": "b" * 64, "gone.zip": "d" * 64})
+    assert state.commits[2:] == [["SHA256SUMS"]]  # a path listed no more changes it too

@@ -17,9 +17,10 @@ import requests
 from magedl.composer.cache import MetadataCache
 from magedl.composer.remote import explain, metadata_fetcher, note_for_lookup, read_changes
 from magedl.config import shown_url
-from magedl.errors import IntegrityError, LocalFileError, MagedlError, UnverifiedFile
+from magedl.errors import IntegrityError, LocalFileError, MagedlError, UnsafeNameError, UnverifiedFile
 from magedl.fsutil import fsync_dir, make_dirs
 from magedl.mirror.layout import INCOMING
+from magedl.paths import Destinations
 from magedl.secrecy import redact
 from magedl.service.api import HostBoundAuth
 from magedl.text import plural
@@ -205,6 +206,7 @@ def fetch_archives(client, items: list, root: os.PathLike | str, options: Transf
     # The SHA-1 is computed as the bytes arrive (on the download's thread), not read back here.
     plain = dataclasses.replace(options, require_checksum=False, sha256=True, caller_verifies=True, sha1=True)
     dist_client = _DistClient(client, {rel: it.source.url for rel, it in by_rel.items()})
+    place = Destinations(root)
     for job, outcome in fetch_many(dist_client, jobs, staging, plain, progress=progress, limiter=limiter):
         it = by_rel[job.file_name]
         what = f"{it.source.name} {it.source.version}"
@@ -214,20 +216,30 @@ def fetch_archives(client, items: list, root: os.PathLike | str, options: Transf
             continue
         sha1 = outcome.sha1 or file_digests(outcome.path, ("sha1",))["sha1"]  # read back: a file found present
         if it.source.shasum and sha1 != it.source.shasum:
-            try:
-                os.unlink(outcome.path)
-            except OSError:
-                pass
+            _discard(outcome.path)
             yield it, IntegrityError(f"{what}: SHA-1 mismatch: the repository says {it.source.shasum}, the "
                                      f"received archive has {sha1}; it was not kept"), ""
             continue
-        final = root / it.rel
         try:
+            final = place(it.rel)  # a folder on its way linked out of the mirror (planted) is refused
             make_dirs(final.parent)
             os.replace(outcome.path, final)  # verified: only now does it take the place of the old copy
             fsync_dir(final.parent)
+        except UnsafeNameError as exc:
+            _discard(outcome.path)
+            yield it, exc, ""
+            continue
         except OSError as exc:
+            final = root / it.rel
             yield it, LocalFileError(f"{what}: cannot move the verified archive into {final.parent}: "
                                      f"{exc.strerror or exc}"), ""
             continue
         yield it, dataclasses.replace(outcome, path=final), sha1
+
+
+def _discard(path) -> None:
+    """Remove a fetched archive that is not kept (best effort: ``incoming/`` is cleared by later runs too)."""
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

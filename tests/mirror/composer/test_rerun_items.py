@@ -130,3 +130,21 @@ def test_a_listing_that_cannot_be_kept_costs_the_run_nothing(repos, tmp_path, mo
     assert calls and all(status is Status.FETCHED for rel, status in statuses.items() if rel.startswith(index.DIST))
     assert "SHA256SUMS" in Mirror(mdir).delta()
     assert read_sums(mdir / "SHA256SUMS")[0].keys() >= {rel for rel in statuses if rel.startswith(index.DIST)}
+
+
+def test_an_archive_never_lands_through_a_vendor_folder_linked_out_of_the_mirror(repos, tmp_path):
+    """A folder under composer/dist/ planted as a link out of the mirror: its archives are refused, nothing is
+    written where it leads, and the others land."""
+    first = mirror(tmp_path / "first", repos)
+    archives = sorted(rel for rel in first if rel.startswith(index.DIST + "/"))
+    vendor = archives[0].split("/")[2]
+    outside, mdir = tmp_path / "outside", tmp_path / "m"
+    outside.mkdir()
+    (mdir / index.DIST).mkdir(parents=True)
+    os.symlink(outside, mdir / index.DIST / vendor)
+    statuses = mirror(mdir, repos)
+    assert list(outside.iterdir()) == []
+    for rel in archives:
+        linked = rel.split("/")[2] == vendor
+        assert statuses[rel] == (Status.FAILED if linked else Status.FETCHED), rel
+    assert not any(rel.split("/")[2] == vendor for rel in read_sums(mdir / "SHA256SUMS")[0] if rel in first)
