@@ -174,6 +174,12 @@ def test_destinations_refuse_a_folder_swapped_for_a_link_out_after_its_first_use
         destination(root, "vendor/pkg/3.zip")
     with pytest.raises(UnsafeNameError):
         place("vendor/pkg/3.zip")
+    os.unlink(root / swapped)  # the folder itself, moved out and linked back: still the same folder (inode)
+    os.symlink(tmp_path / "moved", root / swapped)
+    with pytest.raises(UnsafeNameError):
+        destination(root, "vendor/pkg/4.zip")
+    with pytest.raises(UnsafeNameError):
+        place("vendor/pkg/4.zip")
 
 
 def test_side_file(tmp_path):
