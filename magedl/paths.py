@@ -3,6 +3,7 @@
 import os
 import re
 from pathlib import Path, PurePosixPath
+from typing import Optional
 
 from magedl.errors import UnsafeNameError
 
@@ -77,76 +78,75 @@ def destination(folder, file_name):
 
 
 class Destinations:
-    """:func:`destination` for many names in one *folder*, each folder resolved once and checked per name.
+    """:func:`destination` for many names in one *folder*: each folder found once, and checked per name.
 
     ``Destinations(folder)(name)`` is ``destination(folder, name)``. The
     folder is resolved on first use, and each sub-folder the names lead
-    through with one ``lstat`` the first time a name needs it: a sub-folder
-    that is a symlink is resolved whole and must stay inside the folder, as
-    :func:`destination` requires. Each later name in a folder costs one
-    ``stat`` of it: while it is the very folder found inside (device and
-    inode), it still is (a folder cannot be hard-linked elsewhere); anything
-    else (a folder or one above it swapped for a link, one not made yet)
-    resolves the path again, level by level. Resolving every path in full
-    cost a run an ``lstat`` per folder level per file, each a hand-over of
-    the interpreter lock among its download threads (docs/scale.md, the
-    Composer cold run).
+    through with one ``lstat`` the first time a name needs it (a sub-folder
+    that is a symlink is resolved whole). Then each name checks, with the
+    kernel, that the folder it goes in really is where it was found: opened,
+    its path as the kernel names it (``/proc/self/fd``) must be that text.
+    A folder moved away and replaced by a link, a link swapped in at any
+    level, or a folder not made yet fails that check, and the name is
+    resolved by :func:`destination` itself, whose rule it then follows.
+    Resolving every path in full cost a run an ``lstat`` per folder level per
+    file, each a hand-over of the interpreter lock among its download
+    threads (docs/scale.md, the Composer cold run).
     """
 
     def __init__(self, folder):
         self._folder = folder
         self._root = None  # the resolved folder as text, without a trailing "/" ("" for "/")
-        self._dirs: dict = {}  # "a/b" -> its resolved path, as text (a Path is several times larger)
-        self._ids: dict = {}  # "a/b" -> (device, inode) of the folder found there; absent: not made yet
+        self._dirs: dict = {}  # "a/b" -> where it was found, as text (a Path is several times larger)
 
     def __call__(self, file_name) -> Path:
         check_name(file_name)
         if self._root is None:
             self._root = str(Path(self._folder).resolve()).rstrip("/")
         head, _, name = file_name.rpartition("/")
-        if not head:
-            return Path(f"{self._root}/{name}")
-        parent = self._dirs.get(head)
-        if parent is None or self._ids.get(head) is None or self._ids[head] != _identity(parent):
-            for rel in _folders_to(head):  # it, or a folder above it, may have been swapped: all checked again
-                self._dirs.pop(rel, None)
-            parent = self._dir(head, file_name)
-            identity = _identity(parent)
-            if identity is not None:
-                self._ids[head] = identity
-        return Path(f"{parent}/{name}")
+        try:
+            parent = self._dir(head) if head else self._root or "/"
+        except UnsafeNameError:
+            parent = None
+        if parent is None or _real_path(parent) != parent:  # moved, swapped, not made yet, or outside
+            return destination(self._folder, file_name)
+        return Path(f"{parent.rstrip('/')}/{name}")
 
-    def _dir(self, rel: str, file_name: str) -> str:
+    def refused(self, file_name) -> Optional[UnsafeNameError]:
+        """Why *file_name* may not be written (what calling would raise); None when it may."""
+        try:
+            self(file_name)
+        except UnsafeNameError as exc:
+            return exc
+        return None
+
+    def _dir(self, rel: str) -> str:
         found = self._dirs.get(rel)
         if found is None:
             head, _, last = rel.rpartition("/")
-            found = f"{self._dir(head, file_name) if head else self._root}/{last}"
+            found = f"{self._dir(head) if head else self._root}/{last}"
             if os.path.islink(found):
                 real = Path(found).resolve()
                 root = Path(self._root or "/")
                 if real != root and root not in real.parents:
-                    raise UnsafeNameError(f"refusing {file_name!r}: it resolves outside {self._folder}")
+                    raise UnsafeNameError(f"{found}: it resolves outside {self._folder}")
                 found = str(real).rstrip("/")
             self._dirs[rel] = found
         return found
 
 
-def _identity(path: str):
-    """(device, inode) of the folder at *path*, links followed; None when there is none."""
+def _real_path(path: str) -> Optional[str]:
+    """Where the folder at *path* is, as the kernel names it once opened (links followed); None: no folder."""
     try:
-        st = os.stat(path)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
         return None
-    return (st.st_dev, st.st_ino)
-
-
-def _folders_to(rel: str):
-    """``a``, ``a/b``, ``a/b/c`` for ``a/b/c``."""
-    at = rel.find("/")
-    while at >= 0:
-        yield rel[:at]
-        at = rel.find("/", at + 1)
-    yield rel
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:  # no /proc: resolved a level at a time instead
+        return os.path.realpath(path)
+    finally:
+        os.close(fd)
 
 
 def side_file(path, suffix):

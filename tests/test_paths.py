@@ -156,9 +156,11 @@ def test_destinations_refuse_what_destination_refuses(tmp_path, name):
 
 @pytest.mark.parametrize("swapped", ["vendor", "vendor/pkg"])
 @pytest.mark.parametrize("made", [True, False])
-def test_destinations_refuse_a_folder_swapped_for_a_link_out_after_its_first_use(tmp_path, swapped, made):
+@pytest.mark.parametrize("to", ["another folder", "the folder moved out"])
+def test_destinations_refuse_a_folder_swapped_for_a_link_out_after_its_first_use(tmp_path, swapped, made, to):
     """A folder (or one above it) replaced by a link out of the mirror between two names, whether it was
-    there at the first name or made after it, as a writer makes it: the second name is refused."""
+    there at the first name or made after it, as a writer makes it: the second name is refused. The folder
+    itself moved out and linked back keeps its inode: refused too."""
     root, outside = tmp_path / "root", tmp_path / "outside"
     (outside / "pkg").mkdir(parents=True)
     root.mkdir()
@@ -169,7 +171,10 @@ def test_destinations_refuse_a_folder_swapped_for_a_link_out_after_its_first_use
     (root / "vendor/pkg").mkdir(parents=True, exist_ok=True)
     assert place("vendor/pkg/2.zip") == root / "vendor/pkg/2.zip"  # the folder now made, as it is found
     os.rename(root / swapped, tmp_path / "moved")
-    os.symlink(outside / swapped.partition("/")[2] if "/" in swapped else outside, root / swapped)
+    if to == "another folder":
+        os.symlink(outside / swapped.partition("/")[2] if "/" in swapped else outside, root / swapped)
+    else:
+        os.symlink(tmp_path / "moved", root / swapped)
     with pytest.raises(UnsafeNameError):
         destination(root, "vendor/pkg/3.zip")
     with pytest.raises(UnsafeNameError):

@@ -36,7 +36,7 @@ from magedl.mirror.layout import check_layout
 from magedl.mirror.model import SLOTS, Action, Item, Status, StoredRecords
 from magedl.mirror.plan import check_copy
 from magedl.mirror.state import entry_of
-from magedl.paths import SIDE_SUFFIXES
+from magedl.paths import SIDE_SUFFIXES, Destinations
 from magedl.text import printable
 
 log = logging.getLogger(__name__)
@@ -266,8 +266,13 @@ class ComposerPlanner:
             for vn, entry in versions.items():
                 if not may_prune:
                     part.metadata.setdefault(name, {}).setdefault(vn, clean_entry(entry))
-        prefix, quick = self._prefix, not self.every_item
+        prefix, quick, place, folder, refused = self._prefix, not self.every_item, Destinations(self.root), None, None
         for rel, row in self._stored(sorted(wanted)):
+            if rel.rpartition("/")[0] != folder:  # each folder once: a link on the way out of the mirror is refused
+                folder, refused = rel.rpartition("/")[0], place.refused(rel)
+            if refused is not None:  # nothing read, cleared or written through it
+                part.items.append(Item(rel, Action.SKIP, reason=str(refused)))
+                continue
             try:
                 st = os.lstat(prefix + rel)  # joined as text: a Path per archive costs more than the call
             except FileNotFoundError:

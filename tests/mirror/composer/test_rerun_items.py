@@ -133,18 +133,20 @@ def test_a_listing_that_cannot_be_kept_costs_the_run_nothing(repos, tmp_path, mo
 
 
 def test_an_archive_never_lands_through_a_vendor_folder_linked_out_of_the_mirror(repos, tmp_path):
-    """A folder under composer/dist/ planted as a link out of the mirror: its archives are refused, nothing is
-    written where it leads, and the others land."""
+    """A folder under composer/dist/ planted as a link out of the mirror: its archives are skipped, nothing is read,
+    removed or written where it leads, and the others land."""
     first = mirror(tmp_path / "first", repos)
     archives = sorted(rel for rel in first if rel.startswith(index.DIST + "/"))
     vendor = archives[0].split("/")[2]
     outside, mdir = tmp_path / "outside", tmp_path / "m"
-    outside.mkdir()
+    bait = outside / archives[0].split("/", 3)[3]  # where the archive's path leads: a file that is not it
+    bait.parent.mkdir(parents=True)
+    bait.write_bytes(b"not the archive")
     (mdir / index.DIST).mkdir(parents=True)
     os.symlink(outside, mdir / index.DIST / vendor)
     statuses = mirror(mdir, repos)
-    assert list(outside.iterdir()) == []
+    assert [p for p in outside.rglob("*") if p.is_file()] == [bait] and bait.read_bytes() == b"not the archive"
     for rel in archives:
         linked = rel.split("/")[2] == vendor
-        assert statuses[rel] == (Status.FAILED if linked else Status.FETCHED), rel
+        assert statuses[rel] == (Status.SKIP if linked else Status.FETCHED), rel
     assert not any(rel.split("/")[2] == vendor for rel in read_sums(mdir / "SHA256SUMS")[0] if rel in first)
