@@ -112,14 +112,6 @@ class Destinations:
             return destination(self._folder, file_name)
         return Path(f"{parent.rstrip('/')}/{name}")
 
-    def refused(self, file_name) -> Optional[UnsafeNameError]:
-        """Why *file_name* may not be written (what calling would raise); None when it may."""
-        try:
-            self(file_name)
-        except UnsafeNameError as exc:
-            return exc
-        return None
-
     def _dir(self, rel: str) -> str:
         found = self._dirs.get(rel)
         if found is None:

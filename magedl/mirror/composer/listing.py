@@ -124,3 +124,34 @@ def _listed(path: str) -> tuple:
         for entry in entries:
             (folders if entry.is_dir(follow_symlinks=False) else names).append(entry.name)
     return names, folders
+
+
+class Links:
+    """Which folders on the way to an archive under ``composer/dist/`` are links (or not folders at all).
+
+    A folder there planted as a link out of the mirror must never lead a read, a removal or a write
+    elsewhere; the plan asks once per folder (:meth:`on_the_way`), an ``lstat`` per level not asked before
+    (``composer/dist`` itself is vouched for by ``check_layout``). A folder not made yet is none: the archive
+    is placed through :class:`~magedl.paths.Destinations`, which checks again as it lands.
+    """
+
+    def __init__(self, root):
+        self._prefix = os.path.join(os.fspath(root), "")
+        self._known: dict = {}  # a folder's path -> whether it is a link or another non-folder
+
+    def on_the_way(self, rel: str) -> Optional[str]:
+        """The first folder on the way to *rel* (under ``composer/dist/``) that is a link or not a folder; None."""
+        at = rel.find("/", len(DIST) + 1)
+        while at >= 0:
+            folder = rel[:at]
+            bad = self._known.get(folder)
+            if bad is None:
+                try:
+                    bad = not stat.S_ISDIR(os.lstat(self._prefix + folder).st_mode)
+                except FileNotFoundError:
+                    bad = False
+                self._known[folder] = bad
+            if bad:
+                return folder
+            at = rel.find("/", at + 1)
+        return None

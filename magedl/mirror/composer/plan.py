@@ -30,13 +30,13 @@ from magedl.mirror.composer.index import (
     records_text,
     remembered_published,
 )
-from magedl.mirror.composer.listing import files_under
+from magedl.mirror.composer.listing import Links, files_under
 from magedl.mirror.defaults import DEFAULT_URL
 from magedl.mirror.layout import check_layout
 from magedl.mirror.model import SLOTS, Action, Item, Status, StoredRecords
 from magedl.mirror.plan import check_copy
 from magedl.mirror.state import entry_of
-from magedl.paths import SIDE_SUFFIXES, Destinations
+from magedl.paths import SIDE_SUFFIXES
 from magedl.text import printable
 
 log = logging.getLogger(__name__)
@@ -266,12 +266,12 @@ class ComposerPlanner:
             for vn, entry in versions.items():
                 if not may_prune:
                     part.metadata.setdefault(name, {}).setdefault(vn, clean_entry(entry))
-        prefix, quick, place, folder, refused = self._prefix, not self.every_item, Destinations(self.root), None, None
+        prefix, quick, links, folder, linked = self._prefix, not self.every_item, Links(self.root), None, None
         for rel, row in self._stored(sorted(wanted)):
-            if rel.rpartition("/")[0] != folder:  # each folder once: a link on the way out of the mirror is refused
-                folder, refused = rel.rpartition("/")[0], place.refused(rel)
-            if refused is not None:  # nothing read, cleared or written through it
-                part.items.append(Item(rel, Action.SKIP, reason=str(refused)))
+            if rel.rpartition("/")[0] != folder:  # each folder once: a link on the way is never followed
+                folder, linked = rel.rpartition("/")[0], links.on_the_way(rel)
+            if linked is not None:  # nothing read, cleared or written through it
+                part.items.append(Item(rel, Action.SKIP, reason=f"{linked}: a link or not a folder; move it away"))
                 continue
             try:
                 st = os.lstat(prefix + rel)  # joined as text: a Path per archive costs more than the call

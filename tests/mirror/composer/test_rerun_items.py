@@ -150,3 +150,18 @@ def test_an_archive_never_lands_through_a_vendor_folder_linked_out_of_the_mirror
         linked = rel.split("/")[2] == vendor
         assert statuses[rel] == (Status.SKIP if linked else Status.FETCHED), rel
     assert not any(rel.split("/")[2] == vendor for rel in read_sums(mdir / "SHA256SUMS")[0] if rel in first)
+
+
+def test_links_on_the_way_to_an_archive_are_found_at_any_level(tmp_path):
+    dist = tmp_path / index.DIST
+    (dist / "v/p").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "elsewhere", dist / "v/linked")
+    (dist / "w").write_bytes(b"a file where a folder belongs")
+    links = listing.Links(tmp_path)
+    assert links.on_the_way(f"{index.DIST}/v/p/1.zip") is None
+    assert links.on_the_way(f"{index.DIST}/v/new/1.zip") is None  # not made yet: placed through Destinations
+    assert links.on_the_way(f"{index.DIST}/v/linked/1.zip") == f"{index.DIST}/v/linked"
+    assert links.on_the_way(f"{index.DIST}/w/p/1.zip") == f"{index.DIST}/w"
+    os.symlink(tmp_path / "elsewhere", dist / "x")
+    assert links.on_the_way(f"{index.DIST}/x/p/1.zip") == f"{index.DIST}/x"
