@@ -397,25 +397,26 @@ def _as_recorded(row: tuple, st: os.stat_result, entry) -> bool:
     digests, and *entry* itself as its record. What :meth:`ComposerPlanner._plan_wanted` finds for it (present,
     recorded), without building its archive, item or entry. A record that is this very entry was verified
     against it (its SHA-1 as it landed, or found present by it): the text vouches for the SHA-1."""
-    _, md5, sha256, size, mtime_ns, ctime_ns, ino, text, sha1 = row
-    return (st.st_ino == ino and st.st_size == size and st.st_mtime_ns == mtime_ns and st.st_ctime_ns == ctime_ns
-            and stat.S_ISREG(st.st_mode) and type(md5) is str and md5 != "" and type(sha256) is str
-            and sha256 != "" and type(sha1) is str and sha1 != "" and type(entry) is KeptEntry
-            and type(text) is str and len(text) == len(entry.text) + 2 and text.startswith("[")
-            and text.endswith("]") and text.startswith(entry.text, 1)  # "[text]", compared without a copy
-            and _shasum_agrees(entry.text, sha1))
+    text = row[7]  # "[entry text]", compared without a copy
+    return (_row_matches(row, st) and type(entry) is KeptEntry and type(text) is str
+            and len(text) == len(entry.text) + 2 and text.startswith("[") and text.endswith("]")
+            and text.startswith(entry.text, 1) and _shasum_agrees(entry.text, row[8]))
 
 
 def _held_as_recorded(row: tuple, st: os.stat_result) -> bool:
     """Whether the held archive whose ``lstat`` is *st* is present as its state *row* records it, with a record to
-    list it by: the fingerprint, digests and a records text (what :meth:`ComposerPlanner._plan_unwanted` finds
-    for it: kept, intact, with an entry), without building its entry or item. Its record is the state's own
-    text: no selection names it to compare with."""
-    _, md5, sha256, size, mtime_ns, ctime_ns, ino, text, sha1 = row
+    list it by (what :meth:`ComposerPlanner._plan_unwanted` finds for it: kept, intact, with an entry), without
+    building its entry or item. Its record is the state's own text: no selection names it to compare with."""
+    text = row[7]  # a record, as records_text writes one:
+    return _row_matches(row, st) and type(text) is str and text.startswith("[{") and text.endswith("}]")
+
+
+def _row_matches(row: tuple, st: os.stat_result) -> bool:
+    """Whether the regular file of ``lstat`` *st* has its state *row*'s fingerprint, and the row all three digests."""
+    _, md5, sha256, size, mtime_ns, ctime_ns, ino, _, sha1 = row
     return (st.st_ino == ino and st.st_size == size and st.st_mtime_ns == mtime_ns and st.st_ctime_ns == ctime_ns
             and stat.S_ISREG(st.st_mode) and type(md5) is str and md5 != "" and type(sha256) is str
-            and sha256 != "" and type(sha1) is str and sha1 != "" and type(text) is str
-            and text.startswith("[{") and text.endswith("}]"))  # a record, as records_text writes one
+            and sha256 != "" and type(sha1) is str and sha1 != "")
 
 
 def _shasum_agrees(text: str, sha1: str) -> bool:
