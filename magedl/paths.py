@@ -85,10 +85,11 @@ class Destinations:
     through with one ``lstat`` the first time a name needs it (a sub-folder
     that is a symlink is resolved whole). Then each name checks, with the
     kernel, that the folder it goes in really is where it was found: opened,
-    its path as the kernel names it (``/proc/self/fd``) must be that text.
-    A folder moved away and replaced by a link, a link swapped in at any
-    level, or a folder not made yet fails that check, and the name is
-    resolved by :func:`destination` itself, whose rule it then follows.
+    its path as the kernel names it (``/proc/self/fd``) must be that text
+    (a folder not made yet: the nearest folder above it that is made).
+    A folder moved away and replaced by a link, or a link swapped in at any
+    level, fails that check, and the name is resolved by :func:`destination`
+    itself, whose rule it then follows.
     Resolving every path in full cost a run an ``lstat`` per folder level per
     file, each a hand-over of the interpreter lock among its download
     threads (docs/scale.md, the Composer cold run).
@@ -108,9 +109,39 @@ class Destinations:
             parent = self._dir(head) if head else self._root or "/"
         except UnsafeNameError:
             parent = None
-        if parent is None or _real_path(parent) != parent:  # moved, swapped, not made yet, or outside
+        if parent is None or not self._where_found(parent):  # moved, swapped, or outside
             return destination(self._folder, file_name)
         return Path(f"{parent.rstrip('/')}/{name}")
+
+    def _where_found(self, folder: str) -> bool:
+        """Whether *folder* is where it was found; one not made yet: whether the folder above it that is, is.
+
+        A folder not made yet is the common case of a cold run (each new
+        package's first archive). The nearest folder above it that opens must
+        be where it was found, and the level below that must not exist at
+        all: a link there, even a dangling one, is left to :func:`destination`.
+        """
+        real = _real_path(folder)
+        if real is not None:
+            return real == folder
+        below = folder
+        while True:
+            above = below.rpartition("/")[0]
+            if len(above) < len(self._root):  # the mirror folder itself is gone
+                return False
+            real = _real_path(above or "/")
+            if real is not None:
+                break
+            below = above
+        if real != (above or "/"):
+            return False
+        try:
+            os.lstat(below)
+        except FileNotFoundError:
+            return True
+        except OSError:
+            pass
+        return False
 
     def _dir(self, rel: str) -> str:
         found = self._dirs.get(rel)

@@ -181,6 +181,37 @@ def test_destinations_refuse_a_folder_swapped_for_a_link_out_after_its_first_use
         place("vendor/pkg/3.zip")
 
 
+def test_a_folder_not_made_yet_is_placed_without_resolving_the_whole_path(tmp_path, monkeypatch):
+    """A cold run's common case: each new package's folder is not made yet. It is checked against the
+    nearest folder above it, not by :func:`destination` (which resolves every level)."""
+    root = tmp_path / "root"
+    (root / "vendor").mkdir(parents=True)
+    place = Destinations(root)
+    assert place("x.zip") == root / "x.zip"  # the root found
+    monkeypatch.setattr("magedl.paths.destination", lambda *a: pytest.fail("resolved in full"))
+    assert place("vendor/pkg/1.zip") == root / "vendor/pkg/1.zip"
+    assert place("new/deeper/pkg/1.zip") == root / "new/deeper/pkg/1.zip"
+
+
+@pytest.mark.parametrize("level", ["vendor", "vendor/pkg"])
+@pytest.mark.parametrize("target", ["outside", "outside/missing"])
+def test_a_link_where_a_folder_is_not_made_yet_is_resolved_in_full(tmp_path, level, target):
+    """A link planted (even a dangling one) at a level that did not exist at the first name: the
+    second name follows destination()'s rule, which refuses it."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "vendor").mkdir(parents=True)
+    outside.mkdir()
+    place = Destinations(root)
+    assert place("vendor/pkg/1.zip") == root / "vendor/pkg/1.zip"
+    if level == "vendor":
+        os.rename(root / "vendor", tmp_path / "moved")
+    os.symlink(tmp_path / target, root / level)
+    with pytest.raises(UnsafeNameError):
+        destination(root, "vendor/pkg/2.zip")
+    with pytest.raises(UnsafeNameError):
+        place("vendor/pkg/2.zip")
+
+
 def test_side_file(tmp_path):
     p = tmp_path / "x.tar.gz"
     assert side_file(p, PART_SUFFIX) == tmp_path / "x.tar.gz.magedl-part"
