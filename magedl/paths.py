@@ -113,13 +113,15 @@ class Destinations:
             return destination(self._folder, file_name)
         return Path(f"{parent.rstrip('/')}/{name}")
 
-    def _where_found(self, folder: str) -> bool:
+    def _where_found(self, folder: str, tries: int = 3) -> bool:
         """Whether *folder* is where it was found; one not made yet: whether the folder above it that is, is.
 
         A folder not made yet is the common case of a cold run (each new
         package's first archive). The nearest folder above it that opens must
         be where it was found, and the level below that must not exist at
         all: a link there, even a dangling one, is left to :func:`destination`.
+        Levels made meanwhile (by another download of the same package, one at
+        a time) are looked at again, up to *tries* times in all.
         """
         real = _real_path(folder)
         if real is not None:
@@ -140,8 +142,8 @@ class Destinations:
         except FileNotFoundError:
             return True
         except OSError:
-            pass
-        return False
+            return False
+        return tries > 1 and self._where_found(folder, tries - 1)
 
     def _dir(self, rel: str) -> str:
         found = self._dirs.get(rel)

@@ -13,6 +13,8 @@ Run alone: ``python scripts/bench_composer.py [--runs N] [--size N]``.
 """
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -23,6 +25,58 @@ import tempfile
 from pathlib import Path
 
 PROJECT = "magento/project-community-edition:2.4.7"
+
+
+@contextlib.contextmanager
+def serving(work, magedl_cmd, env, size):
+    """Serve a *size*-package closure on loopback and make one mirror of it (untimed); yield a :class:`Served`.
+
+    The emulated repositories answer from this process, on threads: their work shares the cores
+    with magedl's (the reason ``scripts/bench_scale.py`` prints magedl's own CPU beside its wall).
+    """
+    from magedl.emulator.composer import ComposerRepos
+    from magedl.emulator.composer_graph import build_graph
+
+    graph = build_graph(0, size=size)
+    with ComposerRepos(graph=graph) as repos:
+        public, private = repos.keys["commerce"]
+        host = repos.magento_url.split("//", 1)[1].rstrip("/")
+        home = Path(work) / f"composer-home-{size}"
+        home.mkdir(parents=True, exist_ok=True)
+        cenv = {k: v for k, v in env.items() if not k.startswith("COMPOSER")}
+        cenv.update(COMPOSER_HOME=str(home),
+                    COMPOSER_AUTH=json.dumps({"http-basic": {host: {"username": public, "password": private}}}))
+        upstream = ["--composer-repo", repos.magento_url, "--composer-repo", repos.packagist_url,
+                    "--composer-require", PROJECT]
+        warm = Path(work) / f"composer-mirror-{size}"
+        shutil.rmtree(warm, ignore_errors=True)
+        subprocess.run([*magedl_cmd, "-q", "mirror", str(warm), *upstream], env=cenv, check=True)
+        held = sum(1 for _ in (warm / "composer" / "dist").rglob("*.zip"))
+        packages = len(json.loads((warm / "composer" / "packages.json").read_text())["available-packages"])
+        try:
+            yield Served(repos, cenv, [*magedl_cmd, "-q", "mirror", "m", *upstream],
+                         [*magedl_cmd, "-q", "mirror", str(warm), *upstream], packages, held)
+        finally:
+            shutil.rmtree(warm, ignore_errors=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class Served:
+    """A served closure: the commands of a cold mirror (into the current folder) and of an up-to-date one."""
+
+    repos: object
+    env: dict
+    cold: list
+    up_to_date: list
+    packages: int
+    archives: int
+
+    def asked(self):
+        """What an up-to-date re-run asks the repositories (one more run, untimed): a list of paths."""
+        apps = (self.repos.magento_app, self.repos.packagist_app)
+        before = [len(app.requests) for app in apps]
+        subprocess.run(self.up_to_date, env=self.env, check=True)
+        return [path for app, n in zip(apps, before) for _, path in app.requests[n:]]
 
 
 def run(bench, work, magedl_cmd, env, size=500):
@@ -45,36 +99,14 @@ def run(bench, work, magedl_cmd, env, size=500):
     dict
         ``{label: median wall seconds}``.
     """
-    from magedl.emulator.composer import ComposerRepos
-    from magedl.emulator.composer_graph import build_graph
-
-    graph = build_graph(0, size=size)
-    with ComposerRepos(graph=graph) as repos:
-        public, private = repos.keys["commerce"]
-        host = repos.magento_url.split("//", 1)[1].rstrip("/")
-        home = Path(work) / "composer-home"
-        home.mkdir(parents=True, exist_ok=True)
-        cenv = {k: v for k, v in env.items() if not k.startswith("COMPOSER")}
-        cenv.update(COMPOSER_HOME=str(home),
-                    COMPOSER_AUTH=json.dumps({"http-basic": {host: {"username": public, "password": private}}}))
-        upstream = ["--composer-repo", repos.magento_url, "--composer-repo", repos.packagist_url,
-                    "--composer-require", PROJECT]
-        warm = Path(work) / "composer-mirror"
-        shutil.rmtree(warm, ignore_errors=True)
-        subprocess.run([*magedl_cmd, "-q", "mirror", str(warm), *upstream], env=cenv, check=True)
-        held = sum(1 for _ in (warm / "composer" / "dist").rglob("*.zip"))
-        packages = len(json.loads((warm / "composer" / "packages.json").read_text())["available-packages"])
-        print(f"\nComposer mirror of a {packages}-package closure ({held} archives) from emulated "
+    with serving(work, magedl_cmd, env, size) as served:
+        print(f"\nComposer mirror of a {served.packages}-package closure ({served.archives} archives) from emulated "
               "repo.magento.com (providers) and packagist (p2, minified) on loopback", flush=True)
         medians = compare(bench, {
-            "magedl mirror --composer-require (cold)": ([*magedl_cmd, "-q", "mirror", "m", *upstream], cenv),
-            "magedl mirror --composer-require (up to date)": ([*magedl_cmd, "-q", "mirror", str(warm), *upstream],
-                                                              cenv),
+            "magedl mirror --composer-require (cold)": (served.cold, served.env),
+            "magedl mirror --composer-require (up to date)": (served.up_to_date, served.env),
         })
-        before = [len(repos.magento_app.requests), len(repos.packagist_app.requests)]
-        subprocess.run([*magedl_cmd, "-q", "mirror", str(warm), *upstream], env=cenv, check=True)
-        asked = [path for app, n in zip((repos.magento_app, repos.packagist_app), before)
-                 for _, path in app.requests[n:]]
+        asked = served.asked()
         print(f"  an up-to-date re-run asked the repositories {len(asked)} time(s): "
               f"{', '.join(sorted(p.split('?')[0] for p in asked)[:6])}{' ...' if len(asked) > 6 else ''}",
               flush=True)

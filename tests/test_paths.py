@@ -193,6 +193,29 @@ def test_a_folder_not_made_yet_is_placed_without_resolving_the_whole_path(tmp_pa
     assert place("new/deeper/pkg/1.zip") == root / "new/deeper/pkg/1.zip"
 
 
+def test_a_folder_made_meanwhile_by_another_download_is_looked_at_again(tmp_path, monkeypatch):
+    """Two archives of one new package: the other download makes the folder between this name's look at
+    it and at the level above. The folder is looked at again, not resolved in full."""
+    root = tmp_path / "root"
+    (root / "vendor").mkdir(parents=True)
+    place = Destinations(root)
+    assert place("x.zip") == root / "x.zip"
+    real_path = paths._real_path
+    made = []
+
+    def racing(path):
+        if path == str(root / "vendor/pkg") and not made:
+            made.append(path)
+            (root / "vendor/pkg").mkdir()  # just after this look found nothing
+            return None
+        return real_path(path)
+
+    monkeypatch.setattr("magedl.paths._real_path", racing)
+    monkeypatch.setattr("magedl.paths.destination", lambda *a: pytest.fail("resolved in full"))
+    assert place("vendor/pkg/1.zip") == root / "vendor/pkg/1.zip"
+    assert made
+
+
 @pytest.mark.parametrize("level", ["vendor", "vendor/pkg"])
 @pytest.mark.parametrize("target", ["outside", "outside/missing"])
 def test_a_link_where_a_folder_is_not_made_yet_is_resolved_in_full(tmp_path, level, target):
