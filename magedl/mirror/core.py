@@ -22,11 +22,10 @@ from magedl.fsutil import read_if_regular
 from magedl.locks import FileLock
 from magedl.mirror import layout, signature
 from magedl.mirror.bulk import collector_paused
-from magedl.mirror.delta import note_changes
+from magedl.mirror.delta import drop_found, keep_found, note_changes, note_leftover
 from magedl.mirror.held import Held, sort_items, unchanged_items
 from magedl.mirror.index import (
     MAX_INDEX_BYTES,
-    SumsAsFound,
     parse_sums,
     read_feed,
     records_digest,
@@ -168,7 +167,7 @@ class Mirror:
                 on_item(it)
         for rel in plan.locks:
             _drop_stale_lock(self.root / rel)
-        found = SumsAsFound(self.root)  # read and parsed only when the run changed it (an up-to-date re-run does not)
+        found = keep_found(self.root, self.state)  # read and parsed only when the run changed it (a re-run does not)
         self._replacing = {it.rel for it in todo.values() if it.action is not Action.FETCH}
         if self._replacing and self._replacing & set(_parsed_sums(found.raw())):
             # The index stops listing the copies about to be replaced before any of them goes, so it never
@@ -226,6 +225,7 @@ class Mirror:
                     if signer and self.html:  # the front page named the key of the signature just removed
                         self.write_indexes(plan)
                         note_changes(self.root, self.state, before)
+            drop_found(self.root, self.state)  # the delta holds what the run changed: a kill before keeps the copy
             self.state.save()
             if plan.composer is not None:  # the folders of composer/dist/ this run changed, for the next plan
                 from magedl.mirror.composer import listing
@@ -336,6 +336,7 @@ class Mirror:
 
         Archives first, then the indexes, ``SHA256SUMS`` and its signature last: the order a copy should land in.
         """
+        note_leftover(self.root, self.state)  # a run that failed (or was killed) before it noted its index writes
         return sorted(self.state.delta, key=lambda rel: (rel == SIG, rel == SUMS, rel.startswith("info/"), rel))
 
     def delta_written(self) -> None:

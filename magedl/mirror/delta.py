@@ -4,16 +4,33 @@ A landed file puts itself in the delta as it lands; what else changed (index fil
 copy the index now describes otherwise) is every path the new ``SHA256SUMS`` lists with another sha256
 than the one found at the start of the run. The new file is read a line at a time: at 100,000 files,
 parsing it whole (its bytes, its text and a dict of every path) was a cold run's peak (docs/scale.md).
+
+The rules a reader must not break, so that no kill (``kill -9``, a power cut) ever loses a path from the delta
+(listing one twice is harmless; the delta is a set):
+
+- the paths that differ go in the delta in one commit with ``SHA256SUMS`` itself: a kill never leaves them in
+  it without the file that lists them;
+- before a run can first replace ``SHA256SUMS``, the file as it found it is kept, durably, in
+  ``.magedl/SHA256SUMS.found`` (:data:`~magedl.mirror.layout.SUMS_FOUND`: a second name for it, a copy where
+  the filesystem has no hard links, empty when there was none), and it goes only once the delta holds what
+  the run changed and that commit is synced. A run killed in between leaves it, and the next run notes what
+  it differs in from ``SHA256SUMS`` before anything else (and so does :meth:`Mirror.delta
+  <magedl.mirror.core.Mirror.delta>`, for a run that failed there). It is bookkeeping: never served or listed.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+from pathlib import Path
 
-from magedl.mirror.index import sums_in_file
-from magedl.mirror.layout import SUMS
+from magedl.errors import LocalFileError
+from magedl.fsutil import fsync_dir, write_chunks
+from magedl.mirror.index import MAX_INDEX_BYTES, SumsAsFound, sums_in_file
+from magedl.mirror.layout import SUMS, SUMS_FOUND
 
 _BATCH = 2048
+_CHUNK = 1 << 20
 
 
 def note_changes(root: os.PathLike | str, state, before: dict) -> bool:
@@ -35,3 +52,63 @@ def note_changes(root: os.PathLike | str, state, before: dict) -> bool:
         moved = moved or seen != len(before)
         state.add_delta([*batch, SUMS] if moved else batch)  # it does not list itself, but it changed too
     return moved
+
+
+def keep_found(root: os.PathLike | str, state) -> SumsAsFound:
+    """``SHA256SUMS`` as the run finds it, opened (:class:`~magedl.mirror.index.SumsAsFound`) and kept in
+    ``.magedl/`` until :func:`drop_found`; what an earlier run left kept is noted first (:func:`note_leftover`)."""
+    root = Path(root)
+    note_leftover(root, state)
+    kept = root / SUMS_FOUND
+    try:
+        os.link(root / SUMS, kept, follow_symlinks=False)
+    except (OSError, NotImplementedError):  # none there (a cold run), or no hard links here: written below
+        pass
+    # Opened after the link: a second name changes the file's ctime, which the fingerprint it is found by holds.
+    found = SumsAsFound(root)
+    try:
+        same = found.file is not None and os.path.samestat(os.lstat(kept), os.fstat(found.file.fileno()))
+    except OSError:
+        same = False
+    if same:
+        fsync_dir(kept.parent)
+    else:  # the bytes as found (none when there was no regular file), from the descriptor the run reads them by
+        write_chunks(kept, _chunks(found))
+    return found
+
+
+def _chunks(found: SumsAsFound):
+    if found.file is None:
+        return
+    found.file.seek(0)
+    left = MAX_INDEX_BYTES
+    while left > 0:
+        chunk = found.file.read(min(_CHUNK, left))
+        if not chunk:
+            return
+        left -= len(chunk)
+        yield chunk
+
+
+def note_leftover(root: os.PathLike | str, state) -> bool:
+    """Note what ``SHA256SUMS`` differs in from the copy a run killed before it noted its changes left kept (one
+    commit), then drop that copy; whether they differ (False when none was left)."""
+    kept = Path(root) / SUMS_FOUND
+    if not os.path.lexists(kept):
+        return False
+    moved = note_changes(root, state, dict(sums_in_file(kept)))  # a link or a folder there reads as empty
+    drop_found(root, state)
+    return moved
+
+
+def drop_found(root: os.PathLike | str, state) -> None:
+    """The delta holds what the run changed: sync that commit (a power cut must not undo it), then drop the copy."""
+    state.sync()
+    kept = Path(root) / SUMS_FOUND
+    try:
+        os.unlink(kept)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        what = "a folder" if exc.errno in (errno.EISDIR, errno.EPERM) else exc.strerror
+        raise LocalFileError(f"{kept}: {what} where magedl keeps its own file; move it out of the way") from None
