@@ -85,8 +85,8 @@ def run(bench, work, magedl_cmd, env, size=500):
     Parameters
     ----------
     bench : scripts.bench.Bench
-        ``bench.compare(case, {label: (cmd, env)})`` runs the commands interleaved, in ``bench.out``
-        (emptied before each command), and prints their medians.
+        ``bench.compare(case, {label: (cmd, env)})`` runs the commands interleaved, each in a new
+        folder under ``bench.out``, and prints their medians.
     work : Path
         A scratch folder of the benchmark.
     magedl_cmd : list of str
@@ -114,11 +114,17 @@ def run(bench, work, magedl_cmd, env, size=500):
 
 
 def timed(cmd, out_dir, env):
-    """(wall s, user+sys CPU s, peak RSS MiB) of one command, run in an emptied *out_dir* (GNU time's figures)."""
-    shutil.rmtree(out_dir, ignore_errors=True)
+    """(wall s, user+sys CPU s, peak RSS MiB) of one command, run in a new folder under *out_dir* (GNU time's figures).
+
+    Nothing is deleted between runs; the caller removes *out_dir* at the end. On ext4 without a journal
+    (this machine's), a file made within minutes of many deletions nearby costs a scan past each deleted
+    inode, so a cold run right after removing the last run's output would measure that removal too, and
+    more so the larger it was (docs/scale.md, "Deleted files nearby").
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = out_dir.parent / "time.out"
-    proc = subprocess.run(["/usr/bin/time", "-f", "%e %U %S %M", "-o", str(report), *cmd], cwd=out_dir, env=env,
+    run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=out_dir))
+    report = run_dir / "time.out"
+    proc = subprocess.run(["/usr/bin/time", "-f", "%e %U %S %M", "-o", str(report), *cmd], cwd=run_dir, env=env,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[0]} exited {proc.returncode}: {proc.stderr.decode(errors='replace')[-500:]}")

@@ -11,7 +11,7 @@ held to (5% over the ratio of the sizes). Each release command runs once: the
 large sizes take minutes. The Composer closures run in interleaved rounds, and
 their growth is the median of the rounds' ratios, in wall and in magedl's CPU.
 
-Run alone: ``python scripts/bench_scale.py [--quick] [--sizes 1000,20000,100000] [--release-only]``
+Run alone: ``python scripts/bench_scale.py [--quick] [--sizes 1000,20000,100000] [--release-only | --composer-only]``
 (100,000 files: the cold mirror takes minutes).
 """
 
@@ -85,8 +85,7 @@ def release_scale(work, base, magedl, env, sizes):
         for key, label in (("cold", "cold"), ("rerun", "re-run"), ("verify", "verify")):
             print(f"      {label:<7} {row[key]:7.2f} s wall  {row[f'{key}_cpu']:7.2f} s CPU (user+sys)  "
                   f"peak RSS {row[f'{key}_rss']:6.1f} MiB", flush=True)
-        shutil.rmtree(dest, ignore_errors=True)
-    return rows
+    return rows  # the mirrors stay until the end (bench_composer.timed says why)
 
 
 def growth(label, small, large, factor, figures, detail=""):
@@ -154,14 +153,37 @@ def serve_throughput(work, root, base, magedl, env, figures):
 TARGETS = {20000: (1.0, 80), 100000: (4.0, 128)}  # re-run seconds, its peak RSS MiB (issue 18)
 
 
-def run(bench, work, base, magedl, env, figures, quick=False, sizes=None, release_only=False):
+def run(bench, work, base, magedl, env, figures, quick=False, sizes=None, release_only=False,
+        composer_only=False):
     """Print the scale table. *base*: nginx's plain-HTTP URL, serving ``work/mirror`` under ``/fast/``.
 
     *sizes*: the release mirror sizes (default: two, small then large); *release_only* leaves out the
-    Composer closures and serve.
+    Composer closures and serve, *composer_only* the release mirrors.
     """
     sizes = tuple(sizes or (QUICK_RELEASE_SIZES if quick else RELEASE_SIZES))
     source = Path(work) / "mirror" / "scale"
+    try:
+        return _run(work, base, magedl, env, figures, quick, sizes, release_only, composer_only, source)
+    finally:  # every output is removed at the end only (bench_composer.timed says why)
+        for folder in (source, *(Path(work) / f"scale-mirror-{n}" for n in sizes), Path(work) / "out"):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _run(work, base, magedl, env, figures, quick, sizes, release_only, composer_only, source):
+    rows = {}
+    if not composer_only:
+        rows = _release(work, base, magedl, env, figures, sizes, source)
+    if release_only:
+        return rows, {}
+    csizes = QUICK_COMPOSER_SIZES if quick else COMPOSER_SIZES
+    crows = composer_scale(Path(work), magedl, env, csizes, COMPOSER_ROUNDS)
+    composer_growth(crows, csizes, figures)
+    print("  targets (10,244 archives): up to date <= 1.5 s and <= 96 MiB, cold <= 96 MiB", flush=True)
+    serve_throughput(Path(work), source, base, magedl, env, figures)
+    return rows, crows
+
+
+def _release(work, base, magedl, env, figures, sizes, source):
     for n in sizes:
         print(f"scale: writing {n:,} tiny files", flush=True)
         tiny_mirror_source(source / f"n{n}", n)
@@ -180,16 +202,7 @@ def run(bench, work, base, magedl, env, figures, quick=False, sizes=None, releas
             print(f"  targets at {n:,} files: re-run <= {seconds} s and <= {mib} MiB; here {row['rerun']:.2f} s "
                   f"({row['rerun_cpu']:.2f} s CPU) and {row['rerun_rss']:.1f} MiB "
                   f"(the cold run: {row['cold_rss']:.1f} MiB)", flush=True)
-    if release_only:
-        shutil.rmtree(source, ignore_errors=True)
-        return rows, {}
-    csizes = QUICK_COMPOSER_SIZES if quick else COMPOSER_SIZES
-    crows = composer_scale(Path(work), magedl, env, csizes, COMPOSER_ROUNDS)
-    composer_growth(crows, csizes, figures)
-    print("  targets (10,244 archives): up to date <= 1.5 s and <= 96 MiB, cold <= 96 MiB", flush=True)
-    serve_throughput(Path(work), source, base, magedl, env, figures)
-    shutil.rmtree(source, ignore_errors=True)
-    return rows, crows
+    return rows
 
 
 def main():
@@ -198,6 +211,7 @@ def main():
     parser.add_argument("--sizes", type=lambda v: tuple(int(n) for n in v.split(",")),
                         help="release mirror sizes, comma-separated, smallest first (e.g. 1000,20000,100000)")
     parser.add_argument("--release-only", action="store_true", help="leave out the Composer closures and serve")
+    parser.add_argument("--composer-only", action="store_true", help="leave out the release mirrors")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench import Bench
@@ -215,7 +229,8 @@ def main():
     try:
         figures = []
         run(Bench(1, work / "out", figures), work, base, [sys.executable, "-m", "magedl"], env, figures,
-            quick=args.quick, sizes=args.sizes, release_only=args.release_only)
+            quick=args.quick, sizes=args.sizes, release_only=args.release_only,
+            composer_only=args.composer_only)
     finally:
         nginx.terminate()
         nginx.wait()

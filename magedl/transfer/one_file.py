@@ -5,6 +5,7 @@ wrong is fetched once more, whole). Nothing here prints: progress goes to a call
 logger. The side files and the life of a download: see docs/transfer.md, "The side files".
 """
 
+import contextlib
 import logging
 import os
 import stat
@@ -128,7 +129,10 @@ class Download:
         make_dirs(self.dest.parent)
         # Links planted at the side files are refused as each is opened: the lock by
         # FileLock (O_NOFOLLOW), the partial file and the sidecar by Sidecar.load.
-        lock = FileLock(self.sidecar.lock_path, f"another magedl process is already downloading {self.file_name}")
+        if self.options.folder_locked:
+            lock = contextlib.nullcontext()
+        else:
+            lock = FileLock(self.sidecar.lock_path, f"another magedl process is already downloading {self.file_name}")
         lock.__enter__()
         try:
             existing = self._existing()

@@ -81,6 +81,10 @@ class TransferOptions:
     sha1 : bool
         Also compute each file's SHA-1 as it arrives (the digest a Composer
         archive is checked against), so the caller need not read it back.
+    folder_locked : bool
+        The caller holds a lock that covers the whole destination folder and
+        no other program writes there (a mirror's lock over its own staging
+        folder): no lock file per file, so no file made and deleted per file.
     tuning : Tuning
         Engine thresholds.
     """
@@ -93,4 +97,5 @@ class TransferOptions:
     sha256: bool = False
     caller_verifies: bool = False
     sha1: bool = False
+    folder_locked: bool = False
     tuning: Tuning = field(default_factory=Tuning)

@@ -204,7 +204,8 @@ def fetch_archives(client, items: list, root: os.PathLike | str, options: Transf
         return
     # Composer gives no md5: the engine fetches unchecked, and the SHA-1 is checked here.
     # The SHA-1 is computed as the bytes arrive (on the download's thread), not read back here.
-    plain = dataclasses.replace(options, require_checksum=False, sha256=True, caller_verifies=True, sha1=True)
+    plain = dataclasses.replace(options, require_checksum=False, sha256=True, caller_verifies=True, sha1=True,
+                                folder_locked=True)  # staging is the mirror's own, under its lock
     dist_client = _DistClient(client, {rel: it.source.url for rel, it in by_rel.items()})
     place = Destinations(root)
     for job, outcome in fetch_many(dist_client, jobs, staging, plain, progress=progress, limiter=limiter):

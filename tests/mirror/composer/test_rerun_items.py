@@ -1,5 +1,7 @@
 """What an up-to-date Composer re-run holds per archive, and what a run leaves for the next one to list (issue 18).
 
+A cold run makes no lock file per archive in its staging folder, which the mirror's own lock covers.
+
 An archive present as the state records it gets no plan item (:attr:`ComposerPart.unchanged`), and its entry
 is not parsed to find where it goes; a run that landed archives lists the folders it changed at its end, so
 the next run lists none of ``composer/dist/`` (and still notices what changed behind its back).
@@ -165,3 +167,19 @@ def test_links_on_the_way_to_an_archive_are_found_at_any_level(tmp_path):
     assert links.on_the_way(f"{index.DIST}/w/p/1.zip") == f"{index.DIST}/w"
     os.symlink(tmp_path / "elsewhere", dist / "x")
     assert links.on_the_way(f"{index.DIST}/x/p/1.zip") == f"{index.DIST}/x"
+
+
+def test_archives_are_fetched_under_the_mirror_lock_without_a_lock_file_each(repos, tmp_path, monkeypatch):
+    from magedl.transfer import one_file
+
+    taken = []
+
+    class Recorded(one_file.FileLock):
+        def __enter__(self):
+            taken.append(self.path)
+            return super().__enter__()
+
+    monkeypatch.setattr(one_file, "FileLock", Recorded)
+    statuses = mirror(tmp_path / "m", repos)
+    assert sum(status is Status.FETCHED for status in statuses.values()) > 10
+    assert taken == []
