@@ -10,7 +10,7 @@ The rules a reader must not break, so that no kill (``kill -9``, a power cut) ev
 
 - the paths that differ go in the delta in one commit with ``SHA256SUMS`` itself: a kill never leaves them in
   it without the file that lists them;
-- before a run can first replace ``SHA256SUMS``, the file as it found it is kept, durably, in
+- before a run first replaces ``SHA256SUMS``, the file as it found it is kept, durably, in
   ``.magedl/SHA256SUMS.found`` (:data:`~magedl.mirror.layout.SUMS_FOUND`: a second name for it, a copy where
   the filesystem has no hard links, empty when there was none), and it goes only once the delta holds what
   the run changed and that commit is synced. A run killed in between leaves it, and the next run notes what
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from magedl.errors import LocalFileError
 from magedl.fsutil import fsync_dir, write_chunks
-from magedl.mirror.index import MAX_INDEX_BYTES, SumsAsFound, sums_in_file
+from magedl.mirror.index import SumsAsFound, sums_in_file
 from magedl.mirror.layout import SUMS, SUMS_FOUND
 
 _BATCH = 2048
@@ -54,40 +54,49 @@ def note_changes(root: os.PathLike | str, state, before: dict) -> bool:
     return moved
 
 
-def keep_found(root: os.PathLike | str, state) -> SumsAsFound:
-    """``SHA256SUMS`` as the run finds it, opened (:class:`~magedl.mirror.index.SumsAsFound`) and kept in
-    ``.magedl/`` until :func:`drop_found`; what an earlier run left kept is noted first (:func:`note_leftover`)."""
-    root = Path(root)
-    note_leftover(root, state)
-    kept = root / SUMS_FOUND
-    try:
-        os.link(root / SUMS, kept, follow_symlinks=False)
-    except (OSError, NotImplementedError):  # none there (a cold run), or no hard links here: written below
-        pass
-    # Opened after the link: a second name changes the file's ctime, which the fingerprint it is found by holds.
-    found = SumsAsFound(root)
-    try:
-        same = found.file is not None and os.path.samestat(os.lstat(kept), os.fstat(found.file.fileno()))
-    except OSError:
-        same = False
-    if same:
-        fsync_dir(kept.parent)
-    else:  # the bytes as found (none when there was no regular file), from the descriptor the run reads them by
-        write_chunks(kept, _chunks(found))
-    return found
+class KeptSums(SumsAsFound):
+    """:class:`~magedl.mirror.index.SumsAsFound`, kept in ``.magedl/`` before the run first replaces it
+    (:meth:`keep`) until the delta holds what the run changed (:meth:`drop`).
 
+    Made once what an earlier run left kept is noted (:func:`note_leftover`). Kept only when it is about
+    to be replaced: a second name changes a file's ctime, and a run that changes nothing touches nothing.
+    """
 
-def _chunks(found: SumsAsFound):
-    if found.file is None:
-        return
-    found.file.seek(0)
-    left = MAX_INDEX_BYTES
-    while left > 0:
-        chunk = found.file.read(min(_CHUNK, left))
-        if not chunk:
+    def __init__(self, root: os.PathLike | str, state):
+        note_leftover(root, state)
+        super().__init__(Path(root))
+        self.root, self.state, self.kept, self.dropped = Path(root), state, False, False
+
+    def keep(self) -> None:
+        """Keep the file as found (once per run), durably: the hook :func:`~magedl.mirror.index.write_indexes`
+        calls before it replaces ``SHA256SUMS``."""
+        if self.kept or self.dropped:  # dropped: the run noted its last change, and its descriptor is closed
             return
-        left -= len(chunk)
-        yield chunk
+        kept = self.root / SUMS_FOUND
+        try:
+            os.link(self.path, kept, follow_symlinks=False)
+        except (OSError, NotImplementedError):  # none there (a cold run), or no hard links here: written below
+            pass
+        try:  # still the file the run found, which its descriptor reads?
+            same = self.file is not None and os.path.samestat(os.lstat(kept), os.fstat(self.file.fileno()))
+        except OSError:
+            same = False
+        if same:
+            fsync_dir(kept.parent)
+        else:  # the bytes as found (none when there was no regular file), from that descriptor
+            write_chunks(kept, self._chunks())
+        self.kept = True
+
+    def _chunks(self):
+        if self.file is not None:  # no larger than an index may be, or it would not be open
+            self.file.seek(0)
+            yield from iter(lambda: self.file.read(_CHUNK), b"")
+
+    def drop(self) -> None:
+        """The delta holds what the run changed (:func:`note_changes` committed): the kept file goes."""
+        if self.kept:
+            _drop_kept(self.root, self.state)
+        self.kept, self.dropped = False, True
 
 
 def note_leftover(root: os.PathLike | str, state) -> bool:
@@ -97,12 +106,12 @@ def note_leftover(root: os.PathLike | str, state) -> bool:
     if not os.path.lexists(kept):
         return False
     moved = note_changes(root, state, dict(sums_in_file(kept)))  # a link or a folder there reads as empty
-    drop_found(root, state)
+    _drop_kept(root, state)
     return moved
 
 
-def drop_found(root: os.PathLike | str, state) -> None:
-    """The delta holds what the run changed: sync that commit (a power cut must not undo it), then drop the copy."""
+def _drop_kept(root: os.PathLike | str, state) -> None:
+    """The delta holds what the kept file differs in: sync that commit (a power cut must not undo it), then drop it."""
     state.sync()
     kept = Path(root) / SUMS_FOUND
     try:

@@ -107,3 +107,11 @@ def test_a_run_that_fails_before_noting_its_changes_still_lists_them_in_its_own_
     assert set(diff.read_text().splitlines()) == {f"file/{PATCH}", "info/json", "info/files", "index.html",
                                                   "SHA256SUMS"}
     assert not (mdir / SUMS_FOUND).exists()
+
+
+def test_a_folder_where_the_kept_file_goes_is_a_one_line_error(env, capsys, mdir):
+    assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
+    (mdir / SUMS_FOUND).mkdir()
+    code, _, err = run(capsys, "mirror", str(mdir), *SEL)
+    assert code == 1 and "Traceback" not in err
+    assert f"{mdir / SUMS_FOUND}: a folder where magedl keeps its own file; move it out of the way" in err
