@@ -212,13 +212,16 @@ def atomic_write(path, data, mode=FILE_MODE, durable=True):
     return True
 
 
-def atomic_write_parts(path, parts, mode=FILE_MODE, durable=True) -> bool:
+def atomic_write_parts(path, parts, mode=FILE_MODE, durable=True, before_replace=None) -> bool:
     """:func:`atomic_write` of the bytes *parts* gives (a function yielding chunks, from the start each time it
     is called: once to compare them with the file there, once to write them), for a file too large to hold
-    whole. Returns True when the file changed."""
+    whole. *before_replace*, when given, is called once they differ, before anything is written. Returns True
+    when the file changed."""
     path = Path(path)
     if _same_chunks(path, parts()):
         return False
+    if before_replace is not None:
+        before_replace()
     write_chunks(path, parts(), mode, durable)
     return True
 

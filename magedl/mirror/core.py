@@ -22,11 +22,10 @@ from magedl.fsutil import read_if_regular
 from magedl.locks import FileLock
 from magedl.mirror import layout, signature
 from magedl.mirror.bulk import collector_paused
-from magedl.mirror.delta import note_changes
+from magedl.mirror.delta import KeptSums, note_changes, note_leftover
 from magedl.mirror.held import Held, sort_items, unchanged_items
 from magedl.mirror.index import (
     MAX_INDEX_BYTES,
-    SumsAsFound,
     parse_sums,
     read_feed,
     records_digest,
@@ -70,6 +69,7 @@ class Mirror:
         self.state = State(self.root)
         self._replacing: set = set()  # copies the index left out until their replacement lands
         self._index_due, self._index_stale = 0.0, False
+        self._found = None  # SHA256SUMS as the run found it (KeptSums): kept before the run first replaces it
         self.signed = None  # who signed SHA256SUMS this run (run's sign_key), when it was signed
 
     def lock(self):
@@ -168,7 +168,7 @@ class Mirror:
                 on_item(it)
         for rel in plan.locks:
             _drop_stale_lock(self.root / rel)
-        found = SumsAsFound(self.root)  # read and parsed only when the run changed it (an up-to-date re-run does not)
+        found = self._found = KeptSums(self.root, self.state)  # read only when the run changed it (a re-run does not)
         self._replacing = {it.rel for it in todo.values() if it.action is not Action.FETCH}
         if self._replacing and self._replacing & set(_parsed_sums(found.raw())):
             # The index stops listing the copies about to be replaced before any of them goes, so it never
@@ -226,6 +226,7 @@ class Mirror:
                     if signer and self.html:  # the front page named the key of the signature just removed
                         self.write_indexes(plan)
                         note_changes(self.root, self.state, before)
+            found.drop()  # the delta holds what the run changed: a kill before this leaves the next run the copy
             self.state.save()
             if plan.composer is not None:  # the folders of composer/dist/ this run changed, for the next plan
                 from magedl.mirror.composer import listing
@@ -336,6 +337,7 @@ class Mirror:
 
         Archives first, then the indexes, ``SHA256SUMS`` and its signature last: the order a copy should land in.
         """
+        note_leftover(self.root, self.state)  # a run that failed (or was killed) before it noted its index writes
         return sorted(self.state.delta, key=lambda rel: (rel == SIG, rel == SUMS, rel.startswith("info/"), rel))
 
     def delta_written(self) -> None:
@@ -409,7 +411,7 @@ class Mirror:
         elif self.html:
             written = {rel: sha for rel, sha in sums_in_file(self.root / SUMS) if is_page(rel)}
         changed = write_indexes(self.root, records, held, fresh, memo=self.state, digest=digest,
-                                also={**written, **on_disk})
+                                also={**written, **on_disk}, before_sums=self._found and self._found.keep)
         if plan.composer is not None:
             publish.drop_stale(self.root, extra)
         if pages:

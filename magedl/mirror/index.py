@@ -244,7 +244,8 @@ def _record_json(r: Release) -> str:
 
 def write_indexes(root: os.PathLike | str, records: Iterable[Release], held: Mapping[str, str],
                   extra: Optional[Mapping[str, bytes]] = None, memo: Optional[Memo] = None,
-                  digest: str = "", also: Optional[Mapping[str, str]] = None) -> list:
+                  digest: str = "", also: Optional[Mapping[str, str]] = None,
+                  before_sums: Optional[Callable[[], None]] = None) -> list:
     """Write ``info/json``, ``info/files``, ``info/versions``, the *extra* index files, then ``SHA256SUMS``.
 
     Parameters
@@ -266,6 +267,9 @@ def write_indexes(root: os.PathLike | str, records: Iterable[Release], held: Map
         :func:`records_digest` of *records*, when the caller has it already.
     also : mapping, optional
         Further files ``SHA256SUMS`` lists (the pages, the p2 files left as they were): path -> sha256.
+    before_sums : callable, optional
+        Called before ``SHA256SUMS`` is replaced, not when it stays as it is
+        (:meth:`magedl.mirror.delta.KeptSums.keep`).
 
     Returns
     -------
@@ -291,7 +295,7 @@ def write_indexes(root: os.PathLike | str, records: Iterable[Release], held: Map
     if unchanged is None and memo is not None:
         # Remembered only once they are on disk: a kill before this renders them again next time.
         remember_rendered(root, memo, "info", inputs, {rel: sums[rel] for rel in INFO_FILES})
-    if atomic_write_parts(root / SUMS, sums_parts(held, sums)):
+    if atomic_write_parts(root / SUMS, sums_parts(held, sums), before_replace=before_sums):
         changed.append(SUMS)
     return changed
 

@@ -9,7 +9,7 @@
     DIR/composer/        the Composer repository (packages.json, p2/, dist/)
     DIR/SHA256SUMS       ``sha256sum -c`` format, paths relative to DIR, over all of the above
     DIR/SHA256SUMS.sig   an SSH signature over SHA256SUMS, when signed (:mod:`magedl.mirror.signature`)
-    DIR/.magedl/         bookkeeping (lock, state.sqlite, composer.json); never served
+    DIR/.magedl/         bookkeeping (lock, state.sqlite, composer.json, SHA256SUMS.found); never served
 
 The rule: :func:`check_layout` runs before anything is read, written or deleted, and folders are
 walked with ``lstat`` (:func:`walk_files`). Why: see docs/design.md, "Notes: the mirror".
@@ -38,6 +38,8 @@ STATE_DB = f"{BOOKKEEPING}/state.sqlite"
 # Where an older magedl kept the digest cache (moved into STATE_DB by the first run that writes).
 STATE = f"{BOOKKEEPING}/state.json"
 LOCK = f"{BOOKKEEPING}/lock"
+# SHA256SUMS as a run found it, kept until the delta holds what the run's index writes changed (mirror/delta.py).
+SUMS_FOUND = f"{BOOKKEEPING}/{SUMS}.found"
 # Where Composer archives are fetched until their SHA-1 is checked: never served, never indexed.
 INCOMING = f"{BOOKKEEPING}/incoming"
 # The mirror's own top-level entries: a link at any of them would lead reads,

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
-from magedl.fsutil import make_dirs, read_if_regular
+from magedl.fsutil import fsync_dir, make_dirs, read_if_regular
 from magedl.locks import FileLock
 from magedl.mirror.layout import FILES, LOCK, STATE, STATE_DB
 from magedl.mirror.model import Entry, Fingerprint, StoredRecords, canonical_records
@@ -332,6 +332,13 @@ class State:
 
     def remember(self, key: str, value: str) -> None:
         self._open().execute("INSERT OR REPLACE INTO memo (key, value) VALUES (?, ?)", (key, value))
+
+    def sync(self) -> None:
+        """Make every commit so far survive a power cut, not only a kill (``synchronous=NORMAL`` syncs the log only
+        at a checkpoint, so this is one): for a caller about to remove what would let a later run redo them."""
+        if self._db is not None:
+            self._db.execute("PRAGMA wal_checkpoint(FULL)").fetchall()
+            fsync_dir(self.path.parent)  # the database's name too, when this run created it
 
     def save(self) -> None:
         """Nothing left to write: every change is committed as it is made (kept for callers)."""

@@ -200,7 +200,7 @@ def test_sha256sums_is_written_a_chunk_at_a_time_from_the_lines_held_spilled(env
     chunks = []
     real = index_mod.atomic_write_parts
     monkeypatch.setattr(index_mod, "atomic_write_parts",
-                        lambda path, parts: chunks.append([len(c) for c in parts()]) or real(path, parts))
+                        lambda path, parts, **kw: chunks.append([len(c) for c in parts()]) or real(path, parts, **kw))
     made = index_mod.sums_parts
 
     def made_twice(*args):  # a second call on the same Held gives the same bytes (it once dropped its file's)

@@ -2,9 +2,11 @@
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 
 from magedl.mirror.model import Entry, Fingerprint, StoredRecords
 from magedl.mirror.state import State
@@ -55,6 +57,23 @@ def test_every_change_is_committed_at_once_so_a_kill_loses_none(tmp_path):
     assert proc.returncode == -9
     again = State(tmp_path)
     assert again.get("file/a.zip").fingerprint == Fingerprint(1, 2, 3, 4) and again.delta == {"file/a.zip"}
+
+
+def test_sync_puts_every_commit_in_the_database_file_itself(tmp_path):
+    # A commit is in the write-ahead log at once, but synced only at a checkpoint: what sync makes.
+    state = State(tmp_path)
+    state.add_delta(["file/0.zip"])
+    state.sync()  # the tables too, in the database file
+    state.add_delta(["file/a.zip"], durable=True)
+
+    def in_the_database_file_alone():  # as a power cut could leave it: without the unsynced log
+        shutil.copy(tmp_path / ".magedl" / "state.sqlite", tmp_path / "copy.sqlite")
+        with closing(sqlite3.connect(tmp_path / "copy.sqlite")) as db:
+            return {rel for rel, in db.execute("SELECT rel FROM delta")}
+
+    assert in_the_database_file_alone() == {"file/0.zip"}
+    state.sync()
+    assert in_the_database_file_alone() == {"file/0.zip", "file/a.zip"}
 
 
 def test_clearing_the_delta(tmp_path):
