@@ -8,6 +8,7 @@ docs/design.md, "Notes: the command line".
 import json
 import os
 import re
+from array import array
 from dataclasses import dataclass
 from typing import IO, Callable, Iterable, List, Optional, Sequence
 
@@ -62,6 +63,54 @@ def print_json_rows(rows: Iterable, out: IO) -> None:
         opened = True
     out.write("\n]\n" if opened else "[]\n")
     out.flush()
+
+
+class SpilledRows:
+    """JSON rows to print in key order once all are known, held on disk meanwhile, not as a dict each.
+
+    Each row added goes as its JSON text to an unnamed temporary file in *folder* (made by the first
+    row; gone with its descriptor, on a kill too); only the row's key and where its text ends stay in
+    memory (100,000 rows: a few MiB). Iterating reads them back in key order (equal keys in the order
+    added), each parsed as it is read: dicts equal to those added, made one at a time. Leaving it as a
+    context manager closes the file.
+    """
+
+    def __init__(self, folder: Optional[os.PathLike] = None):
+        self._folder = folder
+        self._file: Optional[IO[bytes]] = None
+        self._keys: List[str] = []
+        self._ends = array("q")  # where each row's text ends in the file, in the order added
+
+    def add(self, key: str, row: dict) -> None:
+        if self._file is None:
+            import tempfile  # only when there are rows to hold (parsing a command does not pay for it)
+
+            self._file = tempfile.TemporaryFile(dir=self._folder)
+        text = json.dumps(row).encode("ascii")  # ensure_ascii: every character, lone surrogates too, escaped
+        self._file.write(text)
+        self._ends.append((self._ends[-1] if self._ends else 0) + len(text))
+        self._keys.append(key)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __iter__(self):
+        keys, ends, spill = self._keys, self._ends, self._file
+        for i in sorted(range(len(keys)), key=keys.__getitem__):  # a stable sort: ties stay in the order added
+            start = ends[i - 1] if i else 0
+            spill.seek(start)
+            yield json.loads(spill.read(ends[i] - start))
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        self._file, self._keys, self._ends = None, [], array("q")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def write_line(out: IO, text: str) -> None:
