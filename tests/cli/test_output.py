@@ -121,6 +121,21 @@ def test_spilled_rows_come_back_equal_in_key_order_and_print_as_print_json_print
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.parametrize("at_once", [2, 3, 16384])
+def test_spilled_rows_sort_their_keys_as_str_does_in_runs_merged_ties_in_the_order_added(tmp_path, monkeypatch,
+                                                                                         at_once):
+    from magedl.cli import output
+
+    monkeypatch.setattr(output, "_SORTED_AT_ONCE", at_once)
+    keys = ["file/b", "file/\udcff", "file/é", "composer/dist/a", "file/a", "file/\U0001f600", "file/\uffff",
+            "file/b", "file/a", "file/", "file/A"]
+    with SpilledRows(tmp_path) as spilled:
+        for i, key in enumerate(keys):
+            spilled.add(key, {"key": key, "i": i})
+        back = [(row["key"], row["i"]) for row in spilled]
+    assert back == sorted(((key, i) for i, key in enumerate(keys)), key=lambda pair: pair[0])  # stable
+
+
 def test_spilled_rows_make_no_file_until_a_row_comes_and_hold_no_row(tmp_path, monkeypatch):
     import tempfile
 
