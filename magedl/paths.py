@@ -69,9 +69,12 @@ def destination(folder, file_name):
     resolved folder, so a symlinked sub-folder cannot lead elsewhere.
     """
     check_name(file_name)
-    root = Path(folder).resolve()
-    path = root.joinpath(*PurePosixPath(file_name).parts)
-    parent = path.parent.resolve()
+    try:
+        root = Path(folder).resolve()
+        path = root.joinpath(*PurePosixPath(file_name).parts)
+        parent = path.parent.resolve()
+    except RuntimeError:  # pathlib's "Symlink loop" (Python 3.9 to 3.12): a link that leads nowhere
+        raise UnsafeNameError(f"refusing {file_name!r}: a symbolic link loop on its way in {folder}") from None
     if parent != root and root not in parent.parents:
         raise UnsafeNameError(f"refusing {file_name!r}: it resolves outside {folder}")
     return parent / path.name
@@ -82,8 +85,9 @@ class Destinations:
 
     ``Destinations(folder)(name)`` is ``destination(folder, name)``. The
     folder is resolved on first use, and each sub-folder the names lead
-    through with one ``lstat`` the first time a name needs it (a sub-folder
-    that is a symlink is resolved whole). Then each name checks, with the
+    through with one ``lstat`` the first time a name needs it (the names
+    under a sub-folder that is a symlink go to :func:`destination`, every
+    time). Then each name checks, with the
     kernel, that the folder it goes in really is where it was found: opened,
     its path as the kernel names it (``/proc/self/fd``) must be that text
     (a folder not made yet: the nearest folder above it that is made).
@@ -105,11 +109,8 @@ class Destinations:
         if self._root is None:
             self._root = str(Path(self._folder).resolve()).rstrip("/")
         head, _, name = file_name.rpartition("/")
-        try:
-            parent = self._dir(head) if head else self._root or "/"
-        except UnsafeNameError:
-            parent = None
-        if parent is None or not self._where_found(parent):  # moved, swapped, or outside
+        parent = self._dir(head) if head else self._root or "/"
+        if parent is None or not self._where_found(parent):  # under a link, moved, or swapped
             return destination(self._folder, file_name)
         return Path(f"{parent.rstrip('/')}/{name}")
 
@@ -145,19 +146,18 @@ class Destinations:
             return False
         return tries > 1 and self._where_found(folder, tries - 1)
 
-    def _dir(self, rel: str) -> str:
-        found = self._dirs.get(rel)
-        if found is None:
+    def _dir(self, rel: str) -> Optional[str]:
+        """Where the sub-folder *rel* was found, as text; None when a level of it was a link.
+
+        A name under a link is resolved by :func:`destination` each time: where
+        the link led when first seen says nothing of where it leads now.
+        """
+        if rel not in self._dirs:
             head, _, last = rel.rpartition("/")
-            found = f"{self._dir(head) if head else self._root}/{last}"
-            if os.path.islink(found):
-                real = Path(found).resolve()
-                root = Path(self._root or "/")
-                if real != root and root not in real.parents:
-                    raise UnsafeNameError(f"{found}: it resolves outside {self._folder}")
-                found = str(real).rstrip("/")
-            self._dirs[rel] = found
-        return found
+            above = self._dir(head) if head else self._root
+            found = f"{above}/{last}" if above is not None else None
+            self._dirs[rel] = None if found is None or os.path.islink(found) else found
+        return self._dirs[rel]
 
 
 def _real_path(path: str) -> Optional[str]:

@@ -103,8 +103,8 @@ def composer_scale(work, magedl, env, sizes, runs):
     """The Composer rows: ``{size: {"cold": [(wall, cpu, rss), ...], "rerun": [...], "archives": n}}``.
 
     Both closures are served at once and their runs interleaved (small cold, small up to date, large
-    cold, large up to date; *runs* times), so a slower stretch of the shared machine lands on both
-    sizes and each growth ratio is taken within one round.
+    cold, large up to date; then large first; *runs* rounds), so a slower stretch of the shared machine
+    lands on both sizes and each growth ratio is taken within one round.
     """
     from bench_composer import serving, timed
 
@@ -113,8 +113,9 @@ def composer_scale(work, magedl, env, sizes, runs):
         served = {size: stack.enter_context(serving(work, magedl, env, size)) for size in sizes}
         for size, closure in served.items():
             rows[size] = {"cold": [], "rerun": [], "archives": closure.archives}
-        for _ in range(runs):
-            for size, closure in served.items():
+        for round_ in range(runs):
+            for size in (sizes if round_ % 2 == 0 else sizes[::-1]):  # each size goes first in turn
+                closure = served[size]
                 rows[size]["cold"].append(timed(closure.cold, work / "out", closure.env))
                 rows[size]["rerun"].append(timed(closure.up_to_date, work / "out", closure.env))
     return rows
@@ -132,13 +133,13 @@ def composer_growth(rows, sizes, figures):
             cpu = statistics.median(f[1] for f in row[key])
             cells.append(f"{label} {wall:6.2f} s wall {cpu:6.2f} s CPU {max(f[2] for f in row[key]):5.1f} MiB")
         print(f"  {size:>6,} packages ({row['archives']:,} archives): {'; '.join(cells)}", flush=True)
-    factor = rows[large]["archives"] / rows[small]["archives"]
+    archives = rows[large]["archives"] / rows[small]["archives"]
     for key in ("cold", "rerun"):
         for what, i in (("wall", 0), ("CPU", 1)):
             ratios = [b[i] / a[i] for a, b in zip(rows[small][key], rows[large][key]) if a[i]]
             shown = ", ".join(f"{r:.1f}" for r in ratios)
-            growth(f"composer {key} {what}, {large:,} / {small:,} packages", 1.0, statistics.median(ratios), factor,
-                   figures, detail=f" in archives (the median of rounds {shown})")
+            growth(f"composer {key} {what}, {large:,} / {small:,} packages", 1.0, statistics.median(ratios),
+                   large / small, figures, detail=f" ({archives:.3g} x the archives; the median of rounds {shown})")
 
 
 def serve_throughput(work, root, base, magedl, env, figures):

@@ -184,13 +184,22 @@ def check_index(root):
     return problems
 
 
+def check_delta(root, delta):
+    """Problems with the delta file of a mirror that started empty: it must list every path ``SHA256SUMS``
+    lists, and ``SHA256SUMS`` itself, whatever the kills interrupted (a copy across the gap built from it
+    would otherwise lack a file its index names)."""
+    listed = {line.partition("  ")[2] for line in (root / "SHA256SUMS").read_text().splitlines()}
+    missing = sorted((listed | {"SHA256SUMS"}) - set(delta.read_text().splitlines()))
+    return [f"the delta file lacks {len(missing)} changed path(s): {', '.join(missing[:3])}"] if missing else []
+
+
 def mirror_crash_loop(emulator, root, *, kills, seed, rate, jobs=2, timeout=60):
     """Kill ``magedl mirror`` *kills* times at seeded random moments, then let it finish.
 
     Synchronised on the bytes the emulator served in all. After every kill the
     index may only describe files that are present and right; at the end every
     file matches the feed's md5, ``magedl verify`` and ``sha256sum -c`` accept
-    the mirror, and no partial file is left.
+    the mirror, the delta file lists every path of its index, and no partial file is left.
     """
     rnd = random.Random(seed)
     emulator.set_faults(rate=rate)
@@ -220,7 +229,8 @@ def mirror_crash_loop(emulator, root, *, kills, seed, rate, jobs=2, timeout=60):
         done_kills += 1
         emulator.wait_for(lambda s: not s.in_flight, timeout=timeout)
         problems += check_index(root)
-    final = subprocess.run(cmd, env=env, capture_output=True, timeout=timeout)
+    delta = root.parent / f"{root.name}.delta"  # the first delta file: every change since the mirror was empty
+    final = subprocess.run([*cmd, "--diff-file", str(delta)], env=env, capture_output=True, timeout=timeout)
     if final.returncode != 0:
         err = final.stderr.decode(errors="replace")
         raise AssertionError(f"the last mirror run failed ({final.returncode}): {err}")
@@ -229,6 +239,7 @@ def mirror_crash_loop(emulator, root, *, kills, seed, rate, jobs=2, timeout=60):
         if not path.is_file() or (md5 and hashlib.md5(path.read_bytes()).hexdigest() != md5):
             problems.append(f"{name}: missing or not the feed's md5")
     problems += check_index(root)
+    problems += check_delta(root, delta)
     verify = subprocess.run([sys.executable, "-m", "magedl", "-q", "verify", str(root)], capture_output=True)
     if verify.returncode != 0:
         problems.append(f"magedl verify exited {verify.returncode}: {verify.stdout.decode(errors='replace')[-300:]}")

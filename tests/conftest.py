@@ -186,3 +186,19 @@ def composer_repos():
     """
     with ComposerRepos() as repos:
         yield repos
+
+
+@pytest.fixture
+def lock_files_taken(monkeypatch):
+    """The per-file lock files downloads take from now on (``NAME.magedl-lock`` paths), in order."""
+    from magedl.transfer import one_file
+
+    taken = []
+
+    class Recorded(one_file.FileLock):
+        def __enter__(self):
+            taken.append(self.path)
+            return super().__enter__()
+
+    monkeypatch.setattr(one_file, "FileLock", Recorded)
+    return taken

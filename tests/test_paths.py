@@ -2,10 +2,12 @@
 
 import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from magedl import paths
@@ -233,6 +235,64 @@ def test_a_link_where_a_folder_is_not_made_yet_is_resolved_in_full(tmp_path, lev
         destination(root, "vendor/pkg/2.zip")
     with pytest.raises(UnsafeNameError):
         place("vendor/pkg/2.zip")
+
+
+_LEVELS = ("a", "a/b", "a/b/c", "x", "x/y")
+_KINDS = ("folder", "nothing", "link in", "link out", "dangling", "file", "loop", "up")
+
+
+def _outcome(place, *args):
+    try:
+        return str(place(*args))
+    except UnsafeNameError:
+        return "refused"
+    except OSError as exc:
+        return f"errno {exc.errno}"
+
+
+def _change(root, outside, level, kind, target):
+    """Put *kind* at *level* of the tree, after removing what was there (nothing when its parent is not a folder)."""
+    path = root / level
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+    if kind == "nothing" or not path.parent.is_dir() or path.parent.is_symlink():
+        return
+    made = {"folder": lambda: path.mkdir(), "file": lambda: path.write_bytes(b""),
+            "link in": lambda: path.symlink_to(root / target), "link out": lambda: path.symlink_to(outside),
+            "dangling": lambda: path.symlink_to(outside / "missing"), "loop": lambda: path.symlink_to(path.name),
+            "up": lambda: path.symlink_to("..")}
+    made[kind]()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.sampled_from(_LEVELS), st.sampled_from(_KINDS),
+                          st.sampled_from(("x", "a", "x/y", "zz")), st.sampled_from(_LEVELS + ("a/b/c/d", "q/r"))),
+                min_size=1, max_size=30))
+def test_destinations_follow_destination_whatever_the_tree_becomes_between_names(steps):
+    """Folders made, removed, and swapped for links (inside, outside, dangling, loops) between names: each
+    name is placed where :func:`destination` places it at that moment, or refused as it refuses it."""
+    base = Path(tempfile.mkdtemp())
+    try:
+        root, outside = base / "root", base / "outside"
+        root.mkdir()
+        outside.mkdir()
+        place = Destinations(root)
+        for change, level, kind, target, folder in steps:
+            if change:
+                _change(root, outside, level, kind, target)
+            name = f"{folder}/f.zip"
+            assert _outcome(place, name) == _outcome(destination, root, name)
+    finally:
+        shutil.rmtree(base)
+
+
+def test_a_link_loop_on_the_way_is_refused_as_unsafe(tmp_path):
+    (tmp_path / "loop").symlink_to("loop")
+    for place in (Destinations(tmp_path), lambda name: destination(tmp_path, name)):
+        with pytest.raises(UnsafeNameError, match="link loop"):
+            place("loop/x.zip")
 
 
 def test_side_file(tmp_path):

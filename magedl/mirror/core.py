@@ -40,7 +40,6 @@ from magedl.mirror.pages.site import is_page, write_pages
 from magedl.mirror.plan import DIGESTS, ReleasePlanner
 from magedl.mirror.signing_key import public_key
 from magedl.mirror.state import State, mirror_lock
-from magedl.secrecy import SECURITY
 from magedl.service.catalog import Release
 from magedl.transfer.fetch import fetch_many
 from magedl.transfer.hashing import file_digests
@@ -169,6 +168,8 @@ class Mirror:
         for rel in plan.locks:
             _drop_stale_lock(self.root / rel)
         found = self._found = KeptSums(self.root, self.state)  # read only when the run changed it (a re-run does not)
+        if found.leftover and not signature.is_current(self.root):  # a killed run changed the index it vouched for
+            signature.discard_changed(self.root, resigned=sign_key is not None)
         self._replacing = {it.rel for it in todo.values() if it.action is not Action.FETCH}
         if self._replacing and self._replacing & set(_parsed_sums(found.raw())):
             # The index stops listing the copies about to be replaced before any of them goes, so it never
@@ -219,13 +220,10 @@ class Mirror:
                 found.close()
                 moved = note_changes(self.root, self.state, before)
             found.close()
-            if moved:
-                if signature.discard(self.root) and sign_key is None:  # it vouched for the index as it was
-                    log.warning("%s changed, so its old signature was removed; sign it again (--sign-key, or "
-                                "'magedl sign DIR --key KEY')", SUMS, extra=SECURITY)
-                    if signer and self.html:  # the front page named the key of the signature just removed
-                        self.write_indexes(plan)
-                        note_changes(self.root, self.state, before)
+            if moved and signature.discard_changed(self.root, resigned=sign_key is not None) and sign_key is None:
+                if signer and self.html:  # the front page named the key of the signature just removed
+                    self.write_indexes(plan)
+                    note_changes(self.root, self.state, before)
             found.drop()  # the delta holds what the run changed: a kill before this leaves the next run the copy
             self.state.save()
             if plan.composer is not None:  # the folders of composer/dist/ this run changed, for the next plan
@@ -336,6 +334,7 @@ class Mirror:
         """Every path changed since a delta file last listed them, runs killed meanwhile included.
 
         Archives first, then the indexes, ``SHA256SUMS`` and its signature last: the order a copy should land in.
+        Call it under the mirror's lock, as :meth:`delta_written`: it notes what a killed run left kept.
         """
         note_leftover(self.root, self.state)  # a run that failed (or was killed) before it noted its index writes
         return sorted(self.state.delta, key=lambda rel: (rel == SIG, rel == SUMS, rel.startswith("info/"), rel))

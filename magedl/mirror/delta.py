@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from pathlib import Path
 
 from magedl.errors import LocalFileError
@@ -63,7 +64,7 @@ class KeptSums(SumsAsFound):
     """
 
     def __init__(self, root: os.PathLike | str, state):
-        note_leftover(root, state)
+        self.leftover = note_leftover(root, state)  # whether a killed run's index writes changed anything
         super().__init__(Path(root))
         self.root, self.state, self.kept, self.dropped = Path(root), state, False, False
 
@@ -103,16 +104,23 @@ def note_leftover(root: os.PathLike | str, state) -> bool:
     """Note what ``SHA256SUMS`` differs in from the copy a run killed before it noted its changes left kept (one
     commit), then drop that copy; whether they differ (False when none was left)."""
     kept = Path(root) / SUMS_FOUND
-    if not os.path.lexists(kept):
+    try:
+        if not stat.S_ISREG(os.lstat(kept).st_mode):  # never read as "nothing before": every path would go
+            raise LocalFileError(f"{kept}: not a file, where magedl keeps its own file; move it out of the way")
+    except FileNotFoundError:
         return False
-    moved = note_changes(root, state, dict(sums_in_file(kept)))  # a link or a folder there reads as empty
+    moved = note_changes(root, state, dict(sums_in_file(kept)))
     _drop_kept(root, state)
     return moved
 
 
 def _drop_kept(root: os.PathLike | str, state) -> None:
-    """The delta holds what the kept file differs in: sync that commit (a power cut must not undo it), then drop it."""
-    state.sync()
+    """The delta holds what the kept file differs in: sync that commit (a power cut must not undo it), then drop it.
+
+    When the commit cannot be synced now (a reader holds the database), the file stays: the next run notes
+    it again, which only lists paths twice."""
+    if not state.sync():
+        return
     kept = Path(root) / SUMS_FOUND
     try:
         os.unlink(kept)

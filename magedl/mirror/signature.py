@@ -8,6 +8,7 @@ and how to check by hand: see docs/design.md, "Notes: the mirror".
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import stat
 import sys
@@ -20,7 +21,7 @@ from magedl.fsutil import atomic_write, read_if_regular
 from magedl.mirror.index import MAX_INDEX_BYTES
 from magedl.mirror.layout import SIG, SUMS
 from magedl.mirror.sshsig import KEY_NAMES, SignedBy, is_key, parse_signature
-from magedl.secrecy import SECRET_FILE_LIMIT, check_private
+from magedl.secrecy import SECRET_FILE_LIMIT, SECURITY, check_private
 from magedl.service.fileadapter import open_published
 from magedl.text import printable
 
@@ -33,6 +34,7 @@ MAX_SIGNATURE_BYTES = 64 * 1024
 # Seconds ssh-keygen may take to check a signature (signing may wait for a passphrase or a key touch).
 CHECK_TIMEOUT = 60
 # Lines of an allowed_signers file listing the signing key that are tried (each is one ssh-keygen run).
+log = logging.getLogger(__name__)
 MAX_PRINCIPALS_TRIED = 8
 INSTALL = "install OpenSSH's client (8.2 or later; Debian/Ubuntu: apt-get install openssh-client)"
 
@@ -311,6 +313,16 @@ def discard(root) -> bool:
         return True
     except FileNotFoundError:
         return False
+
+
+def discard_changed(root, resigned: bool) -> bool:
+    """:func:`discard` for an index that changed: the signature vouched for it as it was. Unless the run signs
+    it again (*resigned*), say so: a mirror that was signed no longer is. Whether there was one."""
+    gone = discard(root)
+    if gone and not resigned:
+        log.warning("%s changed, so its old signature was removed; sign it again (--sign-key, or "
+                    "'magedl sign DIR --key KEY')", SUMS, extra=SECURITY)
+    return gone
 
 
 def is_signed(root) -> bool:

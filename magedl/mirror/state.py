@@ -333,12 +333,15 @@ class State:
     def remember(self, key: str, value: str) -> None:
         self._open().execute("INSERT OR REPLACE INTO memo (key, value) VALUES (?, ?)", (key, value))
 
-    def sync(self) -> None:
+    def sync(self) -> bool:
         """Make every commit so far survive a power cut, not only a kill (``synchronous=NORMAL`` syncs the log only
-        at a checkpoint, so this is one): for a caller about to remove what would let a later run redo them."""
-        if self._db is not None:
-            self._db.execute("PRAGMA wal_checkpoint(FULL)").fetchall()
-            fsync_dir(self.path.parent)  # the database's name too, when this run created it
+        at a checkpoint, so this is one): for a caller about to remove what would let a later run redo them.
+        Whether it did: False when a reader kept the checkpoint from finishing."""
+        if self._db is None:
+            return True
+        busy, logged, moved = self._db.execute("PRAGMA wal_checkpoint(FULL)").fetchone()
+        fsync_dir(self.path.parent)  # the database's name too, when this run created it
+        return not busy and logged == moved
 
     def save(self) -> None:
         """Nothing left to write: every change is committed as it is made (kept for callers)."""

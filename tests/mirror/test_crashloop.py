@@ -43,3 +43,14 @@ def test_check_index_catches_an_entry_without_its_bytes(tmp_path):
     good = chaos.hashlib.sha256(b"good").hexdigest()
     (tmp_path / "SHA256SUMS").write_text(f"{good}  file/a.zip\n{good}  file/b.zip\n")
     assert chaos.check_index(tmp_path) == ["SHA256SUMS lists file/b.zip but the bytes there differ or are missing"]
+
+
+def test_check_delta_catches_a_path_the_index_lists_and_the_delta_lacks(tmp_path):
+    root = tmp_path / "m"
+    root.mkdir()
+    (root / "SHA256SUMS").write_text("00  file/a.zip\n00  info/json\n")
+    delta = tmp_path / "delta"
+    delta.write_text("file/a.zip\ninfo/json\nSHA256SUMS\n")
+    assert chaos.check_delta(root, delta) == []
+    delta.write_text("file/a.zip\nSHA256SUMS\n")
+    assert chaos.check_delta(root, delta) == ["the delta file lacks 1 changed path(s): info/json"]

@@ -11,9 +11,11 @@ import sys
 
 import pytest
 from clirun import run
+from sshkit import make_key, needs_ssh_keygen
 
 from magedl.mirror import core
 from magedl.mirror.layout import SUMS_FOUND
+from magedl.mirror.state import State
 from magedl.service.catalog import parse_feed
 
 PATCH = "patches/MDVA-43395_CE_2.4.6_v1.sh"
@@ -112,8 +114,54 @@ def test_a_run_that_fails_before_noting_its_changes_still_lists_them_in_its_own_
 
 
 def test_a_folder_where_the_kept_file_goes_is_a_one_line_error(env, capsys, mdir):
-    assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
+    assert run(capsys, "mirror", str(mdir), *SEL, "--diff-file", str(mdir.parent / "first.txt"))[0] == 0
     (mdir / SUMS_FOUND).mkdir()
     code, _, err = run(capsys, "mirror", str(mdir), *SEL)
     assert code == 1 and "Traceback" not in err
-    assert f"{mdir / SUMS_FOUND}: a folder where magedl keeps its own file; move it out of the way" in err
+    assert f"{mdir / SUMS_FOUND}: not a file, where magedl keeps its own file; move it out of the way" in err
+    (mdir / SUMS_FOUND).rmdir()
+    diff = mdir.parent / "delta.txt"
+    assert run(capsys, "mirror", str(mdir), *SEL, "--diff-file", str(diff))[0] == 0
+    assert diff.read_text() == ""  # the folder was never read as "nothing before": no path was noted
+
+
+def test_a_copy_that_cannot_be_synced_yet_stays_for_the_next_run(env, capsys, mdir, tmp_path, monkeypatch):
+    assert run(capsys, "mirror", str(mdir), *SEL, "--diff-file", str(tmp_path / "first.txt"))[0] == 0
+    env.store.replace(PATCH, b"#!/bin/bash\necho republished\n")
+    with monkeypatch.context() as patched:
+        patched.setattr(State, "sync", lambda self: False)  # a reader holds the database
+        assert run(capsys, "mirror", str(mdir), *SEL)[0] == 0
+    assert (mdir / SUMS_FOUND).exists()
+    assert delta_of_next_run(capsys, mdir, tmp_path, *SEL) == {f"file/{PATCH}", "info/json", "info/files",
+                                                               "index.html", "SHA256SUMS"}
+    assert not (mdir / SUMS_FOUND).exists()
+
+
+@needs_ssh_keygen
+def test_a_signature_a_killed_run_left_stale_is_removed_with_a_warning(env, capsys, mdir, tmp_path):
+    """Killed after it replaced SHA256SUMS and before it signed or removed the old signature: the next
+    run, which changes nothing itself, removes the signature that no longer matches, and says so."""
+    key = make_key(tmp_path / "keys", "ops@example.com")
+    assert run(capsys, "mirror", str(mdir), *SEL, "--sign-key", str(key))[0] == 0
+    env.store.replace(PATCH, b"#!/bin/bash\necho republished\n")
+    killed_run(env, mdir, *SEL)
+    code, _, err = run(capsys, "mirror", str(mdir), *SEL)
+    assert code == 0, err
+    assert not (mdir / "SHA256SUMS.sig").exists()
+    assert "SHA256SUMS changed, so its old signature was removed" in err
+
+
+@needs_ssh_keygen
+def test_a_signature_made_after_the_kill_is_kept(env, capsys, mdir, tmp_path):
+    """The operator signed the index as the killed run left it: the next run's note of what that run changed
+    does not take the signature for a stale one (no pages here: a page names the signature, so a run
+    after `sign` renders it again, which changes the index)."""
+    key, sel = make_key(tmp_path / "keys", "ops@example.com"), (*SEL, "--no-html")
+    assert run(capsys, "mirror", str(mdir), *sel, "--sign-key", str(key))[0] == 0
+    env.store.replace(PATCH, b"#!/bin/bash\necho republished\n")
+    killed_run(env, mdir, *sel)
+    assert run(capsys, "sign", str(mdir), "--key", str(key))[0] == 0
+    signed = (mdir / "SHA256SUMS.sig").read_bytes()
+    code, _, err = run(capsys, "mirror", str(mdir), *sel)
+    assert code == 0 and "signature was removed" not in err
+    assert (mdir / "SHA256SUMS.sig").read_bytes() == signed

@@ -76,6 +76,19 @@ def test_sync_puts_every_commit_in_the_database_file_itself(tmp_path):
     assert in_the_database_file_alone() == {"file/0.zip", "file/a.zip"}
 
 
+def test_sync_says_so_when_a_reader_keeps_the_checkpoint_from_finishing(tmp_path):
+    state = State(tmp_path)
+    state.add_delta(["file/0.zip"])
+    with closing(sqlite3.connect(tmp_path / ".magedl" / "state.sqlite")) as reader:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM delta").fetchall()  # a snapshot the checkpoint must not overwrite
+        state.add_delta(["file/a.zip"])
+        state._open().execute("PRAGMA busy_timeout = 50")
+        assert state.sync() is False
+        reader.execute("COMMIT")
+    assert state.sync() is True
+
+
 def test_clearing_the_delta(tmp_path):
     state = State(tmp_path)
     state.add_delta(["file/a.zip"], durable=True)

@@ -122,23 +122,13 @@ def test_files_and_folders_get_0644_and_0755_whatever_the_umask(emulator, tmp_pa
 
 
 @pytest.mark.parametrize("folder_locked", [False, True])
-def test_a_folder_locked_by_the_caller_gets_no_lock_file_per_file(emulator, tmp_path, monkeypatch, folder_locked):
+def test_a_folder_locked_by_the_caller_gets_no_lock_file_per_file(emulator, tmp_path, lock_files_taken, folder_locked):
     """A mirror's staging folder is under the mirror's own lock: a lock file made and deleted per archive
     would only cost time (on ext4 without a journal, each deleted inode is scanned past by the next files
     made nearby for minutes; docs/scale.md). Any other folder keeps its per-file lock."""
-    from magedl.transfer import one_file
-
     client = client_for(emulator)
     rel = next(r for r in client.catalog() if r.file_name == BIG)
-    taken = []
-
-    class Recorded(one_file.FileLock):
-        def __enter__(self):
-            taken.append(self.path)
-            return super().__enter__()
-
-    monkeypatch.setattr(one_file, "FileLock", Recorded)
     result = fetch_release(client, rel, tmp_path, TransferOptions(connections=1, folder_locked=folder_locked))
     assert hashlib.md5(result.path.read_bytes()).hexdigest() == rel.md5
-    assert [os.path.basename(p) for p in taken] == ([] if folder_locked else [BIG + ".magedl-lock"])
+    assert [os.path.basename(p) for p in lock_files_taken] == ([] if folder_locked else [BIG + ".magedl-lock"])
     assert not (tmp_path / (BIG + ".magedl-lock")).exists()

@@ -169,17 +169,7 @@ def test_links_on_the_way_to_an_archive_are_found_at_any_level(tmp_path):
     assert links.on_the_way(f"{index.DIST}/x/p/1.zip") == f"{index.DIST}/x"
 
 
-def test_archives_are_fetched_under_the_mirror_lock_without_a_lock_file_each(repos, tmp_path, monkeypatch):
-    from magedl.transfer import one_file
-
-    taken = []
-
-    class Recorded(one_file.FileLock):
-        def __enter__(self):
-            taken.append(self.path)
-            return super().__enter__()
-
-    monkeypatch.setattr(one_file, "FileLock", Recorded)
+def test_archives_are_fetched_under_the_mirror_lock_without_a_lock_file_each(repos, tmp_path, lock_files_taken):
     statuses = mirror(tmp_path / "m", repos)
     assert sum(status is Status.FETCHED for status in statuses.values()) > 10
-    assert taken == []
+    assert lock_files_taken == []
