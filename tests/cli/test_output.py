@@ -121,12 +121,13 @@ def test_spilled_rows_come_back_equal_in_key_order_and_print_as_print_json_print
     assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.parametrize("at_once", [2, 3, 16384])
+@pytest.mark.parametrize("at_once, batch", [(2, 3), (3, 2), (4, 4), (16384, 4096)])
 def test_spilled_rows_sort_their_keys_as_str_does_in_runs_merged_ties_in_the_order_added(tmp_path, monkeypatch,
-                                                                                         at_once):
+                                                                                         at_once, batch):
     from magedl.cli import output
 
     monkeypatch.setattr(output, "_SORTED_AT_ONCE", at_once)
+    monkeypatch.setattr(output, "_BATCH", batch)
     keys = ["file/b", "file/\udcff", "file/é", "composer/dist/a", "file/a", "file/\U0001f600", "file/\uffff",
             "file/b", "file/a", "file/", "file/A"]
     with SpilledRows(tmp_path) as spilled:
