@@ -84,10 +84,9 @@ class SpilledRows:
     def __init__(self, folder: Optional[os.PathLike] = None):
         self._folder = folder
         self._file: Optional[IO[bytes]] = None
-        self._size = 0  # bytes written to the file
-        self._packed: List[tuple] = []  # per batch: (its keys in UTF-8, where each key ends, where each text ends)
-        self._keys: List[str] = []  # the batch being filled
-        self._ends: List[int] = []
+        self._packed: List[tuple] = []  # per batch: (its keys in UTF-8, where each key starts, where each text starts)
+        self._keys: List[str] = []  # the batch being filled: its keys, and where each text starts then ends
+        self._offsets: List[int] = [0]
 
     def add(self, key: str, row: dict) -> None:
         if self._file is None:
@@ -96,34 +95,31 @@ class SpilledRows:
             self._file = tempfile.TemporaryFile(dir=self._folder)
         text = json.dumps(row).encode("ascii")  # ensure_ascii: every character, lone surrogates too, escaped
         self._file.write(text)
-        self._size += len(text)
         self._keys.append(key)
-        self._ends.append(self._size)
+        self._offsets.append(self._offsets[-1] + len(text))
         if len(self._keys) == _BATCH:
             self._pack()
 
     def _pack(self) -> None:
-        # UTF-8 sorts as the str does, code point by code point (surrogates too)
-        keys = [key.encode("utf-8", "surrogatepass") for key in self._keys]
-        key_ends, end = array("q"), 0
+        keys = [key.encode("utf-8", "surrogatepass") for key in self._keys]  # sorts as the str, surrogates too
+        starts = array("q", [0])
         for key in keys:
-            end += len(key)
-            key_ends.append(end)
-        self._packed.append((b"".join(keys), key_ends, array("q", self._ends)))
-        self._keys, self._ends = [], []
+            starts.append(starts[-1] + len(key))
+        self._packed.append((b"".join(keys), starts, array("q", self._offsets)))
+        self._keys, self._offsets = [], [self._offsets[-1]]
 
     def __len__(self) -> int:
-        return sum(len(ends) for _, _, ends in self._packed) + len(self._keys)
+        return sum(len(keys) - 1 for _, keys, _ in self._packed) + len(self._keys)
 
     def _key(self, i: int) -> bytes:
-        keys, key_ends, _ = self._packed[i // _BATCH]
+        keys, starts, _ = self._packed[i // _BATCH]
         i %= _BATCH
-        return keys[key_ends[i - 1] if i else 0:key_ends[i]]
+        return keys[starts[i]:starts[i + 1]]
 
     def _span(self, i: int) -> tuple:
-        ends = self._packed[i // _BATCH][2]
-        start = ends[i % _BATCH - 1] if i % _BATCH else (self._packed[i // _BATCH - 1][2][-1] if i else 0)
-        return start, ends[i % _BATCH] - start
+        offsets = self._packed[i // _BATCH][2]
+        i %= _BATCH
+        return offsets[i], offsets[i + 1] - offsets[i]
 
     def __iter__(self):
         import heapq
@@ -141,7 +137,7 @@ class SpilledRows:
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
-        self._file, self._size, self._packed, self._keys, self._ends = None, 0, [], [], []
+        self._file, self._packed, self._keys, self._offsets = None, [], [], [0]
 
     def __enter__(self):
         return self
