@@ -13,21 +13,25 @@ log = logging.getLogger(__name__)
 
 
 def with_advisories(rows, report):
-    """``mirror --json`` rows, each Composer version with the advisories that affect it."""
+    """``mirror --json`` rows as *rows* yields them, each Composer version with the advisories that affect
+    it, then a row for each affected version no row is of (a metapackage has no archive row)."""
     if report is None:
-        return rows
+        yield from rows
+        return
+    listed = set()  # (name, version) of the rows of affected packages: not a pair per file
     for row in rows:
         hits = report.for_row(row)
         if hits is not None:
             row["advisories"] = hits
-    listed = {(row.get("name"), row.get("version")) for row in rows}
-    for name, versions in sorted(report.affected.items()):  # metapackages have no archive row
+        if row.get("name") in report.affected:
+            listed.add((row.get("name"), row.get("version")))
+        yield row
+    for name, versions in sorted(report.affected.items()):
         for version, hits in versions.items():
             if (name, version) not in listed:
-                rows.append(dict({"name": name, "file_name": None, "version": version, "type": "composer",
-                                  "md5": None, "action": "metadata", "status": "present"},
-                                 advisories=report.for_row({"type": "composer", "name": name, "version": version})))
-    return rows
+                yield dict({"name": name, "file_name": None, "version": version, "type": "composer", "md5": None,
+                            "action": "metadata", "status": "present"},
+                           advisories=report.for_row({"type": "composer", "name": name, "version": version}))
 
 
 _DETAILS = 20  # advisory lines in the summary; a big mirror's full list is for --json

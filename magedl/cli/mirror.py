@@ -12,13 +12,14 @@ from pathlib import Path
 from magedl.cli.advisories import report_advisories, with_advisories
 from magedl.cli.app import add_command, add_selection, add_transfer_options
 from magedl.cli.common import first_failure_code, has_selection, make_client, progress_mode, transfer_options
-from magedl.cli.output import Column, print_json, print_table
+from magedl.cli.output import Column, SpilledRows, print_json_rows, print_table
 from magedl.cli.progress import ProgressView
 from magedl.cli.sign import add_sign_key, report_signed, sign_key
 from magedl.composer.semver import normalize
 from magedl.errors import ConstraintError, UsageError
 from magedl.mirror.defaults import DEFAULT_REPOS, DEFAULT_URL
 from magedl.mirror.model import Action, Status
+from magedl.paths import BOOKKEEPING
 from magedl.text import human_bytes, printable
 from magedl.urls import check_http_url
 
@@ -131,9 +132,9 @@ def run_mirror(args, out):
     clients = Clients(releases=lambda: make_client(args), composer=lambda: make_client(args, credentials=False))
     view = ProgressView(progress_mode(args))
 
-    # --json: each file's row made as it is reported (a landed file's entry is not kept for it), printed in
-    # path order: files are reported as transfers finish, and unchanged ones after the plan's items.
-    rows = []
+    # --json: each file's row made as it is reported (neither the item nor the row is kept in memory), printed
+    # in path order once all are: files are reported as transfers finish, and unchanged ones after the plan's.
+    rows = SpilledRows(request.root / BOOKKEEPING)  # DIR/.magedl, there once a file is reported
 
     def on_plan(plan):
         view.files = plan.fetch_count
@@ -141,18 +142,18 @@ def run_mirror(args, out):
     def on_item(item):
         _report_item(item, args.quiet)
         if args.json:
-            rows.append((item.rel, item.to_dict()))
+            rows.add(item.rel, item.to_dict())
 
-    try:
-        report = mirror_folder(request, clients, progress=view, on_plan=on_plan, on_item=on_item,
-                               every_item=bool(args.json))
-    finally:
-        view.close()
-    if report.dry_run:
-        return _print_plan(report, args, out)
-    if args.json:
-        rows.sort(key=lambda row: row[0])
-        print_json(with_advisories([row for _, row in rows], report.advisories), out)
+    with rows:
+        try:
+            report = mirror_folder(request, clients, progress=view, on_plan=on_plan, on_item=on_item,
+                                   every_file=bool(args.json))
+        finally:
+            view.close()
+        if report.dry_run:
+            return _print_plan(report, args, out)
+        if args.json:
+            print_json_rows(with_advisories(rows, report.advisories), out)
     if report.signed is not None:
         report_signed(request.root, report.signed)
     _summarise(request.root, report.summary, time.monotonic() - started, report.sums_sha256)
@@ -221,7 +222,7 @@ def _print_plan(report, args, out):
 
     plan, failures = report.plan, report.failures
     if args.json:
-        print_json([it.to_dict() for it in failures + plan.items], out)
+        print_json_rows((it.to_dict() for it in failures + plan.items), out)
     else:
         rows = [["failed", "", it.file_name, it.reason] for it in failures]
         rows += [[it.action.value, human_bytes(it.size), it.file_name, it.reason] for it in plan]

@@ -8,6 +8,7 @@ docs/design.md, "Notes: the command line".
 import json
 import os
 import re
+from array import array
 from dataclasses import dataclass
 from typing import IO, Callable, Iterable, List, Optional, Sequence
 
@@ -62,6 +63,87 @@ def print_json_rows(rows: Iterable, out: IO) -> None:
         opened = True
     out.write("\n]\n" if opened else "[]\n")
     out.flush()
+
+
+_SORTED_AT_ONCE = 16384  # SpilledRows: rows whose keys are made and sorted at a time, the runs then merged
+_BATCH = 4096  # SpilledRows: rows whose keys and offsets are packed together, in buffers made at their size
+
+
+class SpilledRows:
+    """JSON rows to print in key order once all are known, held on disk meanwhile, not as a dict each.
+
+    Each row added goes as its JSON text to an unnamed temporary file in *folder* (made by the first
+    row); in memory only its key and where its text ends, packed a batch of rows at a time into
+    buffers made at their size (100,000 rows under ``file/``: about 4 MiB, and no buffer grown by
+    copies that leave holes in the heap). Iterating reads the rows back in key order (equal keys in
+    the order added), each parsed as it is read: dicts equal to those added, made one at a time; the
+    keys are sorted a run at a time and the runs merged, so no key object per row is made at once
+    either. Leaving it as a context manager closes the file.
+    """
+
+    def __init__(self, folder: Optional[os.PathLike] = None):
+        self._folder = folder
+        self._file: Optional[IO[bytes]] = None
+        self._packed: List[tuple] = []  # per batch: (its keys in UTF-8, where each key starts, where each text starts)
+        self._keys: List[str] = []  # the batch being filled: its keys, and where each text starts then ends
+        self._offsets: List[int] = [0]
+
+    def add(self, key: str, row: dict) -> None:
+        if self._file is None:
+            import tempfile  # only when there are rows to hold (parsing a command does not pay for it)
+
+            self._file = tempfile.TemporaryFile(dir=self._folder)
+        text = json.dumps(row).encode("ascii")  # ensure_ascii: every character, lone surrogates too, escaped
+        self._file.write(text)
+        self._keys.append(key)
+        self._offsets.append(self._offsets[-1] + len(text))
+        if len(self._keys) == _BATCH:
+            self._pack()
+
+    def _pack(self) -> None:
+        keys = [key.encode("utf-8", "surrogatepass") for key in self._keys]  # sorts as the str, surrogates too
+        starts = array("q", [0])
+        for key in keys:
+            starts.append(starts[-1] + len(key))
+        self._packed.append((b"".join(keys), starts, array("q", self._offsets)))
+        self._keys, self._offsets = [], [self._offsets[-1]]
+
+    def __len__(self) -> int:
+        return sum(len(keys) - 1 for _, keys, _ in self._packed) + len(self._keys)
+
+    def _key(self, i: int) -> bytes:
+        keys, starts, _ = self._packed[i // _BATCH]
+        i %= _BATCH
+        return keys[starts[i]:starts[i + 1]]
+
+    def _span(self, i: int) -> tuple:
+        offsets = self._packed[i // _BATCH][2]
+        i %= _BATCH
+        return offsets[i], offsets[i + 1] - offsets[i]
+
+    def __iter__(self):
+        import heapq
+
+        if self._keys:
+            self._pack()  # the last batch, short: rows are all added before they are read
+        n, spill = len(self), self._file
+        runs = [array("q", sorted(range(first, min(first + _SORTED_AT_ONCE, n)), key=self._key))
+                for first in range(0, n, _SORTED_AT_ONCE)]  # each stable; merge takes ties from earlier runs first
+        for i in heapq.merge(*runs, key=self._key):
+            start, length = self._span(i)
+            spill.seek(start)
+            yield json.loads(spill.read(length))
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        self._file, self._packed, self._keys, self._offsets = None, [], [], [0]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def write_line(out: IO, text: str) -> None:

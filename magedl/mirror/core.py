@@ -133,13 +133,13 @@ class Mirror:
 
     def run(self, client, plan: Plan, options: Optional[TransferOptions] = None, *, progress=None,
             on_item: Optional[Callable[[Item], None]] = None, composer_client=None, composer_keys=None,
-            sign_key=None, every_item: bool = False) -> None:
+            sign_key=None, every_file: bool = False) -> None:
         """Fetch, prune and index.
 
         *client* fetches release files, *composer_client* Composer archives
         (with the repositories' credentials, *composer_keys* saying where they
         came from). *on_item* is called with each :class:`Item` once its fate
-        is known; a file of :attr:`Plan.unchanged` reaches it only with *every_item* (an item made
+        is known; a file of :attr:`Plan.unchanged` reaches it only with *every_file* (an item made
         from its state row as it is reported, and held no longer). Index files are written even
         when some files failed (and on Ctrl-C), describing only the files held and verified; :meth:`delta`
         then lists what changed. With *sign_key* (a
@@ -162,7 +162,7 @@ class Mirror:
             if not it.action.fetches and it.action is not Action.PRUNE:
                 it.status = Status.untouched(it.action)
                 on_item(it)
-        if every_item:
+        if every_file:
             for it in unchanged_items(self.state, plan):
                 on_item(it)
         for rel in plan.locks:

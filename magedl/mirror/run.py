@@ -112,9 +112,9 @@ class MirrorReport:
     summary : Summary
         Counts, bytes transferred and the failed items (a dry run: empty).
     items : list of Item
-        Each item, in the order its fate became known, when the run was asked for *every_item*;
-        otherwise empty: *on_item* receives each as it is known, and the summary counts them (a
-        cold run of 100,000 files would hold an item per file).
+        Each item, in the order its fate became known, unchanged files' too, when the run was asked
+        for *every_item*; otherwise empty: *on_item* receives each as it is known, and the summary
+        counts them (a run of 100,000 files would hold an item per file).
     advisories : AdvisoryReport or None
         The security advisories refreshed for the Composer part, if any.
     signed : SignedBy or None
@@ -141,14 +141,17 @@ class MirrorReport:
 
 def mirror_folder(request: MirrorRequest, clients: Clients, *, progress=None,
                   on_plan: Optional[Callable[[Plan], None]] = None,
-                  on_item: Optional[Callable[[Item], None]] = None, every_item: bool = False) -> MirrorReport:
+                  on_item: Optional[Callable[[Item], None]] = None, every_file: bool = False,
+                  every_item: bool = False) -> MirrorReport:
     """Plan, fetch, prune, index and sign *request.root*; or, for a dry run, only plan.
 
     *progress* receives the transfers' progress events (:mod:`magedl.transfer`),
     *on_plan* the plan once made (before anything is fetched), *on_item* each
-    :class:`Item` once its fate is known. A release file present as the state records it
-    (:attr:`Plan.unchanged`) is only counted in the summary, unless *every_item* asks for its item
-    too (``--json``: made from its state row as it is reported; the report then holds it). Index
+    :class:`Item` once its fate is known. A file present as the state records it
+    (:attr:`Plan.unchanged`) is only counted in the summary, unless *every_file* asks for it to be
+    reported too (``--json``: its item made from its state row as it is reported, and dropped once
+    *on_item* returns). *every_item* (implies *every_file*) keeps every item in
+    :attr:`MirrorReport.items`, for a caller that wants the list (an item per file in memory). Index
     files and the delta file are written even when some files failed (and on Ctrl-C).
 
     Raises
@@ -201,7 +204,8 @@ def mirror_folder(request: MirrorRequest, clients: Clients, *, progress=None,
             if on_plan is not None:
                 on_plan(plan)
             report = MirrorReport(plan, advisories=_advisories(composer_client, composer, selection, root, plan))
-            if not every_item:  # counted, with no item per file
+            every_file = every_file or every_item
+            if not every_file:  # counted, with no item per file
                 report.summary.counts[Status.PRESENT] = len(plan.unchanged) + (
                     len(plan.composer.unchanged) if plan.composer is not None else 0)
                 if plan.composer is not None and plan.composer.kept:
@@ -217,7 +221,7 @@ def mirror_folder(request: MirrorRequest, clients: Clients, *, progress=None,
             try:
                 mirror.run(client, plan, request.transfer, progress=progress, on_item=landed,
                            composer_client=composer_client, composer_keys=keys, sign_key=request.sign_key,
-                           every_item=every_item)
+                           every_file=every_file)
             finally:
                 if diff_file is not None:
                     # Everything changed since the last delta file, runs killed meanwhile included.

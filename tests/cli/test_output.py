@@ -4,11 +4,12 @@
 """
 
 import io
+import os
 import re
 
 import pytest
 
-from magedl.cli.output import Column, print_table
+from magedl.cli.output import Column, SpilledRows, print_json, print_json_rows, print_table
 
 COLUMNS = [Column("TYPE"), Column("VERSION"), Column("FILE NAME", whole=True), Column("MD5", whole=True),
            Column("DESCRIPTION", drop=1, shortest=16)]
@@ -97,3 +98,57 @@ def test_in_a_pipe_plain_aligned_and_never_cut():
     assert lines[0].split() == ["TYPE", "VERSION", "FILE", "NAME", "MD5", "DESCRIPTION"]
     assert lines[1].endswith(ROWS[0][4]) and lines[2].endswith(ROWS[1][4])
     assert lines[1].index(ROWS[0][2]) == lines[2].index(ROWS[1][2]) == lines[0].index("FILE NAME")
+
+
+# -- mirror --json rows held on disk (issue 18) ------------------------------------
+
+
+def test_spilled_rows_come_back_equal_in_key_order_and_print_as_print_json_prints_them(tmp_path):
+    rows = [("file/b", {"file_name": "b", "size": 2, "md5": None, "ok": True}),
+            ("composer/dist/x", {"name": "v/x", "advisories": [{"cve": "CVE-1"}], "size": 10 ** 20}),
+            ("file/a", {"file_name": "ä \udcff \u2028 \"q\"\n", "size": -1.5}),  # escapes survive the round trip
+            ("file/b", {"file_name": "b again"})]  # equal keys: in the order added
+    out, expected = io.StringIO(), io.StringIO()
+    with SpilledRows(tmp_path) as spilled:
+        for key, row in rows:
+            spilled.add(key, row)
+        assert len(spilled) == 4 and os.listdir(tmp_path) == []  # an unnamed file
+        back = list(spilled)
+        print_json_rows(spilled, out)
+    assert back == [rows[1][1], rows[2][1], rows[0][1], rows[3][1]]
+    print_json(back, expected)
+    assert out.getvalue() == expected.getvalue()
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("at_once, batch", [(2, 3), (3, 2), (4, 4), (16384, 4096)])
+def test_spilled_rows_sort_their_keys_as_str_does_in_runs_merged_ties_in_the_order_added(tmp_path, monkeypatch,
+                                                                                         at_once, batch):
+    from magedl.cli import output
+
+    monkeypatch.setattr(output, "_SORTED_AT_ONCE", at_once)
+    monkeypatch.setattr(output, "_BATCH", batch)
+    keys = ["file/b", "file/\udcff", "file/é", "composer/dist/a", "file/a", "file/\U0001f600", "file/\uffff",
+            "file/b", "file/a", "file/", "file/A"]
+    with SpilledRows(tmp_path) as spilled:
+        for i, key in enumerate(keys):
+            spilled.add(key, {"key": key, "i": i})
+        back = [(row["key"], row["i"]) for row in spilled]
+    assert back == sorted(((key, i) for i, key in enumerate(keys)), key=lambda pair: pair[0])  # stable
+
+
+def test_spilled_rows_make_no_file_until_a_row_comes_and_hold_no_row(tmp_path, monkeypatch):
+    import tempfile
+
+    made = []
+    real = tempfile.TemporaryFile
+    monkeypatch.setattr(tempfile, "TemporaryFile", lambda **kw: made.append(real(**kw)) or made[-1])
+    out = io.StringIO()
+    with SpilledRows(tmp_path) as spilled:
+        print_json_rows(spilled, out)
+        assert out.getvalue() == "[]\n" and made == []
+        row = {"file_name": "x"}
+        spilled.add("file/x", row)
+        row["file_name"] = "changed after"  # the row's text was written as it was added
+        assert [made[0].closed, list(spilled)] == [False, [{"file_name": "x"}]]
+    assert made[0].closed

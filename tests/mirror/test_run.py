@@ -36,7 +36,7 @@ def test_a_library_call_mirrors_the_selection_and_returns_what_it_did(emulator, 
     report = mirror_folder(request, clients_of(emulator), on_plan=planned.append, on_item=seen.append)
     wanted = {r.file_name for r in parse_feed(emulator.store.feed()) if r.type == "ce-patch"}
     assert not report.dry_run and report.failures == [] and planned == [report.plan]
-    assert report.items == [] and {it.file_name for it in seen} == wanted  # reported, not held (every_item holds)
+    assert report.items == [] and {it.file_name for it in seen} == wanted  # reported, not held (every_item keeps)
     assert report.summary.count(Status.FETCHED) == len(wanted) and report.summary.transferred > 0
     assert report.sums_sha256 == hashlib.sha256((root / "SHA256SUMS").read_bytes()).hexdigest()
     assert report.signed is None and report.advisories is None
@@ -44,6 +44,21 @@ def test_a_library_call_mirrors_the_selection_and_returns_what_it_did(emulator, 
 
     again = mirror_folder(request, clients_of(emulator))
     assert again.summary.count(Status.PRESENT) == len(wanted) and again.summary.transferred == 0
+
+
+def test_every_file_reports_the_unchanged_files_too_and_every_item_also_keeps_them(emulator, tmp_path):
+    """every_file (--json): an unchanged file reaches on_item too, and the report holds no item; every_item:
+    the report's items list every file, as a library caller asking for it has them."""
+    request = MirrorRequest(tmp_path / "mirror", releases=ReleaseSelection(types=("ce-patch",)))
+    wanted = {r.file_name for r in parse_feed(emulator.store.feed()) if r.type == "ce-patch"}
+    assert mirror_folder(request, clients_of(emulator)).summary.count(Status.FETCHED) == len(wanted)
+    seen = []
+    report = mirror_folder(request, clients_of(emulator), on_item=seen.append, every_file=True)
+    assert report.items == [] and sorted(it.file_name for it in seen) == sorted(wanted)
+    assert {it.status for it in seen} == {Status.PRESENT} and report.summary.count(Status.PRESENT) == len(wanted)
+    report = mirror_folder(request, clients_of(emulator), every_item=True)
+    assert sorted(it.file_name for it in report.items) == sorted(wanted)
+    assert report.summary.count(Status.PRESENT) == len(wanted)  # each counted once
 
 
 def test_a_dry_run_returns_the_plan_with_sizes_and_creates_nothing(emulator, tmp_path):

@@ -29,5 +29,5 @@ def mirror(mdir, repos, requires=((PROJECT, "2.4.7"),), seen=None):
             done = Mirror(mdir)
             items = []
             done.run(None, done.plan(None, (), composer=selection), TransferOptions(), on_item=items.append,
-                     composer_client=client, composer_keys=notes, every_item=True)  # unchanged ones too
+                     composer_client=client, composer_keys=notes, every_file=True)  # unchanged ones too
     return {it.rel: it.status for it in items}

@@ -42,7 +42,7 @@ def mirror(mdir, repos, *requires, dry_run=False):
             done = Mirror(mdir)
             items = []
             done.run(None, done.plan(None, (), composer=selection), TransferOptions(), on_item=items.append,
-                     composer_client=client, composer_keys=notes, every_item=True)  # unchanged ones too
+                     composer_client=client, composer_keys=notes, every_file=True)  # unchanged ones too
     assert not selection.failures, selection.failures
     return selection, {it.rel: it.status for it in items}
 
