@@ -74,11 +74,13 @@ class SpilledRows:
 
     Each row added goes as its JSON text to an unnamed temporary file in *folder* (made by the first
     row); in memory only its key and where its text ends, packed a batch of rows at a time into
-    buffers made at their size (100,000 rows under ``file/``: about 4 MiB, and no buffer grown by
+    buffers made at their size (100,000 rows under ``file/``: about 4.5 MiB, and no buffer grown by
     copies that leave holes in the heap). Iterating reads the rows back in key order (equal keys in
     the order added), each parsed as it is read: dicts equal to those added, made one at a time; the
     keys are sorted a run at a time and the runs merged, so no key object per row is made at once
-    either. Leaving it as a context manager closes the file.
+    either. Leaving it as a context manager closes the file. The file goes in *folder* (a mirror's
+    ``.magedl``), not the system's temporary folder, which may be memory (tmpfs): the mirror's disk has
+    room for its own listing. A write that fails is a :class:`~magedl.errors.LocalFileError` naming it.
     """
 
     def __init__(self, folder: Optional[os.PathLike] = None):
@@ -89,12 +91,18 @@ class SpilledRows:
         self._offsets: List[int] = [0]
 
     def add(self, key: str, row: dict) -> None:
-        if self._file is None:
-            import tempfile  # only when there are rows to hold (parsing a command does not pay for it)
-
-            self._file = tempfile.TemporaryFile(dir=self._folder)
         text = json.dumps(row).encode("ascii")  # ensure_ascii: every character, lone surrogates too, escaped
-        self._file.write(text)
+        try:
+            if self._file is None:
+                import tempfile  # only when there are rows to hold (parsing a command does not pay for it)
+
+                self._file = tempfile.TemporaryFile(dir=self._folder)
+            self._file.write(text)
+        except OSError as exc:
+            from magedl.errors import LocalFileError
+
+            raise LocalFileError(f"{printable(str(self._folder))}: cannot hold the --json rows there until they "
+                                 f"are printed ({exc.strerror or exc}); free some space, or leave out --json") from None
         self._keys.append(key)
         self._offsets.append(self._offsets[-1] + len(text))
         if len(self._keys) == _BATCH:
@@ -109,7 +117,7 @@ class SpilledRows:
         self._keys, self._offsets = [], [self._offsets[-1]]
 
     def __len__(self) -> int:
-        return sum(len(keys) - 1 for _, keys, _ in self._packed) + len(self._keys)
+        return sum(len(starts) - 1 for _, starts, _ in self._packed) + len(self._keys)
 
     def _key(self, i: int) -> bytes:
         keys, starts, _ = self._packed[i // _BATCH]

@@ -152,3 +152,19 @@ def test_spilled_rows_make_no_file_until_a_row_comes_and_hold_no_row(tmp_path, m
         row["file_name"] = "changed after"  # the row's text was written as it was added
         assert [made[0].closed, list(spilled)] == [False, [{"file_name": "x"}]]
     assert made[0].closed
+
+
+def test_a_spill_that_cannot_be_written_is_a_one_line_local_file_error(tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    from magedl.errors import LocalFileError
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", full)
+    with pytest.raises(LocalFileError) as info, SpilledRows(tmp_path) as rows:
+        rows.add("file/a", {"path": "file/a"})
+    assert str(info.value) == (f"{tmp_path}: cannot hold the --json rows there until they are printed (No space "
+                               "left on device); free some space, or leave out --json")
