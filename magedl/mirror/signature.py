@@ -25,6 +25,8 @@ from magedl.secrecy import SECRET_FILE_LIMIT, SECURITY, check_private
 from magedl.service.fileadapter import open_published
 from magedl.text import printable
 
+log = logging.getLogger(__name__)
+
 if TYPE_CHECKING:
     import subprocess
 
@@ -34,7 +36,6 @@ MAX_SIGNATURE_BYTES = 64 * 1024
 # Seconds ssh-keygen may take to check a signature (signing may wait for a passphrase or a key touch).
 CHECK_TIMEOUT = 60
 # Lines of an allowed_signers file listing the signing key that are tried (each is one ssh-keygen run).
-log = logging.getLogger(__name__)
 MAX_PRINCIPALS_TRIED = 8
 INSTALL = "install OpenSSH's client (8.2 or later; Debian/Ubuntu: apt-get install openssh-client)"
 
