@@ -24,6 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from benchlib import measured
+
 PROJECT = "magento/project-community-edition:2.4.7"
 
 
@@ -114,7 +116,7 @@ def run(bench, work, magedl_cmd, env, size=500):
 
 
 def timed(cmd, out_dir, env):
-    """(wall s, user+sys CPU s, peak RSS MiB) of one command, run in a new folder under *out_dir* (GNU time's figures).
+    """:func:`benchlib.measured` of one command, run in a new folder under *out_dir*.
 
     Nothing is deleted between runs; the caller removes *out_dir* at the end. On ext4 without a journal
     (this machine's), a file made within minutes of many deletions nearby costs a scan past each deleted
@@ -122,14 +124,7 @@ def timed(cmd, out_dir, env):
     more so the larger it was (docs/scale.md, "Deleted files nearby").
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=out_dir))
-    report = run_dir / "time.out"
-    proc = subprocess.run(["/usr/bin/time", "-f", "%e %U %S %M", "-o", str(report), *cmd], cwd=run_dir, env=env,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{cmd[0]} exited {proc.returncode}: {proc.stderr.decode(errors='replace')[-500:]}")
-    wall, user, system, peak = report.read_text().split()[-4:]
-    return float(wall), float(user) + float(system), int(peak) / 1024
+    return measured(cmd, env, tempfile.mkdtemp(prefix="run-", dir=out_dir))
 
 
 def compare(bench, commands):

@@ -22,31 +22,17 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from benchlib import measured
 
 RELEASE_SIZES = (1000, 20000)
 COMPOSER_SIZES = (500, 5000)
 QUICK_RELEASE_SIZES = (200, 2000)
 QUICK_COMPOSER_SIZES = (100, 500)
 COMPOSER_ROUNDS = 3  # the sizes interleaved; each growth ratio is the median of the rounds'
-
-
-def measured(cmd, env, cwd):
-    """(wall seconds, user+sys CPU seconds, peak RSS MiB) of one command (GNU time measures the command itself)."""
-    report = Path(cwd) / "time.out"
-    start = time.perf_counter()
-    proc = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", "-o", str(report), *cmd], cwd=cwd, env=env,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[:4])}... exited {proc.returncode}: "
-                           f"{proc.stderr.decode(errors='replace')[-400:]}")
-    user, system, rss = report.read_text().split()[-3:]
-    return wall, float(user) + float(system), int(rss) / 1024
 
 
 def tiny_mirror_source(root, n):

@@ -21,6 +21,20 @@ TOOLS = {"nginx": "nginx-light", "curl": "curl", "wget": "wget", "aria2c": "aria
          "openssl": "openssl"}
 
 
+def measured(cmd, env, cwd):
+    """(wall seconds, user+sys CPU seconds, peak RSS MiB) of one command (GNU time measures the command itself)."""
+    report = Path(cwd) / "time.out"
+    start = time.perf_counter()
+    proc = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", "-o", str(report), *cmd], cwd=cwd, env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:4])}... exited {proc.returncode}: "
+                           f"{proc.stderr.decode(errors='replace')[-400:]}")
+    user, system, rss = report.read_text().split()[-3:]
+    return wall, float(user) + float(system), int(rss) / 1024
+
+
 def ensure_tools():
     """Install the Debian packages of the tools compared against, when missing (needs root)."""
     missing = [pkg for tool, pkg in TOOLS.items() if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists()]
